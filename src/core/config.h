@@ -1,0 +1,95 @@
+/* config.h - the configuration file (libconfuse), validated into plain structs */
+#ifndef MX_CORE_CONFIG_H
+#define MX_CORE_CONFIG_H
+
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cidr.h"
+#include "queue/route.h"
+
+struct config_listen {
+    char *name;
+    char *address;   /* "127.0.0.1:2525" as written */
+    int implicit_tls;/* tls = "implicit" (port 465 style) */
+    int starttls;    /* offer STARTTLS (default when a tls section exists) */
+};
+
+struct config_route {
+    char *domain;    /* "example.test", ".example.test" (subdomains) or "*" */
+    struct route_target target;
+};
+
+struct config_limits {
+    unsigned max_connections;        /* total, default 1000 */
+    unsigned max_connections_per_ip; /* default 20 */
+    uint64_t max_message_size;       /* octets, default 10240000 (SIZE) */
+    unsigned max_recipients;         /* per message, default 1000 */
+    unsigned max_errors;             /* per session before 421, default 10 */
+    unsigned max_commands;           /* per session, default 10000 */
+};
+
+struct config_timeouts {
+    unsigned command;  /* waiting for a command, RFC 5321 4.5.3.2.7: 300 s */
+    unsigned data;     /* between data blocks: 180 s (client side 4.5.3.2.5) */
+    unsigned greeting_delay; /* pause before the 220; 0 = none */
+};
+
+struct config_queue {
+    unsigned retry_min;     /* first retry after, default 60 s */
+    unsigned retry_max;     /* backoff cap, default 3600 s */
+    unsigned lifetime;      /* give up after, default 432000 s (5 days) */
+    unsigned fsync_threads; /* workers doing fsync and file I/O, default 4 */
+    unsigned max_deliveries;/* concurrent deliveries, default 100 */
+    unsigned bounce_limit;  /* DSNs per destination address per bounce_window, default 5 */
+    unsigned bounce_window; /* default 3600 s */
+};
+
+struct config_delivery {
+    unsigned connect_timeout; /* default 30 s */
+    unsigned command_timeout; /* default 300 s */
+    unsigned data_timeout;    /* default 600 s */
+    int starttls;             /* opportunistic STARTTLS to the next hop, default true */
+};
+
+struct config {
+    char *path;
+    char *hostname;
+    char *user;       /* NULL: do not change user */
+    char *spool_dir;  /* absolute */
+    char *state_dir;  /* absolute */
+    char *log_level;  /* "info" or "debug" */
+    char **domains;
+    size_t ndomains;
+    struct cidr *relay_networks;
+    size_t nrelay_networks;
+    struct config_listen *listen;
+    size_t nlisten;
+    struct config_route *routes;
+    size_t nroutes;
+    char *tls_certificate; /* NULL: no TLS */
+    char *tls_key;
+    char *tls_ciphers;     /* NULL: OpenSSL defaults */
+    struct config_limits limits;
+    struct config_timeouts timeouts;
+    struct config_queue queue;
+    struct config_delivery delivery;
+};
+
+/*
+ * config_load - parse and validate path. Each error is printed to errout
+ * as "path:line: message" (line 0 when the error is not tied to a line).
+ * Returns NULL if there was any error.
+ */
+struct config *config_load(const char *path, FILE *errout);
+void config_free(struct config *cfg);
+
+/* config_is_local_domain - is domain one of `domains` (case-insensitive) */
+int config_is_local_domain(const struct config *cfg, const char *domain);
+/* config_route_for - the route of domain: exact, then ".parent" patterns, then "*"; NULL if none */
+const struct config_route *config_route_for(const struct config *cfg, const char *domain);
+/* config_control_socket - "<state_dir>/control.sock" into dst */
+void config_control_socket(const struct config *cfg, char *dst, size_t dstlen);
+
+#endif

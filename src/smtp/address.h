@@ -1,0 +1,59 @@
+/* address.h - RFC 5321 paths: mailbox syntax, domains, and relay tricks */
+#ifndef MX_SMTP_ADDRESS_H
+#define MX_SMTP_ADDRESS_H
+
+#include <stddef.h>
+
+#define SMTP_LOCAL_MAX 64    /* RFC 5321 4.5.3.1.1 */
+#define SMTP_DOMAIN_MAX 255  /* RFC 5321 4.5.3.1.2 */
+#define SMTP_PATH_MAX 256    /* RFC 5321 4.5.3.1.3, includes < > */
+
+enum addr_err {
+    ADDR_OK = 0,
+    ADDR_EMPTY,         /* "" where a mailbox is required */
+    ADDR_SYNTAX,        /* not a Mailbox per RFC 5321 4.1.2 */
+    ADDR_TOO_LONG,      /* local part, domain or path over the limits */
+    ADDR_NO_DOMAIN,     /* "user" without @domain */
+    ADDR_BAD_DOMAIN,    /* domain or address literal malformed */
+    ADDR_8BIT,          /* non-ASCII without SMTPUTF8 */
+};
+
+/* Properties that must never open a relay; set by addr_parse. */
+struct addr {
+    char local[SMTP_LOCAL_MAX * 4 + 3]; /* as written; quoted form keeps its quotes */
+    char domain[SMTP_DOMAIN_MAX + 1];   /* lower-cased ASCII; "[1.2.3.4]" for literals */
+    int quoted;         /* local part was a quoted-string */
+    int had_route;      /* "@a,@b:user@dom" source route was given (and dropped) */
+    int has_percent;    /* '%' in the local part: user%other@gw */
+    int has_bang;       /* '!' in the local part: host!user@gw */
+    int has_at_in_local;/* '@' inside a quoted local part: "a@b"@gw */
+    int is_literal;     /* domain is an address literal [..] */
+};
+
+/*
+ * addr_parse - parse the inside of a path (between < and >) into a.
+ * An empty string is the null path: returns ADDR_EMPTY with a zeroed a.
+ * Source routes are accepted syntactically and dropped (RFC 5321 4.1.2,
+ * C.) but flagged. utf8: SMTPUTF8 was given, so UTF-8 is allowed in
+ * local part and domain. Domain names are checked label by label (LDH, no
+ * empty label, each label <= 63) and lower-cased.
+ */
+enum addr_err addr_parse(const char *path, int utf8, struct addr *a);
+
+/* addr_format - "local@domain" into dst (NUL-terminated; returns length or -1 if too small) */
+int addr_format(const struct addr *a, char *dst, size_t dstlen);
+
+/*
+ * addr_is_relay_trick - true when the address carries a form that some MTA
+ * behind us could reinterpret as a route to another host: %, !, a source
+ * route, or @ inside a quoted local part. Such recipients never relay.
+ */
+int addr_is_relay_trick(const struct addr *a);
+
+/* addr_domain_match - case-insensitive equality of a domain with a pattern
+ * ("example.test" exact; ".example.test" any subdomain) */
+int addr_domain_match(const char *domain, const char *pattern);
+
+const char *addr_strerror(enum addr_err e);
+
+#endif

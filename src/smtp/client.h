@@ -1,0 +1,67 @@
+/*
+ * client.h - an asynchronous SMTP/LMTP client that delivers one message
+ * to one next hop over the event loop, with PIPELINING when offered and
+ * opportunistic STARTTLS.
+ */
+#ifndef MX_SMTP_CLIENT_H
+#define MX_SMTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct event_base;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* Final status of one recipient. code 0 means no SMTP reply was obtained
+ * (connection refused, timeout, TLS failure): treat as temporary. */
+struct smtp_client_rcpt {
+    int code;
+    char text[512]; /* the reply text, e.g. "5.1.1 unknown user", or why there was none */
+};
+
+struct smtp_client_result {
+    size_t nrcpt;
+    struct smtp_client_rcpt *rcpt; /* one per request recipient, same order */
+    int tls;                        /* the session was protected by TLS */
+    char tls_desc[96];              /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
+    char peer_greeting[128];        /* first line of the 220, for logs */
+};
+
+struct smtp_client_req {
+    int lmtp;                      /* speak LMTP (LHLO, a reply per recipient after DATA) */
+    struct sockaddr_storage addr;  /* AF_INET, AF_INET6 or AF_UNIX */
+    socklen_t addrlen;
+    const char *helo;              /* our name for EHLO/LHLO */
+    const char *sender;            /* "" for <> */
+    const char *const *rcpts;
+    size_t nrcpt;
+    int body_fd;                   /* the body: dot-stuffed CRLF lines, no final ".\r\n" */
+    off_t body_off;
+    uint64_t body_len;
+    int body_8bit;                 /* add BODY=8BITMIME when offered */
+    int smtputf8;                  /* needs SMTPUTF8: 550 5.6.7 if the peer lacks it */
+    SSL_CTX *tls;                  /* non-NULL: STARTTLS when offered (no verification) */
+    int connect_timeout;           /* seconds */
+    int command_timeout;
+    int data_timeout;              /* for the reply to the final dot */
+    void (*done)(void *arg, const struct smtp_client_result *res);
+    void *arg;
+};
+
+struct smtp_client;
+
+/*
+ * smtp_client_start - begin delivering. req is copied (the strings and fd
+ * must stay valid until done runs; the fd is not closed). done is called
+ * exactly once, later, from the loop — never from inside this call — and
+ * the result is valid only during that call. NULL on immediate resource
+ * failure (no callback then).
+ */
+struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp_client_req *req);
+
+/* smtp_client_cancel - abort; done will not be called */
+void smtp_client_cancel(struct smtp_client *c);
+
+#endif
