@@ -1,0 +1,186 @@
+"""sink.py - the "internal mail server" of the integration tests.
+
+An aiosmtpd server (SMTP or LMTP) running in a thread on 127.0.0.1. It
+records every message it accepts: envelope sender, recipients, MAIL
+parameters and the exact content octets after the SMTP transparency
+procedure has been undone (aiosmtpd removes one leading dot per line and
+keeps CRLF line ends; with decode_data=False the octets are untouched).
+
+Recipients can be made to fail: sink.rules["bad@example.test"] = "550 5.1.1 ..."
+makes RCPT TO:<bad@example.test> answer that reply. The server can be
+stopped and started again on the same port (the "internal server is down"
+tests).
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+
+@dataclass
+class Received:
+    """One message as the internal server saw it."""
+
+    mail_from: str
+    rcpt_tos: List[str]
+    mail_options: List[str]
+    content: bytes
+    peer: Optional[tuple] = None
+    helo: Optional[str] = None
+    when: float = field(default_factory=time.monotonic)
+
+
+class _Handler:
+    """aiosmtpd handler: applies the recipient rules, records the message."""
+
+    def __init__(self, sink: "Sink"):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.sink.rule_for(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.sink._record(
+            Received(
+                mail_from=envelope.mail_from,
+                rcpt_tos=list(envelope.rcpt_tos),
+                mail_options=list(envelope.mail_options or []),
+                content=bytes(envelope.original_content),
+                peer=session.peer,
+                helo=session.host_name,
+            )
+        )
+        if self.sink.lmtp:
+            # LMTP: one reply per accepted recipient (RFC 2033 4.2).
+            return "\r\n".join(
+                "250 2.0.0 <%s> Ok" % r for r in envelope.rcpt_tos
+            )
+        return "250 2.0.0 Ok: stored by sink"
+
+
+class _SinkController(Controller):
+    """Controller whose factory builds an SMTP or LMTP server object."""
+
+    def __init__(self, handler, lmtp: bool, **kw):
+        self._lmtp = lmtp
+        super().__init__(handler, **kw)
+
+    def factory(self):
+        cls = LMTP if self._lmtp else SMTP
+        return cls(self.handler, **self.SMTP_kwargs)
+
+
+class Sink:
+    """A restartable recording SMTP/LMTP server on 127.0.0.1:port."""
+
+    def __init__(self, port: int, lmtp: bool = False):
+        self.port = port
+        self.lmtp = lmtp
+        self.rules: Dict[str, str] = {}
+        self._messages: List[Received] = []
+        self._cond = threading.Condition()
+        self._controller: Optional[_SinkController] = None
+
+    # -- life cycle ---------------------------------------------------------
+    def start(self) -> "Sink":
+        """Listen on self.port (the same port every time)."""
+        assert self._controller is None, "sink already running"
+        ctl = _SinkController(
+            _Handler(self),
+            lmtp=self.lmtp,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="sink.internal.test",
+            decode_data=False,
+            ready_timeout=10.0,
+        )
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                ctl.start()
+                break
+            except OSError:
+                # The port may still be held briefly by the previous
+                # incarnation's sockets; aiosmtpd uses SO_REUSEADDR so this
+                # is rare, but retry for a moment instead of failing.
+                if time.monotonic() > deadline:
+                    raise
+                ctl = _SinkController(
+                    _Handler(self),
+                    lmtp=self.lmtp,
+                    hostname="127.0.0.1",
+                    port=self.port,
+                    server_hostname="sink.internal.test",
+                    decode_data=False,
+                    ready_timeout=10.0,
+                )
+                time.sleep(0.1)
+        self._controller = ctl
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and drop every open connection."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    # -- rules and records --------------------------------------------------
+    def rule_for(self, address: str) -> Optional[str]:
+        with self._cond:
+            return self.rules.get(address.lower())
+
+    def set_rule(self, address: str, reply: Optional[str]) -> None:
+        """reply like "550 5.1.1 unknown user"; None removes the rule."""
+        with self._cond:
+            if reply is None:
+                self.rules.pop(address.lower(), None)
+            else:
+                self.rules[address.lower()] = reply
+
+    def _record(self, msg: Received) -> None:
+        with self._cond:
+            self._messages.append(msg)
+            self._cond.notify_all()
+
+    @property
+    def messages(self) -> List[Received]:
+        with self._cond:
+            return list(self._messages)
+
+    def wait_for(self, n: int = 1, timeout: float = 5.0) -> List[Received]:
+        """Wait until at least n messages arrived; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "sink on port %d: expected %d message(s) within %.1f s, got %d"
+                        % (self.port, n, timeout, len(self._messages))
+                    )
+                self._cond.wait(left)
+            return list(self._messages)
+
+    def wait_quiet(self, n: int, quiet: float = 1.0) -> List[Received]:
+        """Assert that no more than n messages arrive during `quiet` seconds."""
+        time.sleep(quiet)
+        msgs = self.messages
+        assert len(msgs) == n, "sink: expected exactly %d message(s), got %d: %r" % (
+            n,
+            len(msgs),
+            [(m.mail_from, m.rcpt_tos) for m in msgs],
+        )
+        return msgs
