@@ -11,13 +11,13 @@
 
 struct config_listen {
     char *name;
-    char *address;   /* "127.0.0.1:2525" as written */
-    int implicit_tls;/* tls = "implicit" (port 465 style) */
-    int starttls;    /* offer STARTTLS (default when a tls section exists) */
+    char *address;    /* "127.0.0.1:2525" as written */
+    int implicit_tls; /* tls = "implicit" (port 465 style) */
+    int starttls;     /* offer STARTTLS (default when a tls section exists) */
 };
 
 struct config_route {
-    char *domain;    /* "example.test", ".example.test" (subdomains) or "*" */
+    char *domain; /* "example.test", ".example.test" (subdomains) or "*" */
     struct route_target target;
 };
 
@@ -31,19 +31,19 @@ struct config_limits {
 };
 
 struct config_timeouts {
-    unsigned command;  /* waiting for a command, RFC 5321 4.5.3.2.7: 300 s */
-    unsigned data;     /* between data blocks: 180 s (client side 4.5.3.2.5) */
+    unsigned command;        /* waiting for a command, RFC 5321 4.5.3.2.7: 300 s */
+    unsigned data;           /* between data blocks: 180 s (client side 4.5.3.2.5) */
     unsigned greeting_delay; /* pause before the 220; 0 = none */
 };
 
 struct config_queue {
-    unsigned retry_min;     /* first retry after, default 60 s */
-    unsigned retry_max;     /* backoff cap, default 3600 s */
-    unsigned lifetime;      /* give up after, default 432000 s (5 days) */
-    unsigned fsync_threads; /* workers doing fsync and file I/O, default 4 */
-    unsigned max_deliveries;/* concurrent deliveries, default 100 */
-    unsigned bounce_limit;  /* DSNs per destination address per bounce_window, default 5 */
-    unsigned bounce_window; /* default 3600 s */
+    unsigned retry_min;      /* first retry after, default 60 s */
+    unsigned retry_max;      /* backoff cap, default 3600 s */
+    unsigned lifetime;       /* give up after, default 432000 s (5 days) */
+    unsigned fsync_threads;  /* workers doing fsync and file I/O, default 4 */
+    unsigned max_deliveries; /* concurrent deliveries, default 100 */
+    unsigned bounce_limit;   /* DSNs per destination address per bounce_window, default 5 */
+    unsigned bounce_window;  /* default 3600 s */
 };
 
 struct config_delivery {
@@ -56,10 +56,10 @@ struct config_delivery {
 struct config {
     char *path;
     char *hostname;
-    char *user;       /* NULL: do not change user */
-    char *spool_dir;  /* absolute */
-    char *state_dir;  /* absolute */
-    char *log_level;  /* "info" or "debug" */
+    char *user;      /* NULL: do not change user */
+    char *spool_dir; /* absolute */
+    char *state_dir; /* absolute */
+    char *log_level; /* "info" or "debug" */
     char **domains;
     size_t ndomains;
     struct cidr *relay_networks;
@@ -70,7 +70,7 @@ struct config {
     size_t nroutes;
     char *tls_certificate; /* NULL: no TLS */
     char *tls_key;
-    char *tls_ciphers;     /* NULL: OpenSSL defaults */
+    char *tls_ciphers; /* NULL: OpenSSL defaults */
     struct config_limits limits;
     struct config_timeouts timeouts;
     struct config_queue queue;

@@ -9,10 +9,10 @@ enum route_kind { ROUTE_SMTP, ROUTE_LMTP, ROUTE_MAILDIR };
 
 struct route_target {
     enum route_kind kind;
-    char host[256];       /* SMTP/LMTP over TCP: name or IP literal, without brackets */
-    int literal;          /* "[host]": an address, no MX lookup */
-    int port;             /* 25 for smtp, 24 for lmtp unless given */
-    char path[PATH_MAX];  /* lmtp:unix: socket path, or maildir root (absolute) */
+    char host[256];      /* SMTP/LMTP over TCP: name or IP literal, without brackets */
+    int literal;         /* "[host]": an address, no MX lookup */
+    int port;            /* 25 for smtp, 24 for lmtp unless given */
+    char path[PATH_MAX]; /* lmtp:unix: socket path, or maildir root (absolute) */
 };
 
 /*

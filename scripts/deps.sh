@@ -1,0 +1,28 @@
+#!/bin/sh
+# deps.sh - install the Debian packages mxgate needs to build, run and test.
+# Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
+set -eu
+
+PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
+libcrypt-dev libpsl-dev libconfuse-dev libcmocka-dev openssl
+python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim
+swaks postfix"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Postfix is only wanted for its load tools (smtp-source, smtp-sink): no
+# configuration questions, and it must not start a mail server here.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing

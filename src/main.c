@@ -1,0 +1,196 @@
+/* main.c - mxgated: start-up, privilege drop, wiring, signals, shutdown */
+#include <errno.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/control.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/privs.h"
+#include "queue/queue.h"
+#include "queue/spool.h"
+#include "smtp/server.h"
+#include "tls/tls.h"
+
+#define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
+
+struct options {
+    const char *config;
+    int foreground;
+    int check_only;
+    int debug;
+};
+
+/* usage - the command line, then exit 2 */
+static void usage(void)
+{
+    fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-c config]\n"
+                    "  -c FILE  configuration (default " MXGATE_DEFAULT_CONFIG ")\n"
+                    "  -f       stay in the foreground, log to stderr\n"
+                    "  -n       check the configuration and exit\n"
+                    "  -d       debug logging\n");
+    exit(2);
+}
+
+/* parse_options - getopt */
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    int ch;
+
+    o->config = MXGATE_DEFAULT_CONFIG;
+    while ((ch = getopt(argc, argv, "c:fndh")) != -1) {
+        switch (ch) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'f':
+            o->foreground = 1;
+            break;
+        case 'n':
+            o->check_only = 1;
+            break;
+        case 'd':
+            o->debug = 1;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+}
+
+/* on_stop - SIGTERM/SIGINT: leave the loop; shutdown happens in main */
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    log_info("event=stopping signal=%d", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+/* on_hup - nothing is reloadable yet: say so instead of dying (the default action) */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    log_info("event=sighup action=none reason=\"configuration is read at start only\"");
+}
+
+/* setup_tls - server and client contexts */
+static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **client)
+{
+    char err[512];
+
+    if (cfg->tls_certificate) {
+        srv->tls =
+            tls_server_ctx(cfg->tls_certificate, cfg->tls_key, cfg->tls_ciphers, err, sizeof(err));
+        if (!srv->tls)
+            log_fatal("event=fatal what=tls error=\"%s\"", err);
+    }
+    *client = NULL;
+    if (cfg->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
+        log_fatal("event=fatal what=tls-client error=\"%s\"", err);
+}
+
+/* setup_dirs - spool and state, created before we lose the right to */
+static struct spool *setup_dirs(const struct config *cfg)
+{
+    char err[512];
+    struct spool *sp;
+
+    if (privs_mkdirs(cfg->state_dir) < 0)
+        log_fatal("event=fatal what=state_dir path=%s error=\"%s\"", cfg->state_dir,
+                  strerror(errno));
+    if (privs_mkdirs(cfg->spool_dir) < 0)
+        log_fatal("event=fatal what=spool_dir path=%s error=\"%s\"", cfg->spool_dir,
+                  strerror(errno));
+    sp = spool_open(cfg->spool_dir, err, sizeof(err));
+    if (!sp)
+        log_fatal("event=fatal what=spool error=\"%s\"", err);
+    return sp;
+}
+
+/* run - everything between configuration and exit */
+static int run(const struct config *cfg, const struct options *o)
+{
+    struct server srv = {.cfg = cfg};
+    struct event *sig_term, *sig_int, *sig_hup;
+    struct control *ctl;
+    SSL_CTX *client_tls;
+    char err[512], sock[4096];
+    const char *dirs[3];
+
+    srv.spool = setup_dirs(cfg);
+    srv.base = event_base_new();
+    if (!srv.base)
+        log_fatal("event=fatal what=\"event_base_new failed\"");
+    LIST_INIT(&srv.sessions);
+    setup_tls(cfg, &srv, &client_tls);
+    if (server_listen(&srv, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=listen error=\"%s\"", err);
+    dirs[0] = cfg->spool_dir;
+    dirs[1] = cfg->state_dir;
+    dirs[2] = NULL;
+    if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=privileges error=\"%s\"", err);
+    srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
+    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
+    if (!srv.pool || !srv.queue)
+        log_fatal("event=fatal what=\"out of memory\"");
+    config_control_socket(cfg, sock, sizeof(sock));
+    if (!(ctl = control_open(srv.base, sock, srv.queue)))
+        log_fatal("event=fatal what=control path=%s error=\"%s\"", sock, strerror(errno));
+    sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
+    sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
+    sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, NULL);
+    evsignal_add(sig_term, NULL);
+    evsignal_add(sig_int, NULL);
+    evsignal_add(sig_hup, NULL);
+    queue_start(srv.queue);
+    server_enable(&srv);
+    log_info("event=ready hostname=%s", cfg->hostname);
+    event_base_dispatch(srv.base);
+
+    /* Sessions first (their commits detach), then deliveries, then the pool drains. */
+    server_close(&srv);
+    control_close(ctl);
+    queue_free(srv.queue);
+    srv.queue = NULL;
+    pool_free(srv.pool);
+    spool_close(srv.spool);
+    event_free(sig_term);
+    event_free(sig_int);
+    event_free(sig_hup);
+    SSL_CTX_free(srv.tls);
+    SSL_CTX_free(client_tls);
+    event_base_free(srv.base);
+    log_info("event=stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    struct config *cfg;
+    int rc;
+
+    parse_options(argc, argv, &o);
+    cfg = config_load(o.config, stderr);
+    if (!cfg)
+        return 1;
+    if (o.check_only) {
+        printf("%s: ok\n", o.config);
+        config_free(cfg);
+        return 0;
+    }
+    log_init("mxgated", o.foreground, o.debug || strcmp(cfg->log_level, "debug") == 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (!o.foreground && daemon(0, 0) < 0)
+        log_fatal("event=fatal what=daemon error=\"%s\"", strerror(errno));
+    rc = run(cfg, &o);
+    config_free(cfg);
+    return rc;
+}

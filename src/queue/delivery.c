@@ -1,0 +1,591 @@
+/* delivery.c - one attempt: route, hand over, record, bounce, dequeue */
+#include "queue/delivery.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/cidr.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "queue/bouncelimit.h"
+#include "queue/dsn.h"
+#include "queue/maildir.h"
+#include "queue/route.h"
+#include "smtp/client.h"
+
+enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
+
+/* One pending recipient in this attempt. */
+struct dl_rcpt {
+    size_t idx; /* into env.rcpt */
+    enum dl_result res;
+    int code;
+    char text[512];
+    char relay[320];
+};
+
+/* The recipients that share a route, handed over together. */
+struct dl_leg {
+    struct delivery *d;
+    const struct config_route *route;
+    struct dl_rcpt **rcpt;
+    const char **addrs;
+    size_t n;
+    struct smtp_client *client;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int gai_err;
+};
+
+struct delivery {
+    struct delivery_ctx ctx;
+    char id[SPOOL_ID_LEN + 1];
+    struct spool_envelope env;
+    off_t body_off;
+    uint64_t body_len;
+    int body_fd;
+    struct dl_rcpt *r;
+    size_t nr;
+    struct dl_leg *legs;
+    size_t nlegs;
+    unsigned pending;   /* legs not finished */
+    unsigned pool_jobs; /* jobs in the pool that point at us */
+    int cancelled;
+    delivery_done_fn done;
+    void *arg;
+    /* decided in delivery_finish, carried out in the pool */
+    int make_dsn;
+    const char *dsn_note; /* none, suppressed or failed, when no DSN id */
+    int dsn_ok;
+    int remove_ok;
+    struct delivery_outcome out;
+};
+
+static void delivery_finish(struct delivery *d);
+
+/* delivery_free - release the attempt */
+static void delivery_free(struct delivery *d)
+{
+    for (size_t i = 0; i < d->nlegs; i++) {
+        if (d->legs[i].client)
+            smtp_client_cancel(d->legs[i].client);
+        free(d->legs[i].rcpt);
+        free(d->legs[i].addrs);
+    }
+    free(d->legs);
+    free(d->r);
+    if (d->body_fd >= 0)
+        close(d->body_fd);
+    spool_envelope_free(&d->env);
+    free(d);
+}
+
+/* dl_submit - a pool job that holds a reference on d */
+static void dl_submit(struct delivery *d, pool_work_fn work, pool_done_fn done, void *arg)
+{
+    d->pool_jobs++;
+    pool_submit(d->ctx.pool, work, done, arg);
+}
+
+/* dl_job_release - a pool job finished; 1 if d was cancelled meanwhile (and is now freed if last)
+ */
+static int dl_job_release(struct delivery *d)
+{
+    d->pool_jobs--;
+    if (!d->cancelled)
+        return 0;
+    if (d->pool_jobs == 0)
+        delivery_free(d);
+    return 1;
+}
+
+/* dl_set - the outcome of one recipient from a reply code (0: no reply) */
+static void dl_set(struct dl_rcpt *r, int code, const char *text, const char *relay)
+{
+    r->code = code;
+    r->res = code >= 200 && code < 300 ? DL_OK : code >= 500 && code < 600 ? DL_BOUNCE : DL_DEFER;
+    snprintf(r->text, sizeof(r->text), "%s", text);
+    snprintf(r->relay, sizeof(r->relay), "%s", relay);
+}
+
+/* dl_leg_done - one route finished */
+static void dl_leg_done(struct delivery *d)
+{
+    if (--d->pending == 0)
+        delivery_finish(d);
+}
+
+/* dl_leg_fail - every recipient of the leg gets the same outcome */
+static void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
+{
+    char relay[320] = "none";
+
+    if (leg->route)
+        route_target_format(&leg->route->target, relay, sizeof(relay));
+    for (size_t i = 0; i < leg->n; i++)
+        dl_set(leg->rcpt[i], code, text, relay);
+    dl_leg_done(leg->d);
+}
+
+/* dl_client_done - the SMTP/LMTP client's per-recipient answers */
+static void dl_client_done(void *arg, const struct smtp_client_result *res)
+{
+    struct dl_leg *leg = arg;
+    char relay[320];
+
+    leg->client = NULL;
+    route_target_format(&leg->route->target, relay, sizeof(relay));
+    for (size_t i = 0; i < leg->n && i < res->nrcpt; i++)
+        dl_set(leg->rcpt[i], res->rcpt[i].code, res->rcpt[i].text, relay);
+    dl_leg_done(leg->d);
+}
+
+/* dl_client_start - hand the leg's recipients to a new client connection */
+static void dl_client_start(struct dl_leg *leg)
+{
+    struct delivery *d = leg->d;
+    const struct config *cfg = d->ctx.cfg;
+    struct smtp_client_req req = {
+        .lmtp = leg->route->target.kind == ROUTE_LMTP,
+        .addrlen = leg->addrlen,
+        .helo = cfg->hostname,
+        .sender = d->env.sender,
+        .rcpts = leg->addrs,
+        .nrcpt = leg->n,
+        .body_fd = d->body_fd,
+        .body_off = d->body_off,
+        .body_len = d->body_len,
+        .body_8bit = d->env.body_8bit,
+        .smtputf8 = d->env.smtputf8,
+        .tls = cfg->delivery.starttls ? d->ctx.client_tls : NULL,
+        .connect_timeout = (int)cfg->delivery.connect_timeout,
+        .command_timeout = (int)cfg->delivery.command_timeout,
+        .data_timeout = (int)cfg->delivery.data_timeout,
+        .done = dl_client_done,
+        .arg = leg,
+    };
+
+    memcpy(&req.addr, &leg->addr, sizeof(req.addr));
+    leg->client = smtp_client_start(d->ctx.base, &req);
+    if (!leg->client)
+        dl_leg_fail(leg, 0, "cannot start a delivery connection");
+}
+
+/* dl_resolve_work - in the pool: the next hop's address (no MX lookup: routes name hosts) */
+static void dl_resolve_work(void *arg)
+{
+    struct dl_leg *leg = arg;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    char port[8];
+
+    snprintf(port, sizeof(port), "%d", leg->route->target.port);
+    leg->gai_err = getaddrinfo(leg->route->target.host, port, &hints, &ai);
+    if (leg->gai_err)
+        return;
+    memcpy(&leg->addr, ai->ai_addr, ai->ai_addrlen);
+    leg->addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+}
+
+/* dl_resolve_done - on the loop: connect, or defer with the resolver's reason */
+static void dl_resolve_done(void *arg)
+{
+    struct dl_leg *leg = arg;
+    char text[300];
+
+    if (dl_job_release(leg->d))
+        return;
+    if (leg->gai_err) {
+        snprintf(text, sizeof(text), "4.4.4 host %s not found: %s", leg->route->target.host,
+                 gai_strerror(leg->gai_err));
+        dl_leg_fail(leg, 0, text);
+        return;
+    }
+    dl_client_start(leg);
+}
+
+/* dl_start_remote - SMTP or LMTP: literal address, UNIX socket, or a name to resolve */
+static void dl_start_remote(struct dl_leg *leg)
+{
+    const struct route_target *t = &leg->route->target;
+    struct sockaddr_un *sun = (struct sockaddr_un *)&leg->addr;
+
+    if (t->kind == ROUTE_LMTP && t->path[0]) {
+        sun->sun_family = AF_UNIX;
+        snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t->path);
+        leg->addrlen = sizeof(*sun);
+        dl_client_start(leg);
+    } else if (t->literal) {
+        if (sockaddr_parse(t->host, t->port, &leg->addr, &leg->addrlen) < 0) {
+            dl_leg_fail(leg, 0, "4.4.4 bad address literal in route");
+            return;
+        }
+        dl_client_start(leg);
+    } else {
+        dl_submit(leg->d, dl_resolve_work, dl_resolve_done, leg);
+    }
+}
+
+/* A maildir delivery of one recipient, run in the pool. */
+struct dl_maildir {
+    struct dl_leg *leg;
+    struct dl_rcpt *r;
+    const char *rcpt;
+    int rc;
+    int permanent;
+    char err[256];
+};
+
+/* dl_maildir_work - in the pool: write the file */
+static void dl_maildir_work(void *arg)
+{
+    struct dl_maildir *m = arg;
+    struct delivery *d = m->leg->d;
+    char local[512];
+    const char *at = strrchr(m->rcpt, '@');
+    size_t n = at ? (size_t)(at - m->rcpt) : strlen(m->rcpt);
+
+    if (n >= sizeof(local)) {
+        m->rc = -1;
+        m->permanent = 1;
+        snprintf(m->err, sizeof(m->err), "local part too long");
+        return;
+    }
+    memcpy(local, m->rcpt, n);
+    local[n] = '\0';
+    m->rc = maildir_deliver(m->leg->route->target.path, local, d->env.sender, m->rcpt, d->body_fd,
+                            d->body_off, d->body_len, m->err, sizeof(m->err), &m->permanent);
+}
+
+/* dl_maildir_done - on the loop: record the outcome */
+static void dl_maildir_done(void *arg)
+{
+    struct dl_maildir *m = arg;
+    struct dl_leg *leg = m->leg;
+    char relay[320], text[512];
+
+    if (dl_job_release(leg->d)) {
+        free(m);
+        return;
+    }
+    route_target_format(&leg->route->target, relay, sizeof(relay));
+    if (m->rc == 0)
+        dl_set(m->r, 250, "2.0.0 delivered to maildir", relay);
+    else {
+        snprintf(text, sizeof(text), "%s %s", m->permanent ? "5.2.0" : "4.2.0", m->err);
+        dl_set(m->r, m->permanent ? 550 : 451, text, relay);
+    }
+    free(m);
+    dl_leg_done(leg->d);
+}
+
+/* dl_start_maildir - one pool job per recipient; the leg ends with the last one */
+static void dl_start_maildir(struct dl_leg *leg)
+{
+    struct delivery *d = leg->d;
+
+    d->pending += (unsigned)leg->n - 1; /* each job ends one share of the leg */
+    for (size_t i = 0; i < leg->n; i++) {
+        struct dl_maildir *m = calloc(1, sizeof(*m));
+        if (!m) {
+            dl_set(leg->rcpt[i], 0, "4.3.0 out of memory", "maildir");
+            dl_leg_done(d);
+            continue;
+        }
+        m->leg = leg;
+        m->r = leg->rcpt[i];
+        m->rcpt = leg->addrs[i];
+        dl_submit(d, dl_maildir_work, dl_maildir_done, m);
+    }
+}
+
+/* dl_domain - the domain part of a stored recipient */
+static const char *dl_domain(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+
+    return at ? at + 1 : "";
+}
+
+/* dl_group - recipients sharing a route become one leg */
+static int dl_group(struct delivery *d)
+{
+    d->legs = calloc(d->nr ? d->nr : 1, sizeof(*d->legs));
+    if (!d->legs)
+        return -1;
+    for (size_t i = 0; i < d->nr; i++) {
+        const char *addr = d->env.rcpt[d->r[i].idx].addr;
+        const struct config_route *rt = config_route_for(d->ctx.cfg, dl_domain(addr));
+        struct dl_leg *leg = NULL;
+        for (size_t j = 0; j < d->nlegs && !leg; j++)
+            if (d->legs[j].route == rt)
+                leg = &d->legs[j];
+        if (!leg) {
+            leg = &d->legs[d->nlegs++];
+            leg->d = d;
+            leg->route = rt;
+            leg->rcpt = calloc(d->nr, sizeof(*leg->rcpt));
+            leg->addrs = calloc(d->nr, sizeof(*leg->addrs));
+            if (!leg->rcpt || !leg->addrs)
+                return -1;
+        }
+        leg->rcpt[leg->n] = &d->r[i];
+        leg->addrs[leg->n++] = addr;
+    }
+    return 0;
+}
+
+/* dl_start_legs - every route at once; the +1 guard keeps finish from running mid-loop */
+static void dl_start_legs(struct delivery *d)
+{
+    d->pending = (unsigned)d->nlegs + 1;
+    for (size_t i = 0; i < d->nlegs; i++) {
+        struct dl_leg *leg = &d->legs[i];
+        if (!leg->route)
+            dl_leg_fail(leg, 0, "4.3.5 no route for the recipient's domain");
+        else if (leg->route->target.kind == ROUTE_MAILDIR)
+            dl_start_maildir(leg);
+        else
+            dl_start_remote(leg);
+    }
+    dl_leg_done(d);
+}
+
+/* dl_pending - collect the recipients still to deliver */
+static int dl_pending(struct delivery *d)
+{
+    d->r = calloc(d->env.nrcpt ? d->env.nrcpt : 1, sizeof(*d->r));
+    if (!d->r)
+        return -1;
+    for (size_t i = 0; i < d->env.nrcpt; i++)
+        if (d->env.rcpt[i].state == SPOOL_RCPT_PENDING)
+            d->r[d->nr++].idx = i;
+    return 0;
+}
+
+/* dl_expire - past the lifetime: every pending recipient fails with its last reason */
+static void dl_expire(struct delivery *d)
+{
+    char text[512];
+
+    for (size_t i = 0; i < d->nr; i++) {
+        const char *last = d->env.rcpt[d->r[i].idx].last_text;
+        snprintf(text, sizeof(text), "5.4.7 delivery time expired%s%s", last ? ": " : "",
+                 last ? last : "");
+        dl_set(&d->r[i], 0, text, "none");
+        d->r[i].res = DL_BOUNCE;
+    }
+}
+
+/* delivery_start - load the message and start every route */
+struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
+                                delivery_done_fn done, void *arg)
+{
+    struct delivery *d = calloc(1, sizeof(*d));
+
+    if (!d)
+        return NULL;
+    d->ctx = *ctx;
+    d->done = done;
+    d->arg = arg;
+    d->body_fd = -1;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    if (spool_load(ctx->spool, id, &d->env, &d->body_off, &d->body_len) < 0) {
+        int e = errno;
+        free(d);
+        errno = e;
+        return NULL;
+    }
+    d->body_fd = spool_open_body(ctx->spool, id);
+    if (d->body_fd < 0 || dl_pending(d) < 0 || dl_group(d) < 0) {
+        delivery_free(d);
+        errno = ENOENT;
+        return NULL;
+    }
+    if (time(NULL) - d->env.arrival >= (time_t)ctx->cfg->queue.lifetime) {
+        dl_expire(d);
+        d->pending = 1;
+        dl_leg_done(d);
+    } else {
+        dl_start_legs(d);
+    }
+    return d;
+}
+
+/* delivery_cancel - shutdown: stop clients; pool jobs finish and then free d */
+void delivery_cancel(struct delivery *d)
+{
+    d->cancelled = 1;
+    for (size_t i = 0; i < d->nlegs; i++) {
+        if (d->legs[i].client) {
+            smtp_client_cancel(d->legs[i].client);
+            d->legs[i].client = NULL;
+        }
+    }
+    if (d->pool_jobs == 0)
+        delivery_free(d);
+}
+
+/* dl_write_dsn - in the pool: queue a DSN to the sender listing the bounced recipients */
+static int dl_write_dsn(struct delivery *d)
+{
+    const struct config *cfg = d->ctx.cfg;
+    struct dsn_failure *f = calloc(d->nr, sizeof(*f));
+    struct spool_rcpt to = {.addr = d->env.sender};
+    struct spool_envelope env = {
+        .arrival = time(NULL),
+        .client_ip = "",
+        .client_name = "",
+        .helo = cfg->hostname,
+        .sender = "",
+        .is_bounce = 1,
+        .nrcpt = 1,
+        .rcpt = &to,
+    };
+    struct spool_writer *w = NULL;
+    size_t nf = 0, len = 0;
+    char *msg = NULL;
+    int rc = -1;
+
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < d->nr; i++)
+        if (d->r[i].res == DL_BOUNCE)
+            f[nf++] = (struct dsn_failure){
+                .rcpt = d->env.rcpt[d->r[i].idx].addr, .code = d->r[i].code, .text = d->r[i].text};
+    msg = dsn_build(cfg->hostname, &d->env, d->body_fd, d->body_off, d->body_len, f, nf,
+                    env.arrival, &len);
+    spool_new_id(env.id);
+    if (msg && (w = spool_writer_begin(d->ctx.spool, &env)) != NULL &&
+        spool_writer_write(w, msg, len) == 0 && spool_writer_commit(w) == 0) {
+        memcpy(d->out.dsn_id, env.id, sizeof(env.id));
+        rc = 0;
+    }
+    if (w)
+        spool_writer_free(w);
+    free(msg);
+    free(f);
+    return rc;
+}
+
+/* dl_record - in the pool: make each recipient's outcome durable in log/ID */
+static void dl_record(struct delivery *d)
+{
+    for (size_t i = 0; i < d->nr; i++) {
+        struct dl_rcpt *r = &d->r[i];
+        unsigned idx = (unsigned)r->idx;
+        if (r->res == DL_OK)
+            spool_log(d->ctx.spool, d->id, idx, SPOOL_RCPT_DELIVERED, r->text);
+        else if (r->res == DL_BOUNCE && (!d->make_dsn || d->dsn_ok))
+            spool_log(d->ctx.spool, d->id, idx, SPOOL_RCPT_BOUNCED, r->text);
+        else
+            spool_log_deferred(d->ctx.spool, d->id, idx, r->text);
+    }
+}
+
+/* dl_finish_work - in the pool: DSN first, then dequeue or record progress */
+static void dl_finish_work(void *arg)
+{
+    struct delivery *d = arg;
+    int all_final = 1;
+
+    if (d->make_dsn)
+        d->dsn_ok = dl_write_dsn(d) == 0;
+    for (size_t i = 0; i < d->nr; i++)
+        if (d->r[i].res == DL_DEFER || (d->r[i].res == DL_BOUNCE && d->make_dsn && !d->dsn_ok))
+            all_final = 0;
+    /* A finished message needs no log records: removing it is the record. */
+    if (all_final && spool_remove(d->ctx.spool, d->id) == 0) {
+        d->out.finished = 1;
+        return;
+    }
+    dl_record(d);
+}
+
+/* dl_log_rcpt - one log line per recipient outcome */
+static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
+{
+    char q[600], a[600];
+    const char *addr = log_quote(a, sizeof(a), d->env.rcpt[r->idx].addr);
+
+    if (r->res == DL_OK)
+        log_info("event=delivered id=%s rcpt=%s relay=%s reply=\"%d %s\"", d->id, addr, r->relay,
+                 r->code, r->text);
+    else if (r->res == DL_DEFER)
+        log_info("event=deferred id=%s rcpt=%s relay=%s reason=%s next_retry=%u", d->id, addr,
+                 r->relay, log_quote(q, sizeof(q), r->text), d->out.next_retry);
+    else
+        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s", d->id, addr, r->relay,
+                 log_quote(q, sizeof(q), r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
+}
+
+/* dl_finish_done - on the loop: log, tell the queue, free */
+static void dl_finish_done(void *arg)
+{
+    struct delivery *d = arg;
+
+    if (dl_job_release(d))
+        return;
+    if (d->make_dsn && !d->dsn_ok)
+        d->dsn_note = "failed";
+    for (size_t i = 0; i < d->nr; i++)
+        dl_log_rcpt(d, &d->r[i]);
+    if (d->out.finished)
+        log_info("event=removed id=%s reason=done", d->id);
+    d->done(d->arg, &d->out);
+    delivery_free(d);
+}
+
+/* dl_backoff - retry_min doubling per attempt, capped at retry_max */
+static unsigned dl_backoff(const struct config *cfg, unsigned attempts)
+{
+    unsigned long long t = cfg->queue.retry_min;
+
+    for (unsigned i = 1; i < attempts && t < cfg->queue.retry_max; i++)
+        t *= 2;
+    return t > cfg->queue.retry_max ? cfg->queue.retry_max : (unsigned)t;
+}
+
+/* dl_decide - lifetime turns deferrals into bounces; whether a DSN may be sent */
+static void dl_decide(struct delivery *d, time_t now)
+{
+    const struct config *cfg = d->ctx.cfg;
+    unsigned maxatt = 0;
+    int bounced = 0;
+    char text[512];
+
+    for (size_t i = 0; i < d->nr; i++) {
+        struct dl_rcpt *r = &d->r[i];
+        if (d->env.rcpt[r->idx].attempts > maxatt)
+            maxatt = d->env.rcpt[r->idx].attempts;
+        if (r->res == DL_DEFER && now - d->env.arrival >= (time_t)cfg->queue.lifetime) {
+            snprintf(text, sizeof(text), "5.4.7 delivery time expired: %s", r->text);
+            snprintf(r->text, sizeof(r->text), "%s", text);
+            r->res = DL_BOUNCE;
+        }
+        bounced |= r->res == DL_BOUNCE;
+    }
+    d->out.attempts = maxatt + 1;
+    d->out.next_retry = dl_backoff(cfg, d->out.attempts);
+    d->dsn_note = "none";
+    if (bounced && d->env.sender[0] && !d->env.is_bounce) {
+        if (bouncelimit_allow(d->ctx.bounces, d->env.sender, now))
+            d->make_dsn = 1;
+        else
+            d->dsn_note = "suppressed";
+    }
+}
+
+/* delivery_finish - every leg answered: decide on the loop, write in the pool */
+static void delivery_finish(struct delivery *d)
+{
+    dl_decide(d, time(NULL));
+    dl_submit(d, dl_finish_work, dl_finish_done, d);
+}

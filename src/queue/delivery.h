@@ -1,0 +1,49 @@
+/*
+ * delivery.h - one delivery attempt of one queued message: every pending
+ * recipient is tried once through its route; the outcome is logged to the
+ * spool, failures become a DSN, and a finished message leaves the queue.
+ */
+#ifndef MX_QUEUE_DELIVERY_H
+#define MX_QUEUE_DELIVERY_H
+
+#include "queue/spool.h"
+
+struct event_base;
+struct config;
+struct pool;
+struct bouncelimit;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* What every attempt needs; owned by the queue. */
+struct delivery_ctx {
+    struct event_base *base;
+    const struct config *cfg;
+    struct spool *spool;
+    struct pool *pool;
+    SSL_CTX *client_tls; /* NULL: no STARTTLS to next hops */
+    struct bouncelimit *bounces;
+};
+
+struct delivery_outcome {
+    int finished;                  /* the message left the queue */
+    unsigned attempts;             /* attempts made so far for the pending recipients */
+    unsigned next_retry;           /* seconds until the next attempt, when not finished */
+    char dsn_id[SPOOL_ID_LEN + 1]; /* a DSN was queued ("" if none) */
+};
+
+typedef void (*delivery_done_fn)(void *arg, const struct delivery_outcome *o);
+
+struct delivery;
+
+/*
+ * delivery_start - begin an attempt. done runs once, on the loop, later.
+ * NULL (errno ENOENT or EBADMSG) when the message cannot be loaded: it is
+ * gone or was moved to corrupt/, and no callback follows.
+ */
+struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
+                                delivery_done_fn done, void *arg);
+
+/* delivery_cancel - stop (shutdown); the message stays queued; done is not called */
+void delivery_cancel(struct delivery *d);
+
+#endif

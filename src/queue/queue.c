@@ -1,0 +1,375 @@
+/* queue.c - the scheduler: a ready list, a time heap of deferred messages, a concurrency cap */
+#include "queue/queue.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "queue/bouncelimit.h"
+#include "queue/delivery.h"
+#include "queue/spool.h"
+
+enum qstate { Q_WAIT, Q_READY, Q_ACTIVE };
+
+struct qentry {
+    char id[SPOOL_ID_LEN + 1];
+    enum qstate st;
+    time_t due;
+    size_t heap_idx;
+    int delete_req; /* mxgatectl asked while an attempt ran */
+    int flush_req;  /* flushed while an attempt ran: go again at once */
+    struct delivery *d;
+    struct queue *q;
+    TAILQ_ENTRY(qentry) link; /* ready or active list */
+};
+
+TAILQ_HEAD(qlist, qentry);
+
+struct queue {
+    struct delivery_ctx ctx;
+    struct qentry **heap;
+    size_t nheap;
+    size_t heap_cap;
+    struct qlist ready;
+    struct qlist active;
+    unsigned nactive;
+    struct event *timer; /* the heap's earliest due time */
+    struct event *kick;  /* run dispatch from the loop, not from the caller */
+};
+
+static void queue_dispatch(struct queue *q);
+
+/* heap_swap - exchange two heap slots, keeping indexes right */
+static void heap_swap(struct queue *q, size_t a, size_t b)
+{
+    struct qentry *t = q->heap[a];
+
+    q->heap[a] = q->heap[b];
+    q->heap[b] = t;
+    q->heap[a]->heap_idx = a;
+    q->heap[b]->heap_idx = b;
+}
+
+/* heap_up - restore order towards the root */
+static void heap_up(struct queue *q, size_t i)
+{
+    while (i > 0 && q->heap[(i - 1) / 2]->due > q->heap[i]->due) {
+        heap_swap(q, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+/* heap_down - restore order towards the leaves */
+static void heap_down(struct queue *q, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < q->nheap && q->heap[l]->due < q->heap[m]->due)
+            m = l;
+        if (r < q->nheap && q->heap[r]->due < q->heap[m]->due)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(q, i, m);
+        i = m;
+    }
+}
+
+/* heap_push - a deferred message waits for its time */
+static int heap_push(struct queue *q, struct qentry *e)
+{
+    if (q->nheap == q->heap_cap) {
+        size_t cap = q->heap_cap ? q->heap_cap * 2 : 64;
+        struct qentry **h = realloc(q->heap, cap * sizeof(*h));
+        if (!h)
+            return -1;
+        q->heap = h;
+        q->heap_cap = cap;
+    }
+    e->st = Q_WAIT;
+    e->heap_idx = q->nheap;
+    q->heap[q->nheap++] = e;
+    heap_up(q, e->heap_idx);
+    return 0;
+}
+
+/* heap_remove - take e out of the heap */
+static void heap_remove(struct queue *q, struct qentry *e)
+{
+    size_t i = e->heap_idx;
+
+    heap_swap(q, i, q->nheap - 1);
+    q->nheap--;
+    if (i < q->nheap) {
+        heap_up(q, i);
+        heap_down(q, i);
+    }
+}
+
+/* queue_arm - wake up when the earliest deferred message is due */
+static void queue_arm(struct queue *q)
+{
+    struct timeval tv = {0, 0};
+    time_t now = time(NULL);
+
+    if (q->nheap == 0) {
+        evtimer_del(q->timer);
+        return;
+    }
+    if (q->heap[0]->due > now)
+        tv.tv_sec = q->heap[0]->due - now;
+    evtimer_add(q->timer, &tv);
+}
+
+/* queue_make_ready - append to the ready list */
+static void queue_make_ready(struct queue *q, struct qentry *e)
+{
+    e->st = Q_READY;
+    TAILQ_INSERT_TAIL(&q->ready, e, link);
+}
+
+/* queue_timer_cb - move due messages to the ready list */
+static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue *q = arg;
+    time_t now = time(NULL);
+
+    while (q->nheap > 0 && q->heap[0]->due <= now) {
+        struct qentry *e = q->heap[0];
+        heap_remove(q, e);
+        queue_make_ready(q, e);
+    }
+    queue_arm(q);
+    queue_dispatch(q);
+}
+
+/* queue_kick_cb - dispatch outside of whoever added work */
+static void queue_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    queue_dispatch(arg);
+}
+
+/* queue_kick - schedule a dispatch on the next loop turn */
+static void queue_kick(struct queue *q)
+{
+    event_active(q->kick, EV_TIMEOUT, 0);
+}
+
+/* queue_entry_new - a message known to the scheduler */
+static struct qentry *queue_entry_new(struct queue *q, const char *id)
+{
+    struct qentry *e = calloc(1, sizeof(*e));
+
+    if (e) {
+        memcpy(e->id, id, SPOOL_ID_LEN);
+        e->q = q;
+    }
+    return e;
+}
+
+/* queue_remove_work - in the pool: mxgatectl queue delete */
+static void queue_remove_work(void *arg)
+{
+    struct qentry *e = arg;
+
+    spool_remove(e->q->ctx.spool, e->id);
+}
+
+/* queue_remove_done - forget the entry */
+static void queue_remove_done(void *arg)
+{
+    struct qentry *e = arg;
+
+    log_info("event=removed id=%s reason=admin", e->id);
+    free(e);
+}
+
+/* queue_attempt_done - an attempt ended: forget, delete, or wait for the next one */
+static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
+{
+    struct qentry *e = arg;
+    struct queue *q = e->q;
+
+    TAILQ_REMOVE(&q->active, e, link);
+    q->nactive--;
+    e->d = NULL;
+    if (o->dsn_id[0])
+        queue_add(q, o->dsn_id);
+    if (o->finished) {
+        free(e);
+    } else if (e->delete_req) {
+        pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
+    } else if (e->flush_req) {
+        e->flush_req = 0;
+        queue_make_ready(q, e);
+    } else {
+        e->due = time(NULL) + o->next_retry;
+        if (heap_push(q, e) < 0)
+            queue_make_ready(q, e); /* no memory for the heap: retry rather than forget */
+        queue_arm(q);
+    }
+    queue_kick(q);
+}
+
+/* queue_dispatch - start attempts while there is room */
+static void queue_dispatch(struct queue *q)
+{
+    struct qentry *e;
+
+    while (q->nactive < q->ctx.cfg->queue.max_deliveries && (e = TAILQ_FIRST(&q->ready))) {
+        TAILQ_REMOVE(&q->ready, e, link);
+        e->d = delivery_start(&q->ctx, e->id, queue_attempt_done, e);
+        if (!e->d) {
+            log_warn("event=dropped id=%s reason=%s", e->id,
+                     errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
+            free(e);
+            continue;
+        }
+        e->st = Q_ACTIVE;
+        TAILQ_INSERT_TAIL(&q->active, e, link);
+        q->nactive++;
+    }
+}
+
+/* queue_new - an idle scheduler */
+struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
+                        struct pool *pool, SSL_CTX *client_tls)
+{
+    struct queue *q = calloc(1, sizeof(*q));
+
+    if (!q)
+        return NULL;
+    q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL};
+    q->ctx.bounces = bouncelimit_new(cfg->queue.bounce_limit, cfg->queue.bounce_window);
+    TAILQ_INIT(&q->ready);
+    TAILQ_INIT(&q->active);
+    q->timer = evtimer_new(base, queue_timer_cb, q);
+    q->kick = event_new(base, -1, 0, queue_kick_cb, q);
+    if (!q->ctx.bounces || !q->timer || !q->kick) {
+        queue_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* queue_start_one - spool_list callback */
+static void queue_start_one(const char *id, void *arg)
+{
+    queue_add(arg, id);
+}
+
+/* queue_start - everything in the spool is due now */
+int queue_start(struct queue *q)
+{
+    int n = spool_list(q->ctx.spool, queue_start_one, q);
+
+    if (n > 0)
+        log_info("event=queue_loaded messages=%d", n);
+    return n;
+}
+
+/* queue_add - deliver id as soon as there is room */
+void queue_add(struct queue *q, const char *id)
+{
+    struct qentry *e = queue_entry_new(q, id);
+
+    if (!e) {
+        /* It stays in the spool; the next restart or flush finds it. */
+        log_err("event=error id=%s what=\"out of memory scheduling\"", id);
+        return;
+    }
+    queue_make_ready(q, e);
+    queue_kick(q);
+}
+
+/* queue_flush - all waiting messages are due now */
+unsigned queue_flush(struct queue *q)
+{
+    unsigned n = 0;
+    struct qentry *e;
+
+    while (q->nheap > 0) {
+        e = q->heap[0];
+        heap_remove(q, e);
+        queue_make_ready(q, e);
+        n++;
+    }
+    TAILQ_FOREACH(e, &q->active, link)
+    {
+        e->flush_req = 1;
+        n++;
+    }
+    queue_arm(q);
+    queue_kick(q);
+    return n;
+}
+
+/* queue_find - linear: deletes are rare administrative acts */
+static struct qentry *queue_find(struct queue *q, const char *id)
+{
+    struct qentry *e;
+
+    for (size_t i = 0; i < q->nheap; i++)
+        if (strcmp(q->heap[i]->id, id) == 0)
+            return q->heap[i];
+    TAILQ_FOREACH(e, &q->ready, link)
+    if (strcmp(e->id, id) == 0)
+        return e;
+    TAILQ_FOREACH(e, &q->active, link)
+    if (strcmp(e->id, id) == 0)
+        return e;
+    return NULL;
+}
+
+/* queue_delete - remove now, or right after the running attempt */
+int queue_delete(struct queue *q, const char *id)
+{
+    struct qentry *e = queue_find(q, id);
+
+    if (!e)
+        return -1;
+    if (e->st == Q_ACTIVE) {
+        e->delete_req = 1;
+        return 0;
+    }
+    if (e->st == Q_WAIT)
+        heap_remove(q, e);
+    else
+        TAILQ_REMOVE(&q->ready, e, link);
+    queue_arm(q);
+    pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
+    return 0;
+}
+
+/* queue_free - cancel attempts; everything stays in the spool for the next start */
+void queue_free(struct queue *q)
+{
+    struct qentry *e;
+
+    if (!q)
+        return;
+    while ((e = TAILQ_FIRST(&q->active))) {
+        TAILQ_REMOVE(&q->active, e, link);
+        delivery_cancel(e->d);
+        free(e);
+    }
+    while ((e = TAILQ_FIRST(&q->ready))) {
+        TAILQ_REMOVE(&q->ready, e, link);
+        free(e);
+    }
+    for (size_t i = 0; i < q->nheap; i++)
+        free(q->heap[i]);
+    free(q->heap);
+    if (q->timer)
+        event_free(q->timer);
+    if (q->kick)
+        event_free(q->kick);
+    bouncelimit_free(q->ctx.bounces);
+    free(q);
+}

@@ -1,0 +1,31 @@
+/* queue.h - the scheduler: which queued message is delivered when */
+#ifndef MX_QUEUE_QUEUE_H
+#define MX_QUEUE_QUEUE_H
+
+struct event_base;
+struct config;
+struct spool;
+struct pool;
+struct queue;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* queue_new - client_tls may be NULL (no STARTTLS to next hops) */
+struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
+                        struct pool *pool, SSL_CTX *client_tls);
+
+/* queue_start - pick up every message in the spool (after a restart); returns the count */
+int queue_start(struct queue *q);
+
+/* queue_add - a message just committed: deliver it at once */
+void queue_add(struct queue *q, const char *id);
+
+/* queue_flush - every waiting message becomes due now; returns how many */
+unsigned queue_flush(struct queue *q);
+
+/* queue_delete - remove a message (after its running attempt, if any). 0, or -1 if unknown */
+int queue_delete(struct queue *q, const char *id);
+
+/* queue_free - cancel running deliveries (messages stay in the spool) and free */
+void queue_free(struct queue *q);
+
+#endif

@@ -1,0 +1,185 @@
+/* server.c - listeners and connection limits; sessions live in session.c */
+#include "smtp/server.h"
+
+#include <errno.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/cidr.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "smtp/session.h"
+
+/* server_ip_key - 16 octets identifying the client address (v4 mapped into v6 space) */
+static void server_ip_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+/* server_ip_bucket - FNV-1a over the key */
+static unsigned server_ip_bucket(const uint8_t key[16])
+{
+    uint32_t h = 2166136261u;
+
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % SERVER_IP_BUCKETS;
+}
+
+/* server_ip_find - the counter of key, created when make is set */
+static struct server_ip_count *server_ip_find(struct server *srv, const uint8_t key[16], int make)
+{
+    unsigned b = server_ip_bucket(key);
+    struct server_ip_count *c;
+
+    for (c = srv->per_ip[b]; c; c = c->next)
+        if (memcmp(c->addr, key, 16) == 0)
+            return c;
+    if (!make || !(c = calloc(1, sizeof(*c))))
+        return NULL;
+    memcpy(c->addr, key, 16);
+    c->next = srv->per_ip[b];
+    srv->per_ip[b] = c;
+    return c;
+}
+
+/* server_ip_release - drop one connection of sa, freeing the counter at zero */
+void server_ip_release(struct server *srv, const struct sockaddr *sa)
+{
+    uint8_t key[16];
+    unsigned b;
+    struct server_ip_count **pp, *c;
+
+    server_ip_key(sa, key);
+    b = server_ip_bucket(key);
+    for (pp = &srv->per_ip[b]; (c = *pp) != NULL; pp = &c->next) {
+        if (memcmp(c->addr, key, 16) != 0)
+            continue;
+        if (--c->count == 0) {
+            *pp = c->next;
+            free(c);
+        }
+        break;
+    }
+    srv->nconn--;
+}
+
+/* server_refuse - a 421 written straight to the socket; the client gets a reason, we keep no state
+ */
+static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip, const char *why)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: %s\r\n", srv->cfg->hostname, why);
+
+    if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        (void)0; /* the client is gone or not reading: nothing more to tell it */
+    log_info("event=reject client=%s stage=connect code=421 status=4.7.0 reason=\"%s\"", ip, why);
+    close(fd);
+}
+
+/* server_accept - apply the connection limits, then hand the socket to a session */
+static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    struct server_listener *sl = arg;
+    struct server *srv = sl->srv;
+    struct server_ip_count *c;
+    uint8_t key[16];
+    char ip[64];
+
+    sockaddr_ip(sa, ip, sizeof(ip));
+    if (srv->nconn >= srv->cfg->limits.max_connections) {
+        server_refuse(srv, fd, ip, "too many connections");
+        return;
+    }
+    server_ip_key(sa, key);
+    c = server_ip_find(srv, key, 1);
+    if (!c) {
+        server_refuse(srv, fd, ip, "out of memory");
+        return;
+    }
+    if (c->count >= srv->cfg->limits.max_connections_per_ip) {
+        server_refuse(srv, fd, ip, "too many connections from your address");
+        return;
+    }
+    c->count++;
+    srv->nconn++;
+    session_start(srv, sl->conf, fd, sa, (socklen_t)salen);
+}
+
+/* server_accept_error - EMFILE and friends: pause briefly instead of spinning */
+static void server_accept_error(struct evconnlistener *evl, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+
+    log_warn("event=accept_error error=\"%s\"", evutil_socket_error_to_string(e));
+}
+
+/* server_listen - bind each configured address */
+int server_listen(struct server *srv, char *err, size_t errlen)
+{
+    const struct config *cfg = srv->cfg;
+
+    srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+    if (!srv->listeners) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        struct server_listener *sl = &srv->listeners[i];
+        struct sockaddr_storage ss;
+        socklen_t len;
+
+        sl->srv = srv;
+        sl->conf = &cfg->listen[i];
+        sockaddr_parse(sl->conf->address, 25, &ss, &len);
+        sl->evl = evconnlistener_new_bind(srv->base, server_accept, sl,
+                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+                                              LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+                                          511, (struct sockaddr *)&ss, (int)len);
+        if (!sl->evl) {
+            snprintf(err, errlen, "listen %s: bind %s: %s", sl->conf->name, sl->conf->address,
+                     strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(sl->evl, server_accept_error);
+        srv->nlisteners++;
+        log_info("event=listen listener=%s address=%s", sl->conf->name, sl->conf->address);
+    }
+    return 0;
+}
+
+/* server_enable - accept from now on */
+void server_enable(struct server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_enable(srv->listeners[i].evl);
+}
+
+/* server_close - listeners first, so nothing new arrives while sessions end */
+void server_close(struct server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i].evl);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
+    session_free_all(srv);
+    for (unsigned b = 0; b < SERVER_IP_BUCKETS; b++) {
+        while (srv->per_ip[b]) {
+            struct server_ip_count *c = srv->per_ip[b];
+            srv->per_ip[b] = c->next;
+            free(c);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+/* server.h - listeners, connection limits, and what every SMTP session shares */
+#ifndef MX_SMTP_SERVER_H
+#define MX_SMTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct evconnlistener;
+struct config;
+struct config_listen;
+struct pool;
+struct spool;
+struct queue;
+struct session;
+typedef struct ssl_ctx_st SSL_CTX;
+
+#define SERVER_IP_BUCKETS 4096
+
+struct server_ip_count {
+    uint8_t addr[16];
+    unsigned count;
+    struct server_ip_count *next;
+};
+
+struct server_listener {
+    struct server *srv;
+    const struct config_listen *conf;
+    struct evconnlistener *evl;
+};
+
+struct server {
+    struct event_base *base;
+    const struct config *cfg;
+    struct pool *pool; /* fsync and file I/O off the loop */
+    struct spool *spool;
+    struct queue *queue; /* where committed messages go */
+    SSL_CTX *tls;        /* NULL when no tls section */
+    struct server_listener *listeners;
+    size_t nlisteners;
+    unsigned nconn;
+    uint64_t next_sid;
+    LIST_HEAD(, session) sessions;
+    struct server_ip_count *per_ip[SERVER_IP_BUCKETS];
+};
+
+/* server_listen - bind every listen section (as root, before dropping privileges) */
+int server_listen(struct server *srv, char *err, size_t errlen);
+
+/* server_enable - start accepting (after privileges are dropped and the queue is up) */
+void server_enable(struct server *srv);
+
+/* server_close - stop listening and end every session */
+void server_close(struct server *srv);
+
+/* server_ip_release - a session from sa ended (pairs with the accept-time count) */
+void server_ip_release(struct server *srv, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,383 @@
+/* session.c - SMTP session lifecycle: accept, greeting, line reading, TLS, close */
+#include "smtp/session_internal.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/cidr.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "smtp/server.h"
+#include "tls/tls.h"
+
+#define SESSION_READ_HIGH_WATER (256 * 1024)
+#define SESSION_CLOSE_TIMEOUT 10
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* session_free - release everything; the only place a session ends */
+static void session_free(struct session *s)
+{
+    log_info("event=disconnect sid=%s client=%s commands=%u messages=%u reason=%s", s->sid, s->ip,
+             s->ncommands, s->nmessages, s->close_reason ? s->close_reason : "eof");
+    LIST_REMOVE(s, entry);
+    if (s->commit)
+        session_commit_detach(s);
+    session_tx_free(s);
+    if (s->greet_timer)
+        event_free(s->greet_timer);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    if (!s->fd_in_bev)
+        close(s->fd);
+    server_ip_release(s->srv, (struct sockaddr *)&s->peer);
+    free(s->helo);
+    free(s);
+}
+
+/* session_reply_v - one reply line into the output buffer */
+static void session_reply_v(struct session *s, const char *fmt, va_list ap)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    evbuffer_add_vprintf(out, fmt, ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* session_reply - queue one reply line */
+void session_reply(struct session *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    session_reply_v(s, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * session_close - last words, then close when they are flushed. The write
+ * callback frees the session, so callers up the stack may still look at
+ * s->state (never at a freed session).
+ */
+void session_close(struct session *s, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->state == SESS_CLOSING)
+        return;
+    va_start(ap, fmt);
+    session_reply_v(s, fmt, ap);
+    va_end(ap);
+    s->close_reason = reason;
+    s->state = SESS_CLOSING;
+    bufferevent_disable(s->bev, EV_READ);
+    session_set_timeout(s, SESSION_CLOSE_TIMEOUT);
+}
+
+/* session_error - an error reply; past max_errors the client is cut off */
+void session_error(struct session *s, const char *stage, const char *fmt, ...)
+{
+    char text[512], q[600];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    session_reply(s, "%s", text);
+    log_info("event=reject sid=%s client=%s stage=%s code=%.3s status=%.5s reason=%s", s->sid,
+             s->ip, stage, text, text + 4, log_quote(q, sizeof(q), text + 10));
+    if (++s->nerrors >= s->srv->cfg->limits.max_errors)
+        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
+}
+
+/* session_set_timeout - idle limit for reading and for a client that stops reading */
+void session_set_timeout(struct session *s, unsigned seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+/* session_line_error - refuse a malformed command line without parsing it */
+static int session_line_error(struct session *s, const char *line, size_t len)
+{
+    if (len == 0 || line[len - 1] != '\r') {
+        session_error(s, "command", "500 5.5.2 Error: bare <LF> received");
+        return 1;
+    }
+    if (memchr(line, '\r', len - 1)) {
+        session_error(s, "command", "500 5.5.2 Error: bare <CR> received");
+        return 1;
+    }
+    if (memchr(line, '\0', len - 1)) {
+        session_error(s, "command", "500 5.5.2 Error: NUL octet received");
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * session_command_step - take one command line. Over-long lines are dropped
+ * as they arrive (never buffered whole) and answered when their LF comes.
+ */
+static int session_command_step(struct session *s, struct evbuffer *in)
+{
+    char line[SMTP_CMD_LINE_MAX + 1];
+    size_t avail = evbuffer_get_length(in), len;
+    struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+
+    if (p.pos < 0) {
+        if (s->cmd_discard || avail > SMTP_CMD_LINE_MAX) {
+            evbuffer_drain(in, avail);
+            s->cmd_discard = 1;
+        }
+        return 0;
+    }
+    len = (size_t)p.pos; /* octets before the LF */
+    if (s->cmd_discard || len + 1 > SMTP_CMD_LINE_MAX) {
+        evbuffer_drain(in, len + 1);
+        s->cmd_discard = 0;
+        session_error(s, "command", "500 5.5.2 Error: command line too long");
+        return 1;
+    }
+    evbuffer_remove(in, line, len + 1);
+    line[len] = '\0';
+    if (++s->ncommands > s->srv->cfg->limits.max_commands) {
+        session_close(s, "commands", "421 4.7.0 %s Error: too many commands",
+                      s->srv->cfg->hostname);
+        return 1;
+    }
+    if (session_line_error(s, line, len))
+        return 1;
+    line[len - 1] = '\0';
+    session_command(s, line, len - 1);
+    return 1;
+}
+
+/* session_process - run the state machine over buffered input */
+void session_process(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    for (;;) {
+        if (evbuffer_get_length(in) == 0)
+            return;
+        switch (s->state) {
+        case SESS_COMMAND:
+            if (!session_command_step(s, in))
+                return;
+            break;
+        case SESS_DATA:
+            if (!session_data_step(s, in))
+                return;
+            break;
+        case SESS_GREETING:
+            evbuffer_drain(in, evbuffer_get_length(in));
+            log_info("event=reject sid=%s client=%s stage=connect code=554 status=5.5.0 "
+                     "reason=\"talked before greeting\"",
+                     s->sid, s->ip);
+            session_close(s, "earlytalk", "554 5.5.0 %s Error: talked before greeting",
+                          s->srv->cfg->hostname);
+            return;
+        default:
+            return; /* commit, TLS switch or closing: input waits */
+        }
+    }
+}
+
+/* session_read_cb - new input */
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+    session_process(arg);
+}
+
+/* session_write_cb - output drained: finish a close or a STARTTLS switch */
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    if (s->state == SESS_CLOSING)
+        session_free(s);
+    else if (s->state == SESS_TLS_SWITCH)
+        session_starttls_switch(s);
+}
+
+/* session_tls_done - handshake finished: record what protects the session */
+static void session_tls_done(struct session *s)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+    s->tls = 1;
+    tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+    log_info("event=tls sid=%s client=%s protocol=%s cipher=%s", s->sid, s->ip,
+             SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+    s->state = SESS_COMMAND;
+    session_set_timeout(s, s->srv->cfg->timeouts.command);
+    session_process(s);
+}
+
+/* session_event_cb - timeouts, EOF, errors, TLS handshake completion */
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        session_tls_done(s);
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+        (s->state == SESS_COMMAND || s->state == SESS_DATA)) {
+        log_info("event=timeout sid=%s client=%s state=%s", s->sid, s->ip,
+                 s->state == SESS_DATA ? "data" : "command");
+        session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        s->close_reason = "timeout";
+    else if (what & BEV_EVENT_ERROR)
+        s->close_reason = s->state == SESS_TLS_HANDSHAKE ? "tls-error" : "error";
+    else if (!s->close_reason)
+        s->close_reason = "eof";
+    session_free(s);
+}
+
+/* session_setup_bev - callbacks, watermark and timeout of a fresh bufferevent */
+static void session_setup_bev(struct session *s, unsigned timeout)
+{
+    bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH_WATER);
+    session_set_timeout(s, timeout);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* session_new_tls_bev - wrap fd in a server-side TLS bufferevent */
+static int session_new_tls_bev(struct session *s)
+{
+    SSL *ssl = SSL_new(s->srv->tls);
+
+    if (!ssl)
+        return -1;
+    s->bev = bufferevent_openssl_socket_new(s->srv->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!s->bev) {
+        SSL_free(ssl);
+        return -1;
+    }
+    s->fd_in_bev = 1;
+    s->state = SESS_TLS_HANDSHAKE;
+    session_setup_bev(s, s->srv->cfg->timeouts.command);
+    return 0;
+}
+
+/*
+ * session_starttls_switch - the 220 is on the wire. Plaintext that came
+ * with or after STARTTLS was already dropped (CVE-2011-0411); from here
+ * on only TLS records are read, and the session starts over (RFC 3207 4.2).
+ */
+void session_starttls_switch(struct session *s)
+{
+    bufferevent_free(s->bev);
+    s->bev = NULL;
+    session_tx_free(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = 0;
+    if (session_new_tls_bev(s) < 0) {
+        s->close_reason = "tls-error";
+        session_free(s);
+    }
+}
+
+/* session_greet - the 220 banner */
+static void session_greet(struct session *s)
+{
+    s->state = SESS_COMMAND;
+    session_reply(s, "220 %s ESMTP mxgate", s->srv->cfg->hostname);
+}
+
+/* session_greet_timer - greeting delay over without early talk */
+static void session_greet_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if (s->state == SESS_GREETING)
+        session_greet(s);
+}
+
+/* session_init_io - plaintext or implicit-TLS bufferevent, greeting now or after the delay */
+static int session_init_io(struct session *s)
+{
+    const struct config *cfg = s->srv->cfg;
+
+    if (s->listen->implicit_tls) {
+        if (session_new_tls_bev(s) < 0)
+            return -1;
+        /* The banner waits in the output buffer until the handshake is done. */
+        session_reply(s, "220 %s ESMTP mxgate", cfg->hostname);
+        return 0;
+    }
+    s->bev = bufferevent_socket_new(s->srv->base, s->fd, BEV_OPT_DEFER_CALLBACKS);
+    if (!s->bev)
+        return -1;
+    session_setup_bev(s, cfg->timeouts.command + cfg->timeouts.greeting_delay);
+    if (cfg->timeouts.greeting_delay == 0) {
+        session_greet(s);
+        return 0;
+    }
+    struct timeval tv = {.tv_sec = cfg->timeouts.greeting_delay, .tv_usec = 0};
+    s->state = SESS_GREETING;
+    s->greet_timer = evtimer_new(s->srv->base, session_greet_timer, s);
+    if (!s->greet_timer || evtimer_add(s->greet_timer, &tv) < 0)
+        return -1;
+    return 0;
+}
+
+/* session_start - a new client passed the connection limits */
+void session_start(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+                   const struct sockaddr *sa, socklen_t salen)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    char ip[64];
+
+    if (!s) {
+        log_err("event=error what=\"out of memory\" client=%s", sockaddr_ip(sa, ip, sizeof(ip)));
+        close(fd);
+        server_ip_release(srv, sa);
+        return;
+    }
+    s->srv = srv;
+    s->listen = l;
+    s->fd = fd;
+    memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+    sockaddr_ip(sa, s->ip, sizeof(s->ip));
+    snprintf(s->sid, sizeof(s->sid), "%llx", (unsigned long long)++srv->next_sid);
+    LIST_INSERT_HEAD(&srv->sessions, s, entry);
+    evutil_make_socket_nonblocking(fd);
+    log_info("event=connect sid=%s client=%s port=%u listener=%s", s->sid, s->ip,
+             sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+                                       : ntohs(((const struct sockaddr_in *)sa)->sin_port),
+             l->name);
+    if (session_init_io(s) < 0) {
+        s->close_reason = "resource";
+        session_free(s);
+    }
+}
+
+/* session_free_all - shutdown */
+void session_free_all(struct server *srv)
+{
+    while (!LIST_EMPTY(&srv->sessions)) {
+        struct session *s = LIST_FIRST(&srv->sessions);
+        s->close_reason = "shutdown";
+        session_free(s);
+    }
+}

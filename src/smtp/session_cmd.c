@@ -1,0 +1,331 @@
+/* session_cmd.c - the SMTP commands: one handler per verb */
+#include "smtp/session_internal.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "smtp/address.h"
+#include "smtp/server.h"
+
+/* session_tx_free - forget the transaction (RSET, HELO, end of DATA, close) */
+void session_tx_free(struct session *s)
+{
+    struct smtp_tx *tx = s->tx;
+
+    if (!tx)
+        return;
+    for (size_t i = 0; i < tx->nrcpt; i++)
+        free(tx->rcpt[i]);
+    free(tx->rcpt);
+    free(tx->sender);
+    free(tx->dsn_ret);
+    free(tx->dsn_envid);
+    if (tx->writer)
+        spool_writer_free(tx->writer);
+    free(tx);
+    s->tx = NULL;
+}
+
+/* cmd_helo - HELO and EHLO: a new start, the transaction is reset (RFC 5321 4.1.4) */
+static void cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+    const struct config *cfg = s->srv->cfg;
+    char sizebuf[32];
+
+    session_tx_free(s);
+    free(s->helo);
+    s->helo = strndup(c->arg, SMTP_DOMAIN_MAX);
+    s->esmtp = c->verb == SMTP_VERB_EHLO;
+    if (!s->esmtp) {
+        session_reply(s, "250 %s", cfg->hostname);
+        return;
+    }
+    snprintf(sizebuf, sizeof(sizebuf), "%llu", (unsigned long long)cfg->limits.max_message_size);
+    session_reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->ip);
+    session_reply(s, "250-PIPELINING");
+    session_reply(s, "250-SIZE %s", sizebuf);
+    session_reply(s, "250-8BITMIME");
+    session_reply(s, "250-ENHANCEDSTATUSCODES");
+    if (s->srv->tls && s->listen->starttls && !s->tls)
+        session_reply(s, "250-STARTTLS");
+    session_reply(s, "250 SMTPUTF8");
+}
+
+/* cmd_has_params - any ESMTP parameter given (only allowed after EHLO) */
+static int cmd_has_params(const struct smtp_cmd *c)
+{
+    return c->has_size || c->body != SMTP_BODY_UNSPEC || c->smtputf8 || c->ret || c->envid ||
+           c->auth || c->notify || c->orcpt;
+}
+
+/* cmd_mail_params_ok - SIZE, BODY and SMTPUTF8 against what we offer */
+static int cmd_mail_params_ok(struct session *s, const struct smtp_cmd *c)
+{
+    if (!s->esmtp && cmd_has_params(c)) {
+        session_error(s, "mail", "555 5.5.4 Unsupported parameter");
+        return 0;
+    }
+    if (c->body == SMTP_BODY_BINARY) {
+        session_error(s, "mail", "555 5.5.4 Unsupported parameter");
+        return 0;
+    }
+    if (c->has_size && c->size > s->srv->cfg->limits.max_message_size) {
+        session_error(s, "mail", "552 5.3.4 Message size exceeds fixed limit");
+        return 0;
+    }
+    return 1;
+}
+
+/* cmd_mail - MAIL FROM: opens a transaction */
+static void cmd_mail(struct session *s, const struct smtp_cmd *c)
+{
+    struct addr a;
+    enum addr_err e;
+    char buf[SMTP_PATH_MAX * 2];
+
+    if (!s->helo) {
+        session_error(s, "mail", "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->tx) {
+        session_error(s, "mail", "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (!cmd_mail_params_ok(s, c))
+        return;
+    e = addr_parse(c->path, c->smtputf8, &a);
+    if ((e != ADDR_OK && e != ADDR_EMPTY) || (e == ADDR_OK && a.domain[0] == '\0') ||
+        (e == ADDR_OK && addr_format(&a, buf, sizeof(buf)) < 0)) {
+        session_error(s, "mail", "501 5.1.7 Bad sender address syntax");
+        return;
+    }
+    s->tx = calloc(1, sizeof(*s->tx));
+    s->tx->sender = strdup(e == ADDR_EMPTY ? "" : buf);
+    s->tx->body_8bit = c->body == SMTP_BODY_8BITMIME;
+    s->tx->smtputf8 = c->smtputf8;
+    s->tx->dsn_ret = c->ret ? strdup(c->ret) : NULL;
+    s->tx->dsn_envid = c->envid ? strdup(c->envid) : NULL;
+    session_reply(s, "250 2.1.0 Ok");
+}
+
+/* cmd_client_may_relay - the client is in relay_networks */
+static int cmd_client_may_relay(const struct session *s)
+{
+    const struct config *cfg = s->srv->cfg;
+
+    for (size_t i = 0; i < cfg->nrelay_networks; i++)
+        if (cidr_match(&cfg->relay_networks[i], (const struct sockaddr *)&s->peer))
+            return 1;
+    return 0;
+}
+
+/*
+ * cmd_rcpt_allowed - relay control. Our domains from anyone; other domains
+ * only from relay networks. Forms that a host behind us might re-route
+ * (%, !, source routes, quoted @) never pass, whatever the domain.
+ */
+static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char *addr)
+{
+    const struct config *cfg = s->srv->cfg;
+
+    if (addr_is_relay_trick(a) ||
+        (!config_is_local_domain(cfg, a->domain) && !cmd_client_may_relay(s))) {
+        session_error(s, "rcpt", "554 5.7.1 <%s>: Relay access denied", addr);
+        return 0;
+    }
+    if (!config_route_for(cfg, a->domain)) {
+        session_error(s, "rcpt", "550 5.4.4 <%s>: No route to the recipient's domain", addr);
+        return 0;
+    }
+    return 1;
+}
+
+/* cmd_rcpt_parse - the recipient as "local@domain"; postmaster alone means our postmaster */
+static int cmd_rcpt_parse(struct session *s, const struct smtp_cmd *c, struct addr *a, char *buf,
+                          size_t buflen)
+{
+    const struct config *cfg = s->srv->cfg;
+
+    if (addr_parse(c->path, s->tx->smtputf8, a) != ADDR_OK)
+        return -1;
+    if (a->domain[0] == '\0') {
+        if (cfg->ndomains == 0)
+            return -1;
+        snprintf(a->domain, sizeof(a->domain), "%s", cfg->domains[0]);
+    }
+    return addr_format(a, buf, buflen) < 0 ? -1 : 0;
+}
+
+/* cmd_rcpt_add - remember a recipient once (duplicates are accepted but not doubled) */
+static void cmd_rcpt_add(struct smtp_tx *tx, const char *addr)
+{
+    for (size_t i = 0; i < tx->nrcpt; i++)
+        if (strcasecmp(tx->rcpt[i], addr) == 0)
+            return;
+    if (tx->nrcpt == tx->rcpt_cap) {
+        size_t cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 4;
+        char **r = realloc(tx->rcpt, cap * sizeof(*r));
+        if (!r)
+            return;
+        tx->rcpt = r;
+        tx->rcpt_cap = cap;
+    }
+    tx->rcpt[tx->nrcpt++] = strdup(addr);
+}
+
+/* cmd_rcpt - RCPT TO: parse, check limits and relay rules, add */
+static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
+{
+    struct addr a;
+    char buf[SMTP_PATH_MAX * 2];
+
+    if (!s->tx) {
+        session_error(s, "rcpt", "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (s->tx->nrcpt >= s->srv->cfg->limits.max_recipients) {
+        /* RFC 5321 4.5.3.1.10: the client sends the rest later; not an error */
+        session_reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    if (cmd_rcpt_parse(s, c, &a, buf, sizeof(buf)) < 0) {
+        session_error(s, "rcpt", "501 5.1.3 Bad recipient address syntax");
+        return;
+    }
+    if (!cmd_rcpt_allowed(s, &a, buf))
+        return;
+    cmd_rcpt_add(s->tx, buf);
+    session_reply(s, "250 2.1.5 Ok");
+}
+
+/* cmd_data - DATA: needs a sender and at least one recipient */
+static void cmd_data(struct session *s, const struct smtp_cmd *c)
+{
+    if (!s->tx) {
+        session_error(s, "data", "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (s->tx->nrcpt == 0) {
+        session_error(s, "data", "503 5.5.1 Error: need RCPT command");
+        return;
+    }
+    session_data_begin(s);
+}
+
+/* cmd_starttls - RFC 3207: answer 220, drop pipelined plaintext, switch when flushed */
+static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    if (!s->srv->tls || !s->listen->starttls) {
+        session_error(s, "command", "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (s->tls) {
+        session_error(s, "command", "503 5.5.1 Error: TLS already active");
+        return;
+    }
+    session_reply(s, "220 2.0.0 Ready to start TLS");
+    evbuffer_drain(in, evbuffer_get_length(in)); /* CVE-2011-0411 */
+    bufferevent_disable(s->bev, EV_READ);
+    s->state = SESS_TLS_SWITCH;
+}
+
+/* cmd_simple - the verbs whose answer does not depend on the session */
+static void cmd_simple(struct session *s, const struct smtp_cmd *c)
+{
+    switch (c->verb) {
+    case SMTP_VERB_RSET:
+        session_tx_free(s);
+        session_reply(s, "250 2.0.0 Ok");
+        break;
+    case SMTP_VERB_NOOP:
+        session_reply(s, "250 2.0.0 Ok");
+        break;
+    case SMTP_VERB_HELP:
+        session_reply(s, "214 2.0.0 See https://www.rfc-editor.org/rfc/rfc5321");
+        break;
+    case SMTP_VERB_VRFY:
+        /* RFC 5321 7.3: never tell a harvester which users exist */
+        session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt "
+                         "delivery");
+        break;
+    case SMTP_VERB_QUIT:
+        session_close(s, "quit", "221 2.0.0 Bye");
+        break;
+    case SMTP_VERB_AUTH:
+        session_error(s, "command", "502 5.5.1 Error: authentication not enabled");
+        break;
+    default: /* EXPN, BDAT, LHLO: not offered here */
+        session_error(s, "command", "502 5.5.1 Error: command not implemented");
+        break;
+    }
+}
+
+/* cmd_parse_error - the reply for a line the parser refused */
+static void cmd_parse_error(struct session *s, enum smtp_parse_err e, const struct smtp_cmd *c)
+{
+    switch (e) {
+    case SMTP_PARSE_UNKNOWN_VERB:
+        session_error(s, "command", "500 5.5.1 Error: command not recognized");
+        break;
+    case SMTP_PARSE_BAD_PATH:
+        if (c->verb == SMTP_VERB_MAIL)
+            session_error(s, "mail", "501 5.1.7 Bad sender address syntax");
+        else
+            session_error(s, "rcpt", "501 5.1.3 Bad recipient address syntax");
+        break;
+    case SMTP_PARSE_BAD_PARAM:
+        session_error(s, "command", "555 5.5.4 Unsupported parameter");
+        break;
+    case SMTP_PARSE_NUL:
+    case SMTP_PARSE_BAD_CHAR:
+        session_error(s, "command", "500 5.5.2 Error: invalid character in command");
+        break;
+    default:
+        if (c->verb == SMTP_VERB_HELO || c->verb == SMTP_VERB_EHLO)
+            session_error(s, "helo", "501 5.5.4 Syntax: %s hostname", smtp_verb_name(c->verb));
+        else
+            session_error(s, "command", "501 5.5.4 Syntax error in parameters");
+        break;
+    }
+}
+
+/* session_command - parse and dispatch one command line */
+void session_command(struct session *s, char *line, size_t len)
+{
+    struct smtp_cmd c;
+    enum smtp_parse_err e = smtp_parse_command(line, len, &c);
+
+    if (e != SMTP_PARSE_OK) {
+        cmd_parse_error(s, e, &c);
+        return;
+    }
+    switch (c.verb) {
+    case SMTP_VERB_HELO:
+    case SMTP_VERB_EHLO:
+        cmd_helo(s, &c);
+        break;
+    case SMTP_VERB_MAIL:
+        cmd_mail(s, &c);
+        break;
+    case SMTP_VERB_RCPT:
+        cmd_rcpt(s, &c);
+        break;
+    case SMTP_VERB_DATA:
+        cmd_data(s, &c);
+        break;
+    case SMTP_VERB_STARTTLS:
+        cmd_starttls(s, &c);
+        break;
+    default:
+        cmd_simple(s, &c);
+        break;
+    }
+}

@@ -1,0 +1,282 @@
+/* session_data.c - DATA: strict line reading into the spool, and the durable commit */
+#include "smtp/session_internal.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "queue/queue.h"
+#include "smtp/address.h"
+#include "smtp/received.h"
+#include "smtp/server.h"
+
+/* A commit runs in the pool; the session may be gone when it finishes. */
+struct session_commit {
+    struct server *srv;
+    struct session *s; /* NULL once the session ended */
+    struct spool_writer *writer;
+    char id[SPOOL_ID_LEN + 1];
+    char sid[24];
+    char ip[64];
+    char *sender;
+    size_t nrcpt;
+    uint64_t size;
+    int rc;
+    int err;
+};
+
+/* data_envelope - the spool envelope of the current transaction */
+static void data_envelope(struct session *s, struct spool_envelope *env, struct spool_rcpt *r)
+{
+    struct smtp_tx *tx = s->tx;
+
+    memset(env, 0, sizeof(*env));
+    memcpy(env->id, tx->id, sizeof(env->id));
+    env->arrival = time(NULL);
+    env->client_ip = s->ip;
+    env->client_name = "unknown";
+    env->helo = s->helo;
+    env->sender = tx->sender;
+    env->body_8bit = tx->body_8bit;
+    env->smtputf8 = tx->smtputf8;
+    env->dsn_ret = tx->dsn_ret;
+    env->dsn_envid = tx->dsn_envid;
+    env->nrcpt = tx->nrcpt;
+    for (size_t i = 0; i < tx->nrcpt; i++)
+        r[i] = (struct spool_rcpt){.addr = tx->rcpt[i]};
+    env->rcpt = r;
+}
+
+/* data_received - our trace header goes first in the stored message */
+static int data_received(struct session *s)
+{
+    char hdr[2048];
+    struct received_info ri = {
+        .helo = s->helo,
+        .client_name = "unknown",
+        .client_ip = s->ip,
+        .by = s->srv->cfg->hostname,
+        .esmtp = s->esmtp,
+        .tls = s->tls ? s->tls_desc : NULL,
+        .id = s->tx->id,
+        .rcpt = s->tx->nrcpt == 1 ? s->tx->rcpt[0] : NULL,
+        .when = time(NULL),
+    };
+    int n = received_format(&ri, hdr, sizeof(hdr));
+
+    if (n < 0) {
+        ri.helo = "(too long)";
+        n = received_format(&ri, hdr, sizeof(hdr));
+    }
+    return n < 0 ? -1 : spool_writer_write(s->tx->writer, hdr, (size_t)n);
+}
+
+/* session_data_begin - open tmp/ID, write the Received header, answer 354 */
+void session_data_begin(struct session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    struct spool_envelope env;
+    struct spool_rcpt *r = calloc(tx->nrcpt, sizeof(*r));
+
+    spool_new_id(tx->id);
+    if (r) {
+        data_envelope(s, &env, r);
+        tx->writer = spool_writer_begin(s->srv->spool, &env);
+    }
+    free(r);
+    if (!tx->writer || data_received(s) < 0) {
+        log_err("event=error sid=%s what=\"spool write\" error=\"%s\"", s->sid, strerror(errno));
+        session_tx_free(s);
+        session_error(s, "data", "451 4.3.0 Error: queue file write error");
+        return;
+    }
+    tx->prev_crlf = 1; /* the start of DATA counts as a line start */
+    tx->size = 0;
+    s->state = SESS_DATA;
+    session_set_timeout(s, s->srv->cfg->timeouts.data);
+    session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* data_fail - remember the first thing wrong with the text; stop storing it */
+static void data_fail(struct smtp_tx *tx, enum data_error e)
+{
+    if (tx->derr == DATA_OK)
+        tx->derr = e;
+    if (tx->writer) {
+        spool_writer_free(tx->writer);
+        tx->writer = NULL;
+    }
+}
+
+/* data_store - append one line (with its line end) to the spool file */
+static void data_store(struct session *s, const char *line, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+
+    if (tx->derr != DATA_OK)
+        return;
+    tx->size += len;
+    if (tx->size > s->srv->cfg->limits.max_message_size)
+        data_fail(tx, DATA_TOO_BIG);
+    else if (spool_writer_write(tx->writer, line, len) < 0)
+        data_fail(tx, DATA_IO);
+}
+
+/* data_discard - drop n octets of an over-long line, remembering the last one */
+static void data_discard(struct smtp_tx *tx, struct evbuffer *in, size_t n)
+{
+    struct evbuffer_ptr p;
+
+    if (n == 0)
+        return;
+    evbuffer_ptr_set(in, &p, n - 1, EVBUFFER_PTR_SET);
+    evbuffer_copyout_from(in, &p, &tx->last_octet, 1);
+    evbuffer_drain(in, n);
+}
+
+static void data_end(struct session *s);
+
+/*
+ * session_data_step - one text line. Only CRLF ends a line, only
+ * CRLF "." CRLF ends the text (so "\n.\r\n" and "\r\n.\n" smuggle nothing);
+ * bare CR/LF, over-long lines and oversize text are remembered and
+ * answered after the real end, while the rest is read and dropped.
+ */
+int session_data_step(struct session *s, struct evbuffer *in)
+{
+    struct smtp_tx *tx = s->tx;
+    char line[SMTP_TEXT_LINE_MAX + 1];
+    size_t avail = evbuffer_get_length(in), len;
+    struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+    int crlf;
+
+    if (p.pos < 0) {
+        if (tx->discard || avail > SMTP_TEXT_LINE_MAX) {
+            data_fail(tx, DATA_LONG);
+            data_discard(tx, in, avail);
+            tx->discard = 1;
+        }
+        return 0;
+    }
+    len = (size_t)p.pos + 1; /* with the LF */
+    if (tx->discard || len > SMTP_TEXT_LINE_MAX) {
+        data_fail(tx, DATA_LONG);
+        data_discard(tx, in, len - 1);
+        evbuffer_drain(in, 1);
+        tx->discard = 0;
+        tx->prev_crlf = tx->last_octet == '\r';
+        return 1;
+    }
+    evbuffer_remove(in, line, len);
+    crlf = len >= 2 && line[len - 2] == '\r';
+    if (!crlf || memchr(line, '\r', len - 2))
+        data_fail(tx, DATA_BARE);
+    if (crlf && tx->prev_crlf && len == 3 && line[0] == '.') {
+        data_end(s);
+        return 1;
+    }
+    tx->prev_crlf = crlf;
+    data_store(s, line, len);
+    return 1;
+}
+
+/* data_refuse - the text was read to its end but cannot be accepted */
+static void data_refuse(struct session *s)
+{
+    enum data_error e = s->tx->derr;
+
+    session_tx_free(s);
+    s->state = SESS_COMMAND;
+    session_set_timeout(s, s->srv->cfg->timeouts.command);
+    if (e == DATA_BARE)
+        session_error(s, "data", "550 5.6.0 Error: bare <CR> or <LF> in message text");
+    else if (e == DATA_LONG)
+        session_error(s, "data", "500 5.5.2 Error: message line too long");
+    else if (e == DATA_TOO_BIG)
+        session_error(s, "data", "552 5.3.4 Error: message file too big");
+    else
+        session_error(s, "data", "451 4.3.0 Error: queue file write error");
+}
+
+/* commit_work - in the pool: fsync, rename, fsync the directory */
+static void commit_work(void *arg)
+{
+    struct session_commit *c = arg;
+
+    c->rc = spool_writer_commit(c->writer);
+    c->err = errno;
+}
+
+/* commit_done - on the loop: answer the client (if still there) and schedule delivery */
+static void commit_done(void *arg)
+{
+    struct session_commit *c = arg;
+    struct session *s = c->s;
+    char q[SMTP_PATH_MAX * 2 + 8];
+
+    if (c->rc == 0) {
+        log_info("event=queued sid=%s id=%s client=%s from=<%s> nrcpt=%zu size=%llu", c->sid, c->id,
+                 c->ip, log_quote(q, sizeof(q), c->sender), c->nrcpt, (unsigned long long)c->size);
+        if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
+            queue_add(c->srv->queue, c->id);
+    } else {
+        log_err("event=error sid=%s id=%s what=\"spool commit\" error=\"%s\"", c->sid, c->id,
+                strerror(c->err));
+    }
+    if (s) {
+        s->commit = NULL;
+        s->state = SESS_COMMAND;
+        session_set_timeout(s, s->srv->cfg->timeouts.command);
+        if (c->rc == 0) {
+            s->nmessages++;
+            session_reply(s, "250 2.0.0 Ok: queued as %s", c->id);
+        } else {
+            session_error(s, "data", "451 4.3.0 Error: queue file write error");
+        }
+        session_process(s);
+    }
+    spool_writer_free(c->writer);
+    free(c->sender);
+    free(c);
+}
+
+/* data_end - the final dot: commit off the loop, answer when it is durable */
+static void data_end(struct session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    struct session_commit *c;
+
+    if (tx->derr != DATA_OK || !(c = calloc(1, sizeof(*c)))) {
+        if (tx->derr == DATA_OK)
+            tx->derr = DATA_IO;
+        data_refuse(s);
+        return;
+    }
+    c->srv = s->srv;
+    c->s = s;
+    c->writer = tx->writer;
+    tx->writer = NULL;
+    memcpy(c->id, tx->id, sizeof(c->id));
+    memcpy(c->sid, s->sid, sizeof(c->sid));
+    memcpy(c->ip, s->ip, sizeof(c->ip));
+    c->sender = strdup(tx->sender);
+    c->nrcpt = tx->nrcpt;
+    c->size = spool_writer_size(c->writer);
+    session_tx_free(s);
+    s->commit = c;
+    s->state = SESS_COMMIT;
+    pool_submit(s->srv->pool, commit_work, commit_done, c);
+}
+
+/* session_commit_detach - the client left before the commit finished; the message stays queued */
+void session_commit_detach(struct session *s)
+{
+    s->commit->s = NULL;
+    s->commit = NULL;
+}

@@ -1,0 +1,102 @@
+/* session_internal.h - the session struct, shared by session*.c only */
+#ifndef MX_SMTP_SESSION_INTERNAL_H
+#define MX_SMTP_SESSION_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+
+#include "queue/spool.h"
+#include "smtp/parse.h"
+#include "smtp/session.h"
+
+typedef struct ssl_st SSL;
+
+enum session_state {
+    SESS_GREETING,      /* greeting delay running: any input is early talk */
+    SESS_COMMAND,       /* reading command lines */
+    SESS_DATA,          /* reading message text */
+    SESS_COMMIT,        /* the spool commit runs in the pool; input waits */
+    SESS_TLS_SWITCH,    /* "220 Ready to start TLS" being flushed */
+    SESS_TLS_HANDSHAKE, /* TLS handshake under way */
+    SESS_CLOSING,       /* the last reply is being flushed */
+};
+
+enum data_error { DATA_OK, DATA_BARE, DATA_LONG, DATA_TOO_BIG, DATA_IO };
+
+/* One mail transaction: created by MAIL, ended by the final dot or RSET. */
+struct smtp_tx {
+    char *sender; /* "" for <> */
+    int body_8bit;
+    int smtputf8;
+    char *dsn_ret;
+    char *dsn_envid;
+    char **rcpt;
+    size_t nrcpt;
+    size_t rcpt_cap;
+    char id[SPOOL_ID_LEN + 1];
+    struct spool_writer *writer;
+    enum data_error derr;
+    int prev_crlf;   /* the previous text line ended with CRLF: "." may end DATA */
+    int discard;     /* dropping the rest of an over-long text line */
+    char last_octet; /* last octet dropped while discarding */
+    uint64_t size;
+};
+
+struct session_commit;
+
+struct session {
+    LIST_ENTRY(session) entry;
+    struct server *srv;
+    const struct config_listen *listen;
+    struct bufferevent *bev;
+    evutil_socket_t fd;
+    int fd_in_bev; /* the TLS bufferevent owns (and closes) fd */
+    struct sockaddr_storage peer;
+    char ip[64];
+    char sid[24];
+    enum session_state state;
+    int esmtp;
+    char *helo;
+    int tls;
+    char tls_desc[128];
+    unsigned nerrors;
+    unsigned ncommands;
+    unsigned nmessages;
+    int cmd_discard; /* dropping the rest of an over-long command line */
+    struct smtp_tx *tx;
+    struct event *greet_timer;
+    struct session_commit *commit;
+    const char *close_reason;
+};
+
+/* session_reply - queue one reply line (text without CRLF) */
+void session_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* session_error - a 4xx/5xx reply that counts towards max_errors (may close) */
+void session_error(struct session *s, const char *stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* session_close - send the final reply line and close once it is flushed */
+void session_close(struct session *s, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* session_set_timeout - read/write timeout for the current state */
+void session_set_timeout(struct session *s, unsigned seconds);
+/* session_process - consume as much buffered input as the state allows */
+void session_process(struct session *s);
+
+/* session_command - execute one parsed command line (session_cmd.c) */
+void session_command(struct session *s, char *line, size_t len);
+/* session_tx_free - end the transaction (session_cmd.c) */
+void session_tx_free(struct session *s);
+/* session_starttls_switch - the 220 is flushed: become a TLS session (session.c) */
+void session_starttls_switch(struct session *s);
+
+/* session_data_begin - open the spool file and answer 354 (session_data.c) */
+void session_data_begin(struct session *s);
+/* session_data_step - consume one text line; 0 when more input is needed (session_data.c) */
+int session_data_step(struct session *s, struct evbuffer *in);
+/* session_commit_detach - the session goes away while its commit runs (session_data.c) */
+void session_commit_detach(struct session *s);
+
+#endif
