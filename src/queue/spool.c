@@ -1,0 +1,1164 @@
+/* spool.c - the durable queue on disk: tmp/ -> queue/ with fsync and group commit */
+#include "queue/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define SPOOL_BUF_SIZE 65536           /* writer buffer */
+#define SPOOL_HDR_MAX (4u << 20)       /* largest envelope header we write or read */
+#define SPOOL_BODY_MAX 999999999999ULL /* what 12 decimal digits can say */
+#define SPOOL_MAGIC "MXQ1 "
+#define SPOOL_MAGIC_LEN 5
+#define SPOOL_LEN_DIGITS 12
+#define SPOOL_FIRST_LINE (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1)
+#define SPOOL_TEXT_MAX 400    /* octets of log text kept */
+#define SPOOL_LOG_REC_MAX 512 /* longest log record we write (about 445) rounded up */
+#define SPOOL_LOG_READ 8192
+
+enum spool_sub { SUB_TMP, SUB_QUEUE, SUB_LOG, SUB_CORRUPT, SUB_COUNT };
+static const char *const spool_subname[SUB_COUNT] = {"tmp", "queue", "log", "corrupt"};
+
+struct spool {
+    char *dir;
+    int dirfd;
+    int fds[SUB_COUNT];
+    /* Group commit of the queue/ directory fsync: every rename (or unlink)
+     * takes a generation number; one fsync started after generation g was
+     * taken makes every generation <= g durable. */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    uint64_t renamed_gen; /* last generation handed out */
+    uint64_t synced_gen;  /* every generation <= this is durable */
+    int syncing;          /* an fsync of queue/ is in flight */
+    int sync_err;         /* sticky: after a failed directory fsync nothing is trusted */
+};
+
+struct spool_writer {
+    struct spool *sp;
+    char id[SPOOL_ID_LEN + 1];
+    int fd;
+    int tmp_exists; /* tmp/ID is ours to remove */
+    int failed;     /* errno of the first failure, sticky */
+    int committed;
+    uint64_t body_len;
+    size_t hdr_len;
+    size_t buflen;
+    char buf[SPOOL_BUF_SIZE];
+};
+
+/* Keys of the envelope header, in the order they are written. */
+enum spool_key {
+    K_ID,
+    K_ARRIVAL,
+    K_CLIENT_IP,
+    K_CLIENT_NAME,
+    K_HELO,
+    K_SENDER,
+    K_BODY,
+    K_SMTPUTF8,
+    K_IS_BOUNCE,
+    K_DSN_RET,
+    K_DSN_ENVID,
+    K_RCPT,
+    K_COUNT
+};
+static const char *const spool_keyname[K_COUNT] = {
+    "id",   "arrival",  "client-ip", "client-name", "helo",      "sender",
+    "body", "smtputf8", "is-bounce", "dsn-ret",     "dsn-envid", "rcpt"};
+/* Keys every file we write carries; dsn-ret and dsn-envid are optional. */
+#define SPOOL_REQUIRED_KEYS (((1u << K_COUNT) - 1) & ~(1u << K_DSN_RET) & ~(1u << K_DSN_ENVID))
+
+static uint64_t spool_last_id; /* atomic: the numeric value of the last id handed out */
+
+/* bad_msg - fail with EBADMSG (an inconsistent file) */
+static int bad_msg(void)
+{
+    errno = EBADMSG;
+    return -1;
+}
+
+/* set_err - format "what path: reason" into err */
+static void set_err(char *err, size_t errlen, const char *what, const char *path, int errnum)
+{
+    char buf[128];
+
+    if (err && errlen)
+        snprintf(err, errlen, "spool: %s %s: %s", what, path, strerror_r(errnum, buf, sizeof buf));
+}
+
+/* write_all - write len octets, retrying short writes and EINTR */
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* pread_full - read up to len octets at off; returns the count (short only at EOF) or -1 */
+static ssize_t pread_full(int fd, void *data, size_t len, off_t off)
+{
+    char *p = data;
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* fsync_parent - make the creation of path's last component durable */
+static int fsync_parent(const char *path)
+{
+    char parent[PATH_MAX];
+    char *slash;
+    int fd, rc;
+
+    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
+        return errno = ENAMETOOLONG, -1;
+    slash = strrchr(parent, '/');
+    if (!slash)
+        strcpy(parent, ".");
+    else if (slash == parent)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* mkdir_one - mkdir path (EEXIST is fine), fsyncing the parent when it was created */
+static int mkdir_one(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0)
+        return fsync_parent(path);
+    return errno == EEXIST ? 0 : -1;
+}
+
+/* mkdir_p - create path and its missing parents */
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return errno = ENAMETOOLONG, -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir_one(buf, mode) < 0)
+            return -1;
+        *p = '/';
+    }
+    return mkdir_one(buf, mode);
+}
+
+/* spool_open_subdirs - create and open tmp/ queue/ log/ corrupt/ under dirfd */
+static int spool_open_subdirs(struct spool *sp, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    int created = 0;
+
+    for (int i = 0; i < SUB_COUNT; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", sp->dir, spool_subname[i]) >= (int)sizeof path) {
+            set_err(err, errlen, "path too long:", sp->dir, ENAMETOOLONG);
+            return errno = ENAMETOOLONG, -1;
+        }
+        if (mkdirat(sp->dirfd, spool_subname[i], 0700) == 0)
+            created = 1;
+        else if (errno != EEXIST)
+            return set_err(err, errlen, "mkdir", path, errno), -1;
+        sp->fds[i] = openat(sp->dirfd, spool_subname[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sp->fds[i] < 0)
+            return set_err(err, errlen, "open", path, errno), -1;
+    }
+    if (created && fsync(sp->dirfd) < 0)
+        return set_err(err, errlen, "fsync", sp->dir, errno), -1;
+    return 0;
+}
+
+/* spool_open - create (if needed) and open the spool; NULL with err filled on failure */
+struct spool *spool_open(const char *dir, char *err, size_t errlen)
+{
+    struct spool *sp = calloc(1, sizeof *sp);
+    int saved;
+
+    if (!sp || !(sp->dir = strdup(dir))) {
+        set_err(err, errlen, "open", dir, ENOMEM);
+        free(sp);
+        return NULL;
+    }
+    sp->dirfd = -1;
+    for (int i = 0; i < SUB_COUNT; i++)
+        sp->fds[i] = -1;
+    pthread_mutex_init(&sp->gc_mu, NULL);
+    pthread_cond_init(&sp->gc_cv, NULL);
+    if (mkdir_p(dir, 0700) < 0) {
+        set_err(err, errlen, "mkdir", dir, errno);
+    } else if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        set_err(err, errlen, "open", dir, errno);
+    } else if (spool_open_subdirs(sp, err, errlen) == 0) {
+        return sp;
+    }
+    saved = errno;
+    spool_close(sp);
+    errno = saved;
+    return NULL;
+}
+
+/* spool_close - release the directory descriptors */
+void spool_close(struct spool *sp)
+{
+    if (!sp)
+        return;
+    for (int i = 0; i < SUB_COUNT; i++)
+        if (sp->fds[i] >= 0)
+            close(sp->fds[i]);
+    if (sp->dirfd >= 0)
+        close(sp->dirfd);
+    pthread_cond_destroy(&sp->gc_cv);
+    pthread_mutex_destroy(&sp->gc_mu);
+    free(sp->dir);
+    free(sp);
+}
+
+/* spool_dir - the directory the spool was opened on */
+const char *spool_dir(const struct spool *sp)
+{
+    return sp->dir;
+}
+
+/* spool_new_id - a fresh, time-ordered queue id, unique in this process (thread-safe) */
+void spool_new_id(char out[SPOOL_ID_LEN + 1])
+{
+    struct timeval tv;
+    uint64_t mix, now, last, next;
+
+    /* 8 hex digits of seconds, 5 of microseconds, 3 of a pid-derived value.
+     * The 64-bit number is kept strictly increasing in the process (a repeat
+     * in the same microsecond, or a clock stepped back, takes the last value
+     * + 1), so ids never repeat here and sort by age as text. */
+    gettimeofday(&tv, NULL);
+    /* Different processes starting in the same microsecond differ here. */
+    mix = (((uint64_t)getpid() * 2654435761u) >> 16) & 0xfff;
+    now = ((uint64_t)(uint32_t)tv.tv_sec << 32) | ((uint64_t)tv.tv_usec << 12) | mix;
+    last = __atomic_load_n(&spool_last_id, __ATOMIC_RELAXED);
+    do {
+        next = now > last ? now : last + 1;
+    } while (!__atomic_compare_exchange_n(&spool_last_id, &last, next, 0, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    snprintf(out, SPOOL_ID_LEN + 1, "%016" PRIX64, next);
+}
+
+/* spool_valid_id - 1 if s has the shape of a queue id (guards path building) */
+int spool_valid_id(const char *s)
+{
+    size_t i;
+
+    if (!s)
+        return 0;
+    for (i = 0; i < SPOOL_ID_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return s[i] == '\0';
+}
+
+/* ---- writer ---- */
+
+/* wbuf_flush - write out the buffer */
+static int wbuf_flush(struct spool_writer *w)
+{
+    if (w->failed)
+        return -1;
+    if (w->buflen && write_all(w->fd, w->buf, w->buflen) < 0) {
+        w->failed = errno;
+        return -1;
+    }
+    w->buflen = 0;
+    return 0;
+}
+
+/* wbuf_put - buffered append; large pieces are written straight through */
+static void wbuf_put(struct spool_writer *w, const void *data, size_t len)
+{
+    if (w->failed)
+        return;
+    if (w->buflen + len > sizeof w->buf && wbuf_flush(w) < 0)
+        return;
+    if (len >= sizeof w->buf) {
+        if (write_all(w->fd, data, len) < 0)
+            w->failed = errno;
+        return;
+    }
+    memcpy(w->buf + w->buflen, data, len);
+    w->buflen += len;
+}
+
+/* wbuf_kv - append one "key value\n" header line */
+static void wbuf_kv(struct spool_writer *w, enum spool_key k, const char *value)
+{
+    const char *key = spool_keyname[k];
+
+    wbuf_put(w, key, strlen(key));
+    wbuf_put(w, " ", 1);
+    wbuf_put(w, value, strlen(value));
+    wbuf_put(w, "\n", 1);
+    w->hdr_len += strlen(key) + strlen(value) + 2;
+}
+
+/* str_or_empty - NULL reads as "" for the optional text fields */
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* value_ok - a header value must not contain CR or LF (NUL cannot occur in a C string) */
+static int value_ok(const char *s)
+{
+    return !s || strpbrk(s, "\r\n") == NULL;
+}
+
+/* envelope_ok - everything begin writes must be loadable again */
+static int envelope_ok(const struct spool_envelope *env)
+{
+    if (!spool_valid_id(env->id) || env->arrival < 0 || env->nrcpt == 0 || !env->rcpt)
+        return 0;
+    if (!value_ok(env->client_ip) || !value_ok(env->client_name) || !value_ok(env->helo) ||
+        !value_ok(env->sender) || !value_ok(env->dsn_envid))
+        return 0;
+    if (env->dsn_ret && strcmp(env->dsn_ret, "FULL") != 0 && strcmp(env->dsn_ret, "HDRS") != 0)
+        return 0;
+    for (size_t i = 0; i < env->nrcpt; i++)
+        if (!env->rcpt[i].addr || !*env->rcpt[i].addr || !value_ok(env->rcpt[i].addr))
+            return 0;
+    return 1;
+}
+
+/* writer_header - write the magic line, the keys and the empty line */
+static int writer_header(struct spool_writer *w, const struct spool_envelope *env)
+{
+    char num[24];
+
+    wbuf_put(w, SPOOL_MAGIC "000000000000\n", SPOOL_FIRST_LINE);
+    w->hdr_len = SPOOL_FIRST_LINE;
+    wbuf_kv(w, K_ID, env->id);
+    snprintf(num, sizeof num, "%lld", (long long)env->arrival);
+    wbuf_kv(w, K_ARRIVAL, num);
+    wbuf_kv(w, K_CLIENT_IP, str_or_empty(env->client_ip));
+    wbuf_kv(w, K_CLIENT_NAME, str_or_empty(env->client_name));
+    wbuf_kv(w, K_HELO, str_or_empty(env->helo));
+    wbuf_kv(w, K_SENDER, str_or_empty(env->sender));
+    wbuf_kv(w, K_BODY, env->body_8bit ? "8bit" : "7bit");
+    wbuf_kv(w, K_SMTPUTF8, env->smtputf8 ? "1" : "0");
+    wbuf_kv(w, K_IS_BOUNCE, env->is_bounce ? "1" : "0");
+    if (env->dsn_ret)
+        wbuf_kv(w, K_DSN_RET, env->dsn_ret);
+    if (env->dsn_envid)
+        wbuf_kv(w, K_DSN_ENVID, env->dsn_envid);
+    for (size_t i = 0; i < env->nrcpt && w->hdr_len <= SPOOL_HDR_MAX; i++)
+        wbuf_kv(w, K_RCPT, env->rcpt[i].addr);
+    wbuf_put(w, "\n", 1);
+    w->hdr_len++;
+    if (!w->failed && w->hdr_len > SPOOL_HDR_MAX)
+        w->failed = E2BIG;
+    if (w->failed)
+        return errno = w->failed, -1;
+    return 0;
+}
+
+/* spool_writer_begin - create tmp/ID and write the header; NULL with errno (EINVAL: bad env) */
+struct spool_writer *spool_writer_begin(struct spool *sp, const struct spool_envelope *env)
+{
+    struct spool_writer *w;
+    int saved;
+
+    if (!envelope_ok(env))
+        return errno = EINVAL, NULL;
+    w = malloc(sizeof *w);
+    if (!w)
+        return NULL;
+    memset(w, 0, offsetof(struct spool_writer, buf));
+    w->sp = sp;
+    memcpy(w->id, env->id, sizeof w->id);
+    w->fd = openat(sp->fds[SUB_TMP], w->id, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        saved = errno;
+        free(w);
+        return errno = saved, NULL;
+    }
+    w->tmp_exists = 1;
+    /* The lock tells spool_list this tmp file is alive, not a crash leftover. */
+    if (flock(w->fd, LOCK_EX) == 0 && writer_header(w, env) == 0)
+        return w;
+    saved = errno;
+    spool_writer_free(w);
+    return errno = saved, NULL;
+}
+
+/* spool_writer_write - append body octets (buffered; writes through past 64 KiB). 0 or -1 */
+int spool_writer_write(struct spool_writer *w, const void *data, size_t len)
+{
+    if (w->failed)
+        return errno = w->failed, -1;
+    if (w->committed || w->fd < 0)
+        return errno = EINVAL, -1;
+    if (len > SPOOL_BODY_MAX - w->body_len) {
+        w->failed = EFBIG;
+        return errno = EFBIG, -1;
+    }
+    wbuf_put(w, data, len);
+    if (w->failed)
+        return errno = w->failed, -1;
+    w->body_len += len;
+    return 0;
+}
+
+/* spool_writer_size - body octets written so far */
+uint64_t spool_writer_size(const struct spool_writer *w)
+{
+    return w->body_len;
+}
+
+/* writer_finish_file - flush, put the body length into the first line, fsync */
+static int writer_finish_file(struct spool_writer *w)
+{
+    char num[SPOOL_LEN_DIGITS + 1];
+    ssize_t n;
+
+    if (wbuf_flush(w) < 0)
+        return errno = w->failed, -1;
+    snprintf(num, sizeof num, "%012" PRIu64, w->body_len);
+    n = pwrite(w->fd, num, SPOOL_LEN_DIGITS, SPOOL_MAGIC_LEN);
+    if (n != SPOOL_LEN_DIGITS) {
+        if (n >= 0)
+            errno = EIO;
+        return -1;
+    }
+    return fsync(w->fd);
+}
+
+/* writer_rename - move tmp/ID to queue/ID, never replacing an existing queue/ID */
+static int writer_rename(struct spool_writer *w)
+{
+    int tfd = w->sp->fds[SUB_TMP], qfd = w->sp->fds[SUB_QUEUE];
+
+    if (renameat2(tfd, w->id, qfd, w->id, RENAME_NOREPLACE) == 0) {
+        w->tmp_exists = 0;
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* File systems without RENAME_NOREPLACE: link(2) refuses to replace too. */
+    if (linkat(tfd, w->id, qfd, w->id, 0) < 0)
+        return -1;
+    /* The message is queued now; a failed unlink only leaves a second name
+     * that spool_writer_free or spool_list removes later. */
+    if (unlinkat(tfd, w->id, 0) == 0)
+        w->tmp_exists = 0;
+    return 0;
+}
+
+/* spool_sync_queue - fsync queue/ so that every rename/unlink so far is durable (group commit) */
+static int spool_sync_queue(struct spool *sp)
+{
+    uint64_t gen, snap;
+    int rc = 0;
+
+    pthread_mutex_lock(&sp->gc_mu);
+    gen = ++sp->renamed_gen;
+    while (sp->synced_gen < gen && !sp->sync_err) {
+        if (sp->syncing) {
+            pthread_cond_wait(&sp->gc_cv, &sp->gc_mu);
+            continue;
+        }
+        snap = sp->renamed_gen;
+        sp->syncing = 1;
+        pthread_mutex_unlock(&sp->gc_mu);
+        rc = fsync(sp->fds[SUB_QUEUE]);
+        pthread_mutex_lock(&sp->gc_mu);
+        sp->syncing = 0;
+        /* After a failed fsync the kernel may report success next time for
+         * entries it never wrote: refuse every later commit instead. */
+        if (rc < 0)
+            sp->sync_err = errno ? errno : EIO;
+        else if (snap > sp->synced_gen)
+            sp->synced_gen = snap;
+        pthread_cond_broadcast(&sp->gc_cv);
+    }
+    rc = sp->synced_gen >= gen ? 0 : sp->sync_err;
+    pthread_mutex_unlock(&sp->gc_mu);
+    return rc ? (errno = rc, -1) : 0;
+}
+
+/* writer_abort - close and remove tmp/ID after a failed commit; returns -1 with errno kept */
+static int writer_abort(struct spool_writer *w)
+{
+    int saved = errno;
+
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    if (w->tmp_exists && unlinkat(w->sp->fds[SUB_TMP], w->id, 0) == 0)
+        w->tmp_exists = 0;
+    if (!w->failed)
+        w->failed = saved;
+    errno = saved;
+    return -1;
+}
+
+/* spool_writer_commit - BLOCKING: make the message durable in queue/ (0) or remove it (-1) */
+int spool_writer_commit(struct spool_writer *w)
+{
+    int saved;
+
+    /* The rename happens before close so that the flock keeps spool_list
+     * away from tmp/ID until the name is gone. */
+    if (w->committed || w->fd < 0)
+        return errno = EINVAL, -1;
+    if (writer_finish_file(w) < 0 || writer_rename(w) < 0)
+        return writer_abort(w);
+    if (close(w->fd) < 0) {
+        w->fd = -1;
+        saved = errno;
+        unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
+        return errno = saved, -1;
+    }
+    w->fd = -1;
+    if (spool_sync_queue(w->sp) < 0) {
+        /* Not durable: take it back, the client will be told 4xx and retry. */
+        saved = errno;
+        unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
+        return errno = saved, -1;
+    }
+    w->committed = 1;
+    return 0;
+}
+
+/* spool_writer_free - free w; removes tmp/ID if it was not committed */
+void spool_writer_free(struct spool_writer *w)
+{
+    int saved = errno;
+
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp_exists)
+        unlinkat(w->sp->fds[SUB_TMP], w->id, 0);
+    free(w);
+    errno = saved;
+}
+
+/* ---- loader ---- */
+
+/* read_header - read queue file octets until the empty line; *hlen counts through it */
+static int read_header(int fd, off_t size, char **out, size_t *hlen)
+{
+    size_t cap = 65536, have = 0;
+    char *buf = NULL, *end;
+
+    for (;;) {
+        char *nb = realloc(buf, cap + 1);
+        size_t want = (uint64_t)size < cap ? (size_t)size : cap;
+        ssize_t n;
+
+        if (!nb)
+            return free(buf), -1;
+        buf = nb;
+        n = pread_full(fd, buf + have, want - have, (off_t)have);
+        if (n < 0)
+            return free(buf), -1;
+        have += (size_t)n;
+        buf[have] = '\0';
+        end = memmem(buf, have, "\n\n", 2);
+        if (end) {
+            *out = buf;
+            *hlen = (size_t)(end - buf) + 2;
+            return 0;
+        }
+        if (have < cap || cap >= SPOOL_HDR_MAX)
+            return free(buf), bad_msg();
+        cap *= 2;
+    }
+}
+
+/* parse_u64 - strict decimal: digits only, no sign, no overflow past max */
+static int parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (v > (max - (uint64_t)(s[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* dup_into - strdup value into *dst; ENOMEM is an error of its own, not EBADMSG */
+static int dup_into(char **dst, const char *value)
+{
+    *dst = strdup(value);
+    return *dst ? 0 : -1;
+}
+
+/* parse_flag - "0" or "1" */
+static int parse_flag(const char *v, int *out)
+{
+    if ((v[0] != '0' && v[0] != '1') || v[1] != '\0')
+        return bad_msg();
+    *out = v[0] == '1';
+    return 0;
+}
+
+/* add_rcpt - append a recipient to env */
+static int add_rcpt(struct spool_envelope *env, const char *addr)
+{
+    struct spool_rcpt *r;
+
+    if (!*addr)
+        return bad_msg();
+    r = realloc(env->rcpt, (env->nrcpt + 1) * sizeof *r);
+    if (!r)
+        return -1;
+    env->rcpt = r;
+    memset(&r[env->nrcpt], 0, sizeof *r);
+    if (dup_into(&r[env->nrcpt].addr, addr) < 0)
+        return -1;
+    env->nrcpt++;
+    return 0;
+}
+
+/* set_field - store one key's value into env */
+static int set_field(struct spool_envelope *env, enum spool_key k, const char *v, const char *id)
+{
+    uint64_t t;
+
+    switch (k) {
+    case K_ID:
+        if (strcmp(v, id) != 0)
+            return bad_msg();
+        memcpy(env->id, id, SPOOL_ID_LEN + 1);
+        return 0;
+    case K_ARRIVAL:
+        if (parse_u64(v, strlen(v), INT64_MAX, &t) < 0)
+            return bad_msg();
+        env->arrival = (time_t)t;
+        return 0;
+    case K_CLIENT_IP:
+        return dup_into(&env->client_ip, v);
+    case K_CLIENT_NAME:
+        return dup_into(&env->client_name, v);
+    case K_HELO:
+        return dup_into(&env->helo, v);
+    case K_SENDER:
+        return dup_into(&env->sender, v);
+    case K_BODY:
+        if (strcmp(v, "8bit") != 0 && strcmp(v, "7bit") != 0)
+            return bad_msg();
+        env->body_8bit = v[0] == '8';
+        return 0;
+    case K_SMTPUTF8:
+        return parse_flag(v, &env->smtputf8);
+    case K_IS_BOUNCE:
+        return parse_flag(v, &env->is_bounce);
+    case K_DSN_RET:
+        if (strcmp(v, "FULL") != 0 && strcmp(v, "HDRS") != 0)
+            return bad_msg();
+        return dup_into(&env->dsn_ret, v);
+    case K_DSN_ENVID:
+        return dup_into(&env->dsn_envid, v);
+    default:
+        return add_rcpt(env, v);
+    }
+}
+
+/* parse_line - one "key value" line; *seen collects keys to catch repeats and omissions */
+static int parse_line(char *line, struct spool_envelope *env, const char *id, unsigned *seen)
+{
+    char *sp = strchr(line, ' ');
+    int k;
+
+    if (!sp)
+        return bad_msg();
+    *sp = '\0';
+    for (k = 0; k < K_COUNT; k++)
+        if (strcmp(line, spool_keyname[k]) == 0)
+            break;
+    if (k == K_COUNT || (k != K_RCPT && (*seen & (1u << k))))
+        return bad_msg();
+    *seen |= 1u << k;
+    return set_field(env, (enum spool_key)k, sp + 1, id);
+}
+
+/* parse_header - check the magic line and parse every key of a header of hlen octets */
+static int parse_header(char *buf, size_t hlen, const char *id, struct spool_envelope *env,
+                        uint64_t *body_len)
+{
+    char *p = buf + SPOOL_FIRST_LINE, *end = buf + hlen - 1, *nl;
+    unsigned seen = 0;
+
+    if (hlen <= SPOOL_FIRST_LINE || memcmp(buf, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0 ||
+        buf[SPOOL_FIRST_LINE - 1] != '\n' ||
+        parse_u64(buf + SPOOL_MAGIC_LEN, SPOOL_LEN_DIGITS, SPOOL_BODY_MAX, body_len) < 0)
+        return bad_msg();
+    /* Values never hold NUL or CR; finding one means the file is damaged. */
+    if (memchr(buf, '\0', hlen) || memchr(buf, '\r', hlen))
+        return bad_msg();
+    while (p < end) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        *nl = '\0';
+        if (parse_line(p, env, id, &seen) < 0)
+            return -1;
+        p = nl + 1;
+    }
+    return (seen & SPOOL_REQUIRED_KEYS) == SPOOL_REQUIRED_KEYS ? 0 : bad_msg();
+}
+
+/* load_queue_file - parse queue/ID and check its size against the stated body length */
+static int load_queue_file(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
+                           uint64_t *body_len)
+{
+    struct stat st;
+    char *hdr = NULL;
+    size_t hlen = 0;
+    int rc;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (!S_ISREG(st.st_mode))
+        return bad_msg();
+    if (read_header(fd, st.st_size, &hdr, &hlen) < 0)
+        return -1;
+    rc = parse_header(hdr, hlen, id, env, body_len);
+    free(hdr);
+    if (rc == 0 && (uint64_t)st.st_size - hlen != *body_len)
+        return bad_msg();
+    *body_off = (off_t)hlen;
+    return rc;
+}
+
+/* take_number - parse "<digits> " at *p and advance past the space */
+static int take_number(char **p, uint64_t max, uint64_t *out)
+{
+    char *sp = strchr(*p, ' ');
+
+    if (!sp || parse_u64(*p, (size_t)(sp - *p), max, out) < 0)
+        return -1;
+    *p = sp + 1;
+    return 0;
+}
+
+/* apply_record - one complete log line "<time> <idx> <status> <text>" */
+static int apply_record(char *line, size_t len, struct spool_envelope *env)
+{
+    uint64_t t, idx;
+    struct spool_rcpt *r;
+    char *p = line, *sp;
+
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            return bad_msg();
+    if (take_number(&p, INT64_MAX, &t) < 0 || take_number(&p, UINT_MAX, &idx) < 0 ||
+        idx >= env->nrcpt || !(sp = strchr(p, ' ')))
+        return bad_msg();
+    *sp = '\0';
+    r = &env->rcpt[idx];
+    if (strcmp(p, "delivered") == 0)
+        r->state = SPOOL_RCPT_DELIVERED;
+    else if (strcmp(p, "bounced") == 0)
+        r->state = SPOOL_RCPT_BOUNCED;
+    else if (strcmp(p, "deferred") == 0)
+        r->attempts++;
+    else
+        return bad_msg();
+    free(r->last_text);
+    return dup_into(&r->last_text, sp + 1);
+}
+
+/* read_records - apply every complete line of the log; a final line without LF is torn */
+static int read_records(int fd, struct spool_envelope *env)
+{
+    char buf[SPOOL_LOG_READ];
+    size_t have = 0;
+
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof buf - have);
+        char *start = buf, *nl;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -1 : 0; /* at EOF, what is left (if anything) is torn */
+        have += (size_t)n;
+        while ((nl = memchr(start, '\n', (size_t)(buf + have - start))) != NULL) {
+            *nl = '\0';
+            if (apply_record(start, (size_t)(nl - start), env) < 0)
+                return -1;
+            start = nl + 1;
+        }
+        have -= (size_t)(start - buf);
+        memmove(buf, start, have);
+        if (have == sizeof buf)
+            return bad_msg(); /* far longer than any record we write */
+    }
+}
+
+/* load_log - apply log/ID (if any) to env's recipients */
+static int load_log(struct spool *sp, const char *id, struct spool_envelope *env)
+{
+    int fd = openat(sp->fds[SUB_LOG], id, O_RDONLY | O_CLOEXEC), rc, saved;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    /* Shared lock: never read a record that spool_log is half way through. */
+    rc = flock(fd, LOCK_SH);
+    if (rc == 0)
+        rc = read_records(fd, env);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* spool_quarantine - move queue/ID (and log/ID as ID.log) into corrupt/ for the operator */
+static void spool_quarantine(struct spool *sp, const char *id)
+{
+    char logname[SPOOL_ID_LEN + 5];
+
+    snprintf(logname, sizeof logname, "%s.log", id);
+    /* Best effort: the caller reports EBADMSG whether or not the move works,
+     * and a file left in place is simply found corrupt again next time. */
+    if (renameat(sp->fds[SUB_QUEUE], id, sp->fds[SUB_CORRUPT], id) == 0)
+        (void)fsync(sp->fds[SUB_QUEUE]);
+    if (renameat(sp->fds[SUB_LOG], id, sp->fds[SUB_CORRUPT], logname) == 0)
+        (void)fsync(sp->fds[SUB_LOG]);
+    (void)fsync(sp->fds[SUB_CORRUPT]);
+}
+
+/* spool_load - read queue/ID and log/ID; corrupt files go to corrupt/ (EBADMSG) */
+int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+               uint64_t *body_len)
+{
+    int fd, rc, saved;
+
+    memset(env, 0, sizeof *env);
+    if (!spool_valid_id(id))
+        return errno = EINVAL, -1;
+    fd = openat(sp->fds[SUB_QUEUE], id, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = load_queue_file(fd, id, env, body_off, body_len);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    if (rc == 0)
+        rc = load_log(sp, id, env);
+    if (rc < 0) {
+        /* Only inconsistency quarantines: EIO or ENOMEM may pass. */
+        saved = errno;
+        spool_envelope_free(env);
+        if (saved == EBADMSG)
+            spool_quarantine(sp, id);
+        errno = saved;
+    }
+    return rc;
+}
+
+/* spool_envelope_free - free everything spool_load allocated and zero env */
+void spool_envelope_free(struct spool_envelope *env)
+{
+    if (!env)
+        return;
+    free(env->client_ip);
+    free(env->client_name);
+    free(env->helo);
+    free(env->sender);
+    free(env->dsn_ret);
+    free(env->dsn_envid);
+    for (size_t i = 0; i < env->nrcpt; i++) {
+        free(env->rcpt[i].addr);
+        free(env->rcpt[i].last_text);
+    }
+    free(env->rcpt);
+    memset(env, 0, sizeof *env);
+}
+
+/* spool_open_body - open queue/ID read-only (for sending the body); fd or -1 */
+int spool_open_body(struct spool *sp, const char *id)
+{
+    if (!spool_valid_id(id))
+        return errno = EINVAL, -1;
+    return openat(sp->fds[SUB_QUEUE], id, O_RDONLY | O_CLOEXEC);
+}
+
+/* ---- delivery log ---- */
+
+/* format_record - "<time> <idx> <status> <text>\n" with text cleaned and capped */
+static size_t format_record(char *rec, size_t reclen, unsigned idx, const char *status,
+                            const char *text)
+{
+    char clean[SPOOL_TEXT_MAX + 1];
+    size_t n = 0;
+    int len;
+
+    for (; text && text[n] && n < SPOOL_TEXT_MAX; n++) {
+        unsigned char c = (unsigned char)text[n];
+        clean[n] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    clean[n] = '\0';
+    len = snprintf(rec, reclen, "%lld %u %s %s\n", (long long)time(NULL), idx, status, clean);
+    return len > 0 && (size_t)len < reclen ? (size_t)len : 0;
+}
+
+/* log_open - open log/ID for appending; *created tells whether this call made it */
+static int log_open(struct spool *sp, const char *id, int *created)
+{
+    int fd;
+
+    for (int tries = 0; tries < 2; tries++) {
+        fd = openat(sp->fds[SUB_LOG], id, O_RDWR | O_APPEND | O_CLOEXEC);
+        *created = 0;
+        if (fd >= 0 || errno != ENOENT)
+            return fd;
+        fd = openat(sp->fds[SUB_LOG], id, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        *created = 1;
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
+/* log_repair_tail - cut a torn last record; *empty tells whether the file is empty */
+static int log_repair_tail(int fd, int *empty)
+{
+    char tail[SPOOL_LOG_REC_MAX];
+    struct stat st;
+    ssize_t got;
+    size_t n;
+    off_t off;
+    char *nl;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    *empty = st.st_size == 0;
+    if (st.st_size == 0)
+        return 0;
+    n = (uint64_t)st.st_size < sizeof tail ? (size_t)st.st_size : sizeof tail;
+    off = st.st_size - (off_t)n;
+    got = pread_full(fd, tail, n, off);
+    if (got != (ssize_t)n) {
+        if (got >= 0)
+            errno = EIO; /* the file shrank under the lock: someone else writes it */
+        return -1;
+    }
+    /* A crash mid-append leaves a record without its LF; cutting it (under
+     * the exclusive lock) lets the next record start on a line of its own
+     * instead of gluing onto the fragment. */
+    if (tail[n - 1] == '\n')
+        return 0;
+    nl = memrchr(tail, '\n', n);
+    if (!nl && off > 0)
+        return bad_msg(); /* a "record" longer than any we write: not a torn append */
+    return ftruncate(fd, nl ? off + (nl - tail) + 1 : 0);
+}
+
+/* log_append - append one record to log/ID in one write and fsync it */
+static int log_append(struct spool *sp, const char *id, unsigned idx, const char *status,
+                      const char *text)
+{
+    char rec[SPOOL_LOG_REC_MAX];
+    size_t len = format_record(rec, sizeof rec, idx, status, text);
+    int fd, created, empty = 0, rc, saved;
+
+    if (!spool_valid_id(id) || len == 0)
+        return errno = EINVAL, -1;
+    fd = log_open(sp, id, &created);
+    if (fd < 0)
+        return -1;
+    rc = flock(fd, LOCK_EX);
+    if (rc == 0)
+        rc = log_repair_tail(fd, &empty);
+    if (rc == 0)
+        rc = write_all(fd, rec, len);
+    if (rc == 0)
+        rc = fsync(fd);
+    /* An empty file may have been left by a creator that failed before its
+     * directory fsync: make the name durable in that case too. */
+    if (rc == 0 && (created || empty))
+        rc = fsync(sp->fds[SUB_LOG]);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* spool_log - BLOCKING: append an fsynced delivered/bounced record to log/ID. 0 or -1 */
+int spool_log(struct spool *sp, const char *id, unsigned rcpt_index, enum spool_rcpt_state st,
+              const char *text)
+{
+    if (st == SPOOL_RCPT_DELIVERED)
+        return log_append(sp, id, rcpt_index, "delivered", text);
+    if (st == SPOOL_RCPT_BOUNCED)
+        return log_append(sp, id, rcpt_index, "bounced", text);
+    return errno = EINVAL, -1;
+}
+
+/* spool_log_deferred - BLOCKING: like spool_log with status "deferred" */
+int spool_log_deferred(struct spool *sp, const char *id, unsigned rcpt_index, const char *text)
+{
+    return log_append(sp, id, rcpt_index, "deferred", text);
+}
+
+/* spool_remove - BLOCKING: unlink queue/ID (durably) then log/ID. 0 or -1 */
+int spool_remove(struct spool *sp, const char *id)
+{
+    int missing = 0;
+
+    if (!spool_valid_id(id))
+        return errno = EINVAL, -1;
+    if (unlinkat(sp->fds[SUB_QUEUE], id, 0) < 0) {
+        if (errno != ENOENT)
+            return -1;
+        missing = 1;
+    } else if (spool_sync_queue(sp) < 0) {
+        return -1;
+    }
+    /* The log goes second: a log left behind by a crash here is an orphan
+     * that spool_list removes, never a queued message without its log. */
+    if (unlinkat(sp->fds[SUB_LOG], id, 0) < 0 && errno != ENOENT)
+        return -1;
+    return missing ? (errno = ENOENT, -1) : 0;
+}
+
+/* ---- listing ---- */
+
+typedef int (*spool_entry_fn)(struct spool *sp, const char *name, void *ctx);
+
+/* dir_walk - call cb for every queue-id-shaped name in subdirectory sub */
+static int dir_walk(struct spool *sp, enum spool_sub sub, spool_entry_fn cb, void *ctx)
+{
+    int fd = openat(sp->fds[sub], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0, saved;
+    struct dirent *de;
+    DIR *d;
+
+    if (fd < 0)
+        return -1;
+    d = fdopendir(fd);
+    if (!d) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (!de) {
+            rc = errno ? -1 : 0;
+            break;
+        }
+        if (spool_valid_id(de->d_name) && cb(sp, de->d_name, ctx) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    saved = errno;
+    closedir(d);
+    errno = saved;
+    return rc;
+}
+
+/* sweep_tmp - remove tmp/NAME unless a live writer holds its lock */
+static int sweep_tmp(struct spool *sp, const char *name, void *ctx)
+{
+    int fd = openat(sp->fds[SUB_TMP], name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0)
+        return errno == ENOENT || errno == ELOOP ? 0 : -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(sp->fds[SUB_TMP], name, 0) < 0 &&
+        errno != ENOENT) {
+        int saved = errno;
+        close(fd);
+        return errno = saved, -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* sweep_log - remove log/NAME when queue/NAME does not exist */
+static int sweep_log(struct spool *sp, const char *name, void *ctx)
+{
+    struct stat st;
+
+    if (fstatat(sp->fds[SUB_QUEUE], name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    return unlinkat(sp->fds[SUB_LOG], name, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+struct list_ctx {
+    void (*fn)(const char *id, void *arg);
+    void *arg;
+    int count;
+};
+
+/* list_one - report one queued id */
+static int list_one(struct spool *sp, const char *name, void *ctx)
+{
+    struct list_ctx *lc = ctx;
+
+    if (lc->count == INT_MAX)
+        return errno = EOVERFLOW, -1;
+    lc->fn(name, lc->arg);
+    lc->count++;
+    return 0;
+}
+
+/* spool_list - call fn for every id in queue/; removes stale tmp/ and orphaned log/ files */
+int spool_list(struct spool *sp, void (*fn)(const char *id, void *arg), void *arg)
+{
+    struct list_ctx lc = {fn, arg, 0};
+
+    if (dir_walk(sp, SUB_TMP, sweep_tmp, NULL) < 0 || dir_walk(sp, SUB_QUEUE, list_one, &lc) < 0 ||
+        dir_walk(sp, SUB_LOG, sweep_log, NULL) < 0)
+        return -1;
+    return lc.count;
+}
