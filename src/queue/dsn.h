@@ -24,7 +24,10 @@ struct dsn_failure {
  * failed, Status, Diagnostic-Code: smtp; ...) and a text/rfc822-headers
  * part with the original header (read from body_fd, which is dot-stuffed
  * CRLF; the result must be too). Returns a malloc'd, dot-stuffed CRLF
- * message body with *outlen set, or NULL on error.
+ * message body with *outlen set (a NUL follows the last octet, not counted
+ * in *outlen), or NULL on error with errno set (EINVAL for bad arguments,
+ * the read error for body_fd). When env->smtputf8 is set the report uses
+ * the RFC 6533 global types and may carry UTF-8 (8bit) addresses.
  */
 char *dsn_build(const char *reporting_mta, const struct spool_envelope *env, int body_fd,
                 off_t body_off, uint64_t body_len, const struct dsn_failure *f, size_t nf,

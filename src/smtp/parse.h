@@ -61,7 +61,8 @@ struct smtp_cmd {
 /*
  * smtp_parse_command - parse one command line.
  * line/len: the line WITHOUT its CRLF; may contain any octets (NUL, CR, LF
- * are reported, not trusted). The buffer is modified. Verbs are
+ * are reported, not trusted). The buffer is modified and must have room
+ * for len + 1 octets: line[len] receives a NUL (where the CR was). Verbs are
  * case-insensitive. MAIL needs "FROM:" and RCPT "TO:" (RFC 5321 is strict:
  * no space before the path is required, but one space after the colon is
  * tolerated as most MTAs do). Returns SMTP_PARSE_OK and fills cmd, or an

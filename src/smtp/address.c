@@ -1,0 +1,361 @@
+/* address.c - RFC 5321 paths: mailbox syntax, domains, and relay tricks */
+#include "smtp/address.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#define LABEL_MAX 63
+#define IPV6_TAG "IPv6:"
+#define IPV6_TEXT_MAX 45 /* INET6_ADDRSTRLEN - 1 */
+
+/* ascii_lower - tolower() without the locale: only ASCII letters are folded */
+static char ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* is_alnum - ASCII letter or digit */
+static int is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* is_atext - RFC 5322 atext (ASCII part) */
+static int is_atext(unsigned char c)
+{
+    return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* ascii_ieq - case-insensitive equality of two ASCII strings */
+static int ascii_ieq(const char *a, const char *b)
+{
+    for (; *a != '\0' && *b != '\0'; a++, b++)
+        if (ascii_lower(*a) != ascii_lower(*b))
+            return 0;
+    return *a == *b;
+}
+
+/* ascii_nieq - the first n octets of a and b are equal ignoring ASCII case */
+static int ascii_nieq(const char *a, const char *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (ascii_lower(a[i]) != ascii_lower(b[i]))
+            return 0;
+    return 1;
+}
+
+/* in - c lies in [lo, hi] */
+static int in(unsigned char c, unsigned lo, unsigned hi)
+{
+    return c >= lo && c <= hi;
+}
+
+/*
+ * utf8_len - length (2..4) of the well-formed UTF-8 sequence at s, or 0.
+ * Follows RFC 3629's table, so overlongs, surrogates and code points
+ * above U+10FFFF are refused. A NUL stops it (it is no continuation).
+ */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (in(s[0], 0xC2, 0xDF))
+        return in(s[1], 0x80, 0xBF) ? 2 : 0;
+    if (in(s[0], 0xE0, 0xEF)) {
+        unsigned lo = s[0] == 0xE0 ? 0xA0 : 0x80, hi = s[0] == 0xED ? 0x9F : 0xBF;
+        return in(s[1], lo, hi) && in(s[2], 0x80, 0xBF) ? 3 : 0;
+    }
+    if (in(s[0], 0xF0, 0xF4)) {
+        unsigned lo = s[0] == 0xF0 ? 0x90 : 0x80, hi = s[0] == 0xF4 ? 0x8F : 0xBF;
+        return in(s[1], lo, hi) && in(s[2], 0x80, 0xBF) && in(s[3], 0x80, 0xBF) ? 4 : 0;
+    }
+    return 0;
+}
+
+/* u8 - length of an allowed non-ASCII character at s: only with SMTPUTF8 and well-formed */
+static size_t u8(const char *s, int utf8)
+{
+    return utf8 ? utf8_len((const unsigned char *)s) : 0;
+}
+
+/* note_local - record the characters that turn a local part into a route */
+static void note_local(struct addr *a, char c, int quoted)
+{
+    if (c == '%')
+        a->has_percent = 1;
+    else if (c == '!')
+        a->has_bang = 1;
+    else if (c == '@' && quoted)
+        a->has_at_in_local = 1;
+}
+
+/* scan_dotstring - Dot-string: atoms of atext joined by single dots; *len up to '@' or end */
+static enum addr_err scan_dotstring(const char *s, int utf8, struct addr *a, size_t *len)
+{
+    size_t i = 0;
+    int prev_dot = 1; /* so that a leading dot is refused */
+
+    while (s[i] != '\0' && s[i] != '@') {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = 1;
+        if (c == '.' && prev_dot)
+            return ADDR_SYNTAX;
+        if (c >= 0x80 && (n = u8(s + i, utf8)) == 0)
+            return ADDR_8BIT;
+        if (c < 0x80 && c != '.' && !is_atext(c))
+            return ADDR_SYNTAX;
+        note_local(a, (char)c, 0);
+        prev_dot = c == '.';
+        i += n;
+    }
+    if (prev_dot)
+        return ADDR_SYNTAX;
+    *len = i;
+    return ADDR_OK;
+}
+
+/* scan_quoted - Quoted-string of qtextSMTP and quoted-pairSMTP; *len includes both quotes */
+static enum addr_err scan_quoted(const char *s, int utf8, struct addr *a, size_t *len)
+{
+    size_t i = 1;
+
+    while (s[i] != '"') {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = 1;
+        if (c == '\\') {
+            c = (unsigned char)s[i + 1];
+            n = 2;
+            if (!in(c, 32, 126))
+                return ADDR_SYNTAX;
+        } else if (c >= 0x80) {
+            if ((n = u8(s + i, utf8)) == 0)
+                return ADDR_8BIT;
+        } else if (!in(c, 32, 126)) {
+            return ADDR_SYNTAX; /* controls, DEL and the end of the string */
+        }
+        note_local(a, (char)c, 1);
+        i += n;
+    }
+    a->quoted = 1;
+    *len = i + 1;
+    return ADDR_OK;
+}
+
+/* domain_check - n octets of LDH labels (U-labels too with utf8), each 1..63, no trailing dot */
+static enum addr_err domain_check(const char *s, size_t n, int utf8)
+{
+    size_t i = 0;
+
+    if (n == 0)
+        return ADDR_BAD_DOMAIN;
+    if (n > SMTP_DOMAIN_MAX)
+        return ADDR_TOO_LONG;
+    for (;;) {
+        size_t start = i;
+        while (i < n && s[i] != '.') {
+            unsigned char c = (unsigned char)s[i];
+            size_t k = 1;
+            if (c >= 0x80 && ((k = u8(s + i, utf8)) == 0 || i + k > n))
+                return ADDR_8BIT;
+            if (c < 0x80 && !is_alnum(c) && c != '-')
+                return ADDR_BAD_DOMAIN;
+            i += k;
+        }
+        if (i == start || i - start > LABEL_MAX || s[start] == '-' || s[i - 1] == '-')
+            return ADDR_BAD_DOMAIN;
+        if (i == n)
+            return ADDR_OK;
+        if (++i == n)
+            return ADDR_BAD_DOMAIN; /* trailing dot */
+    }
+}
+
+/* dotted_quad - exactly four 1..3-digit numbers 0..255 separated by dots, n octets */
+static int dotted_quad(const char *s, size_t n)
+{
+    size_t i = 0;
+    int part;
+
+    for (part = 0; part < 4; part++) {
+        unsigned v = 0, digits = 0;
+        while (i < n && digits < 3 && s[i] >= '0' && s[i] <= '9') {
+            v = v * 10 + (unsigned)(s[i++] - '0');
+            digits++;
+        }
+        if (digits == 0 || v > 255)
+            return 0;
+        if (part < 3 && (i >= n || s[i++] != '.'))
+            return 0;
+    }
+    return i == n;
+}
+
+/* literal_check - "[dotted quad]" or "[IPv6:addr]"; general literals are refused */
+static enum addr_err literal_check(const char *d, size_t n)
+{
+    const char *in_s = d + 1;
+    size_t tl = strlen(IPV6_TAG), cl;
+    char buf[IPV6_TEXT_MAX + 1];
+    struct in6_addr a6;
+
+    if (n < 3 || d[n - 1] != ']')
+        return ADDR_BAD_DOMAIN;
+    cl = n - 2;
+    if (cl > tl && ascii_nieq(in_s, IPV6_TAG, tl)) {
+        if (cl - tl > IPV6_TEXT_MAX)
+            return ADDR_BAD_DOMAIN;
+        memcpy(buf, in_s + tl, cl - tl);
+        buf[cl - tl] = '\0';
+        return inet_pton(AF_INET6, buf, &a6) == 1 ? ADDR_OK : ADDR_BAD_DOMAIN;
+    }
+    return dotted_quad(in_s, cl) ? ADDR_OK : ADDR_BAD_DOMAIN;
+}
+
+/* parse_domain - the text after the '@': a domain or an address literal, stored lower-cased */
+static enum addr_err parse_domain(const char *d, int utf8, struct addr *a)
+{
+    size_t i, n = strlen(d);
+    enum addr_err e;
+
+    if (strchr(d, '@') != NULL)
+        return ADDR_SYNTAX; /* user@outside@gateway */
+    if (n > SMTP_DOMAIN_MAX)
+        return ADDR_TOO_LONG;
+    a->is_literal = d[0] == '[';
+    e = a->is_literal ? literal_check(d, n) : domain_check(d, n, utf8);
+    if (e != ADDR_OK)
+        return e;
+    for (i = 0; i < n; i++)
+        a->domain[i] = ascii_lower(d[i]);
+    a->domain[n] = '\0';
+    return ADDR_OK;
+}
+
+/* skip_route - "@dom,@dom:" (RFC 5321 A-d-l); *mb is set to what follows the colon */
+static enum addr_err skip_route(const char *p, int utf8, const char **mb)
+{
+    for (;;) {
+        size_t n;
+        enum addr_err e;
+        if (*p++ != '@')
+            return ADDR_SYNTAX;
+        n = strcspn(p, ",:");
+        e = domain_check(p, n, utf8);
+        if (e != ADDR_OK)
+            return e == ADDR_8BIT ? e : ADDR_SYNTAX;
+        p += n;
+        if (*p == ':') {
+            *mb = p + 1;
+            return ADDR_OK;
+        }
+        if (*p++ != ',')
+            return ADDR_SYNTAX;
+    }
+}
+
+/* parse_mailbox - Local-part [ "@" domain ]; only Postmaster may lack the domain */
+static enum addr_err parse_mailbox(const char *mb, int utf8, struct addr *a)
+{
+    size_t llen = 0;
+    enum addr_err e;
+
+    e = mb[0] == '"' ? scan_quoted(mb, utf8, a, &llen) : scan_dotstring(mb, utf8, a, &llen);
+    if (e != ADDR_OK)
+        return e;
+    if (llen > SMTP_LOCAL_MAX)
+        return ADDR_TOO_LONG;
+    memcpy(a->local, mb, llen);
+    a->local[llen] = '\0';
+    if (mb[llen] == '\0')
+        return !a->quoted && ascii_ieq(a->local, "postmaster") ? ADDR_OK : ADDR_NO_DOMAIN;
+    if (mb[llen] != '@')
+        return ADDR_SYNTAX;
+    return parse_domain(mb + llen + 1, utf8, a);
+}
+
+/* addr_parse - route, local part, domain; on any error a is left zeroed */
+enum addr_err addr_parse(const char *path, int utf8, struct addr *a)
+{
+    const char *mb = path;
+    enum addr_err e;
+
+    memset(a, 0, sizeof *a);
+    if (path == NULL || path[0] == '\0')
+        return ADDR_EMPTY;
+    if (strnlen(path, SMTP_PATH_MAX) > SMTP_PATH_MAX - 2)
+        return ADDR_TOO_LONG;
+    e = path[0] == '@' ? skip_route(path, utf8, &mb) : ADDR_OK;
+    if (e == ADDR_OK)
+        e = parse_mailbox(mb, utf8, a);
+    if (e != ADDR_OK)
+        memset(a, 0, sizeof *a);
+    else
+        a->had_route = mb != path;
+    return e;
+}
+
+/* addr_format - "local@domain", or "local" alone for a bare Postmaster */
+int addr_format(const struct addr *a, char *dst, size_t dstlen)
+{
+    size_t ll = strlen(a->local), dl = strlen(a->domain);
+    size_t n = ll + (dl > 0 ? 1 + dl : 0);
+
+    if (dst == NULL || dstlen == 0)
+        return -1;
+    if (n + 1 > dstlen) {
+        dst[0] = '\0';
+        return -1;
+    }
+    memcpy(dst, a->local, ll);
+    if (dl > 0) {
+        dst[ll] = '@';
+        memcpy(dst + ll + 1, a->domain, dl);
+    }
+    dst[n] = '\0';
+    return (int)n;
+}
+
+/* addr_is_relay_trick - any form a host behind us might read as "forward elsewhere" */
+int addr_is_relay_trick(const struct addr *a)
+{
+    return a->has_percent || a->has_bang || a->had_route || a->has_at_in_local;
+}
+
+/* addr_domain_match - "*" all, ".x.y" strict subdomains of x.y, otherwise ASCII-caseless equality
+ */
+int addr_domain_match(const char *domain, const char *pattern)
+{
+    size_t dl, pl;
+
+    if (domain == NULL || pattern == NULL || pattern[0] == '\0')
+        return 0;
+    if (strcmp(pattern, "*") == 0)
+        return 1;
+    if (pattern[0] != '.')
+        return ascii_ieq(domain, pattern);
+    dl = strlen(domain);
+    pl = strlen(pattern);
+    return dl > pl && ascii_ieq(domain + dl - pl, pattern);
+}
+
+/* addr_strerror - a short phrase for logs and reply texts */
+const char *addr_strerror(enum addr_err e)
+{
+    switch (e) {
+    case ADDR_OK:
+        return "valid address";
+    case ADDR_EMPTY:
+        return "empty address";
+    case ADDR_SYNTAX:
+        return "address syntax error";
+    case ADDR_TOO_LONG:
+        return "address too long";
+    case ADDR_NO_DOMAIN:
+        return "address has no domain";
+    case ADDR_BAD_DOMAIN:
+        return "malformed domain";
+    case ADDR_8BIT:
+        return "non-ASCII address needs SMTPUTF8 and valid UTF-8";
+    }
+    return "unknown address error";
+}
