@@ -448,6 +448,7 @@ static int dl_write_dsn(struct delivery *d)
         .is_bounce = 1,
         .nrcpt = 1,
         .rcpt = &to,
+        .smtputf8 = d->env.smtputf8, /* the report may quote the original UTF-8 header */
     };
     struct spool_writer *w = NULL;
     size_t nf = 0, len = 0;
