@@ -1,0 +1,1072 @@
+/* test_client.c - unit tests for the SMTP/LMTP client against a scripted
+ * fake server running on the same event loop (TCP, UNIX socket, real TLS) */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "smtp/client.h"
+
+/* One step of the fake server's script: when the input holds exactly
+ * `expect` (NULL: on accept), send `reply` (NULL: nothing). */
+#define STEP_TLS 1    /* after the reply, start TLS as the server */
+#define STEP_CLOSE 2  /* after the reply is flushed, close */
+#define STEP_PREFIX 4 /* expect is only a prefix: take whatever arrived */
+
+struct step {
+    const char *expect;
+    const char *reply;
+    int flags;
+};
+
+struct fake {
+    struct event_base *base;
+    struct evconnlistener *lis;
+    struct bufferevent *bev;
+    const struct step *steps;
+    size_t nsteps, k;
+    int closing, eof, nconn;
+    char err[512];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct outcome {
+    struct event_base *base;
+    int calls;
+    struct smtp_client_result res;
+    struct smtp_client_rcpt rcpt[4];
+};
+
+static struct event_base *base;
+static SSL_CTX *server_tls, *client_tls;
+static char tmpdir[64];
+
+/* fake_close - drop the server side of the connection */
+static void fake_close(struct fake *f)
+{
+    if (f->bev)
+        bufferevent_free(f->bev);
+    f->bev = NULL;
+    f->closing = 0;
+}
+
+/* fake_error - remember the first script violation and hang up */
+static void fake_error(struct fake *f, const char *what, struct evbuffer *in)
+{
+    size_t n = evbuffer_get_length(in) < 60 ? evbuffer_get_length(in) : 60;
+    const char *p = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
+
+    if (f->err[0] == '\0')
+        snprintf(f->err, sizeof f->err, "step %zu: %s: got \"%.*s\"", f->k, what, (int)n, p);
+    fake_close(f);
+}
+
+static void fake_read(struct bufferevent *bev, void *arg);
+static void fake_write(struct bufferevent *bev, void *arg);
+static void fake_event(struct bufferevent *bev, short what, void *arg);
+
+/* fake_starttls - wrap the connection in a server-side TLS filter */
+static void fake_starttls(struct fake *f)
+{
+    SSL *ssl = SSL_new(server_tls);
+    struct bufferevent *tb = NULL;
+
+    if (ssl)
+        tb = bufferevent_openssl_filter_new(f->base, f->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (tb == NULL) {
+        snprintf(f->err, sizeof f->err, "cannot start server TLS");
+        return;
+    }
+    bufferevent_setcb(tb, fake_read, fake_write, fake_event, f);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+    f->bev = tb;
+}
+
+/* fake_reply - play the reply part of a step */
+static void fake_reply(struct fake *f, const struct step *st)
+{
+    if (st->reply)
+        bufferevent_write(f->bev, st->reply, strlen(st->reply));
+    if (st->flags & STEP_TLS)
+        fake_starttls(f);
+    if ((st->flags & STEP_CLOSE) && st->reply)
+        f->closing = 1; /* fake_write closes once flushed */
+    else if (st->flags & STEP_CLOSE)
+        fake_close(f);
+}
+
+/* fake_read - match the client's bytes against the script, step by step */
+static void fake_read(struct bufferevent *bev, void *arg)
+{
+    struct fake *f = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (f->bev == bev && evbuffer_get_length(in) > 0) {
+        size_t have = evbuffer_get_length(in), elen, n;
+        const struct step *st;
+
+        if (f->k >= f->nsteps) {
+            fake_error(f, "data after the end of the script", in);
+            return;
+        }
+        st = &f->steps[f->k];
+        elen = strlen(st->expect);
+        n = have < elen ? have : elen;
+        if (memcmp(evbuffer_pullup(in, (ev_ssize_t)n), st->expect, n) != 0) {
+            fake_error(f, "unexpected client data", in);
+            return;
+        }
+        if (have < elen)
+            return;
+        evbuffer_drain(in, (st->flags & STEP_PREFIX) ? have : elen);
+        if (evbuffer_get_length(in) > 0) { /* lock-step: nothing before our reply */
+            fake_error(f, "client did not wait for the reply", in);
+            return;
+        }
+        f->k++;
+        fake_reply(f, st);
+    }
+}
+
+/* fake_write - close after a final reply has been flushed */
+static void fake_write(struct bufferevent *bev, void *arg)
+{
+    struct fake *f = arg;
+
+    if (f->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        fake_close(f);
+}
+
+/* fake_event - the client hung up */
+static void fake_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct fake *f = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        f->eof++;
+        fake_close(f);
+    }
+}
+
+/* fake_accept - a client connected: greet it if the script says so */
+static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                        int len, void *arg)
+{
+    struct fake *f = arg;
+
+    f->nconn++;
+    fake_close(f);
+    f->k = 0;
+    f->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (f->bev == NULL) {
+        close(fd);
+        return;
+    }
+    bufferevent_setcb(f->bev, fake_read, fake_write, fake_event, f);
+    bufferevent_enable(f->bev, EV_READ | EV_WRITE);
+    if (f->nsteps > 0 && f->steps[0].expect == NULL) {
+        f->k = 1;
+        fake_reply(f, &f->steps[0]);
+    }
+}
+
+/* fake_start - listen on 127.0.0.1 (an ephemeral port) or on a UNIX socket */
+static void fake_start(struct fake *f, const struct step *steps, size_t n, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    f->base = base;
+    f->steps = steps;
+    f->nsteps = n;
+    if (path) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&f->addr;
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof un->sun_path, "%s", path);
+        f->addrlen = sizeof *un;
+        unlink(path);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&f->addr;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        f->addrlen = sizeof *in;
+    }
+    f->lis = evconnlistener_new_bind(base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE, 16,
+                                     (struct sockaddr *)&f->addr, (int)f->addrlen);
+    assert_non_null(f->lis);
+    if (!path)
+        assert_int_equal(
+            getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&f->addr, &f->addrlen),
+            0);
+}
+
+/* fake_stop - close the listener and any connection left */
+static void fake_stop(struct fake *f)
+{
+    fake_close(f);
+    evconnlistener_free(f->lis);
+    if (f->addr.ss_family == AF_UNIX)
+        unlink(((struct sockaddr_un *)&f->addr)->sun_path);
+}
+
+/* fake_done - assert that the whole script was played without a violation */
+static void fake_done(const struct fake *f)
+{
+    assert_string_equal(f->err, "");
+    assert_int_equal(f->k, f->nsteps);
+    assert_int_equal(f->nconn, 1);
+}
+
+/* body_file - an unlinked temporary file holding prefix then body */
+static int body_file(const char *prefix, const char *body, size_t len)
+{
+    char path[128];
+    int fd;
+
+    snprintf(path, sizeof path, "%s/bodyXXXXXX", tmpdir);
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, prefix, strlen(prefix)), (ssize_t)strlen(prefix));
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, body + off, len - off);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    return fd;
+}
+
+/* with_dot - the body followed by the final dot line, as the server must see it */
+static char *with_dot(const char *body)
+{
+    size_t n = strlen(body);
+    char *s = malloc(n + 4);
+
+    assert_non_null(s);
+    memcpy(s, body, n);
+    memcpy(s + n, ".\r\n", 4);
+    return s;
+}
+
+/* req_init - a request for f with the given recipients and body */
+static void req_init(struct smtp_client_req *r, const struct fake *f, const char *const *rcpts,
+                     size_t n, int fd, const char *prefix, const char *body)
+{
+    memset(r, 0, sizeof *r);
+    memcpy(&r->addr, &f->addr, sizeof r->addr);
+    r->addrlen = f->addrlen;
+    r->helo = "client.test";
+    r->sender = "s@a.test";
+    r->rcpts = rcpts;
+    r->nrcpt = n;
+    r->body_fd = fd;
+    r->body_off = (off_t)strlen(prefix);
+    r->body_len = strlen(body);
+    r->connect_timeout = 5;
+    r->command_timeout = 5;
+    r->data_timeout = 5;
+}
+
+/* on_done - record the result and stop the loop */
+static void on_done(void *arg, const struct smtp_client_result *res)
+{
+    struct outcome *o = arg;
+    size_t n = res->nrcpt < 4 ? res->nrcpt : 4;
+
+    o->calls++;
+    o->res = *res;
+    memcpy(o->rcpt, res->rcpt, n * sizeof *res->rcpt);
+    o->res.rcpt = o->rcpt;
+    event_base_loopexit(o->base, NULL);
+}
+
+/* run - deliver with req and run the loop until done (10 s at most) */
+static void run(struct smtp_client_req *req, struct outcome *o)
+{
+    struct timeval limit = {10, 0};
+
+    memset(o, 0, sizeof *o);
+    o->base = base;
+    req->done = on_done;
+    req->arg = o;
+    assert_non_null(smtp_client_start(base, req));
+    assert_int_equal(o->calls, 0); /* never from inside start */
+    event_base_loopexit(base, &limit);
+    event_base_dispatch(base);
+    assert_int_equal(o->calls, 1);
+}
+
+/* spin - run the loop for ms milliseconds */
+static void spin(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+/* assert_rcpt - recipient i ended with code and text */
+static void assert_rcpt(const struct outcome *o, size_t i, int code, const char *text)
+{
+    assert_int_equal(o->rcpt[i].code, code);
+    assert_string_equal(o->rcpt[i].text, text);
+}
+
+/* assert_prefix - s starts with prefix */
+static void assert_prefix(const char *s, const char *prefix)
+{
+    if (strncmp(s, prefix, strlen(prefix)) != 0)
+        fail_msg("\"%s\" does not start with \"%s\"", s, prefix);
+}
+
+static const char *const two[] = {"r1@b.test", "r2@b.test"};
+static const char body1[] = "Subject: test\r\n\r\nline 1\r\n..leading dot\r\n..\r\n...\r\nlast\r\n";
+
+/* test_pipelining - multi-line greeting and EHLO; MAIL, RCPTs and DATA in
+ * one write before any reply; SIZE/BODY/SMTPUTF8 parameters; body intact */
+static void test_pipelining(void **state)
+{
+    char mail[256], *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220-mx.test ESMTP\r\n220-second line\r\n220 ready\r\n", 0},
+        {"EHLO client.test\r\n",
+         "250-mx.test hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"
+         "250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n",
+         0},
+        {mail, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n", 0},
+        {dot, "250-2.0.0 queued\r\n250 as ABC123\r\n", 0},
+        {"QUIT\r\n", "221 2.0.0 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("JUNK", body1, strlen(body1));
+
+    snprintf(mail, sizeof mail,
+             "MAIL FROM:<s@a.test> SIZE=%zu BODY=8BITMIME SMTPUTF8\r\n"
+             "RCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+             strlen(body1));
+    fake_start(&f, s, 5, NULL);
+    req_init(&r, &f, two, 2, fd, "JUNK", body1);
+    r.body_8bit = 1;
+    r.smtputf8 = 1;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 250, "2.0.0 queued as ABC123");
+    assert_rcpt(&o, 1, 250, "2.0.0 queued as ABC123");
+    assert_string_equal(o.res.peer_greeting, "220-mx.test ESMTP");
+    assert_int_equal(o.res.tls, 0);
+    assert_string_equal(o.res.tls_desc, "");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* big_body - a body of about n bytes of CRLF lines, some dot-stuffed */
+static char *big_body(size_t n)
+{
+    char *b = malloc(n + 64);
+    size_t len = 0;
+
+    assert_non_null(b);
+    for (unsigned i = 0; len < n; i++)
+        len +=
+            (size_t)sprintf(b + len, i % 7 == 0 ? "..line %u\r\n" : "line %u of the body\r\n", i);
+    return b;
+}
+
+/* test_no_pipelining - lock-step commands (the server checks that nothing
+ * arrives before its reply), no parameters not offered, a body of
+ * several hundred KiB read from an offset */
+static void test_no_pipelining(void **state)
+{
+    char *body = big_body(300000), *dot = with_dot(body);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 HELP\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r2@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, "250 queued\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("0123456789", body, strlen(body));
+
+    fake_start(&f, s, 8, NULL);
+    req_init(&r, &f, two, 2, fd, "0123456789", body);
+    r.body_8bit = 1; /* 8BITMIME not offered: no BODY= */
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 250, "queued");
+    assert_rcpt(&o, 1, 250, "queued");
+    assert_string_equal(o.res.peer_greeting, "220 mx.test");
+    fake_stop(&f);
+    close(fd);
+    free(body);
+    free(dot);
+}
+
+/* test_rcpt_partial - one RCPT refused, one accepted, one refused locally
+ * (CRLF injection): the message goes to the accepted one only */
+static void test_rcpt_partial(void **state)
+{
+    static const char *const rc[] = {"r1@b.test", "r2@b.test", "x@b.test>\r\nRSET"};
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n550-5.1.1 unknown\r\n550 5.1.1 user\r\n250 ok\r\n354 go\r\n", 0},
+        {dot, "250 2.0.0 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 5, NULL);
+    req_init(&r, &f, rc, 3, fd, "", body1);
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 550, "5.1.1 unknown 5.1.1 user");
+    assert_rcpt(&o, 1, 250, "2.0.0 ok");
+    assert_rcpt(&o, 2, 553, "5.1.3 invalid recipient address");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_mail_451 - MAIL refused, pipelined (the 503s that follow are read
+ * and ignored) and in lock-step: every recipient gets the MAIL reply */
+static void test_mail_451(void **state)
+{
+    struct step sp[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "451 4.3.0 try later\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no RCPT\r\n",
+         0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct step sl[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250 mx.test\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "451 4.3.0 try later\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    const struct step *scripts[] = {sp, sl};
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    for (int i = 0; i < 2; i++) {
+        fake_start(&f, scripts[i], 4, NULL);
+        req_init(&r, &f, two, 2, -1, "", "");
+        run(&r, &o);
+        fake_done(&f);
+        assert_rcpt(&o, 0, 451, "4.3.0 try later");
+        assert_rcpt(&o, 1, 451, "4.3.0 try later");
+        fake_stop(&f);
+    }
+}
+
+/* test_421 - a 421 to a RCPT ends the session: every open recipient gets
+ * it and no QUIT follows (the server checks nothing more arrives) */
+static void test_421(void **state)
+{
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250 mx.test\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "421 4.3.2 shutting down\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s, 4, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    run(&r, &o);
+    spin(50);
+    fake_done(&f);
+    assert_int_equal(f.eof, 1);
+    assert_rcpt(&o, 0, 421, "4.3.2 shutting down");
+    assert_rcpt(&o, 1, 421, "4.3.2 shutting down");
+    fake_stop(&f);
+}
+
+/* test_no_rcpt_accepted - pipelined, every RCPT refused, DATA 554: no body */
+static void test_no_rcpt_accepted(void **state)
+{
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n550 5.1.1 no\r\n450 4.2.1 later\r\n554 5.5.1 no valid recipients\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s, 4, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 550, "5.1.1 no");
+    assert_rcpt(&o, 1, 450, "4.2.1 later");
+    fake_stop(&f);
+}
+
+/* test_dot_552 - the reply to the final dot applies to every recipient */
+static void test_dot_552(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0},
+        {dot, "552 5.3.4 message too big\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 5, NULL);
+    req_init(&r, &f, two, 2, fd, "", body1);
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 552, "5.3.4 message too big");
+    assert_rcpt(&o, 1, 552, "5.3.4 message too big");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_lmtp_unix - LHLO over a UNIX socket; after the dot one reply per
+ * accepted recipient, in RCPT order, skipping the one refused at RCPT */
+static void test_lmtp_unix(void **state)
+{
+    static const char *const rc[] = {"r1@b.test", "r2@b.test", "r3@b.test"};
+    char path[128], *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 lmtp.test LMTP\r\n", 0},
+        {"LHLO client.test\r\n", "250-lmtp.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n",
+         0},
+        {"MAIL FROM:<>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nRCPT TO:<r3@b.test>\r\n"
+         "DATA\r\n",
+         "250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 go\r\n", 0},
+        {dot, "250 2.0.0 r1 delivered\r\n452 4.2.2 r3 mailbox full\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    snprintf(path, sizeof path, "%s/lmtp.sock", tmpdir);
+    fake_start(&f, s, 5, path);
+    req_init(&r, &f, rc, 3, fd, "", body1);
+    r.lmtp = 1;
+    r.sender = "";
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 250, "2.0.0 r1 delivered");
+    assert_rcpt(&o, 1, 550, "5.1.1 no such user");
+    assert_rcpt(&o, 2, 452, "4.2.2 r3 mailbox full");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_helo_fallback - EHLO refused with 502: HELO, then lock-step */
+static void test_helo_fallback(void **state)
+{
+    static const char *const one[] = {"r1@b.test"};
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 old.test\r\n", 0},
+        {"EHLO client.test\r\n", "502-5.5.2 what?\r\n502 PIPELINING\r\n", 0},
+        {"HELO client.test\r\n", "250 old.test\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, "250 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 8, NULL);
+    req_init(&r, &f, one, 1, fd, "", body1);
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 250, "ok");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_greeting_refused - a 554 greeting is every recipient's answer */
+static void test_greeting_refused(void **state)
+{
+    struct step s[] = {
+        {NULL, "554-5.7.1 go away\r\n554 5.7.1 really\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s, 2, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 554, "5.7.1 go away 5.7.1 really");
+    assert_rcpt(&o, 1, 554, "5.7.1 go away 5.7.1 really");
+    assert_string_equal(o.res.peer_greeting, "554-5.7.1 go away");
+    fake_stop(&f);
+}
+
+/* test_body_edges - an empty body and one not ending in CRLF */
+static void test_body_edges(void **state)
+{
+    static const char *const one[] = {"r1@b.test"};
+    static const char *const bodies[] = {"", "no final newline"};
+    static const char *const dots[] = {".\r\n", "no final newline\r\n.\r\n"};
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    for (int i = 0; i < 2; i++) {
+        struct step s[] = {
+            {NULL, "220 mx.test\r\n", 0},
+            {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+            {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nDATA\r\n",
+             "250 ok\r\n250 ok\r\n354 go\r\n", 0},
+            {dots[i], "250 ok\r\n", 0},
+            {"QUIT\r\n", "221 bye\r\n", 0},
+        };
+        int fd = body_file("x", bodies[i], strlen(bodies[i]));
+        fake_start(&f, s, 5, NULL);
+        req_init(&r, &f, one, 1, fd, "x", bodies[i]);
+        run(&r, &o);
+        fake_done(&f);
+        assert_rcpt(&o, 0, 250, "ok");
+        fake_stop(&f);
+        close(fd);
+    }
+}
+
+/* test_body_short - the body file ends before body_len: no dot is sent
+ * (the peer must drop the message) and the attempt fails temporarily */
+static void test_body_short(void **state)
+{
+    static const char *const one[] = {"r1@b.test"};
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nDATA\r\n",
+         "250 ok\r\n250 ok\r\n354 go\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 3, NULL);
+    req_init(&r, &f, one, 1, fd, "", body1);
+    r.body_len += 100000;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 0, "cannot read message body: file is shorter than expected");
+    spin(50);
+    fake_done(&f); /* nothing after the 354: the server saw the hang-up only */
+    assert_int_equal(f.eof, 1);
+    fake_stop(&f);
+    close(fd);
+}
+
+/* test_refused - nothing listens: TCP refused, UNIX path missing; done
+ * comes from the loop, not from start */
+static void test_refused(void **state)
+{
+    struct sockaddr_in *in;
+    struct smtp_client_req r;
+    struct outcome o;
+    struct fake f;
+    char want[256];
+
+    fake_start(&f, NULL, 0, NULL); /* only to get a free port, closed again */
+    fake_stop(&f);
+    in = (struct sockaddr_in *)&f.addr;
+    req_init(&r, &f, two, 2, -1, "", "");
+    run(&r, &o);
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%u: Connection refused",
+             (unsigned)ntohs(in->sin_port));
+    assert_rcpt(&o, 0, 0, want);
+    assert_rcpt(&o, 1, 0, want);
+
+    memset(&r.addr, 0, sizeof r.addr);
+    r.addr.ss_family = AF_UNIX;
+    snprintf(((struct sockaddr_un *)&r.addr)->sun_path, 100, "%s/nothing.sock", tmpdir);
+    r.addrlen = sizeof(struct sockaddr_un);
+    run(&r, &o);
+    snprintf(want, sizeof want, "connect to %s/nothing.sock: No such file or directory", tmpdir);
+    assert_rcpt(&o, 0, 0, want);
+}
+
+/* test_timeouts - no greeting within command_timeout; no reply to the dot
+ * within data_timeout */
+static void test_timeouts(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s1[] = {{NULL, NULL, 0}};
+    struct step s2[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n250 ok\r\n550 no\r\n354 go\r\n", 0},
+        {dot, NULL, 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s1, 1, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    r.command_timeout = 1;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 0, "timeout waiting for greeting");
+    assert_rcpt(&o, 1, 0, "timeout waiting for greeting");
+    fake_stop(&f);
+
+    fake_start(&f, s2, 4, NULL);
+    req_init(&r, &f, two, 2, fd, "", body1);
+    r.data_timeout = 1;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 0, "timeout waiting for end of data reply");
+    assert_rcpt(&o, 1, 550, "no");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_protocol_errors - over-long line, too many lines, garbage, and a
+ * peer that hangs up: code 0 with the reason */
+static void test_protocol_errors(void **state)
+{
+    char longline[3100], many[101 * 8 + 16];
+    struct step cases[][3] = {
+        {{NULL, longline, 0}},
+        {{NULL, many, 0}},
+        {{NULL, "hello there\r\n", 0}},
+        {{NULL, "220 mx.test\r\n", 0},
+         {"EHLO client.test\r\n", "250 mx.test\r\n", 0},
+         {"MAIL FROM:<s@a.test>\r\n", NULL, STEP_CLOSE}},
+    };
+    static const char *const want[] = {
+        "protocol error after greeting: reply line too long",
+        "protocol error after greeting: too many reply lines",
+        "protocol error after greeting: malformed reply",
+        "lost connection after MAIL FROM",
+    };
+    static const size_t nsteps[] = {1, 1, 1, 3};
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    memset(longline, 'x', sizeof longline);
+    memcpy(longline, "220 ", 4);
+    longline[sizeof longline - 1] = '\0';
+    many[0] = '\0';
+    for (int i = 0; i < 101; i++)
+        strcat(many, "220-xx\r\n");
+    strcat(many, "220 xx\r\n");
+    for (int i = 0; i < 4; i++) {
+        fake_start(&f, cases[i], nsteps[i], NULL);
+        req_init(&r, &f, two, 2, -1, "", "");
+        run(&r, &o);
+        assert_rcpt(&o, 0, 0, want[i]);
+        assert_rcpt(&o, 1, 0, want[i]);
+        fake_stop(&f);
+    }
+}
+
+/* test_starttls - STARTTLS with a real handshake; plaintext injected after
+ * the 220 is discarded; EHLO again; a large body through TLS */
+static void test_starttls(void **state)
+{
+    char *body = big_body(200000), *dot = with_dot(body);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250-STARTTLS\r\n250 SIZE 10\r\n", 0},
+        {"STARTTLS\r\n", "220 2.0.0 ready\r\n250 injected\r\n", STEP_TLS},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0},
+        {dot, "250 2.0.0 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body, strlen(body));
+
+    fake_start(&f, s, 7, NULL);
+    req_init(&r, &f, two, 2, fd, "", body);
+    r.tls = client_tls;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 250, "2.0.0 ok"); /* SIZE 10 from before TLS was forgotten */
+    assert_rcpt(&o, 1, 250, "2.0.0 ok");
+    assert_int_equal(o.res.tls, 1);
+    assert_prefix(o.res.tls_desc, "TLSv1.3 TLS_");
+    fake_stop(&f);
+    close(fd);
+    free(body);
+    free(dot);
+}
+
+/* test_starttls_failures - a handshake that fails is a temporary failure
+ * of the attempt; a refused STARTTLS leaves the session in clear */
+static void test_starttls_failures(void **state)
+{
+    static const char *const one[] = {"r1@b.test"};
+    char *dot = with_dot(body1);
+    struct step bad[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 STARTTLS\r\n", 0},
+        {"STARTTLS\r\n", "220 ready\r\n", 0},
+        {"\x16\x03", "this is not TLS\r\n", STEP_PREFIX | STEP_CLOSE}, /* a ClientHello */
+    };
+    struct step refused[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 STARTTLS\r\n", 0},
+        {"STARTTLS\r\n", "454 4.7.0 TLS not available\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, "250 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, bad, 4, NULL);
+    req_init(&r, &f, one, 1, -1, "", "");
+    r.tls = client_tls;
+    run(&r, &o);
+    assert_int_equal(o.rcpt[0].code, 0);
+    assert_prefix(o.rcpt[0].text, "TLS handshake failed: ");
+    fake_stop(&f);
+
+    fake_start(&f, refused, 8, NULL);
+    req_init(&r, &f, one, 1, fd, "", body1);
+    r.tls = client_tls;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 250, "ok");
+    assert_int_equal(o.res.tls, 0);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_refused_locally - SMTPUTF8 needed but not offered; SIZE exceeded */
+static void test_refused_locally(void **state)
+{
+    struct step s1[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct step s2[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250-SMTPUTF8\r\n250 SIZE 100\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s1, 3, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    r.smtputf8 = 1;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 550, "5.6.7 SMTPUTF8 not supported by next hop");
+    assert_rcpt(&o, 1, 550, "5.6.7 SMTPUTF8 not supported by next hop");
+    fake_stop(&f);
+
+    fake_start(&f, s2, 3, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    r.smtputf8 = 1;
+    r.body_len = 101;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 552, "5.3.4 message too big for next hop");
+    assert_rcpt(&o, 1, 552, "5.3.4 message too big for next hop");
+    fake_stop(&f);
+}
+
+/* test_cancel - cancel mid-session and before a deferred done: done never
+ * runs, the connection is closed, nothing leaks (ASan) */
+static void test_cancel(void **state)
+{
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250 mx.test\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", NULL, 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o = {.base = base};
+    struct smtp_client *c;
+
+    fake_start(&f, s, 3, NULL);
+    req_init(&r, &f, two, 2, -1, "", "");
+    r.done = on_done;
+    r.arg = &o;
+    c = smtp_client_start(base, &r);
+    assert_non_null(c);
+    spin(300);
+    assert_int_equal(f.k, 3); /* the client waits for the MAIL reply */
+    smtp_client_cancel(c);
+    spin(100);
+    assert_int_equal(o.calls, 0);
+    assert_int_equal(f.eof, 1);
+    fake_stop(&f);
+
+    memset(&r.addr, 0, sizeof r.addr);
+    r.addr.ss_family = AF_UNIX;
+    snprintf(((struct sockaddr_un *)&r.addr)->sun_path, 100, "%s/nothing.sock", tmpdir);
+    r.addrlen = sizeof(struct sockaddr_un);
+    c = smtp_client_start(base, &r);
+    assert_non_null(c);
+    smtp_client_cancel(c);
+    spin(50);
+    assert_int_equal(o.calls, 0);
+}
+
+/* make_server_tls - a server context with a fresh self-signed P-256 cert */
+static SSL_CTX *make_server_tls(void)
+{
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    X509_NAME *name;
+
+    assert_non_null(pk);
+    assert_non_null(x);
+    assert_non_null(ctx);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    assert_int_equal(X509_set_pubkey(x, pk), 1);
+    name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test", -1, -1, 0);
+    assert_int_equal(X509_set_issuer_name(x, name), 1);
+    assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, pk), 1);
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    return ctx;
+}
+
+/* group_setup - TLS contexts and a scratch directory for all tests */
+static int group_setup(void **state)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_clientXXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    server_tls = make_server_tls();
+    client_tls = SSL_CTX_new(TLS_client_method());
+    return client_tls ? 0 : -1;
+}
+
+/* group_teardown - free the TLS contexts, remove the scratch directory */
+static int group_teardown(void **state)
+{
+    SSL_CTX_free(server_tls);
+    SSL_CTX_free(client_tls);
+    return rmdir(tmpdir);
+}
+
+/* setup - a fresh event base per test */
+static int setup(void **state)
+{
+    base = event_base_new();
+    return base ? 0 : -1;
+}
+
+/* teardown - free the event base */
+static int teardown(void **state)
+{
+    event_base_free(base);
+    base = NULL;
+    return 0;
+}
+
+/* main - run the client tests */
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_451, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_421, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_rcpt_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dot_552, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lmtp_unix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_helo_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_greeting_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_starttls_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_locally, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
