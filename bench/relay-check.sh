@@ -29,7 +29,9 @@ CONF
 
 # The sink appends every transaction to one dump file; the Received header
 # mxgated adds carries the queue id, so duplicates can be counted.
-smtp-sink -u nobody -D "$work/sink.dump" -m 1000 "127.0.0.1:$SINK_PORT" 1000 &
+sinkuser=""
+[ "$(id -u)" -eq 0 ] && sinkuser="-u root" # smtp-sink insists on -u as root
+smtp-sink $sinkuser -D "$work/sink.dump" -m 1000 "127.0.0.1:$SINK_PORT" 1000 &
 sink=$!
 "$MXGATED" -f -c "$work/mxgate.conf" 2> "$work/mxgated.log" &
 gw=$!
