@@ -1,5 +1,6 @@
 /* mxgatectl - look at and act on mxgated's queue */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,8 @@ static int ctl_request(const struct config *cfg, const char *req, char *reply, s
     reply[got] = '\0';
     reply[strcspn(reply, "\n")] = '\0';
     close(fd);
+    if (got == 0)
+        snprintf(reply, len, "error no answer from mxgated");
     return 0;
 }
 
@@ -245,6 +248,7 @@ int main(int argc, char **argv)
     argv += optind;
     if (argc < 1 || strcmp(argv[0], "queue") != 0)
         usage();
+    signal(SIGPIPE, SIG_IGN); /* a daemon that hangs up is reported, not fatal */
     cfg = config_load(path, stderr);
     if (!cfg)
         return 1;

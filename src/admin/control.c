@@ -58,10 +58,12 @@ static void control_read(struct bufferevent *bev, void *arg)
     bufferevent_disable(bev, EV_READ);
 }
 
-/* control_written - the reply is out: done with this client */
+/* control_written - once the reply is out (reading stopped), done with this client */
 static void control_written(struct bufferevent *bev, void *arg)
 {
-    bufferevent_free(bev);
+    /* libevent also calls this for an empty buffer right after accept */
+    if (!(bufferevent_get_enabled(bev) & EV_READ))
+        bufferevent_free(bev);
 }
 
 /* control_event - the client went away */

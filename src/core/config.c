@@ -45,7 +45,7 @@ static int config_valid_nonneg(cfg_t *cfg, cfg_opt_t *opt)
     for (unsigned i = 0; i < opt->nvalues; i++) {
         if (cfg_opt_getnint(opt, i) < 0 || cfg_opt_getnint(opt, i) > INT_MAX) {
             cfg_error(cfg, "%s must be between 0 and %d", opt->name, INT_MAX);
-            return -1;
+            return 0; /* reported; keep parsing to list every error */
         }
     }
     return 0;
@@ -59,7 +59,7 @@ static int config_valid_route(cfg_t *cfg, cfg_opt_t *opt)
 
     if (route_target_parse(cfg_opt_getnstr(opt, 0), &t, err, sizeof(err)) < 0) {
         cfg_error(cfg, "route %s: %s", cfg_title(cfg), err);
-        return -1;
+        return 0; /* reported; keep parsing to list every error */
     }
     return 0;
 }
@@ -74,7 +74,7 @@ static int config_valid_address(cfg_t *cfg, cfg_opt_t *opt)
     if (sockaddr_parse(a, 25, &ss, &len) < 0) {
         cfg_error(cfg, "listen %s: bad address \"%s\" (want IP:PORT or [IPv6]:PORT)",
                   cfg_title(cfg), a);
-        return -1;
+        return 0; /* reported; keep parsing to list every error */
     }
     return 0;
 }
@@ -87,7 +87,7 @@ static int config_valid_networks(cfg_t *cfg, cfg_opt_t *opt)
     for (unsigned i = 0; i < opt->nvalues; i++) {
         if (cidr_parse(cfg_opt_getnstr(opt, i), &c) < 0) {
             cfg_error(cfg, "relay_networks: bad network \"%s\"", cfg_opt_getnstr(opt, i));
-            return -1;
+            return 0; /* reported; keep parsing to list every error */
         }
     }
     return 0;
@@ -103,7 +103,7 @@ static int config_valid_domains(cfg_t *cfg, cfg_opt_t *opt)
         snprintf(probe, sizeof(probe), "x@%s", cfg_opt_getnstr(opt, i));
         if (addr_parse(probe, 1, &a) != ADDR_OK || a.is_literal) {
             cfg_error(cfg, "domains: bad domain \"%s\"", cfg_opt_getnstr(opt, i));
-            return -1;
+            return 0; /* reported; keep parsing to list every error */
         }
     }
     return 0;
@@ -117,7 +117,7 @@ static int config_valid_tls_mode(cfg_t *cfg, cfg_opt_t *opt)
     if (strcmp(m, "starttls") && strcmp(m, "implicit") && strcmp(m, "none")) {
         cfg_error(cfg, "listen %s: tls must be \"starttls\", \"implicit\" or \"none\"",
                   cfg_title(cfg));
-        return -1;
+        return 0; /* reported; keep parsing to list every error */
     }
     return 0;
 }

@@ -18,6 +18,7 @@
 #include "queue/dsn.h"
 #include "queue/maildir.h"
 #include "queue/route.h"
+#include "smtp/address.h"
 #include "smtp/client.h"
 
 enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
@@ -513,9 +514,11 @@ static void dl_finish_work(void *arg)
 /* dl_log_rcpt - one log line per recipient outcome */
 static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
 {
-    char q[600], a[600];
-    const char *addr = log_quote(a, sizeof(a), d->env.rcpt[r->idx].addr);
+    char q[600], a[600], raw[SMTP_PATH_MAX + 4];
+    const char *addr;
 
+    snprintf(raw, sizeof(raw), "<%s>", d->env.rcpt[r->idx].addr);
+    addr = log_quote(a, sizeof(a), raw);
     if (r->res == DL_OK)
         log_info("event=delivered id=%s rcpt=%s relay=%s reply=\"%d %s\"", d->id, addr, r->relay,
                  r->code, r->text);

@@ -14,6 +14,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "smtp/address.h"
 #include "smtp/server.h"
 #include "tls/tls.h"
 
@@ -86,15 +87,25 @@ void session_close(struct session *s, const char *reason, const char *fmt, ...)
 /* session_error - an error reply; past max_errors the client is cut off */
 void session_error(struct session *s, const char *stage, const char *fmt, ...)
 {
-    char text[512], q[600];
+    char text[512], q[600], from[SMTP_PATH_MAX * 2], rcpt[SMTP_PATH_MAX * 2],
+        raw[SMTP_PATH_MAX + 8];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     session_reply(s, "%s", text);
-    log_info("event=reject sid=%s client=%s stage=%s code=%.3s status=%.5s reason=%s", s->sid,
-             s->ip, stage, text, text + 4, log_quote(q, sizeof(q), text + 10));
+    from[0] = rcpt[0] = '\0';
+    if (s->tx) {
+        snprintf(raw, sizeof(raw), "<%s>", s->tx->sender);
+        snprintf(from, sizeof(from), " from=%s", log_quote(q, sizeof(q), raw));
+    }
+    if (s->cur_rcpt) {
+        snprintf(raw, sizeof(raw), "<%s>", s->cur_rcpt);
+        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_quote(q, sizeof(q), raw));
+    }
+    log_info("event=reject sid=%s client=%s stage=%s code=%.3s status=%.5s reason=%s%s%s", s->sid,
+             s->ip, stage, text, text + 4, log_quote(q, sizeof(q), text + 10), from, rcpt);
     if (++s->nerrors >= s->srv->cfg->limits.max_errors)
         session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
 }
@@ -218,8 +229,8 @@ static void session_tls_done(struct session *s)
 
     s->tls = 1;
     tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-    log_info("event=tls sid=%s client=%s protocol=%s cipher=%s", s->sid, s->ip,
-             SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+    log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, SSL_get_version(ssl),
+             SSL_get_cipher_name(ssl));
     s->state = SESS_COMMAND;
     session_set_timeout(s, s->srv->cfg->timeouts.command);
     session_process(s);

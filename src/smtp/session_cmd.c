@@ -194,14 +194,14 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (cmd_rcpt_parse(s, c, &a, buf, sizeof(buf)) < 0) {
+    s->cur_rcpt = c->path;
+    if (cmd_rcpt_parse(s, c, &a, buf, sizeof(buf)) < 0)
         session_error(s, "rcpt", "501 5.1.3 Bad recipient address syntax");
-        return;
+    else if (cmd_rcpt_allowed(s, &a, buf)) {
+        cmd_rcpt_add(s->tx, buf);
+        session_reply(s, "250 2.1.5 Ok");
     }
-    if (!cmd_rcpt_allowed(s, &a, buf))
-        return;
-    cmd_rcpt_add(s->tx, buf);
-    session_reply(s, "250 2.1.5 Ok");
+    s->cur_rcpt = NULL;
 }
 
 /* cmd_data - DATA: needs a sender and at least one recipient */

@@ -151,13 +151,13 @@ static void data_end(struct session *s);
 int session_data_step(struct session *s, struct evbuffer *in)
 {
     struct smtp_tx *tx = s->tx;
-    char line[SMTP_TEXT_LINE_MAX + 1];
-    size_t avail = evbuffer_get_length(in), len;
+    char line[SMTP_TEXT_LINE_MAX + 2];
+    size_t avail = evbuffer_get_length(in), len, stuffed = 0;
     struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
     int crlf;
 
     if (p.pos < 0) {
-        if (tx->discard || avail > SMTP_TEXT_LINE_MAX) {
+        if (tx->discard || avail > SMTP_TEXT_LINE_MAX + 1) {
             data_fail(tx, DATA_LONG);
             data_discard(tx, in, avail);
             tx->discard = 1;
@@ -165,7 +165,12 @@ int session_data_step(struct session *s, struct evbuffer *in)
         return 0;
     }
     len = (size_t)p.pos + 1; /* with the LF */
-    if (tx->discard || len > SMTP_TEXT_LINE_MAX) {
+    if (!tx->discard && len == SMTP_TEXT_LINE_MAX + 1) {
+        /* RFC 5321 4.5.3.1.6: the transparency dot does not count */
+        evbuffer_copyout(in, line, 1);
+        stuffed = line[0] == '.';
+    }
+    if (tx->discard || len > SMTP_TEXT_LINE_MAX + stuffed) {
         data_fail(tx, DATA_LONG);
         data_discard(tx, in, len - 1);
         evbuffer_drain(in, 1);

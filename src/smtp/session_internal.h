@@ -67,6 +67,7 @@ struct session {
     unsigned nmessages;
     int cmd_discard; /* dropping the rest of an over-long command line */
     struct smtp_tx *tx;
+    const char *cur_rcpt; /* the RCPT path being judged, for reject log lines */
     struct event *greet_timer;
     struct session_commit *commit;
     const char *close_reason;
