@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 
 all:
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	cmake --build $(BUILD) -j $(JOBS) --target mxgated mxgatectl
 
 deps:
 	@scripts/deps.sh
