@@ -125,6 +125,74 @@ static int config_valid_tls_mode(cfg_t *cfg, cfg_opt_t *opt)
 static cfg_opt_t listen_opts[] = {
     CFG_STR("address", NULL, CFGF_NODEFAULT),
     CFG_STR("tls", "starttls", CFGF_NONE),
+    CFG_STR_LIST("checks", "{}", CFGF_NONE),
+    CFG_END(),
+};
+
+/* The policy checks read their own sections from config->raw (see policy/). */
+static cfg_opt_t dns_opts[] = {
+    CFG_STR_LIST("servers", "{}", CFGF_NONE), /* empty: /etc/resolv.conf */
+    CFG_INT("timeout", 3, CFGF_NONE),
+    CFG_INT("tries", 2, CFGF_NONE),
+    CFG_STR("on_timeout", "tempfail", CFGF_NONE), /* tempfail | pass */
+    CFG_END(),
+};
+
+static cfg_opt_t store_opts[] = {
+    CFG_STR("uri", NULL, CFGF_NODEFAULT), /* default lmdb:<state_dir>/db */
+    CFG_INT("cleanup", 900, CFGF_NONE),   /* seconds between expiry sweeps */
+    CFG_END(),
+};
+
+static cfg_opt_t access_opts[] = {
+    CFG_STR("client", NULL, CFGF_NODEFAULT), CFG_STR("rdns", NULL, CFGF_NODEFAULT),
+    CFG_STR("helo", NULL, CFGF_NODEFAULT),   CFG_STR("sender", NULL, CFGF_NODEFAULT),
+    CFG_STR("rcpt", NULL, CFGF_NODEFAULT),   CFG_END(),
+};
+
+static cfg_opt_t s25r_opts[] = {
+    CFG_STR("action", "greylist", CFGF_NONE), /* greylist | tempfail | reject | score */
+    CFG_STR("rules", NULL, CFGF_NODEFAULT),   /* default: the shipped six rules */
+    CFG_STR("exceptions", NULL, CFGF_NODEFAULT),
+    CFG_BOOL("no_ptr", cfg_true, CFGF_NONE),
+    CFG_BOOL("unconfirmed", cfg_true, CFGF_NONE),
+    CFG_INT("score", 5, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t dnsbl_zone_opts[] = {
+    CFG_INT("weight", 1, CFGF_NONE),
+    CFG_STR_LIST("codes", "{}", CFGF_NONE), /* empty: any 127.0.0.0/8 answer but 127.255.255.x */
+    CFG_INT("timeout", 3, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t dnsbl_opts[] = {
+    CFG_INT("threshold", 1, CFGF_NONE),
+    CFG_STR("action", "reject", CFGF_NONE), /* reject | tempfail | score */
+    CFG_SEC("zone", dnsbl_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_END(),
+};
+
+static cfg_opt_t greylist_opts[] = {
+    CFG_INT("delay", 300, CFGF_NONE),
+    CFG_INT("retry_window", 172800, CFGF_NONE), /* how long a first attempt is remembered */
+    CFG_INT("pass_ttl", 3024000, CFGF_NONE),    /* how long a client that passed is trusted */
+    CFG_INT("ipv4_prefix", 24, CFGF_NONE),
+    CFG_INT("ipv6_prefix", 64, CFGF_NONE),
+    CFG_BOOL("only_suspicious", cfg_false, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t ratelimit_opts[] = {
+    CFG_INT("interval", 60, CFGF_NONE),
+    CFG_INT("concurrent", 0, CFGF_NONE), /* 0: off; per client address or network */
+    CFG_INT("connections", 0, CFGF_NONE),
+    CFG_INT("messages", 0, CFGF_NONE),
+    CFG_INT("recipients", 0, CFGF_NONE),
+    CFG_INT("ipv4_prefix", 32, CFGF_NONE),
+    CFG_INT("ipv6_prefix", 128, CFGF_NONE),
+    CFG_INT("tarpit", 0, CFGF_NONE), /* seconds to wait before a limit reply */
     CFG_END(),
 };
 
@@ -187,6 +255,13 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("timeouts", timeouts_opts, CFGF_NONE),
     CFG_SEC("queue", queue_opts, CFGF_NONE),
     CFG_SEC("delivery", delivery_opts, CFGF_NONE),
+    CFG_SEC("dns", dns_opts, CFGF_NONE),
+    CFG_SEC("store", store_opts, CFGF_NONE),
+    CFG_SEC("access", access_opts, CFGF_NONE),
+    CFG_SEC("s25r", s25r_opts, CFGF_NONE),
+    CFG_SEC("dnsbl", dnsbl_opts, CFGF_NONE),
+    CFG_SEC("greylist", greylist_opts, CFGF_NONE),
+    CFG_SEC("ratelimit", ratelimit_opts, CFGF_NONE),
     CFG_END(),
 };
 
@@ -307,6 +382,7 @@ static void config_take_listen(struct config *c, cfg_t *root)
         struct config_listen *l = &c->listen[i];
         const char *mode = cfg_getstr(s, "tls");
         l->name = strdup(cfg_title(s));
+        l->checks = config_strlist(s, "checks", &l->nchecks);
         if (!cfg_getstr(s, "address")) {
             config_error(s->line, "listen %s: address is required", l->name);
             continue;
@@ -431,7 +507,7 @@ struct config *config_load(const char *path, FILE *errout)
     config_take_routes(c, root);
     config_take_numbers(c, root);
     config_check_numbers(c);
-    cfg_free(root);
+    c->raw = root; /* the policy checks read their sections from it */
     if (config_nerrors) {
         config_free(c);
         return NULL;
@@ -447,6 +523,9 @@ void config_free(struct config *c)
     for (size_t i = 0; i < c->ndomains; i++)
         free(c->domains[i]);
     for (size_t i = 0; i < c->nlisten; i++) {
+        for (size_t j = 0; j < c->listen[i].nchecks; j++)
+            free(c->listen[i].checks[j]);
+        free(c->listen[i].checks);
         free(c->listen[i].name);
         free(c->listen[i].address);
     }
@@ -465,6 +544,8 @@ void config_free(struct config *c)
     free(c->tls_certificate);
     free(c->tls_key);
     free(c->tls_ciphers);
+    if (c->raw)
+        cfg_free(c->raw);
     free(c);
 }
 

@@ -11,6 +11,8 @@
 
 struct config_listen {
     char *name;
+    char **checks; /* policy checks in order */
+    size_t nchecks;
     char *address;    /* "127.0.0.1:2525" as written */
     int implicit_tls; /* tls = "implicit" (port 465 style) */
     int starttls;     /* offer STARTTLS (default when a tls section exists) */
@@ -53,8 +55,11 @@ struct config_delivery {
     int starttls;             /* opportunistic STARTTLS to the next hop, default true */
 };
 
+typedef struct cfg_t cfg_t;
+
 struct config {
     char *path;
+    cfg_t *raw; /* the parsed libconfuse tree: policy checks read their own sections */
     char *hostname;
     char *user;      /* NULL: do not change user */
     char *spool_dir; /* absolute */

@@ -1,0 +1,320 @@
+/* pipeline.c - run a listener's checks for a stage, one verdict at a time */
+#include "policy/policy.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "policy/registry.h"
+#include "policy/stats.h"
+
+struct policy_inst {
+    const struct policy_check_ops *ops;
+    void *state;
+};
+
+struct policy_chain {
+    const struct policy *p;
+    const char *listener;
+    struct policy_inst **checks;
+    size_t n;
+    unsigned stages;
+};
+
+struct policy {
+    struct policy_env env;
+    struct policy_inst *inst; /* one per distinct check */
+    size_t ninst;
+    struct policy_chain *chains; /* one per listener */
+    size_t nchains;
+};
+
+struct policy_job {
+    struct policy_run *run;
+    struct policy_inst *inst;
+    void *data;
+    int pending; /* run() was called and done not yet */
+};
+
+struct policy_run {
+    const struct policy *p;
+    const struct policy_chain *chain;
+    enum policy_stage stage;
+    struct policy_client *cl;
+    policy_done_fn done;
+    void *arg;
+    size_t next;
+    int in_step; /* the step loop is on the stack: a synchronous done just returns */
+    int decided;
+    struct policy_job job;
+    struct policy_verdict result;
+    struct event *ev;
+};
+
+static const char *const stage_names[] = {"connect", "helo", "mail", "rcpt", "data", "end"};
+static const char *const action_names[] = {"dunno", "ok", "tempfail", "reject", "score"};
+
+/* policy_stage_name - for logs */
+const char *policy_stage_name(enum policy_stage s)
+{
+    return s < POLICY_NSTAGES ? stage_names[s] : "?";
+}
+
+/* policy_action_name - for logs and counters */
+const char *policy_action_name(enum policy_action a)
+{
+    return a <= POLICY_SCORE ? action_names[a] : "?";
+}
+
+/* policy_verdict_dunno - no opinion */
+void policy_verdict_dunno(struct policy_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->action = POLICY_DUNNO;
+}
+
+/* policy_verdict_set - fill a verdict in one call */
+void policy_verdict_set(struct policy_verdict *v, enum policy_action a, int code,
+                        const char *status, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    memset(v, 0, sizeof(*v));
+    v->action = a;
+    v->code = code;
+    snprintf(v->status, sizeof(v->status), "%s", status ? status : "");
+    snprintf(v->reason, sizeof(v->reason), "%s", reason ? reason : "");
+    va_start(ap, fmt);
+    vsnprintf(v->text, sizeof(v->text), fmt, ap);
+    va_end(ap);
+}
+
+/* policy_job_set_data - per-job storage */
+void policy_job_set_data(struct policy_job *job, void *data)
+{
+    job->data = data;
+}
+
+/* policy_job_data - per-job storage */
+void *policy_job_data(const struct policy_job *job)
+{
+    return job->data;
+}
+
+/* run_finish - hand the decision to the session and free the run */
+static void run_finish(struct policy_run *r)
+{
+    policy_done_fn done = r->done;
+    void *arg = r->arg;
+    struct policy_verdict v = r->result;
+
+    event_free(r->ev);
+    free(r);
+    done(arg, &v);
+}
+
+/* run_skip - checks that do not apply now */
+static int run_skip(const struct policy_run *r, const struct policy_inst *in)
+{
+    if (!(in->ops->stages & POLICY_STAGE(r->stage)))
+        return 1;
+    /* An allow from the access list trusts the client for every other check. */
+    return r->cl->allowlisted && strcmp(in->ops->name, "access") != 0;
+}
+
+/* run_step - start checks until one is pending or the stage is decided */
+static void run_step(struct policy_run *r)
+{
+    r->in_step = 1;
+    while (!r->decided && r->next < r->chain->n) {
+        struct policy_inst *in = r->chain->checks[r->next++];
+        if (run_skip(r, in))
+            continue;
+        r->job = (struct policy_job){.run = r, .inst = in, .pending = 1};
+        in->ops->run(in->state, &r->job, r->stage, r->cl);
+        if (r->job.pending) {
+            r->in_step = 0;
+            return; /* asynchronous: policy_job_done continues */
+        }
+    }
+    r->in_step = 0;
+    run_finish(r);
+}
+
+/* policy_job_done - record the check's verdict; continue or decide */
+void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
+{
+    struct policy_run *r = job->run;
+    char counter[96];
+
+    job->pending = 0;
+    if (v->action != POLICY_DUNNO) {
+        snprintf(counter, sizeof(counter), "%s.%s", job->inst->ops->name,
+                 policy_action_name(v->action));
+        stats_count(r->p->env.stats, counter);
+    }
+    if (v->action == POLICY_SCORE)
+        r->cl->score += v->score;
+    if (v->action == POLICY_OK || v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
+        r->result = *v;
+        r->result.check = job->inst->ops->name;
+        r->decided = 1;
+    }
+    if (!r->in_step)
+        run_step(r);
+}
+
+/* run_kick - first step from the loop, so done never runs inside policy_start */
+static void run_kick(evutil_socket_t fd, short what, void *arg)
+{
+    run_step(arg);
+}
+
+/* policy_start - run the chain for a stage */
+struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage stage,
+                                struct policy_client *cl, policy_done_fn done, void *arg)
+{
+    struct policy_run *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->p = c->p;
+    r->chain = c;
+    r->stage = stage;
+    r->cl = cl;
+    r->done = done;
+    r->arg = arg;
+    policy_verdict_dunno(&r->result);
+    r->ev = event_new(c->p->env.base, -1, 0, run_kick, r);
+    if (!r->ev) {
+        free(r);
+        return NULL;
+    }
+    event_active(r->ev, EV_TIMEOUT, 0);
+    return r;
+}
+
+/* policy_cancel - the session is gone: stop the pending check, forget the run */
+void policy_cancel(struct policy_run *r)
+{
+    if (!r)
+        return;
+    if (r->job.pending && r->job.inst->ops->cancel)
+        r->job.inst->ops->cancel(r->job.inst->state, &r->job);
+    event_free(r->ev);
+    free(r);
+}
+
+/* policy_has_stage - whether a run for stage would do anything */
+int policy_has_stage(const struct policy_chain *c, enum policy_stage stage)
+{
+    return c && (c->stages & POLICY_STAGE(stage)) != 0;
+}
+
+/* policy_chain_for - the listener's chain, NULL when it runs no checks */
+const struct policy_chain *policy_chain_for(const struct policy *p, const char *listener)
+{
+    for (size_t i = 0; p && i < p->nchains; i++)
+        if (strcmp(p->chains[i].listener, listener) == 0)
+            return p->chains[i].n ? &p->chains[i] : NULL;
+    return NULL;
+}
+
+/* policy_instance - the instance of name, initialised on first use */
+static struct policy_inst *policy_instance(struct policy *p, const char *name, char *err,
+                                           size_t errlen)
+{
+    const struct policy_check_ops *ops = policy_check_find(name);
+    struct policy_inst *in;
+
+    if (!ops) {
+        snprintf(err, errlen, "unknown check \"%s\"", name);
+        return NULL;
+    }
+    for (size_t i = 0; i < p->ninst; i++)
+        if (p->inst[i].ops == ops)
+            return &p->inst[i];
+    in = &p->inst[p->ninst];
+    in->ops = ops;
+    if (ops->init && ops->init(&p->env, &in->state, err, errlen) < 0)
+        return NULL;
+    p->ninst++;
+    return in;
+}
+
+/* policy_build_chain - one listener's checks in its order */
+static int policy_build_chain(struct policy *p, const struct config_listen *l,
+                              struct policy_chain *c, char *err, size_t errlen)
+{
+    char e[256];
+
+    c->p = p;
+    c->listener = l->name;
+    c->checks = calloc(l->nchecks ? l->nchecks : 1, sizeof(*c->checks));
+    if (!c->checks)
+        return -1;
+    for (size_t i = 0; i < l->nchecks; i++) {
+        struct policy_inst *in = policy_instance(p, l->checks[i], e, sizeof(e));
+        if (!in) {
+            snprintf(err, errlen, "listen %s: %s", l->name, e);
+            return -1;
+        }
+        c->checks[c->n++] = in;
+        c->stages |= in->ops->stages;
+    }
+    return 0;
+}
+
+/* policy_new - every listener's chain; each check initialised once */
+struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen)
+{
+    const struct config *cfg = env->cfg;
+    struct policy *p = calloc(1, sizeof(*p));
+    size_t total = 0;
+
+    if (!p)
+        return NULL;
+    p->env = *env;
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        total += cfg->listen[i].nchecks;
+    p->inst = calloc(total ? total : 1, sizeof(*p->inst));
+    p->chains = calloc(cfg->nlisten ? cfg->nlisten : 1, sizeof(*p->chains));
+    if (!p->inst || !p->chains) {
+        policy_free(p);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++, p->nchains++) {
+        if (policy_build_chain(p, &cfg->listen[i], &p->chains[i], err, errlen) < 0) {
+            p->nchains++;
+            policy_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* policy_reload - SIGHUP: each check re-reads its files */
+void policy_reload(struct policy *p)
+{
+    for (size_t i = 0; p && i < p->ninst; i++)
+        if (p->inst[i].ops->reload)
+            p->inst[i].ops->reload(p->inst[i].state);
+}
+
+/* policy_free - checks and chains */
+void policy_free(struct policy *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->ninst; i++)
+        if (p->inst[i].ops->free)
+            p->inst[i].ops->free(p->inst[i].state);
+    for (size_t i = 0; i < p->nchains; i++)
+        free(p->chains[i].checks);
+    free(p->chains);
+    free(p->inst);
+    free(p);
+}

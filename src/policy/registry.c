@@ -1,0 +1,17 @@
+/* registry.c - the table of policy checks; a new check adds one line here */
+#include "policy/registry.h"
+
+#include <string.h>
+
+static const struct policy_check_ops *const policy_checks[] = {
+    NULL,
+};
+
+/* policy_check_find - linear: a handful of checks, looked up at start only */
+const struct policy_check_ops *policy_check_find(const char *name)
+{
+    for (size_t i = 0; policy_checks[i]; i++)
+        if (strcmp(policy_checks[i]->name, name) == 0)
+            return policy_checks[i];
+    return NULL;
+}

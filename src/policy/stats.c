@@ -1,0 +1,153 @@
+/* stats.c - hourly counters in the state store, and the report for mxgatectl */
+#include "policy/stats.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+#define STATS_PREFIX "stats:"
+#define STATS_KEEP (400 * 86400) /* buckets live a little over a year */
+#define STATS_MAX_COUNTERS 128
+
+struct stats {
+    struct store *st;
+};
+
+/* stats_new - counting into st */
+struct stats *stats_new(struct store *st)
+{
+    struct stats *s = calloc(1, sizeof(*s));
+
+    if (s)
+        s->st = st;
+    return s;
+}
+
+/* stats_free - the store is not ours */
+void stats_free(struct stats *s)
+{
+    free(s);
+}
+
+/* stats_key - "stats:YYYYMMDDHH:counter" for now */
+static int stats_key(char *dst, size_t len, time_t t, const char *counter)
+{
+    struct tm tm;
+    char hour[16];
+
+    gmtime_r(&t, &tm);
+    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+    return snprintf(dst, len, STATS_PREFIX "%s:%s", hour, counter);
+}
+
+/* stats_count - fire and forget: a lost increment is not worth a reply */
+void stats_count(struct stats *s, const char *counter)
+{
+    char key[160];
+    int n;
+
+    if (!s || !s->st)
+        return;
+    n = stats_key(key, sizeof(key), time(NULL), counter);
+    if (n > 0 && (size_t)n < sizeof(key))
+        store_incr(s->st, key, (size_t)n, 1, STATS_KEEP, NULL, NULL);
+}
+
+struct stats_sum {
+    char from[16], to[16]; /* hour bounds as YYYYMMDDHH */
+    size_t n;
+    char name[STATS_MAX_COUNTERS][80];
+    int64_t value[STATS_MAX_COUNTERS];
+};
+
+/* stats_add - accumulate one counter */
+static void stats_add(struct stats_sum *sum, const char *name, size_t nlen, int64_t v)
+{
+    size_t i;
+
+    for (i = 0; i < sum->n; i++)
+        if (strlen(sum->name[i]) == nlen && memcmp(sum->name[i], name, nlen) == 0)
+            break;
+    if (i == sum->n) {
+        if (sum->n == STATS_MAX_COUNTERS || nlen >= sizeof(sum->name[0]))
+            return;
+        memcpy(sum->name[i], name, nlen);
+        sum->name[i][nlen] = '\0';
+        sum->n++;
+    }
+    sum->value[i] += v;
+}
+
+/* stats_scan_item - one bucket entry inside the period */
+static int stats_scan_item(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
+{
+    struct stats_sum *sum = arg;
+    const char *k = key;
+    size_t pl = sizeof(STATS_PREFIX) - 1;
+    int64_t v;
+
+    if (keylen < pl + 11 || k[pl + 10] != ':')
+        return 0;
+    if (memcmp(k + pl, sum->from, 10) < 0 || memcmp(k + pl, sum->to, 10) >= 0)
+        return 0;
+    if (store_counter_decode(val, vlen, &v) < 0)
+        return 0;
+    stats_add(sum, k + pl + 11, keylen - pl - 11, v);
+    return 0;
+}
+
+/* stats_get - a summed counter by name */
+static int64_t stats_get(const struct stats_sum *sum, const char *name)
+{
+    for (size_t i = 0; i < sum->n; i++)
+        if (strcmp(sum->name[i], name) == 0)
+            return sum->value[i];
+    return 0;
+}
+
+/* stats_pct - share of connections */
+static double stats_pct(int64_t part, int64_t whole)
+{
+    return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* stats_print - the Miyazaki table */
+static void stats_print(const struct stats_sum *sum, FILE *out)
+{
+    int64_t conns = stats_get(sum, "connections"), stopped = stats_get(sum, "stopped");
+
+    fprintf(out, "%-28s %12lld\n", "connections", (long long)conns);
+    fprintf(out, "%-28s %12lld\n", "messages accepted", (long long)stats_get(sum, "accepted"));
+    fprintf(out, "%-28s %12lld %6.1f%%\n", "connections refused", (long long)stopped,
+            stats_pct(stopped, conns));
+    for (size_t i = 0; i < sum->n; i++)
+        if (strncmp(sum->name[i], "stopped.", 8) == 0)
+            fprintf(out, "  %-26s %12lld %6.1f%%\n", sum->name[i] + 8, (long long)sum->value[i],
+                    stats_pct(sum->value[i], conns));
+    fprintf(out, "verdicts:\n");
+    for (size_t i = 0; i < sum->n; i++)
+        if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0)
+            fprintf(out, "  %-26s %12lld\n", sum->name[i], (long long)sum->value[i]);
+}
+
+/* stats_report - sum [from, to) by hour buckets and print */
+int stats_report(struct store *ro, time_t from, time_t to, FILE *out)
+{
+    struct stats_sum *sum = calloc(1, sizeof(*sum));
+    struct tm tm;
+    int rc;
+
+    if (!sum)
+        return -1;
+    gmtime_r(&from, &tm);
+    strftime(sum->from, sizeof(sum->from), "%Y%m%d%H", &tm);
+    gmtime_r(&to, &tm);
+    strftime(sum->to, sizeof(sum->to), "%Y%m%d%H", &tm);
+    rc = store_sync_scan_prefix(ro, STATS_PREFIX, sizeof(STATS_PREFIX) - 1, stats_scan_item, sum);
+    if (rc == STORE_OK)
+        stats_print(sum, out);
+    free(sum);
+    return rc == STORE_OK ? 0 : -1;
+}

@@ -1,0 +1,29 @@
+/*
+ * stats.h - persistent counters per mechanism, in hourly buckets of the
+ * state store, so that `mxgatectl stats` can print the table for any period.
+ * Keys: "stats:<YYYYMMDDHH>:<counter>", values int64 counters.
+ */
+#ifndef MX_POLICY_STATS_H
+#define MX_POLICY_STATS_H
+
+#include <stdio.h>
+#include <time.h>
+
+struct store;
+struct stats;
+
+/* stats_new - count into st (NULL: counting is a no-op) */
+struct stats *stats_new(struct store *st);
+void stats_free(struct stats *s);
+
+/* stats_count - one more of counter (e.g. "connections", "accepted", "dnsbl.reject") */
+void stats_count(struct stats *s, const char *counter);
+
+/*
+ * stats_report - for mxgatectl: sum the buckets in [from, to) from a read-only
+ * store and print the table (connections, accepted messages, stopped in
+ * total and by each mechanism, with percentages of connections). 0 or -1.
+ */
+int stats_report(struct store *ro, time_t from, time_t to, FILE *out);
+
+#endif
