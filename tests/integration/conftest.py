@@ -335,7 +335,8 @@ class Gateway:
     """One mxgated instance with its own config, spool, state and log."""
 
     def __init__(self, workdir: Path, sink_port: Optional[int], tls_files=None,
-                 routes: Optional[Dict[str, str]] = None, domains: Sequence[str] = ("example.test",),
+                 routes: Optional[Dict[str, str]] = None,
+                 domains: Sequence[str] = ("example.test",),
                  relay_networks: Sequence[str] = (), limits=None, timeouts=None, queue=None,
                  delivery=None, tls: bool = False, listen_tls: Optional[str] = None,
                  extra: str = "", log_level: Optional[str] = None):
@@ -461,7 +462,8 @@ class Gateway:
         for pat in SANITIZER_PATTERNS:
             if pat in text:
                 i = text.index(pat)
-                self.problems.append("sanitizer report in the log:\n" + text[max(0, i - 200):i + 3000])
+                self.problems.append("sanitizer report in the log:\n"
+                                     + text[max(0, i - 200):i + 3000])
                 break
         return self.problems
 
@@ -558,5 +560,7 @@ def gateway(request, tmp_path, sink):
     problems: List[str] = []
     for gw in made:
         problems += gw.teardown()
+        # Captured output: pytest shows it only when the test failed.
+        print("---- %s (port %d), log tail ----\n%s" % (gw.logfile, gw.port, gw.log_text()[-5000:]))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)

@@ -26,7 +26,7 @@ from aiosmtpd.smtp import SMTP
 class Received:
     """One message as the internal server saw it."""
 
-    mail_from: str
+    mail_from: str  # "" for the null reverse-path <>
     rcpt_tos: List[str]
     mail_options: List[str]
     content: bytes
@@ -49,9 +49,11 @@ class _Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        # aiosmtpd spells the null reverse-path "<>"; record it as "".
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
         self.sink._record(
             Received(
-                mail_from=envelope.mail_from,
+                mail_from=sender,
                 rcpt_tos=list(envelope.rcpt_tos),
                 mail_options=list(envelope.mail_options or []),
                 content=bytes(envelope.original_content),

@@ -81,7 +81,8 @@ def test_dot_stuffing_on_the_raw_wire(gateway, sink):
 
 def test_8bit_body(gateway, sink):
     gw = gateway()
-    body = "Grüße aus Köln – ¥€ 日本語\r\n".encode("utf-8") + bytes(range(0x80, 0x100)) + b"\r\n"
+    body = ("Grüße aus Köln – ¥€ 日本語\r\n".encode("utf-8")
+            + bytes(range(0x80, 0x100)) + b"\r\n")
     msg = make_message("8bit", body=body,
                        extra_headers=b"MIME-Version: 1.0\r\n"
                                      b"Content-Type: text/plain; charset=utf-8\r\n"
