@@ -8,7 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <confuse.h>
+
 #include "admin/control.h"
+#include "dns/dns.h"
+#include "policy/policy.h"
+#include "policy/stats.h"
+#include "store/store.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -73,10 +79,66 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
-/* on_hup - nothing is reloadable yet: say so instead of dying (the default action) */
+/* on_hup - re-read the checks' list and rule files; the rest of the configuration needs a restart
+ */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-    log_info("event=sighup action=none reason=\"configuration is read at start only\"");
+    log_info("event=reload what=\"access lists and rule files\"");
+    policy_reload(arg);
+}
+
+/* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
+static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
+{
+    cfg_t *sec = cfg_getsec(cfg->raw, "dns");
+    const char *servers[16];
+    size_t n = cfg_size(sec, "servers"), checks = 0;
+    char err[512];
+    struct dns *dns;
+
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        checks += cfg->listen[i].nchecks;
+    if (n == 0 && checks == 0)
+        return NULL;
+    if (n > 16)
+        log_fatal("event=fatal what=dns error=\"at most 16 servers\"");
+    for (size_t i = 0; i < n; i++)
+        servers[i] = cfg_getnstr(sec, "servers", (unsigned)i);
+    dns = dns_new(base, servers, n, (unsigned)cfg_getint(sec, "timeout"),
+                  (unsigned)cfg_getint(sec, "tries"), err, sizeof(err));
+    if (!dns)
+        log_fatal("event=fatal what=dns error=\"%s\"", err);
+    return dns;
+}
+
+/* setup_store - the state store (greylist, rate limits, statistics) */
+static struct store *setup_store(const struct config *cfg, struct event_base *base)
+{
+    cfg_t *sec = cfg_getsec(cfg->raw, "store");
+    char uri[4200], err[512];
+    struct store *st;
+
+    if (cfg_getstr(sec, "uri"))
+        snprintf(uri, sizeof(uri), "%s", cfg_getstr(sec, "uri"));
+    else
+        snprintf(uri, sizeof(uri), "lmdb:%s/db", cfg->state_dir);
+    st = store_open(base, uri, err, sizeof(err));
+    if (!st)
+        log_fatal("event=fatal what=store uri=%s error=\"%s\"", uri, err);
+    store_set_expire_interval(st, (unsigned)cfg_getint(sec, "cleanup"));
+    return st;
+}
+
+/* setup_policy - every listener's checks */
+static struct policy *setup_policy(struct server *srv, struct store *st)
+{
+    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats};
+    char err[512];
+    struct policy *p = policy_new(&env, err, sizeof(err));
+
+    if (!p)
+        log_fatal("event=fatal what=policy error=\"%s\"", err);
+    return p;
 }
 
 /* setup_tls - server and client contexts */
@@ -119,6 +181,7 @@ static int run(const struct config *cfg, const struct options *o)
     struct server srv = {.cfg = cfg};
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
+    struct store *st;
     SSL_CTX *client_tls;
     char err[512], sock[4096];
     const char *dirs[3];
@@ -136,6 +199,10 @@ static int run(const struct config *cfg, const struct options *o)
     dirs[2] = NULL;
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=\"%s\"", err);
+    st = setup_store(cfg, srv.base);
+    srv.stats = stats_new(st);
+    srv.dns = setup_dns(cfg, srv.base);
+    srv.policy = setup_policy(&srv, st);
     srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
     srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
     if (!srv.pool || !srv.queue)
@@ -145,7 +212,7 @@ static int run(const struct config *cfg, const struct options *o)
         log_fatal("event=fatal what=control path=%s error=\"%s\"", sock, strerror(errno));
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
-    sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, NULL);
+    sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, srv.policy);
     evsignal_add(sig_term, NULL);
     evsignal_add(sig_int, NULL);
     evsignal_add(sig_hup, NULL);
@@ -160,6 +227,11 @@ static int run(const struct config *cfg, const struct options *o)
     queue_free(srv.queue);
     srv.queue = NULL;
     pool_free(srv.pool);
+    policy_free(srv.policy);
+    if (srv.dns)
+        dns_free(srv.dns);
+    stats_free(srv.stats);
+    store_close(st);
     spool_close(srv.spool);
     event_free(sig_term);
     event_free(sig_int);

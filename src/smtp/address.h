@@ -4,30 +4,30 @@
 
 #include <stddef.h>
 
-#define SMTP_LOCAL_MAX 64    /* RFC 5321 4.5.3.1.1 */
-#define SMTP_DOMAIN_MAX 255  /* RFC 5321 4.5.3.1.2 */
-#define SMTP_PATH_MAX 256    /* RFC 5321 4.5.3.1.3, includes < > */
+#define SMTP_LOCAL_MAX 64   /* RFC 5321 4.5.3.1.1 */
+#define SMTP_DOMAIN_MAX 255 /* RFC 5321 4.5.3.1.2 */
+#define SMTP_PATH_MAX 256   /* RFC 5321 4.5.3.1.3, includes < > */
 
 enum addr_err {
     ADDR_OK = 0,
-    ADDR_EMPTY,         /* "" where a mailbox is required */
-    ADDR_SYNTAX,        /* not a Mailbox per RFC 5321 4.1.2 */
-    ADDR_TOO_LONG,      /* local part, domain or path over the limits */
-    ADDR_NO_DOMAIN,     /* "user" without @domain */
-    ADDR_BAD_DOMAIN,    /* domain or address literal malformed */
-    ADDR_8BIT,          /* non-ASCII without SMTPUTF8 */
+    ADDR_EMPTY,      /* "" where a mailbox is required */
+    ADDR_SYNTAX,     /* not a Mailbox per RFC 5321 4.1.2 */
+    ADDR_TOO_LONG,   /* local part, domain or path over the limits */
+    ADDR_NO_DOMAIN,  /* "user" without @domain */
+    ADDR_BAD_DOMAIN, /* domain or address literal malformed */
+    ADDR_8BIT,       /* non-ASCII without SMTPUTF8 */
 };
 
 /* Properties that must never open a relay; set by addr_parse. */
 struct addr {
     char local[SMTP_LOCAL_MAX * 4 + 3]; /* as written; quoted form keeps its quotes */
     char domain[SMTP_DOMAIN_MAX + 1];   /* lower-cased ASCII; "[1.2.3.4]" for literals */
-    int quoted;         /* local part was a quoted-string */
-    int had_route;      /* "@a,@b:user@dom" source route was given (and dropped) */
-    int has_percent;    /* '%' in the local part: user%other@gw */
-    int has_bang;       /* '!' in the local part: host!user@gw */
-    int has_at_in_local;/* '@' inside a quoted local part: "a@b"@gw */
-    int is_literal;     /* domain is an address literal [..] */
+    int quoted;                         /* local part was a quoted-string */
+    int had_route;                      /* "@a,@b:user@dom" source route was given (and dropped) */
+    int has_percent;                    /* '%' in the local part: user%other@gw */
+    int has_bang;                       /* '!' in the local part: host!user@gw */
+    int has_at_in_local;                /* '@' inside a quoted local part: "a@b"@gw */
+    int is_literal;                     /* domain is an address literal [..] */
 };
 
 /*

@@ -24,28 +24,28 @@ struct smtp_client_rcpt {
 struct smtp_client_result {
     size_t nrcpt;
     struct smtp_client_rcpt *rcpt; /* one per request recipient, same order */
-    int tls;                        /* the session was protected by TLS */
-    char tls_desc[96];              /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
-    char peer_greeting[128];        /* first line of the 220, for logs */
+    int tls;                       /* the session was protected by TLS */
+    char tls_desc[96];             /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
+    char peer_greeting[128];       /* first line of the 220, for logs */
 };
 
 struct smtp_client_req {
-    int lmtp;                      /* speak LMTP (LHLO, a reply per recipient after DATA) */
-    struct sockaddr_storage addr;  /* AF_INET, AF_INET6 or AF_UNIX */
+    int lmtp;                     /* speak LMTP (LHLO, a reply per recipient after DATA) */
+    struct sockaddr_storage addr; /* AF_INET, AF_INET6 or AF_UNIX */
     socklen_t addrlen;
-    const char *helo;              /* our name for EHLO/LHLO */
-    const char *sender;            /* "" for <> */
+    const char *helo;   /* our name for EHLO/LHLO */
+    const char *sender; /* "" for <> */
     const char *const *rcpts;
     size_t nrcpt;
-    int body_fd;                   /* the body: dot-stuffed CRLF lines, no final ".\r\n" */
+    int body_fd; /* the body: dot-stuffed CRLF lines, no final ".\r\n" */
     off_t body_off;
     uint64_t body_len;
-    int body_8bit;                 /* add BODY=8BITMIME when offered */
-    int smtputf8;                  /* needs SMTPUTF8: 550 5.6.7 if the peer lacks it */
-    SSL_CTX *tls;                  /* non-NULL: STARTTLS when offered (no verification) */
-    int connect_timeout;           /* seconds */
+    int body_8bit;       /* add BODY=8BITMIME when offered */
+    int smtputf8;        /* needs SMTPUTF8: 550 5.6.7 if the peer lacks it */
+    SSL_CTX *tls;        /* non-NULL: STARTTLS when offered (no verification) */
+    int connect_timeout; /* seconds */
     int command_timeout;
-    int data_timeout;              /* for the reply to the final dot */
+    int data_timeout; /* for the reply to the final dot */
     void (*done)(void *arg, const struct smtp_client_result *res);
     void *arg;
 };

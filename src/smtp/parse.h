@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMTP_CMD_LINE_MAX 512 /* octets including CRLF, RFC 5321 4.5.3.1.4 */
+#define SMTP_CMD_LINE_MAX 512   /* octets including CRLF, RFC 5321 4.5.3.1.4 */
 #define SMTP_TEXT_LINE_MAX 1000 /* octets including CRLF, RFC 5321 4.5.3.1.6 */
 
 enum smtp_verb {
@@ -30,12 +30,12 @@ enum smtp_verb {
 /* Why a line could not be parsed; each maps to one SMTP reply in session.c. */
 enum smtp_parse_err {
     SMTP_PARSE_OK = 0,
-    SMTP_PARSE_UNKNOWN_VERB,  /* 500 5.5.1 */
-    SMTP_PARSE_SYNTAX,        /* 501 5.5.4: arguments malformed */
-    SMTP_PARSE_BAD_PATH,      /* 501 5.1.3 (RCPT) / 5.1.7 (MAIL): path malformed */
-    SMTP_PARSE_BAD_PARAM,     /* 555 5.5.4: unknown or malformed ESMTP parameter */
-    SMTP_PARSE_NUL,           /* 500 5.5.2: NUL octet in the line */
-    SMTP_PARSE_BAD_CHAR,      /* 500 5.5.2: bare CR/LF or other control octet */
+    SMTP_PARSE_UNKNOWN_VERB, /* 500 5.5.1 */
+    SMTP_PARSE_SYNTAX,       /* 501 5.5.4: arguments malformed */
+    SMTP_PARSE_BAD_PATH,     /* 501 5.1.3 (RCPT) / 5.1.7 (MAIL): path malformed */
+    SMTP_PARSE_BAD_PARAM,    /* 555 5.5.4: unknown or malformed ESMTP parameter */
+    SMTP_PARSE_NUL,          /* 500 5.5.2: NUL octet in the line */
+    SMTP_PARSE_BAD_CHAR,     /* 500 5.5.2: bare CR/LF or other control octet */
 };
 
 enum smtp_body_type { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARY };
@@ -44,15 +44,15 @@ enum smtp_body_type { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, 
  * which smtp_parse_command modifies in place (NUL terminators). */
 struct smtp_cmd {
     enum smtp_verb verb;
-    char *arg;       /* HELO/EHLO domain, VRFY/HELP/AUTH/BDAT argument; NULL if none */
-    char *path;      /* MAIL/RCPT: the text between < and >, "" for <> ; NULL otherwise */
+    char *arg;  /* HELO/EHLO domain, VRFY/HELP/AUTH/BDAT argument; NULL if none */
+    char *path; /* MAIL/RCPT: the text between < and >, "" for <> ; NULL otherwise */
     /* ESMTP parameters of MAIL (RFC 1870, 6152, 6531, 3461) */
     int has_size;
     uint64_t size;
     enum smtp_body_type body;
     int smtputf8;
-    char *ret;   /* DSN RET=FULL|HDRS (MAIL) or NULL */
-    char *envid; /* DSN ENVID= (MAIL) or NULL */
+    char *ret;    /* DSN RET=FULL|HDRS (MAIL) or NULL */
+    char *envid;  /* DSN ENVID= (MAIL) or NULL */
     char *notify; /* DSN NOTIFY= (RCPT) or NULL */
     char *orcpt;  /* DSN ORCPT= (RCPT) or NULL */
     char *auth;   /* AUTH= (MAIL) or NULL */

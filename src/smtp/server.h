@@ -15,6 +15,9 @@ struct pool;
 struct spool;
 struct queue;
 struct session;
+struct dns;
+struct policy;
+struct stats;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define SERVER_IP_BUCKETS 4096
@@ -38,6 +41,9 @@ struct server {
     struct spool *spool;
     struct queue *queue; /* where committed messages go */
     SSL_CTX *tls;        /* NULL when no tls section */
+    struct dns *dns;     /* NULL: no FCrDNS, no DNS checks */
+    struct policy *policy;
+    struct stats *stats;
     struct server_listener *listeners;
     size_t nlisteners;
     unsigned nconn;

@@ -31,6 +31,7 @@ static void session_free(struct session *s)
     log_info("event=disconnect sid=%s client=%s commands=%u messages=%u reason=%s", s->sid, s->ip,
              s->ncommands, s->nmessages, s->close_reason ? s->close_reason : "eof");
     LIST_REMOVE(s, entry);
+    session_policy_end(s);
     if (s->commit)
         session_commit_detach(s);
     session_tx_free(s);
@@ -193,6 +194,7 @@ void session_process(struct session *s)
             break;
         case SESS_GREETING:
             evbuffer_drain(in, evbuffer_get_length(in));
+            s->refused_by = "earlytalk";
             log_info("event=reject sid=%s client=%s stage=connect code=554 status=5.5.0 "
                      "reason=\"talked before greeting\"",
                      s->sid, s->ip);
@@ -231,7 +233,7 @@ static void session_tls_done(struct session *s)
     tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
     log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, SSL_get_version(ssl),
              SSL_get_cipher_name(ssl));
-    s->state = SESS_COMMAND;
+    s->state = s->greeted ? SESS_COMMAND : SESS_GREETING;
     session_set_timeout(s, s->srv->cfg->timeouts.command);
     session_process(s);
 }
@@ -311,41 +313,44 @@ void session_starttls_switch(struct session *s)
 /* session_greet - the 220 banner */
 static void session_greet(struct session *s)
 {
-    s->state = SESS_COMMAND;
+    s->greeted = 1;
+    if (s->state == SESS_GREETING)
+        s->state = SESS_COMMAND;
     session_reply(s, "220 %s ESMTP mxgate", s->srv->cfg->hostname);
+}
+
+/* session_greet_ready - the greeting goes once the delay and the connect checks are over */
+void session_greet_ready(struct session *s, unsigned what)
+{
+    s->greet_wait &= ~what;
+    if (s->greet_wait == 0 && !s->greeted && s->state != SESS_CLOSING)
+        session_greet(s);
 }
 
 /* session_greet_timer - greeting delay over without early talk */
 static void session_greet_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct session *s = arg;
-
-    if (s->state == SESS_GREETING)
-        session_greet(s);
+    session_greet_ready(arg, SESSION_WAIT_DELAY);
 }
 
-/* session_init_io - plaintext or implicit-TLS bufferevent, greeting now or after the delay */
+/* session_init_io - plaintext or implicit-TLS bufferevent; the greeting waits for the checks */
 static int session_init_io(struct session *s)
 {
     const struct config *cfg = s->srv->cfg;
 
-    if (s->listen->implicit_tls) {
-        if (session_new_tls_bev(s) < 0)
-            return -1;
-        /* The banner waits in the output buffer until the handshake is done. */
-        session_reply(s, "220 %s ESMTP mxgate", cfg->hostname);
-        return 0;
-    }
+    s->greet_wait = SESSION_WAIT_CHECKS;
+    if (s->listen->implicit_tls)
+        return session_new_tls_bev(s); /* the banner waits in the output until the handshake */
     s->bev = bufferevent_socket_new(s->srv->base, s->fd, BEV_OPT_DEFER_CALLBACKS);
     if (!s->bev)
         return -1;
-    session_setup_bev(s, cfg->timeouts.command + cfg->timeouts.greeting_delay);
-    if (cfg->timeouts.greeting_delay == 0) {
-        session_greet(s);
-        return 0;
-    }
-    struct timeval tv = {.tv_sec = cfg->timeouts.greeting_delay, .tv_usec = 0};
+    /* Until the greeting, any input is early talk (postscreen's pregreet test). */
     s->state = SESS_GREETING;
+    session_setup_bev(s, cfg->timeouts.command + cfg->timeouts.greeting_delay);
+    if (cfg->timeouts.greeting_delay == 0)
+        return 0;
+    struct timeval tv = {.tv_sec = cfg->timeouts.greeting_delay, .tv_usec = 0};
+    s->greet_wait |= SESSION_WAIT_DELAY;
     s->greet_timer = evtimer_new(s->srv->base, session_greet_timer, s);
     if (!s->greet_timer || evtimer_add(s->greet_timer, &tv) < 0)
         return -1;
@@ -380,7 +385,9 @@ void session_start(struct server *srv, const struct config_listen *l, evutil_soc
     if (session_init_io(s) < 0) {
         s->close_reason = "resource";
         session_free(s);
+        return;
     }
+    session_connect_checks(s);
 }
 
 /* session_free_all - shutdown */

@@ -30,31 +30,41 @@ void session_tx_free(struct session *s)
         spool_writer_free(tx->writer);
     free(tx);
     s->tx = NULL;
+    s->cl.sender = NULL;
+    s->cl.nrcpt = 0;
 }
 
-/* cmd_helo - HELO and EHLO: a new start, the transaction is reset (RFC 5321 4.1.4) */
-static void cmd_helo(struct session *s, const struct smtp_cmd *c)
+/* helo_reply - the HELO/EHLO answer, after the HELO checks (their refusals wait for RCPT) */
+static void helo_reply(struct session *s, const struct policy_verdict *v)
 {
     const struct config *cfg = s->srv->cfg;
-    char sizebuf[32];
 
-    session_tx_free(s);
-    free(s->helo);
-    s->helo = strndup(c->arg, SMTP_DOMAIN_MAX);
-    s->esmtp = c->verb == SMTP_VERB_EHLO;
+    session_hold(s, "helo", v);
+    if (s->state == SESS_CLOSING)
+        return;
     if (!s->esmtp) {
         session_reply(s, "250 %s", cfg->hostname);
         return;
     }
-    snprintf(sizebuf, sizeof(sizebuf), "%llu", (unsigned long long)cfg->limits.max_message_size);
     session_reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->ip);
     session_reply(s, "250-PIPELINING");
-    session_reply(s, "250-SIZE %s", sizebuf);
+    session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->limits.max_message_size);
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     if (s->srv->tls && s->listen->starttls && !s->tls)
         session_reply(s, "250-STARTTLS");
     session_reply(s, "250 SMTPUTF8");
+}
+
+/* cmd_helo - HELO and EHLO: a new start, the transaction is reset (RFC 5321 4.1.4) */
+static void cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+    session_tx_free(s);
+    free(s->helo);
+    s->helo = strndup(c->arg, SMTP_DOMAIN_MAX);
+    s->cl.helo = s->helo;
+    s->esmtp = c->verb == SMTP_VERB_EHLO;
+    session_run_stage(s, POLICY_HELO, helo_reply);
 }
 
 /* cmd_has_params - any ESMTP parameter given (only allowed after EHLO) */
@@ -80,6 +90,18 @@ static int cmd_mail_params_ok(struct session *s, const struct smtp_cmd *c)
         return 0;
     }
     return 1;
+}
+
+/* mail_reply - the MAIL checks decided */
+static void mail_reply(struct session *s, const struct policy_verdict *v)
+{
+    if (v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
+        session_refuse(s, "mail", v);
+        session_tx_free(s);
+        s->cl.sender = NULL;
+        return;
+    }
+    session_reply(s, "250 2.1.0 Ok");
 }
 
 /* cmd_mail - MAIL FROM: opens a transaction */
@@ -111,7 +133,8 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     s->tx->smtputf8 = c->smtputf8;
     s->tx->dsn_ret = c->ret ? strdup(c->ret) : NULL;
     s->tx->dsn_envid = c->envid ? strdup(c->envid) : NULL;
-    session_reply(s, "250 2.1.0 Ok");
+    s->cl.sender = s->tx->sender;
+    session_run_stage(s, POLICY_MAIL, mail_reply);
 }
 
 /* cmd_client_may_relay - the client is in relay_networks */
@@ -179,7 +202,38 @@ static void cmd_rcpt_add(struct smtp_tx *tx, const char *addr)
     tx->rcpt[tx->nrcpt++] = strdup(addr);
 }
 
-/* cmd_rcpt - RCPT TO: parse, check limits and relay rules, add */
+/* rcpt_reply - the RCPT checks decided */
+static void rcpt_reply(struct session *s, const struct policy_verdict *v)
+{
+    if (v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
+        session_refuse(s, "rcpt", v);
+    } else {
+        cmd_rcpt_add(s->tx, s->pending_rcpt);
+        session_reply(s, "250 2.1.5 Ok");
+    }
+    free(s->pending_rcpt);
+    s->pending_rcpt = NULL;
+    s->cl.rcpt = NULL;
+}
+
+/* cmd_rcpt_judge - a held connect/HELO refusal answers now; else the RCPT checks */
+static void cmd_rcpt_judge(struct session *s, const char *addr)
+{
+    s->pending_rcpt = strdup(addr);
+    if (!s->pending_rcpt) {
+        session_error(s, "rcpt", "451 4.3.0 Error: out of memory");
+        return;
+    }
+    if (s->has_held) {
+        rcpt_reply(s, &s->held);
+        return;
+    }
+    s->cl.rcpt = s->pending_rcpt;
+    s->cl.nrcpt = (unsigned)s->tx->nrcpt;
+    session_run_stage(s, POLICY_RCPT, rcpt_reply);
+}
+
+/* cmd_rcpt - RCPT TO: parse, check limits and relay rules, then the checks */
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
     struct addr a;
@@ -197,10 +251,8 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     s->cur_rcpt = c->path;
     if (cmd_rcpt_parse(s, c, &a, buf, sizeof(buf)) < 0)
         session_error(s, "rcpt", "501 5.1.3 Bad recipient address syntax");
-    else if (cmd_rcpt_allowed(s, &a, buf)) {
-        cmd_rcpt_add(s->tx, buf);
-        session_reply(s, "250 2.1.5 Ok");
-    }
+    else if (cmd_rcpt_allowed(s, &a, buf))
+        cmd_rcpt_judge(s, buf);
     s->cur_rcpt = NULL;
 }
 

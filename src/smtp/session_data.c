@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "policy/stats.h"
 #include "queue/queue.h"
 #include "smtp/address.h"
 #include "smtp/received.h"
@@ -40,7 +41,7 @@ static void data_envelope(struct session *s, struct spool_envelope *env, struct 
     memcpy(env->id, tx->id, sizeof(env->id));
     env->arrival = time(NULL);
     env->client_ip = s->ip;
-    env->client_name = "unknown";
+    env->client_name = s->rdns_name ? s->rdns_name : "unknown";
     env->helo = s->helo;
     env->sender = tx->sender;
     env->body_8bit = tx->body_8bit;
@@ -59,7 +60,7 @@ static int data_received(struct session *s)
     char hdr[2048];
     struct received_info ri = {
         .helo = s->helo,
-        .client_name = "unknown",
+        .client_name = s->rdns_name ? s->rdns_name : "unknown",
         .client_ip = s->ip,
         .by = s->srv->cfg->hostname,
         .esmtp = s->esmtp,
@@ -228,6 +229,7 @@ static void commit_done(void *arg)
     if (c->rc == 0) {
         log_info("event=queued sid=%s id=%s client=%s from=<%s> nrcpt=%zu size=%llu", c->sid, c->id,
                  c->ip, log_quote(q, sizeof(q), c->sender), c->nrcpt, (unsigned long long)c->size);
+        stats_count(c->srv->stats, "accepted");
         if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
             queue_add(c->srv->queue, c->id);
     } else {
@@ -240,6 +242,7 @@ static void commit_done(void *arg)
         session_set_timeout(s, s->srv->cfg->timeouts.command);
         if (c->rc == 0) {
             s->nmessages++;
+            s->cl.nmessages = s->nmessages;
             session_reply(s, "250 2.0.0 Ok: queued as %s", c->id);
         } else {
             session_error(s, "data", "451 4.3.0 Error: queue file write error");

@@ -8,6 +8,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "policy/policy.h"
 #include "queue/spool.h"
 #include "smtp/parse.h"
 #include "smtp/session.h"
@@ -17,6 +18,7 @@ typedef struct ssl_st SSL;
 enum session_state {
     SESS_GREETING,      /* greeting delay running: any input is early talk */
     SESS_COMMAND,       /* reading command lines */
+    SESS_POLICY,        /* checks of a command run; input waits */
     SESS_DATA,          /* reading message text */
     SESS_COMMIT,        /* the spool commit runs in the pool; input waits */
     SESS_TLS_SWITCH,    /* "220 Ready to start TLS" being flushed */
@@ -69,9 +71,40 @@ struct session {
     struct smtp_tx *tx;
     const char *cur_rcpt; /* the RCPT path being judged, for reject log lines */
     struct event *greet_timer;
+    unsigned greet_wait; /* SESSION_WAIT_* still holding the greeting back */
+    int greeted;
     struct session_commit *commit;
     const char *close_reason;
+    /* policy */
+    const struct policy_chain *chain;
+    struct policy_client cl;
+    struct policy_run *prun;
+    struct dns_query *rdns_q;
+    char *rdns_name;
+    char *ptr_name;
+    struct policy_verdict held; /* a connect/HELO refusal, given at RCPT */
+    int has_held;
+    char *pending_rcpt; /* RCPT being judged */
+    void (*policy_next)(struct session *s, const struct policy_verdict *v);
+    const char *refused_by; /* mechanism of the last refusal, for statistics */
 };
+
+#define SESSION_WAIT_DELAY 1u  /* greeting_delay running */
+#define SESSION_WAIT_CHECKS 2u /* FCrDNS and connect checks running */
+
+/* session_connect_checks - FCrDNS, then the connect stage; greet when done (session_policy.c) */
+void session_connect_checks(struct session *s);
+/* session_greet_ready - one reason to hold the greeting is gone (session.c) */
+void session_greet_ready(struct session *s, unsigned what);
+/* session_run_stage - run stage's checks, then call next with the verdict (session_policy.c) */
+void session_run_stage(struct session *s, enum policy_stage stage,
+                       void (*next)(struct session *s, const struct policy_verdict *v));
+/* session_refuse - give a check's refusal as the reply; logs and counts (session_policy.c) */
+void session_refuse(struct session *s, const char *stage, const struct policy_verdict *v);
+/* session_hold - keep a connect/HELO refusal for RCPT, or close now for 421 (session_policy.c) */
+void session_hold(struct session *s, const char *stage, const struct policy_verdict *v);
+/* session_policy_end - cancel pending checks and DNS, count the session (session_policy.c) */
+void session_policy_end(struct session *s);
 
 /* session_reply - queue one reply line (text without CRLF) */
 void session_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
