@@ -118,10 +118,7 @@ static struct store *setup_store(const struct config *cfg, struct event_base *ba
     char uri[4200], err[512];
     struct store *st;
 
-    if (cfg_getstr(sec, "uri"))
-        snprintf(uri, sizeof(uri), "%s", cfg_getstr(sec, "uri"));
-    else
-        snprintf(uri, sizeof(uri), "lmdb:%s/db", cfg->state_dir);
+    config_store_uri(cfg, uri, sizeof(uri));
     st = store_open(base, uri, err, sizeof(err));
     if (!st)
         log_fatal("event=fatal what=store uri=%s error=\"%s\"", uri, err);

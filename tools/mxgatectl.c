@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "policy/stats.h"
 #include "queue/spool.h"
+#include "store/store.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
 #define CTL_HEADER_MAX (64 * 1024)
@@ -18,7 +20,9 @@
 /* usage - exit 2 */
 static void usage(void)
 {
-    fprintf(stderr, "usage: mxgatectl [-c config] queue list|show ID|flush|delete ID\n");
+    fprintf(stderr, "usage: mxgatectl [-c config] queue list|show ID|flush|delete ID\n"
+                    "       mxgatectl [-c config] stats [FROM [TO]]\n"
+                    "  FROM, TO: YYYY-MM-DD, YYYY-MM-DDTHH (UTC), today, or all (default)\n");
     exit(2);
 }
 
@@ -204,6 +208,56 @@ static int cmd_delete(const struct config *cfg, struct spool *sp, const char *id
     return 0;
 }
 
+/* ctl_parse_time - "YYYY-MM-DD", "YYYY-MM-DDTHH", "today", "all" (is_end: all = far future) */
+static int ctl_parse_time(const char *s, int is_end, time_t *t)
+{
+    struct tm tm = {0};
+    const char *end;
+    time_t now = time(NULL);
+
+    if (strcmp(s, "all") == 0) {
+        *t = is_end ? now + 86400 * 366 : 0;
+        return 0;
+    }
+    if (strcmp(s, "today") == 0) {
+        gmtime_r(&now, &tm);
+        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        *t = timegm(&tm) + (is_end ? 86400 : 0);
+        return 0;
+    }
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (end && *end == 'T')
+        end = strptime(end + 1, "%H", &tm);
+    if (!end || *end != '\0')
+        return -1;
+    *t = timegm(&tm);
+    return 0;
+}
+
+/* stats_command - the table of connections and refusals by mechanism for a period */
+static int stats_command(const struct config *cfg, int argc, char **argv)
+{
+    char uri[4200], err[512];
+    time_t from, to;
+    struct store *st;
+    int rc;
+
+    if (argc > 2 || ctl_parse_time(argc > 0 ? argv[0] : "all", 0, &from) < 0 ||
+        ctl_parse_time(argc > 1 ? argv[1] : "all", 1, &to) < 0)
+        usage();
+    config_store_uri(cfg, uri, sizeof(uri));
+    st = store_open_readonly(uri, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "mxgatectl: %s: %s\n", uri, err);
+        return 1;
+    }
+    rc = stats_report(st, from, to, stdout);
+    store_close(st);
+    if (rc < 0)
+        fprintf(stderr, "mxgatectl: cannot read statistics from %s\n", uri);
+    return rc < 0 ? 1 : 0;
+}
+
 /* queue_command - dispatch "queue ..." */
 static int queue_command(const struct config *cfg, int argc, char **argv)
 {
@@ -246,13 +300,16 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (argc < 1 || strcmp(argv[0], "queue") != 0)
+    if (argc < 1 || (strcmp(argv[0], "queue") != 0 && strcmp(argv[0], "stats") != 0))
         usage();
     signal(SIGPIPE, SIG_IGN); /* a daemon that hangs up is reported, not fatal */
     cfg = config_load(path, stderr);
     if (!cfg)
         return 1;
-    rc = queue_command(cfg, argc - 1, argv + 1);
+    if (strcmp(argv[0], "stats") == 0)
+        rc = stats_command(cfg, argc - 1, argv + 1);
+    else
+        rc = queue_command(cfg, argc - 1, argv + 1);
     config_free(cfg);
     return rc;
 }

@@ -581,3 +581,14 @@ void config_control_socket(const struct config *c, char *dst, size_t dstlen)
 {
     snprintf(dst, dstlen, "%s/control.sock", c->state_dir);
 }
+
+/* config_store_uri - store { uri } or the embedded default lmdb:<state_dir>/db */
+void config_store_uri(const struct config *c, char *dst, size_t dstlen)
+{
+    const char *uri = cfg_getstr(cfg_getsec(c->raw, "store"), "uri");
+
+    if (uri)
+        snprintf(dst, dstlen, "%s", uri);
+    else
+        snprintf(dst, dstlen, "lmdb:%s/db", c->state_dir);
+}

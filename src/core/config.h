@@ -97,4 +97,7 @@ const struct config_route *config_route_for(const struct config *cfg, const char
 /* config_control_socket - "<state_dir>/control.sock" into dst */
 void config_control_socket(const struct config *cfg, char *dst, size_t dstlen);
 
+/* config_store_uri - the state store: store { uri } or lmdb:<state_dir>/db */
+void config_store_uri(const struct config *cfg, char *dst, size_t dstlen);
+
 #endif

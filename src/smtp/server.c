@@ -12,6 +12,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "policy/stats.h"
 #include "smtp/session.h"
 
 /* server_ip_key - 16 octets identifying the client address (v4 mapped into v6 space) */
@@ -84,6 +85,9 @@ static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip
     if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         (void)0; /* the client is gone or not reading: nothing more to tell it */
     log_info("event=reject client=%s stage=connect code=421 status=4.7.0 reason=\"%s\"", ip, why);
+    stats_count(srv->stats, "connections");
+    stats_count(srv->stats, "stopped");
+    stats_count(srv->stats, "stopped.limits");
     close(fd);
 }
 

@@ -159,6 +159,7 @@ static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char 
 
     if (addr_is_relay_trick(a) ||
         (!config_is_local_domain(cfg, a->domain) && !cmd_client_may_relay(s))) {
+        s->refused_by = "relay";
         session_error(s, "rcpt", "554 5.7.1 <%s>: Relay access denied", addr);
         return 0;
     }
