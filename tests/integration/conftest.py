@@ -83,6 +83,14 @@ def make_message(subject: str = "test", body: bytes = b"Hello.\r\n",
     return hdr + extra_headers + b"\r\n" + body
 
 
+def client_tls_context() -> ssl.SSLContext:
+    """A client context that does not verify the (self-signed) certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 # ---------------------------------------------------------------------------
 # the raw client
 # ---------------------------------------------------------------------------
@@ -119,11 +127,13 @@ class RawClient:
     """Byte-exact SMTP client: sends exactly what it is given, reads CRLF lines."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", source: Optional[str] = None,
-                 greeting: bool = True, timeout: float = 5.0):
+                 greeting: bool = True, timeout: float = 5.0, implicit_tls: bool = False):
         self.timeout = timeout
         self.sock = socket.create_connection(
             (host, port), timeout=timeout,
             source_address=(source, 0) if source else None)
+        if implicit_tls:
+            self.sock = client_tls_context().wrap_socket(self.sock, server_hostname=HOSTNAME)
         self.buf = b""
         self.greeting: Optional[Reply] = None
         if greeting:
@@ -200,11 +210,8 @@ class RawClient:
     def starttls(self) -> ssl.SSLSocket:
         """TLS handshake on the current socket (no certificate verification)."""
         assert self.buf == b"", "plaintext after the 220 to STARTTLS: %r" % self.buf
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
         self.sock.settimeout(self.timeout)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=HOSTNAME)
+        self.sock = client_tls_context().wrap_socket(self.sock, server_hostname=HOSTNAME)
         return self.sock
 
     def close(self) -> None:
@@ -245,10 +252,7 @@ def smtp_send(port: int, sender: str, rcpts: Sequence[str], msg: bytes,
                       source_address=(source, 0) if source else None) as s:
         s.ehlo()
         if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            code, text = s.starttls(context=ctx)
+            code, text = s.starttls(context=client_tls_context())
             assert code == 220, (code, text)
             s.ehlo()
         code, text = s.mail(sender, list(mail_options))
@@ -347,6 +351,7 @@ class Gateway:
         self.logfile = self.dir / "mxgated.log"
         self.proc: Optional[subprocess.Popen] = None
         self.problems: List[str] = []
+        self.listen_tls = listen_tls
         if routes is None:
             routes = {"example.test": "smtp:[127.0.0.1]:%d" % sink_port}
         dl = {"connect_timeout": 5, "command_timeout": 10, "data_timeout": 10}
@@ -409,6 +414,8 @@ class Gateway:
                 time.sleep(0.05)
         try:
             s.settimeout(max(1.0, deadline - time.monotonic()))
+            if self.listen_tls == "implicit":
+                s = client_tls_context().wrap_socket(s, server_hostname=HOSTNAME)
             f = s.makefile("rb")
             line = f.readline()
             while line[3:4] == b"-":
@@ -519,12 +526,22 @@ def tls_files(tmp_path_factory):
 
 
 @pytest.fixture
+def server_tls_context(tls_files):
+    """An ssl server context with the test certificate (for a STARTTLS sink)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*tls_files)
+    return ctx
+
+
+@pytest.fixture
 def make_sink():
-    """Factory for extra sinks: make_sink(lmtp=False, start=True)."""
+    """Factory for extra sinks: make_sink(lmtp=False, start=True, tls_context=None,
+    unix_path=None)."""
     sinks: List[Sink] = []
 
-    def make(lmtp: bool = False, start: bool = True) -> Sink:
-        s = Sink(free_port(), lmtp=lmtp)
+    def make(lmtp: bool = False, start: bool = True, tls_context=None,
+             unix_path: Optional[str] = None) -> Sink:
+        s = Sink(free_port(), lmtp=lmtp, tls_context=tls_context, unix_path=unix_path)
         sinks.append(s)
         if start:
             s.start()

@@ -12,12 +12,13 @@ stopped and started again on the same port (the "internal server is down"
 tests).
 """
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.controller import Controller, UnixSocketController
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
@@ -32,6 +33,7 @@ class Received:
     content: bytes
     peer: Optional[tuple] = None
     helo: Optional[str] = None
+    tls: bool = False  # the message came over STARTTLS
     when: float = field(default_factory=time.monotonic)
 
 
@@ -59,6 +61,7 @@ class _Handler:
                 content=bytes(envelope.original_content),
                 peer=session.peer,
                 helo=session.host_name,
+                tls=server._tls_protocol is not None,
             )
         )
         if self.sink.lmtp:
@@ -81,12 +84,27 @@ class _SinkController(Controller):
         return cls(self.handler, **self.SMTP_kwargs)
 
 
+class _UnixSinkController(UnixSocketController):
+    """The same on a Unix-domain socket (for lmtp:unix:/path routes)."""
+
+    def __init__(self, handler, lmtp: bool, **kw):
+        self._lmtp = lmtp
+        super().__init__(handler, **kw)
+
+    def factory(self):
+        cls = LMTP if self._lmtp else SMTP
+        return cls(self.handler, **self.SMTP_kwargs)
+
+
 class Sink:
     """A restartable recording SMTP/LMTP server on 127.0.0.1:port."""
 
-    def __init__(self, port: int, lmtp: bool = False):
+    def __init__(self, port: int, lmtp: bool = False, tls_context=None,
+                 unix_path: Optional[str] = None):
         self.port = port
+        self.unix_path = unix_path  # listen there instead of 127.0.0.1:port
         self.lmtp = lmtp
+        self.tls_context = tls_context  # offer STARTTLS with this server context
         self.rules: Dict[str, str] = {}
         self._messages: List[Received] = []
         self._cond = threading.Condition()
@@ -96,15 +114,7 @@ class Sink:
     def start(self) -> "Sink":
         """Listen on self.port (the same port every time)."""
         assert self._controller is None, "sink already running"
-        ctl = _SinkController(
-            _Handler(self),
-            lmtp=self.lmtp,
-            hostname="127.0.0.1",
-            port=self.port,
-            server_hostname="sink.internal.test",
-            decode_data=False,
-            ready_timeout=10.0,
-        )
+        ctl = self._controller_new()
         deadline = time.monotonic() + 5
         while True:
             try:
@@ -116,18 +126,37 @@ class Sink:
                 # is rare, but retry for a moment instead of failing.
                 if time.monotonic() > deadline:
                     raise
-                ctl = _SinkController(
-                    _Handler(self),
-                    lmtp=self.lmtp,
-                    hostname="127.0.0.1",
-                    port=self.port,
-                    server_hostname="sink.internal.test",
-                    decode_data=False,
-                    ready_timeout=10.0,
-                )
+                ctl = self._controller_new()
                 time.sleep(0.1)
         self._controller = ctl
         return self
+
+    def _controller_new(self):
+        kw = {}
+        if self.tls_context is not None:
+            kw["tls_context"] = self.tls_context
+        if self.unix_path is not None:
+            if os.path.exists(self.unix_path):
+                os.unlink(self.unix_path)
+            return _UnixSinkController(
+                _Handler(self),
+                lmtp=self.lmtp,
+                unix_socket=self.unix_path,
+                server_hostname="sink.internal.test",
+                decode_data=False,
+                ready_timeout=10.0,
+                **kw,
+            )
+        return _SinkController(
+            _Handler(self),
+            lmtp=self.lmtp,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="sink.internal.test",
+            decode_data=False,
+            ready_timeout=10.0,
+            **kw,
+        )
 
     def stop(self) -> None:
         """Stop listening and drop every open connection."""
@@ -170,8 +199,8 @@ class Sink:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(
-                        "sink on port %d: expected %d message(s) within %.1f s, got %d"
-                        % (self.port, n, timeout, len(self._messages))
+                        "sink %s: expected %d message(s) within %.1f s, got %d"
+                        % (self.unix_path or self.port, n, timeout, len(self._messages))
                     )
                 self._cond.wait(left)
             return list(self._messages)

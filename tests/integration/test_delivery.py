@@ -262,3 +262,54 @@ def test_large_message_under_limit(gateway, sink):
     raw, rest = split_received(m.content)
     assert rest == msg, "large message altered (len %d vs %d)" % (len(rest), len(msg))
     gw.wait_log(r"event=queued sid=\S+ id=%s .*size=\d+" % qid)
+
+
+def test_smtputf8_address(gateway, sink):
+    gw = gateway()
+    with RawClient(gw.port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<jörg@client.test>".encode())
+        assert 500 <= r.code < 600, "8-bit sender accepted without SMTPUTF8: %r" % r
+        c.cmd("MAIL FROM:<jörg@client.test> SMTPUTF8".encode()).check(250, "2.1.0")
+        c.cmd("RCPT TO:<ständig@example.test>".encode()).check(250, "2.1.5")
+        c.cmd("DATA").check(354)
+        msg = "Subject: ütf8\r\n\r\nGrüße\r\n".encode()
+        c.send(msg + b".\r\n")
+        r = c.read_reply().check(250, "2.0.0")
+    m = sink.wait_for(1)[0]
+    assert m.mail_from == "jörg@client.test"
+    assert m.rcpt_tos == ["ständig@example.test"]
+    assert "SMTPUTF8" in [o.upper() for o in m.mail_options], m.mail_options
+    raw, rest = split_received(m.content)
+    assert rest == msg
+    assert queue_id(r.text).encode() in raw
+
+
+def test_opportunistic_starttls_to_next_hop(gateway, make_sink, server_tls_context):
+    tsink = make_sink(tls_context=server_tls_context)
+    gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % tsink.port})
+    msg = make_message("tls next hop")
+    qid = smtp_queue(gw.port, "a@client.test", ["b@example.test"], msg)
+    m = tsink.wait_for(1)[0]
+    assert m.tls, "next hop offered STARTTLS but the message came in plaintext"
+    check_received(m.content, msg, qid, rcpt="b@example.test")
+
+
+def test_next_hop_starttls_can_be_disabled(gateway, make_sink, server_tls_context):
+    tsink = make_sink(tls_context=server_tls_context)
+    gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % tsink.port},
+                 delivery={"starttls": False})
+    smtp_queue(gw.port, "a@client.test", ["b@example.test"], make_message("plain next hop"))
+    assert not tsink.wait_for(1)[0].tls
+
+
+def test_lmtp_unix_socket_route(gateway, make_sink, tmp_path):
+    path = str(tmp_path / "lmtp.sock")
+    lsink = make_sink(lmtp=True, unix_path=path)
+    gw = gateway(routes={"example.test": "lmtp:unix:%s" % path})
+    msg = make_message("lmtp unix")
+    qid = smtp_queue(gw.port, "a@client.test", ["u@example.test"], msg)
+    m = lsink.wait_for(1)[0]
+    assert m.rcpt_tos == ["u@example.test"]
+    check_received(m.content, msg, qid, rcpt="u@example.test")
+    gw.wait_log(r"event=delivered id=%s rcpt=<u@example\.test> relay=lmtp:unix:" % qid)

@@ -122,3 +122,25 @@ def test_tls_client_without_verification_gets_our_cert(gateway, tls_files):
         der = tls.getpeercert(binary_form=True)
         with open(tls_files[0]) as f:
             assert ssl.PEM_cert_to_DER_cert(f.read()) == der
+
+
+def test_implicit_tls_listener(gateway, sink):
+    gw = gateway(tls=True, listen_tls="implicit")
+    with RawClient(gw.port, implicit_tls=True) as c:
+        c.greeting.check(220)
+        assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
+        r = c.ehlo()
+        assert "STARTTLS" not in ehlo_keywords(r), r
+        msg = b"Subject: implicit\r\n\r\nx\r\n"
+        r = send_data(c, "a@client.test", ["b@example.test"], msg + b".\r\n", helo=False)
+        r.check(250, "2.0.0")
+    check_received(sink.wait_for(1)[0].content, msg, queue_id(r.text), rcpt="b@example.test",
+                   proto="ESMTPS", tls=True)
+
+
+def test_starttls_listener_none(gateway):
+    """tls = "none" on a listener: no STARTTLS there even with a tls section."""
+    gw = gateway(tls=True, listen_tls="none")
+    with RawClient(gw.port) as c:
+        assert "STARTTLS" not in ehlo_keywords(c.ehlo())
+        c.cmd("STARTTLS").check(502, "5.5.1")
