@@ -1,0 +1,652 @@
+/* store.c - the store front end: backend registry, argument checks, deferred completions */
+#include "store/store_backend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "core/log.h"
+
+#define STORE_DEFAULT_EXPIRE_INTERVAL 60
+/* Completions kept for reuse: each operation needs one, so recycling saves a malloc. */
+#define STORE_SPARE_MAX 64
+/* A get value up to this size travels inside the completion itself. */
+#define STORE_OP_INLINE 48
+#define STORE_SCHEME_MAX 16
+
+enum store_op_kind { STORE_OP_GET, STORE_OP_DONE, STORE_OP_INCR, STORE_OP_SCAN };
+
+struct store_op {
+    struct store_op *next;
+    enum store_op_kind kind;
+    int status;
+    void *arg;
+    store_get_cb get_cb;
+    store_done_cb done_cb;
+    store_incr_cb incr_cb;
+    store_scan_cb item_cb;
+    int64_t value;
+    unsigned char *data; /* get: the value; scan: packed records (see scan_add) */
+    size_t len;
+    size_t cap;
+    unsigned char small[STORE_OP_INLINE];
+};
+
+struct store {
+    const struct store_backend *be;
+    void *h;                 /* the backend's handle */
+    struct event_base *base; /* NULL for a read-only handle */
+    struct event *flush_ev;  /* made active when the first completion is queued */
+    struct event *expire_ev;
+    unsigned expire_interval;
+    store_clock_fn clock;
+    struct store_op *head; /* completions waiting for delivery, in order */
+    struct store_op *tail;
+    struct store_op *spare; /* recycled completions */
+    unsigned nspare;
+    int flushing; /* on_flush is delivering: store_close must not free yet */
+    int closing;
+};
+
+/* Registry: one entry per backend built into this binary. */
+static const struct store_backend *const store_backends[] = {
+    &store_backend_lmdb,
+};
+
+/* Schemes the design reserves but this binary does not contain. */
+static const char *const store_unbuilt[] = {"redis"};
+
+#define NITEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* store_now - the store's clock */
+time_t store_now(const struct store *st)
+{
+    return st->clock ? st->clock() : time(NULL);
+}
+
+/* op_alloc - a cleared completion, recycled when possible; NULL on ENOMEM */
+static struct store_op *op_alloc(struct store *st, enum store_op_kind kind, void *arg)
+{
+    struct store_op *op = st->spare;
+
+    if (op) {
+        st->spare = op->next;
+        st->nspare--;
+    } else if ((op = malloc(sizeof *op)) == NULL) {
+        return NULL;
+    }
+    memset(op, 0, offsetof(struct store_op, small));
+    op->kind = kind;
+    op->arg = arg;
+    op->data = op->small;
+    op->cap = sizeof op->small;
+    return op;
+}
+
+/* op_free - release a completion's buffer and keep the completion for reuse */
+static void op_free(struct store *st, struct store_op *op)
+{
+    if (op->data != op->small)
+        free(op->data);
+    if (st->nspare >= STORE_SPARE_MAX) {
+        free(op);
+        return;
+    }
+    op->next = st->spare;
+    st->spare = op;
+    st->nspare++;
+}
+
+/* store_op_get - a completion for store_get with room for a vlen-octet value */
+struct store_op *store_op_get(struct store *st, store_get_cb cb, void *arg, size_t vlen)
+{
+    struct store_op *op = op_alloc(st, STORE_OP_GET, arg);
+
+    if (!op)
+        return NULL;
+    op->get_cb = cb;
+    if (vlen > op->cap) {
+        if ((op->data = malloc(vlen)) == NULL) {
+            op->data = op->small;
+            op_free(st, op);
+            return NULL;
+        }
+        op->cap = vlen;
+    }
+    op->len = vlen;
+    return op;
+}
+
+/* store_op_get_value - where to copy the value of a get completion */
+void *store_op_get_value(struct store_op *op)
+{
+    return op->data;
+}
+
+/* store_op_done - a completion for set, del (NULL when cb is NULL) */
+struct store_op *store_op_done(struct store *st, store_done_cb cb, void *arg)
+{
+    struct store_op *op;
+
+    if (!cb)
+        return NULL;
+    if ((op = op_alloc(st, STORE_OP_DONE, arg)) != NULL)
+        op->done_cb = cb;
+    return op;
+}
+
+/* store_op_incr - a completion for incr (NULL when cb is NULL) */
+struct store_op *store_op_incr(struct store *st, store_incr_cb cb, void *arg)
+{
+    struct store_op *op;
+
+    if (!cb)
+        return NULL;
+    if ((op = op_alloc(st, STORE_OP_INCR, arg)) != NULL)
+        op->incr_cb = cb;
+    return op;
+}
+
+/* store_op_scan - a completion for a scan, records added with store_op_scan_add */
+struct store_op *store_op_scan(struct store *st, store_scan_cb item, store_done_cb done, void *arg)
+{
+    struct store_op *op = op_alloc(st, STORE_OP_SCAN, arg);
+
+    if (op) {
+        op->item_cb = item;
+        op->done_cb = done;
+    }
+    return op;
+}
+
+/* scan_reserve - make room for need more octets; STORE_OK, STORE_ELIMIT, STORE_ENOMEM */
+static int scan_reserve(struct store_op *op, size_t need)
+{
+    size_t ncap = op->cap;
+    unsigned char *p;
+
+    if (need > STORE_SCAN_MAX_BYTES - op->len)
+        return STORE_ELIMIT;
+    if (op->len + need <= op->cap)
+        return STORE_OK;
+    while (ncap < op->len + need)
+        ncap *= 2;
+    if (ncap > STORE_SCAN_MAX_BYTES)
+        ncap = STORE_SCAN_MAX_BYTES;
+    p = malloc(ncap);
+    if (!p)
+        return STORE_ENOMEM;
+    memcpy(p, op->data, op->len);
+    if (op->data != op->small)
+        free(op->data);
+    op->data = p;
+    op->cap = ncap;
+    return STORE_OK;
+}
+
+/*
+ * store_op_scan_add - append one record. The packed form is
+ * [size_t keylen][size_t vlen][key][value], unaligned, read back with memcpy.
+ */
+int store_op_scan_add(struct store_op *op, const void *key, size_t keylen, const void *val,
+                      size_t vlen)
+{
+    size_t hdr = 2 * sizeof(size_t);
+    unsigned char *p;
+    int rc;
+
+    if (vlen > STORE_SCAN_MAX_BYTES || keylen > STORE_KEY_MAX)
+        return STORE_ELIMIT;
+    if ((rc = scan_reserve(op, hdr + keylen + vlen)) != STORE_OK)
+        return rc;
+    p = op->data + op->len;
+    memcpy(p, &keylen, sizeof keylen);
+    memcpy(p + sizeof keylen, &vlen, sizeof vlen);
+    memcpy(p + hdr, key, keylen);
+    if (vlen)
+        memcpy(p + hdr + keylen, val, vlen);
+    op->len += hdr + keylen + vlen;
+    return STORE_OK;
+}
+
+/* scan_deliver - hand the packed records to item, then the status to done */
+static void scan_deliver(struct store_op *op)
+{
+    size_t hdr = 2 * sizeof(size_t), off = 0, klen, vlen;
+    const unsigned char *p;
+
+    while (off < op->len) {
+        p = op->data + off;
+        memcpy(&klen, p, sizeof klen);
+        memcpy(&vlen, p + sizeof klen, sizeof vlen);
+        off += hdr + klen + vlen;
+        if (op->item_cb(op->arg, p + hdr, klen, p + hdr + klen, vlen) != 0)
+            break;
+    }
+    op->done_cb(op->arg, op->status);
+}
+
+/* op_deliver - run a completion's callback */
+static void op_deliver(struct store_op *op)
+{
+    int ok = op->status == STORE_OK;
+
+    switch (op->kind) {
+    case STORE_OP_GET:
+        op->get_cb(op->arg, op->status, ok ? op->data : NULL, ok ? op->len : 0);
+        break;
+    case STORE_OP_DONE:
+        op->done_cb(op->arg, op->status);
+        break;
+    case STORE_OP_INCR:
+        op->incr_cb(op->arg, op->status, ok ? op->value : 0);
+        break;
+    case STORE_OP_SCAN:
+        scan_deliver(op);
+        break;
+    }
+}
+
+/* store_op_queue - deliver op with status (and value, for incr) from the loop */
+void store_op_queue(struct store *st, struct store_op *op, int status, int64_t value)
+{
+    if (!op)
+        return;
+    op->status = status;
+    op->value = value;
+    op->next = NULL;
+    if (st->tail) {
+        st->tail->next = op;
+    } else {
+        st->head = op;
+        /* One activation covers every completion queued before the flush runs. */
+        event_active(st->flush_ev, EV_TIMEOUT, 1);
+    }
+    st->tail = op;
+}
+
+/* store_op_discard - give back a completion that will not be queued */
+void store_op_discard(struct store *st, struct store_op *op)
+{
+    if (op)
+        op_free(st, op);
+}
+
+/* run_queue - deliver the completions queued so far (not those their callbacks queue) */
+static void run_queue(struct store *st)
+{
+    struct store_op *op = st->head, *next;
+
+    st->head = st->tail = NULL;
+    for (; op; op = next) {
+        next = op->next;
+        op_deliver(op);
+        op_free(st, op);
+    }
+}
+
+static void store_destroy(struct store *st);
+
+/* on_flush - the loop's turn: deliver the queued completions */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *st = arg;
+
+    st->flushing = 1;
+    run_queue(st);
+    /* store_close was called from a callback: deliver the rest, then free. */
+    while (st->closing && st->head)
+        run_queue(st);
+    st->flushing = 0;
+    if (st->closing)
+        store_destroy(st);
+}
+
+/* expire_schedule - arm the expiry timer after delay seconds (+ usec) */
+static void expire_schedule(struct store *st, long sec, long usec)
+{
+    struct timeval tv = {sec, usec};
+
+    if (st->expire_ev && event_add(st->expire_ev, &tv) < 0)
+        log_warn("event=store_expire_timer error=event_add");
+}
+
+/* on_expire - one expiry batch; come back soon when the batch was cut short */
+static void on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *st = arg;
+    int more = 0;
+    long n = st->be->expire(st->h, store_now(st), &more);
+
+    if (n > 0)
+        log_debug("event=store_expire deleted=%ld more=%d", n, more);
+    /* A short pause between batches lets connections run between them. */
+    if (more && n >= 0)
+        expire_schedule(st, 0, 10000);
+    else if (st->expire_interval)
+        expire_schedule(st, (long)st->expire_interval, 0);
+}
+
+/* find_backend - the registry entry for a scheme; NULL with err filled */
+static const struct store_backend *find_backend(const char *scheme, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < NITEMS(store_backends); i++)
+        if (strcmp(store_backends[i]->scheme, scheme) == 0)
+            return store_backends[i];
+    for (size_t i = 0; i < NITEMS(store_unbuilt); i++) {
+        if (strcmp(store_unbuilt[i], scheme) == 0) {
+            snprintf(err, errlen, "%s backend not built", scheme);
+            return NULL;
+        }
+    }
+    snprintf(err, errlen, "unknown store backend \"%s\"", scheme);
+    return NULL;
+}
+
+/* parse_uri - split "scheme:location"; the backend or NULL with err filled */
+static const struct store_backend *parse_uri(const char *uri, const char **location, char *err,
+                                             size_t errlen)
+{
+    char scheme[STORE_SCHEME_MAX];
+    const char *colon = uri ? strchr(uri, ':') : NULL;
+    size_t n;
+
+    if (!colon || colon == uri || (n = (size_t)(colon - uri)) >= sizeof scheme) {
+        snprintf(err, errlen, "store uri \"%s\" is not scheme:location", uri ? uri : "");
+        return NULL;
+    }
+    memcpy(scheme, uri, n);
+    scheme[n] = '\0';
+    *location = colon + 1;
+    return find_backend(scheme, err, errlen);
+}
+
+/* store_new - the front end around a backend; NULL with err filled */
+static struct store *store_new(struct event_base *base, const char *uri,
+                               const struct store_options *opt, char *err, size_t errlen)
+{
+    const char *location;
+    const struct store_backend *be = parse_uri(uri, &location, err, errlen);
+    struct store *st;
+
+    if (!be)
+        return NULL;
+    if ((st = calloc(1, sizeof *st)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->be = be;
+    st->base = base;
+    st->h = be->open(st, base, location, opt, base == NULL, err, errlen);
+    if (!st->h) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* store_setup_events - the completion event and the expiry timer; -1 on failure */
+static int store_setup_events(struct store *st, const struct store_options *opt)
+{
+    st->flush_ev = event_new(st->base, -1, 0, on_flush, st);
+    st->expire_ev = event_new(st->base, -1, 0, on_expire, st);
+    if (!st->flush_ev || !st->expire_ev)
+        return -1;
+    st->expire_interval =
+        opt && opt->expire_interval ? opt->expire_interval : STORE_DEFAULT_EXPIRE_INTERVAL;
+    return event_add(st->expire_ev, &(struct timeval){(long)st->expire_interval, 0});
+}
+
+/* store_open_opts - open a store for reading and writing, its timers on base */
+struct store *store_open_opts(struct event_base *base, const char *uri,
+                              const struct store_options *opt, char *err, size_t errlen)
+{
+    struct store *st;
+
+    if (!base) {
+        snprintf(err, errlen, "store_open needs an event base");
+        return NULL;
+    }
+    if ((st = store_new(base, uri, opt, err, errlen)) == NULL)
+        return NULL;
+    if (store_setup_events(st, opt) < 0) {
+        snprintf(err, errlen, "cannot create store events");
+        store_destroy(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* store_open - store_open_opts with the default options */
+struct store *store_open(struct event_base *base, const char *uri, char *err, size_t errlen)
+{
+    return store_open_opts(base, uri, NULL, err, errlen);
+}
+
+/* store_open_readonly - open for synchronous reads, without an event loop */
+struct store *store_open_readonly(const char *uri, char *err, size_t errlen)
+{
+    return store_new(NULL, uri, NULL, err, errlen);
+}
+
+/* store_destroy - close the backend and free everything (nothing may be queued) */
+static void store_destroy(struct store *st)
+{
+    struct store_op *op;
+
+    if (st->flush_ev)
+        event_free(st->flush_ev);
+    if (st->expire_ev)
+        event_free(st->expire_ev);
+    st->be->close(st->h);
+    while ((op = st->spare) != NULL) {
+        st->spare = op->next;
+        free(op);
+    }
+    free(st);
+}
+
+/* store_close - deliver what is pending, then close; deferred when inside a callback */
+void store_close(struct store *st)
+{
+    if (!st || st->closing)
+        return;
+    st->closing = 1;
+    if (st->expire_ev)
+        event_del(st->expire_ev);
+    if (st->flushing)
+        return; /* on_flush delivers the rest and frees st when it unwinds */
+    while (st->head)
+        run_queue(st);
+    store_destroy(st);
+}
+
+/* store_set_clock - inject the time source */
+void store_set_clock(struct store *st, store_clock_fn now)
+{
+    st->clock = now;
+}
+
+/* store_set_expire_interval - change the expiry period; 0 stops the timer */
+void store_set_expire_interval(struct store *st, unsigned seconds)
+{
+    st->expire_interval = seconds;
+    if (!st->expire_ev || st->closing)
+        return;
+    event_del(st->expire_ev);
+    if (seconds)
+        expire_schedule(st, (long)seconds, 0);
+}
+
+/* async_ok - may an asynchronous operation start? -1 with errno when not */
+static int async_ok(const struct store *st, int have_cb)
+{
+    if (!st || !st->base || !have_cb) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (st->closing) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    return 0;
+}
+
+/* key_ok - is this a key every backend accepts? */
+static int key_ok(const void *key, size_t keylen)
+{
+    return key && keylen >= 1 && keylen <= STORE_KEY_MAX;
+}
+
+/* fail_done - complete a set/del/scan with status without asking the backend */
+static int fail_done(struct store *st, store_done_cb cb, void *arg, int status)
+{
+    struct store_op *op = store_op_done(st, cb, arg);
+
+    if (cb && !op) {
+        errno = ENOMEM;
+        return -1;
+    }
+    store_op_queue(st, op, status, 0);
+    return 0;
+}
+
+/* store_get - asynchronous lookup */
+int store_get(struct store *st, const void *key, size_t keylen, store_get_cb cb, void *arg)
+{
+    struct store_op *op;
+
+    if (async_ok(st, cb != NULL) < 0)
+        return -1;
+    if (key_ok(key, keylen))
+        return st->be->get(st->h, key, keylen, cb, arg);
+    if ((op = store_op_get(st, cb, arg, 0)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    store_op_queue(st, op, STORE_EINVAL, 0);
+    return 0;
+}
+
+/* store_set - asynchronous replace with optional expiry */
+int store_set(struct store *st, const void *key, size_t keylen, const void *val, size_t vlen,
+              unsigned ttl_seconds, store_done_cb cb, void *arg)
+{
+    if (async_ok(st, 1) < 0)
+        return -1;
+    if (!key_ok(key, keylen) || vlen > STORE_VAL_MAX || (vlen && !val))
+        return fail_done(st, cb, arg, STORE_EINVAL);
+    return st->be->set(st->h, key, keylen, val, vlen, ttl_seconds, cb, arg);
+}
+
+/* store_incr - asynchronous counter increment */
+int store_incr(struct store *st, const void *key, size_t keylen, int64_t delta,
+               unsigned ttl_seconds, store_incr_cb cb, void *arg)
+{
+    struct store_op *op;
+
+    if (async_ok(st, 1) < 0)
+        return -1;
+    if (key_ok(key, keylen))
+        return st->be->incr(st->h, key, keylen, delta, ttl_seconds, cb, arg);
+    op = store_op_incr(st, cb, arg);
+    if (cb && !op) {
+        errno = ENOMEM;
+        return -1;
+    }
+    store_op_queue(st, op, STORE_EINVAL, 0);
+    return 0;
+}
+
+/* store_del - asynchronous delete */
+int store_del(struct store *st, const void *key, size_t keylen, store_done_cb cb, void *arg)
+{
+    if (async_ok(st, 1) < 0)
+        return -1;
+    if (!key_ok(key, keylen))
+        return fail_done(st, cb, arg, STORE_EINVAL);
+    return st->be->del(st->h, key, keylen, cb, arg);
+}
+
+/* store_scan_prefix - asynchronous prefix listing */
+int store_scan_prefix(struct store *st, const void *prefix, size_t plen, store_scan_cb item,
+                      store_done_cb done, void *arg)
+{
+    if (async_ok(st, item && done) < 0)
+        return -1;
+    if (plen > STORE_KEY_MAX || (plen && !prefix))
+        return fail_done(st, done, arg, STORE_EINVAL);
+    return st->be->scan_prefix(st->h, prefix, plen, item, done, arg);
+}
+
+/* store_expire - one bounded expiry batch */
+long store_expire(struct store *st, time_t now)
+{
+    int more = 0;
+
+    if (!st->base) {
+        errno = EROFS;
+        return -1;
+    }
+    return st->be->expire(st->h, now, &more);
+}
+
+/* store_flush - make completed writes durable */
+int store_flush(struct store *st)
+{
+    return st->be->flush(st->h);
+}
+
+/* store_sync_get - synchronous lookup; *val is malloc'd */
+int store_sync_get(struct store *st, const void *key, size_t keylen, void **val, size_t *vlen)
+{
+    if (!key_ok(key, keylen) || !val || !vlen)
+        return STORE_EINVAL;
+    return st->be->sync_get(st->h, key, keylen, val, vlen);
+}
+
+/* store_sync_scan_prefix - synchronous prefix listing on one snapshot */
+int store_sync_scan_prefix(struct store *st, const void *prefix, size_t plen, store_scan_cb item,
+                           void *arg)
+{
+    if (!item || plen > STORE_KEY_MAX || (plen && !prefix))
+        return STORE_EINVAL;
+    return st->be->sync_scan_prefix(st->h, prefix, plen, item, arg);
+}
+
+/* store_counter_decode - a counter value: 8 octets, little-endian int64 */
+int store_counter_decode(const void *val, size_t vlen, int64_t *out)
+{
+    const unsigned char *p = val;
+    uint64_t u = 0;
+
+    if (!val || vlen != 8)
+        return -1;
+    for (int i = 7; i >= 0; i--)
+        u = u << 8 | p[i];
+    *out = (int64_t)u;
+    return 0;
+}
+
+/* store_strerror - a short text for a status */
+const char *store_strerror(int status)
+{
+    static const char *const text[] = {
+        [STORE_OK] = "ok",
+        [STORE_NOTFOUND] = "not found",
+        [STORE_EINVAL] = "invalid key or value",
+        [STORE_ETYPE] = "not a counter",
+        [STORE_ERANGE] = "counter overflow",
+        [STORE_EFULL] = "store full",
+        [STORE_ELIMIT] = "scan result too large",
+        [STORE_ENOMEM] = "out of memory",
+        [STORE_EIO] = "store i/o error",
+    };
+
+    if (status < 0 || (size_t)status >= NITEMS(text) || !text[status])
+        return "unknown store status";
+    return text[status];
+}

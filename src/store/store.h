@@ -1,0 +1,180 @@
+/*
+ * store.h - asynchronous key/value state with TTLs and counters.
+ *
+ * Greylist triplets, rate-limit windows, caches and statistics live here.
+ * A store is opened from a URI naming its backend:
+ *   "lmdb:/var/lib/mxgate/state"   embedded LMDB environment (a directory)
+ *   "redis://host:port"            reserved for a shared Redis; not built yet
+ * Every check uses only this interface, so it behaves identically on each
+ * backend.
+ *
+ * Asynchronous contract: an operation that returns 0 calls its callback
+ * exactly once, later, from the event loop, and never from inside the call
+ * itself. An operation that returns -1 (errno ENOMEM, or EINVAL for a NULL
+ * callback where one is required or for a read-only handle, or ESHUTDOWN
+ * while the store is closing) never calls it. Bad keys and values are not a
+ * -1 return: they complete with status STORE_EINVAL through the callback.
+ * Pointers passed to a callback (values, keys) are valid only during it.
+ *
+ * Records: a key is 1..STORE_KEY_MAX octets, a value 0..STORE_VAL_MAX octets,
+ * both arbitrary binary. A record may carry an expiry (ttl_seconds > 0): from
+ * then on it reads as missing everywhere (get, incr, del, scan), and a
+ * periodic timer owned by the store deletes it for good.
+ *
+ * Counters: store_incr keeps an int64. Read back through store_get or a scan,
+ * a counter's value is 8 octets, little-endian two's complement; decode it
+ * with store_counter_decode(). (A Redis backend keeps plain values under a
+ * type prefix and counters as Redis integers, so it can tell the two apart
+ * and return counters in this same form.)
+ */
+#ifndef MX_STORE_STORE_H
+#define MX_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+struct store;
+
+/* The longest key every backend accepts (LMDB's default maximum key size). */
+#define STORE_KEY_MAX 511
+/* The longest value accepted: state records are small; this bounds memory. */
+#define STORE_VAL_MAX 65536
+/* Octets of keys and values one asynchronous scan may hold for delivery. */
+#define STORE_SCAN_MAX_BYTES (16u * 1024 * 1024)
+/* store_expire deletes at most this many records per call ... */
+#define STORE_EXPIRE_BATCH 10000
+/* ... and looks at no more than this many records per call. */
+#define STORE_EXPIRE_VISIT 100000
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_NOTFOUND, /* no such key, or it has expired */
+    STORE_EINVAL,   /* key empty or longer than STORE_KEY_MAX, value too long */
+    STORE_ETYPE,    /* incr on a value that is not 8 octets (not a counter) */
+    STORE_ERANGE,   /* incr would overflow int64; the counter is unchanged */
+    STORE_EFULL,    /* the store reached its size limit; nothing was written */
+    STORE_ELIMIT,   /* scan stopped after STORE_SCAN_MAX_BYTES: results incomplete */
+    STORE_ENOMEM,   /* out of memory */
+    STORE_EIO       /* backend failure (details logged) */
+};
+
+/* store_get_cb - result of store_get: val/vlen set only when status is STORE_OK */
+typedef void (*store_get_cb)(void *arg, int status, const void *val, size_t vlen);
+/* store_done_cb - completion of set, del and scan (STORE_OK, STORE_NOTFOUND for del, ...) */
+typedef void (*store_done_cb)(void *arg, int status);
+/* store_incr_cb - result of store_incr: value is the counter after the increment */
+typedef void (*store_incr_cb)(void *arg, int status, int64_t value);
+/* store_scan_cb - one live record of a scan; return 0 to go on, non-zero to stop */
+typedef int (*store_scan_cb)(void *arg, const void *key, size_t keylen, const void *val,
+                             size_t vlen);
+/* store_clock_fn - the store's notion of now (tests inject their own) */
+typedef time_t (*store_clock_fn)(void);
+
+struct store_options {
+    size_t map_size;          /* LMDB: initial map size in octets; 0 = 256 MiB */
+    size_t map_max;           /* LMDB: the map grows up to this; 0 = 16 x map_size */
+    unsigned sync_interval;   /* LMDB: seconds between flushes to disk; 0 = 5 */
+    unsigned expire_interval; /* seconds between expiry batches; 0 = 60 */
+};
+
+/*
+ * store_open - open the store named by uri for reading and writing, with
+ * its timers on base. NULL with a message in err on failure (unknown or
+ * unbuilt backend, bad path, LMDB error). LMDB creates the directory (one
+ * level) if it is missing.
+ */
+struct store *store_open(struct event_base *base, const char *uri, char *err, size_t errlen);
+/* store_open_opts - store_open with options (opt may be NULL for the defaults) */
+struct store *store_open_opts(struct event_base *base, const char *uri,
+                              const struct store_options *opt, char *err, size_t errlen);
+
+/*
+ * store_close - close the store. Callbacks of operations still pending run
+ * first, with their results; operations started from them fail with
+ * ESHUTDOWN. Safe to call from inside a store callback. NULL is a no-op.
+ */
+void store_close(struct store *st);
+
+/* store_set_clock - use now() instead of time(NULL) for TTLs; NULL restores time(NULL) */
+void store_set_clock(struct store *st, store_clock_fn now);
+
+/* store_set_expire_interval - seconds between expiry batches; 0 stops the timer */
+void store_set_expire_interval(struct store *st, unsigned seconds);
+
+/* store_get - look key up; cb gets STORE_OK with the value, or STORE_NOTFOUND, ... */
+int store_get(struct store *st, const void *key, size_t keylen, store_get_cb cb, void *arg);
+
+/*
+ * store_set - replace key's record with val, expiring ttl_seconds from now
+ * (0 = never). cb may be NULL when the caller does not care.
+ */
+int store_set(struct store *st, const void *key, size_t keylen, const void *val, size_t vlen,
+              unsigned ttl_seconds, store_done_cb cb, void *arg);
+
+/*
+ * store_incr - add delta to the counter key and report the new value. A
+ * missing (or expired) counter starts at 0. ttl_seconds > 0 gives the counter
+ * an expiry only when it has none (Redis INCRBY then EXPIRE NX): set at
+ * creation and never pushed back, so that a fixed window works. cb may be
+ * NULL.
+ */
+int store_incr(struct store *st, const void *key, size_t keylen, int64_t delta,
+               unsigned ttl_seconds, store_incr_cb cb, void *arg);
+
+/* store_del - delete key; STORE_NOTFOUND when it was missing or expired. cb may be NULL */
+int store_del(struct store *st, const void *key, size_t keylen, store_done_cb cb, void *arg);
+
+/*
+ * store_scan_prefix - call item for every live record whose key starts with
+ * prefix (plen 0: every record), in key order, then done once with the final
+ * status. The records are those present when the call was made. item may
+ * stop the scan by returning non-zero (done then gets STORE_OK).
+ */
+int store_scan_prefix(struct store *st, const void *prefix, size_t plen, store_scan_cb item,
+                      store_done_cb done, void *arg);
+
+/*
+ * store_expire - delete records that expired at or before now: one bounded
+ * batch (at most STORE_EXPIRE_BATCH deleted, STORE_EXPIRE_VISIT looked at),
+ * continuing where the previous batch stopped. Returns how many records it
+ * deleted, or -1 (errno EROFS on a read-only handle, EIO). The store's own
+ * timer calls this; call it directly for tests and tools.
+ */
+long store_expire(struct store *st, time_t now);
+
+/* store_flush - make every completed write durable now. STORE_OK or STORE_EIO */
+int store_flush(struct store *st);
+
+/* store_counter_decode - a counter's 8-octet value as int64; -1 if vlen is not 8 */
+int store_counter_decode(const void *val, size_t vlen, int64_t *out);
+
+/* store_strerror - a short text for a status */
+const char *store_strerror(int status);
+
+/*
+ * Synchronous read-only access, for mxgatectl and other tools that read the
+ * store while the daemon runs (LMDB is shared between processes). The
+ * asynchronous operations are not available on such a handle.
+ */
+
+/* store_open_readonly - open uri for reading without an event loop; NULL with err set */
+struct store *store_open_readonly(const char *uri, char *err, size_t errlen);
+
+/*
+ * store_sync_get - look key up now. STORE_OK with *val (malloc'd; the caller
+ * frees it) and *vlen, STORE_NOTFOUND, STORE_EINVAL, STORE_ENOMEM, STORE_EIO.
+ */
+int store_sync_get(struct store *st, const void *key, size_t keylen, void **val, size_t *vlen);
+
+/*
+ * store_sync_scan_prefix - call item for every live record under prefix, now,
+ * in key order, on one consistent snapshot; item may stop the scan by
+ * returning non-zero. item must not call store functions on the same
+ * handle. Returns STORE_OK, STORE_EINVAL or STORE_EIO.
+ */
+int store_sync_scan_prefix(struct store *st, const void *prefix, size_t plen, store_scan_cb item,
+                           void *arg);
+
+#endif
