@@ -4,4 +4,7 @@
 
 #include "policy/policy.h"
 
+extern const struct policy_check_ops policy_check_access;
+extern const struct policy_check_ops policy_check_s25r;
+
 #endif
