@@ -16,6 +16,7 @@
 #include "policy/stats.h"
 #include "store/store.h"
 #include "core/config.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/privs.h"
@@ -160,10 +161,10 @@ static struct spool *setup_dirs(const struct config *cfg)
     char err[512];
     struct spool *sp;
 
-    if (privs_mkdirs(cfg->state_dir) < 0)
+    if (fs_mkdir_p(cfg->state_dir, 0700) < 0)
         log_fatal("event=fatal what=state_dir path=%s error=\"%s\"", cfg->state_dir,
                   strerror(errno));
-    if (privs_mkdirs(cfg->spool_dir) < 0)
+    if (fs_mkdir_p(cfg->spool_dir, 0700) < 0)
         log_fatal("event=fatal what=spool_dir path=%s error=\"%s\"", cfg->spool_dir,
                   strerror(errno));
     sp = spool_open(cfg->spool_dir, err, sizeof(err));

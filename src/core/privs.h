@@ -12,7 +12,4 @@
  */
 int privs_drop(const char *user, const char *const *dirs, char *err, size_t errlen);
 
-/* privs_mkdirs - mkdir -p path with mode 0700 for created components. 0 or -1 (errno) */
-int privs_mkdirs(const char *path);
-
 #endif

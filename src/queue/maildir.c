@@ -1,4 +1,5 @@
 /* maildir.c - final delivery into root/<local>/{tmp,new,cur} */
+#include "core/fsutil.h"
 #include "queue/maildir.h"
 
 #include <errno.h>
@@ -71,56 +72,6 @@ static int header_value_ok(const char *s)
     return s && strpbrk(s, "\r\n") == NULL;
 }
 
-/* fsync_parent - make the creation of path's last component durable */
-static int fsync_parent(const char *path)
-{
-    char parent[PATH_MAX];
-    char *slash;
-    int fd, rc;
-
-    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
-        return errno = ENAMETOOLONG, -1;
-    slash = strrchr(parent, '/');
-    if (!slash)
-        strcpy(parent, ".");
-    else if (slash == parent)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* mkdir_one - mkdir path (EEXIST is fine), fsyncing the parent when it was created */
-static int mkdir_one(const char *path, mode_t mode)
-{
-    if (mkdir(path, mode) == 0)
-        return fsync_parent(path);
-    return errno == EEXIST ? 0 : -1;
-}
-
-/* mkdir_p - create path and its missing parents */
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return errno = ENAMETOOLONG, -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir_one(buf, mode) < 0)
-            return -1;
-        *p = '/';
-    }
-    return mkdir_one(buf, mode);
-}
-
 /* md_subdirs - create tmp/ new/ cur/ in the maildir and open tmp/ and new/ */
 static int md_subdirs(struct md_dirs *d)
 {
@@ -149,9 +100,9 @@ static int md_open_dirs(struct md_dirs *d, const char *root, const char *local, 
     d->mdfd = d->tmpfd = d->newfd = -1;
     if (snprintf(d->path, sizeof d->path, "%s/%s", root, local) >= (int)sizeof d->path)
         return md_err(err, errlen, permanent, 0, "path too long:", root, ENAMETOOLONG);
-    if (mkdir_p(root, 0700) < 0)
+    if (fs_mkdir_p(root, 0700) < 0)
         return md_err(err, errlen, permanent, 0, "mkdir", root, errno);
-    if (mkdir_one(d->path, 0700) < 0)
+    if (fs_mkdir_p(d->path, 0700) < 0)
         return md_err(err, errlen, permanent, 0, "mkdir", d->path, errno);
     d->mdfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d->mdfd < 0 || md_subdirs(d) < 0)

@@ -1,4 +1,5 @@
 /* spool.c - the durable queue on disk: tmp/ -> queue/ with fsync and group commit */
+#include "core/fsutil.h"
 #include "queue/spool.h"
 
 #include <dirent.h>
@@ -134,56 +135,6 @@ static ssize_t pread_full(int fd, void *data, size_t len, off_t off)
     return (ssize_t)got;
 }
 
-/* fsync_parent - make the creation of path's last component durable */
-static int fsync_parent(const char *path)
-{
-    char parent[PATH_MAX];
-    char *slash;
-    int fd, rc;
-
-    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
-        return errno = ENAMETOOLONG, -1;
-    slash = strrchr(parent, '/');
-    if (!slash)
-        strcpy(parent, ".");
-    else if (slash == parent)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* mkdir_one - mkdir path (EEXIST is fine), fsyncing the parent when it was created */
-static int mkdir_one(const char *path, mode_t mode)
-{
-    if (mkdir(path, mode) == 0)
-        return fsync_parent(path);
-    return errno == EEXIST ? 0 : -1;
-}
-
-/* mkdir_p - create path and its missing parents */
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return errno = ENAMETOOLONG, -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir_one(buf, mode) < 0)
-            return -1;
-        *p = '/';
-    }
-    return mkdir_one(buf, mode);
-}
-
 /* spool_open_subdirs - create and open tmp/ queue/ log/ corrupt/ under dirfd */
 static int spool_open_subdirs(struct spool *sp, char *err, size_t errlen)
 {
@@ -224,7 +175,7 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
         sp->fds[i] = -1;
     pthread_mutex_init(&sp->gc_mu, NULL);
     pthread_cond_init(&sp->gc_cv, NULL);
-    if (mkdir_p(dir, 0700) < 0) {
+    if (fs_mkdir_p(dir, 0700) < 0) {
         set_err(err, errlen, "mkdir", dir, errno);
     } else if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         set_err(err, errlen, "open", dir, errno);
