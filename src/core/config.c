@@ -1,4 +1,5 @@
 /* config.c - the configuration file: a libconfuse option table, validated into struct config */
+#include "core/fsutil.h"
 #include "core/config.h"
 
 #include <confuse.h>
@@ -290,20 +291,6 @@ static void config_set_validators(cfg_t *cfg)
     cfg_set_validate_func(cfg, "domains", config_valid_domains);
 }
 
-/* config_abs - a path made absolute against the current directory (we may chdir later) */
-static char *config_abs(const char *p)
-{
-    char cwd[PATH_MAX], *out;
-
-    if (*p == '/')
-        return strdup(p);
-    if (!getcwd(cwd, sizeof(cwd)))
-        return NULL;
-    if (asprintf(&out, "%s/%s", cwd, p) < 0)
-        return NULL;
-    return out;
-}
-
 /* config_strlist - copy a string list option */
 static char **config_strlist(cfg_t *cfg, const char *name, size_t *n)
 {
@@ -435,8 +422,8 @@ static void config_take_tls(struct config *c, cfg_t *root)
         config_error(t->line, "tls: both certificate and key are required");
         return;
     }
-    c->tls_certificate = config_abs(cert);
-    c->tls_key = config_abs(key);
+    c->tls_certificate = fs_abspath(cert);
+    c->tls_key = fs_abspath(key);
     if (cfg_getstr(t, "ciphers"))
         c->tls_ciphers = strdup(cfg_getstr(t, "ciphers"));
 }
@@ -458,8 +445,8 @@ static void config_take_root(struct config *c, cfg_t *root)
     }
     if (cfg_getstr(root, "user") && *cfg_getstr(root, "user"))
         c->user = strdup(cfg_getstr(root, "user"));
-    c->spool_dir = config_abs(cfg_getstr(root, "spool_dir"));
-    c->state_dir = config_abs(cfg_getstr(root, "state_dir"));
+    c->spool_dir = fs_abspath(cfg_getstr(root, "spool_dir"));
+    c->state_dir = fs_abspath(cfg_getstr(root, "state_dir"));
     c->log_level = strdup(cfg_getstr(root, "log_level"));
     if (strcmp(c->log_level, "info") && strcmp(c->log_level, "debug"))
         config_error(0, "log_level must be \"info\" or \"debug\"");
@@ -500,7 +487,7 @@ struct config *config_load(const char *path, FILE *errout)
         return NULL;
     }
     c = calloc(1, sizeof(*c));
-    c->path = config_abs(path);
+    c->path = fs_abspath(path);
     config_take_root(c, root);
     config_take_tls(c, root);
     config_take_listen(c, root);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -57,4 +58,18 @@ int fs_mkdir_p(const char *path, mode_t mode)
         *p = '/';
     }
     return fs_mkdir_one(buf, mode);
+}
+
+/* fs_abspath - relative paths are taken from the directory we were started in */
+char *fs_abspath(const char *p)
+{
+    char cwd[PATH_MAX], *out;
+
+    if (*p == '/')
+        return strdup(p);
+    if (!getcwd(cwd, sizeof(cwd)))
+        return NULL;
+    if (asprintf(&out, "%s/%s", cwd, p) < 0)
+        return NULL;
+    return out;
 }

@@ -11,4 +11,8 @@ int fs_fsync_parent(const char *path);
  * 0, or -1 with errno */
 int fs_mkdir_p(const char *path, mode_t mode);
 
+/* fs_abspath - p made absolute against the current directory (the daemon may chdir
+ * later); malloc'd, NULL on error */
+char *fs_abspath(const char *p);
+
 #endif

@@ -44,6 +44,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
+#include "core/fsutil.h"
 #include "policy/checks.h"
 
 #include <confuse.h>
@@ -93,20 +94,6 @@ struct access_state {
     pcre2_match_data *md;
     pcre2_match_context *mctx;
 };
-
-/* access_abspath - the daemon may chdir later: keep the path it was given, made absolute */
-static char *access_abspath(const char *p)
-{
-    char cwd[PATH_MAX], *out;
-
-    if (*p == '/')
-        return strdup(p);
-    if (!getcwd(cwd, sizeof(cwd)))
-        return NULL;
-    if (asprintf(&out, "%s/%s", cwd, p) < 0)
-        return NULL;
-    return out;
-}
 
 /* access_entry_clear - what one entry owns */
 static void access_entry_clear(struct access_entry *e)
@@ -397,7 +384,7 @@ static int access_paths(struct access_state *st, cfg_t *sec, char *err, size_t e
         const char *p = cfg_getstr(sec, access_keys[k]);
         if (!p || !*p)
             continue;
-        if (!(st->path[k] = access_abspath(p))) {
+        if (!(st->path[k] = fs_abspath(p))) {
             snprintf(err, errlen, "access: %s: cannot make \"%s\" absolute", access_keys[k], p);
             return -1;
         }

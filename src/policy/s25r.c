@@ -43,6 +43,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
+#include "core/fsutil.h"
 #include "policy/checks.h"
 
 #include <confuse.h>
@@ -126,20 +127,6 @@ struct s25r_state {
 /* the parser of one line of a file, into set */
 typedef int (*s25r_line_fn)(struct s25r_set *set, char *line, unsigned lineno, char *msg,
                             size_t msglen);
-
-/* s25r_abspath - the daemon may chdir later: keep the path it was given, made absolute */
-static char *s25r_abspath(const char *p)
-{
-    char cwd[PATH_MAX], *out;
-
-    if (*p == '/')
-        return strdup(p);
-    if (!getcwd(cwd, sizeof(cwd)))
-        return NULL;
-    if (asprintf(&out, "%s/%s", cwd, p) < 0)
-        return NULL;
-    return out;
-}
 
 /* s25r_set_clear - every compiled rule and exception */
 static void s25r_set_clear(struct s25r_set *set)
@@ -394,7 +381,7 @@ static int s25r_path(cfg_t *sec, const char *key, char **out, char *err, size_t 
 
     if (!p || !*p)
         return 0;
-    if (!(*out = s25r_abspath(p))) {
+    if (!(*out = fs_abspath(p))) {
         snprintf(err, errlen, "s25r: %s: cannot make \"%s\" absolute", key, p);
         return -1;
     }

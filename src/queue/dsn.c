@@ -1,4 +1,5 @@
 /* dsn.c - RFC 3464 delivery status notifications (bounces) */
+#include "core/utf8.h"
 #include "queue/dsn.h"
 #include "queue/spool.h"
 
@@ -159,28 +160,6 @@ static int has_8bit(const struct obuf *b)
     return 0;
 }
 
-/* in - c lies in [lo, hi] */
-static int in(unsigned char c, unsigned lo, unsigned hi)
-{
-    return c >= lo && c <= hi;
-}
-
-/* utf8_len - length of the well-formed UTF-8 sequence at s (RFC 3629 table), or 0 */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (in(s[0], 0xC2, 0xDF))
-        return in(s[1], 0x80, 0xBF) ? 2 : 0;
-    if (in(s[0], 0xE0, 0xEF)) {
-        unsigned lo = s[0] == 0xE0 ? 0xA0 : 0x80, hi = s[0] == 0xED ? 0x9F : 0xBF;
-        return in(s[1], lo, hi) && in(s[2], 0x80, 0xBF) ? 3 : 0;
-    }
-    if (in(s[0], 0xF0, 0xF4)) {
-        unsigned lo = s[0] == 0xF0 ? 0x90 : 0x80, hi = s[0] == 0xF4 ? 0x8F : 0xBF;
-        return in(s[1], lo, hi) && in(s[2], 0x80, 0xBF) && in(s[3], 0x80, 0xBF) ? 4 : 0;
-    }
-    return 0;
-}
-
 /*
  * clean - copy at most FIELD_MAX octets of src for display: white space and
  * controls become single spaces (so folding never makes blank lines), and
@@ -199,7 +178,7 @@ static void clean(char dst[FIELD_MAX + 1], const char *src, int utf8ok)
             i++;
         } else if (s[i] < 0x80) {
             dst[n++] = (char)s[i++];
-        } else if (utf8ok && (k = utf8_len(s + i)) > 0 && n + k <= FIELD_MAX) {
+        } else if (utf8ok && (k = utf8_seq_len(s + i)) > 0 && n + k <= FIELD_MAX) {
             memcpy(dst + n, s + i, k);
             n += k;
             i += k;

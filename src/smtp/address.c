@@ -1,4 +1,5 @@
 /* address.c - RFC 5321 paths: mailbox syntax, domains, and relay tricks */
+#include "core/utf8.h"
 #include "smtp/address.h"
 
 #include <arpa/inet.h>
@@ -46,36 +47,10 @@ static int ascii_nieq(const char *a, const char *b, size_t n)
     return 1;
 }
 
-/* in - c lies in [lo, hi] */
-static int in(unsigned char c, unsigned lo, unsigned hi)
-{
-    return c >= lo && c <= hi;
-}
-
-/*
- * utf8_len - length (2..4) of the well-formed UTF-8 sequence at s, or 0.
- * Follows RFC 3629's table, so overlongs, surrogates and code points
- * above U+10FFFF are refused. A NUL stops it (it is no continuation).
- */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (in(s[0], 0xC2, 0xDF))
-        return in(s[1], 0x80, 0xBF) ? 2 : 0;
-    if (in(s[0], 0xE0, 0xEF)) {
-        unsigned lo = s[0] == 0xE0 ? 0xA0 : 0x80, hi = s[0] == 0xED ? 0x9F : 0xBF;
-        return in(s[1], lo, hi) && in(s[2], 0x80, 0xBF) ? 3 : 0;
-    }
-    if (in(s[0], 0xF0, 0xF4)) {
-        unsigned lo = s[0] == 0xF0 ? 0x90 : 0x80, hi = s[0] == 0xF4 ? 0x8F : 0xBF;
-        return in(s[1], lo, hi) && in(s[2], 0x80, 0xBF) && in(s[3], 0x80, 0xBF) ? 4 : 0;
-    }
-    return 0;
-}
-
 /* u8 - length of an allowed non-ASCII character at s: only with SMTPUTF8 and well-formed */
 static size_t u8(const char *s, int utf8)
 {
-    return utf8 ? utf8_len((const unsigned char *)s) : 0;
+    return utf8 ? utf8_seq_len((const unsigned char *)s) : 0;
 }
 
 /* note_local - record the characters that turn a local part into a route */
@@ -125,12 +100,12 @@ static enum addr_err scan_quoted(const char *s, int utf8, struct addr *a, size_t
         if (c == '\\') {
             c = (unsigned char)s[i + 1];
             n = 2;
-            if (!in(c, 32, 126))
+            if (c < 32 || c > 126)
                 return ADDR_SYNTAX;
         } else if (c >= 0x80) {
             if ((n = u8(s + i, utf8)) == 0)
                 return ADDR_8BIT;
-        } else if (!in(c, 32, 126)) {
+        } else if (c < 32 || c > 126) {
             return ADDR_SYNTAX; /* controls, DEL and the end of the string */
         }
         note_local(a, (char)c, 1);
