@@ -185,6 +185,37 @@ static cfg_opt_t greylist_opts[] = {
     CFG_END(),
 };
 
+static cfg_opt_t recipients_opts[] = {
+    CFG_STR("file", NULL, CFGF_NODEFAULT),   /* addresses and @domain catch-alls, SIGHUP reloads */
+    CFG_BOOL("probe", cfg_false, CFGF_NONE), /* ask the route's server: MAIL FROM:<> RCPT TO: */
+    CFG_INT("positive_ttl", 86400, CFGF_NONE), CFG_INT("negative_ttl", 3600, CFGF_NONE), CFG_END(),
+};
+
+static cfg_opt_t harvest_opts[] = {
+    CFG_INT("threshold", 10, CFGF_NONE), /* unknown recipients per client per window */
+    CFG_INT("window", 600, CFGF_NONE),
+    CFG_INT("tarpit", 1, CFGF_NONE), /* seconds added to every reply past the threshold */
+    CFG_INT("block", 600, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t batv_opts[] = {
+    CFG_STR_LIST("domains", "{}", CFGF_NONE),
+    CFG_INT("key", 1, CFGF_NONE),             /* the key number that signs */
+    CFG_STR_LIST("secrets", "{}", CFGF_NONE), /* "N:secret", N a digit */
+    CFG_INT("days", 7, CFGF_NONE),            /* validity of a tag */
+    CFG_END(),
+};
+
+static cfg_opt_t bounce_flood_opts[] = {
+    CFG_INT("interval", 60, CFGF_NONE),
+    CFG_INT("start", 100, CFGF_NONE), /* bounces per interval that declare a flood */
+    CFG_INT("stop", 10, CFGF_NONE),   /* at or below this ... */
+    CFG_INT("hold", 300, CFGF_NONE),  /* ... for this long ends it */
+    CFG_STR("hook", NULL, CFGF_NODEFAULT),
+    CFG_END(),
+};
+
 static cfg_opt_t ratelimit_opts[] = {
     CFG_INT("interval", 60, CFGF_NONE),
     CFG_INT("concurrent", 0, CFGF_NONE), /* 0: off; per client address or network */
@@ -263,6 +294,10 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("dnsbl", dnsbl_opts, CFGF_NONE),
     CFG_SEC("greylist", greylist_opts, CFGF_NONE),
     CFG_SEC("ratelimit", ratelimit_opts, CFGF_NONE),
+    CFG_SEC("recipients", recipients_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("harvest", harvest_opts, CFGF_NONE),
+    CFG_SEC("batv", batv_opts, CFGF_NONE),
+    CFG_SEC("bounce_flood", bounce_flood_opts, CFGF_NONE),
     CFG_END(),
 };
 

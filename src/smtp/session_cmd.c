@@ -95,11 +95,19 @@ static int cmd_mail_params_ok(struct session *s, const struct smtp_cmd *c)
 /* mail_reply - the MAIL checks decided */
 static void mail_reply(struct session *s, const struct policy_verdict *v)
 {
+    char *rewrite = s->cl.sender_rewrite;
+
+    s->cl.sender_rewrite = NULL;
     if (v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
+        free(rewrite);
         session_refuse(s, "mail", v);
         session_tx_free(s);
-        s->cl.sender = NULL;
         return;
+    }
+    if (rewrite) { /* e.g. a BATV-signed return path */
+        free(s->tx->sender);
+        s->tx->sender = rewrite;
+        s->cl.sender = rewrite;
     }
     session_reply(s, "250 2.1.0 Ok");
 }
@@ -206,12 +214,17 @@ static void cmd_rcpt_add(struct smtp_tx *tx, const char *addr)
 /* rcpt_reply - the RCPT checks decided */
 static void rcpt_reply(struct session *s, const struct policy_verdict *v)
 {
+    char *rewrite = s->cl.rcpt_rewrite;
+
+    s->cl.rcpt_rewrite = NULL;
     if (v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
         session_refuse(s, "rcpt", v);
     } else {
-        cmd_rcpt_add(s->tx, s->pending_rcpt);
+        /* a rewrite (e.g. the BATV tag stripped) is what the internal server gets */
+        cmd_rcpt_add(s->tx, rewrite ? rewrite : s->pending_rcpt);
         session_reply(s, "250 2.1.5 Ok");
     }
+    free(rewrite);
     free(s->pending_rcpt);
     s->pending_rcpt = NULL;
     s->cl.rcpt = NULL;

@@ -188,4 +188,6 @@ void session_policy_end(struct session *s)
     free(s->rdns_name);
     free(s->ptr_name);
     free(s->pending_rcpt);
+    free(s->cl.rcpt_rewrite);
+    free(s->cl.sender_rewrite);
 }
