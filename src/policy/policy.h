@@ -68,6 +68,9 @@ struct policy_client {
     int suspicious;  /* s25r flagged the client (greylist only_suspicious) */
     char suspicious_why[96];
     int score;
+    /* rewrites a check may ask for; malloc'd, the session takes (and frees) them */
+    char *rcpt_rewrite;   /* RCPT stage: deliver to this address instead (BATV tag stripped) */
+    char *sender_rewrite; /* MAIL stage: use this envelope sender (BATV signing) */
 };
 
 /* Daemon-wide services a check may use. */
@@ -94,6 +97,9 @@ struct policy_check_ops {
     /* reload - SIGHUP: re-read list and rule files (may be NULL) */
     void (*reload)(void *state);
     void (*free)(void *state);
+    /* disconnect - the session of cl ended: drop per-session state, e.g. a
+     * concurrency count taken at CONNECT (may be NULL) */
+    void (*disconnect)(void *state, struct policy_client *cl);
 };
 
 /* policy_job_done - the check's verdict; may be called from inside run or later */
@@ -137,6 +143,9 @@ struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage 
                                 struct policy_client *cl, policy_done_fn done, void *arg);
 /* policy_cancel - the session ends: cancel the pending check; done is not called */
 void policy_cancel(struct policy_run *r);
+/* policy_disconnect - the session of cl ends (after policy_cancel of any pending run):
+ * tell every check of the chain; call it once per session that ran any stage */
+void policy_disconnect(const struct policy_chain *c, struct policy_client *cl);
 
 const char *policy_stage_name(enum policy_stage s);
 const char *policy_action_name(enum policy_action a);
