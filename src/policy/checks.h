@@ -4,6 +4,15 @@
 
 #include "policy/policy.h"
 
+/* dnsbl, greylist, ratelimit (the greylist and ratelimit clocks: NULL means time(NULL);
+ * tests give the same clock to the store with store_set_clock) */
+#include <time.h>
+extern const struct policy_check_ops policy_check_dnsbl;
+extern const struct policy_check_ops policy_check_greylist;
+extern const struct policy_check_ops policy_check_ratelimit;
+void policy_greylist_set_clock(time_t (*now)(void));
+void policy_ratelimit_set_clock(time_t (*now)(void));
+
 extern const struct policy_check_ops policy_check_access;
 extern const struct policy_check_ops policy_check_s25r;
 

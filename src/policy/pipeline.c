@@ -208,6 +208,14 @@ void policy_cancel(struct policy_run *r)
     free(r);
 }
 
+/* policy_disconnect - the session is gone: checks forget what they kept for it */
+void policy_disconnect(const struct policy_chain *c, struct policy_client *cl)
+{
+    for (size_t i = 0; c && i < c->n; i++)
+        if (c->checks[i]->ops->disconnect)
+            c->checks[i]->ops->disconnect(c->checks[i]->state, cl);
+}
+
 /* policy_has_stage - whether a run for stage would do anything */
 int policy_has_stage(const struct policy_chain *c, enum policy_stage stage)
 {

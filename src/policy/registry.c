@@ -5,8 +5,11 @@
 #include <string.h>
 
 static const struct policy_check_ops *const policy_checks[] = {
+    &policy_check_dnsbl,
     &policy_check_access,
     &policy_check_s25r,
+    &policy_check_greylist,
+    &policy_check_ratelimit,
     NULL,
 };
 

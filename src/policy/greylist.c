@@ -1,0 +1,426 @@
+/*
+ * greylist.c - greylisting by triplet (client network, sender, recipient).
+ *
+ * The first attempt of a triplet is refused with 451 4.7.1 and remembered
+ * for `retry_window` seconds; a retry at least `delay` seconds later passes,
+ * and the client's network then goes on the auto-whitelist for `pass_ttl`
+ * seconds, so that its later mail (any sender, any recipient) is not
+ * delayed again. Networks are the client address masked to `ipv4_prefix` /
+ * `ipv6_prefix` (32 / 128 is a single address), because large senders retry
+ * from another address of the same pool.
+ *
+ * Records in the store (readable by mxgatectl):
+ *   gl:t:<network>/<prefix>:<sender>:<rcpt>  "first <time>" (TTL retry_window)
+ *                                             or "pass <time>" (TTL pass_ttl)
+ *   gl:c:<network>/<prefix>                   "<time>" of the pass (TTL pass_ttl)
+ * with sender and recipient lower-cased ("" for the null sender).
+ *
+ * With `only_suspicious` only clients that s25r flagged are greylisted (the
+ * combined S25R+greylist mode): well-configured servers pass at once. The
+ * store failing never refuses mail: the check then has no opinion.
+ */
+#include "policy/checks.h"
+
+#include <arpa/inet.h>
+#include <confuse.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "store/store.h"
+
+#define GL_ADDR_MAX 200     /* octets of sender and of recipient kept in a key */
+#define GL_NET_MAX 64       /* "network/prefix" */
+#define GL_VAL_MAX 32       /* "first 1700000000" */
+#define GL_TTL_MAX 31622400 /* a year and a day: bounds for the times in the config */
+
+struct greylist {
+    struct store *store;
+    unsigned delay;
+    unsigned retry_window;
+    unsigned pass_ttl;
+    int v4prefix;
+    int v6prefix;
+    int only_suspicious;
+};
+
+/* One greylist decision: a chain of store reads, one pending at a time. */
+struct gl_job {
+    struct greylist *g;
+    struct policy_job *job;
+    int cancelled; /* the session went away: the pending callback frees us */
+    char why[100]; /* " " + the s25r rule that made the client suspicious, or "" */
+    char ckey[8 + GL_NET_MAX];
+    char tkey[8 + GL_NET_MAX + 2 * (GL_ADDR_MAX + 1)];
+};
+
+static time_t (*greylist_clock)(void);
+
+/* policy_greylist_set_clock - the time source (tests); NULL for time(NULL) */
+void policy_greylist_set_clock(time_t (*now)(void))
+{
+    greylist_clock = now;
+}
+
+/* gl_now - the check's notion of now */
+static time_t gl_now(void)
+{
+    return greylist_clock ? greylist_clock() : time(NULL);
+}
+
+/* gl_network - "192.0.2.0/24": the client's address masked to the configured prefix */
+static int gl_network(const struct greylist *g, const struct sockaddr *sa, char *out, size_t len)
+{
+    unsigned char a[16];
+    char txt[INET6_ADDRSTRLEN];
+    int fam, bits;
+
+    if (sa->sa_family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        fam = AF_INET;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *s6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        fam = IN6_IS_ADDR_V4MAPPED(s6) ? AF_INET : AF_INET6;
+        memcpy(a, fam == AF_INET ? s6->s6_addr + 12 : s6->s6_addr, fam == AF_INET ? 4 : 16);
+    } else {
+        return -1;
+    }
+    bits = fam == AF_INET ? g->v4prefix : g->v6prefix;
+    for (int i = 0; i < (fam == AF_INET ? 4 : 16); i++) {
+        int keep = bits - 8 * i;
+        a[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
+    }
+    if (!inet_ntop(fam, a, txt, sizeof(txt)))
+        return -1;
+    return snprintf(out, len, "%s/%d", txt, bits) < (int)len ? 0 : -1;
+}
+
+/* gl_lower - append s lower-cased, at most GL_ADDR_MAX octets of it */
+static size_t gl_lower(char *dst, const char *s)
+{
+    size_t n = 0;
+
+    for (; s && s[n] && n < GL_ADDR_MAX; n++)
+        dst[n] = (char)tolower((unsigned char)s[n]);
+    dst[n] = '\0';
+    return n;
+}
+
+/* gl_keys - the auto-whitelist key and the triplet key of a client and envelope */
+static int gl_keys(struct gl_job *j, const struct policy_client *cl)
+{
+    char net[GL_NET_MAX];
+    size_t n;
+
+    if (gl_network(j->g, (const struct sockaddr *)&cl->addr, net, sizeof(net)) < 0)
+        return -1;
+    snprintf(j->ckey, sizeof(j->ckey), "gl:c:%s", net);
+    n = (size_t)snprintf(j->tkey, sizeof(j->tkey), "gl:t:%s:", net);
+    n += gl_lower(j->tkey + n, cl->sender);
+    j->tkey[n++] = ':';
+    gl_lower(j->tkey + n, cl->rcpt);
+    return 0;
+}
+
+/* gl_parse - a triplet record: "first <t>" or "pass <t>"; -1 when it is neither */
+static int gl_parse(const void *val, size_t vlen, int *passed, time_t *t)
+{
+    char buf[GL_VAL_MAX], *end;
+    const char *num;
+    long long v;
+
+    if (vlen >= sizeof(buf))
+        return -1;
+    memcpy(buf, val, vlen);
+    buf[vlen] = '\0';
+    *passed = strncmp(buf, "pass ", 5) == 0;
+    if (!*passed && strncmp(buf, "first ", 6) != 0)
+        return -1;
+    num = buf + (*passed ? 5 : 6);
+    errno = 0;
+    v = strtoll(num, &end, 10);
+    if (errno || end == num || *end != '\0' || v < 0)
+        return -1;
+    *t = (time_t)v;
+    return 0;
+}
+
+/* gl_finish - give the verdict and forget the job */
+static void gl_finish(struct gl_job *j, const struct policy_verdict *v)
+{
+    struct policy_job *job = j->job;
+
+    policy_job_set_data(job, NULL);
+    free(j);
+    policy_job_done(job, v);
+}
+
+/* gl_dunno - pass with a reason for the log */
+static void gl_dunno(struct gl_job *j, const char *reason)
+{
+    struct policy_verdict v;
+
+    policy_verdict_dunno(&v);
+    snprintf(v.reason, sizeof(v.reason), "%s%s", reason, j->why);
+    gl_finish(j, &v);
+}
+
+/* gl_tempfail - 451: come back later */
+static void gl_tempfail(struct gl_job *j, const char *reason)
+{
+    struct policy_verdict v;
+
+    policy_verdict_set(&v, POLICY_TEMPFAIL, 451, "4.7.1", "",
+                       "Greylisted, please try again in %u seconds", j->g->delay);
+    snprintf(v.reason, sizeof(v.reason), "%s%s", reason, j->why);
+    gl_finish(j, &v);
+}
+
+/* gl_store_failed - fail open: the store's trouble must not refuse mail */
+static void gl_store_failed(struct gl_job *j, const char *op, const char *key, const char *why)
+{
+    char q[64], k[2 * sizeof(j->tkey)];
+
+    log_warn("event=greylist_store_error op=%s key=%s status=%s", op, log_quote(k, sizeof(k), key),
+             log_quote(q, sizeof(q), why));
+    gl_dunno(j, "store-error");
+}
+
+/* gl_on_write - completion of a refresh nobody waits for: only a failure is news */
+static void gl_on_write(void *arg, int status)
+{
+    char q[64];
+
+    if (status != STORE_OK)
+        log_warn("event=greylist_store_error op=set status=%s",
+                 log_quote(q, sizeof(q), store_strerror(status)));
+}
+
+/* gl_on_first_set - the first-seen record is stored: now refuse */
+static void gl_on_first_set(void *arg, int status)
+{
+    struct gl_job *j = arg;
+
+    if (j->cancelled) {
+        free(j);
+        return;
+    }
+    if (status != STORE_OK) {
+        gl_store_failed(j, "set", j->tkey, store_strerror(status));
+        return;
+    }
+    gl_tempfail(j, "new triplet");
+}
+
+/* gl_new_triplet - remember the first attempt for retry_window seconds */
+static void gl_new_triplet(struct gl_job *j, time_t now)
+{
+    char val[GL_VAL_MAX];
+    int n = snprintf(val, sizeof(val), "first %lld", (long long)now);
+
+    if (store_set(j->g->store, j->tkey, strlen(j->tkey), val, (size_t)n, j->g->retry_window,
+                  gl_on_first_set, j) < 0)
+        gl_store_failed(j, "set", j->tkey, strerror(errno));
+}
+
+/* gl_write - a write the verdict does not wait for: a failure is only logged */
+static void gl_write(const struct greylist *g, const char *key, const char *val)
+{
+    char q[64];
+
+    if (store_set(g->store, key, strlen(key), val, strlen(val), g->pass_ttl, gl_on_write, NULL) < 0)
+        log_warn("event=greylist_store_error op=set status=%s",
+                 log_quote(q, sizeof(q), strerror(errno)));
+}
+
+/* gl_pass - the retry came late enough: whitelist the network, keep the triplet */
+static void gl_pass(struct gl_job *j, time_t now, const char *reason)
+{
+    char val[GL_VAL_MAX], q[128], k[2 * sizeof(j->tkey)];
+
+    snprintf(val, sizeof(val), "%lld", (long long)now);
+    gl_write(j->g, j->ckey, val);
+    snprintf(val, sizeof(val), "pass %lld", (long long)now);
+    gl_write(j->g, j->tkey, val);
+    log_info("event=greylist_pass key=%s reason=%s", log_quote(k, sizeof(k), j->tkey),
+             log_quote(q, sizeof(q), reason));
+    gl_dunno(j, reason);
+}
+
+/* gl_on_triplet - decide from the triplet's record */
+static void gl_on_triplet(void *arg, int status, const void *val, size_t vlen)
+{
+    struct gl_job *j = arg;
+    time_t now = gl_now(), first = 0;
+    int passed = 0;
+    char why[48];
+
+    if (j->cancelled) {
+        free(j);
+        return;
+    }
+    if (status != STORE_OK && status != STORE_NOTFOUND) {
+        gl_store_failed(j, "get", j->tkey, store_strerror(status));
+        return;
+    }
+    if (status == STORE_NOTFOUND || gl_parse(val, vlen, &passed, &first) < 0 ||
+        (!passed && (now < first || now - first >= (time_t)j->g->retry_window))) {
+        gl_new_triplet(j, now); /* unknown, unreadable, or its retry window is over */
+    } else if (passed) {
+        gl_pass(j, now, "known triplet");
+    } else if (now - first < (time_t)j->g->delay) {
+        snprintf(why, sizeof(why), "too early, %llds left",
+                 (long long)(j->g->delay - (now - first)));
+        gl_tempfail(j, why);
+    } else {
+        snprintf(why, sizeof(why), "passed after %llds", (long long)(now - first));
+        gl_pass(j, now, why);
+    }
+}
+
+/* gl_on_awl - the network passed before: no delay; else look at the triplet */
+static void gl_on_awl(void *arg, int status, const void *val, size_t vlen)
+{
+    struct gl_job *j = arg;
+
+    if (j->cancelled) {
+        free(j);
+        return;
+    }
+    if (status == STORE_OK) {
+        gl_dunno(j, "awl");
+    } else if (status != STORE_NOTFOUND) {
+        gl_store_failed(j, "get", j->ckey, store_strerror(status));
+    } else if (store_get(j->g->store, j->tkey, strlen(j->tkey), gl_on_triplet, j) < 0) {
+        gl_store_failed(j, "get", j->tkey, strerror(errno));
+    }
+}
+
+/* greylist_run - RCPT: auto-whitelist first, then the triplet */
+static void greylist_run(void *state, struct policy_job *job, enum policy_stage stage,
+                         struct policy_client *cl)
+{
+    struct greylist *g = state;
+    struct gl_job *j;
+    struct policy_verdict v;
+
+    policy_verdict_dunno(&v);
+    if (g->only_suspicious && !cl->suspicious) {
+        snprintf(v.reason, sizeof(v.reason), "not suspicious");
+        policy_job_done(job, &v);
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j) {
+        j->g = g;
+        j->job = job;
+    }
+    if (!j || gl_keys(j, cl) < 0) {
+        free(j);
+        policy_job_done(job, &v); /* no memory, or not an IP client: no opinion */
+        return;
+    }
+    if (cl->suspicious && cl->suspicious_why[0])
+        snprintf(j->why, sizeof(j->why), " %s", cl->suspicious_why);
+    policy_job_set_data(job, j);
+    if (store_get(g->store, j->ckey, strlen(j->ckey), gl_on_awl, j) < 0)
+        gl_store_failed(j, "get", j->ckey, strerror(errno));
+}
+
+/* greylist_cancel - the session is gone: the pending store callback frees the job */
+static void greylist_cancel(void *state, struct policy_job *job)
+{
+    struct gl_job *j = policy_job_data(job);
+
+    if (j)
+        j->cancelled = 1;
+    policy_job_set_data(job, NULL);
+}
+
+/* greylist_free - the configuration */
+static void greylist_free(void *state)
+{
+    free(state);
+}
+
+/* gl_int - a numeric option within [lo, hi]; -1 with err naming the line */
+static int gl_int(const struct config *cfg, cfg_t *sec, const char *name, long lo, long hi,
+                  long *out, char *err, size_t errlen)
+{
+    *out = cfg_getint(sec, name);
+    if (*out >= lo && *out <= hi)
+        return 0;
+    snprintf(err, errlen, "%s:%d: greylist: %s must be between %ld and %ld", cfg->path, sec->line,
+             name, lo, hi);
+    return -1;
+}
+
+/* gl_options - read and check the section */
+static int gl_options(const struct config *cfg, cfg_t *sec, struct greylist *g, char *err,
+                      size_t errlen)
+{
+    long delay, window, pass, v4, v6;
+
+    if (gl_int(cfg, sec, "delay", 0, GL_TTL_MAX, &delay, err, errlen) < 0 ||
+        gl_int(cfg, sec, "retry_window", 1, GL_TTL_MAX, &window, err, errlen) < 0 ||
+        gl_int(cfg, sec, "pass_ttl", 1, GL_TTL_MAX, &pass, err, errlen) < 0 ||
+        gl_int(cfg, sec, "ipv4_prefix", 8, 32, &v4, err, errlen) < 0 ||
+        gl_int(cfg, sec, "ipv6_prefix", 16, 128, &v6, err, errlen) < 0)
+        return -1;
+    if (window <= delay) {
+        snprintf(err, errlen, "%s:%d: greylist: retry_window (%ld) must be longer than delay (%ld)",
+                 cfg->path, sec->line, window, delay);
+        return -1;
+    }
+    g->delay = (unsigned)delay;
+    g->retry_window = (unsigned)window;
+    g->pass_ttl = (unsigned)pass;
+    g->v4prefix = (int)v4;
+    g->v6prefix = (int)v6;
+    g->only_suspicious = cfg_getbool(sec, "only_suspicious") == cfg_true;
+    return 0;
+}
+
+/* greylist_init - the greylist section; a state store is required */
+static int greylist_init(const struct policy_env *env, void **state, char *err, size_t errlen)
+{
+    cfg_t *sec = cfg_getsec(env->cfg->raw, "greylist");
+    struct greylist *g;
+
+    if (!env->store) {
+        snprintf(err, errlen, "%s:0: greylist needs a state store", env->cfg->path);
+        return -1;
+    }
+    if (!sec) {
+        snprintf(err, errlen, "%s:0: greylist: no greylist section", env->cfg->path);
+        return -1;
+    }
+    g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "greylist: out of memory");
+        return -1;
+    }
+    g->store = env->store;
+    if (gl_options(env->cfg, sec, g, err, errlen) < 0) {
+        free(g);
+        return -1;
+    }
+    *state = g;
+    return 0;
+}
+
+const struct policy_check_ops policy_check_greylist = {
+    .name = "greylist",
+    .stages = POLICY_STAGE(POLICY_RCPT),
+    .init = greylist_init,
+    .run = greylist_run,
+    .cancel = greylist_cancel,
+    .reload = NULL,
+    .free = greylist_free,
+    .disconnect = NULL,
+};
