@@ -170,6 +170,7 @@ static struct spool *setup_dirs(const struct config *cfg)
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
+    spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     return sp;
 }
 

@@ -258,10 +258,15 @@ static cfg_opt_t timeouts_opts[] = {
 };
 
 static cfg_opt_t queue_opts[] = {
-    CFG_INT("retry_min", 60, CFGF_NONE),       CFG_INT("retry_max", 3600, CFGF_NONE),
-    CFG_INT("lifetime", 432000, CFGF_NONE),    CFG_INT("fsync_threads", 4, CFGF_NONE),
-    CFG_INT("max_deliveries", 100, CFGF_NONE), CFG_INT("bounce_limit", 5, CFGF_NONE),
-    CFG_INT("bounce_window", 3600, CFGF_NONE), CFG_END(),
+    CFG_INT("retry_min", 60, CFGF_NONE),
+    CFG_INT("retry_max", 3600, CFGF_NONE),
+    CFG_INT("lifetime", 432000, CFGF_NONE),
+    CFG_INT("fsync_threads", 4, CFGF_NONE),
+    CFG_INT("max_deliveries", 100, CFGF_NONE),
+    CFG_INT("bounce_limit", 5, CFGF_NONE),
+    CFG_INT("bounce_window", 3600, CFGF_NONE),
+    CFG_STR("sync", "filesystem", CFGF_NONE), /* filesystem (syncfs group commit) | file */
+    CFG_END(),
 };
 
 static cfg_opt_t delivery_opts[] = {
@@ -366,6 +371,9 @@ static void config_take_numbers(struct config *c, cfg_t *root)
     c->queue.max_deliveries = config_uint(q, "max_deliveries");
     c->queue.bounce_limit = config_uint(q, "bounce_limit");
     c->queue.bounce_window = config_uint(q, "bounce_window");
+    c->queue.sync_filesystem = strcmp(cfg_getstr(q, "sync"), "file") != 0;
+    if (c->queue.sync_filesystem && strcmp(cfg_getstr(q, "sync"), "filesystem") != 0)
+        config_error(q->line, "queue: sync must be \"filesystem\" or \"file\"");
     c->delivery.connect_timeout = config_uint(d, "connect_timeout");
     c->delivery.command_timeout = config_uint(d, "command_timeout");
     c->delivery.data_timeout = config_uint(d, "data_timeout");

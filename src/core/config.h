@@ -46,6 +46,7 @@ struct config_queue {
     unsigned max_deliveries; /* concurrent deliveries, default 100 */
     unsigned bounce_limit;   /* DSNs per destination address per bounce_window, default 5 */
     unsigned bounce_window;  /* default 3600 s */
+    int sync_filesystem;     /* commit by syncfs group commit (default), not fsync per file */
 };
 
 struct config_delivery {

@@ -42,6 +42,7 @@ struct spool {
     uint64_t renamed_gen; /* last generation handed out */
     uint64_t synced_gen;  /* every generation <= this is durable */
     int syncing;          /* an fsync of queue/ is in flight */
+    int sync_fs;          /* group commit by syncfs(2) instead of fsync per file */
     int sync_err;         /* sticky: after a failed directory fsync nothing is trusted */
 };
 
@@ -186,6 +187,12 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
     spool_close(sp);
     errno = saved;
     return NULL;
+}
+
+/* spool_set_sync - choose how commits are made durable */
+void spool_set_sync(struct spool *sp, enum spool_sync mode)
+{
+    sp->sync_fs = mode == SPOOL_SYNC_FILESYSTEM;
 }
 
 /* spool_close - release the directory descriptors */
@@ -416,7 +423,10 @@ static int writer_finish_file(struct spool_writer *w)
             errno = EIO;
         return -1;
     }
-    return fsync(w->fd);
+    /* With syncfs group commit the data is flushed with the rename below. A
+     * crash before that leaves at most a torn, never acknowledged queue file,
+     * which spool_load moves to corrupt/ (the length check). */
+    return w->sp->sync_fs ? 0 : fsync(w->fd);
 }
 
 /* writer_rename - move tmp/ID to queue/ID, never replacing an existing queue/ID */
@@ -456,7 +466,9 @@ static int spool_sync_queue(struct spool *sp)
         snap = sp->renamed_gen;
         sp->syncing = 1;
         pthread_mutex_unlock(&sp->gc_mu);
-        rc = fsync(sp->fds[SUB_QUEUE]);
+        /* syncfs flushes every file's data and every rename of the file
+         * system in one go: one device flush for all the waiting commits. */
+        rc = sp->sync_fs ? syncfs(sp->fds[SUB_QUEUE]) : fsync(sp->fds[SUB_QUEUE]);
         pthread_mutex_lock(&sp->gc_mu);
         sp->syncing = 0;
         /* After a failed fsync the kernel may report success next time for

@@ -66,6 +66,13 @@ struct spool_writer;
 
 /* spool_open - create (if needed) and open the spool; NULL with err filled on failure */
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
+
+enum spool_sync {
+    SPOOL_SYNC_FILE,       /* fsync each file, then fsync queue/ (shared by concurrent commits) */
+    SPOOL_SYNC_FILESYSTEM, /* one syncfs(2) covers every commit waiting at that moment */
+};
+/* spool_set_sync - SPOOL_SYNC_FILE is the default of spool_open */
+void spool_set_sync(struct spool *sp, enum spool_sync mode);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
 

@@ -180,6 +180,8 @@ void session_policy_end(struct session *s)
         policy_cancel(s->prun);
     s->rdns_q = NULL;
     s->prun = NULL;
+    if (s->chain) /* checks that count open sessions (ratelimit concurrent) let go */
+        policy_disconnect(s->chain, &s->cl);
     if (s->nmessages == 0 && s->refused_by) {
         stats_count(s->srv->stats, "stopped");
         snprintf(counter, sizeof(counter), "stopped.%s", s->refused_by);
