@@ -218,6 +218,10 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
 
+    /* libevent also calls this for an output that was empty all along (the
+     * write event of a fresh bufferevent): only a drained reply counts. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
     if (s->state == SESS_CLOSING)
         session_free(s);
     else if (s->state == SESS_TLS_SWITCH)
