@@ -16,4 +16,9 @@ void policy_ratelimit_set_clock(time_t (*now)(void));
 extern const struct policy_check_ops policy_check_access;
 extern const struct policy_check_ops policy_check_s25r;
 
+/* batv (its clock: NULL means time(NULL); tests move the day) */
+#include <time.h>
+extern const struct policy_check_ops policy_check_batv;
+void policy_batv_set_clock(time_t (*now)(void));
+
 #endif
