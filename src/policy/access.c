@@ -564,6 +564,7 @@ static void access_run(void *state, struct policy_job *job, enum policy_stage st
 
 const struct policy_check_ops policy_check_access = {
     .name = "access",
+    .trusted_too = 1,
     .stages = POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO) | POLICY_STAGE(POLICY_MAIL) |
               POLICY_STAGE(POLICY_RCPT),
     .init = access_init,

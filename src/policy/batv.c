@@ -371,6 +371,7 @@ static void batv_run(void *state, struct policy_job *job, enum policy_stage stag
 
 const struct policy_check_ops policy_check_batv = {
     .name = "batv",
+    .trusted_too = 1,
     .stages = POLICY_STAGE(POLICY_MAIL) | POLICY_STAGE(POLICY_RCPT),
     .init = batv_init,
     .run = batv_run,

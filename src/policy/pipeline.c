@@ -121,8 +121,8 @@ static int run_skip(const struct policy_run *r, const struct policy_inst *in)
 {
     if (!(in->ops->stages & POLICY_STAGE(r->stage)))
         return 1;
-    /* An allow from the access list trusts the client for every other check. */
-    return r->cl->allowlisted && strcmp(in->ops->name, "access") != 0;
+    /* An allow from the access list trusts the client for every judging check. */
+    return r->cl->allowlisted && !in->ops->trusted_too;
 }
 
 /* run_step - start checks until one is pending or the stage is decided */

@@ -100,6 +100,9 @@ struct policy_check_ops {
     /* disconnect - the session of cl ended: drop per-session state, e.g. a
      * concurrency count taken at CONNECT (may be NULL) */
     void (*disconnect)(void *state, struct policy_client *cl);
+    /* trusted_too - run even for clients the access list allowed: the check
+     * rewrites addresses (BATV) or is the allow list itself */
+    int trusted_too;
 };
 
 /* policy_job_done - the check's verdict; may be called from inside run or later */
