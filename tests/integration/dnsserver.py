@@ -116,17 +116,30 @@ class _Filter:
         self.zones = [dns.name.from_text(z) for z in zones]
         self.dropped = 0
         self.forwarded = 0
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((HOST, 0))
+        self.udp, self.tcp = self._bind_pair()
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((HOST, self.port))
         self.tcp.listen(64)
         self.stopping = threading.Event()
         self.conns: List[socket.socket] = []
         self.thread = threading.Thread(target=self._loop, name="dns-filter", daemon=True)
         self.thread.start()
+
+    @staticmethod
+    def _bind_pair():
+        """A UDP and a TCP socket on the same port: retry while the kernel's pick
+        for UDP is taken for TCP."""
+        for _ in range(50):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind((HOST, 0))
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tcp.bind((HOST, udp.getsockname()[1]))
+                return udp, tcp
+            except OSError:
+                udp.close()
+                tcp.close()
+        raise RuntimeError("no port free for both UDP and TCP on %s" % HOST)
 
     def _loop(self):
         sel = selectors.DefaultSelector()
