@@ -21,4 +21,8 @@ extern const struct policy_check_ops policy_check_s25r;
 extern const struct policy_check_ops policy_check_batv;
 void policy_batv_set_clock(time_t (*now)(void));
 
+/* recipients (recipient verification at RCPT) and harvest (anti-harvesting) */
+extern const struct policy_check_ops policy_check_recipients;
+extern const struct policy_check_ops policy_check_harvest;
+
 #endif

@@ -11,6 +11,8 @@ static const struct policy_check_ops *const policy_checks[] = {
     &policy_check_greylist,
     &policy_check_ratelimit,
     &policy_check_batv,
+    &policy_check_recipients,
+    &policy_check_harvest,
     NULL,
 };
 

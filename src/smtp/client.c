@@ -7,6 +7,10 @@
  * body read from the spool file in bounded chunks, the final dot, QUIT.
  * Every recipient ends with a reply from the peer or with code 0 and the
  * reason no reply was obtained. done runs exactly once, from the loop.
+ *
+ * Probe mode (recipient verification) is the same walk cut short: after
+ * the RCPT replies comes QUIT instead of DATA, and only a RCPT reply
+ * speaks for a recipient.
  */
 #include "smtp/client.h"
 
@@ -174,17 +178,22 @@ __attribute__((format(printf, 3, 4))) static void fail_all(struct smtp_client *c
 }
 
 /* reply_to - give recipient i the current reply; ok says whether a 2xx is
- * a valid final answer at this stage (any other class is a protocol error) */
+ * a valid final answer at this stage (any other class is a protocol error).
+ * A probe asks about recipients: a refused greeting, EHLO or MAIL says
+ * nothing about them, so it is no answer (code 0) with the reply as text. */
 static void reply_to(struct smtp_client *c, size_t i, int ok)
 {
     char text[sizeof c->res.rcpt[0].text];
+    int probe_other = c->req.probe && c->st != ST_RCPT;
 
-    if (c->rcode >= 400 || (ok && c->rcode / 100 == 2)) {
+    if (!probe_other && (c->rcode >= 400 || (ok && c->rcode / 100 == 2))) {
         set_rcpt(c, i, c->rcode, c->rtext);
         return;
     }
-    if (snprintf(text, sizeof text, "protocol error: unexpected reply to %s: %d %s", stage_name(c),
-                 c->rcode, c->rtext) < 0)
+    if (snprintf(text, sizeof text,
+                 probe_other ? "no RCPT reply: %s got %d %s"
+                             : "protocol error: unexpected reply to %s: %d %s",
+                 stage_name(c), c->rcode, c->rtext) < 0)
         text[0] = '\0';
     set_rcpt(c, i, 0, text);
 }
@@ -404,7 +413,7 @@ static int send_mail(struct smtp_client *c)
     int bad = b == NULL;
 
     c->pipelining = (c->ext & X_PIPELINING) != 0;
-    if (c->ext & X_SIZE)
+    if ((c->ext & X_SIZE) && !c->req.probe)
         snprintf(size, sizeof size, " SIZE=%llu", (unsigned long long)c->req.body_len);
     bad = bad ||
           evbuffer_add_printf(b, "MAIL FROM:<%s>%s%s%s\r\n", c->req.sender, size,
@@ -414,7 +423,7 @@ static int send_mail(struct smtp_client *c)
     for (size_t i = c->ri; c->pipelining && !bad && i < c->req.nrcpt;
          i = next_rcpt(c, i + 1, RF_SEND))
         bad = evbuffer_add_printf(b, "RCPT TO:<%s>\r\n", c->req.rcpts[i]) < 0;
-    if (c->pipelining && !bad)
+    if (c->pipelining && !c->req.probe && !bad)
         bad = evbuffer_add(b, "DATA\r\n", 6) != 0;
     if (!bad)
         bad = bufferevent_write_buffer(c->bev, b) != 0;
@@ -605,13 +614,16 @@ static int on_mail(struct smtp_client *c)
     return send_cmd(c, ST_RCPT, "RCPT TO:<%s>", c->req.rcpts[c->ri]);
 }
 
-/* on_rcpt - RCPT reply for recipient c->ri */
+/* on_rcpt - RCPT reply for recipient c->ri; a probe takes a 2xx as final
+ * and ends with QUIT after the last one */
 static int on_rcpt(struct smtp_client *c)
 {
     size_t i = c->ri;
 
     if (!(c->rflags[i] & RF_FINAL)) {
-        if (c->rcode / 100 == 2) {
+        if (c->rcode / 100 == 2 && c->req.probe) {
+            reply_to(c, i, 1);
+        } else if (c->rcode / 100 == 2) {
             c->rflags[i] |= RF_OK;
             c->naccepted++;
         } else {
@@ -622,6 +634,8 @@ static int on_rcpt(struct smtp_client *c)
     if (c->ri < c->req.nrcpt)
         return c->pipelining ? enter(c, ST_RCPT)
                              : send_cmd(c, ST_RCPT, "RCPT TO:<%s>", c->req.rcpts[c->ri]);
+    if (c->req.probe)
+        return quit(c);
     if (c->pipelining)
         return enter(c, ST_DATA);
     if (c->naccepted == 0)

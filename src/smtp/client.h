@@ -46,6 +46,12 @@ struct smtp_client_req {
     int connect_timeout; /* seconds */
     int command_timeout;
     int data_timeout; /* for the reply to the final dot */
+    /* probe: verify the recipients, send nothing. After the RCPT replies
+     * comes QUIT instead of DATA (SIZE is not offered, the body is not
+     * used: body_fd may be -1). Each recipient's result is its RCPT
+     * reply, 2xx included; code 0 when there was none (no connection,
+     * timeout, or the greeting, EHLO or MAIL refused: the text says so). */
+    int probe;
     void (*done)(void *arg, const struct smtp_client_result *res);
     void *arg;
 };

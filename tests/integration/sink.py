@@ -44,6 +44,7 @@ class _Handler:
         self.sink = sink
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.sink._saw_rcpt(address)
         reply = self.sink.rule_for(address)
         if reply is not None:
             return reply
@@ -107,6 +108,7 @@ class Sink:
         self.tls_context = tls_context  # offer STARTTLS with this server context
         self.rules: Dict[str, str] = {}
         self._messages: List[Received] = []
+        self._rcpts_seen: List[str] = []  # every RCPT TO address, in order (probes too)
         self._cond = threading.Condition()
         self._controller: Optional[_SinkController] = None
 
@@ -180,6 +182,15 @@ class Sink:
                 self.rules.pop(address.lower(), None)
             else:
                 self.rules[address.lower()] = reply
+
+    def _saw_rcpt(self, address: str) -> None:
+        with self._cond:
+            self._rcpts_seen.append(address)
+
+    def rcpt_count(self, address: str) -> int:
+        """How many RCPT TO:<address> the server has received (case-insensitive)."""
+        with self._cond:
+            return sum(1 for a in self._rcpts_seen if a.lower() == address.lower())
 
     def _record(self, msg: Received) -> None:
         with self._cond:

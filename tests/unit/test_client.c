@@ -983,6 +983,112 @@ static void test_cancel(void **state)
     assert_int_equal(o.calls, 0);
 }
 
+/* probe_init - a probe request from the null sender: no body at all */
+static void probe_init(struct smtp_client_req *r, const struct fake *f, const char *const *rcpts,
+                       size_t n)
+{
+    req_init(r, f, rcpts, n, -1, "", "");
+    r->sender = "";
+    r->probe = 1;
+}
+
+/* test_probe_pipelining - probe mode: MAIL FROM:<> and the RCPTs in one
+ * write, no SIZE (offered) and no DATA; each recipient gets its RCPT reply,
+ * 2xx included; then QUIT */
+static void test_probe_pipelining(void **state)
+{
+    static const char *const three[] = {"r1@b.test", "r2@b.test", "r3@b.test"};
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250 SIZE 1000\r\n", 0},
+        {"MAIL FROM:<>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nRCPT TO:<r3@b.test>\r\n",
+         "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n450 4.2.1 try later\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s, 4, NULL);
+    probe_init(&r, &f, three, 3);
+    run(&r, &o);
+    fake_done(&f);
+    assert_int_equal(o.res.nrcpt, 3);
+    assert_rcpt(&o, 0, 250, "2.1.5 ok");
+    assert_rcpt(&o, 1, 550, "5.1.1 no such user");
+    assert_rcpt(&o, 2, 450, "4.2.1 try later");
+    fake_stop(&f);
+}
+
+/* test_probe_lockstep - probe mode without PIPELINING, over LMTP: one
+ * command at a time, QUIT right after the last RCPT reply */
+static void test_probe_lockstep(void **state)
+{
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"LHLO client.test\r\n", "250 mx.test\r\n", 0},
+        {"MAIL FROM:<>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "550 5.1.1 unknown\r\n", 0},
+        {"RCPT TO:<r2@b.test>\r\n", "251 2.1.5 will forward\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s, 6, NULL);
+    probe_init(&r, &f, two, 2);
+    r.lmtp = 1;
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 550, "5.1.1 unknown");
+    assert_rcpt(&o, 1, 251, "2.1.5 will forward");
+    fake_stop(&f);
+}
+
+/* test_probe_no_answer - a probe whose MAIL, greeting or connection fails
+ * learns nothing about the recipients: code 0 (never the 5xx of MAIL,
+ * which would call a good recipient unknown), with the reason as text */
+static void test_probe_no_answer(void **state)
+{
+    struct step sm[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\n",
+         "550 5.7.1 null sender refused\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct step sg[] = {
+        {NULL, "554 5.3.2 go away\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, sm, 4, NULL);
+    probe_init(&r, &f, two, 2);
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 0, "no RCPT reply: MAIL FROM got 550 5.7.1 null sender refused");
+    assert_rcpt(&o, 1, 0, "no RCPT reply: MAIL FROM got 550 5.7.1 null sender refused");
+    fake_stop(&f);
+
+    fake_start(&f, sg, 2, NULL);
+    probe_init(&r, &f, two, 1);
+    run(&r, &o);
+    fake_done(&f);
+    assert_rcpt(&o, 0, 0, "no RCPT reply: greeting got 554 5.3.2 go away");
+    fake_stop(&f);
+
+    fake_start(&f, sg, 2, NULL);
+    fake_stop(&f); /* nobody listens there any more */
+    probe_init(&r, &f, two, 1);
+    run(&r, &o);
+    assert_int_equal(o.rcpt[0].code, 0);
+    assert_prefix(o.rcpt[0].text, "connect to 127.0.0.1:");
+}
+
 /* make_server_tls - a server context with a fresh self-signed P-256 cert */
 static SSL_CTX *make_server_tls(void)
 {
@@ -1066,6 +1172,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_starttls_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_locally, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_lockstep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_no_answer, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
