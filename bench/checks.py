@@ -81,14 +81,15 @@ def one_run(mxgated, dns, checks, messages, sessions):
                 break
             time.sleep(0.05)
         c0, t0 = cpu_seconds(gw.pid), time.monotonic()
-        # -c: one message per connection, so the per-connection checks are paid each time
-        subprocess.run(["smtp-source", "-c", "-s", str(sessions), "-m", str(messages), "-l",
+        # smtp-source makes one connection per message: the checks are paid each time
+        subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(messages), "-l",
                         "2048", "-t", "user@example.test", "127.0.0.1:%d" % port],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=False, stdout=subprocess.DEVNULL)
         t1, c1 = time.monotonic(), cpu_seconds(gw.pid)
         text = open(log.name).read()
         queued = text.count("event=queued")
         if queued != messages:
+            print(text[-3000:])
             raise SystemExit("only %d of %d messages accepted:\n%s" % (queued, messages,
                                                                        text[-2000:]))
         return messages / (t1 - t0), (c1 - c0) / messages * 1e6
