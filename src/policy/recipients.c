@@ -17,7 +17,7 @@
  *        entry line. The addresses live in a hash table. A relative path is
  *        taken against the directory the daemon was started in. SIGHUP
  *        reloads it; a file that fails to load keeps its old entries (a
- *        warning is logged). RFC 5321 4.5.1: list postmaster@ yourself.
+ *        warning is logged). postmaster@ is always accepted (RFC 5321 4.5.1).
  * probe  ask the domain's route (its smtp or lmtp next hop; a maildir route
  *        cannot answer) with a session MAIL FROM:<>, RCPT TO:<addr>, QUIT.
  *        2xx: known. 5xx: unknown. 4xx or no answer (refused, timeout,
@@ -723,8 +723,10 @@ static void recipients_run(void *state, struct policy_job *job, enum policy_stag
     policy_verdict_dunno(&v);
     if (d && rv_lower(lower, sizeof(lower), cl->rcpt) < 0)
         lower[0] = '\0'; /* longer than any address: unknown */
-    if (!d || (lower[0] && d->path && rv_in_file(d, lower, strrchr(lower, '@') + 1))) {
-        policy_job_done(job, &v); /* not verified here, or listed */
+    if (!d || (lower[0] && d->path && rv_in_file(d, lower, strrchr(lower, '@') + 1)) ||
+        (lower[0] && strncmp(lower, "postmaster@", 11) == 0)) {
+        /* not verified here, listed, or postmaster, which RFC 5321 4.5.1 requires us to take */
+        policy_job_done(job, &v);
         return;
     }
     if (!(j = rv_job_new(st, d, job, cl, lower))) {
