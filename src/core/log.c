@@ -11,12 +11,14 @@
 static const char *log_ident = "mxgated";
 static int log_stderr = 1;
 static int log_debug_on;
+static long log_pid; /* getpid() once: one line per event must not cost a syscall more */
 
 /* log_init - choose the sink */
 void log_init(const char *ident, int to_stderr, int debug)
 {
     log_ident = ident;
     log_stderr = to_stderr;
+    log_pid = (long)getpid();
     log_debug_on = debug;
     if (!to_stderr)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
@@ -37,7 +39,8 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
         return;
     }
     /* One fprintf per line keeps lines whole when several threads log. */
-    fprintf(stderr, "%s[%ld]: %s%s\n", log_ident, (long)getpid(), tag[lvl], line);
+    fprintf(stderr, "%s[%ld]: %s%s\n", log_ident, log_pid ? log_pid : (long)getpid(), tag[lvl],
+            line);
 }
 
 /* log_msg - emit one line */

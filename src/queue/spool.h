@@ -117,7 +117,8 @@ int spool_log(struct spool *sp, const char *id, unsigned rcpt_index, enum spool_
 /* spool_log_deferred - BLOCKING: like spool_log with status "deferred" */
 int spool_log_deferred(struct spool *sp, const char *id, unsigned rcpt_index, const char *text);
 
-/* spool_remove - BLOCKING: unlink queue/ID then log/ID (fsyncing queue/). 0 or -1 */
+/* spool_remove - unlink queue/ID then log/ID; not synced (a crash may bring the message
+ * back: delivered once more, never lost). 0 or -1 */
 int spool_remove(struct spool *sp, const char *id);
 
 /* spool_list - call fn for every id in queue/ (in no particular order); removes
