@@ -25,7 +25,7 @@ listen mx { address = "127.0.0.1:$GW_PORT" }
 route "example.test" { to = "smtp:[127.0.0.1]:$SINK_PORT" }
 limits { max_connections_per_ip = 1000 }
 delivery { starttls = false }
-queue { fsync_threads = ${FSYNC_THREADS:-4}  sync = "${SYNC:-filesystem}" }
+queue { fsync_threads = ${FSYNC_THREADS:-16}  sync = "${SYNC:-filesystem}" }
 CONF
 
 # The sink appends every transaction to one dump file; the Received header

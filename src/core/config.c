@@ -261,7 +261,7 @@ static cfg_opt_t queue_opts[] = {
     CFG_INT("retry_min", 60, CFGF_NONE),
     CFG_INT("retry_max", 3600, CFGF_NONE),
     CFG_INT("lifetime", 432000, CFGF_NONE),
-    CFG_INT("fsync_threads", 4, CFGF_NONE),
+    CFG_INT("fsync_threads", 16, CFGF_NONE),
     CFG_INT("max_deliveries", 100, CFGF_NONE),
     CFG_INT("bounce_limit", 5, CFGF_NONE),
     CFG_INT("bounce_window", 3600, CFGF_NONE),
