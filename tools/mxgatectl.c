@@ -1,5 +1,7 @@
 /* mxgatectl - look at and act on mxgated's queue */
+#include <confuse.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mxgatectl [-c config] queue list|show ID|flush|delete ID\n"
                     "       mxgatectl [-c config] stats [FROM [TO]]\n"
+                    "       mxgatectl [-c config] flood|bounce-flood\n"
                     "  FROM, TO: YYYY-MM-DD, YYYY-MM-DDTHH (UTC), today, or all (default)\n");
     exit(2);
 }
@@ -258,6 +261,79 @@ static int stats_command(const struct config *cfg, int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* flood_window - the bf:n counter of the bounce-flood window starting at w (0 when absent) */
+static int64_t flood_window(struct store *st, time_t w)
+{
+    char key[40];
+    void *val = NULL;
+    size_t vlen = 0;
+    int64_t n = 0;
+    int k = snprintf(key, sizeof(key), "bf:n:%lld", (long long)w);
+
+    if (store_sync_get(st, key, (size_t)k, &val, &vlen) == STORE_OK &&
+        store_counter_decode(val, vlen, &n) < 0)
+        n = 0;
+    free(val);
+    return n;
+}
+
+/* flood_print - "normal since T" or "flood since T", with the bounces of the last windows */
+static int flood_print(struct store *st, long interval, const char *state)
+{
+    char word[8], when[32];
+    long long since;
+    time_t now = time(NULL), w = now - now % interval;
+
+    if (sscanf(state, "%7s %lld", word, &since) != 2 ||
+        (strcmp(word, "flood") != 0 && strcmp(word, "normal") != 0)) {
+        fprintf(stderr, "mxgatectl: bad bf:state record \"%s\"\n", state);
+        return 1;
+    }
+    printf("%s since %s (%" PRId64 " bounces in the last interval of %ld s, %" PRId64
+           " in the current one)\n",
+           word, ctl_time((time_t)since, when, sizeof(when)), flood_window(st, w - interval),
+           interval, flood_window(st, w));
+    return 0;
+}
+
+/* flood_command - the bounce-flood state that mxgated mirrors into the store */
+static int flood_command(const struct config *cfg, int argc, char **argv)
+{
+    char uri[4200], err[512], state[48];
+    long interval = cfg_getint(cfg_getsec(cfg->raw, "bounce_flood"), "interval");
+    struct store *st;
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc, s;
+
+    if (argc != 0)
+        usage();
+    if (interval < 1) {
+        fprintf(stderr, "mxgatectl: %s: bounce_flood interval must be positive\n", cfg->path);
+        return 1;
+    }
+    config_store_uri(cfg, uri, sizeof(uri));
+    if (!(st = store_open_readonly(uri, err, sizeof(err)))) {
+        fprintf(stderr, "mxgatectl: %s: %s\n", uri, err);
+        return 1;
+    }
+    s = store_sync_get(st, "bf:state", 8, &val, &vlen);
+    if (s == STORE_NOTFOUND) {
+        printf("normal (no bounce flood recorded)\n");
+        rc = 0;
+    } else if (s != STORE_OK || vlen >= sizeof(state)) {
+        fprintf(stderr, "mxgatectl: %s: bf:state: %s\n", uri,
+                s != STORE_OK ? store_strerror(s) : "record too long");
+        rc = 1;
+    } else {
+        snprintf(state, sizeof(state), "%.*s", (int)vlen, (char *)val);
+        rc = flood_print(st, interval, state);
+    }
+    free(val);
+    store_close(st);
+    return rc;
+}
+
 /* queue_command - dispatch "queue ..." */
 static int queue_command(const struct config *cfg, int argc, char **argv)
 {
@@ -300,7 +376,8 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (argc < 1 || (strcmp(argv[0], "queue") != 0 && strcmp(argv[0], "stats") != 0))
+    if (argc < 1 || (strcmp(argv[0], "queue") != 0 && strcmp(argv[0], "stats") != 0 &&
+                     strcmp(argv[0], "flood") != 0 && strcmp(argv[0], "bounce-flood") != 0))
         usage();
     signal(SIGPIPE, SIG_IGN); /* a daemon that hangs up is reported, not fatal */
     cfg = config_load(path, stderr);
@@ -308,6 +385,8 @@ int main(int argc, char **argv)
         return 1;
     if (strcmp(argv[0], "stats") == 0)
         rc = stats_command(cfg, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "flood") == 0 || strcmp(argv[0], "bounce-flood") == 0)
+        rc = flood_command(cfg, argc - 1, argv + 1);
     else
         rc = queue_command(cfg, argc - 1, argv + 1);
     config_free(cfg);

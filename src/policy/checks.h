@@ -16,6 +16,11 @@ void policy_ratelimit_set_clock(time_t (*now)(void));
 extern const struct policy_check_ops policy_check_access;
 extern const struct policy_check_ops policy_check_s25r;
 
+/* bounce_flood (its clock: NULL means the real one; with a clock the window timer polls it) */
+#include <time.h>
+extern const struct policy_check_ops policy_check_bounce_flood;
+void policy_bounceflood_set_clock(time_t (*now)(void));
+
 /* batv (its clock: NULL means time(NULL); tests move the day) */
 #include <time.h>
 extern const struct policy_check_ops policy_check_batv;

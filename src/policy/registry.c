@@ -10,6 +10,7 @@ static const struct policy_check_ops *const policy_checks[] = {
     &policy_check_s25r,
     &policy_check_greylist,
     &policy_check_ratelimit,
+    &policy_check_bounce_flood,
     &policy_check_batv,
     &policy_check_recipients,
     &policy_check_harvest,

@@ -343,7 +343,8 @@ class Gateway:
                  domains: Sequence[str] = ("example.test",),
                  relay_networks: Sequence[str] = (), limits=None, timeouts=None, queue=None,
                  delivery=None, tls: bool = False, listen_tls: Optional[str] = None,
-                 extra: str = "", log_level: Optional[str] = None):
+                 extra: str = "", log_level: Optional[str] = None,
+                 checks: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = None):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -352,6 +353,7 @@ class Gateway:
         self.proc: Optional[subprocess.Popen] = None
         self.problems: List[str] = []
         self.listen_tls = listen_tls
+        self.env = env  # extra environment variables for the daemon (and the hooks it runs)
         if routes is None:
             routes = {"example.test": "smtp:[127.0.0.1]:%d" % sink_port}
         dl = {"connect_timeout": 5, "command_timeout": 10, "data_timeout": 10}
@@ -359,6 +361,8 @@ class Gateway:
         listen = 'address = "127.0.0.1:%d"' % self.port
         if listen_tls:
             listen += ' tls = "%s"' % listen_tls
+        if checks is not None:
+            listen += " checks = %s" % _strlist(checks)
         text = [
             'hostname = "%s"' % HOSTNAME,
             'spool_dir = "%s"' % (self.dir / "spool"),
@@ -390,7 +394,8 @@ class Gateway:
         try:
             self.proc = subprocess.Popen([MXGATED, "-f", "-c", str(self.config)],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         cwd=str(self.dir))
+                                         cwd=str(self.dir),
+                                         env=dict(os.environ, **self.env) if self.env else None)
         finally:
             log.close()
         self._wait_ready(timeout)
@@ -562,7 +567,8 @@ def sink(make_sink) -> Sink:
 def gateway(request, tmp_path, sink):
     """Factory: gateway(**config) -> a started Gateway. Keywords: routes, domains,
     relay_networks, limits, timeouts, queue, delivery (dicts), tls (bool),
-    listen_tls, extra (raw config text), start (bool)."""
+    listen_tls, extra (raw config text), log_level, checks (the listener's policy
+    checks), env (extra environment of the daemon), start (bool)."""
     made: List[Gateway] = []
 
     def make(start: bool = True, **kw) -> Gateway:

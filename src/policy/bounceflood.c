@@ -1,0 +1,598 @@
+/*
+ * bounceflood.c - the "bounce_flood" check: notice a flood of bounces (a
+ * "Joe job": spammers forged addresses of our domains, and the world sends
+ * their undeliverable mail back to us) and run the operator's hook, which may
+ * steer the flood to a secondary MX (contrib/hooks/mx-withdraw, the method
+ * of Yamai et al., 2004).
+ *
+ *   bounce_flood { interval = 60  start = 100  stop = 10  hold = 300  hook = FILE }
+ *
+ * Counting: every recipient (RCPT) of a transaction with the null sender is
+ * one bounce, counted in fixed windows of `interval` seconds aligned on the
+ * epoch. The check never refuses anything: it always answers DUNNO. List it
+ * BEFORE "batv" and "recipients" in a listener's checks (before "harvest" too,
+ * so that bounces from a client blocked as a harvester still count), e.g.
+ *   checks = {"access", "dnsbl", "s25r", "bounce_flood", "harvest", "batv", ...}
+ * because a check that refuses a recipient ends the stage, and the bounces
+ * refused for a bad BATV tag or an unknown user are the bulk of a flood that
+ * must be counted. Listed first it costs nothing. Bounces from clients the
+ * connection checks refused (held until RCPT) and from allowlisted clients
+ * are not counted: the former are refused whatever the MX, the latter trusted.
+ *
+ * Hysteresis: when the current window's count reaches `start` a flood is
+ * declared at once. A flood ends when windows with at most `stop` bounces
+ * have followed each other for `hold` seconds (a window with more resets
+ * that run). A timer fires at each window's end, so a flood that ends in
+ * silence (no mail at all) is noticed too. Each transition is logged
+ *   event=bounce_flood state=start count=N interval=I
+ *   event=bounce_flood state=stop count=N interval=I duration=SECONDS
+ * counted in statistics (bounce_flood.start, bounce_flood.stop) and runs
+ *   HOOK start|stop   with MXGATE_EVENT=start|stop and MXGATE_COUNT=N added
+ * to the daemon's environment: spawned (no shell), stdin /dev/null, stdout
+ * and stderr the daemon's, no other descriptor, its own process group, as
+ * the daemon's user. One hook runs at a time, so they finish in order; an
+ * event that comes while one runs waits (a start and a stop that both wait
+ * cancel out). A hook still running after BF_HOOK_TIMEOUT seconds is killed.
+ * Only the hook's own pid is ever waited for.
+ *
+ * Store (for mxgatectl, and across restarts):
+ *   bf:state              "flood <since>" or "normal <since>" (unix times)
+ *   bf:n:<window-start>   counter of bounces in the window (kept BF_KEEP_WINDOWS windows)
+ * At start-up a recorded flood is resumed, so that its stop hook still runs
+ * (the MX it withdrew comes back) even if the daemon restarted meanwhile.
+ */
+#include "core/fsutil.h"
+#include "policy/checks.h"
+
+#include <confuse.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "policy/stats.h"
+#include "store/store.h"
+
+#define BF_INTERVAL_MAX 86400 /* a window of a day at most */
+#define BF_HOLD_MAX 604800    /* a week */
+#define BF_COUNT_MAX 100000000
+#define BF_KEEP_WINDOWS 60 /* window counters kept for mxgatectl: an hour at the default */
+#define BF_HOOK_TIMEOUT 60 /* seconds a hook may run before it is killed */
+#define BF_REAP_MS 100     /* how often a running hook is looked at */
+#define BF_TICK_SLACK_MS 5 /* fire just after the window's end, never just before */
+#define BF_TEST_POLL_MS 10 /* with an injected clock the timer polls it */
+#define BF_ENV_MAX 4096    /* environment entries passed on to the hook */
+#define BF_STATE_KEY "bf:state"
+
+enum bf_event { BF_NONE, BF_START, BF_STOP };
+
+struct bf_load; /* the pending read of bf:state at start-up */
+
+struct bounceflood {
+    struct store *store;
+    struct stats *stats;
+    unsigned interval, start, stop, hold;
+    char *hook;             /* absolute path; NULL: no hook */
+    time_t window;          /* start of the current window */
+    uint64_t count;         /* bounces in it */
+    int flooding;           /* a flood is declared */
+    time_t since;           /* of the current state */
+    uint64_t low;           /* seconds of consecutive low windows during a flood */
+    struct event *tick;     /* at each window's end */
+    struct event *reap;     /* while a hook runs */
+    pid_t pid;              /* the running hook, 0: none */
+    enum bf_event running;  /* its event */
+    struct timespec begun;  /* when it was spawned (monotonic) */
+    int killed;             /* it overran and was killed */
+    enum bf_event waiting;  /* the event for the next hook, BF_NONE: none */
+    uint64_t waiting_count; /* its MXGATE_COUNT */
+    struct bf_load *load;
+};
+
+struct bf_load {
+    struct bounceflood *bf; /* NULL once the check is freed: the callback only frees */
+};
+
+static time_t (*bounceflood_clock)(void);
+
+/* policy_bounceflood_set_clock - the time source (tests); NULL for the real clock */
+void policy_bounceflood_set_clock(time_t (*now)(void))
+{
+    bounceflood_clock = now;
+}
+
+/* bf_now - the check's notion of now (CLOCK_REALTIME, as the tick is aligned with it) */
+static time_t bf_now(void)
+{
+    struct timespec ts;
+
+    if (bounceflood_clock)
+        return bounceflood_clock();
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec;
+}
+
+/* bf_event_name - the hook's argument */
+static const char *bf_event_name(enum bf_event ev)
+{
+    return ev == BF_START ? "start" : "stop";
+}
+
+/* bf_store_state - mirror the state for mxgatectl and for a restart */
+static void bf_store_state(struct bounceflood *bf)
+{
+    char val[48];
+    int n = snprintf(val, sizeof(val), "%s %lld", bf->flooding ? "flood" : "normal",
+                     (long long)bf->since);
+
+    if (bf->store &&
+        store_set(bf->store, BF_STATE_KEY, strlen(BF_STATE_KEY), val, (size_t)n, 0, NULL, NULL) < 0)
+        log_warn("event=bounce_flood what=store key=%s error=\"%s\"", BF_STATE_KEY,
+                 strerror(errno));
+}
+
+/* bf_store_count - one more bounce in the window's counter */
+static void bf_store_count(struct bounceflood *bf)
+{
+    char key[40];
+    int n = snprintf(key, sizeof(key), "bf:n:%lld", (long long)bf->window);
+    uint64_t ttl = (uint64_t)bf->interval * BF_KEEP_WINDOWS;
+
+    if (bf->store && store_incr(bf->store, key, (size_t)n, 1, (unsigned)ttl, NULL, NULL) < 0)
+        log_warn("event=bounce_flood what=store key=%s error=\"%s\"", key, strerror(errno));
+}
+
+/* bf_env - the daemon's environment without MXGATE_*, then ours; NULL when out of memory */
+static char **bf_env(char *event, char *count)
+{
+    extern char **environ;
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ && environ[n] && n < BF_ENV_MAX)
+        n++;
+    env = calloc(n + 3, sizeof(*env));
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "MXGATE_EVENT=", 13) != 0 &&
+            strncmp(environ[i], "MXGATE_COUNT=", 13) != 0)
+            env[k++] = environ[i];
+    env[k++] = event;
+    env[k] = count;
+    return env;
+}
+
+/* bf_spawn_setup - stdin from /dev/null, no inherited descriptors, default signals */
+static int bf_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
+{
+    sigset_t none, all;
+    int rc;
+
+    sigemptyset(&none);
+    sigfillset(&all);
+    if ((rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
+        (rc = posix_spawn_file_actions_addclosefrom_np(fa, 3)) != 0 ||
+        (rc = posix_spawnattr_setsigmask(at, &none)) != 0 ||
+        (rc = posix_spawnattr_setsigdefault(at, &all)) != 0 ||
+        (rc = posix_spawnattr_setpgroup(at, 0)) != 0)
+        return rc;
+    return posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                            POSIX_SPAWN_SETPGROUP);
+}
+
+/* bf_spawn - start `hook event` without waiting for it; 0 or an errno value */
+static int bf_spawn(struct bounceflood *bf, enum bf_event ev, uint64_t count)
+{
+    char evar[32], cvar[48], arg[8];
+    char *argv[] = {bf->hook, arg, NULL}, **env;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int rc;
+
+    snprintf(arg, sizeof(arg), "%s", bf_event_name(ev));
+    snprintf(evar, sizeof(evar), "MXGATE_EVENT=%s", arg);
+    snprintf(cvar, sizeof(cvar), "MXGATE_COUNT=%" PRIu64, count);
+    if (!(env = bf_env(evar, cvar)))
+        return ENOMEM;
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+        free(env);
+        return rc;
+    }
+    if ((rc = posix_spawnattr_init(&at)) == 0) {
+        rc = bf_spawn_setup(&fa, &at);
+        if (rc == 0)
+            rc = posix_spawn(&bf->pid, bf->hook, &fa, &at, argv, env);
+        posix_spawnattr_destroy(&at);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    return rc;
+}
+
+/* bf_hook_run - spawn the hook for ev now and watch it */
+static void bf_hook_run(struct bounceflood *bf, enum bf_event ev, uint64_t count)
+{
+    struct timeval tv = {0, BF_REAP_MS * 1000};
+    char path[600];
+    int rc = bf_spawn(bf, ev, count);
+
+    log_quote(path, sizeof(path), bf->hook);
+    if (rc != 0) {
+        bf->pid = 0;
+        log_err("event=hook check=bounce_flood arg=%s status=error path=%s error=\"%s\"",
+                bf_event_name(ev), path, strerror(rc));
+        return;
+    }
+    bf->running = ev;
+    bf->killed = 0;
+    clock_gettime(CLOCK_MONOTONIC, &bf->begun);
+    event_add(bf->reap, &tv);
+    log_info("event=hook check=bounce_flood arg=%s pid=%ld status=started path=%s",
+             bf_event_name(ev), (long)bf->pid, path);
+}
+
+/* bf_hook - run the hook for ev, or let it wait for the running one */
+static void bf_hook(struct bounceflood *bf, enum bf_event ev, uint64_t count)
+{
+    if (!bf->hook)
+        return;
+    if (bf->pid == 0) {
+        bf_hook_run(bf, ev, count);
+        return;
+    }
+    if (bf->waiting != BF_NONE && bf->waiting != ev) {
+        /* a start and a stop that both wait leave things as the running hook makes them */
+        log_info("event=hook check=bounce_flood arg=%s status=cancelled waiting=%s",
+                 bf_event_name(ev), bf_event_name(bf->waiting));
+        bf->waiting = BF_NONE;
+        return;
+    }
+    bf->waiting = ev;
+    bf->waiting_count = count;
+}
+
+/* bf_hook_overrun - kill a hook that ran too long (its whole process group) */
+static void bf_hook_overrun(struct bounceflood *bf)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (bf->killed || now.tv_sec - bf->begun.tv_sec < BF_HOOK_TIMEOUT)
+        return;
+    log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=timeout seconds=%d",
+             bf_event_name(bf->running), (long)bf->pid, BF_HOOK_TIMEOUT);
+    if (kill(-bf->pid, SIGKILL) < 0)
+        kill(bf->pid, SIGKILL);
+    bf->killed = 1;
+}
+
+/* bf_reap - is our hook done? waitpid on its pid only: other children are not ours */
+static void bf_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct bounceflood *bf = arg;
+    struct timeval tv = {0, BF_REAP_MS * 1000};
+    int status = 0;
+    pid_t r = waitpid(bf->pid, &status, WNOHANG);
+
+    if (r == 0 || (r < 0 && errno == EINTR)) {
+        bf_hook_overrun(bf);
+        event_add(bf->reap, &tv);
+        return;
+    }
+    if (r < 0)
+        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=unknown error=\"%s\"",
+                 bf_event_name(bf->running), (long)bf->pid, strerror(errno));
+    else if (WIFEXITED(status))
+        log_msg(WEXITSTATUS(status) ? LOG_LVL_WARN : LOG_LVL_INFO,
+                "event=hook check=bounce_flood arg=%s pid=%ld status=exited code=%d",
+                bf_event_name(bf->running), (long)bf->pid, WEXITSTATUS(status));
+    else
+        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=killed signal=%d",
+                 bf_event_name(bf->running), (long)bf->pid, WTERMSIG(status));
+    bf->pid = 0;
+    if (bf->waiting != BF_NONE) {
+        enum bf_event ev = bf->waiting;
+        bf->waiting = BF_NONE;
+        bf_hook_run(bf, ev, bf->waiting_count);
+    }
+}
+
+/* bf_flood_start - the count of the current window reached start */
+static void bf_flood_start(struct bounceflood *bf, time_t now)
+{
+    bf->flooding = 1;
+    bf->since = now;
+    bf->low = 0;
+    log_warn("event=bounce_flood state=start count=%" PRIu64 " interval=%u", bf->count,
+             bf->interval);
+    stats_count(bf->stats, "bounce_flood.start");
+    bf_store_state(bf);
+    bf_hook(bf, BF_START, bf->count);
+}
+
+/* bf_flood_stop - low windows for hold seconds: the flood is over */
+static void bf_flood_stop(struct bounceflood *bf, uint64_t count, time_t now)
+{
+    log_info("event=bounce_flood state=stop count=%" PRIu64 " interval=%u duration=%lld", count,
+             bf->interval, (long long)(now - bf->since));
+    bf->flooding = 0;
+    bf->since = now;
+    bf->low = 0;
+    stats_count(bf->stats, "bounce_flood.stop");
+    bf_store_state(bf);
+    bf_hook(bf, BF_STOP, count);
+}
+
+/* bf_window_end - windows of secs seconds ended with count bounces each (hysteresis) */
+static void bf_window_end(struct bounceflood *bf, uint64_t count, uint64_t secs, time_t now)
+{
+    if (!bf->flooding)
+        return;
+    if (count > bf->stop) {
+        bf->low = 0;
+        return;
+    }
+    bf->low += secs;
+    if (bf->low >= bf->hold)
+        bf_flood_stop(bf, count, now);
+}
+
+/* bf_roll - close the windows that ended before now; the ones nobody saw were empty */
+static void bf_roll(struct bounceflood *bf, time_t now)
+{
+    time_t w = now - now % (time_t)bf->interval;
+    uint64_t gap;
+
+    if (w == bf->window)
+        return;
+    if (w < bf->window) { /* the clock went back: start afresh from here */
+        bf->window = w;
+        bf->count = 0;
+        return;
+    }
+    gap = (uint64_t)(w - bf->window) / bf->interval - 1; /* empty windows in between */
+    bf_window_end(bf, bf->count, bf->interval, now);
+    if (gap > 0)
+        bf_window_end(bf, 0, gap > BF_HOLD_MAX ? BF_HOLD_MAX : gap * bf->interval, now);
+    bf->window = w;
+    bf->count = 0;
+}
+
+/* bf_arm - the timer for the end of the current window */
+static void bf_arm(struct bounceflood *bf)
+{
+    struct timeval tv = {0, BF_TEST_POLL_MS * 1000};
+    struct timespec ts;
+    int64_t ms;
+
+    if (!bounceflood_clock) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ms = ((int64_t)bf->window + bf->interval - ts.tv_sec) * 1000 - ts.tv_nsec / 1000000 +
+             BF_TICK_SLACK_MS;
+        if (ms < BF_TICK_SLACK_MS)
+            ms = BF_TICK_SLACK_MS;
+        tv.tv_sec = (time_t)(ms / 1000);
+        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    }
+    event_add(bf->tick, &tv);
+}
+
+/* bf_tick - a window ended: transitions happen even when no mail arrives */
+static void bf_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct bounceflood *bf = arg;
+
+    bf_roll(bf, bf_now());
+    bf_arm(bf);
+}
+
+/* bf_count - one bounce now */
+static void bf_count(struct bounceflood *bf)
+{
+    time_t now = bf_now();
+
+    bf_roll(bf, now);
+    if (bf->count < UINT64_MAX)
+        bf->count++;
+    bf_store_count(bf);
+    if (!bf->flooding && bf->count >= bf->start)
+        bf_flood_start(bf, now);
+}
+
+/* bounceflood_run - count the bounce; never an opinion */
+static void bounceflood_run(void *state, struct policy_job *job, enum policy_stage stage,
+                            struct policy_client *cl)
+{
+    struct policy_verdict v;
+
+    if (stage == POLICY_RCPT && cl->sender && cl->sender[0] == '\0')
+        bf_count(state);
+    policy_verdict_dunno(&v);
+    policy_job_done(job, &v);
+}
+
+/* bf_loaded - the state recorded before a restart: resume a flood so its stop hook runs */
+static void bf_loaded(void *arg, int status, const void *val, size_t vlen)
+{
+    struct bf_load *ld = arg;
+    struct bounceflood *bf = ld->bf;
+    char buf[48], *end;
+    long long since;
+
+    free(ld);
+    if (!bf)
+        return;
+    bf->load = NULL;
+    if (status == STORE_NOTFOUND) {
+        bf_store_state(bf);
+        return;
+    }
+    if (status != STORE_OK || vlen >= sizeof(buf) || bf->flooding)
+        return;
+    memcpy(buf, val, vlen);
+    buf[vlen] = '\0';
+    if (strncmp(buf, "flood ", 6) != 0)
+        return;
+    since = strtoll(buf + 6, &end, 10);
+    if (*end != '\0' || since <= 0)
+        return;
+    bf->flooding = 1;
+    bf->since = (time_t)since;
+    bf->low = 0;
+    log_warn("event=bounce_flood state=resume since=%lld interval=%u", since, bf->interval);
+}
+
+/* bf_load_state - ask the store what state a previous run left */
+static void bf_load_state(struct bounceflood *bf)
+{
+    struct bf_load *ld;
+
+    if (!bf->store || !(ld = calloc(1, sizeof(*ld))))
+        return;
+    ld->bf = bf;
+    if (store_get(bf->store, BF_STATE_KEY, strlen(BF_STATE_KEY), bf_loaded, ld) < 0) {
+        free(ld);
+        return;
+    }
+    bf->load = ld;
+}
+
+/* bf_int - a numeric option within [lo, hi]; -1 with err naming the section's line */
+static int bf_int(const struct config *cfg, cfg_t *sec, const char *name, long lo, long hi,
+                  unsigned *out, char *err, size_t errlen)
+{
+    long v = cfg_getint(sec, name);
+
+    if (v < lo || v > hi) {
+        snprintf(err, errlen, "%s:%d: bounce_flood: %s must be between %ld and %ld", cfg->path,
+                 sec->line, name, lo, hi);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* bf_hook_path - the hook: an executable regular file, made absolute */
+static int bf_hook_path(const struct config *cfg, cfg_t *sec, struct bounceflood *bf, char *err,
+                        size_t errlen)
+{
+    const char *h = cfg_getstr(sec, "hook"), *why = NULL;
+    struct stat sb;
+
+    if (!h)
+        return 0;
+    if (!*h || !(bf->hook = fs_abspath(h))) {
+        snprintf(err, errlen, "%s:%d: bounce_flood: hook \"%s\": %s", cfg->path, sec->line, h,
+                 *h ? strerror(errno) : "empty path");
+        return -1;
+    }
+    if (stat(bf->hook, &sb) < 0 || (S_ISREG(sb.st_mode) && access(bf->hook, X_OK) < 0))
+        why = strerror(errno);
+    else if (!S_ISREG(sb.st_mode))
+        why = "not a regular file";
+    if (why) {
+        snprintf(err, errlen, "%s:%d: bounce_flood: hook %s: %s", cfg->path, sec->line, bf->hook,
+                 why);
+        return -1;
+    }
+    return 0;
+}
+
+/* bf_options - read and check the section */
+static int bf_options(const struct config *cfg, cfg_t *sec, struct bounceflood *bf, char *err,
+                      size_t errlen)
+{
+    if (bf_int(cfg, sec, "interval", 1, BF_INTERVAL_MAX, &bf->interval, err, errlen) < 0 ||
+        bf_int(cfg, sec, "start", 1, BF_COUNT_MAX, &bf->start, err, errlen) < 0 ||
+        bf_int(cfg, sec, "stop", 0, BF_COUNT_MAX, &bf->stop, err, errlen) < 0 ||
+        bf_int(cfg, sec, "hold", 0, BF_HOLD_MAX, &bf->hold, err, errlen) < 0)
+        return -1;
+    if (bf->stop >= bf->start) {
+        snprintf(err, errlen, "%s:%d: bounce_flood: stop (%u) must be below start (%u)", cfg->path,
+                 sec->line, bf->stop, bf->start);
+        return -1;
+    }
+    return bf_hook_path(cfg, sec, bf, err, errlen);
+}
+
+/* bounceflood_free - timers, hook path; a running hook is left to finish on its own */
+static void bounceflood_free(void *state)
+{
+    struct bounceflood *bf = state;
+
+    if (!bf)
+        return;
+    if (bf->load)
+        bf->load->bf = NULL;
+    if (bf->pid > 0)
+        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=abandoned",
+                 bf_event_name(bf->running), (long)bf->pid);
+    if (bf->tick)
+        event_free(bf->tick);
+    if (bf->reap)
+        event_free(bf->reap);
+    free(bf->hook);
+    free(bf);
+}
+
+/* bounceflood_init - the section (defaults when absent), the timers, the recorded state */
+static int bounceflood_init(const struct policy_env *env, void **state, char *err, size_t errlen)
+{
+    struct bounceflood *bf = calloc(1, sizeof(*bf));
+    cfg_t *sec = cfg_getsec(env->cfg->raw, "bounce_flood");
+    time_t now = bf_now();
+
+    if (!bf) {
+        snprintf(err, errlen, "bounce_flood: out of memory");
+        return -1;
+    }
+    bf->store = env->store;
+    bf->stats = env->stats;
+    /* libconfuse gives a section that is absent from the file with its defaults */
+    if (!sec) {
+        snprintf(err, errlen, "%s:0: bounce_flood: no bounce_flood section", env->cfg->path);
+        bounceflood_free(bf);
+        return -1;
+    }
+    if (bf_options(env->cfg, sec, bf, err, errlen) < 0) {
+        bounceflood_free(bf);
+        return -1;
+    }
+    bf->window = now - now % (time_t)bf->interval;
+    bf->since = now;
+    bf->tick = evtimer_new(env->base, bf_tick, bf);
+    bf->reap = evtimer_new(env->base, bf_reap, bf);
+    if (!bf->tick || !bf->reap) {
+        snprintf(err, errlen, "bounce_flood: out of memory");
+        bounceflood_free(bf);
+        return -1;
+    }
+    bf_arm(bf);
+    bf_load_state(bf);
+    *state = bf;
+    return 0;
+}
+
+const struct policy_check_ops policy_check_bounce_flood = {
+    .name = "bounce_flood",
+    .stages = POLICY_STAGE(POLICY_RCPT),
+    .init = bounceflood_init,
+    .run = bounceflood_run,
+    .cancel = NULL,
+    .reload = NULL,
+    .free = bounceflood_free,
+    .disconnect = NULL,
+};
