@@ -35,6 +35,7 @@ struct options {
 };
 
 /* usage - the command line, then exit 2 */
+static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
     fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-c config]\n"
@@ -274,7 +275,8 @@ int main(int argc, char **argv)
     }
     log_init("mxgated", o.foreground, o.debug || strcmp(cfg->log_level, "debug") == 0);
     signal(SIGPIPE, SIG_IGN);
-    if (!o.foreground && daemon(0, 0) < 0)
+    /* nochdir: relative paths of check files (lists, hook) stay as the operator wrote them */
+    if (!o.foreground && daemon(1, 0) < 0)
         log_fatal("event=fatal what=daemon error=\"%s\"", strerror(errno));
     rc = run(cfg, &o);
     config_free(cfg);

@@ -20,6 +20,7 @@
 #define CTL_HEADER_MAX (64 * 1024)
 
 /* usage - exit 2 */
+static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
     fprintf(stderr, "usage: mxgatectl [-c config] queue list|show ID|flush|delete ID\n"
