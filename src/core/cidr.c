@@ -147,3 +147,30 @@ int sockaddr_parse(const char *s, int default_port, struct sockaddr_storage *ss,
     }
     return -1;
 }
+
+/* sockaddr_network - the client's network as text */
+int sockaddr_network(const struct sockaddr *sa, int v4prefix, int v6prefix, char *out, size_t len)
+{
+    unsigned char a[16];
+    char txt[INET6_ADDRSTRLEN];
+    int fam, bits;
+
+    if (sa->sa_family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        fam = AF_INET;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *s6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        fam = IN6_IS_ADDR_V4MAPPED(s6) ? AF_INET : AF_INET6;
+        memcpy(a, fam == AF_INET ? s6->s6_addr + 12 : s6->s6_addr, fam == AF_INET ? 4 : 16);
+    } else {
+        return -1;
+    }
+    bits = fam == AF_INET ? v4prefix : v6prefix;
+    for (int i = 0; i < (fam == AF_INET ? 4 : 16); i++) {
+        int keep = bits - 8 * i;
+        a[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
+    }
+    if (!inet_ntop(fam, a, txt, sizeof(txt)))
+        return -1;
+    return snprintf(out, len, "%s/%d", txt, bits) < (int)len ? 0 : -1;
+}

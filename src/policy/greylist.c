@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -76,28 +77,7 @@ static time_t gl_now(void)
 /* gl_network - "192.0.2.0/24": the client's address masked to the configured prefix */
 static int gl_network(const struct greylist *g, const struct sockaddr *sa, char *out, size_t len)
 {
-    unsigned char a[16];
-    char txt[INET6_ADDRSTRLEN];
-    int fam, bits;
-
-    if (sa->sa_family == AF_INET) {
-        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        fam = AF_INET;
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *s6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        fam = IN6_IS_ADDR_V4MAPPED(s6) ? AF_INET : AF_INET6;
-        memcpy(a, fam == AF_INET ? s6->s6_addr + 12 : s6->s6_addr, fam == AF_INET ? 4 : 16);
-    } else {
-        return -1;
-    }
-    bits = fam == AF_INET ? g->v4prefix : g->v6prefix;
-    for (int i = 0; i < (fam == AF_INET ? 4 : 16); i++) {
-        int keep = bits - 8 * i;
-        a[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
-    }
-    if (!inet_ntop(fam, a, txt, sizeof(txt)))
-        return -1;
-    return snprintf(out, len, "%s/%d", txt, bits) < (int)len ? 0 : -1;
+    return sockaddr_network(sa, g->v4prefix, g->v6prefix, out, len);
 }
 
 /* gl_lower - append s lower-cased, at most GL_ADDR_MAX octets of it */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -108,28 +109,7 @@ static time_t rl_now(void)
 /* rl_network - "192.0.2.7/32": the client's address masked to the configured prefix */
 static int rl_network(const struct ratelimit *rl, const struct sockaddr *sa, char *out, size_t len)
 {
-    unsigned char a[16];
-    char txt[INET6_ADDRSTRLEN];
-    int fam, bits;
-
-    if (sa->sa_family == AF_INET) {
-        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        fam = AF_INET;
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *s6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        fam = IN6_IS_ADDR_V4MAPPED(s6) ? AF_INET : AF_INET6;
-        memcpy(a, fam == AF_INET ? s6->s6_addr + 12 : s6->s6_addr, fam == AF_INET ? 4 : 16);
-    } else {
-        return -1;
-    }
-    bits = fam == AF_INET ? rl->v4prefix : rl->v6prefix;
-    for (int i = 0; i < (fam == AF_INET ? 4 : 16); i++) {
-        int keep = bits - 8 * i;
-        a[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
-    }
-    if (!inet_ntop(fam, a, txt, sizeof(txt)))
-        return -1;
-    return snprintf(out, len, "%s/%d", txt, bits) < (int)len ? 0 : -1;
+    return sockaddr_network(sa, rl->v4prefix, rl->v6prefix, out, len);
 }
 
 /* rl_hash_str - FNV-1a of a network */
