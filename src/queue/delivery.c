@@ -59,6 +59,7 @@ struct delivery {
     unsigned pending;   /* legs not finished */
     unsigned pool_jobs; /* jobs in the pool that point at us */
     int cancelled;
+    int starting; /* inside delivery_start: finishing must not be synchronous */
     delivery_done_fn done;
     void *arg;
     /* decided in delivery_finish, carried out in the pool */
@@ -410,6 +411,7 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
         errno = ENOENT;
         return NULL;
     }
+    d->starting = 1;
     if (time(NULL) - d->env.arrival >= (time_t)ctx->cfg->queue.lifetime) {
         dl_expire(d);
         d->pending = 1;
@@ -417,6 +419,7 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
     } else {
         dl_start_legs(d);
     }
+    d->starting = 0;
     return d;
 }
 
@@ -587,9 +590,29 @@ static void dl_decide(struct delivery *d, time_t now)
     }
 }
 
-/* delivery_finish - every leg answered: decide on the loop, write in the pool */
+/* dl_all_delivered_or_final - nothing deferred: the message can leave the queue */
+static int dl_all_final(const struct delivery *d)
+{
+    for (size_t i = 0; i < d->nr; i++)
+        if (d->r[i].res == DL_DEFER)
+            return 0;
+    return 1;
+}
+
+/*
+ * delivery_finish - every leg answered. A message that is done and needs no
+ * DSN leaves the queue at once, on the loop: the unlink needs no sync, and
+ * the sooner it happens after the next hop's 250, the smaller the window in
+ * which a crash would deliver it twice. Everything else is written in the pool.
+ */
 static void delivery_finish(struct delivery *d)
 {
     dl_decide(d, time(NULL));
+    if (!d->starting && !d->make_dsn && dl_all_final(d)) {
+        d->pool_jobs++; /* dl_finish_done releases it */
+        dl_finish_work(d);
+        dl_finish_done(d);
+        return;
+    }
     dl_submit(d, dl_finish_work, dl_finish_done, d);
 }

@@ -2,6 +2,7 @@
 #include "smtp/server.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -121,12 +122,37 @@ static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
     session_start(srv, sl->conf, fd, sa, (socklen_t)salen);
 }
 
-/* server_accept_error - EMFILE and friends: pause briefly instead of spinning */
+/* server_resume - try accepting again after a pause */
+static void server_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct server_listener *sl = arg;
+
+    sl->paused = 0;
+    evconnlistener_enable(sl->evl);
+}
+
+/*
+ * server_accept_error - out of descriptors (or memory) the pending connection
+ * stays pending and accept fails at once, forever: stop accepting for a
+ * moment instead of spinning, and say so once per pause.
+ */
 static void server_accept_error(struct evconnlistener *evl, void *arg)
 {
+    struct server_listener *sl = arg;
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
     int e = EVUTIL_SOCKET_ERROR();
 
-    log_warn("event=accept_error error=\"%s\"", evutil_socket_error_to_string(e));
+    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+        log_warn("event=accept_error error=\"%s\"", evutil_socket_error_to_string(e));
+        return;
+    }
+    evconnlistener_disable(evl);
+    if (!sl->paused)
+        log_warn("event=accept_error error=\"%s\" action=\"pause accepting for 250 ms\"",
+                 evutil_socket_error_to_string(e));
+    sl->paused = 1;
+    if (sl->resume)
+        evtimer_add(sl->resume, &tv);
 }
 
 /* server_listen - bind each configured address */
@@ -157,6 +183,7 @@ int server_listen(struct server *srv, char *err, size_t errlen)
             return -1;
         }
         evconnlistener_set_error_cb(sl->evl, server_accept_error);
+        sl->resume = evtimer_new(srv->base, server_resume, sl);
         srv->nlisteners++;
         log_info("event=listen listener=%s address=%s", sl->conf->name, sl->conf->address);
     }
@@ -173,8 +200,11 @@ void server_enable(struct server *srv)
 /* server_close - listeners first, so nothing new arrives while sessions end */
 void server_close(struct server *srv)
 {
-    for (size_t i = 0; i < srv->nlisteners; i++)
+    for (size_t i = 0; i < srv->nlisteners; i++) {
         evconnlistener_free(srv->listeners[i].evl);
+        if (srv->listeners[i].resume)
+            event_free(srv->listeners[i].resume);
+    }
     free(srv->listeners);
     srv->listeners = NULL;
     srv->nlisteners = 0;

@@ -32,6 +32,8 @@ struct server_listener {
     struct server *srv;
     const struct config_listen *conf;
     struct evconnlistener *evl;
+    struct event *resume; /* re-enables accepting after running out of descriptors */
+    int paused;
 };
 
 struct server {

@@ -37,6 +37,8 @@ static void session_free(struct session *s)
     session_tx_free(s);
     if (s->greet_timer)
         event_free(s->greet_timer);
+    if (s->deadline)
+        event_free(s->deadline);
     if (s->bev)
         bufferevent_free(s->bev);
     if (!s->fd_in_bev)
@@ -111,12 +113,53 @@ void session_error(struct session *s, const char *stage, const char *fmt, ...)
         session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
 }
 
-/* session_set_timeout - idle limit for reading and for a client that stops reading */
+/* session_deadline_cb - a line did not complete in time */
+static void session_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    switch (s->state) {
+    case SESS_COMMAND:
+    case SESS_DATA:
+        log_info("event=timeout sid=%s client=%s state=%s", s->sid, s->ip,
+                 s->state == SESS_DATA ? "data" : "command");
+        session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
+        break;
+    case SESS_POLICY:
+    case SESS_COMMIT:
+        session_arm_deadline(s); /* we are the ones being slow: wait for ourselves */
+        break;
+    default: /* greeting, TLS handshake, or a close that could not be flushed */
+        s->close_reason = "timeout";
+        session_free(s);
+        break;
+    }
+}
+
+/* session_arm_deadline - (re)start the time the current line may take */
+void session_arm_deadline(struct session *s)
+{
+    struct timeval tv = {.tv_sec = s->line_timeout, .tv_usec = 0};
+
+    if (!s->deadline)
+        s->deadline = evtimer_new(s->srv->base, session_deadline_cb, s);
+    if (s->deadline)
+        evtimer_add(s->deadline, &tv);
+}
+
+/*
+ * session_set_timeout - a client that stops reading our replies is cut off by
+ * the bufferevent's write timeout; reading is bounded per line by our own
+ * deadline, which only a complete line renews: libevent's read timeout would
+ * restart on every byte, and one byte a second would hold a session forever.
+ */
 void session_set_timeout(struct session *s, unsigned seconds)
 {
     struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
 
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    bufferevent_set_timeouts(s->bev, NULL, &tv);
+    s->line_timeout = seconds;
+    session_arm_deadline(s);
 }
 
 /* session_line_error - refuse a malformed command line without parsing it */
@@ -163,6 +206,7 @@ static int session_command_step(struct session *s, struct evbuffer *in)
     }
     evbuffer_remove(in, line, len + 1);
     line[len] = '\0';
+    session_arm_deadline(s); /* a whole line: the next one gets its full time */
     if (++s->ncommands > s->srv->cfg->limits.max_commands) {
         session_close(s, "commands", "421 4.7.0 %s Error: too many commands",
                       s->srv->cfg->hostname);

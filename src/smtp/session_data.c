@@ -180,6 +180,7 @@ int session_data_step(struct session *s, struct evbuffer *in)
         return 1;
     }
     evbuffer_remove(in, line, len);
+    session_arm_deadline(s); /* per complete line: a trickle of octets renews nothing */
     crlf = len >= 2 && line[len - 2] == '\r';
     if (!crlf || memchr(line, '\r', len - 2))
         data_fail(tx, DATA_BARE);

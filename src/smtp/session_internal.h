@@ -71,7 +71,9 @@ struct session {
     struct smtp_tx *tx;
     const char *cur_rcpt; /* the RCPT path being judged, for reject log lines */
     struct event *greet_timer;
-    unsigned greet_wait; /* SESSION_WAIT_* still holding the greeting back */
+    struct event *deadline; /* per line: partial input does not extend it (slowloris) */
+    unsigned line_timeout;  /* seconds the current line may take */
+    unsigned greet_wait;    /* SESSION_WAIT_* still holding the greeting back */
     int greeted;
     struct session_commit *commit;
     const char *close_reason;
@@ -114,8 +116,10 @@ void session_error(struct session *s, const char *stage, const char *fmt, ...)
 /* session_close - send the final reply line and close once it is flushed */
 void session_close(struct session *s, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* session_set_timeout - read/write timeout for the current state */
+/* session_set_timeout - the time a line may take in this state, and the write timeout */
 void session_set_timeout(struct session *s, unsigned seconds);
+/* session_arm_deadline - a complete line was read: restart its deadline */
+void session_arm_deadline(struct session *s);
 /* session_process - consume as much buffered input as the state allows */
 void session_process(struct session *s);
 
