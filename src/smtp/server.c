@@ -92,12 +92,10 @@ static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip
     close(fd);
 }
 
-/* server_accept - apply the connection limits, then hand the socket to a session */
-static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                          int salen, void *arg)
+/* server_adopt - apply the connection limits, then hand the socket to a session */
+void server_adopt(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+                  const struct sockaddr *sa, socklen_t salen)
 {
-    struct server_listener *sl = arg;
-    struct server *srv = sl->srv;
     struct server_ip_count *c;
     uint8_t key[16];
     char ip[64];
@@ -119,7 +117,16 @@ static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
     }
     c->count++;
     srv->nconn++;
-    session_start(srv, sl->conf, fd, sa, (socklen_t)salen);
+    session_start(srv, l, fd, sa, salen);
+}
+
+/* server_accept - a listener accepted fd */
+static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    struct server_listener *sl = arg;
+
+    server_adopt(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
 }
 
 /* server_resume - try accepting again after a pause */

@@ -7,6 +7,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <event2/util.h>
+
 struct event_base;
 struct evconnlistener;
 struct config;
@@ -62,6 +64,14 @@ void server_enable(struct server *srv);
 
 /* server_close - stop listening and end every session */
 void server_close(struct server *srv);
+
+/*
+ * server_adopt - take a connected socket as if a listener l had accepted it:
+ * the connection limits apply (refused with 421 and closed when over them),
+ * then a session starts. server_accept uses it; so does the session fuzzer.
+ */
+void server_adopt(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+                  const struct sockaddr *sa, socklen_t salen);
 
 /* server_ip_release - a session from sa ended (pairs with the accept-time count) */
 void server_ip_release(struct server *srv, const struct sockaddr *sa);

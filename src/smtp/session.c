@@ -219,8 +219,8 @@ static int session_command_step(struct session *s, struct evbuffer *in)
     return 1;
 }
 
-/* session_process - run the state machine over buffered input */
-void session_process(struct session *s)
+/* session_consume - run the state machine over buffered input */
+static void session_consume(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
@@ -248,6 +248,55 @@ void session_process(struct session *s)
         default:
             return; /* commit, TLS switch or closing: input waits */
         }
+    }
+}
+
+/*
+ * session_eof_close - the client sent EOF and all it sent before is
+ * answered: close once the replies are flushed (the write callback frees).
+ */
+static void session_eof_close(struct session *s)
+{
+    s->close_reason = "eof";
+    s->state = SESS_CLOSING;
+    session_set_timeout(s, SESSION_CLOSE_TIMEOUT);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * session_process - consume buffered input; after EOF, close when nothing
+ * waits any more (no TLS handshake can follow a STARTTLS either).
+ */
+void session_process(struct session *s)
+{
+    session_consume(s);
+    if (s->peer_eof &&
+        (s->state == SESS_COMMAND || s->state == SESS_DATA || s->state == SESS_TLS_SWITCH))
+        session_eof_close(s);
+}
+
+/*
+ * session_eof - EOF from the client, which may still be reading: commands
+ * it pipelined before (the final dot and QUIT, say) are still answered, and
+ * a commit under way still gets its 250, or the client would send the
+ * message again. 0 when the session should just end.
+ */
+static int session_eof(struct session *s)
+{
+    switch (s->state) {
+    case SESS_COMMAND:
+    case SESS_DATA:
+    case SESS_POLICY:
+    case SESS_COMMIT:
+    case SESS_TLS_SWITCH:
+        s->peer_eof = 1;
+        session_process(s); /* in POLICY and COMMIT: again when they resume */
+        return 1;
+    case SESS_CLOSING:
+        return 1; /* the last reply is being flushed; the write callback frees */
+    default:
+        return 0;
     }
 }
 
@@ -302,9 +351,11 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
         session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
         return;
     }
+    if ((what & BEV_EVENT_EOF) && session_eof(s))
+        return;
     if (what & BEV_EVENT_TIMEOUT)
         s->close_reason = "timeout";
-    else if (what & BEV_EVENT_ERROR)
+    else if ((what & BEV_EVENT_ERROR) && !s->peer_eof) /* after EOF: the client went, as said */
         s->close_reason = s->state == SESS_TLS_HANDSHAKE ? "tls-error" : "error";
     else if (!s->close_reason)
         s->close_reason = "eof";

@@ -68,6 +68,7 @@ struct session {
     unsigned ncommands;
     unsigned nmessages;
     int cmd_discard; /* dropping the rest of an over-long command line */
+    int peer_eof;    /* the client sent EOF: answer what it sent, then close */
     struct smtp_tx *tx;
     const char *cur_rcpt; /* the RCPT path being judged, for reject log lines */
     struct event *greet_timer;
