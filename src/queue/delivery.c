@@ -170,6 +170,7 @@ static void dl_client_start(struct dl_leg *leg)
         .connect_timeout = (int)cfg->delivery.connect_timeout,
         .command_timeout = (int)cfg->delivery.command_timeout,
         .data_timeout = (int)cfg->delivery.data_timeout,
+        .cache = d->ctx.conn_cache,
         .done = dl_client_done,
         .arg = leg,
     };

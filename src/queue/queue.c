@@ -14,6 +14,10 @@
 #include "queue/bouncelimit.h"
 #include "queue/delivery.h"
 #include "queue/spool.h"
+#include "smtp/client.h"
+
+#define QUEUE_CONN_IDLE_MAX 64 /* idle delivery connections kept at most */
+#define QUEUE_CONN_IDLE_SECS 5 /* and for how long (below servers' own idle timeouts) */
 
 enum qstate { Q_WAIT, Q_READY, Q_ACTIVE };
 
@@ -245,13 +249,16 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, struc
 
     if (!q)
         return NULL;
-    q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL};
+    q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL, NULL};
     q->ctx.bounces = bouncelimit_new(cfg->queue.bounce_limit, cfg->queue.bounce_window);
+    /* one connection per message to the same internal server would cost a
+     * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
+    q->ctx.conn_cache = smtp_client_cache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
     TAILQ_INIT(&q->ready);
     TAILQ_INIT(&q->active);
     q->timer = evtimer_new(base, queue_timer_cb, q);
     q->kick = event_new(base, -1, 0, queue_kick_cb, q);
-    if (!q->ctx.bounces || !q->timer || !q->kick) {
+    if (!q->ctx.bounces || !q->ctx.conn_cache || !q->timer || !q->kick) {
         queue_free(q);
         return NULL;
     }
@@ -371,5 +378,6 @@ void queue_free(struct queue *q)
     if (q->kick)
         event_free(q->kick);
     bouncelimit_free(q->ctx.bounces);
+    smtp_client_cache_free(q->ctx.conn_cache); /* after the attempts that used it */
     free(q);
 }

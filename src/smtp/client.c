@@ -11,6 +11,16 @@
  * Probe mode (recipient verification) is the same walk cut short: after
  * the RCPT replies comes QUIT instead of DATA, and only a RCPT reply
  * speaks for a recipient.
+ *
+ * With a connection cache (Postfix's connection reuse) a connection whose
+ * transaction ended with the whole reply to the final dot is parked
+ * instead of QUIT, with the extensions its EHLO announced and its TLS
+ * state; the next request for the same key starts at MAIL FROM on it
+ * (no RSET: the transaction is over). A parked connection is dropped when
+ * the peer closes it or says anything, and gets QUIT after the idle
+ * timeout. A reused connection can still turn out dead when we speak:
+ * while MAIL FROM has no reply yet nothing was delivered, so the request
+ * silently starts over on a fresh connection, once.
  */
 #include "smtp/client.h"
 
@@ -23,6 +33,8 @@
 #include <strings.h>
 #include <unistd.h>
 #include <netdb.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <event2/buffer.h>
@@ -39,6 +51,7 @@
 #define BODY_HIWAT 65536    /* body bytes queued for output at most */
 #define PATH_MAX_LEN 256    /* RFC 5321 4.5.3.1.3, also bounds the HELO name */
 #define QUIT_WAIT 2         /* seconds to wait for the 221 */
+#define CACHE_BUCKETS 64    /* hash buckets of the cache's key index */
 
 /* the reply awaited, or what is under way */
 enum cstate {
@@ -48,6 +61,7 @@ enum cstate {
     ST_HELO,
     ST_STARTTLS,
     ST_TLS,
+    ST_REUSE, /* a parked connection was adopted: MAIL FROM comes from the loop */
     ST_MAIL,
     ST_RCPT,
     ST_DATA,
@@ -93,9 +107,50 @@ struct smtp_client {
     off_t body_pos;     /* next body byte to read from the file */
     uint64_t body_left; /* body bytes not yet queued */
     char tail[2];       /* the last two body bytes queued */
+    int reuse_pending;  /* on a cached connection, no reply read yet: if it
+                           proves dead now, start over on a fresh one */
+};
+
+/* What a request must match to reuse a parked connection. */
+struct ckey {
+    struct sockaddr_storage addr; /* bytes beyond addrlen are zero */
+    socklen_t addrlen;
+    int lmtp;
+    int tls; /* STARTTLS was wanted */
+    char helo[PATH_MAX_LEN + 1];
+};
+
+/* A parked connection and what was learned on it. */
+struct cconn {
+    struct smtp_client_cache *cache;
+    TAILQ_ENTRY(cconn) age_link;    /* cache->age: oldest first */
+    TAILQ_ENTRY(cconn) bucket_link; /* its bucket: newest first, for LIFO reuse */
+    unsigned bucket;
+    struct ckey key;
+    struct bufferevent *bev;
+    struct event *timer; /* the idle timeout */
+    unsigned ext;        /* X_* of the last EHLO/LHLO */
+    uint64_t size_max;
+    int tls_refused;
+    int tls;
+    char tls_desc[96];
+    char peer_greeting[128];
+};
+
+TAILQ_HEAD(cconn_list, cconn);
+
+struct smtp_client_cache {
+    struct event_base *base;
+    unsigned max_idle;
+    unsigned per_key; /* half the cache, so that one busy next hop never takes it all */
+    unsigned nidle;
+    struct timeval idle;
+    struct cconn_list age;
+    struct cconn_list buckets[CACHE_BUCKETS];
 };
 
 static int dispatch(struct smtp_client *c);
+static int reuse_retry(struct smtp_client *c);
 
 /* stage_name - the command whose reply is awaited, for messages */
 static const char *stage_name(const struct smtp_client *c)
@@ -105,7 +160,7 @@ static const char *stage_name(const struct smtp_client *c)
         [ST_HELO] = "HELO",         [ST_STARTTLS] = "STARTTLS", [ST_TLS] = "TLS handshake",
         [ST_MAIL] = "MAIL FROM",    [ST_RCPT] = "RCPT TO",      [ST_DATA] = "DATA",
         [ST_BODY] = "message body", [ST_DOT] = "end of data",   [ST_QUIT] = "QUIT",
-        [ST_DONE] = "end",
+        [ST_DONE] = "end",          [ST_REUSE] = "MAIL FROM",
     };
     if (c->st == ST_EHLO && c->req.lmtp)
         return "LHLO";
@@ -206,6 +261,171 @@ static void reply_to_all(struct smtp_client *c, int ok)
             reply_to(c, i, ok);
 }
 
+/* key_make - the cache key of request r; -1 when r cannot be cached */
+static int key_make(struct ckey *k, const struct smtp_client_req *r)
+{
+    memset(k, 0, sizeof *k);
+    if (r->addrlen > sizeof k->addr || strlen(r->helo) >= sizeof k->helo)
+        return -1;
+    memcpy(&k->addr, &r->addr, r->addrlen);
+    k->addrlen = r->addrlen;
+    k->lmtp = r->lmtp != 0;
+    k->tls = r->tls != NULL;
+    memcpy(k->helo, r->helo, strlen(r->helo) + 1);
+    return 0;
+}
+
+/* key_bucket - FNV-1a of the key, reduced to a bucket index */
+static unsigned key_bucket(const struct ckey *k)
+{
+    const unsigned char *a = (const unsigned char *)&k->addr;
+    uint32_t h = 2166136261u;
+
+    for (socklen_t i = 0; i < k->addrlen; i++)
+        h = (h ^ a[i]) * 16777619u;
+    h = (h ^ (unsigned)(k->lmtp * 2 + k->tls)) * 16777619u;
+    for (const char *p = k->helo; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % CACHE_BUCKETS;
+}
+
+/* key_eq - two keys name the same kind of connection */
+static int key_eq(const struct ckey *a, const struct ckey *b)
+{
+    return a->addrlen == b->addrlen && a->lmtp == b->lmtp && a->tls == b->tls &&
+           memcmp(&a->addr, &b->addr, a->addrlen) == 0 && strcmp(a->helo, b->helo) == 0;
+}
+
+/* quit_now - QUIT without waiting for the 221 (as Postfix by default):
+ * written only if the socket takes it at once, since the caller closes
+ * the connection right after */
+static void quit_now(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+    if (ssl == NULL)
+        (void)send(bufferevent_getfd(bev), "QUIT\r\n", 6, MSG_DONTWAIT | MSG_NOSIGNAL);
+    else if (SSL_write(ssl, "QUIT\r\n", 6) <= 0)
+        ERR_clear_error();
+}
+
+/* cconn_unlink - take a parked connection out of the cache's lists */
+static void cconn_unlink(struct cconn *cc)
+{
+    struct smtp_client_cache *cache = cc->cache;
+
+    TAILQ_REMOVE(&cache->age, cc, age_link);
+    TAILQ_REMOVE(&cache->buckets[cc->bucket], cc, bucket_link);
+    cache->nidle--;
+}
+
+/* cconn_free - release an unlinked entry and its connection, if still there */
+static void cconn_free(struct cconn *cc)
+{
+    if (cc->bev)
+        bufferevent_free(cc->bev);
+    if (cc->timer)
+        event_free(cc->timer);
+    free(cc);
+}
+
+/* cconn_close - drop a parked connection, with QUIT when it is still healthy */
+static void cconn_close(struct cconn *cc, int say_quit)
+{
+    cconn_unlink(cc);
+    if (say_quit)
+        quit_now(cc->bev);
+    cconn_free(cc);
+}
+
+/* on_park_timer - unused for idle_timeout seconds: QUIT and close */
+static void on_park_timer(evutil_socket_t fd, short what, void *arg)
+{
+    cconn_close(arg, 1);
+}
+
+/* on_park_read - an idle peer spoke unasked (typically a 421 before it
+ * closes): the connection is no longer fit for a transaction */
+static void on_park_read(struct bufferevent *bev, void *arg)
+{
+    cconn_close(arg, 0);
+}
+
+/* on_park_event - the peer closed the idle connection, or it failed */
+static void on_park_event(struct bufferevent *bev, short what, void *arg)
+{
+    cconn_close(arg, 0);
+}
+
+/* cache_insert - park cc: newest first in its bucket; beyond the per-key
+ * or the total limit the oldest goes */
+static void cache_insert(struct smtp_client_cache *cache, struct cconn *cc)
+{
+    struct cconn_list *b = &cache->buckets[cc->bucket];
+    struct cconn *x, *oldest = NULL;
+    unsigned same = 0;
+
+    TAILQ_FOREACH(x, b, bucket_link)
+    {
+        if (key_eq(&x->key, &cc->key)) {
+            same++;
+            oldest = x;
+        }
+    }
+    if (same >= cache->per_key)
+        cconn_close(oldest, 1);
+    TAILQ_INSERT_HEAD(b, cc, bucket_link);
+    TAILQ_INSERT_TAIL(&cache->age, cc, age_link);
+    if (++cache->nidle > cache->max_idle)
+        cconn_close(TAILQ_FIRST(&cache->age), 1);
+}
+
+/* cache_take - unlink and return the most recently parked connection for
+ * key (the one least likely to have been closed by the peer), or NULL */
+static struct cconn *cache_take(struct smtp_client_cache *cache, const struct ckey *key)
+{
+    struct cconn *cc;
+
+    TAILQ_FOREACH(cc, &cache->buckets[key_bucket(key)], bucket_link)
+    {
+        if (key_eq(&cc->key, key)) {
+            cconn_unlink(cc);
+            return cc;
+        }
+    }
+    return NULL;
+}
+
+/* smtp_client_cache_new - see client.h */
+struct smtp_client_cache *smtp_client_cache_new(struct event_base *base, unsigned max_idle,
+                                                unsigned idle_timeout)
+{
+    struct smtp_client_cache *cache = calloc(1, sizeof *cache);
+
+    if (cache == NULL)
+        return NULL;
+    cache->base = base;
+    cache->max_idle = max_idle;
+    cache->per_key = max_idle > 1 ? (max_idle + 1) / 2 : 1;
+    cache->idle.tv_sec = idle_timeout;
+    TAILQ_INIT(&cache->age);
+    for (size_t i = 0; i < CACHE_BUCKETS; i++)
+        TAILQ_INIT(&cache->buckets[i]);
+    return cache;
+}
+
+/* smtp_client_cache_free - see client.h */
+void smtp_client_cache_free(struct smtp_client_cache *cache)
+{
+    struct cconn *cc;
+
+    if (cache == NULL)
+        return;
+    while ((cc = TAILQ_FIRST(&cache->age)) != NULL)
+        cconn_close(cc, 1);
+    free(cache);
+}
+
 /* client_free - release everything; closes the connection */
 static void client_free(struct smtp_client *c)
 {
@@ -255,8 +475,8 @@ static int arm(struct smtp_client *c, enum cstate st)
         tv.tv_sec = c->req.data_timeout;
     else if (st == ST_QUIT)
         tv.tv_sec = QUIT_WAIT;
-    else if (st == ST_DONE)
-        tv.tv_sec = 0; /* deferred done: at the next loop iteration */
+    else if (st == ST_DONE || st == ST_REUSE)
+        tv.tv_sec = 0; /* deferred done or MAIL FROM: at the next loop iteration */
     return evtimer_add(c->timer, &tv);
 }
 
@@ -287,6 +507,7 @@ __attribute__((format(printf, 3, 4))) static int send_cmd(struct smtp_client *c,
 /* quit - all recipients are final: say QUIT and wait briefly for the 221 */
 static int quit(struct smtp_client *c)
 {
+    c->reuse_pending = 0; /* the session ends here: nothing to start over */
     return send_cmd(c, ST_QUIT, "QUIT");
 }
 
@@ -384,6 +605,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct smtp_client *c = arg;
 
+    if (c->st == ST_REUSE) { /* unasked, before MAIL: the peer is leaving */
+        reuse_retry(c);
+        return;
+    }
     for (;;) {
         int r = reply_read(c, bufferevent_get_input(bev));
         if (r == 0)
@@ -658,19 +883,76 @@ static int on_data(struct smtp_client *c)
     return quit(c);
 }
 
+/* session_save - what the next transaction on this connection must know */
+static void session_save(const struct smtp_client *c, struct cconn *cc)
+{
+    cc->ext = c->ext;
+    cc->size_max = c->size_max;
+    cc->tls_refused = c->tls_refused;
+    cc->tls = c->res.tls;
+    memcpy(cc->tls_desc, c->res.tls_desc, sizeof cc->tls_desc);
+    memcpy(cc->peer_greeting, c->res.peer_greeting, sizeof cc->peer_greeting);
+}
+
+/* parkable - the transaction is over and the connection idle and healthy */
+static int parkable(const struct smtp_client *c)
+{
+    const struct smtp_client_cache *cache = c->req.cache;
+
+    return cache != NULL && cache->max_idle > 0 && cache->idle.tv_sec > 0 && !c->req.probe &&
+           c->rlines == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/* park - hand the connection to the cache instead of QUIT; 0 when parked
+ * (c->bev is gone then), -1 when it must be closed as usual */
+static int park(struct smtp_client *c)
+{
+    struct smtp_client_cache *cache = c->req.cache;
+    struct cconn *cc;
+
+    if (!parkable(c) || (cc = calloc(1, sizeof *cc)) == NULL)
+        return -1;
+    cc->cache = cache;
+    cc->timer = evtimer_new(cache->base, on_park_timer, cc);
+    if (key_make(&cc->key, &c->req) != 0 || cc->timer == NULL ||
+        evtimer_add(cc->timer, &cache->idle) != 0 ||
+        bufferevent_set_timeouts(c->bev, NULL, NULL) != 0) {
+        cconn_free(cc);
+        return -1;
+    }
+    cc->bucket = key_bucket(&cc->key);
+    session_save(c, cc);
+    cc->bev = c->bev;
+    c->bev = NULL;
+    bufferevent_setcb(cc->bev, on_park_read, NULL, on_park_event, cc);
+    cache_insert(cache, cc);
+    return 0;
+}
+
+/* end_session - the transaction is complete: park the connection for the
+ * next delivery, or say QUIT */
+static int end_session(struct smtp_client *c)
+{
+    if (park(c) != 0)
+        return quit(c);
+    finish(c);
+    return 1;
+}
+
 /* on_dot - reply to the final dot: SMTP one for all, LMTP one per accepted
  * recipient in RCPT order (RFC 2033 4.2) */
 static int on_dot(struct smtp_client *c)
 {
     if (!c->req.lmtp) {
         reply_to_all(c, 1);
-        return quit(c);
+        return end_session(c);
     }
     reply_to(c, c->ri, 1);
     c->ri = next_rcpt(c, c->ri + 1, RF_OK);
     if (c->ri < c->req.nrcpt)
         return enter(c, ST_DOT);
-    return quit(c);
+    return end_session(c);
 }
 
 /* on_body_reply - the peer replied before our dot: it gave up; close
@@ -704,6 +986,13 @@ static int dispatch(struct smtp_client *c)
 
     if (handler[c->st] == NULL) /* no reply can be awaited then */
         return fail(c, 0, "protocol error: unexpected reply during %s", stage_name(c));
+    if (c->reuse_pending) {
+        /* the first reply on a cached connection: a 421 there is the
+         * peer's idle timeout, not an answer about this message */
+        c->reuse_pending = 0;
+        if (c->rcode == 421)
+            return reuse_retry(c);
+    }
     if (c->rcode == 421 && c->st != ST_QUIT) {
         /* the peer is closing the session (RFC 5321 3.8): it is every
          * open recipient's answer, and nothing more will be read */
@@ -747,6 +1036,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
     if (what & BEV_EVENT_CONNECTED) {
         on_connected(c, bev);
+    } else if (c->reuse_pending && !(what & BEV_EVENT_TIMEOUT)) {
+        reuse_retry(c); /* closed or reset while idle: nothing was delivered */
     } else if (c->st == ST_QUIT) {
         finish(c);
     } else if (c->st == ST_CONNECT) {
@@ -772,17 +1063,20 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct smtp_client *c = arg;
     char addr[128];
 
-    addr_text(&c->req, addr, sizeof addr);
-    if (c->st == ST_QUIT || c->st == ST_DONE)
+    if (c->st == ST_QUIT || c->st == ST_DONE) {
         finish(c);
-    else if (c->st == ST_CONNECT)
+    } else if (c->st == ST_REUSE) {
+        after_hello(c); /* as if the EHLO had just been answered */
+    } else if (c->st == ST_CONNECT) {
+        addr_text(&c->req, addr, sizeof addr);
         fail(c, 0, "connect to %s: %s", addr, strerror(ETIMEDOUT));
-    else if (c->st == ST_TLS)
+    } else if (c->st == ST_TLS) {
         fail(c, 0, "TLS handshake failed: timeout");
-    else if (c->st == ST_GREETING)
+    } else if (c->st == ST_GREETING) {
         fail(c, 0, "timeout waiting for greeting");
-    else
+    } else {
         fail(c, 0, "timeout waiting for %s reply", stage_name(c));
+    }
 }
 
 /* path_ok - a string we may put in a command line: no control octet
@@ -866,6 +1160,70 @@ static int start_connect(struct smtp_client *c)
     return connect_failed(c, ENOMEM);
 }
 
+/* session_restore - take over what was learned on a parked connection */
+static void session_restore(struct smtp_client *c, const struct cconn *cc)
+{
+    c->ext = cc->ext;
+    c->size_max = cc->size_max;
+    c->tls_refused = cc->tls_refused;
+    c->res.tls = cc->tls;
+    memcpy(c->res.tls_desc, cc->tls_desc, sizeof c->res.tls_desc);
+    memcpy(c->res.peer_greeting, cc->peer_greeting, sizeof c->res.peer_greeting);
+}
+
+/* session_forget - back to the state of a client that never connected */
+static void session_forget(struct smtp_client *c)
+{
+    c->ext = 0;
+    c->size_max = 0;
+    c->tls_refused = 0;
+    c->res.tls = 0;
+    c->res.tls_desc[0] = '\0';
+    c->res.peer_greeting[0] = '\0';
+    c->rlines = 0;
+    c->reuse_pending = 0;
+}
+
+/* reuse_take - adopt a parked connection for c's key, if any; 1 when
+ * adopted: the transaction then starts from the loop (ST_REUSE), so that
+ * done can never run inside smtp_client_start */
+static int reuse_take(struct smtp_client *c)
+{
+    struct ckey key;
+    struct cconn *cc;
+
+    if (c->req.cache == NULL || c->req.probe || key_make(&key, &c->req) != 0 ||
+        (cc = cache_take(c->req.cache, &key)) == NULL)
+        return 0;
+    c->bev = cc->bev;
+    cc->bev = NULL;
+    session_restore(c, cc);
+    cconn_free(cc);
+    if (bev_setup(c, c->bev, 1) == 0 && bufferevent_enable(c->bev, EV_READ | EV_WRITE) == 0 &&
+        arm(c, ST_REUSE) == 0) {
+        c->reuse_pending = 1;
+        return 1;
+    }
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    session_forget(c);
+    return 0;
+}
+
+/* reuse_retry - the cached connection died before MAIL FROM got a reply,
+ * so nothing was delivered: close it and start over on a fresh connection
+ * (a fresh one is never retried). Returns 1: stop reading, c may be gone */
+static int reuse_retry(struct smtp_client *c)
+{
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    session_forget(c);
+    c->pipelining = 0;
+    if (start_connect(c) != 0)
+        finish(c); /* the recipients carry why the connect failed */
+    return 1;
+}
+
 /* smtp_client_start - see client.h */
 struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp_client_req *req)
 {
@@ -890,7 +1248,7 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp
         c->req.command_timeout = 300;
     if (c->req.data_timeout <= 0)
         c->req.data_timeout = 600;
-    if (!check_envelope(c) || start_connect(c) != 0) {
+    if (!check_envelope(c) || (!reuse_take(c) && start_connect(c) != 0)) {
         /* done must come from the loop, never from here */
         if (arm(c, ST_DONE) != 0) {
             client_free(c);

@@ -1,7 +1,8 @@
 /*
  * client.h - an asynchronous SMTP/LMTP client that delivers one message
  * to one next hop over the event loop, with PIPELINING when offered and
- * opportunistic STARTTLS.
+ * opportunistic STARTTLS; optionally over a connection kept open by a
+ * previous delivery to the same next hop (a connection cache).
  */
 #ifndef MX_SMTP_CLIENT_H
 #define MX_SMTP_CLIENT_H
@@ -16,6 +17,8 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 /* Final status of one recipient. code 0 means no SMTP reply was obtained
  * (connection refused, timeout, TLS failure): treat as temporary. */
+struct smtp_client_cache;
+
 struct smtp_client_rcpt {
     int code;
     char text[512]; /* the reply text, e.g. "5.1.1 unknown user", or why there was none */
@@ -52,6 +55,15 @@ struct smtp_client_req {
      * reply, 2xx included; code 0 when there was none (no connection,
      * timeout, or the greeting, EHLO or MAIL refused: the text says so). */
     int probe;
+    /* cache: non-NULL to reuse and keep connections. A connection whose
+     * transaction ended normally (the whole reply to the final dot read)
+     * is parked there instead of QUIT, keyed by addr, lmtp, whether tls is
+     * set and helo; a later request with the same key starts at MAIL FROM
+     * on it (no RSET, no greeting, no EHLO, TLS kept). If a reused
+     * connection turns out dead (closed, reset, or 421) before MAIL FROM
+     * got a reply, the request is retried once on a fresh connection.
+     * Never used for probes. NULL: a connection per request. */
+    struct smtp_client_cache *cache;
     void (*done)(void *arg, const struct smtp_client_result *res);
     void *arg;
 };
@@ -67,7 +79,26 @@ struct smtp_client;
  */
 struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp_client_req *req);
 
-/* smtp_client_cancel - abort; done will not be called */
+/* smtp_client_cancel - abort; done will not be called; the connection is
+ * closed, never parked */
 void smtp_client_cancel(struct smtp_client *c);
+
+/*
+ * smtp_client_cache_new - an empty cache of idle connections on base (the
+ * base of the clients that use it). At most max_idle are parked in total
+ * (beyond that the oldest is closed) and half as many per key (at
+ * least one; a burst of deliveries to one next hop must find its
+ * connections again, yet cannot take the whole cache); each is closed with
+ * QUIT after idle_timeout seconds unused, and dropped at once when the
+ * peer closes it or sends anything. max_idle or idle_timeout 0: nothing is
+ * ever parked. NULL (errno ENOMEM) on failure. The cache must outlive
+ * every client whose request names it.
+ */
+struct smtp_client_cache *smtp_client_cache_new(struct event_base *base, unsigned max_idle,
+                                                unsigned idle_timeout);
+
+/* smtp_client_cache_free - close every parked connection (QUIT written if
+ * the socket takes it at once, never waiting) and free the cache; NULL ok */
+void smtp_client_cache_free(struct smtp_client_cache *cache);
 
 #endif

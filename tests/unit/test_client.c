@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,7 +30,8 @@
 #include "smtp/client.h"
 
 /* One step of the fake server's script: when the input holds exactly
- * `expect` (NULL: on accept), send `reply` (NULL: nothing). */
+ * `expect` (NULL: on accept), send `reply` (NULL: nothing). The script of
+ * the n-th connection starts at the n-th step whose expect is NULL. */
 #define STEP_TLS 1    /* after the reply, start TLS as the server */
 #define STEP_CLOSE 2  /* after the reply is flushed, close */
 #define STEP_PREFIX 4 /* expect is only a prefix: take whatever arrived */
@@ -133,6 +135,10 @@ static void fake_read(struct bufferevent *bev, void *arg)
             return;
         }
         st = &f->steps[f->k];
+        if (st->expect == NULL) {
+            fake_error(f, "data after the end of this connection's script", in);
+            return;
+        }
         elen = strlen(st->expect);
         n = have < elen ? have : elen;
         if (memcmp(evbuffer_pullup(in, (ev_ssize_t)n), st->expect, n) != 0) {
@@ -171,6 +177,16 @@ static void fake_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* conn_script - where the script of connection n (from 1) starts: at the
+ * n-th accept step, or at the beginning when there are fewer */
+static size_t conn_script(const struct fake *f, int n)
+{
+    for (size_t i = 0; i < f->nsteps; i++)
+        if (f->steps[i].expect == NULL && --n == 0)
+            return i;
+    return 0;
+}
+
 /* fake_accept - a client connected: greet it if the script says so */
 static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                         int len, void *arg)
@@ -179,7 +195,7 @@ static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct s
 
     f->nconn++;
     fake_close(f);
-    f->k = 0;
+    f->k = conn_script(f, f->nconn);
     f->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (f->bev == NULL) {
         close(fd);
@@ -187,9 +203,9 @@ static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct s
     }
     bufferevent_setcb(f->bev, fake_read, fake_write, fake_event, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
-    if (f->nsteps > 0 && f->steps[0].expect == NULL) {
-        f->k = 1;
-        fake_reply(f, &f->steps[0]);
+    if (f->k < f->nsteps && f->steps[f->k].expect == NULL) {
+        f->k++;
+        fake_reply(f, &f->steps[f->k - 1]);
     }
 }
 
@@ -225,17 +241,25 @@ static void fake_start(struct fake *f, const struct step *steps, size_t n, const
 static void fake_stop(struct fake *f)
 {
     fake_close(f);
-    evconnlistener_free(f->lis);
+    if (f->lis)
+        evconnlistener_free(f->lis);
     if (f->addr.ss_family == AF_UNIX)
         unlink(((struct sockaddr_un *)&f->addr)->sun_path);
 }
 
-/* fake_done - assert that the whole script was played without a violation */
-static void fake_done(const struct fake *f)
+/* fake_done_conns - assert that the whole script was played without a
+ * violation over exactly nconn connections */
+static void fake_done_conns(const struct fake *f, int nconn)
 {
     assert_string_equal(f->err, "");
     assert_int_equal(f->k, f->nsteps);
-    assert_int_equal(f->nconn, 1);
+    assert_int_equal(f->nconn, nconn);
+}
+
+/* fake_done - the whole script over one connection */
+static void fake_done(const struct fake *f)
+{
+    fake_done_conns(f, 1);
 }
 
 /* body_file - an unlinked temporary file holding prefix then body */
@@ -1089,6 +1113,735 @@ static void test_probe_no_answer(void **state)
     assert_prefix(o.rcpt[0].text, "connect to 127.0.0.1:");
 }
 
+/* The connection cache. A pipelined one-recipient transaction of body1
+ * and what the server sees of it. */
+#define EHLO_PIPE "250-mx.test\r\n250 PIPELINING\r\n"
+#define TXN1 "MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nDATA\r\n"
+#define TXN1_OK "250 ok\r\n250 ok\r\n354 go\r\n"
+
+static const char *const r1only[] = {"r1@b.test"};
+
+/* deliver - body1 to r1 with the given cache (and otherwise req_init's
+ * request); the outcome in o */
+static void deliver(const struct fake *f, struct smtp_client_cache *cache, int fd,
+                    struct outcome *o)
+{
+    struct smtp_client_req r;
+
+    req_init(&r, f, r1only, 1, fd, "", body1);
+    r.cache = cache;
+    run(&r, o);
+}
+
+/* cache_end - free the cache (QUIT to what is parked) and let the fake
+ * servers read it */
+static void cache_end(struct smtp_client_cache *cache)
+{
+    smtp_client_cache_free(cache);
+    spin(150);
+}
+
+/* test_cache_reuse - two deliveries in a row over one connection: no
+ * second greeting or EHLO, no RSET, the second transaction pipelined per
+ * the first EHLO; the connection survives idle loop time; freeing the
+ * cache says QUIT */
+static void test_cache_reuse(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test ESMTP\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n250 ok\r\n550 5.1.1 no\r\n354 go\r\n", 0},
+        {dot, "250 2.0.0 queued as A\r\n", 0},
+        {"MAIL FROM:<>\r\nRCPT TO:<r1@b.test>\r\nDATA\r\n", TXN1_OK, 0},
+        {dot, "250 2.0.0 queued as B\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    assert_non_null(cache);
+    fake_start(&f, s, 7, NULL);
+    req_init(&r, &f, two, 2, fd, "", body1);
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "2.0.0 queued as A");
+    assert_rcpt(&o, 1, 550, "5.1.1 no");
+    spin(200);
+    assert_int_equal(f.k, 4);
+    assert_int_equal(f.eof, 0); /* parked, not closed */
+    req_init(&r, &f, r1only, 1, fd, "", body1);
+    r.sender = "";
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "2.0.0 queued as B");
+    assert_string_equal(o.res.peer_greeting, "220 mx.test ESMTP"); /* the connection's */
+    assert_int_equal(f.eof, 0);
+    cache_end(cache);
+    fake_done(&f);
+    assert_int_equal(f.eof, 1);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_lockstep - what the EHLO said is kept with the connection: no
+ * PIPELINING (lock-step again), SIZE and 8BITMIME parameters, and a body
+ * over the SIZE limit refused locally on the reused connection */
+static void test_cache_lockstep(void **state)
+{
+    char mail[128], *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250-SIZE 1000\r\n250 8BITMIME\r\n", 0},
+        {mail, "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, "250 first\r\n", 0},
+        {mail, "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, "250 second\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    snprintf(mail, sizeof mail, "MAIL FROM:<s@a.test> SIZE=%zu BODY=8BITMIME\r\n", strlen(body1));
+    fake_start(&f, s, 11, NULL);
+    for (int i = 0; i < 3; i++) {
+        req_init(&r, &f, r1only, 1, fd, "", body1);
+        r.body_8bit = 1;
+        r.body_len = i < 2 ? r.body_len : 1001;
+        r.cache = cache;
+        run(&r, &o);
+        assert_rcpt(&o, 0, i < 2 ? 250 : 552,
+                    i == 0   ? "first"
+                    : i == 1 ? "second"
+                             : "5.3.4 message too big for next hop");
+    }
+    spin(50);
+    fake_done(&f); /* the third ended with QUIT: the cache holds nothing */
+    assert_int_equal(f.eof, 1);
+    smtp_client_cache_free(cache);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_dead - a parked connection the server closed: dropped while
+ * parked, or found dead when MAIL FROM is sent (no reply, or a 421): the
+ * delivery goes through on a fresh connection and the caller sees only
+ * its result */
+static void test_cache_dead(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 one\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 by one\r\n", STEP_CLOSE},
+        {NULL, "220 two\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 by two\r\n", 0},
+        {TXN1, "421 4.4.2 idle too long\r\n", STEP_CLOSE},
+        {NULL, "220 three\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 by three\r\n", 0},
+        {TXN1, NULL, STEP_CLOSE},
+        {NULL, "220 four\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 by four\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    static const char *const want[] = {"by one", "by two", "by three", "by four"};
+    static const char *const greeting[] = {"220 one", "220 two", "220 three", "220 four"};
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 19, NULL);
+    for (int i = 0; i < 4; i++) {
+        deliver(&f, cache, fd, &o);
+        assert_rcpt(&o, 0, 250, want[i]);
+        assert_string_equal(o.res.peer_greeting, greeting[i]);
+        assert_int_equal(f.nconn, i + 1);
+        spin(100); /* the first connection is closed while parked */
+    }
+    cache_end(cache);
+    fake_done_conns(&f, 4);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_dead_late - only a failure before the MAIL reply is retried:
+ * a reused connection lost after it is a normal failure; and the one
+ * retry's own failure is what the caller sees */
+static void test_cache_dead_late(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250 mx.test\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, "250 ok\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", NULL, STEP_CLOSE},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {TXN1, NULL, STEP_CLOSE},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 13, NULL);
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "ok");
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 0, "lost connection after RCPT TO");
+    assert_int_equal(f.nconn, 1);
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "ok");
+    evconnlistener_free(f.lis); /* the retry will find nobody listening */
+    f.lis = NULL;
+    deliver(&f, cache, fd, &o);
+    assert_int_equal(o.rcpt[0].code, 0);
+    assert_prefix(o.rcpt[0].text, "connect to 127.0.0.1:");
+    cache_end(cache);
+    fake_done_conns(&f, 2);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_idle - a parked connection gets QUIT after the idle timeout;
+ * beyond max_idle the oldest parked connection gets QUIT at once */
+static void test_cache_idle(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 1, 1);
+    struct fake f, g;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 10, NULL);
+    fake_start(&g, s, 5, NULL);
+    deliver(&f, cache, fd, &o);
+    spin(400);
+    assert_int_equal(f.eof, 0); /* still parked */
+    spin(1000);
+    assert_int_equal(f.k, 5); /* QUIT after 1 s idle */
+    assert_int_equal(f.eof, 1);
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "ok");
+    assert_int_equal(f.nconn, 2);
+    deliver(&g, cache, fd, &o); /* max_idle 1: parking this one evicts f's */
+    assert_rcpt(&o, 0, 250, "ok");
+    spin(100);
+    fake_done_conns(&f, 2);
+    assert_int_equal(f.eof, 2);
+    assert_int_equal(g.k, 4);
+    assert_int_equal(g.eof, 0);
+    cache_end(cache);
+    fake_done(&g);
+    assert_int_equal(g.eof, 1);
+    fake_stop(&f);
+    fake_stop(&g);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_keys - no sharing between different addresses, HELO names,
+ * or TLS wishes; the same key shares again */
+static void test_cache_keys(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step sa[] = {
+        {NULL, "220 a\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 a1\r\n", 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 a2\r\n", 0},
+        {NULL, "220 a\r\n", 0},
+        {"EHLO other.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 a3\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct step sb[] = {
+        {NULL, "220 b\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 b1\r\n", 0},
+        {NULL, "220 b\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 b2\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 8, 30);
+    struct fake a, b;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&a, sa, 11, NULL);
+    fake_start(&b, sb, 9, NULL);
+    deliver(&a, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "a1");
+    deliver(&b, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "b1");
+    assert_int_equal(a.k, 4); /* a's parked connection was left alone */
+    deliver(&a, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "a2");
+    assert_int_equal(a.nconn, 1);
+    req_init(&r, &a, r1only, 1, fd, "", body1);
+    r.helo = "other.test";
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "a3");
+    req_init(&r, &b, r1only, 1, fd, "", body1);
+    r.tls = client_tls; /* wanted, not offered: in clear, but not b's first */
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "b2");
+    cache_end(cache);
+    fake_done_conns(&a, 2);
+    fake_done_conns(&b, 2);
+    fake_stop(&a);
+    fake_stop(&b);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_cancel - cancel right after a parked connection was taken,
+ * and while its MAIL waits for a reply: done never runs, the connection
+ * is closed and not parked again (the next delivery connects anew) */
+static void test_cache_cancel(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {TXN1, NULL, 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o, never = {.base = base};
+    struct smtp_client *c;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 9, NULL);
+    for (int i = 0; i < 2; i++) {
+        deliver(&f, cache, fd, &o);
+        assert_rcpt(&o, 0, 250, "ok");
+        req_init(&r, &f, r1only, 1, fd, "", body1);
+        r.cache = cache;
+        r.done = on_done;
+        r.arg = &never;
+        c = smtp_client_start(base, &r);
+        assert_non_null(c);
+        if (i == 1)
+            spin(200); /* MAIL sent on the reused connection, no reply */
+        assert_int_equal(f.k, i == 0 ? 4 : 9);
+        smtp_client_cancel(c);
+        spin(100);
+        assert_int_equal(never.calls, 0);
+        assert_int_equal(f.eof, i + 1);
+    }
+    cache_end(cache);
+    fake_done_conns(&f, 2);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_lmtp - LMTP over a UNIX socket: per-recipient replies to the
+ * dot, then the next transaction on the same connection; an SMTP request
+ * to the same socket does not take the LMTP connection */
+static void test_cache_lmtp(void **state)
+{
+    char path[128], *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 lmtp.test\r\n", 0},
+        {"LHLO client.test\r\n", "250-lmtp.test\r\n250 PIPELINING\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r1@b.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n",
+         "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0},
+        {dot, "250 2.0.0 r1 ok\r\n452 4.2.2 r2 full\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\nRCPT TO:<r2@b.test>\r\nDATA\r\n", TXN1_OK, 0},
+        {dot, "250 2.0.0 r2 ok\r\n", 0},
+        {NULL, "220 lmtp.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 smtp ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    static const char *const r2only[] = {"r2@b.test"};
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    snprintf(path, sizeof path, "%s/lmtp.sock", tmpdir);
+    fake_start(&f, s, 11, path);
+    req_init(&r, &f, two, 2, fd, "", body1);
+    r.lmtp = 1;
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "2.0.0 r1 ok");
+    assert_rcpt(&o, 1, 452, "4.2.2 r2 full");
+    req_init(&r, &f, r2only, 1, fd, "", body1);
+    r.lmtp = 1;
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "2.0.0 r2 ok");
+    assert_int_equal(f.nconn, 1);
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "smtp ok");
+    cache_end(cache);
+    fake_done_conns(&f, 2);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_not_parked - a 421 to the dot, a 421 while parked, a probe,
+ * and a stray reply after the dot's (QUIT then): none of these
+ * connections is used again */
+static void test_cache_not_parked(void **state)
+{
+    static const char bye[] = "421 4.4.2 closing\r\n";
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "421 4.3.2 shutting down\r\n", 0},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {"MAIL FROM:<>\r\nRCPT TO:<r1@b.test>\r\n", "250 ok\r\n250 2.1.5 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n250 stray\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 ok\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 22, NULL);
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 421, "4.3.2 shutting down");
+    spin(50);
+    assert_int_equal(f.eof, 1); /* closed at once: no QUIT, not parked */
+    deliver(&f, cache, fd, &o);
+    assert_rcpt(&o, 0, 250, "ok");
+    assert_int_equal(bufferevent_write(f.bev, bye, strlen(bye)), 0);
+    spin(100);
+    assert_int_equal(f.eof, 2); /* dropped without QUIT */
+    probe_init(&r, &f, r1only, 1);
+    r.cache = cache;
+    run(&r, &o);
+    assert_rcpt(&o, 0, 250, "2.1.5 ok");
+    deliver(&f, cache, fd, &o); /* the probe's connection was not parked */
+    assert_rcpt(&o, 0, 250, "ok");
+    deliver(&f, cache, fd, &o); /* nor one with unread input after the dot's reply */
+    assert_rcpt(&o, 0, 250, "ok");
+    cache_end(cache);
+    fake_done_conns(&f, 5);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_cache_tls - the TLS session persists: the second delivery goes
+ * over the same encrypted connection without STARTTLS or EHLO, and the
+ * result still says TLS; the cache's QUIT goes through TLS too */
+static void test_cache_tls(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250 STARTTLS\r\n", 0},
+        {"STARTTLS\r\n", "220 2.0.0 ready\r\n", STEP_TLS},
+        {"EHLO client.test\r\n", EHLO_PIPE, 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 first\r\n", 0},
+        {TXN1, TXN1_OK, 0},
+        {dot, "250 second\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 9, NULL);
+    for (int i = 0; i < 2; i++) {
+        req_init(&r, &f, r1only, 1, fd, "", body1);
+        r.tls = client_tls;
+        r.cache = cache;
+        run(&r, &o);
+        assert_rcpt(&o, 0, 250, i == 0 ? "first" : "second");
+        assert_int_equal(o.res.tls, 1);
+        assert_prefix(o.res.tls_desc, "TLSv1.3 TLS_");
+    }
+    cache_end(cache);
+    fake_done(&f);
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* A sink that serves any number of connections at once, each greeted
+ * with its number ("220 conn N"), so that a result's peer_greeting tells
+ * which connection carried it. */
+#define SINK_CONNS 8
+
+struct sink_conn {
+    struct sink *s;
+    struct bufferevent *bev;
+    int id;
+    int in_data;
+};
+
+struct sink {
+    struct evconnlistener *lis;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int nconn, nquit;
+    int quit_id[SINK_CONNS]; /* the connections that said QUIT, in order */
+    struct sink_conn *conns[SINK_CONNS];
+};
+
+/* sink_conn_free - close one server side connection */
+static void sink_conn_free(struct sink_conn *sc)
+{
+    sc->s->conns[sc->id - 1] = NULL;
+    bufferevent_free(sc->bev);
+    free(sc);
+}
+
+/* sink_answer - the reply to one command line (or body line) */
+static const char *sink_answer(struct sink_conn *sc, const char *line)
+{
+    if (sc->in_data) {
+        sc->in_data = strcmp(line, ".") != 0;
+        return sc->in_data ? NULL : "250 ok\r\n";
+    }
+    if (strncmp(line, "EHLO ", 5) == 0)
+        return "250-sink\r\n250 PIPELINING\r\n";
+    if (strncmp(line, "MAIL ", 5) == 0 || strncmp(line, "RCPT ", 5) == 0)
+        return "250 ok\r\n";
+    if (strcmp(line, "DATA") == 0) {
+        sc->in_data = 1;
+        return "354 go\r\n";
+    }
+    if (strcmp(line, "QUIT") == 0) {
+        sc->s->quit_id[sc->s->nquit++] = sc->id;
+        return "221 bye\r\n";
+    }
+    return "500 what?\r\n";
+}
+
+/* sink_read - answer every complete line */
+static void sink_read(struct bufferevent *bev, void *arg)
+{
+    struct sink_conn *sc = arg;
+    char *line;
+
+    while ((line = evbuffer_readln(bufferevent_get_input(bev), NULL, EVBUFFER_EOL_CRLF_STRICT))) {
+        const char *reply = sink_answer(sc, line);
+        if (reply)
+            bufferevent_write(bev, reply, strlen(reply));
+        free(line);
+    }
+}
+
+/* sink_event - the client hung up */
+static void sink_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        sink_conn_free(arg);
+}
+
+/* sink_accept - greet a new connection with its number */
+static void sink_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                        int len, void *arg)
+{
+    struct sink *s = arg;
+    struct sink_conn *sc = calloc(1, sizeof *sc);
+    char greeting[32];
+
+    assert_non_null(sc);
+    assert_true(s->nconn < SINK_CONNS);
+    sc->s = s;
+    sc->id = ++s->nconn;
+    sc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    assert_non_null(sc->bev);
+    s->conns[sc->id - 1] = sc;
+    bufferevent_setcb(sc->bev, sink_read, NULL, sink_event, sc);
+    bufferevent_enable(sc->bev, EV_READ | EV_WRITE);
+    snprintf(greeting, sizeof greeting, "220 conn %d\r\n", sc->id);
+    bufferevent_write(sc->bev, greeting, strlen(greeting));
+}
+
+/* sink_start - listen on an ephemeral port of 127.0.0.1 */
+static void sink_start(struct sink *s)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)&s->addr;
+
+    memset(s, 0, sizeof *s);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->addrlen = sizeof *in;
+    s->lis = evconnlistener_new_bind(base, sink_accept, s, LEV_OPT_CLOSE_ON_FREE, 16,
+                                     (struct sockaddr *)&s->addr, (int)s->addrlen);
+    assert_non_null(s->lis);
+    assert_int_equal(
+        getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&s->addr, &s->addrlen), 0);
+}
+
+/* sink_stop - close the listener and every connection left */
+static void sink_stop(struct sink *s)
+{
+    for (int i = 0; i < SINK_CONNS; i++)
+        if (s->conns[i])
+            sink_conn_free(s->conns[i]);
+    evconnlistener_free(s->lis);
+}
+
+/* Deliveries running at once, and the connection each ended on. */
+struct burst {
+    int n, want;
+    int conn[SINK_CONNS]; /* in the order done ran */
+};
+
+/* on_burst_done - note the connection of one successful delivery */
+static void on_burst_done(void *arg, const struct smtp_client_result *res)
+{
+    struct burst *b = arg;
+
+    assert_int_equal(res->rcpt[0].code, 250);
+    assert_int_equal(sscanf(res->peer_greeting, "220 conn %d", &b->conn[b->n]), 1);
+    if (++b->n == b->want)
+        event_base_loopexit(base, NULL);
+}
+
+/* burst - n deliveries of body1 to s at once, with the given HELO name */
+static void burst(struct sink *s, struct smtp_client_cache *cache, int fd, int n, const char *helo,
+                  struct burst *b)
+{
+    struct timeval limit = {10, 0};
+    struct fake where; /* req_init takes the address from a fake */
+
+    memset(b, 0, sizeof *b);
+    b->want = n;
+    memcpy(&where.addr, &s->addr, sizeof where.addr);
+    where.addrlen = s->addrlen;
+    for (int i = 0; i < n; i++) {
+        struct smtp_client_req r;
+        req_init(&r, &where, r1only, 1, fd, "", body1);
+        r.helo = helo;
+        r.cache = cache;
+        r.done = on_burst_done;
+        r.arg = b;
+        assert_non_null(smtp_client_start(base, &r));
+    }
+    event_base_loopexit(base, &limit);
+    event_base_dispatch(base);
+    assert_int_equal(b->n, n);
+}
+
+/* test_cache_limits - max_idle 4 keeps 2 per key: of three connections
+ * parked at once the first gets QUIT; the next delivery takes the one
+ * parked last (LIFO); beyond 4 in all the oldest gets QUIT */
+static void test_cache_limits(void **state)
+{
+    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct sink a, b;
+    struct burst ba, bb, one;
+    int fd = body_file("", body1, strlen(body1));
+
+    sink_start(&a);
+    sink_start(&b);
+    burst(&a, cache, fd, 3, "client.test", &ba);
+    spin(100);
+    assert_int_equal(a.nconn, 3);
+    assert_int_equal(a.nquit, 1);
+    assert_int_equal(a.quit_id[0], ba.conn[0]);
+    burst(&a, cache, fd, 1, "client.test", &one);
+    assert_int_equal(one.conn[0], ba.conn[2]);
+    burst(&b, cache, fd, 2, "client.test", &bb);
+    spin(100);
+    assert_int_equal(a.nquit + b.nquit, 1); /* 4 parked: a's two, b's two */
+    burst(&a, cache, fd, 1, "other.test", &one);
+    spin(100);
+    assert_int_equal(a.nconn, 4);
+    assert_int_equal(a.nquit, 2); /* the oldest: a's second */
+    assert_int_equal(a.quit_id[1], ba.conn[1]);
+    smtp_client_cache_free(cache);
+    spin(100);
+    assert_int_equal(a.nquit, 4);
+    assert_int_equal(b.nquit, 2);
+    sink_stop(&a);
+    sink_stop(&b);
+    close(fd);
+}
+
 /* make_server_tls - a server context with a fresh self-signed P-256 cert */
 static SSL_CTX *make_server_tls(void)
 {
@@ -1118,6 +1871,7 @@ static SSL_CTX *make_server_tls(void)
 /* group_setup - TLS contexts and a scratch directory for all tests */
 static int group_setup(void **state)
 {
+    signal(SIGPIPE, SIG_IGN); /* as in the daemon: a peer gone is an error, not a kill */
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_clientXXXXXX");
     if (mkdtemp(tmpdir) == NULL)
         return -1;
@@ -1175,6 +1929,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_probe_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_lockstep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_no_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_lockstep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_dead_late, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_lmtp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_not_parked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_limits, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
