@@ -10,9 +10,9 @@
 struct spool_envelope;
 
 struct dsn_failure {
-    const char *rcpt;  /* the failed recipient, "local@domain" */
-    int code;          /* the SMTP reply code that decided it (0 if none) */
-    const char *text;  /* the diagnostic, e.g. "5.1.1 unknown user" or "lifetime expired" */
+    const char *rcpt;       /* the failed recipient, "local@domain" */
+    int code;               /* the SMTP reply code that decided it (0 if none) */
+    const char *text;       /* the diagnostic, e.g. "5.1.1 unknown user" or "lifetime expired" */
     const char *remote_mta; /* name of the host that said so, or NULL */
 };
 
