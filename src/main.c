@@ -19,6 +19,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "queue/commit.h"
 #include "core/privs.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
@@ -172,6 +173,8 @@ static struct spool *setup_dirs(const struct config *cfg)
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
     spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
+    if (spool_set_recycle(sp, cfg->queue.recycle) < 0)
+        log_fatal("event=fatal what=spool error=\"free/: %s\"", strerror(errno));
     return sp;
 }
 
@@ -205,6 +208,7 @@ static int run(const struct config *cfg, const struct options *o)
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
+    log_batch(srv.base);
     LIST_INIT(&srv.sessions);
     setup_tls(cfg, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
@@ -216,11 +220,14 @@ static int run(const struct config *cfg, const struct options *o)
         log_fatal("event=fatal what=privileges error=\"%s\"", err);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
+    if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
+        log_fatal("event=fatal what=\"out of memory\"");
     srv.dns = setup_dns(cfg, srv.base);
     srv.policy = setup_policy(&srv, st);
     srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
+    srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
     srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
-    if (!srv.pool || !srv.queue)
+    if (!srv.pool || !srv.commits || !srv.queue)
         log_fatal("event=fatal what=\"out of memory\"");
     config_control_socket(cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv.base, sock, srv.queue)))
@@ -242,6 +249,7 @@ static int run(const struct config *cfg, const struct options *o)
     queue_free(srv.queue);
     srv.queue = NULL;
     pool_free(srv.pool);
+    commitq_free(srv.commits);
     policy_free(srv.policy);
     if (srv.dns)
         dns_free(srv.dns);
@@ -253,6 +261,7 @@ static int run(const struct config *cfg, const struct options *o)
     event_free(sig_hup);
     SSL_CTX_free(srv.tls);
     SSL_CTX_free(client_tls);
+    log_batch_end();
     event_base_free(srv.base);
     log_info("event=stopped");
     return 0;

@@ -262,6 +262,7 @@ static cfg_opt_t queue_opts[] = {
     CFG_INT("retry_max", 3600, CFGF_NONE),
     CFG_INT("lifetime", 432000, CFGF_NONE),
     CFG_INT("fsync_threads", 16, CFGF_NONE),
+    CFG_INT("recycle", 1024, CFGF_NONE), /* queue files kept in free/ for reuse; 0: off */
     CFG_INT("max_deliveries", 100, CFGF_NONE),
     CFG_INT("bounce_limit", 5, CFGF_NONE),
     CFG_INT("bounce_window", 3600, CFGF_NONE),
@@ -319,7 +320,7 @@ static void config_set_validators(cfg_t *cfg)
         "queue|fsync_threads",      "queue|max_deliveries",
         "queue|bounce_limit",       "queue|bounce_window",
         "delivery|connect_timeout", "delivery|command_timeout",
-        "delivery|data_timeout",
+        "delivery|data_timeout",    "queue|recycle",
     };
 
     for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++)
@@ -368,6 +369,7 @@ static void config_take_numbers(struct config *c, cfg_t *root)
     c->queue.retry_max = config_uint(q, "retry_max");
     c->queue.lifetime = config_uint(q, "lifetime");
     c->queue.fsync_threads = config_uint(q, "fsync_threads");
+    c->queue.recycle = config_uint(q, "recycle");
     c->queue.max_deliveries = config_uint(q, "max_deliveries");
     c->queue.bounce_limit = config_uint(q, "bounce_limit");
     c->queue.bounce_window = config_uint(q, "bounce_window");
@@ -393,6 +395,8 @@ static void config_check_numbers(const struct config *c)
         config_error(0, "timeouts: command and data must be > 0");
     if (c->queue.fsync_threads == 0 || c->queue.fsync_threads > 64)
         config_error(0, "queue: fsync_threads must be between 1 and 64");
+    if (c->queue.recycle > 100000)
+        config_error(0, "queue: recycle must be between 0 and 100000");
     if (c->queue.max_deliveries == 0 || c->queue.retry_min == 0)
         config_error(0, "queue: max_deliveries and retry_min must be > 0");
     if (c->queue.retry_max < c->queue.retry_min)

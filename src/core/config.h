@@ -43,6 +43,7 @@ struct config_queue {
     unsigned retry_max;      /* backoff cap, default 3600 s */
     unsigned lifetime;       /* give up after, default 432000 s (5 days) */
     unsigned fsync_threads;  /* workers doing fsync and file I/O, default 16 */
+    unsigned recycle;        /* delivered queue files kept for new messages, default 1024 */
     unsigned max_deliveries; /* concurrent deliveries, default 100 */
     unsigned bounce_limit;   /* DSNs per destination address per bounce_window, default 5 */
     unsigned bounce_window;  /* default 3600 s */

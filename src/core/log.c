@@ -1,6 +1,7 @@
 /* log.c - key=value event lines to stderr or syslog */
 #include "core/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +9,20 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 static const char *log_ident = "mxgated";
 static int log_stderr = 1;
 static int log_debug_on;
 static long log_pid; /* getpid() once: one line per event must not cost a syscall more */
+
+/* Batching (log_batch): lines from the loop thread collect in stderr's buffer
+ * and go out in one write per loop turn; other threads flush at once. */
+static char log_buf[65536];
+static struct event *log_flush_ev;
+static pthread_t log_loop_thread;
+static int log_buffered;  /* stderr is fully buffered: every path must flush */
+static int log_flush_due; /* log_flush_ev is active */
 
 /* log_init - choose the sink */
 void log_init(const char *ident, int to_stderr, int debug)
@@ -41,6 +52,52 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
     /* One fprintf per line keeps lines whole when several threads log. */
     fprintf(stderr, "%s[%ld]: %s%s\n", log_ident, log_pid ? log_pid : (long)getpid(), tag[lvl],
             line);
+    if (!log_buffered)
+        return;
+    if (log_flush_ev && pthread_equal(pthread_self(), log_loop_thread)) {
+        if (!log_flush_due) {
+            log_flush_due = 1;
+            event_active(log_flush_ev, EV_TIMEOUT, 0);
+        }
+        return;
+    }
+    fflush(stderr);
+}
+
+/* log_flush_cb - the loop turn's lines in one write */
+static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_flush_due = 0;
+    fflush(stderr);
+}
+
+/* log_batch - lines logged on this thread are written once per turn of base's loop */
+void log_batch(struct event_base *base)
+{
+    if (!log_stderr || log_buffered)
+        return;
+    log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL);
+    if (!log_flush_ev || setvbuf(stderr, log_buf, _IOFBF, sizeof log_buf) != 0) {
+        if (log_flush_ev)
+            event_free(log_flush_ev);
+        log_flush_ev = NULL;
+        return;
+    }
+    log_loop_thread = pthread_self();
+    log_buffered = 1;
+}
+
+/* log_batch_end - write what is buffered; from now on every line is flushed at once */
+void log_batch_end(void)
+{
+    if (log_flush_ev)
+        event_free(log_flush_ev);
+    log_flush_ev = NULL;
+    log_flush_due = 0;
+    fflush(stderr);
 }
 
 /* log_msg - emit one line */
@@ -72,6 +129,7 @@ void log_panic(const char *fmt, ...)
     va_start(ap, fmt);
     log_vmsg(LOG_LVL_ERR, fmt, ap);
     va_end(ap);
+    fflush(stderr);
     abort();
 }
 

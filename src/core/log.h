@@ -9,6 +9,14 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 /* log_init - choose the sink: stderr (foreground) or syslog(mail facility) */
 void log_init(const char *ident, int to_stderr, int debug);
 
+struct event_base;
+/* log_batch - with stderr as the sink, lines logged on the calling thread (the
+ * loop's) are buffered and written once per turn of base's loop: one write
+ * for all of a turn's events. Other threads' lines are written at once. */
+void log_batch(struct event_base *base);
+/* log_batch_end - flush; call before base is freed */
+void log_batch_end(void);
+
 /* log_msg - emit one line; callers write "event=... key=value ..." */
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

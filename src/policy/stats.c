@@ -5,14 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "store/store.h"
 
 #define STATS_PREFIX "stats:"
 #define STATS_KEEP (400 * 86400) /* buckets live a little over a year */
 #define STATS_MAX_COUNTERS 128
+#define STATS_PENDING_MAX 64 /* distinct keys held between flushes */
+
+struct stats_pending {
+    char key[160];
+    size_t keylen;
+    int64_t delta;
+};
 
 struct stats {
     struct store *st;
+    struct event *flush_ev; /* batching on (stats_batch): a one-shot timer */
+    struct timeval interval;
+    size_t npending;
+    struct stats_pending pending[STATS_PENDING_MAX];
 };
 
 /* stats_new - counting into st */
@@ -25,10 +38,66 @@ struct stats *stats_new(struct store *st)
     return s;
 }
 
-/* stats_free - the store is not ours */
+/* stats_flush - one store increment per distinct counter held */
+static void stats_flush(struct stats *s)
+{
+    for (size_t i = 0; i < s->npending; i++)
+        store_incr(s->st, s->pending[i].key, s->pending[i].keylen, s->pending[i].delta, STATS_KEEP,
+                   NULL, NULL);
+    s->npending = 0;
+}
+
+/* stats_flush_cb - the batching interval is over */
+static void stats_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    stats_flush(arg);
+}
+
+/* stats_batch - hold increments for up to ms milliseconds on base, then write them together */
+int stats_batch(struct stats *s, struct event_base *base, unsigned ms)
+{
+    if (!s || !s->st)
+        return 0;
+    s->flush_ev = evtimer_new(base, stats_flush_cb, s);
+    s->interval.tv_sec = ms / 1000;
+    s->interval.tv_usec = (ms % 1000) * 1000;
+    return s->flush_ev ? 0 : -1;
+}
+
+/* stats_free - write what is held; the store is not ours */
 void stats_free(struct stats *s)
 {
+    if (!s)
+        return;
+    if (s->flush_ev)
+        event_free(s->flush_ev);
+    if (s->st)
+        stats_flush(s);
     free(s);
+}
+
+/* stats_hold - add to a held counter; 0, or -1 when it must be written now */
+static int stats_hold(struct stats *s, const char *key, size_t keylen)
+{
+    size_t i;
+
+    for (i = 0; i < s->npending; i++)
+        if (s->pending[i].keylen == keylen && memcmp(s->pending[i].key, key, keylen) == 0)
+            break;
+    if (i == s->npending) {
+        if (i == STATS_PENDING_MAX)
+            return -1;
+        memcpy(s->pending[i].key, key, keylen);
+        s->pending[i].keylen = keylen;
+        s->pending[i].delta = 0;
+        s->npending++;
+    }
+    s->pending[i].delta++;
+    if (!evtimer_pending(s->flush_ev, NULL))
+        evtimer_add(s->flush_ev, &s->interval);
+    return 0;
 }
 
 /* stats_key - "stats:YYYYMMDDHH:counter" for now */
@@ -51,8 +120,13 @@ void stats_count(struct stats *s, const char *counter)
     if (!s || !s->st)
         return;
     n = stats_key(key, sizeof(key), time(NULL), counter);
-    if (n > 0 && (size_t)n < sizeof(key))
-        store_incr(s->st, key, (size_t)n, 1, STATS_KEEP, NULL, NULL);
+    if (n <= 0 || (size_t)n >= sizeof(key))
+        return;
+    /* Busy hours count the same few counters thousands of times: one store
+     * write per counter and interval instead of one per event. */
+    if (s->flush_ev && stats_hold(s, key, (size_t)n) == 0)
+        return;
+    store_incr(s->st, key, (size_t)n, 1, STATS_KEEP, NULL, NULL);
 }
 
 struct stats_sum {

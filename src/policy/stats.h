@@ -14,7 +14,13 @@ struct stats;
 
 /* stats_new - count into st (NULL: counting is a no-op) */
 struct stats *stats_new(struct store *st);
+/* stats_free - writes what stats_batch still holds */
 void stats_free(struct stats *s);
+
+struct event_base;
+/* stats_batch - hold increments up to ms milliseconds on base's loop and write
+ * each counter once (the daemon; without it every count is written at once). 0 or -1 */
+int stats_batch(struct stats *s, struct event_base *base, unsigned ms);
 
 /* stats_count - one more of counter (e.g. "connections", "accepted", "dnsbl.reject") */
 void stats_count(struct stats *s, const char *counter);

@@ -15,20 +15,34 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define SPOOL_BUF_SIZE 65536           /* writer buffer */
 #define SPOOL_HDR_MAX (4u << 20)       /* largest envelope header we write or read */
 #define SPOOL_BODY_MAX 999999999999ULL /* what 12 decimal digits can say */
-#define SPOOL_MAGIC "MXQ1 "
+#define SPOOL_MAGIC "MXQ2 "            /* with a CRC-32 of everything after the first line */
+#define SPOOL_MAGIC_V1 "MXQ1 "         /* without: still read */
 #define SPOOL_MAGIC_LEN 5
 #define SPOOL_LEN_DIGITS 12
-#define SPOOL_FIRST_LINE (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1)
+#define SPOOL_CRC_DIGITS 8
+#define SPOOL_FIRST_LINE_V1 (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1)
+#define SPOOL_FIRST_LINE (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS + 1)
 #define SPOOL_TEXT_MAX 400    /* octets of log text kept */
 #define SPOOL_LOG_REC_MAX 512 /* longest log record we write (about 445) rounded up */
 #define SPOOL_LOG_READ 8192
 
-enum spool_sub { SUB_TMP, SUB_QUEUE, SUB_LOG, SUB_CORRUPT, SUB_COUNT };
-static const char *const spool_subname[SUB_COUNT] = {"tmp", "queue", "log", "corrupt"};
+#define SPOOL_RECYCLE_SIZE_MAX (256 * 1024) /* larger files are unlinked, not kept */
+
+enum spool_sub { SUB_TMP, SUB_QUEUE, SUB_LOG, SUB_CORRUPT, SUB_FREE, SUB_COUNT };
+static const char *const spool_subname[SUB_COUNT] = {"tmp", "queue", "log", "corrupt", "free"};
+
+/* Files of delivered messages kept in free/ to be written over by new ones. */
+struct spool_free {
+    pthread_mutex_t mu;
+    char (*name)[SPOOL_ID_LEN + 1];
+    off_t *size;
+    size_t n, max; /* max 0: recycling off (every file created and unlinked) */
+};
 
 struct spool {
     char *dir;
@@ -44,17 +58,23 @@ struct spool {
     int syncing;          /* an fsync of queue/ is in flight */
     int sync_fs;          /* group commit by syncfs(2) instead of fsync per file */
     int sync_err;         /* sticky: after a failed directory fsync nothing is trusted */
+    struct spool_free fr;
 };
 
 struct spool_writer {
     struct spool *sp;
     char id[SPOOL_ID_LEN + 1];
     int fd;
-    int tmp_exists; /* tmp/ID is ours to remove */
+    int tmp_exists;         /* the file we write is ours to remove (or give back) */
+    enum spool_sub tmp_sub; /* SUB_TMP (created) or SUB_FREE (recycled) */
+    char tmp_name[SPOOL_ID_LEN + 1];
+    off_t old_size; /* a recycled file's size before we wrote over it */
     int failed;     /* errno of the first failure, sticky */
     int committed;
     uint64_t body_len;
     size_t hdr_len;
+    unsigned long crc; /* zlib crc32 of what follows the first line */
+    size_t crc_skip;   /* octets of the first line not yet put */
     size_t buflen;
     char buf[SPOOL_BUF_SIZE];
 };
@@ -80,6 +100,8 @@ static const char *const spool_keyname[K_COUNT] = {
     "body", "smtputf8", "is-bounce", "dsn-ret",     "dsn-envid", "rcpt"};
 /* Keys every file we write carries; dsn-ret and dsn-envid are optional. */
 #define SPOOL_REQUIRED_KEYS (((1u << K_COUNT) - 1) & ~(1u << K_DSN_RET) & ~(1u << K_DSN_ENVID))
+
+typedef int (*spool_entry_fn)(struct spool *sp, const char *name, void *ctx);
 
 static uint64_t spool_last_id; /* atomic: the numeric value of the last id handed out */
 
@@ -176,6 +198,7 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
         sp->fds[i] = -1;
     pthread_mutex_init(&sp->gc_mu, NULL);
     pthread_cond_init(&sp->gc_cv, NULL);
+    pthread_mutex_init(&sp->fr.mu, NULL);
     if (fs_mkdir_p(dir, 0700) < 0) {
         set_err(err, errlen, "mkdir", dir, errno);
     } else if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -207,6 +230,9 @@ void spool_close(struct spool *sp)
         close(sp->dirfd);
     pthread_cond_destroy(&sp->gc_cv);
     pthread_mutex_destroy(&sp->gc_mu);
+    pthread_mutex_destroy(&sp->fr.mu);
+    free(sp->fr.name);
+    free(sp->fr.size);
     free(sp->dir);
     free(sp);
 }
@@ -215,6 +241,110 @@ void spool_close(struct spool *sp)
 const char *spool_dir(const struct spool *sp)
 {
     return sp->dir;
+}
+
+/* ---- recycling ---- */
+
+/* free_push - remember free/NAME of size; 0, or -1 when the list is full */
+static int free_push(struct spool *sp, const char *name, off_t size)
+{
+    struct spool_free *fr = &sp->fr;
+    int rc = -1;
+
+    pthread_mutex_lock(&fr->mu);
+    if (fr->n < fr->max) {
+        memcpy(fr->name[fr->n], name, SPOOL_ID_LEN + 1);
+        fr->size[fr->n++] = size;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&fr->mu);
+    return rc;
+}
+
+/* free_pop - take a free/ file's name and size; 0, or -1 when there is none */
+static int free_pop(struct spool *sp, char name[SPOOL_ID_LEN + 1], off_t *size)
+{
+    struct spool_free *fr = &sp->fr;
+    int rc = -1;
+
+    pthread_mutex_lock(&fr->mu);
+    if (fr->n > 0) {
+        fr->n--;
+        memcpy(name, fr->name[fr->n], SPOOL_ID_LEN + 1);
+        *size = fr->size[fr->n];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&fr->mu);
+    return rc;
+}
+
+/* adopt_free - spool_set_recycle's walk over free/: keep what fits, unlink the rest */
+static int adopt_free(struct spool *sp, const char *name, void *ctx)
+{
+    struct stat st;
+
+    (void)ctx;
+    if (fstatat(sp->fds[SUB_FREE], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size <= SPOOL_RECYCLE_SIZE_MAX && free_push(sp, name, st.st_size) == 0)
+        return 0;
+    return unlinkat(sp->fds[SUB_FREE], name, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int dir_walk(struct spool *sp, enum spool_sub sub, spool_entry_fn cb, void *ctx);
+
+/* spool_set_recycle - keep up to max delivered files for reuse (0: off); adopts free/. 0 or -1 */
+int spool_set_recycle(struct spool *sp, size_t max)
+{
+    struct spool_free *fr = &sp->fr;
+    char(*name)[SPOOL_ID_LEN + 1] = NULL;
+    off_t *size = NULL;
+
+    if (max && (!(name = calloc(max, sizeof *name)) || !(size = calloc(max, sizeof *size)))) {
+        free(name);
+        return -1;
+    }
+    pthread_mutex_lock(&fr->mu);
+    free(fr->name);
+    free(fr->size);
+    fr->name = name;
+    fr->size = size;
+    fr->n = 0;
+    fr->max = max;
+    pthread_mutex_unlock(&fr->mu);
+    /* With max 0 this empties free/ (recycling was turned off). */
+    return dir_walk(sp, SUB_FREE, adopt_free, NULL);
+}
+
+/* recycle - dequeue queue/ID by moving it to free/ for a later message; 0 or -1 */
+static int recycle(struct spool *sp, const char *id)
+{
+    struct stat st;
+
+    if (__atomic_load_n(&sp->fr.n, __ATOMIC_RELAXED) >= sp->fr.max)
+        return -1;
+    if (fstatat(sp->fds[SUB_QUEUE], id, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > SPOOL_RECYCLE_SIZE_MAX)
+        return -1;
+    if (renameat(sp->fds[SUB_QUEUE], id, sp->fds[SUB_FREE], id) < 0)
+        return -1;
+    /* Lost the race for the last slot: the file was already dequeued. */
+    if (free_push(sp, id, st.st_size) < 0)
+        unlinkat(sp->fds[SUB_FREE], id, 0);
+    return 0;
+}
+
+/* spool_pid - getpid() once: ids are made for every message, and mxgated
+ * forks (daemon(3)) before it makes any */
+static pid_t spool_pid(void)
+{
+    static pid_t pid;
+    pid_t p = __atomic_load_n(&pid, __ATOMIC_RELAXED);
+
+    if (!p) {
+        p = getpid();
+        __atomic_store_n(&pid, p, __ATOMIC_RELAXED);
+    }
+    return p;
 }
 
 /* spool_new_id - a fresh, time-ordered queue id, unique in this process (thread-safe) */
@@ -229,7 +359,7 @@ void spool_new_id(char out[SPOOL_ID_LEN + 1])
      * + 1), so ids never repeat here and sort by age as text. */
     gettimeofday(&tv, NULL);
     /* Different processes starting in the same microsecond differ here. */
-    mix = (((uint64_t)getpid() * 2654435761u) >> 16) & 0xfff;
+    mix = (((uint64_t)spool_pid() * 2654435761u) >> 16) & 0xfff;
     now = ((uint64_t)(uint32_t)tv.tv_sec << 32) | ((uint64_t)tv.tv_usec << 12) | mix;
     last = __atomic_load_n(&spool_last_id, __ATOMIC_RELAXED);
     do {
@@ -267,11 +397,23 @@ static int wbuf_flush(struct spool_writer *w)
     return 0;
 }
 
+/* wbuf_crc - the checksum covers everything but the first line, which holds it */
+static void wbuf_crc(struct spool_writer *w, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    size_t skip = len < w->crc_skip ? len : w->crc_skip;
+
+    w->crc_skip -= skip;
+    if (len > skip)
+        w->crc = crc32_z(w->crc, p + skip, len - skip);
+}
+
 /* wbuf_put - buffered append; large pieces are written straight through */
 static void wbuf_put(struct spool_writer *w, const void *data, size_t len)
 {
     if (w->failed)
         return;
+    wbuf_crc(w, data, len);
     if (w->buflen + len > sizeof w->buf && wbuf_flush(w) < 0)
         return;
     if (len >= sizeof w->buf) {
@@ -328,7 +470,9 @@ static int writer_header(struct spool_writer *w, const struct spool_envelope *en
 {
     char num[24];
 
-    wbuf_put(w, SPOOL_MAGIC "000000000000\n", SPOOL_FIRST_LINE);
+    w->crc = crc32_z(0, NULL, 0);
+    w->crc_skip = SPOOL_FIRST_LINE;
+    wbuf_put(w, SPOOL_MAGIC "000000000000 00000000\n", SPOOL_FIRST_LINE);
     w->hdr_len = SPOOL_FIRST_LINE;
     wbuf_kv(w, K_ID, env->id);
     snprintf(num, sizeof num, "%lld", (long long)env->arrival);
@@ -355,7 +499,37 @@ static int writer_header(struct spool_writer *w, const struct spool_envelope *en
     return 0;
 }
 
-/* spool_writer_begin - create tmp/ID and write the header; NULL with errno (EINVAL: bad env) */
+/* writer_open - write over a recycled free/ file, or create tmp/ID; fd or -1 */
+static int writer_open(struct spool_writer *w)
+{
+    struct spool *sp = w->sp;
+    int fd;
+
+    while (free_pop(sp, w->tmp_name, &w->old_size) == 0) {
+        fd = openat(sp->fds[SUB_FREE], w->tmp_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+            w->tmp_sub = SUB_FREE;
+            return fd;
+        }
+        /* Gone (an operator cleaned free/): try the next, or create. */
+        unlinkat(sp->fds[SUB_FREE], w->tmp_name, 0);
+    }
+    w->tmp_sub = SUB_TMP;
+    w->old_size = 0;
+    memcpy(w->tmp_name, w->id, sizeof w->tmp_name);
+    fd = openat(sp->fds[SUB_TMP], w->id, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    /* The lock tells spool_list this tmp file is alive, not a crash leftover. */
+    if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+        int saved = errno;
+        close(fd);
+        unlinkat(sp->fds[SUB_TMP], w->id, 0);
+        return errno = saved, -1;
+    }
+    return fd;
+}
+
+/* spool_writer_begin - open a file for env and write its header; NULL with errno (EINVAL: bad env)
+ */
 struct spool_writer *spool_writer_begin(struct spool *sp, const struct spool_envelope *env)
 {
     struct spool_writer *w;
@@ -369,15 +543,14 @@ struct spool_writer *spool_writer_begin(struct spool *sp, const struct spool_env
     memset(w, 0, offsetof(struct spool_writer, buf));
     w->sp = sp;
     memcpy(w->id, env->id, sizeof w->id);
-    w->fd = openat(sp->fds[SUB_TMP], w->id, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    w->fd = writer_open(w);
     if (w->fd < 0) {
         saved = errno;
         free(w);
         return errno = saved, NULL;
     }
     w->tmp_exists = 1;
-    /* The lock tells spool_list this tmp file is alive, not a crash leftover. */
-    if (flock(w->fd, LOCK_EX) == 0 && writer_header(w, env) == 0)
+    if (writer_header(w, env) == 0)
         return w;
     saved = errno;
     spool_writer_free(w);
@@ -408,44 +581,49 @@ uint64_t spool_writer_size(const struct spool_writer *w)
     return w->body_len;
 }
 
-/* writer_finish_file - flush, put the body length into the first line, fsync */
+/* writer_finish_file - flush, put the body length and checksum into the first line, fsync */
 static int writer_finish_file(struct spool_writer *w)
 {
-    char num[SPOOL_LEN_DIGITS + 1];
+    char num[SPOOL_FIRST_LINE];
+    size_t len = SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS;
     ssize_t n;
 
     if (wbuf_flush(w) < 0)
         return errno = w->failed, -1;
-    snprintf(num, sizeof num, "%012" PRIu64, w->body_len);
-    n = pwrite(w->fd, num, SPOOL_LEN_DIGITS, SPOOL_MAGIC_LEN);
-    if (n != SPOOL_LEN_DIGITS) {
+    snprintf(num, sizeof num, "%012" PRIu64 " %08lx", w->body_len, w->crc & 0xffffffffUL);
+    n = pwrite(w->fd, num, len, SPOOL_MAGIC_LEN);
+    if (n != (ssize_t)len) {
         if (n >= 0)
             errno = EIO;
         return -1;
     }
+    /* A recycled file may be longer than this message: cut the old tail. */
+    if (w->old_size > (off_t)(w->hdr_len + w->body_len) &&
+        ftruncate(w->fd, (off_t)(w->hdr_len + w->body_len)) < 0)
+        return -1;
     /* With syncfs group commit the data is flushed with the rename below. A
      * crash before that leaves at most a torn, never acknowledged queue file,
      * which spool_load moves to corrupt/ (the length check). */
     return w->sp->sync_fs ? 0 : fsync(w->fd);
 }
 
-/* writer_rename - move tmp/ID to queue/ID, never replacing an existing queue/ID */
+/* writer_rename - move the file to queue/ID, never replacing an existing queue/ID */
 static int writer_rename(struct spool_writer *w)
 {
-    int tfd = w->sp->fds[SUB_TMP], qfd = w->sp->fds[SUB_QUEUE];
+    int tfd = w->sp->fds[w->tmp_sub], qfd = w->sp->fds[SUB_QUEUE];
 
-    if (renameat2(tfd, w->id, qfd, w->id, RENAME_NOREPLACE) == 0) {
+    if (renameat2(tfd, w->tmp_name, qfd, w->id, RENAME_NOREPLACE) == 0) {
         w->tmp_exists = 0;
         return 0;
     }
     if (errno != EINVAL && errno != ENOSYS)
         return -1;
     /* File systems without RENAME_NOREPLACE: link(2) refuses to replace too. */
-    if (linkat(tfd, w->id, qfd, w->id, 0) < 0)
+    if (linkat(tfd, w->tmp_name, qfd, w->id, 0) < 0)
         return -1;
     /* The message is queued now; a failed unlink only leaves a second name
      * that spool_writer_free or spool_list removes later. */
-    if (unlinkat(tfd, w->id, 0) == 0)
+    if (unlinkat(tfd, w->tmp_name, 0) == 0)
         w->tmp_exists = 0;
     return 0;
 }
@@ -484,7 +662,25 @@ static int spool_sync_queue(struct spool *sp)
     return rc ? (errno = rc, -1) : 0;
 }
 
-/* writer_abort - close and remove tmp/ID after a failed commit; returns -1 with errno kept */
+/* writer_release - the file never became a message: back to free/, or unlinked */
+static void writer_release(struct spool_writer *w)
+{
+    int dfd = w->sp->fds[w->tmp_sub];
+    struct stat st;
+
+    if (!w->tmp_exists)
+        return;
+    /* A recycled file stays in free/; its length is whatever we left. */
+    if (w->tmp_sub == SUB_FREE && fstatat(dfd, w->tmp_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        free_push(w->sp, w->tmp_name, st.st_size) == 0) {
+        w->tmp_exists = 0;
+        return;
+    }
+    if (unlinkat(dfd, w->tmp_name, 0) == 0)
+        w->tmp_exists = 0;
+}
+
+/* writer_abort - close and release the file after a failed commit; returns -1 with errno kept */
 static int writer_abort(struct spool_writer *w)
 {
     int saved = errno;
@@ -492,43 +688,80 @@ static int writer_abort(struct spool_writer *w)
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
-    if (w->tmp_exists && unlinkat(w->sp->fds[SUB_TMP], w->id, 0) == 0)
-        w->tmp_exists = 0;
+    writer_release(w);
     if (!w->failed)
         w->failed = saved;
     errno = saved;
     return -1;
 }
 
-/* spool_writer_commit - BLOCKING: make the message durable in queue/ (0) or remove it (-1) */
-int spool_writer_commit(struct spool_writer *w)
+/* writer_prepare - everything but the sync: length, rename into queue/, close. 0 or -1 */
+static int writer_prepare(struct spool_writer *w)
 {
-    int saved;
-
     /* The rename happens before close so that the flock keeps spool_list
      * away from tmp/ID until the name is gone. */
-    if (w->committed || w->fd < 0)
+    if (w->committed || w->fd < 0) {
+        if (!w->failed)
+            w->failed = EINVAL;
         return errno = EINVAL, -1;
+    }
     if (writer_finish_file(w) < 0 || writer_rename(w) < 0)
         return writer_abort(w);
     if (close(w->fd) < 0) {
         w->fd = -1;
-        saved = errno;
+        w->failed = errno;
         unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
-        return errno = saved, -1;
+        return errno = w->failed, -1;
     }
     w->fd = -1;
-    if (spool_sync_queue(w->sp) < 0) {
-        /* Not durable: take it back, the client will be told 4xx and retry. */
-        saved = errno;
-        unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
-        return errno = saved, -1;
-    }
-    w->committed = 1;
     return 0;
 }
 
-/* spool_writer_free - free w; removes tmp/ID if it was not committed */
+/* spool_commit_batch - BLOCKING: make every writer durable with one sync; the count that are */
+size_t spool_commit_batch(struct spool_writer *const *ws, size_t n)
+{
+    size_t ok = 0;
+    int rc = 0, saved = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (writer_prepare(ws[i]) == 0)
+            ok++;
+    if (ok && spool_sync_queue(ws[0]->sp) < 0) {
+        rc = -1;
+        saved = errno;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct spool_writer *w = ws[i];
+        if (w->failed)
+            continue;
+        if (rc < 0) {
+            /* Not durable: take it back, the client will be told 4xx and retry. */
+            unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
+            w->failed = saved;
+        } else {
+            w->committed = 1;
+        }
+    }
+    return rc < 0 ? 0 : ok;
+}
+
+/* spool_writer_commit - BLOCKING: make the message durable in queue/ (0) or remove it (-1) */
+int spool_writer_commit(struct spool_writer *w)
+{
+    int err;
+
+    spool_commit_batch(&w, 1);
+    return spool_writer_status(w, &err) == 0 ? 0 : (errno = err, -1);
+}
+
+/* spool_writer_status - after a commit: 0 if durable, else -1 with *err the reason */
+int spool_writer_status(const struct spool_writer *w, int *err)
+{
+    *err = w->committed ? 0 : w->failed ? w->failed : EINVAL;
+    return w->committed ? 0 : -1;
+}
+
+/* spool_writer_free - free w; releases its file if it was not committed */
 void spool_writer_free(struct spool_writer *w)
 {
     int saved = errno;
@@ -537,16 +770,17 @@ void spool_writer_free(struct spool_writer *w)
         return;
     if (w->fd >= 0)
         close(w->fd);
-    if (w->tmp_exists)
-        unlinkat(w->sp->fds[SUB_TMP], w->id, 0);
+    w->fd = -1;
+    writer_release(w);
     free(w);
     errno = saved;
 }
 
 /* ---- loader ---- */
 
-/* read_header - read queue file octets until the empty line; *hlen counts through it */
-static int read_header(int fd, off_t size, char **out, size_t *hlen)
+/* read_header - read queue file octets until the empty line; *hlen counts through
+ * it, *have is how much was read (the whole file when it is small) */
+static int read_header(int fd, off_t size, char **out, size_t *hlen, size_t *have_out)
 {
     size_t cap = 65536, have = 0;
     char *buf = NULL, *end;
@@ -568,6 +802,7 @@ static int read_header(int fd, off_t size, char **out, size_t *hlen)
         if (end) {
             *out = buf;
             *hlen = (size_t)(end - buf) + 2;
+            *have_out = have;
             return 0;
         }
         if (have < cap || cap >= SPOOL_HDR_MAX)
@@ -690,17 +925,52 @@ static int parse_line(char *line, struct spool_envelope *env, const char *id, un
     return set_field(env, (enum spool_key)k, sp + 1, id);
 }
 
-/* parse_header - check the magic line and parse every key of a header of hlen octets */
-static int parse_header(char *buf, size_t hlen, const char *id, struct spool_envelope *env,
-                        uint64_t *body_len)
+/* parse_hex8 - exactly 8 lowercase hex digits */
+static int parse_hex8(const char *s, uint32_t *out)
 {
-    char *p = buf + SPOOL_FIRST_LINE, *end = buf + hlen - 1, *nl;
+    uint32_t v = 0;
+
+    for (int i = 0; i < SPOOL_CRC_DIGITS; i++) {
+        int d = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+                : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+                                             : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* parse_first_line - "MXQ2 <length> <crc>\n" or the older "MXQ1 <length>\n";
+ * returns the line's length, *has_crc says which */
+static size_t parse_first_line(const char *buf, size_t hlen, uint64_t *body_len, int *has_crc,
+                               uint32_t *crc)
+{
+    size_t first = SPOOL_FIRST_LINE;
+
+    *has_crc = memcmp(buf, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0;
+    if (!*has_crc) {
+        if (memcmp(buf, SPOOL_MAGIC_V1, SPOOL_MAGIC_LEN) != 0)
+            return 0;
+        first = SPOOL_FIRST_LINE_V1;
+    }
+    if (hlen <= first || buf[first - 1] != '\n' ||
+        parse_u64(buf + SPOOL_MAGIC_LEN, SPOOL_LEN_DIGITS, SPOOL_BODY_MAX, body_len) < 0)
+        return 0;
+    if (*has_crc && (buf[SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS] != ' ' ||
+                     parse_hex8(buf + SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1, crc) < 0))
+        return 0;
+    return first;
+}
+
+/* parse_header - parse every key of a header of hlen octets after its first line */
+static int parse_header(char *buf, size_t hlen, size_t first, const char *id,
+                        struct spool_envelope *env)
+{
+    char *p = buf + first, *end = buf + hlen - 1, *nl;
     unsigned seen = 0;
 
-    if (hlen <= SPOOL_FIRST_LINE || memcmp(buf, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0 ||
-        buf[SPOOL_FIRST_LINE - 1] != '\n' ||
-        parse_u64(buf + SPOOL_MAGIC_LEN, SPOOL_LEN_DIGITS, SPOOL_BODY_MAX, body_len) < 0)
-        return bad_msg();
     /* Values never hold NUL or CR; finding one means the file is damaged. */
     if (memchr(buf, '\0', hlen) || memchr(buf, '\r', hlen))
         return bad_msg();
@@ -714,25 +984,66 @@ static int parse_header(char *buf, size_t hlen, const char *id, struct spool_env
     return (seen & SPOOL_REQUIRED_KEYS) == SPOOL_REQUIRED_KEYS ? 0 : bad_msg();
 }
 
-/* load_queue_file - parse queue/ID and check its size against the stated body length */
+/*
+ * check_crc - the checksum over everything after the first line. A crash
+ * before a commit's sync can leave a queue file whose name is on disk but
+ * part of whose octets are not (or, for a recycled file, are a delivered
+ * message's): such a file was never acknowledged, and must not be delivered.
+ * Small files are already in memory (buf holds have octets); the rest is read.
+ */
+static int check_crc(int fd, const char *buf, size_t have, off_t size, size_t first, uint32_t want)
+{
+    unsigned long crc = crc32_z(0, NULL, 0);
+    char chunk[65536];
+    off_t off = (off_t)have;
+
+    crc = crc32_z(crc, (const unsigned char *)buf + first, have - first);
+    while (off < size) {
+        size_t n = size - off < (off_t)sizeof chunk ? (size_t)(size - off) : sizeof chunk;
+        ssize_t got = pread_full(fd, chunk, n, off);
+        if (got < 0)
+            return -1;
+        if ((size_t)got != n)
+            return bad_msg(); /* shrank while we read */
+        crc = crc32_z(crc, (const unsigned char *)chunk, n);
+        off += (off_t)n;
+    }
+    return (crc & 0xffffffffUL) == want ? 0 : bad_msg();
+}
+
+/* check_file - the first line against the file: its length, then its checksum (MXQ2) */
+static int check_file(int fd, const char *hdr, size_t hlen, size_t have, off_t size,
+                      uint64_t *body_len, size_t *first)
+{
+    uint32_t crc = 0;
+    int has_crc;
+
+    if (hlen <= SPOOL_FIRST_LINE_V1 ||
+        !(*first = parse_first_line(hdr, hlen, body_len, &has_crc, &crc)) ||
+        (uint64_t)size - hlen != *body_len)
+        return bad_msg();
+    return has_crc ? check_crc(fd, hdr, have, size, *first, crc) : 0;
+}
+
+/* load_queue_file - check queue/ID (length, checksum), then parse its envelope */
 static int load_queue_file(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
                            uint64_t *body_len)
 {
     struct stat st;
     char *hdr = NULL;
-    size_t hlen = 0;
+    size_t hlen = 0, have = 0, first = 0;
     int rc;
 
     if (fstat(fd, &st) < 0)
         return -1;
     if (!S_ISREG(st.st_mode))
         return bad_msg();
-    if (read_header(fd, st.st_size, &hdr, &hlen) < 0)
+    if (read_header(fd, st.st_size, &hdr, &hlen, &have) < 0)
         return -1;
-    rc = parse_header(hdr, hlen, id, env, body_len);
+    rc = check_file(fd, hdr, hlen, have, st.st_size, body_len, &first);
+    if (rc == 0)
+        rc = parse_header(hdr, hlen, first, id, env);
     free(hdr);
-    if (rc == 0 && (uint64_t)st.st_size - hlen != *body_len)
-        return bad_msg();
     *body_off = (off_t)hlen;
     return rc;
 }
@@ -1018,8 +1329,10 @@ int spool_remove(struct spool *sp, const char *id)
         return errno = EINVAL, -1;
     /* No sync here: if a crash loses this unlink, the message is delivered
      * once more after the restart (the one duplicate every MTA allows), and
-     * the next commit's sync makes the removal durable anyway. */
-    if (unlinkat(sp->fds[SUB_QUEUE], id, 0) < 0) {
+     * the next commit's sync makes the removal durable anyway. Moving the
+     * file to free/ instead spares the file system an inode freed now and
+     * another allocated for the next message. */
+    if (recycle(sp, id) < 0 && unlinkat(sp->fds[SUB_QUEUE], id, 0) < 0) {
         if (errno != ENOENT)
             return -1;
         missing = 1;
@@ -1032,8 +1345,6 @@ int spool_remove(struct spool *sp, const char *id)
 }
 
 /* ---- listing ---- */
-
-typedef int (*spool_entry_fn)(struct spool *sp, const char *name, void *ctx);
 
 /* dir_walk - call cb for every queue-id-shaped name in subdirectory sub */
 static int dir_walk(struct spool *sp, enum spool_sub sub, spool_entry_fn cb, void *ctx)

@@ -6,25 +6,31 @@
  *   queue/ID   an accepted message: envelope header, then the body
  *   log/ID     append-only delivery log of that message (fsynced records)
  *   corrupt/   files that failed to load, kept for the operator
+ *   free/      files of delivered messages kept to be written over by new
+ *              ones (spool_set_recycle): their content means nothing
  *
  * queue/ID format (text header, then the body exactly as received on the
  * wire: CRLF lines, still dot-stuffed, without the final ".\r\n"):
- *   "MXQ1 <body-length, 12 decimal digits>\n"
+ *   "MXQ2 <body-length, 12 decimal digits> <crc, 8 lowercase hex digits>\n"
  *   "<key> <value>\n" ...      keys: id arrival client-ip client-name helo
  *                              sender rcpt (repeated, in order) body smtputf8
  *                              dsn-ret dsn-envid is-bounce
  *   "\n"
  *   <body-length octets>
- * A file whose body length does not match its size is torn and is moved to
- * corrupt/. Values are written with CR, LF and NUL impossible by
- * construction (they come from parsed SMTP paths).
+ * crc is zlib's CRC-32 of every octet after the first line. A file whose
+ * body length does not match its size, whose checksum does not match its
+ * octets, or whose id is not its name is torn and is moved to corrupt/.
+ * Files of the first format ("MXQ1 <body-length>\n", no checksum) are still
+ * read. Values are written with CR, LF and NUL impossible by construction
+ * (they come from parsed SMTP paths).
  *
  * log/ID records, one per line: "<unix-time> <rcpt-index> <status> <text>\n"
  * where status is delivered, bounced or deferred.
  *
  * Durability: spool_writer_commit writes, fsyncs the file, renames it into
  * queue/ and fsyncs queue/ (concurrent committers share one directory
- * fsync: group commit). Only after it returns 0 may the server say 250.
+ * fsync: group commit; in SPOOL_SYNC_FILESYSTEM mode one syncfs covers
+ * data and names alike). Only after it returns 0 may the server say 250.
  */
 #ifndef MX_QUEUE_SPOOL_H
 #define MX_QUEUE_SPOOL_H
@@ -73,6 +79,10 @@ enum spool_sync {
 };
 /* spool_set_sync - SPOOL_SYNC_FILE is the default of spool_open */
 void spool_set_sync(struct spool *sp, enum spool_sync mode);
+/* spool_set_recycle - keep up to max files of delivered messages in free/ and
+ * write new messages over them (0: off, the default: create and unlink).
+ * Adopts what free/ holds. Call before the first writer. 0 or -1 */
+int spool_set_recycle(struct spool *sp, size_t max);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
 
@@ -95,6 +105,14 @@ uint64_t spool_writer_size(const struct spool_writer *w);
  * free w.
  */
 int spool_writer_commit(struct spool_writer *w);
+/*
+ * spool_commit_batch - BLOCKING: spool_writer_commit for n writers of one
+ * spool with a single sync for all of them (group commit). Returns how many
+ * are durable; spool_writer_status tells which.
+ */
+size_t spool_commit_batch(struct spool_writer *const *ws, size_t n);
+/* spool_writer_status - after a commit: 0 if durable, else -1 with *err the reason */
+int spool_writer_status(const struct spool_writer *w, int *err);
 /* spool_writer_free - free w; removes tmp/ID if it was not committed */
 void spool_writer_free(struct spool_writer *w);
 

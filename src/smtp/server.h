@@ -14,6 +14,7 @@ struct evconnlistener;
 struct config;
 struct config_listen;
 struct pool;
+struct commitq;
 struct spool;
 struct queue;
 struct session;
@@ -41,7 +42,8 @@ struct server_listener {
 struct server {
     struct event_base *base;
     const struct config *cfg;
-    struct pool *pool; /* fsync and file I/O off the loop */
+    struct pool *pool;       /* fsync and file I/O off the loop */
+    struct commitq *commits; /* received messages made durable in batches */
     struct spool *spool;
     struct queue *queue; /* where committed messages go */
     SSL_CTX *tls;        /* NULL when no tls section */
@@ -53,6 +55,8 @@ struct server {
     unsigned nconn;
     uint64_t next_sid;
     LIST_HEAD(, session) sessions;
+    LIST_HEAD(, session) flushq; /* plaintext sessions with replies to write */
+    struct event *flush_ev;      /* active while flushq is not empty */
     struct server_ip_count *per_ip[SERVER_IP_BUCKETS];
 };
 
@@ -68,7 +72,8 @@ void server_close(struct server *srv);
 /*
  * server_adopt - take a connected socket as if a listener l had accepted it:
  * the connection limits apply (refused with 421 and closed when over them),
- * then a session starts. server_accept uses it; so does the session fuzzer.
+ * then a session starts. fd must be non-blocking (listeners accept so).
+ * server_accept uses it; so does the session fuzzer.
  */
 void server_adopt(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
                   const struct sockaddr *sa, socklen_t salen);

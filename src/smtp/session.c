@@ -31,6 +31,8 @@ static void session_free(struct session *s)
     log_info("event=disconnect sid=%s client=%s commands=%u messages=%u reason=%s", s->sid, s->ip,
              s->ncommands, s->nmessages, s->close_reason ? s->close_reason : "eof");
     LIST_REMOVE(s, entry);
+    if (s->flush_queued)
+        LIST_REMOVE(s, flush_entry);
     session_policy_end(s);
     if (s->commit)
         session_commit_detach(s);
@@ -48,6 +50,80 @@ static void session_free(struct session *s)
     free(s);
 }
 
+/*
+ * Plaintext replies are written by us, not by the bufferevent: every reply
+ * made during a loop turn goes out in one writev at the end of the turn, and
+ * the socket's write event is only armed when the kernel would not take it
+ * all. Left to the bufferevent, each reply costs two epoll_ctl calls (arm the
+ * write event, disarm it a turn later). TLS sessions keep the bufferevent's
+ * writing, which encrypts.
+ */
+static int session_direct(const struct session *s)
+{
+    return !s->fd_in_bev;
+}
+
+/* session_output_drained - every reply is out: finish a close or a STARTTLS switch */
+static void session_output_drained(struct session *s)
+{
+    if (s->state == SESS_CLOSING)
+        session_free(s);
+    else if (s->state == SESS_TLS_SWITCH)
+        session_starttls_switch(s);
+}
+
+/* session_write - one writev of the output; -1 on an error or when some is left */
+static int session_write(struct session *s, struct evbuffer *out)
+{
+    int n;
+
+    /* The bufferevent freezes the start of its output so that only it
+     * drains it; it thaws it the same way around its own writes. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, s->fd);
+    evbuffer_freeze(out, 1);
+    return n < 0 || evbuffer_get_length(out) > 0 ? -1 : 0;
+}
+
+/* session_flush - write the replies; what the kernel does not take, libevent writes later */
+static void session_flush(struct session *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    /* A short write or an error (EPIPE, ECONNRESET) is left to the
+     * bufferevent: it retries when writable, under the write timeout, and
+     * reports an error through session_event_cb like any other. */
+    if (evbuffer_get_length(out) > 0 && session_write(s, out) < 0) {
+        bufferevent_enable(s->bev, EV_WRITE);
+        return;
+    }
+    session_output_drained(s);
+}
+
+/* session_flush_cb - end of the loop turn: write every queued session's replies */
+static void session_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    struct session *s;
+
+    while ((s = LIST_FIRST(&srv->flushq)) != NULL) {
+        LIST_REMOVE(s, flush_entry);
+        s->flush_queued = 0;
+        session_flush(s);
+    }
+}
+
+/* session_queue_flush - have s's output written at the end of this loop turn */
+static void session_queue_flush(struct session *s)
+{
+    if (!session_direct(s) || s->flush_queued)
+        return;
+    if (LIST_EMPTY(&s->srv->flushq))
+        event_active(s->srv->flush_ev, EV_TIMEOUT, 0);
+    LIST_INSERT_HEAD(&s->srv->flushq, s, flush_entry);
+    s->flush_queued = 1;
+}
+
 /* session_reply_v - one reply line into the output buffer */
 static void session_reply_v(struct session *s, const char *fmt, va_list ap)
 {
@@ -55,6 +131,7 @@ static void session_reply_v(struct session *s, const char *fmt, va_list ap)
 
     evbuffer_add_vprintf(out, fmt, ap);
     evbuffer_add(out, "\r\n", 2);
+    session_queue_flush(s);
 }
 
 /* session_reply - queue one reply line */
@@ -260,7 +337,9 @@ static void session_eof_close(struct session *s)
     s->close_reason = "eof";
     s->state = SESS_CLOSING;
     session_set_timeout(s, SESSION_CLOSE_TIMEOUT);
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+    if (session_direct(s))
+        session_queue_flush(s); /* finds nothing to write and closes */
+    else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
         bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
@@ -315,10 +394,9 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
      * write event of a fresh bufferevent): only a drained reply counts. */
     if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
         return;
-    if (s->state == SESS_CLOSING)
-        session_free(s);
-    else if (s->state == SESS_TLS_SWITCH)
-        session_starttls_switch(s);
+    if (session_direct(s))
+        bufferevent_disable(bev, EV_WRITE); /* back to writing it ourselves */
+    session_output_drained(s);
 }
 
 /* session_tls_done - handshake finished: record what protects the session */
@@ -368,7 +446,11 @@ static void session_setup_bev(struct session *s, unsigned timeout)
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
     bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH_WATER);
     session_set_timeout(s, timeout);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    /* A new bufferevent starts with writing enabled: direct sessions arm it
+     * only for output the kernel did not take (session_flush). */
+    if (session_direct(s))
+        bufferevent_disable(s->bev, EV_WRITE);
+    bufferevent_enable(s->bev, session_direct(s) ? EV_READ : EV_READ | EV_WRITE);
 }
 
 /* session_new_tls_bev - wrap fd in a server-side TLS bufferevent */
@@ -463,6 +545,10 @@ void session_start(struct server *srv, const struct config_listen *l, evutil_soc
     struct session *s = calloc(1, sizeof(*s));
     char ip[64];
 
+    if (!srv->flush_ev && !(srv->flush_ev = event_new(srv->base, -1, 0, session_flush_cb, srv))) {
+        free(s);
+        s = NULL;
+    }
     if (!s) {
         log_err("event=error what=\"out of memory\" client=%s", sockaddr_ip(sa, ip, sizeof(ip)));
         close(fd);
@@ -476,7 +562,6 @@ void session_start(struct server *srv, const struct config_listen *l, evutil_soc
     sockaddr_ip(sa, s->ip, sizeof(s->ip));
     snprintf(s->sid, sizeof(s->sid), "%llx", (unsigned long long)++srv->next_sid);
     LIST_INSERT_HEAD(&srv->sessions, s, entry);
-    evutil_make_socket_nonblocking(fd);
     log_info("event=connect sid=%s client=%s port=%u listener=%s", s->sid, s->ip,
              sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                                        : ntohs(((const struct sockaddr_in *)sa)->sin_port),
@@ -497,4 +582,7 @@ void session_free_all(struct server *srv)
         s->close_reason = "shutdown";
         session_free(s);
     }
+    if (srv->flush_ev)
+        event_free(srv->flush_ev);
+    srv->flush_ev = NULL;
 }

@@ -10,7 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "core/pool.h"
+#include "queue/commit.h"
 #include "policy/stats.h"
 #include "queue/queue.h"
 #include "smtp/address.h"
@@ -211,22 +211,15 @@ static void data_refuse(struct session *s)
         session_error(s, "data", "451 4.3.0 Error: queue file write error");
 }
 
-/* commit_work - in the pool: fsync, rename, fsync the directory */
-static void commit_work(void *arg)
-{
-    struct session_commit *c = arg;
-
-    c->rc = spool_writer_commit(c->writer);
-    c->err = errno;
-}
-
 /* commit_done - on the loop: answer the client (if still there) and schedule delivery */
-static void commit_done(void *arg)
+static void commit_done(void *arg, int rc, int err)
 {
     struct session_commit *c = arg;
     struct session *s = c->s;
     char q[SMTP_PATH_MAX * 2 + 8];
 
+    c->rc = rc;
+    c->err = err;
     if (c->rc == 0) {
         log_info("event=queued sid=%s id=%s client=%s from=<%s> nrcpt=%zu size=%llu", c->sid, c->id,
                  c->ip, log_quote(q, sizeof(q), c->sender), c->nrcpt, (unsigned long long)c->size);
@@ -280,7 +273,7 @@ static void data_end(struct session *s)
     session_tx_free(s);
     s->commit = c;
     s->state = SESS_COMMIT;
-    pool_submit(s->srv->pool, commit_work, commit_done, c);
+    commitq_submit(s->srv->commits, c->writer, commit_done, c);
 }
 
 /* session_commit_detach - the client left before the commit finished; the message stays queued */

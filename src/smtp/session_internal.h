@@ -56,6 +56,8 @@ struct session {
     struct bufferevent *bev;
     evutil_socket_t fd;
     int fd_in_bev; /* the TLS bufferevent owns (and closes) fd */
+    LIST_ENTRY(session) flush_entry;
+    int flush_queued; /* on srv->flushq */
     struct sockaddr_storage peer;
     char ip[64];
     char sid[24];

@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "core/pool.h"
 #include "fuzz.h"
+#include "queue/commit.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 #include "smtp/server.h"
@@ -231,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Odd sizes come from a relay network (198.51.100.0/24), even ones from outside. */
     sin.sin_addr.s_addr = htonl(size & 1 ? 0xC6336401u : 0xC0000201u);
     __atomic_store_n(&F.queued, 0, __ATOMIC_RELAXED);
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
         abort();
     if (evutil_make_socket_nonblocking(sv[1]) < 0)
         abort();
@@ -317,9 +318,10 @@ static void server_setup(void)
         abort();
     }
     srv->pool = pool_new(srv->base, 1);
+    srv->commits = srv->pool ? commitq_new(srv->pool, 1) : NULL;
     srv->queue = srv->pool ? queue_new(srv->base, F.cfg, srv->spool, srv->pool, NULL) : NULL;
     F.tick = evtimer_new(srv->base, on_tick, NULL);
-    if (!srv->queue || !F.tick)
+    if (!srv->queue || !srv->commits || !F.tick)
         abort();
 }
 
@@ -329,6 +331,7 @@ static void fuzz_cleanup(void)
     session_free_all(&F.srv);
     queue_free(F.srv.queue);
     pool_free(F.srv.pool);
+    commitq_free(F.srv.commits);
     spool_close(F.srv.spool);
     SSL_CTX_free(F.srv.tls);
     event_free(F.tick);

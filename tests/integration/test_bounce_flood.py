@@ -232,6 +232,9 @@ def test_flood_withdraws_and_restores_primary_mx(gateway, knot, sink):
     text = gw.log_text()[mark:]
     events = re.findall(r"event=bounce_flood state=(\w+)", text)
     assert events == ["start", "stop"], events
+    # Counters reach the store within a second (the daemon batches them).
+    wait_until(lambda: re.search(r"^\s*bounce_flood\.stop\s+1$", gw.ctl("stats").stdout, re.M),
+               timeout=5, what="bounce_flood.stop in mxgatectl stats")
     stats = gw.ctl("stats")
     assert stats.returncode == 0, stats.stderr
     assert re.search(r"^\s*bounce_flood\.start\s+1$", stats.stdout, re.M), stats.stdout

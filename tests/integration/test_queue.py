@@ -341,3 +341,57 @@ def test_concurrent_clients_none_lost_none_duplicated(gateway, sink):
     assert len(subjects) == len(set(subjects)) == 50
     sink.wait_quiet(50, 0.5)
     wait_until(lambda: queue_empty(gw), what="queue is empty")
+
+
+# -- recycled queue files and their checksum ---------------------------------------
+def spool_names(gw, sub):
+    return sorted(p.name for p in (gw.dir / "spool" / sub).iterdir())
+
+
+def test_delivered_files_are_recycled(gateway, sink):
+    gw = gateway()
+    sink.stop()  # three queued at once, so that three files exist side by side
+    for i in range(3):
+        smtp_queue(gw.port, "a@client.test", ["b@example.test"], make_message("r%d" % i))
+    assert len(spool_names(gw, "queue")) == 3
+    sink.start()
+    assert gw.ctl("queue", "flush").returncode == 0
+    sink.wait_for(3, timeout=8)
+    wait_until(lambda: len(spool_names(gw, "free")) == 3, what="3 files kept in spool/free")
+    assert spool_names(gw, "queue") == []
+    kept = set(spool_names(gw, "free"))
+    # The next message is written over one of them: no new file, none lost.
+    msg = make_message("over a kept file")
+    qid = smtp_queue(gw.port, "a@client.test", ["b@example.test"], msg)
+    check_received(sink.wait_for(4, timeout=8)[3].content, msg, qid, rcpt="b@example.test")
+    wait_until(lambda: len(spool_names(gw, "free")) == 3, what="3 files in spool/free again")
+    assert set(spool_names(gw, "free")) - kept == {qid}, spool_names(gw, "free")
+    assert spool_names(gw, "tmp") == []
+
+
+def test_recycle_off(gateway, sink):
+    gw = gateway(queue={"recycle": 0})
+    smtp_queue(gw.port, "a@client.test", ["b@example.test"], make_message("no recycling"))
+    sink.wait_for(1, timeout=8)
+    wait_until(lambda: queue_empty(gw), what="queue is empty")
+    assert spool_names(gw, "free") == []
+
+
+def test_changed_queue_file_is_quarantined_not_delivered(gateway, sink):
+    gw = gateway()
+    sink.stop()
+    qid = smtp_queue(gw.port, "a@client.test", ["b@example.test"], make_message("to be damaged"))
+    wait_deferred(gw, qid)
+    assert gw.stop() == 0
+    path = gw.dir / "spool" / "queue" / qid
+    raw = bytearray(path.read_bytes())
+    assert raw.startswith(b"MXQ2 "), raw[:40]
+    i = raw.index(b"to be damaged")
+    raw[i] = ord("T")  # same length: only the checksum notices
+    path.write_bytes(bytes(raw))
+    sink.start()
+    gw.start()
+    gw.wait_log(r"event=dropped id=%s reason=corrupt-moved-to-corrupt" % qid)
+    assert qid in spool_names(gw, "corrupt")
+    assert spool_names(gw, "queue") == []
+    sink.wait_quiet(0, 1.0)

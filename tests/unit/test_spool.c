@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "queue/spool.h"
 
 struct fixture {
@@ -229,7 +231,7 @@ static void test_on_disk_format(void **state)
 {
     struct fixture *f = *state;
     struct spool_envelope env, got;
-    char expect[1024];
+    char expect[1024], rest[1024];
     size_t len;
     char *raw;
     off_t off;
@@ -242,12 +244,15 @@ static void test_on_disk_format(void **state)
     env.is_bounce = 1;
     env.nrcpt = 2;
     commit_message(f->sp, &env, "Subject: x\r\n\r\nhello\r\n");
-    snprintf(expect, sizeof expect,
-             "MXQ1 000000000021\nid %s\narrival 1700000000\nclient-ip \n"
+    /* first line: body length, then zlib's CRC-32 of everything after the line */
+    snprintf(rest, sizeof rest,
+             "id %s\narrival 1700000000\nclient-ip \n"
              "client-name mail.example.org\nhelo mail.example.org\nsender \nbody 7bit\n"
              "smtputf8 0\nis-bounce 1\nrcpt alice@example.test\nrcpt bob@example.test\n\n"
              "Subject: x\r\n\r\nhello\r\n",
              env.id);
+    snprintf(expect, sizeof expect, "MXQ2 000000000021 %08lx\n%s",
+             crc32(0, (const unsigned char *)rest, (unsigned)strlen(rest)), rest);
     raw = read_file(path_of(f, "queue", env.id), &len);
     assert_int_equal(len, strlen(expect));
     assert_memory_equal(raw, expect, len);
@@ -391,7 +396,8 @@ static void replace(char *dst, size_t len, const char *src, const char *from, co
 static void test_bad_headers(void **state)
 {
     static const char *const edits[][2] = {
-        {"MXQ1 ", "MXQ2 "},                                /* bad magic */
+        {"MXQ1 ", "MXQ3 "},                                /* bad magic */
+        {"MXQ1 ", "MXQ2 "},                                /* new magic, no checksum */
         {"000000000005", "000000000006"},                  /* length does not match */
         {"000000000005", "00000000000x"},                  /* length not decimal */
         {"helo x\n", "helo x\ncolour blue\n"},             /* unknown key */
@@ -742,6 +748,175 @@ static void test_reject_bad_values(void **state)
     assert_int_equal(count_entries(f, "tmp"), 0);
 }
 
+/* flip_octet - change the octet at off of a file in place */
+static void flip_octet(const char *path, off_t off)
+{
+    int fd = open(path, O_RDWR);
+    char c;
+
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, 1, off), 1);
+    c ^= 0x20;
+    assert_int_equal(pwrite(fd, &c, 1, off), 1);
+    close(fd);
+}
+
+/* offset_of - where needle first occurs in the file at path */
+static off_t offset_of(const char *path, const char *needle)
+{
+    size_t len;
+    char *raw = read_file(path, &len), *at = strstr(raw, needle);
+    off_t off;
+
+    assert_non_null(at);
+    off = at - raw;
+    free(raw);
+    return off;
+}
+
+/* fill_lines - len-1 octets of 98-octet lines ending in CRLF, NUL-terminated */
+static void fill_lines(char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        buf[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : (char)('a' + i % 26);
+    buf[len - 1] = '\0';
+}
+
+/* load_ok - queue/ID loads; returns the body length */
+static uint64_t load_ok(struct fixture *f, const char *id)
+{
+    struct spool_envelope got;
+    off_t off;
+    uint64_t len;
+
+    assert_int_equal(spool_load(f->sp, id, &got, &off, &len), 0);
+    spool_envelope_free(&got);
+    return len;
+}
+
+/* test_checksum - octets changed after the commit (body, header, past the first read) are caught */
+static void test_checksum(void **state)
+{
+    struct fixture *f = *state;
+    static char big[200001];
+    struct spool_envelope env;
+    struct stat st;
+    const char *path;
+
+    make_env(&env);
+    commit_message(f->sp, &env, "Subject: x\r\n\r\nhello\r\n");
+    path = path_of(f, "queue", env.id);
+    assert_int_equal(stat(path, &st), 0);
+    flip_octet(path, st.st_size - 4); /* "hello" -> "heLlo": same length */
+    expect_corrupt(f, env.id);
+
+    make_env(&env);
+    commit_message(f->sp, &env, "x\r\n");
+    path = path_of(f, "queue", env.id);
+    flip_octet(path, offset_of(path, "helo mail") + 5); /* a header value */
+    expect_corrupt(f, env.id);
+
+    fill_lines(big, sizeof big);
+    make_env(&env);
+    commit_message(f->sp, &env, big);
+    assert_int_equal(load_ok(f, env.id), sizeof big - 1); /* control */
+    path = path_of(f, "queue", env.id);
+    assert_int_equal(stat(path, &st), 0);
+    flip_octet(path, st.st_size - 1000); /* beyond the first 64 KiB */
+    expect_corrupt(f, env.id);
+}
+
+/* test_recycle - a delivered message's file is written over by the next (shorter) one */
+static void test_recycle(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_envelope env, got;
+    char longbody[5001], id1[SPOOL_ID_LEN + 1], *body;
+    struct stat st1, st2;
+    off_t off;
+    uint64_t len;
+
+    assert_int_equal(spool_set_recycle(f->sp, 4), 0);
+    fill_lines(longbody, sizeof longbody);
+    make_env(&env);
+    commit_message(f->sp, &env, longbody);
+    memcpy(id1, env.id, sizeof id1);
+    assert_int_equal(stat(path_of(f, "queue", id1), &st1), 0);
+    assert_int_equal(spool_remove(f->sp, id1), 0);
+    assert_false(exists(f, "queue", id1));
+    assert_true(exists(f, "free", id1));
+
+    make_env(&env);
+    commit_message(f->sp, &env, "short\r\n");
+    assert_int_equal(count_entries(f, "free"), 0);
+    assert_int_equal(count_entries(f, "tmp"), 0);
+    assert_int_equal(stat(path_of(f, "queue", env.id), &st2), 0);
+    assert_true(st2.st_ino == st1.st_ino); /* the same file, no new inode */
+    assert_int_equal(spool_load(f->sp, env.id, &got, &off, &len), 0);
+    assert_int_equal(len, 7);
+    assert_int_equal(st2.st_size, off + 7); /* the old tail is cut */
+    body = read_body(f->sp, env.id, off, len);
+    assert_string_equal(body, "short\r\n");
+    assert_string_equal(got.rcpt[2].addr, "carol@other.test");
+    free(body);
+    spool_envelope_free(&got);
+}
+
+/* test_recycle_limits - a full list or a big file means unlink; an abandoned
+ * writer gives its file back; free/ is adopted, and emptied when turned off */
+static void test_recycle_limits(void **state)
+{
+    struct fixture *f = *state;
+    static char big[300001];
+    char a[SPOOL_ID_LEN + 1], b[SPOOL_ID_LEN + 1];
+    struct spool_envelope env;
+    struct spool_writer *w;
+
+    assert_int_equal(spool_set_recycle(f->sp, 1), 0);
+    make_env(&env);
+    commit_message(f->sp, &env, "a\r\n");
+    memcpy(a, env.id, sizeof a);
+    make_env(&env);
+    commit_message(f->sp, &env, "b\r\n");
+    memcpy(b, env.id, sizeof b);
+    assert_int_equal(spool_remove(f->sp, a), 0);
+    assert_int_equal(spool_remove(f->sp, b), 0); /* the list is full: unlinked */
+    assert_true(exists(f, "free", a));
+    assert_false(exists(f, "free", b));
+    assert_false(exists(f, "queue", b));
+
+    make_env(&env);
+    w = spool_writer_begin(f->sp, &env);
+    assert_non_null(w);
+    assert_int_equal(spool_writer_write(w, "x\r\n", 3), 0);
+    spool_writer_free(w); /* abandoned: a's file goes back to the list */
+    assert_int_equal(count_entries(f, "free"), 1);
+    make_env(&env);
+    commit_message(f->sp, &env, "c\r\n");
+    assert_int_equal(count_entries(f, "free"), 0);
+    assert_int_equal(load_ok(f, env.id), 3);
+
+    assert_int_equal(spool_set_recycle(f->sp, 4), 0);
+    fill_lines(big, sizeof big);
+    make_env(&env);
+    commit_message(f->sp, &env, big);
+    assert_int_equal(spool_remove(f->sp, env.id), 0);
+    assert_int_equal(count_entries(f, "free"), 0); /* over 256 KiB: not kept */
+
+    /* a restart finds files in free/ (junk to us) and writes over them */
+    write_file(path_of(f, "free", "00000000000000AA"), "left over by a crash, longer than c", 35);
+    assert_int_equal(spool_set_recycle(f->sp, 4), 0);
+    make_env(&env);
+    commit_message(f->sp, &env, "d\r\n");
+    assert_false(exists(f, "free", "00000000000000AA"));
+    assert_int_equal(load_ok(f, env.id), 3);
+
+    assert_int_equal(spool_remove(f->sp, env.id), 0);
+    assert_int_equal(count_entries(f, "free"), 1);
+    assert_int_equal(spool_set_recycle(f->sp, 0), 0); /* off: free/ is emptied */
+    assert_int_equal(count_entries(f, "free"), 0);
+}
+
 /* test_free_without_commit - an abandoned writer leaves nothing behind */
 static void test_free_without_commit(void **state)
 {
@@ -823,7 +998,7 @@ static void test_concurrent_commits(void **state)
 static void test_open_layout(void **state)
 {
     struct fixture *f = *state;
-    static const char *const subs[] = {"tmp", "queue", "log", "corrupt"};
+    static const char *const subs[] = {"tmp", "queue", "log", "corrupt", "free"};
     char path[256], err[256] = "";
     struct spool *sp;
     struct stat st;
@@ -832,7 +1007,7 @@ static void test_open_layout(void **state)
     sp = spool_open(path, err, sizeof err);
     assert_non_null(sp);
     assert_string_equal(spool_dir(sp), path);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         char sub[300];
         snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
         assert_int_equal(stat(sub, &st), 0);
@@ -872,6 +1047,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_without_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycle_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
