@@ -173,7 +173,9 @@ static struct spool *setup_dirs(const struct config *cfg)
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
     spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
-    if (spool_set_recycle(sp, cfg->queue.recycle) < 0)
+    /* Recycling needs the sync that covers every directory: with per-file
+     * fsync, a rename out of free/ would not be made durable. */
+    if (spool_set_recycle(sp, cfg->queue.sync_filesystem ? cfg->queue.recycle : 0) < 0)
         log_fatal("event=fatal what=spool error=\"free/: %s\"", strerror(errno));
     return sp;
 }

@@ -400,14 +400,13 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
     d->arg = arg;
     d->body_fd = -1;
     snprintf(d->id, sizeof(d->id), "%s", id);
-    if (spool_load(ctx->spool, id, &d->env, &d->body_off, &d->body_len) < 0) {
+    if (spool_load_open(ctx->spool, id, &d->env, &d->body_off, &d->body_len, &d->body_fd) < 0) {
         int e = errno;
         free(d);
         errno = e;
         return NULL;
     }
-    d->body_fd = spool_open_body(ctx->spool, id);
-    if (d->body_fd < 0 || dl_pending(d) < 0 || dl_group(d) < 0) {
+    if (dl_pending(d) < 0 || dl_group(d) < 0) {
         delivery_free(d);
         errno = ENOENT;
         return NULL;

@@ -278,14 +278,57 @@ static int free_pop(struct spool *sp, char name[SPOOL_ID_LEN + 1], off_t *size)
     return rc;
 }
 
-/* adopt_free - spool_set_recycle's walk over free/: keep what fits, unlink the rest */
-static int adopt_free(struct spool *sp, const char *name, void *ctx)
+struct adopt_ctx {
+    ino_t *ino; /* inodes of queue/, sorted */
+    size_t n, cap;
+};
+
+/* note_queued - collect queue/NAME's inode */
+static int note_queued(struct spool *sp, const char *name, void *arg)
 {
+    struct adopt_ctx *a = arg;
     struct stat st;
 
-    (void)ctx;
-    if (fstatat(sp->fds[SUB_FREE], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-        st.st_size <= SPOOL_RECYCLE_SIZE_MAX && free_push(sp, name, st.st_size) == 0)
+    if (fstatat(sp->fds[SUB_QUEUE], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        ino_t *ino = realloc(a->ino, cap * sizeof *ino);
+        if (!ino)
+            return -1;
+        a->ino = ino;
+        a->cap = cap;
+    }
+    a->ino[a->n++] = st.st_ino;
+    return 0;
+}
+
+/* cmp_ino - qsort/bsearch order */
+static int cmp_ino(const void *x, const void *y)
+{
+    ino_t a = *(const ino_t *)x, b = *(const ino_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+/*
+ * adopt_free - spool_set_recycle's walk over free/: keep what fits, unlink
+ * the rest. A crash between a rename free/ -> queue/ (or back) and the next
+ * sync can leave both names on disk for one file; such a file is queued,
+ * and writing over it would change a queued message: it is neither kept nor
+ * unlinked (unlinking a name the file system may count once would free it).
+ */
+static int adopt_free(struct spool *sp, const char *name, void *arg)
+{
+    struct adopt_ctx *a = arg;
+    struct stat st;
+
+    if (fstatat(sp->fds[SUB_FREE], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        (a->n && bsearch(&st.st_ino, a->ino, a->n, sizeof *a->ino, cmp_ino)))
+        return 0;
+    if (st.st_size <= SPOOL_RECYCLE_SIZE_MAX && free_push(sp, name, st.st_size) == 0)
         return 0;
     return unlinkat(sp->fds[SUB_FREE], name, 0) < 0 && errno != ENOENT ? -1 : 0;
 }
@@ -297,7 +340,9 @@ int spool_set_recycle(struct spool *sp, size_t max)
 {
     struct spool_free *fr = &sp->fr;
     char(*name)[SPOOL_ID_LEN + 1] = NULL;
+    struct adopt_ctx a = {0};
     off_t *size = NULL;
+    int rc;
 
     if (max && (!(name = calloc(max, sizeof *name)) || !(size = calloc(max, sizeof *size)))) {
         free(name);
@@ -312,7 +357,15 @@ int spool_set_recycle(struct spool *sp, size_t max)
     fr->max = max;
     pthread_mutex_unlock(&fr->mu);
     /* With max 0 this empties free/ (recycling was turned off). */
-    return dir_walk(sp, SUB_FREE, adopt_free, NULL);
+    if (dir_walk(sp, SUB_QUEUE, note_queued, &a) < 0) {
+        free(a.ino);
+        return -1;
+    }
+    if (a.n)
+        qsort(a.ino, a.n, sizeof *a.ino, cmp_ino);
+    rc = dir_walk(sp, SUB_FREE, adopt_free, &a);
+    free(a.ino);
+    return rc;
 }
 
 /* recycle - dequeue queue/ID by moving it to free/ for a later message; 0 or -1 */
@@ -1146,9 +1199,9 @@ static void spool_quarantine(struct spool *sp, const char *id)
     (void)fsync(sp->fds[SUB_CORRUPT]);
 }
 
-/* spool_load - read queue/ID and log/ID; corrupt files go to corrupt/ (EBADMSG) */
-int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
-               uint64_t *body_len)
+/* spool_load_open - spool_load that also hands over queue/ID's descriptor (for the body) */
+int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+                    uint64_t *body_len, int *fd_out)
 {
     int fd, rc, saved;
 
@@ -1159,20 +1212,28 @@ int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off
     if (fd < 0)
         return -1;
     rc = load_queue_file(fd, id, env, body_off, body_len);
-    saved = errno;
-    close(fd);
-    errno = saved;
     if (rc == 0)
         rc = load_log(sp, id, env);
+    saved = errno;
+    if (rc == 0 && fd_out)
+        *fd_out = fd;
+    else
+        close(fd);
     if (rc < 0) {
         /* Only inconsistency quarantines: EIO or ENOMEM may pass. */
-        saved = errno;
         spool_envelope_free(env);
         if (saved == EBADMSG)
             spool_quarantine(sp, id);
-        errno = saved;
     }
+    errno = saved;
     return rc;
+}
+
+/* spool_load - read queue/ID and log/ID; corrupt files go to corrupt/ (EBADMSG) */
+int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+               uint64_t *body_len)
+{
+    return spool_load_open(sp, id, env, body_off, body_len, NULL);
 }
 
 /* spool_envelope_free - free everything spool_load allocated and zero env */

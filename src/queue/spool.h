@@ -124,6 +124,10 @@ void spool_writer_free(struct spool_writer *w);
  */
 int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
                uint64_t *body_len);
+/* spool_load_open - spool_load, and on success *fd is queue/ID open for reading
+ * the body (one open instead of spool_load + spool_open_body) */
+int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+                    uint64_t *body_len, int *fd);
 void spool_envelope_free(struct spool_envelope *env);
 
 /* spool_open_body - open queue/ID read-only (for sending the body); fd or -1 */

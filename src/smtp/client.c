@@ -488,6 +488,48 @@ static int enter(struct smtp_client *c, enum cstate st)
     return 0;
 }
 
+/*
+ * Plaintext connections are written by us: each batch of commands (or of
+ * the body) goes out at once, and the write event is armed only for what
+ * the kernel does not take. Left to the bufferevent, every command costs two
+ * epoll_ctl calls (arm the write event, disarm it after the write). A TLS
+ * bufferevent, which encrypts, keeps writing for itself.
+ */
+static int direct(const struct smtp_client *c)
+{
+    return bufferevent_openssl_get_ssl(c->bev) == NULL;
+}
+
+/* out_flush - write what is queued; 1 when all of it went, 0 when the
+ * bufferevent finishes it (short write; an error reaches on_event) */
+static int out_flush(struct smtp_client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int n;
+
+    if (!direct(c))
+        return 0;
+    if (evbuffer_get_length(out) == 0)
+        return 1;
+    /* The bufferevent freezes its output's start so that only it drains
+     * it; it thaws it the same way around its own writes. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (n >= 0 && evbuffer_get_length(out) == 0)
+        return 1;
+    bufferevent_enable(c->bev, EV_WRITE);
+    return 0;
+}
+
+/* enable_io - reading on; writing left to out_flush on a plaintext connection */
+static int enable_io(struct smtp_client *c)
+{
+    if (direct(c) && bufferevent_disable(c->bev, EV_WRITE) != 0)
+        return -1;
+    return bufferevent_enable(c->bev, direct(c) ? EV_READ : EV_READ | EV_WRITE);
+}
+
 /* send_cmd - send one command line and wait for its reply in state st */
 __attribute__((format(printf, 3, 4))) static int send_cmd(struct smtp_client *c, enum cstate st,
                                                           const char *fmt, ...)
@@ -501,6 +543,7 @@ __attribute__((format(printf, 3, 4))) static int send_cmd(struct smtp_client *c,
     va_end(ap);
     if (r < 0 || evbuffer_add(out, "\r\n", 2) != 0)
         return fail(c, 0, "out of memory sending %s", stage_name(c));
+    out_flush(c);
     return enter(c, st);
 }
 
@@ -656,6 +699,7 @@ static int send_mail(struct smtp_client *c)
         evbuffer_free(b);
     if (bad)
         return fail(c, 0, "out of memory sending MAIL FROM");
+    out_flush(c);
     return enter(c, ST_MAIL);
 }
 
@@ -753,9 +797,14 @@ static int body_pump(struct smtp_client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char buf[BODY_CHUNK];
 
-    while (c->body_left > 0 && evbuffer_get_length(out) < BODY_HIWAT) {
+    while (c->body_left > 0) {
         size_t want = c->body_left < sizeof buf ? (size_t)c->body_left : sizeof buf;
-        ssize_t n = pread(c->req.body_fd, buf, want, c->body_pos);
+        ssize_t n;
+
+        /* A full output is written now if we write it, else on_write calls again. */
+        if (evbuffer_get_length(out) >= BODY_HIWAT && !out_flush(c))
+            return 0;
+        n = pread(c->req.body_fd, buf, want, c->body_pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) /* closing without the dot makes the peer drop the message */
@@ -768,12 +817,11 @@ static int body_pump(struct smtp_client *c)
         c->body_pos += n;
         c->body_left -= (uint64_t)n;
     }
-    if (c->body_left > 0)
-        return 0; /* on_write calls again when the output drained */
     if ((c->tail[0] != '\r' || c->tail[1] != '\n') && evbuffer_add(out, "\r\n", 2) != 0)
         return fail(c, 0, "out of memory sending message body");
     if (evbuffer_add(out, ".\r\n", 3) != 0)
         return fail(c, 0, "out of memory sending message body");
+    out_flush(c);
     c->ri = next_rcpt(c, 0, RF_OK);
     return enter(c, ST_DOT);
 }
@@ -877,7 +925,7 @@ static int on_data(struct smtp_client *c)
         /* pipelined DATA accepted with no recipient: end it empty (RFC 2920 3.1) */
         if (evbuffer_add(bufferevent_get_output(c->bev), ".\r\n", 3) != 0)
             return fail(c, 0, "out of memory");
-        return quit(c);
+        return quit(c); /* its flush writes the dot too */
     }
     reply_to_all(c, 0);
     return quit(c);
@@ -1008,6 +1056,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct smtp_client *c = arg;
 
+    if (direct(c) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE); /* back to out_flush */
     if (c->st == ST_BODY)
         body_pump(c);
 }
@@ -1020,7 +1070,7 @@ static void on_connected(struct smtp_client *c, struct bufferevent *bev)
         return;
     }
     /* reading starts only now, so that no byte is taken before connect */
-    if (bev_setup(c, bev, 1) != 0 || bufferevent_enable(bev, EV_READ) != 0) {
+    if (bev_setup(c, bev, 1) != 0 || enable_io(c) != 0) {
         fail(c, 0, "cannot set up the connection");
         return;
     }
@@ -1199,8 +1249,7 @@ static int reuse_take(struct smtp_client *c)
     cc->bev = NULL;
     session_restore(c, cc);
     cconn_free(cc);
-    if (bev_setup(c, c->bev, 1) == 0 && bufferevent_enable(c->bev, EV_READ | EV_WRITE) == 0 &&
-        arm(c, ST_REUSE) == 0) {
+    if (bev_setup(c, c->bev, 1) == 0 && enable_io(c) == 0 && arm(c, ST_REUSE) == 0) {
         c->reuse_pending = 1;
         return 1;
     }

@@ -917,6 +917,36 @@ static void test_recycle_limits(void **state)
     assert_int_equal(count_entries(f, "free"), 0);
 }
 
+/* test_recycle_double_name - after a crash a file can carry a name in free/ and
+ * one in queue/: it is a queued message, never written over, never unlinked */
+static void test_recycle_double_name(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_envelope env;
+    char queued[SPOOL_ID_LEN + 1], free_name[] = "00000000000000BB";
+    char free_path[256];
+
+    make_env(&env);
+    commit_message(f->sp, &env, "still queued\r\n");
+    memcpy(queued, env.id, sizeof queued);
+    snprintf(free_path, sizeof free_path, "%s", path_of(f, "free", free_name));
+    assert_int_equal(link(path_of(f, "queue", queued), free_path), 0);
+    assert_int_equal(spool_set_recycle(f->sp, 4), 0);
+    make_env(&env);
+    commit_message(f->sp, &env, "new\r\n");
+    assert_true(exists(f, "free", free_name));
+    assert_int_equal(load_ok(f, queued), 14);
+    assert_int_equal(load_ok(f, env.id), 5);
+
+    /* a second name made by hand (link count 2) is left alone too */
+    assert_int_equal(unlink(path_of(f, "queue", queued)), 0);
+    assert_int_equal(link(free_path, path_of(f, "tmp", "keep")), 0);
+    assert_int_equal(spool_set_recycle(f->sp, 4), 0);
+    make_env(&env);
+    commit_message(f->sp, &env, "x\r\n");
+    assert_true(exists(f, "free", free_name));
+}
+
 /* test_free_without_commit - an abandoned writer leaves nothing behind */
 static void test_free_without_commit(void **state)
 {
@@ -1050,6 +1080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checksum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycle_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycle_double_name, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
