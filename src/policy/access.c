@@ -42,15 +42,14 @@
  * deny  -> REJECT 554 5.7.1 TEXT, reason "client 192.0.2.0/24",
  * "rdns /regex/", "helo /regex/", "sender @example.test", "rcpt user@x.test".
  */
-#define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "core/fsutil.h"
 #include "policy/checks.h"
+#include "policy/regex.h"
 
 #include <confuse.h>
 #include <errno.h>
 #include <limits.h>
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +60,7 @@
 #include "core/config.h"
 #include "core/log.h"
 
-#define ACCESS_LINE_MAX 2048      /* a longer line is an error, never silently cut */
-#define ACCESS_MATCH_LIMIT 100000 /* bounds the CPU one operator regex may take per name */
+#define ACCESS_LINE_MAX 2048 /* a longer line is an error, never silently cut */
 #define ACCESS_DEFAULT_TEXT "Access denied"
 
 enum access_kind { AK_CLIENT, AK_RDNS, AK_HELO, AK_SENDER, AK_RCPT, AK_N };
@@ -91,8 +89,7 @@ struct access_list {
 struct access_state {
     char *path[AK_N]; /* absolute; NULL: that list is not configured */
     struct access_list list[AK_N];
-    pcre2_match_data *md;
-    pcre2_match_context *mctx;
+    struct regex_matcher rm;
 };
 
 /* access_entry_clear - what one entry owns */
@@ -132,30 +129,14 @@ static int access_push(struct access_list *l, struct access_entry *e)
 /* access_parse_regex - compile the key, case-insensitive; /slashes/ are optional */
 static int access_parse_regex(struct access_entry *e, char *err, size_t errlen)
 {
-    size_t len = strlen(e->key);
-    PCRE2_SIZE off;
-    int code;
-    PCRE2_UCHAR msg[128];
+    const char *pat = e->key;
+    size_t len = regex_unslash(&pat, strlen(e->key));
 
-    if (len >= 2 && e->key[0] == '/' && e->key[len - 1] == '/') {
-        memmove(e->key, e->key + 1, len - 2);
-        e->key[len - 2] = '\0';
-        len -= 2;
-    }
-    if (len == 0) {
-        snprintf(err, errlen, "empty regular expression");
-        return -1;
-    }
-    e->re = pcre2_compile((PCRE2_SPTR)e->key, len, PCRE2_CASELESS, &code, &off, NULL);
-    if (!e->re) {
-        pcre2_get_error_message(code, msg, sizeof(msg));
-        snprintf(err, errlen, "bad regular expression at offset %zu: %s", (size_t)off,
-                 (const char *)msg);
-        return -1;
-    }
-    /* JIT only makes matching faster; the interpreter is used when it is unavailable. */
-    (void)pcre2_jit_compile(e->re, PCRE2_JIT_COMPLETE);
-    return 0;
+    /* The key is kept without its slashes: that is how reasons show it. */
+    memmove(e->key, pat, len);
+    e->key[len] = '\0';
+    e->re = regex_compile(e->key, len, err, errlen);
+    return e->re ? 0 : -1;
 }
 
 /* access_parse_addr - classify a sender/rcpt key */
@@ -372,8 +353,7 @@ static void access_free(void *state)
         access_list_clear(&st->list[k]);
         free(st->path[k]);
     }
-    pcre2_match_data_free(st->md);
-    pcre2_match_context_free(st->mctx);
+    regex_matcher_free(&st->rm);
     free(st);
 }
 
@@ -401,14 +381,11 @@ static int access_init(const struct policy_env *env, void **state, char *err, si
         snprintf(err, errlen, "access: out of memory");
         return -1;
     }
-    st->md = pcre2_match_data_create(1, NULL);
-    st->mctx = pcre2_match_context_create(NULL);
-    if (!st->md || !st->mctx) {
+    if (regex_matcher_init(&st->rm) < 0) {
         snprintf(err, errlen, "access: out of memory");
         access_free(st);
         return -1;
     }
-    pcre2_set_match_limit(st->mctx, ACCESS_MATCH_LIMIT);
     if (access_paths(st, cfg_getsec(env->cfg->raw, "access"), err, errlen) < 0 ||
         access_load_all(st, st->list, err, errlen) < 0) {
         access_free(st);
@@ -453,16 +430,9 @@ static const struct access_entry *access_match_client(const struct access_list *
 static const struct access_entry *access_match_regex(const struct access_state *st,
                                                      const struct access_list *l, const char *s)
 {
-    char q[300];
-
-    for (size_t i = 0; i < l->n; i++) {
-        int rc = pcre2_match(l->v[i].re, (PCRE2_SPTR)s, strlen(s), 0, 0, st->md, st->mctx);
-        if (rc >= 0)
+    for (size_t i = 0; i < l->n; i++)
+        if (regex_match(&st->rm, l->v[i].re, s, "access", l->v[i].line))
             return &l->v[i];
-        if (rc != PCRE2_ERROR_NOMATCH) /* match limit hit: the operator's regex is too costly */
-            log_warn("event=regex-error check=access line=%u rc=%d subject=%s", l->v[i].line, rc,
-                     log_quote(q, sizeof(q), s));
-    }
     return NULL;
 }
 

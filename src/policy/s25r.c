@@ -41,15 +41,14 @@
  * "Client host name lookup failed; try again later" (reason "dns-tempfail")
  * when dns { on_timeout = "tempfail" }, else no opinion. No resolver: no opinion.
  */
-#define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "core/fsutil.h"
 #include "policy/checks.h"
+#include "policy/regex.h"
 
 #include <confuse.h>
 #include <errno.h>
 #include <limits.h>
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +58,9 @@
 #include "core/config.h"
 #include "core/log.h"
 
-#define S25R_LINE_MAX 2048      /* a longer line is an error, never silently cut */
-#define S25R_NAME_MAX 48        /* rule names, with the NUL */
-#define S25R_MATCH_LIMIT 100000 /* bounds the CPU one operator regex may take per name */
-#define S25R_SHOWN_NAME 100     /* how much of a client name goes into the log reason */
+#define S25R_LINE_MAX 2048  /* a longer line is an error, never silently cut */
+#define S25R_NAME_MAX 48    /* rule names, with the NUL */
+#define S25R_SHOWN_NAME 100 /* how much of a client name goes into the log reason */
 
 /*
  * The six S25R rules as published (Postfix regexp table, case-insensitive)
@@ -120,8 +118,7 @@ struct s25r_state {
     char *rules_path; /* absolute; NULL: the built-in rules only */
     char *exc_path;   /* absolute; NULL: no exceptions */
     struct s25r_set set;
-    pcre2_match_data *md;
-    pcre2_match_context *mctx;
+    struct regex_matcher rm;
 };
 
 /* the parser of one line of a file, into set */
@@ -159,30 +156,9 @@ static int s25r_grow(void **v, size_t n, size_t *cap, size_t sz)
 /* s25r_compile - a case-insensitive PCRE2; /slashes/ around it are optional */
 static pcre2_code *s25r_compile(const char *pat, char *msg, size_t msglen)
 {
-    size_t len = strlen(pat);
-    PCRE2_SIZE off;
-    PCRE2_UCHAR emsg[128];
-    pcre2_code *re;
-    int code;
+    size_t len = regex_unslash(&pat, strlen(pat));
 
-    if (len >= 2 && pat[0] == '/' && pat[len - 1] == '/') {
-        pat++;
-        len -= 2;
-    }
-    if (len == 0) {
-        snprintf(msg, msglen, "empty regular expression");
-        return NULL;
-    }
-    re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_CASELESS, &code, &off, NULL);
-    if (!re) {
-        pcre2_get_error_message(code, emsg, sizeof(emsg));
-        snprintf(msg, msglen, "bad regular expression at offset %zu: %s", (size_t)off,
-                 (const char *)emsg);
-        return NULL;
-    }
-    /* JIT only makes matching faster; the interpreter is used when it is unavailable. */
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-    return re;
+    return regex_compile(pat, len, msg, msglen);
 }
 
 /* s25r_rule_find - the rule called name, or NULL */
@@ -369,8 +345,7 @@ static void s25r_free(void *state)
     s25r_set_clear(&st->set);
     free(st->rules_path);
     free(st->exc_path);
-    pcre2_match_data_free(st->md);
-    pcre2_match_context_free(st->mctx);
+    regex_matcher_free(&st->rm);
     free(st);
 }
 
@@ -422,14 +397,11 @@ static int s25r_init(const struct policy_env *env, void **state, char *err, size
         snprintf(err, errlen, "s25r: out of memory");
         return -1;
     }
-    st->md = pcre2_match_data_create(1, NULL);
-    st->mctx = pcre2_match_context_create(NULL);
-    if (!st->md || !st->mctx) {
+    if (regex_matcher_init(&st->rm) < 0) {
         snprintf(err, errlen, "s25r: out of memory");
         s25r_free(st);
         return -1;
     }
-    pcre2_set_match_limit(st->mctx, S25R_MATCH_LIMIT);
     if (s25r_config(st, env->cfg, err, errlen) < 0 || s25r_load(st, &st->set, err, errlen) < 0) {
         s25r_free(st);
         return -1;
@@ -458,12 +430,7 @@ static void s25r_reload(void *state)
 /* s25r_matches - does re match s; a regex error (match limit) counts as no match */
 static int s25r_matches(const struct s25r_state *st, const pcre2_code *re, const char *s)
 {
-    char q[300];
-    int rc = pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, st->md, st->mctx);
-
-    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
-        log_warn("event=regex-error check=s25r rc=%d subject=%s", rc, log_quote(q, sizeof(q), s));
-    return rc >= 0;
+    return regex_match(&st->rm, re, s, "s25r", 0);
 }
 
 /* s25r_excepted - is the client exempt: by address always, by name only when confirmed */
