@@ -5,8 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,139 +14,30 @@
 
 #include "core/config.h"
 #include "policy/policy.h"
+#include "ts_fixture.h"
+#include "ts_fs.h"
+#include "ts_policy.h"
 
-struct fx {
-    char dir[64];
-    struct event_base *base;
-    struct config *cfg;
-    struct policy *p;
-    char err[512];
-};
-
-/* fx_path - dir/name */
-static void fx_path(const struct fx *f, const char *name, char *dst, size_t len)
+/* fx_write - a list file in the fixture directory */
+static void fx_write(const struct ts_fixture *f, const char *name, const char *text)
 {
-    snprintf(dst, len, "%s/%s", f->dir, name);
-}
-
-/* fx_write - a file in the fixture directory */
-static void fx_write(const struct fx *f, const char *name, const char *text)
-{
-    char path[128];
-    FILE *fp;
-
-    fx_path(f, name, path, sizeof(path));
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
-    assert_int_equal(fclose(fp), 0);
+    ts_write_file(f->dir, name, text, NULL, 0);
 }
 
 /* fx_setup - a temp directory and an event base */
 static int fx_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_access.XXXXXX");
-    if (!mkdtemp(f->dir) || !(f->base = event_base_new())) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-/* fx_teardown - policy, config, files, base */
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[128];
-
-    policy_free(f->p);
-    config_free(f->cfg);
-    event_base_free(f->base);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
-
-/*
- * fx_policy - write mxgate.conf with checks and the extra sections (where
- * "@" stands for the fixture directory), load it, make the policy. 0 or -1
- * (message in f->err).
- */
-static int fx_policy(struct fx *f, const char *checks, const char *sections)
-{
-    char conf[4096], path[128], *o = conf;
-    struct policy_env env = {.base = f->base};
-
-    o += snprintf(o, 512,
-                  "hostname = \"mx.test\"\nspool_dir = \"%s/spool\"\nstate_dir = \"%s/state\"\n"
-                  "listen mx { address = \"127.0.0.1:2525\"  checks = {%s} }\n",
-                  f->dir, f->dir, checks);
-    for (const char *s = sections; *s && o < conf + sizeof(conf) - 80; s++)
-        o += *s == '@' ? sprintf(o, "%s", f->dir) : sprintf(o, "%c", *s);
-    fx_write(f, "mxgate.conf", conf);
-    fx_path(f, "mxgate.conf", path, sizeof(path));
-    f->cfg = config_load(path, stderr);
-    assert_non_null(f->cfg);
-    env.cfg = f->cfg;
-    f->p = policy_new(&env, f->err, sizeof(f->err));
-    return f->p ? 0 : -1;
-}
-
-struct outcome {
-    int done;
-    struct policy_verdict v;
-};
-
-/* on_done - the pipeline's decision */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->done++;
-    o->v = *v;
+    return ts_fixture_setup(state, "test_access");
 }
 
 /* fx_run - one stage of the "mx" chain for cl, on the event loop */
-static struct policy_verdict fx_run(struct fx *f, enum policy_stage stage, struct policy_client *cl)
+static struct policy_verdict fx_run(struct ts_fixture *f, enum policy_stage stage,
+                                    struct policy_client *cl)
 {
-    struct outcome o = {0};
-    const struct policy_chain *c = policy_chain_for(f->p, "mx");
+    struct ts_outcome o = ts_stage(f, stage, cl, 10000);
 
-    assert_non_null(c);
-    assert_non_null(policy_start(c, stage, cl, on_done, &o));
-    assert_int_equal(o.done, 0); /* never from inside policy_start */
-    while (!o.done)
-        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
-    assert_int_equal(o.done, 1);
+    assert_int_equal(o.sync, 0); /* never from inside policy_start */
     return o.v;
-}
-
-/* client - a client at ip (v4 or v6), with its rDNS state */
-static void client(struct policy_client *cl, const char *ip, enum policy_rdns rdns,
-                   const char *name)
-{
-    memset(cl, 0, sizeof(*cl));
-    snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
-    if (strchr(ip, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cl->addr;
-        s6->sin6_family = AF_INET6;
-        assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&cl->addr;
-        s4->sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
-    }
-    cl->listener = "mx";
-    cl->rdns = rdns;
-    cl->rdns_name = rdns == RDNS_CONFIRMED ? name : NULL;
-    cl->ptr_name = name;
 }
 
 /* assert_reject - REJECT 554 5.7.1 text, from access, for reason */
@@ -171,15 +60,16 @@ static void assert_ok(const struct policy_verdict *v, const char *reason)
 }
 
 /* connect_ip - CONNECT verdict for a client without rDNS */
-static struct policy_verdict connect_ip(struct fx *f, const char *ip, struct policy_client *cl)
+static struct policy_verdict connect_ip(struct ts_fixture *f, const char *ip,
+                                        struct policy_client *cl)
 {
-    client(cl, ip, RDNS_NONE, NULL);
+    ts_client_rdns(cl, ip, RDNS_NONE, NULL);
     return fx_run(f, POLICY_CONNECT, cl);
 }
 
 static void test_client_longest_prefix(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -192,7 +82,7 @@ static void test_client_longest_prefix(void **state)
              "2001:db8::/32  deny\n"
              "2001:db8:1::/48 allow\r\n"
              "10.0.0.0/8     deny\n");
-    assert_int_equal(fx_policy(f, "\"access\"", "access { client = \"@/client\" }\n"), 0);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", "access { client = \"@/client\" }\n"), 0);
 
     v = connect_ip(f, "192.0.2.5", &cl);
     assert_reject(&v, "Single host", "client 192.0.2.5");
@@ -218,7 +108,7 @@ static void test_client_longest_prefix(void **state)
 
 static void test_rdns_regex(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -229,33 +119,34 @@ static void test_rdns_regex(void **state)
              "^unknown$                 deny   No rDNS\n"
              "dyn                       allow  never reached for .dyn.example.net\n");
     assert_int_equal(
-        fx_policy(f, "\"access\"", "access { client = \"@/client\" rdns = \"@/rdns\" }\n"), 0);
+        ts_policy_checks(f, "\"access\"", "access { client = \"@/client\" rdns = \"@/rdns\" }\n"),
+        0);
 
-    client(&cl, "198.51.100.2", RDNS_CONFIRMED, "MAIL.Good.Example");
+    ts_client_rdns(&cl, "198.51.100.2", RDNS_CONFIRMED, "MAIL.Good.Example");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_ok(&v, "rdns /^mail\\.good\\.example$/");
     assert_int_equal(cl.allowlisted, 1);
 
-    client(&cl, "198.51.100.3", RDNS_CONFIRMED, "host1.DYN.example.net");
+    ts_client_rdns(&cl, "198.51.100.3", RDNS_CONFIRMED, "host1.DYN.example.net");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_reject(&v, "Dynamic", "rdns /\\.dyn\\.example\\.net$/");
 
-    client(&cl, "198.51.100.4", RDNS_NONE, NULL);
+    ts_client_rdns(&cl, "198.51.100.4", RDNS_NONE, NULL);
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_reject(&v, "No rDNS", "rdns /^unknown$/");
 
     /* a name that is not forward-confirmed is matched as "unknown", never by its PTR */
-    client(&cl, "198.51.100.5", RDNS_UNCONFIRMED, "mail.good.example");
+    ts_client_rdns(&cl, "198.51.100.5", RDNS_UNCONFIRMED, "mail.good.example");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_reject(&v, "No rDNS", "rdns /^unknown$/");
     assert_int_equal(cl.allowlisted, 0);
 
-    client(&cl, "198.51.100.6", RDNS_CONFIRMED, "other.example");
+    ts_client_rdns(&cl, "198.51.100.6", RDNS_CONFIRMED, "other.example");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
 
     /* the client list is consulted first */
-    client(&cl, "192.0.2.1", RDNS_CONFIRMED, "mail.good.example");
+    ts_client_rdns(&cl, "192.0.2.1", RDNS_CONFIRMED, "mail.good.example");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_reject(&v, "Listed address", "client 192.0.2.1");
     assert_int_equal(cl.allowlisted, 0);
@@ -263,14 +154,14 @@ static void test_rdns_regex(void **state)
 
 static void test_helo(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_write(f, "helo", "^localhost$ deny You are not localhost\n^friend\\.example$ allow\n");
-    assert_int_equal(fx_policy(f, "\"access\"", "access { helo = \"@/helo\" }\n"), 0);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", "access { helo = \"@/helo\" }\n"), 0);
 
-    client(&cl, "198.51.100.7", RDNS_NONE, NULL);
+    ts_client_rdns(&cl, "198.51.100.7", RDNS_NONE, NULL);
     v = fx_run(f, POLICY_CONNECT, &cl); /* no client or rdns list: no opinion */
     assert_int_equal(v.action, POLICY_DUNNO);
     cl.helo = "LOCALHOST";
@@ -286,7 +177,8 @@ static void test_helo(void **state)
 }
 
 /* mail_from - the MAIL verdict for sender */
-static struct policy_verdict mail_from(struct fx *f, struct policy_client *cl, const char *sender)
+static struct policy_verdict mail_from(struct ts_fixture *f, struct policy_client *cl,
+                                       const char *sender)
 {
     cl->sender = sender;
     return fx_run(f, POLICY_MAIL, cl);
@@ -294,7 +186,7 @@ static struct policy_verdict mail_from(struct fx *f, struct policy_client *cl, c
 
 static void test_sender(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -305,8 +197,8 @@ static void test_sender(void **state)
              "boss@spam.example     allow\n"
              "<>                    deny  No bounces\n"
              "Mixed@Case.Example    deny  Address\n");
-    assert_int_equal(fx_policy(f, "\"access\"", "access { sender = \"@/sender\" }\n"), 0);
-    client(&cl, "198.51.100.8", RDNS_NONE, NULL);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", "access { sender = \"@/sender\" }\n"), 0);
+    ts_client_rdns(&cl, "198.51.100.8", RDNS_NONE, NULL);
 
     v = mail_from(f, &cl, "boss@SPAM.example"); /* exact address beats the domain */
     assert_ok(&v, "sender boss@spam.example");
@@ -335,13 +227,13 @@ static void test_sender(void **state)
 
 static void test_rcpt(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_write(f, "rcpt", "ours.example deny Closed\nabuse@ours.example allow\n");
-    assert_int_equal(fx_policy(f, "\"access\"", "access { rcpt = \"@/rcpt\" }\n"), 0);
-    client(&cl, "198.51.100.9", RDNS_NONE, NULL);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", "access { rcpt = \"@/rcpt\" }\n"), 0);
+    ts_client_rdns(&cl, "198.51.100.9", RDNS_NONE, NULL);
     cl.sender = "someone@spam.example";
     v = fx_run(f, POLICY_MAIL, &cl); /* no sender list */
     assert_int_equal(v.action, POLICY_DUNNO);
@@ -359,17 +251,17 @@ static void test_rcpt(void **state)
 /* expect_init_error - the list file named key with text fails init with "FILE:LINE: msg" */
 static void expect_init_error(const char *key, const char *text, int line, const char *msg)
 {
-    struct fx *f;
+    struct ts_fixture *f;
     char sections[128], want[256];
 
     assert_int_equal(fx_setup((void **)&f), 0);
     fx_write(f, "list", text);
     snprintf(sections, sizeof(sections), "access { %s = \"@/list\" }\n", key);
-    assert_int_equal(fx_policy(f, "\"access\"", sections), -1);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", sections), -1);
     snprintf(want, sizeof(want), "%s/list:%d: %s", f->dir, line, msg);
     if (!strstr(f->err, want))
         fail_msg("error \"%s\" lacks \"%s\"", f->err, want);
-    assert_int_equal(fx_teardown((void **)&f), 0);
+    assert_int_equal(ts_fixture_teardown((void **)&f), 0);
 }
 
 static void test_malformed(void **state)
@@ -390,15 +282,16 @@ static void test_malformed(void **state)
 
 static void test_missing_file(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
 
-    assert_int_equal(fx_policy(f, "\"access\"", "access { client = \"@/nonexistent\" }\n"), -1);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", "access { client = \"@/nonexistent\" }\n"),
+                     -1);
     assert_non_null(strstr(f->err, "/nonexistent:0: cannot open"));
 }
 
 static void test_long_line(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     char *text = malloc(5000);
 
     assert_non_null(text);
@@ -407,26 +300,27 @@ static void test_long_line(void **state)
     fx_write(f, "helo", "^ok$ allow\n");
     fx_write(f, "rdns", text);
     free(text);
-    assert_int_equal(fx_policy(f, "\"access\"", "access { helo = \"@/helo\" rdns = \"@/rdns\" }\n"),
-                     -1);
+    assert_int_equal(
+        ts_policy_checks(f, "\"access\"", "access { helo = \"@/helo\" rdns = \"@/rdns\" }\n"), -1);
     assert_non_null(strstr(f->err, "/rdns:1: line longer than"));
 }
 
 static void test_reload(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_write(f, "client", "192.0.2.1 deny First\n");
     fx_write(f, "sender", "spam.example deny\n");
-    assert_int_equal(
-        fx_policy(f, "\"access\"", "access { client = \"@/client\" sender = \"@/sender\" }\n"), 0);
+    assert_int_equal(ts_policy_checks(f, "\"access\"",
+                                      "access { client = \"@/client\" sender = \"@/sender\" }\n"),
+                     0);
     v = connect_ip(f, "192.0.2.1", &cl);
     assert_reject(&v, "First", "client 192.0.2.1");
 
     fx_write(f, "client", "192.0.2.1 allow\n192.0.2.2 deny Second\n");
-    policy_reload(f->p);
+    policy_reload(f->pol);
     v = connect_ip(f, "192.0.2.1", &cl);
     assert_ok(&v, "client 192.0.2.1");
     v = connect_ip(f, "192.0.2.2", &cl);
@@ -435,7 +329,7 @@ static void test_reload(void **state)
     /* a broken file: the lists of the last good load stay, all of them */
     fx_write(f, "client", "192.0.2.1 deny Third\n192.0.2.2 allow\n");
     fx_write(f, "sender", "bad@ deny\n");
-    policy_reload(f->p);
+    policy_reload(f->pol);
     v = connect_ip(f, "192.0.2.2", &cl);
     assert_reject(&v, "Second", "client 192.0.2.2");
     cl.sender = "x@spam.example";
@@ -446,33 +340,33 @@ static void test_reload(void **state)
     fx_write(f, "sender", "spam.example deny\n");
     {
         char path[128];
-        fx_path(f, "client", path, sizeof(path));
+        snprintf(path, sizeof(path), "%s/client", f->dir);
         assert_int_equal(unlink(path), 0);
     }
-    policy_reload(f->p);
+    policy_reload(f->pol);
     v = connect_ip(f, "192.0.2.1", &cl);
     assert_ok(&v, "client 192.0.2.1");
 }
 
 static void test_allowlisted_skips_others(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_write(f, "client", "192.0.2.1 allow\n");
-    assert_int_equal(fx_policy(f, "\"access\", \"s25r\"",
-                               "access { client = \"@/client\" }\n"
-                               "s25r { action = \"reject\" }\n"),
+    assert_int_equal(ts_policy_checks(f, "\"access\", \"s25r\"",
+                                      "access { client = \"@/client\" }\n"
+                                      "s25r { action = \"reject\" }\n"),
                      0);
     /* not listed: s25r refuses the dynamic-looking name */
-    client(&cl, "192.0.2.9", RDNS_CONFIRMED, "dhcp42.example.org");
+    ts_client_rdns(&cl, "192.0.2.9", RDNS_CONFIRMED, "dhcp42.example.org");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_int_equal(v.action, POLICY_REJECT);
     assert_string_equal(v.check, "s25r");
 
     /* listed: access trusts it and s25r never judges it */
-    client(&cl, "192.0.2.1", RDNS_CONFIRMED, "dhcp42.example.org");
+    ts_client_rdns(&cl, "192.0.2.1", RDNS_CONFIRMED, "dhcp42.example.org");
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_ok(&v, "client 192.0.2.1");
     assert_int_equal(cl.allowlisted, 1);
@@ -482,7 +376,7 @@ static void test_allowlisted_skips_others(void **state)
     cl.rdns_name = NULL;
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_ok(&v, "client 192.0.2.1");
-    client(&cl, "192.0.2.9", RDNS_NONE, NULL);
+    ts_client_rdns(&cl, "192.0.2.9", RDNS_NONE, NULL);
     cl.allowlisted = 1;
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
@@ -491,12 +385,12 @@ static void test_allowlisted_skips_others(void **state)
 
 static void test_no_lists(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
-    assert_int_equal(fx_policy(f, "\"access\"", ""), 0);
-    client(&cl, "192.0.2.1", RDNS_NONE, NULL);
+    assert_int_equal(ts_policy_checks(f, "\"access\"", ""), 0);
+    ts_client_rdns(&cl, "192.0.2.1", RDNS_NONE, NULL);
     v = fx_run(f, POLICY_CONNECT, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
     cl.helo = "x";
@@ -513,17 +407,18 @@ static void test_no_lists(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_client_longest_prefix, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_rdns_regex, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_helo, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_sender, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_rcpt, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_client_longest_prefix, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_rdns_regex, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_helo, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_sender, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt, fx_setup, ts_fixture_teardown),
         cmocka_unit_test(test_malformed),
-        cmocka_unit_test_setup_teardown(test_missing_file, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_long_line, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_reload, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_allowlisted_skips_others, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_no_lists, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_long_line, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reload, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_allowlisted_skips_others, fx_setup,
+                                        ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_no_lists, fx_setup, ts_fixture_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

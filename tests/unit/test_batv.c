@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,8 @@
 #include "policy/checks.h"
 #include "policy/policy.h"
 #include "policy/prvs.h"
+#include "ts_fixture.h"
+#include "ts_policy.h"
 
 #define DAY 20000L
 #define TAG1 "prvs=1007b103fe=user@example.test" /* key 1 "s3cret", expires 20007 */
@@ -32,63 +32,26 @@
 #define BAD_TEXT "Invalid or missing bounce address tag (BATV)"
 #define OLD_TEXT "Bounce address tag expired (BATV)"
 
-static time_t fake_now;
-
-/* clock - the check's time */
-static time_t clock_fn(void)
-{
-    return fake_now;
-}
-
-struct fx {
-    char dir[64];
-    struct event_base *base;
-    struct config *cfg;
-    struct policy *p;
-    char err[512];
-};
-
 /* fx_setup - a temp directory, an event base, the clock on DAY */
 static int fx_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_batv.XXXXXX");
-    if (!mkdtemp(f->dir) || !(f->base = event_base_new())) {
-        free(f);
-        return -1;
-    }
-    fake_now = (time_t)DAY * 86400 + 3600;
-    policy_batv_set_clock(clock_fn);
-    *state = f;
-    return 0;
+    ts_now = (time_t)DAY * 86400 + 3600;
+    policy_batv_set_clock(ts_clock);
+    return ts_fixture_setup(state, "test_batv");
 }
 
 /* fx_teardown - policy, config, files, base, clock */
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-    char cmd[128];
-
     policy_batv_set_clock(NULL);
-    policy_free(f->p);
-    config_free(f->cfg);
-    event_base_free(f->base);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
+    return ts_fixture_teardown(state);
 }
 
 /* fx_policy - mxgate.conf with the batv check and section text; 0 or -1 (f->err) */
-static int fx_policy(struct fx *f, const char *section)
+static int fx_policy(struct ts_fixture *f, const char *section)
 {
-    char conf[2048], path[128];
-    struct policy_env env = {.base = f->base};
-    FILE *fp;
+    char conf[2048];
+    struct policy_env env = ts_env(f);
 
     snprintf(conf, sizeof(conf),
              "hostname = \"mx.test\"\nspool_dir = \"%s/spool\"\nstate_dir = \"%s/state\"\n"
@@ -96,16 +59,9 @@ static int fx_policy(struct fx *f, const char *section)
              "route \"*\" { to = \"smtp:[127.0.0.1]:2526\" }\n"
              "listen mx { address = \"127.0.0.1:2525\"  checks = {\"batv\"} }\n%s",
              f->dir, f->dir, section);
-    snprintf(path, sizeof(path), "%s/mxgate.conf", f->dir);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_true(fputs(conf, fp) >= 0);
-    assert_int_equal(fclose(fp), 0);
-    f->cfg = config_load(path, stderr);
+    ts_policy_load(f, conf, &env, f->err, sizeof(f->err));
     assert_non_null(f->cfg);
-    env.cfg = f->cfg;
-    f->p = policy_new(&env, f->err, sizeof(f->err));
-    return f->p ? 0 : -1;
+    return f->pol ? 0 : -1;
 }
 
 #define SECTION                                                                                    \
@@ -113,55 +69,28 @@ static int fx_policy(struct fx *f, const char *section)
     "       secrets = {\"1:s3cret\", \"2:older\"}  days = 7 }\n"
 
 /* fx_std - the usual configuration */
-static void fx_std(struct fx *f)
+static void fx_std(struct ts_fixture *f)
 {
     assert_int_equal(fx_policy(f, SECTION), 0);
 }
 
-struct outcome {
-    int done;
-    struct policy_verdict v;
-};
-
-/* on_done - the pipeline's decision */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->done++;
-    o->v = *v;
-}
-
 /* fx_run - one stage of the "mx" chain for cl, on the event loop */
-static struct policy_verdict fx_run(struct fx *f, enum policy_stage stage, struct policy_client *cl)
+static struct policy_verdict fx_run(struct ts_fixture *f, enum policy_stage stage,
+                                    struct policy_client *cl)
 {
-    struct outcome o = {0};
-    const struct policy_chain *c = policy_chain_for(f->p, "mx");
-
-    assert_non_null(c);
-    assert_non_null(policy_start(c, stage, cl, on_done, &o));
-    while (!o.done)
-        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
-    assert_int_equal(o.done, 1);
-    return o.v;
+    return ts_stage(f, stage, cl, 10000).v;
 }
 
 /* client - an IPv4 client of the mx listener */
 static void client(struct policy_client *cl, const char *ip)
 {
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&cl->addr;
-
-    memset(cl, 0, sizeof(*cl));
-    snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
-    s4->sin_family = AF_INET;
-    assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
-    cl->listener = "mx";
+    ts_client(cl, ip);
     cl->rdns = RDNS_NONE;
     cl->helo = "client.test";
 }
 
 /* mail - MAIL stage for sender from ip; the caller frees cl->sender_rewrite */
-static struct policy_verdict mail(struct fx *f, struct policy_client *cl, const char *ip,
+static struct policy_verdict mail(struct ts_fixture *f, struct policy_client *cl, const char *ip,
                                   const char *sender)
 {
     client(cl, ip);
@@ -170,7 +99,7 @@ static struct policy_verdict mail(struct fx *f, struct policy_client *cl, const 
 }
 
 /* rcpt - RCPT stage for sender -> rcpt from ip; the caller frees cl->rcpt_rewrite */
-static struct policy_verdict rcpt(struct fx *f, struct policy_client *cl, const char *ip,
+static struct policy_verdict rcpt(struct ts_fixture *f, struct policy_client *cl, const char *ip,
                                   const char *sender, const char *to)
 {
     client(cl, ip);
@@ -209,7 +138,7 @@ static void assert_stripped(const struct policy_verdict *v, struct policy_client
 /* a relay client's sender of a BATV domain is signed: the day-20000 vector */
 static void test_sign_relay(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct prvs_parts parts;
     struct prvs_secrets keys = {.secret = {[1] = "s3cret"}};
@@ -248,7 +177,7 @@ static void test_sign_not(void **state)
         /* 49 octets: tagged it would pass the 64 of RFC 5321 */
         {RELAY_IP, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.test"},
     };
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
 
     fx_std(f);
@@ -267,7 +196,7 @@ static void test_sign_not(void **state)
 /* a bounce to a good tag is accepted and delivered to the plain address */
 static void test_bounce_good_tag(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -277,7 +206,7 @@ static void test_bounce_good_tag(void **state)
     v = rcpt(f, &cl, OUTSIDE_IP, "", "PRVS=1007B103FE=user@example.test");
     assert_stripped(&v, &cl, "user@example.test");
     /* on the expiry day itself */
-    fake_now = (time_t)(DAY + 7) * 86400 + 86399;
+    ts_now = (time_t)(DAY + 7) * 86400 + 86399;
     v = rcpt(f, &cl, OUTSIDE_IP, "", TAG1);
     assert_stripped(&v, &cl, "user@example.test");
 }
@@ -285,7 +214,7 @@ static void test_bounce_good_tag(void **state)
 /* a tag made with key 2 validates while key 2 has a secret */
 static void test_bounce_key_rotation(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -300,7 +229,7 @@ static void test_bounce_key_rotation(void **state)
 /* a bounce without a tag is refused; postmaster still takes it */
 static void test_bounce_untagged(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -328,7 +257,7 @@ static void test_bounce_bad_tag(void **state)
         "prvs=1007b103fe=usEr@example.test",
         "prvs=1008b103fe=user@example.test",
     };
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
 
     fx_std(f);
@@ -342,12 +271,12 @@ static void test_bounce_bad_tag(void **state)
 /* a good tag past its day gets the expired text */
 static void test_bounce_expired(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_std(f);
-    fake_now = (time_t)(DAY + 8) * 86400;
+    ts_now = (time_t)(DAY + 8) * 86400;
     v = rcpt(f, &cl, OUTSIDE_IP, "", TAG1);
     assert_refused(&v, TAG1, OLD_TEXT, "expired day=007");
     assert_null(cl.rcpt_rewrite);
@@ -356,7 +285,7 @@ static void test_bounce_expired(void **state)
 /* mail with a sender: never judged, a tag of ours is stripped all the same */
 static void test_non_null_sender(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -378,7 +307,7 @@ static void test_non_null_sender(void **state)
 /* a long tagged address is shown cut in the reply, never overflowing it */
 static void test_long_address(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
     char to[300];
@@ -396,7 +325,7 @@ static void test_long_address(void **state)
 /* the check listed without a section: nothing to sign or check */
 static void test_no_section(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -427,7 +356,7 @@ static void test_config_errors(void **state)
          "{\"1:kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\"} }",
          "1 to 64 octets"},
     };
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     char where[128];
 
     /* the batv section starts on line 8 of the file fx_policy writes */

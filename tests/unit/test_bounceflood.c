@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,29 +20,19 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_policy.h"
 
 #define T0 1700000000 /* the injected clock starts here (a multiple of every interval used) */
 #define HOOK_LINES 16
 
 struct ctx {
-    struct event_base *base;
-    char dir[64];
+    struct ts_fixture fx;
     char hook[128];
     char out[128];
-    struct store *store;
-    struct stats *stats;
-    struct config *cfg;
-    struct policy *pol;
 };
 
 static struct ctx *C;
-static time_t fake_now;
-
-/* fake_clock - the time the store and the check both see */
-static time_t fake_clock(void)
-{
-    return fake_now;
-}
 
 /* write_hook - the hook: one line "ARG EVENT COUNT" per run, after an optional sleep */
 static void write_hook(void)
@@ -64,53 +53,26 @@ static void write_hook(void)
 static int setup(void **state)
 {
     static struct ctx c;
-    char uri[128], err[256] = "";
 
     memset(&c, 0, sizeof(c));
     C = &c;
-    c.base = event_base_new();
-    assert_non_null(c.base);
-    snprintf(c.dir, sizeof(c.dir), "/tmp/test_bounceflood.XXXXXX");
-    assert_non_null(mkdtemp(c.dir));
-    snprintf(c.hook, sizeof(c.hook), "%s/hook.sh", c.dir);
-    snprintf(c.out, sizeof(c.out), "%s/hook.out", c.dir);
+    assert_int_equal(ts_fixture_init(&c.fx, "test_bounceflood"), 0);
+    snprintf(c.hook, sizeof(c.hook), "%s/hook.sh", c.fx.dir);
+    snprintf(c.out, sizeof(c.out), "%s/hook.out", c.fx.dir);
     write_hook();
-    snprintf(uri, sizeof(uri), "lmdb:%s/db", c.dir);
-    c.store = store_open(c.base, uri, err, sizeof(err));
-    if (!c.store)
-        fail_msg("store_open: %s", err);
-    store_set_clock(c.store, fake_clock);
-    c.stats = stats_new(c.store);
-    assert_non_null(c.stats);
-    policy_bounceflood_set_clock(fake_clock);
+    c.fx.store = ts_store_open(&c.fx, "db", NULL, ts_clock);
+    c.fx.stats = stats_new(c.fx.store);
+    assert_non_null(c.fx.stats);
+    policy_bounceflood_set_clock(ts_clock);
     *state = &c;
     return 0;
-}
-
-/* rm_entry - nftw helper removing one entry */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-/* unload - the policy and configuration of one test */
-static void unload(void)
-{
-    policy_free(C->pol);
-    config_free(C->cfg);
-    C->pol = NULL;
-    C->cfg = NULL;
 }
 
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    unload();
     policy_bounceflood_set_clock(NULL);
-    stats_free(C->stats);
-    store_close(C->store);
-    event_base_free(C->base);
-    nftw(C->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    ts_fixture_free(&C->fx);
     return 0;
 }
 
@@ -119,40 +81,20 @@ static void spin(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
-    event_base_loopexit(C->base, &tv);
-    event_base_dispatch(C->base);
-}
-
-/* settle - run the loop until *flag is set (bounded: the store answers on the next turn) */
-static void settle(const int *flag)
-{
-    for (int i = 0; i < 1000 && !*flag; i++)
-        event_base_loop(C->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    assert_true(*flag);
+    event_base_loopexit(C->fx.base, &tv);
+    event_base_dispatch(C->fx.base);
 }
 
 /* try_load_checks - the listener runs checks (a config list body); the policy or NULL */
 static struct policy *try_load_checks(const char *checks, const char *sections, char *err,
                                       size_t errlen)
 {
-    struct policy_env env = {C->base, NULL, NULL, C->store, C->stats};
-    char path[128];
-    FILE *f;
+    struct policy_env env = ts_env(&C->fx);
+    char conf[4096];
 
-    unload();
-    snprintf(path, sizeof(path), "%s/mxgate.conf", C->dir);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "listen mx { address = \"127.0.0.1:2525\"  checks = {%s} }\n%s", checks, sections);
-    assert_int_equal(fclose(f), 0);
-    C->cfg = config_load(path, stderr);
-    if (!C->cfg) {
-        snprintf(err, errlen, "config_load failed");
-        return NULL;
-    }
-    env.cfg = C->cfg;
-    C->pol = policy_new(&env, err, errlen);
-    return C->pol;
+    snprintf(conf, sizeof(conf), "listen mx { address = \"127.0.0.1:2525\"  checks = {%s} }\n%s",
+             checks, sections);
+    return ts_policy_load(&C->fx, conf, &env, err, errlen);
 }
 
 /* try_load - the listener runs bounce_flood alone */
@@ -161,59 +103,15 @@ static struct policy *try_load(const char *sections, char *err, size_t errlen)
     return try_load_checks("\"bounce_flood\"", sections, err, errlen);
 }
 
-struct keys {
-    int done;
-    size_t n;
-    char key[64][STORE_KEY_MAX + 1];
-    int64_t value[64];
-};
-
-/* on_key - collect one key (and its value when it is a counter) of a scan */
-static int on_key(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
-{
-    struct keys *k = arg;
-
-    assert_true(k->n < 64 && keylen <= STORE_KEY_MAX);
-    memcpy(k->key[k->n], key, keylen);
-    k->key[k->n][keylen] = '\0';
-    if (store_counter_decode(val, vlen, &k->value[k->n]) < 0)
-        k->value[k->n] = -1;
-    k->n++;
-    return 0;
-}
-
-/* on_scanned - the scan is over */
-static void on_scanned(void *arg, int status)
-{
-    struct keys *k = arg;
-
-    assert_int_equal(status, STORE_OK);
-    k->done = 1;
-}
-
-/* scan - the records under prefix */
-static struct keys *scan(const char *prefix)
-{
-    static struct keys k;
-
-    memset(&k, 0, sizeof(k));
-    assert_int_equal(store_scan_prefix(C->store, prefix, strlen(prefix), on_key, on_scanned, &k),
-                     0);
-    settle(&k.done);
-    return &k;
-}
-
 /* wipe - forget the records and hook runs of earlier tests */
 static void wipe(void)
 {
-    struct keys *k = scan("bf:");
+    static struct ts_keys k;
 
-    for (size_t i = 0; i < k->n; i++)
-        assert_int_equal(store_del(C->store, k->key[i], strlen(k->key[i]), NULL, NULL), 0);
-    k = scan("stats:");
-    for (size_t i = 0; i < k->n; i++)
-        assert_int_equal(store_del(C->store, k->key[i], strlen(k->key[i]), NULL, NULL), 0);
-    assert_int_equal(scan("bf:")->n, 0);
+    ts_store_wipe(&C->fx, "bf:");
+    ts_store_wipe(&C->fx, "stats:");
+    ts_store_scan(&C->fx, "bf:", &k);
+    assert_int_equal(k.n, 0);
     unlink(C->out);
     unsetenv("BF_TEST_SLEEP");
 }
@@ -223,9 +121,9 @@ static void load_checks(const char *checks, const char *sections)
 {
     char err[256] = "";
 
-    unload();
+    ts_fixture_unload(&C->fx);
     wipe();
-    fake_now = T0;
+    ts_now = T0;
     if (!try_load_checks(checks, sections, err, sizeof(err)))
         fail_msg("policy_new: %s", err);
     spin(20); /* the check reads the state a previous run left */
@@ -237,36 +135,15 @@ static void load(const char *sections)
     load_checks("\"bounce_flood\"", sections);
 }
 
-struct outcome {
-    int calls;
-    struct policy_verdict v;
-};
-
-/* on_done - the pipeline's verdict */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->calls++;
-    o->v = *v;
-}
-
 /* judge - one RCPT through the pipeline: the deciding verdict */
 static struct policy_verdict judge(const char *sender, const char *to)
 {
     struct policy_client cl;
-    struct outcome o;
 
-    memset(&cl, 0, sizeof(cl));
-    memset(&o, 0, sizeof(o));
-    snprintf(cl.ip, sizeof(cl.ip), "192.0.2.1");
-    cl.listener = "mx";
+    ts_client(&cl, "192.0.2.1");
     cl.sender = sender;
     cl.rcpt = to;
-    assert_non_null(policy_start(policy_chain_for(C->pol, "mx"), POLICY_RCPT, &cl, on_done, &o));
-    settle(&o.calls);
-    assert_int_equal(o.calls, 1);
-    return o.v;
+    return ts_stage(&C->fx, POLICY_RCPT, &cl, 0).v;
 }
 
 /* rcpt - one RCPT through the pipeline; the check never has an opinion */
@@ -288,7 +165,7 @@ static void bounces(int n)
 /* advance - move the clock on and let the window timer see it */
 static void advance(int seconds)
 {
-    fake_now += seconds;
+    ts_now += seconds;
     spin(60);
 }
 
@@ -326,32 +203,12 @@ static void assert_hook_count(size_t n)
     assert_int_equal(hook_lines(lines), n);
 }
 
-struct got {
-    int done;
-    int status;
-    char val[64];
-};
-
-/* on_get - a record read back */
-static void on_get(void *arg, int status, const void *val, size_t vlen)
-{
-    struct got *g = arg;
-
-    g->done = 1;
-    g->status = status;
-    if (status == STORE_OK)
-        snprintf(g->val, sizeof(g->val), "%.*s", (int)vlen, (const char *)val);
-}
-
 /* assert_state - bf:state is "<word> <since>" */
 static void assert_state(const char *word, long since)
 {
-    struct got g;
+    struct ts_got g = ts_store_get(C->fx.base, C->fx.store, "bf:state");
     char want[64];
 
-    memset(&g, 0, sizeof(g));
-    assert_int_equal(store_get(C->store, "bf:state", 8, on_get, &g), 0);
-    settle(&g.done);
     assert_int_equal(g.status, STORE_OK);
     snprintf(want, sizeof(want), "%s %ld", word, since);
     assert_string_equal(g.val, want);
@@ -360,29 +217,15 @@ static void assert_state(const char *word, long since)
 /* window_count - the bf:n counter of the window starting at w, -1 when missing */
 static int64_t window_count(long w)
 {
+    static struct ts_keys k;
     char key[64];
-    struct keys *k = scan("bf:n:");
 
+    ts_store_scan(&C->fx, "bf:n:", &k);
     snprintf(key, sizeof(key), "bf:n:%ld", w);
-    for (size_t i = 0; i < k->n; i++)
-        if (strcmp(k->key[i], key) == 0)
-            return k->value[i];
+    for (size_t i = 0; i < k.n; i++)
+        if (strcmp(k.key[i], key) == 0)
+            return k.value[i];
     return -1;
-}
-
-/* stat_count - the statistics counter name summed over the hour buckets */
-static int64_t stat_count(const char *name)
-{
-    struct keys *k = scan("stats:");
-    size_t len = strlen(name);
-    int64_t sum = 0;
-
-    for (size_t i = 0; i < k->n; i++) {
-        size_t kl = strlen(k->key[i]);
-        if (kl > len && k->key[i][kl - len - 1] == ':' && strcmp(k->key[i] + kl - len, name) == 0)
-            sum += k->value[i];
-    }
-    return sum;
 }
 
 /* sections - the bounce_flood section with the test hook */
@@ -414,18 +257,18 @@ static void test_below_start(void **state)
     assert_int_equal(window_count(T0 + 10), 4);
     assert_hook_count(0);
     assert_state("normal", T0);
-    assert_int_equal(stat_count("bounce_flood.start"), 0);
+    assert_int_equal(ts_stats_sum(&C->fx, "bounce_flood.start"), 0);
     bounces(1); /* the fifth of this window: a flood, at once */
     wait_hook(1, lines);
     assert_string_equal(lines[0], "start start 5 1");
     assert_state("flood", T0 + 10);
-    assert_int_equal(stat_count("bounce_flood.start"), 1);
+    assert_int_equal(ts_stats_sum(&C->fx, "bounce_flood.start"), 1);
     bounces(10); /* more bounces in the flood: no second start */
     advance(10);
     bounces(7);
     spin(150);
     assert_int_equal(hook_lines(lines), 1);
-    assert_int_equal(stat_count("bounce_flood.start"), 1);
+    assert_int_equal(ts_stats_sum(&C->fx, "bounce_flood.start"), 1);
 }
 
 /* test_non_bounces_ignored - any amount of ordinary mail counts nothing */
@@ -465,7 +308,7 @@ static void test_hysteresis(void **state)
     wait_hook(2, lines);
     assert_string_equal(lines[1], "stop stop 0 1");
     assert_state("normal", T0 + 50);
-    assert_int_equal(stat_count("bounce_flood.stop"), 1);
+    assert_int_equal(ts_stats_sum(&C->fx, "bounce_flood.stop"), 1);
     bounces(4); /* below start again: nothing */
     advance(10);
     spin(150);
@@ -479,7 +322,7 @@ static void test_counted_when_refused_later(void **state)
     char conf[1200], path[128], lines[HOOK_LINES][64];
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/rcpt.access", C->dir);
+    snprintf(path, sizeof(path), "%s/rcpt.access", C->fx.dir);
     f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "@example.test deny Invalid or missing bounce address tag (BATV)\n");
@@ -543,8 +386,8 @@ static void test_resume_after_restart(void **state)
     bounces(5);
     wait_hook(1, lines);
     assert_state("flood", T0);
-    unload(); /* the daemon stops during the flood ... */
-    fake_now = T0 + 30;
+    ts_fixture_unload(&C->fx); /* the daemon stops during the flood ... */
+    ts_now = T0 + 30;
     assert_non_null(try_load(sections(10, 5, 1, 20), err, sizeof(err))); /* ... and returns */
     spin(20);
     assert_hook_count(1); /* no second start */
@@ -579,8 +422,8 @@ static void test_hooks_serialised(void **state)
     advance(1);
     wait_hook(2, lines);
     assert_string_equal(lines[1], "stop stop 0 1");
-    assert_int_equal(stat_count("bounce_flood.start"), 2);
-    assert_int_equal(stat_count("bounce_flood.stop"), 2);
+    assert_int_equal(ts_stats_sum(&C->fx, "bounce_flood.start"), 2);
+    assert_int_equal(ts_stats_sum(&C->fx, "bounce_flood.stop"), 2);
 }
 
 /* test_no_hook - without a hook the transitions are still recorded */
@@ -610,11 +453,11 @@ static void test_init_errors(void **state)
 {
     char err[512], conf[300];
 
-    snprintf(conf, sizeof(conf), "bounce_flood { hook = \"%s/missing\" }\n", C->dir);
+    snprintf(conf, sizeof(conf), "bounce_flood { hook = \"%s/missing\" }\n", C->fx.dir);
     assert_null(try_load(conf, err, sizeof(err)));
     assert_non_null(strstr(err, "mxgate.conf:2: bounce_flood: hook"));
     assert_non_null(strstr(err, "No such file or directory"));
-    snprintf(conf, sizeof(conf), "bounce_flood { hook = \"%s\" }\n", C->dir);
+    snprintf(conf, sizeof(conf), "bounce_flood { hook = \"%s\" }\n", C->fx.dir);
     assert_null(try_load(conf, err, sizeof(err)));
     assert_non_null(strstr(err, "not a regular file"));
     assert_int_equal(chmod(C->hook, 0644), 0);

@@ -28,6 +28,8 @@
 #include <openssl/x509.h>
 
 #include "smtp/client.h"
+#include "ts_fs.h"
+#include "ts_smtp.h"
 
 /* One step of the fake server's script: when the input holds exactly
  * `expect` (NULL: on accept), send `reply` (NULL: nothing). The script of
@@ -222,19 +224,8 @@ static void fake_start(struct fake *f, const struct step *steps, size_t n, const
         snprintf(un->sun_path, sizeof un->sun_path, "%s", path);
         f->addrlen = sizeof *un;
         unlink(path);
-    } else {
-        struct sockaddr_in *in = (struct sockaddr_in *)&f->addr;
-        in->sin_family = AF_INET;
-        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        f->addrlen = sizeof *in;
     }
-    f->lis = evconnlistener_new_bind(base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE, 16,
-                                     (struct sockaddr *)&f->addr, (int)f->addrlen);
-    assert_non_null(f->lis);
-    if (!path)
-        assert_int_equal(
-            getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&f->addr, &f->addrlen),
-            0);
+    f->lis = ts_listen(base, fake_accept, f, &f->addr, &f->addrlen);
 }
 
 /* fake_stop - close the listener and any connection left */
@@ -1651,33 +1642,17 @@ static void test_cache_tls(void **state)
  * which connection carried it. */
 #define SINK_CONNS 8
 
-struct sink_conn {
-    struct sink *s;
-    struct bufferevent *bev;
-    int id;
-    int in_data;
-};
-
 struct sink {
-    struct evconnlistener *lis;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    int nconn, nquit;
+    struct ts_smtp srv;
+    int nquit;
     int quit_id[SINK_CONNS]; /* the connections that said QUIT, in order */
-    struct sink_conn *conns[SINK_CONNS];
 };
-
-/* sink_conn_free - close one server side connection */
-static void sink_conn_free(struct sink_conn *sc)
-{
-    sc->s->conns[sc->id - 1] = NULL;
-    bufferevent_free(sc->bev);
-    free(sc);
-}
 
 /* sink_answer - the reply to one command line (or body line) */
-static const char *sink_answer(struct sink_conn *sc, const char *line)
+static const char *sink_answer(struct ts_smtp_conn *sc, const char *line)
 {
+    struct sink *s = sc->s->arg;
+
     if (sc->in_data) {
         sc->in_data = strcmp(line, ".") != 0;
         return sc->in_data ? NULL : "250 ok\r\n";
@@ -1691,77 +1666,25 @@ static const char *sink_answer(struct sink_conn *sc, const char *line)
         return "354 go\r\n";
     }
     if (strcmp(line, "QUIT") == 0) {
-        sc->s->quit_id[sc->s->nquit++] = sc->id;
+        s->quit_id[s->nquit++] = sc->id;
         return "221 bye\r\n";
     }
     return "500 what?\r\n";
 }
 
-/* sink_read - answer every complete line */
-static void sink_read(struct bufferevent *bev, void *arg)
-{
-    struct sink_conn *sc = arg;
-    char *line;
-
-    while ((line = evbuffer_readln(bufferevent_get_input(bev), NULL, EVBUFFER_EOL_CRLF_STRICT))) {
-        const char *reply = sink_answer(sc, line);
-        if (reply)
-            bufferevent_write(bev, reply, strlen(reply));
-        free(line);
-    }
-}
-
-/* sink_event - the client hung up */
-static void sink_event(struct bufferevent *bev, short what, void *arg)
-{
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        sink_conn_free(arg);
-}
-
-/* sink_accept - greet a new connection with its number */
-static void sink_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-                        int len, void *arg)
-{
-    struct sink *s = arg;
-    struct sink_conn *sc = calloc(1, sizeof *sc);
-    char greeting[32];
-
-    assert_non_null(sc);
-    assert_true(s->nconn < SINK_CONNS);
-    sc->s = s;
-    sc->id = ++s->nconn;
-    sc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    assert_non_null(sc->bev);
-    s->conns[sc->id - 1] = sc;
-    bufferevent_setcb(sc->bev, sink_read, NULL, sink_event, sc);
-    bufferevent_enable(sc->bev, EV_READ | EV_WRITE);
-    snprintf(greeting, sizeof greeting, "220 conn %d\r\n", sc->id);
-    bufferevent_write(sc->bev, greeting, strlen(greeting));
-}
-
-/* sink_start - listen on an ephemeral port of 127.0.0.1 */
+/* sink_start - listen on an ephemeral port of 127.0.0.1; greetings tell connections apart */
 static void sink_start(struct sink *s)
 {
-    struct sockaddr_in *in = (struct sockaddr_in *)&s->addr;
-
     memset(s, 0, sizeof *s);
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->addrlen = sizeof *in;
-    s->lis = evconnlistener_new_bind(base, sink_accept, s, LEV_OPT_CLOSE_ON_FREE, 16,
-                                     (struct sockaddr *)&s->addr, (int)s->addrlen);
-    assert_non_null(s->lis);
-    assert_int_equal(
-        getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&s->addr, &s->addrlen), 0);
+    ts_smtp_start(&s->srv, base, sink_answer, s);
+    s->srv.eol = EVBUFFER_EOL_CRLF_STRICT;
+    s->srv.max_conns = SINK_CONNS;
 }
 
 /* sink_stop - close the listener and every connection left */
 static void sink_stop(struct sink *s)
 {
-    for (int i = 0; i < SINK_CONNS; i++)
-        if (s->conns[i])
-            sink_conn_free(s->conns[i]);
-    evconnlistener_free(s->lis);
+    ts_smtp_stop(&s->srv);
 }
 
 /* Deliveries running at once, and the connection each ended on. */
@@ -1790,8 +1713,8 @@ static void burst(struct sink *s, struct smtp_client_cache *cache, int fd, int n
 
     memset(b, 0, sizeof *b);
     b->want = n;
-    memcpy(&where.addr, &s->addr, sizeof where.addr);
-    where.addrlen = s->addrlen;
+    memcpy(&where.addr, &s->srv.addr, sizeof where.addr);
+    where.addrlen = s->srv.addrlen;
     for (int i = 0; i < n; i++) {
         struct smtp_client_req r;
         req_init(&r, &where, r1only, 1, fd, "", body1);
@@ -1820,7 +1743,7 @@ static void test_cache_limits(void **state)
     sink_start(&b);
     burst(&a, cache, fd, 3, "client.test", &ba);
     spin(100);
-    assert_int_equal(a.nconn, 3);
+    assert_int_equal(a.srv.nconn, 3);
     assert_int_equal(a.nquit, 1);
     assert_int_equal(a.quit_id[0], ba.conn[0]);
     burst(&a, cache, fd, 1, "client.test", &one);
@@ -1830,7 +1753,7 @@ static void test_cache_limits(void **state)
     assert_int_equal(a.nquit + b.nquit, 1); /* 4 parked: a's two, b's two */
     burst(&a, cache, fd, 1, "other.test", &one);
     spin(100);
-    assert_int_equal(a.nconn, 4);
+    assert_int_equal(a.srv.nconn, 4);
     assert_int_equal(a.nquit, 2); /* the oldest: a's second */
     assert_int_equal(a.quit_id[1], ba.conn[1]);
     smtp_client_cache_free(cache);
@@ -1872,8 +1795,7 @@ static SSL_CTX *make_server_tls(void)
 static int group_setup(void **state)
 {
     signal(SIGPIPE, SIG_IGN); /* as in the daemon: a peer gone is an error, not a kill */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_clientXXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
+    if (ts_tmpdir_make(tmpdir, sizeof tmpdir, "test_client") < 0)
         return -1;
     server_tls = make_server_tls();
     client_tls = SSL_CTX_new(TLS_client_method());

@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -19,29 +18,13 @@
 #include <event2/event.h>
 
 #include "dns/dns.h"
+#include "ts_dns.h"
+#include "ts_fixture.h"
 
-/* ---------------------------------------------------------------------- */
-/* the fake server: answers from a table, built by hand                     */
+/* ----------------------------------------------------------------------
+ * the fake server's table (see ts_dns.h)                                  */
 
-#define RCODE_SERVFAIL 2
-#define RCODE_NXDOMAIN 3
-#define MAXANS 4
-
-struct frr {
-    uint16_t type;
-    const char *data; /* A/AAAA: address; PTR/MX: name; TXT: strings split by '|' */
-    uint16_t pref;    /* MX */
-};
-
-struct fentry {
-    const char *qname;
-    uint16_t qtype;
-    int rcode; /* 0, RCODE_SERVFAIL, RCODE_NXDOMAIN */
-    int drop;  /* never answer */
-    struct frr ans[MAXANS];
-};
-
-static const struct fentry table[] = {
+static const struct ts_dns_entry table[] = {
     {"2.0.0.127.in-addr.arpa", 12, 0, 0, {{12, "Host2.Example.TEST.", 0}}},
     {"host2.example.test", 1, 0, 0, {{1, "127.0.0.2", 0}}},
     {"3.0.0.127.in-addr.arpa", 12, 0, 0, {{12, "host3.example.test", 0}}},
@@ -59,7 +42,7 @@ static const struct fentry table[] = {
     {"slow.example.test", 1, 0, 1, {{0, NULL, 0}}},
     /* PTR fine, forward lookup fails */
     {"7.0.0.127.in-addr.arpa", 12, 0, 0, {{12, "broken.example.test", 0}}},
-    {"broken.example.test", 1, RCODE_SERVFAIL, 0, {{0, NULL, 0}}},
+    {"broken.example.test", 1, TS_RCODE_SERVFAIL, 0, {{0, NULL, 0}}},
     {"5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
      12,
      0,
@@ -76,188 +59,19 @@ static const struct fentry table[] = {
       {15, "mx-c.example.test", 30},
       {15, "MX-A2.example.test", 10}}},
     {"mail.example.test", 16, 0, 0, {{16, "v=spf1 |ip4:127.0.0.0/8 |-all", 0}, {16, "hello", 0}}},
-    {"fail.example.test", 1, RCODE_SERVFAIL, 0, {{0, NULL, 0}}},
+    {"fail.example.test", 1, TS_RCODE_SERVFAIL, 0, {{0, NULL, 0}}},
     {"never.example.test", 1, 0, 1, {{0, NULL, 0}}},
     {"2.0.0.127.bl.test", 1, 0, 0, {{1, "127.0.0.2", 0}}},
 };
-
-struct fake {
-    evutil_socket_t fd;
-    struct event *ev;
-    int queries; /* questions received */
-};
-
-/* put16 - big-endian 16 bits */
-static size_t put16(unsigned char *p, unsigned v)
-{
-    p[0] = (unsigned char)(v >> 8);
-    p[1] = (unsigned char)v;
-    return 2;
-}
-
-/* put_name - a name as uncompressed labels */
-static size_t put_name(unsigned char *p, const char *name)
-{
-    size_t n = 0, l;
-
-    while (*name != '\0') {
-        l = strcspn(name, ".");
-        p[n++] = (unsigned char)l;
-        memcpy(p + n, name, l);
-        n += l;
-        name += l;
-        if (*name == '.')
-            name++;
-    }
-    p[n++] = 0;
-    return n;
-}
-
-/* put_txt - one TXT record: '|' separates its character-strings */
-static size_t put_txt(unsigned char *p, const char *s)
-{
-    size_t n = 0, l;
-
-    for (;;) {
-        l = strcspn(s, "|");
-        p[n++] = (unsigned char)l;
-        memcpy(p + n, s, l);
-        n += l;
-        if (s[l] == '\0')
-            return n;
-        s += l + 1;
-    }
-}
-
-/* put_rdata - the rdata of one record */
-static size_t put_rdata(unsigned char *p, const struct frr *rr)
-{
-    switch (rr->type) {
-    case 1:
-        assert_int_equal(inet_pton(AF_INET, rr->data, p), 1);
-        return 4;
-    case 28:
-        assert_int_equal(inet_pton(AF_INET6, rr->data, p), 1);
-        return 16;
-    case 15:
-        put16(p, rr->pref);
-        return 2 + put_name(p + 2, rr->data);
-    case 16:
-        return put_txt(p, rr->data);
-    default:
-        return put_name(p, rr->data);
-    }
-}
-
-/* get_qname - the question name, dotted, and the offset past it */
-static size_t get_qname(const unsigned char *q, size_t len, char *out, size_t outlen)
-{
-    size_t i = 12, o = 0;
-
-    while (i < len && q[i] != 0) {
-        size_t l = q[i++];
-        assert_true(i + l <= len && o + l + 1 < outlen);
-        if (o > 0)
-            out[o++] = '.';
-        memcpy(out + o, q + i, l);
-        o += l;
-        i += l;
-    }
-    out[o] = '\0';
-    return i + 1;
-}
-
-/* find - the table entry for a question; *exists if the name has any */
-static const struct fentry *find(const char *qname, unsigned qtype, int *exists)
-{
-    size_t i;
-
-    *exists = 0;
-    for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        if (strcasecmp(table[i].qname, qname) != 0)
-            continue;
-        *exists = 1;
-        if (table[i].qtype == qtype)
-            return &table[i];
-    }
-    return NULL;
-}
-
-/* answer - build the reply to query q in r; 0 means do not answer */
-static size_t answer(const unsigned char *q, size_t qlen, unsigned char *r)
-{
-    char qname[256];
-    size_t qend = get_qname(q, qlen, qname, sizeof(qname)) + 4, n, an = 0, i;
-    unsigned qtype = (unsigned)(q[qend - 4] << 8 | q[qend - 3]);
-    int exists, rcode;
-    const struct fentry *e = find(qname, qtype, &exists);
-
-    if (e != NULL && e->drop)
-        return 0;
-    rcode = e != NULL ? e->rcode : exists ? 0 : RCODE_NXDOMAIN;
-    memcpy(r, q, qend);
-    r[2] = (unsigned char)(0x84 | (q[2] & 0x01)); /* QR AA, RD copied */
-    r[3] = (unsigned char)(0x80 | rcode);         /* RA */
-    n = qend;
-    for (i = 0; e != NULL && rcode == 0 && i < MAXANS && e->ans[i].data != NULL; i++, an++) {
-        n += put16(r + n, 0xc00c); /* the question's name */
-        n += put16(r + n, e->ans[i].type);
-        n += put16(r + n, 1);
-        n += put16(r + n, 0);
-        n += put16(r + n, 300);
-        n += 2;
-        put16(r + n - 2, (unsigned)put_rdata(r + n, &e->ans[i]));
-        n += (size_t)(r[n - 2] << 8 | r[n - 1]);
-    }
-    put16(r + 6, (unsigned)an);
-    put16(r + 8, 0);
-    put16(r + 10, 0);
-    return n;
-}
-
-/* fake_read - one datagram in, at most one out */
-static void fake_read(evutil_socket_t fd, short what, void *arg)
-{
-    struct fake *f = arg;
-    unsigned char q[512], r[1024];
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof(from);
-    ssize_t len = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-    size_t rlen;
-
-    if (len < 17)
-        return;
-    f->queries++;
-    rlen = answer(q, (size_t)len, r);
-    if (rlen > 0)
-        assert_int_equal(sendto(fd, r, rlen, 0, (struct sockaddr *)&from, fl), (ssize_t)rlen);
-}
-
-/* udp_socket - a UDP socket on 127.0.0.1 with a kernel-chosen port */
-static evutil_socket_t udp_socket(int *port)
-{
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof(sin);
-    evutil_socket_t fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-    *port = ntohs(sin.sin_port);
-    return fd;
-}
 
 /* ---------------------------------------------------------------------- */
 /* test context and callback records                                        */
 
 struct ctx {
     struct event_base *base;
-    struct fake fake;
+    struct ts_dns_fake fake;
     evutil_socket_t silent_fd; /* a server that never reads its socket */
-    char server[32], silent[32];
+    char silent[32];
     struct dns *dns;
     int in_call; /* set while a dns_* call runs: callbacks must not see it */
     int done;    /* callbacks seen */
@@ -311,24 +125,10 @@ static void on_fcrdns(enum dns_status st, const char *name, const char *ptr, voi
     C->done++;
 }
 
-/* on_deadline - a safety net so that a broken resolver fails instead of hanging */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    *(int *)arg = 1;
-}
-
 /* run_until - run the loop until `want` callbacks arrived or ms passed */
 static void run_until(int want, int ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    int expired = 0;
-    struct event *t = evtimer_new(C->base, on_deadline, &expired);
-
-    assert_non_null(t);
-    evtimer_add(t, &tv);
-    while (C->done < want && !expired)
-        event_base_loop(C->base, EVLOOP_ONCE);
-    event_free(t);
+    ts_run_until(C->base, &C->done, want, ms);
 }
 
 /* lookup - start a query with the in_call guard */
@@ -402,13 +202,10 @@ static int setup(void **state)
     C = &c;
     c.base = event_base_new();
     assert_non_null(c.base);
-    c.fake.fd = udp_socket(&port);
-    snprintf(c.server, sizeof(c.server), "127.0.0.1:%d", port);
-    c.fake.ev = event_new(c.base, c.fake.fd, EV_READ | EV_PERSIST, fake_read, &c.fake);
-    assert_int_equal(event_add(c.fake.ev, NULL), 0);
-    c.silent_fd = udp_socket(&port);
+    ts_dns_fake_start(&c.fake, c.base, table, sizeof(table) / sizeof(table[0]));
+    c.silent_fd = ts_udp_socket(&port);
     snprintf(c.silent, sizeof(c.silent), "127.0.0.1:%d", port);
-    c.dns = new_dns(c.server);
+    c.dns = new_dns(c.fake.server);
     *state = &c;
     return 0;
 }
@@ -417,8 +214,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     dns_free(C->dns);
-    event_free(C->fake.ev);
-    close(C->fake.fd);
+    ts_dns_fake_stop(&C->fake);
     close(C->silent_fd);
     event_base_free(C->base);
     return 0;
@@ -765,7 +561,7 @@ static void test_cancel_from_callback(void **state)
 /* test_free_pending - dns_free with queries in c-ares, queued and composite */
 static void test_free_pending(void **state)
 {
-    struct dns *d = new_dns(C->server), *saved = C->dns;
+    struct dns *d = new_dns(C->fake.server), *saved = C->dns;
     struct rec a, b, c, e;
     char name[100];
 
@@ -838,7 +634,7 @@ static void test_free_in_callback(void **state)
     memset(name, 'x', sizeof(name));
     name[99] = '\0';
     memset(&box, 0, sizeof(box));
-    box.d = new_dns(C->server);
+    box.d = new_dns(C->fake.server);
     C->done = 0;
     assert_non_null(dns_lookup(box.d, DNS_T_A, name, free_in_callback, &box));
     pending_batch(box.d, &queued, &other, &fc);
@@ -856,7 +652,7 @@ static void test_free_in_fcrdns_callback(void **state)
     struct rec queued, other, fc;
 
     memset(&box, 0, sizeof(box));
-    box.d = new_dns(C->server);
+    box.d = new_dns(C->fake.server);
     C->done = 0;
     assert_non_null(dns_fcrdns(box.d, (struct sockaddr *)&ss, free_in_fcrdns, &box));
     pending_batch(box.d, &queued, &other, &fc);

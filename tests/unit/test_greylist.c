@@ -5,13 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +18,8 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_policy.h"
 
 #define T0 1700000000 /* the injected clock starts here */
 
@@ -30,151 +28,41 @@
     "greylist { delay = 1500  retry_window = 2700  pass_ttl = 1728000  ipv4_prefix = 24 }\n"       \
     "store { cleanup = 900 }\n"
 
-struct ctx {
-    struct event_base *base;
-    char dir[64];
-    struct store *store;
-    struct stats *stats;
-    struct config *cfg;
-    struct policy *pol;
-};
-
-static struct ctx *C;
-static time_t fake_now;
-
-/* fake_clock - the time the store and the check both see */
-static time_t fake_clock(void)
-{
-    return fake_now;
-}
-
-/* open_store - an LMDB store under the scratch directory, on the fake clock */
-static struct store *open_store(const char *name, const struct store_options *opt)
-{
-    char uri[128], err[256] = "";
-    struct store *st;
-
-    snprintf(uri, sizeof(uri), "lmdb:%s/%s", C->dir, name);
-    st = store_open_opts(C->base, uri, opt, err, sizeof(err));
-    if (!st)
-        fail_msg("store_open: %s", err);
-    store_set_clock(st, fake_clock);
-    return st;
-}
+static struct ts_fixture *C;
 
 /* setup - loop, scratch directory, store; the check reads the same clock */
 static int setup(void **state)
 {
-    static struct ctx c;
+    static struct ts_fixture c;
 
-    memset(&c, 0, sizeof(c));
     C = &c;
-    c.base = event_base_new();
-    assert_non_null(c.base);
-    snprintf(c.dir, sizeof(c.dir), "/tmp/test_greylist.XXXXXX");
-    assert_non_null(mkdtemp(c.dir));
-    c.store = open_store("db", NULL);
+    assert_int_equal(ts_fixture_init(&c, "test_greylist"), 0);
+    c.store = ts_store_open(&c, "db", NULL, ts_clock);
     c.stats = stats_new(c.store);
     assert_non_null(c.stats);
-    policy_greylist_set_clock(fake_clock);
+    policy_greylist_set_clock(ts_clock);
     *state = &c;
     return 0;
-}
-
-/* rm_entry - nftw helper removing one entry */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-/* unload - the policy and configuration of one test */
-static void unload(void)
-{
-    policy_free(C->pol);
-    config_free(C->cfg);
-    C->pol = NULL;
-    C->cfg = NULL;
 }
 
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    unload();
     policy_greylist_set_clock(NULL);
-    stats_free(C->stats);
-    store_close(C->store);
-    event_base_free(C->base);
-    nftw(C->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    ts_fixture_free(C);
     return 0;
 }
 
 /* try_load - a configuration with these sections over store st; the policy or NULL */
 static struct policy *try_load(const char *sections, struct store *st, char *err, size_t errlen)
 {
-    struct policy_env env = {C->base, NULL, NULL, st, C->stats};
-    char path[128];
-    FILE *f;
+    struct policy_env env = ts_env(C);
+    char conf[4096];
 
-    unload();
-    snprintf(path, sizeof(path), "%s/mxgate.conf", C->dir);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "listen mx { address = \"127.0.0.1:2525\"  checks = {\"greylist\"} }\n%s", sections);
-    assert_int_equal(fclose(f), 0);
-    C->cfg = config_load(path, stderr);
-    if (!C->cfg) {
-        snprintf(err, errlen, "config_load failed");
-        return NULL;
-    }
-    env.cfg = C->cfg;
-    C->pol = policy_new(&env, err, errlen);
-    return C->pol;
-}
-
-struct keys {
-    int done;
-    size_t n;
-    char key[64][STORE_KEY_MAX + 1];
-};
-
-/* on_key - collect one key of a scan */
-static int on_key(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
-{
-    struct keys *k = arg;
-
-    assert_true(k->n < 64 && keylen <= STORE_KEY_MAX);
-    memcpy(k->key[k->n], key, keylen);
-    k->key[k->n++][keylen] = '\0';
-    return 0;
-}
-
-/* on_scanned - the scan is over */
-static void on_scanned(void *arg, int status)
-{
-    struct keys *k = arg;
-
-    assert_int_equal(status, STORE_OK);
-    k->done = 1;
-}
-
-/* settle - run the loop until *flag is set (bounded: the store answers on the next turn) */
-static void settle(const int *flag)
-{
-    for (int i = 0; i < 1000 && !*flag; i++)
-        event_base_loop(C->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    assert_true(*flag);
-}
-
-/* wipe - forget the greylist records of earlier tests (the clock restarts) */
-static void wipe(void)
-{
-    static struct keys k;
-
-    memset(&k, 0, sizeof(k));
-    assert_int_equal(store_scan_prefix(C->store, "gl:", 3, on_key, on_scanned, &k), 0);
-    settle(&k.done);
-    for (size_t i = 0; i < k.n; i++)
-        assert_int_equal(store_del(C->store, k.key[i], strlen(k.key[i]), NULL, NULL), 0);
+    env.store = st;
+    snprintf(conf, sizeof(conf),
+             "listen mx { address = \"127.0.0.1:2525\"  checks = {\"greylist\"} }\n%s", sections);
+    return ts_policy_load(C, conf, &env, err, errlen);
 }
 
 /* load - as try_load on the test store, and it must work; the clock restarts at T0 */
@@ -184,39 +72,14 @@ static void load(const char *sections)
 
     if (!try_load(sections, C->store, err, sizeof(err)))
         fail_msg("policy_new: %s", err);
-    fake_now = T0;
-    wipe();
-}
-
-struct outcome {
-    int calls;
-    struct policy_verdict v;
-};
-
-/* on_done - the pipeline's verdict */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->calls++;
-    o->v = *v;
+    ts_now = T0;
+    ts_store_wipe(C, "gl:"); /* forget the records of earlier tests (the clock restarts) */
 }
 
 /* client - a policy_client at RCPT for ip */
 static void client(struct policy_client *cl, const char *ip, const char *sender, const char *rcpt)
 {
-    memset(cl, 0, sizeof(*cl));
-    if (strchr(ip, ':')) {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&cl->addr;
-        s->sin6_family = AF_INET6;
-        assert_int_equal(inet_pton(AF_INET6, ip, &s->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *s = (struct sockaddr_in *)&cl->addr;
-        s->sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, ip, &s->sin_addr), 1);
-    }
-    snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
-    cl->listener = "mx";
+    ts_client(cl, ip);
     cl->sender = sender;
     cl->rcpt = rcpt;
 }
@@ -224,13 +87,7 @@ static void client(struct policy_client *cl, const char *ip, const char *sender,
 /* judge_cl - the RCPT stage for a prepared client */
 static struct policy_verdict judge_cl(struct policy_client *cl)
 {
-    struct outcome o;
-
-    memset(&o, 0, sizeof(o));
-    assert_non_null(policy_start(policy_chain_for(C->pol, "mx"), POLICY_RCPT, cl, on_done, &o));
-    settle(&o.calls);
-    assert_int_equal(o.calls, 1);
-    return o.v;
+    return ts_stage(C, POLICY_RCPT, cl, 0).v;
 }
 
 /* judge - the RCPT stage for ip, sender, recipient */
@@ -242,32 +99,10 @@ static struct policy_verdict judge(const char *ip, const char *sender, const cha
     return judge_cl(&cl);
 }
 
-struct got {
-    int done;
-    int status;
-    char val[64];
-};
-
-/* on_get - a record read back */
-static void on_get(void *arg, int status, const void *val, size_t vlen)
-{
-    struct got *g = arg;
-
-    g->done = 1;
-    g->status = status;
-    if (status == STORE_OK)
-        snprintf(g->val, sizeof(g->val), "%.*s", (int)vlen, (const char *)val);
-}
-
 /* record - the value under key in the test store, "" when missing */
-static struct got record(const char *key)
+static struct ts_got record(const char *key)
 {
-    struct got g;
-
-    memset(&g, 0, sizeof(g));
-    assert_int_equal(store_get(C->store, key, strlen(key), on_get, &g), 0);
-    settle(&g.done);
-    return g;
+    return ts_store_get(C->base, C->store, key);
 }
 
 /* assert_greylisted - 451 4.7.1 with the delay in the text and this reason */
@@ -294,7 +129,7 @@ static void assert_passed(const struct policy_verdict *v)
 /* assert_record - the value under key, or missing when want is NULL */
 static void assert_record(const char *key, const char *want)
 {
-    struct got g = record(key);
+    struct ts_got g = record(key);
 
     if (!want) {
         assert_int_equal(g.status, STORE_NOTFOUND);
@@ -327,23 +162,23 @@ static void test_seed_profile(void **state)
     assert_greylisted(&v, 1500, "new triplet");
     snprintf(want, sizeof(want), "first %d", T0);
     assert_record(tkey, want);
-    fake_now = T0 + 100;
+    ts_now = T0 + 100;
     v = judge("198.51.100.5", "alice@example.test", "bob@local.test");
     assert_greylisted(&v, 1500, "too early, 1400s left");
-    fake_now = T0 + 1499;
+    ts_now = T0 + 1499;
     v = judge("198.51.100.5", "ALICE@example.test", "bob@LOCAL.test");
     assert_greylisted(&v, 1500, "too early, 1s left");
     assert_record(tkey, want); /* a retry does not move the first-seen time */
-    fake_now = T0 + 1500;
+    ts_now = T0 + 1500;
     v = judge("198.51.100.5", "alice@example.test", "bob@local.test");
     assert_passed(&v);
     assert_pass_record(tkey, T0 + 1500);
     snprintf(want, sizeof(want), "%d", T0 + 1500);
     assert_record("gl:c:198.51.100.0/24", want);
     /* the pass is remembered 20 days (pass_ttl), and no longer */
-    fake_now = T0 + 1500 + 1728000 - 1;
+    ts_now = T0 + 1500 + 1728000 - 1;
     assert_record("gl:c:198.51.100.0/24", want);
-    fake_now = T0 + 1500 + 1728000;
+    ts_now = T0 + 1500 + 1728000;
     assert_record("gl:c:198.51.100.0/24", NULL);
     assert_record(tkey, NULL);
 }
@@ -357,10 +192,10 @@ static void test_awl_other_sender(void **state)
     load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400 }\n");
     v = judge("203.0.113.9", "a@x.test", "b@y.test");
     assert_greylisted(&v, 60, "new triplet");
-    fake_now = T0 + 61;
+    ts_now = T0 + 61;
     v = judge("203.0.113.9", "a@x.test", "b@y.test");
     assert_passed(&v);
-    fake_now = T0 + 62;
+    ts_now = T0 + 62;
     v = judge("203.0.113.9", "other@z.test", "c@y.test");
     assert_passed(&v);
     v = judge("203.0.113.200", "", "d@y.test"); /* same /24, null sender */
@@ -370,7 +205,7 @@ static void test_awl_other_sender(void **state)
     assert_record("gl:t:203.0.113.0/24::d@y.test", NULL);
     snprintf(want, sizeof(want), "%d", T0 + 61);
     assert_record("gl:c:203.0.113.0/24", want);
-    fake_now = T0 + 61 + 86400;
+    ts_now = T0 + 61 + 86400;
     v = judge("203.0.113.9", "other@z.test", "c@y.test");
     assert_greylisted(&v, 60, "new triplet");
 }
@@ -383,11 +218,11 @@ static void test_known_triplet(void **state)
 
     load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400 }\n");
     v = judge("203.0.113.9", "a@x.test", "b@y.test");
-    fake_now = T0 + 60;
+    ts_now = T0 + 60;
     v = judge("203.0.113.9", "a@x.test", "b@y.test");
     assert_passed(&v);
     assert_int_equal(store_del(C->store, "gl:c:203.0.113.0/24", 19, NULL, NULL), 0);
-    fake_now = T0 + 1000;
+    ts_now = T0 + 1000;
     v = judge("203.0.113.9", "a@x.test", "b@y.test");
     assert_passed(&v);
     snprintf(want, sizeof(want), "%d", T0 + 1000);
@@ -403,13 +238,13 @@ static void test_retry_window_expiry(void **state)
     load(SEED_PROFILE);
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 1500, "new triplet");
-    fake_now = T0 + 2700; /* the first-seen record lived 45 minutes */
+    ts_now = T0 + 2700; /* the first-seen record lived 45 minutes */
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 1500, "new triplet");
-    fake_now = T0 + 2700 + 1000;
+    ts_now = T0 + 2700 + 1000;
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 1500, "too early, 500s left");
-    fake_now = T0 + 2700 + 1500;
+    ts_now = T0 + 2700 + 1500;
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_passed(&v);
     assert_pass_record("gl:t:192.0.2.0/24:s@x.test:r@y.test", T0 + 2700 + 1500);
@@ -423,7 +258,7 @@ static void test_clock_backwards(void **state)
     load(SEED_PROFILE);
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 1500, "new triplet");
-    fake_now = T0 - 100;
+    ts_now = T0 - 100;
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 1500, "new triplet");
     assert_record("gl:t:192.0.2.0/24:s@x.test:r@y.test", "first 1699999900");
@@ -437,7 +272,7 @@ static void test_grouping_24(void **state)
     load(SEED_PROFILE);
     v = judge("192.0.2.5", "list@big.test", "u@local.test");
     assert_greylisted(&v, 1500, "new triplet");
-    fake_now = T0 + 1600; /* the pool retries from another address */
+    ts_now = T0 + 1600; /* the pool retries from another address */
     v = judge("192.0.2.7", "list@big.test", "u@local.test");
     assert_passed(&v);
     assert_pass_record("gl:t:192.0.2.0/24:list@big.test:u@local.test", T0 + 1600);
@@ -455,13 +290,13 @@ static void test_single_ip_and_ipv6(void **state)
     load("greylist { delay = 10  retry_window = 100  pass_ttl = 1000  ipv4_prefix = 32 }\n");
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 10, "new triplet");
-    fake_now = T0 + 10;
+    ts_now = T0 + 10;
     v = judge("192.0.2.7", "s@x.test", "r@y.test");
     assert_greylisted(&v, 10, "new triplet");
     assert_record("gl:t:192.0.2.7/32:s@x.test:r@y.test", "first 1700000010");
     v = judge("2001:db8:1:2::5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 10, "new triplet");
-    fake_now = T0 + 20;
+    ts_now = T0 + 20;
     v = judge("2001:db8:1:2:ffff::9", "s@x.test", "r@y.test");
     assert_passed(&v);
     assert_pass_record("gl:t:2001:db8:1:2::/64:s@x.test:r@y.test", T0 + 20);
@@ -486,10 +321,10 @@ static void test_only_suspicious(void **state)
     snprintf(cl.suspicious_why, sizeof(cl.suspicious_why), "s25r:rule3");
     v = judge_cl(&cl);
     assert_greylisted(&v, 2, "new triplet s25r:rule3");
-    fake_now = T0 + 1;
+    ts_now = T0 + 1;
     v = judge_cl(&cl);
     assert_greylisted(&v, 2, "too early, 1s left s25r:rule3");
-    fake_now = T0 + 2;
+    ts_now = T0 + 2;
     v = judge_cl(&cl);
     assert_passed(&v);
     assert_pass_record("gl:t:198.51.100.0/24:dyn@isp.test:u@local.test", T0 + 2);
@@ -503,12 +338,11 @@ static int fill_with(struct store *st, size_t vlen, int from)
 
     memset(val, 'f', sizeof(val));
     for (;; i++) {
-        struct got one = {0, 0, ""};
+        struct ts_got one;
         /* next to where the triplet goes, and no larger: no page keeps room for it */
         snprintf(key, sizeof(key), "gl:t:192.0.2.0/24:j%06d", i);
         assert_int_equal(store_set(st, key, strlen(key), val, vlen, 0, NULL, NULL), 0);
-        assert_int_equal(store_get(st, key, strlen(key), on_get, &one), 0);
-        settle(&one.done);
+        one = ts_store_get(C->base, st, key);
         if (one.status == STORE_NOTFOUND)
             return i + 1;
         assert_int_equal(one.status, STORE_OK);
@@ -520,7 +354,7 @@ static int fill_with(struct store *st, size_t vlen, int from)
 static void test_store_full_fails_open(void **state)
 {
     struct store_options opt = {.map_size = 64 * 1024, .map_max = 64 * 1024};
-    struct store *small = open_store("small", &opt);
+    struct store *small = ts_store_open(C, "small", &opt, ts_clock);
     struct policy_verdict v;
     char err[256] = "";
 
@@ -529,7 +363,7 @@ static void test_store_full_fails_open(void **state)
         fail_msg("policy_new: %s", err);
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_passed(&v);
-    unload();
+    ts_fixture_unload(C);
     store_close(small);
 }
 
@@ -565,7 +399,7 @@ static void test_cancel_pending(void **state)
     assert_non_null(c.run);
     /* Completions are delivered in order: ours comes before the check's answer. */
     assert_int_equal(store_get(C->store, "x", 1, on_cancel_now, &c), 0);
-    settle(&c.done);
+    ts_settle(C->base, &c.done);
     for (int i = 0; i < 10; i++)
         event_base_loop(C->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     /* nothing was decided, so nothing was written */

@@ -7,9 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,118 +21,75 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_fs.h"
+#include "ts_policy.h"
 
 #define T0 1700000000
 #define BLOCK_TEXT "Too many unknown recipients from your address, try later"
 #define HARVESTER "192.0.2.66"
 
 struct ctx {
-    struct event_base *base;
-    char dir[64];
-    char uri[128];
+    struct ts_fixture fx;
     char list[128];
-    struct store *store;
-    struct stats *stats;
-    struct config *cfg;
-    struct policy *pol;
 };
 
 static struct ctx *C;
-static time_t fake_now;
-
-/* fake_clock - the store's time: the block's expiry test moves it */
-static time_t fake_clock(void)
-{
-    return fake_now;
-}
 
 /* open_store - (re)open the LMDB store of the test */
 static void open_store(void)
 {
-    char err[256];
-
-    C->store = store_open(C->base, C->uri, err, sizeof(err));
-    if (!C->store)
-        fail_msg("store_open: %s", err);
-    store_set_clock(C->store, fake_clock);
+    C->fx.store = ts_store_open(&C->fx, "db", NULL, ts_clock);
 }
 
 /* setup - loop, scratch directory, a recipients file, a store */
 static int setup(void **state)
 {
     static struct ctx c;
-    FILE *f;
 
     memset(&c, 0, sizeof(c));
     C = &c;
-    c.base = event_base_new();
-    assert_non_null(c.base);
-    snprintf(c.dir, sizeof(c.dir), "/tmp/test_harvest.XXXXXX");
-    assert_non_null(mkdtemp(c.dir));
-    snprintf(c.uri, sizeof(c.uri), "lmdb:%s/db", c.dir);
-    snprintf(c.list, sizeof(c.list), "%s/rcpts", c.dir);
-    f = fopen(c.list, "w");
-    assert_non_null(f);
-    fputs("alice@example.test\n", f);
-    assert_int_equal(fclose(f), 0);
-    fake_now = T0;
+    assert_int_equal(ts_fixture_init(&c.fx, "test_harvest"), 0);
+    ts_write_file(c.fx.dir, "rcpts", "alice@example.test\n", c.list, sizeof(c.list));
+    ts_now = T0;
     open_store();
     *state = &c;
     return 0;
 }
 
-/* rm_entry - nftw helper removing one entry */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-/* unload - policy and configuration */
+/* unload - policy, configuration and the statistics made with them */
 static void unload(void)
 {
-    policy_free(C->pol);
-    config_free(C->cfg);
-    stats_free(C->stats);
-    C->pol = NULL;
-    C->cfg = NULL;
-    C->stats = NULL;
+    ts_fixture_unload(&C->fx);
+    stats_free(C->fx.stats);
+    C->fx.stats = NULL;
 }
 
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    unload();
-    store_close(C->store);
-    event_base_free(C->base);
-    nftw(C->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    ts_fixture_free(&C->fx);
     return 0;
 }
 
 /* try_load - checks {"harvest", "recipients"} with this harvest section */
 static struct policy *try_load(const char *harvest, struct store *st, char *err, size_t errlen)
 {
-    struct policy_env env = {C->base, NULL, NULL, st, NULL};
-    char path[128];
-    FILE *f;
+    struct policy_env env;
+    char conf[4096];
 
     unload();
-    C->stats = stats_new(st);
-    assert_non_null(C->stats);
-    snprintf(path, sizeof(path), "%s/mxgate.conf", C->dir);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "listen mx { address = \"127.0.0.1:2525\"  checks = {\"harvest\", \"recipients\"} }\n"
-            "recipients \"example.test\" { file = \"%s\" }\n%s\n",
-            C->list, harvest);
-    assert_int_equal(fclose(f), 0);
-    C->cfg = config_load(path, stderr);
-    assert_non_null(C->cfg);
-    env.cfg = C->cfg;
-    env.stats = C->stats;
-    err[0] = '\0';
-    C->pol = policy_new(&env, err, errlen);
-    return C->pol;
+    C->fx.stats = stats_new(st);
+    assert_non_null(C->fx.stats);
+    env = ts_env(&C->fx);
+    env.store = st;
+    snprintf(conf, sizeof(conf),
+             "listen mx { address = \"127.0.0.1:2525\"  checks = {\"harvest\", \"recipients\"} }\n"
+             "recipients \"example.test\" { file = \"%s\" }\n%s\n",
+             C->list, harvest);
+    ts_policy_load(&C->fx, conf, &env, err, errlen);
+    assert_non_null(C->fx.cfg);
+    return C->fx.pol;
 }
 
 /* load - try_load with the store, and it must work */
@@ -143,83 +97,32 @@ static void load(const char *harvest)
 {
     char err[256];
 
-    if (!try_load(harvest, C->store, err, sizeof(err)))
+    if (!try_load(harvest, C->fx.store, err, sizeof(err)))
         fail_msg("policy_new: %s", err);
-}
-
-struct outcome {
-    int calls;
-    struct policy_verdict v;
-    double secs;
-};
-
-/* on_done - the pipeline's verdict */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->calls++;
-    o->v = *v;
-}
-
-/* on_deadline - a safety net so that a broken check fails instead of hanging */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    *(int *)arg = 1;
-}
-
-/* run_loop - run the loop until *flag is set or ms passed */
-static void run_loop(const int *flag, int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    int expired = 0;
-    struct event *t = evtimer_new(C->base, on_deadline, &expired);
-
-    assert_non_null(t);
-    evtimer_add(t, &tv);
-    while (!*flag && !expired)
-        event_base_loop(C->base, EVLOOP_ONCE);
-    event_free(t);
 }
 
 /* client - a session's client struct for ip */
 static void client(struct policy_client *cl, const char *ip)
 {
-    struct sockaddr_in *s = (struct sockaddr_in *)&cl->addr;
-
-    memset(cl, 0, sizeof(*cl));
-    s->sin_family = AF_INET;
-    assert_int_equal(inet_pton(AF_INET, ip, &s->sin_addr), 1);
-    snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
-    cl->listener = "mx";
+    ts_client(cl, ip);
     cl->sender = "s@x.test";
 }
 
 /* stage - run one stage for cl; the verdict and how long it took */
-static struct outcome stage(struct policy_client *cl, enum policy_stage st)
+static struct ts_outcome stage(struct policy_client *cl, enum policy_stage st)
 {
-    struct outcome o;
-    struct timespec t0, t1;
-
-    memset(&o, 0, sizeof(o));
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_non_null(policy_start(policy_chain_for(C->pol, "mx"), st, cl, on_done, &o));
-    run_loop(&o.calls, 10000);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    assert_int_equal(o.calls, 1);
-    o.secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    return o;
+    return ts_stage(&C->fx, st, cl, 10000);
 }
 
 /* rcpt - the RCPT stage for addr */
-static struct outcome rcpt(struct policy_client *cl, const char *addr)
+static struct ts_outcome rcpt(struct policy_client *cl, const char *addr)
 {
     cl->rcpt = addr;
     return stage(cl, POLICY_RCPT);
 }
 
 /* assert_unknown - the recipients check refused (after how long: fast or tarpitted) */
-static void assert_unknown(const struct outcome *o)
+static void assert_unknown(const struct ts_outcome *o)
 {
     assert_int_equal(o->v.action, POLICY_REJECT);
     assert_int_equal(o->v.code, 550);
@@ -229,13 +132,13 @@ static void assert_unknown(const struct outcome *o)
 /* refused - RCPT of addr is refused as unknown */
 static void refused(struct policy_client *cl, const char *addr)
 {
-    struct outcome o = rcpt(cl, addr);
+    struct ts_outcome o = rcpt(cl, addr);
 
     assert_unknown(&o);
 }
 
 /* assert_blocked - harvest's 421 with this reason */
-static void assert_blocked(const struct outcome *o, const char *reason)
+static void assert_blocked(const struct ts_outcome *o, const char *reason)
 {
     assert_int_equal(o->v.action, POLICY_TEMPFAIL);
     assert_int_equal(o->v.code, 421);
@@ -246,13 +149,13 @@ static void assert_blocked(const struct outcome *o, const char *reason)
 }
 
 /* assert_fast / assert_tarpitted - how long a reply took, with slack for slow machines */
-static void assert_fast(const struct outcome *o)
+static void assert_fast(const struct ts_outcome *o)
 {
     if (o->secs > 0.5)
         fail_msg("reply took %.2f s, expected no delay", o->secs);
 }
 
-static void assert_tarpitted(const struct outcome *o)
+static void assert_tarpitted(const struct ts_outcome *o)
 {
     if (o->secs < 0.95 || o->secs > 2.5)
         fail_msg("reply took %.2f s, expected the 1 s tarpit", o->secs);
@@ -265,7 +168,7 @@ static void assert_tarpitted(const struct outcome *o)
 static void test_tarpit_then_block(void **state)
 {
     struct policy_client cl, other;
-    struct outcome o;
+    struct ts_outcome o;
 
     load("harvest { threshold = 3  window = 600  tarpit = 1  block = 600 }");
     client(&cl, HARVESTER);
@@ -301,7 +204,7 @@ static void test_tarpit_then_block(void **state)
 static void block_client(void)
 {
     struct policy_client cl;
-    struct outcome o;
+    struct ts_outcome o;
 
     client(&cl, HARVESTER);
     refused(&cl, "x@example.test");
@@ -315,21 +218,21 @@ static void block_client(void)
 static void test_block_persists(void **state)
 {
     struct policy_client cl;
-    struct outcome o;
+    struct ts_outcome o;
 
     load("harvest { threshold = 1  tarpit = 0  block = 300  window = 60 }");
     block_client();
     unload();
-    store_close(C->store);
+    store_close(C->fx.store);
     open_store();
     load("harvest { threshold = 1  tarpit = 0  block = 300  window = 60 }");
     client(&cl, HARVESTER);
     o = stage(&cl, POLICY_CONNECT);
     assert_blocked(&o, "blocked");
-    fake_now = T0 + 299;
+    ts_now = T0 + 299;
     o = stage(&cl, POLICY_CONNECT);
     assert_blocked(&o, "blocked");
-    fake_now = T0 + 300; /* the block and the window are over */
+    ts_now = T0 + 300; /* the block and the window are over */
     assert_int_equal(stage(&cl, POLICY_CONNECT).v.action, POLICY_DUNNO);
     o = rcpt(&cl, "x@example.test");
     assert_unknown(&o);
@@ -339,13 +242,13 @@ static void test_block_persists(void **state)
 static void test_window(void **state)
 {
     struct policy_client cl;
-    struct outcome o;
+    struct ts_outcome o;
 
     load("harvest { threshold = 2  tarpit = 0  window = 100 }");
     client(&cl, HARVESTER);
     for (int i = 0; i < 3; i++)
         refused(&cl, "x@example.test");
-    fake_now = T0 + 100;
+    ts_now = T0 + 100;
     for (int i = 0; i < 4; i++)
         refused(&cl, "x@example.test");
     o = rcpt(&cl, "x@example.test");
@@ -355,14 +258,14 @@ static void test_window(void **state)
 /* on_break - stop the loop after this callback: the events activated meanwhile wait */
 static void on_break(evutil_socket_t fd, short what, void *arg)
 {
-    event_base_loopbreak(C->base);
+    event_base_loopbreak(C->fx.base);
 }
 
 /* test_cancel - the session ends during the tarpit or during the store read */
 static void test_cancel(void **state)
 {
     struct policy_client cl;
-    struct outcome o;
+    struct ts_outcome o;
     struct policy_run *r;
     struct event *brk;
     int never = 0;
@@ -371,22 +274,22 @@ static void test_cancel(void **state)
     client(&cl, HARVESTER);
     refused(&cl, "x@example.test");
     memset(&o, 0, sizeof(o));
-    r = policy_start(policy_chain_for(C->pol, "mx"), POLICY_RCPT, &cl, on_done, &o);
+    r = policy_start(policy_chain_for(C->fx.pol, "mx"), POLICY_RCPT, &cl, ts_on_verdict, &o);
     assert_non_null(r);
-    run_loop(&never, 300); /* now in the tarpit */
+    ts_run_until(C->fx.base, &never, 1, 300); /* now in the tarpit */
     policy_cancel(r);
-    run_loop(&never, 1200);
+    ts_run_until(C->fx.base, &never, 1, 1200);
     assert_int_equal(o.calls, 0);
 
-    r = policy_start(policy_chain_for(C->pol, "mx"), POLICY_CONNECT, &cl, on_done, &o);
+    r = policy_start(policy_chain_for(C->fx.pol, "mx"), POLICY_CONNECT, &cl, ts_on_verdict, &o);
     assert_non_null(r);
-    brk = event_new(C->base, -1, 0, on_break, NULL);
+    brk = event_new(C->fx.base, -1, 0, on_break, NULL);
     assert_non_null(brk);
     event_active(brk, EV_TIMEOUT, 0); /* after the pipeline's start: the store read is pending */
-    event_base_loop(C->base, 0);
+    event_base_loop(C->fx.base, 0);
     event_free(brk);
     policy_cancel(r);
-    run_loop(&never, 100);
+    ts_run_until(C->fx.base, &never, 1, 100);
     assert_int_equal(o.calls, 0);
 }
 
@@ -395,15 +298,15 @@ static void test_config(void **state)
 {
     char err[256];
 
-    assert_null(try_load("harvest { threshold = 0 }", C->store, err, sizeof(err)));
+    assert_null(try_load("harvest { threshold = 0 }", C->fx.store, err, sizeof(err)));
     assert_string_equal(err, "listen mx: harvest: threshold must be between 1 and 1000000");
-    assert_null(try_load("harvest { tarpit = 61 }", C->store, err, sizeof(err)));
+    assert_null(try_load("harvest { tarpit = 61 }", C->fx.store, err, sizeof(err)));
     assert_string_equal(err, "listen mx: harvest: tarpit must be between 0 and 60");
-    assert_null(try_load("harvest { block = 0 }", C->store, err, sizeof(err)));
+    assert_null(try_load("harvest { block = 0 }", C->fx.store, err, sizeof(err)));
     assert_string_equal(err, "listen mx: harvest: block must be between 1 and 31536000");
     assert_null(try_load("", NULL, err, sizeof(err)));
     assert_string_equal(err, "listen mx: harvest: needs the state store");
-    assert_non_null(try_load("", C->store, err, sizeof(err))); /* the defaults */
+    assert_non_null(try_load("", C->fx.store, err, sizeof(err))); /* the defaults */
 }
 
 /* main - run the harvest tests */

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "queue/maildir.h"
+#include "ts_fs.h"
 
 #define CHUNK 65536 /* maildir.c reads the body in chunks of this size */
 #define HDRS "Return-Path: <s@example.org>\nDelivered-To: u@example.test\n"
@@ -25,12 +25,6 @@ struct fixture {
     char root[96]; /* dir/mail: the maildir root, not created beforehand */
 };
 
-/* rm_entry - nftw callback removing one entry */
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 /* setup - a private directory; the root below it does not exist yet */
 static int setup(void **state)
 {
@@ -38,8 +32,7 @@ static int setup(void **state)
 
     if (!f)
         return -1;
-    strcpy(f->dir, "/tmp/test_maildir.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (ts_tmpdir_make(f->dir, sizeof f->dir, "test_maildir") < 0)
         return -1;
     snprintf(f->root, sizeof f->root, "%s/mail/root", f->dir);
     *state = f;
@@ -51,7 +44,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -97,24 +90,14 @@ static int count_in(struct fixture *f, const char *local, const char *sub, char 
 static char *delivered(struct fixture *f, const char *local, size_t *len)
 {
     char name[512], path[1024];
-    struct stat st;
     char *buf;
-    int fd;
 
     assert_int_equal(count_in(f, local, "new", name, sizeof name), 1);
     assert_int_equal(count_in(f, local, "tmp", NULL, 0), 0);
     assert_int_equal(count_in(f, local, "cur", NULL, 0), 0);
     snprintf(path, sizeof path, "%s/%s/new/%s", f->root, local, name);
-    fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(fstat(fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
-    buf[st.st_size] = '\0';
-    close(fd);
+    buf = ts_read_file(path, len);
     assert_int_equal(unlink(path), 0); /* ready for the next delivery */
-    *len = (size_t)st.st_size;
     return buf;
 }
 

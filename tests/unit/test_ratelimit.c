@@ -5,9 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,27 +19,17 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_policy.h"
 
 #define T0 1700000040 /* the injected clock starts here: a multiple of 60 */
 
 struct ctx {
-    struct event_base *base;
-    char dir[64];
+    struct ts_fixture fx; /* its store: a fresh one per test, no counts carried over */
     int nstores;
-    struct store *store; /* a fresh one per test: no counts carried over */
-    struct stats *stats;
-    struct config *cfg;
-    struct policy *pol;
 };
 
 static struct ctx *C;
-static time_t fake_now;
-
-/* fake_clock - the time the store and the check both see */
-static time_t fake_clock(void)
-{
-    return fake_now;
-}
 
 /* setup - loop and scratch directory; the check reads the fake clock */
 static int setup(void **state)
@@ -51,74 +38,50 @@ static int setup(void **state)
 
     memset(&c, 0, sizeof(c));
     C = &c;
-    c.base = event_base_new();
-    assert_non_null(c.base);
-    snprintf(c.dir, sizeof(c.dir), "/tmp/test_ratelimit.XXXXXX");
-    assert_non_null(mkdtemp(c.dir));
-    policy_ratelimit_set_clock(fake_clock);
+    assert_int_equal(ts_fixture_init(&c.fx, "test_ratelimit"), 0);
+    policy_ratelimit_set_clock(ts_clock);
     *state = &c;
     return 0;
-}
-
-/* rm_entry - nftw helper removing one entry */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
 }
 
 /* unload - the policy, configuration and store of one test */
 static void unload(void)
 {
-    policy_free(C->pol);
-    config_free(C->cfg);
-    stats_free(C->stats);
-    store_close(C->store);
-    C->pol = NULL;
-    C->cfg = NULL;
-    C->stats = NULL;
-    C->store = NULL;
+    ts_fixture_unload(&C->fx);
+    stats_free(C->fx.stats);
+    store_close(C->fx.store);
+    C->fx.stats = NULL;
+    C->fx.store = NULL;
 }
 
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    unload();
     policy_ratelimit_set_clock(NULL);
-    event_base_free(C->base);
-    nftw(C->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    ts_fixture_free(&C->fx);
     return 0;
 }
 
 /* try_load - a new store (unless with_store is 0) and this ratelimit section */
 static struct policy *try_load(const char *section, int with_store, char *err, size_t errlen)
 {
-    struct policy_env env = {C->base, NULL, NULL, NULL, NULL};
-    char path[128], uri[128];
-    FILE *f;
+    struct policy_env env;
+    char name[16], conf[4096];
 
     unload();
     if (with_store) {
-        snprintf(uri, sizeof(uri), "lmdb:%s/db%d", C->dir, C->nstores++);
-        C->store = store_open(C->base, uri, err, errlen);
-        assert_non_null(C->store);
-        store_set_clock(C->store, fake_clock);
+        snprintf(name, sizeof(name), "db%d", C->nstores++);
+        C->fx.store = ts_store_open(&C->fx, name, NULL, ts_clock);
     }
-    C->stats = stats_new(C->store);
-    assert_non_null(C->stats);
-    snprintf(path, sizeof(path), "%s/mxgate.conf", C->dir);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "listen mx { address = \"127.0.0.1:2525\"  checks = {\"ratelimit\"} }\n%s\n",
-            section);
-    assert_int_equal(fclose(f), 0);
-    C->cfg = config_load(path, stderr);
-    assert_non_null(C->cfg);
-    env.cfg = C->cfg;
-    env.store = C->store;
-    env.stats = C->stats;
-    C->pol = policy_new(&env, err, errlen);
-    fake_now = T0;
-    return C->pol;
+    C->fx.stats = stats_new(C->fx.store);
+    assert_non_null(C->fx.stats);
+    env = ts_env(&C->fx);
+    snprintf(conf, sizeof(conf),
+             "listen mx { address = \"127.0.0.1:2525\"  checks = {\"ratelimit\"} }\n%s\n", section);
+    ts_policy_load(&C->fx, conf, &env, err, errlen);
+    assert_non_null(C->fx.cfg);
+    ts_now = T0;
+    return C->fx.pol;
 }
 
 /* load - as try_load with a store, and it must work */
@@ -130,85 +93,29 @@ static void load(const char *section)
         fail_msg("policy_new: %s", err);
 }
 
-struct outcome {
-    int calls;
-    struct policy_verdict v;
-    double secs;
-};
-
-/* on_done - the pipeline's verdict */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->calls++;
-    o->v = *v;
-}
-
-/* on_deadline - a safety net so that a broken check fails instead of hanging */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    *(int *)arg = 1;
-}
-
-/* run_loop - run the loop until *flag is set or ms passed */
-static void run_loop(const int *flag, int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    int expired = 0;
-    struct event *t = evtimer_new(C->base, on_deadline, &expired);
-
-    assert_non_null(t);
-    evtimer_add(t, &tv);
-    while (!*flag && !expired)
-        event_base_loop(C->base, EVLOOP_ONCE);
-    event_free(t);
-}
-
 /* client - a session's client struct for ip */
 static void client(struct policy_client *cl, const char *ip)
 {
-    memset(cl, 0, sizeof(*cl));
-    if (strchr(ip, ':')) {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&cl->addr;
-        s->sin6_family = AF_INET6;
-        assert_int_equal(inet_pton(AF_INET6, ip, &s->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *s = (struct sockaddr_in *)&cl->addr;
-        s->sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, ip, &s->sin_addr), 1);
-    }
-    snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
-    cl->listener = "mx";
+    ts_client(cl, ip);
     cl->sender = "s@x.test";
     cl->rcpt = "r@y.test";
 }
 
 /* stage - run one stage for cl; the verdict and how long it took */
-static struct outcome stage(struct policy_client *cl, enum policy_stage st)
+static struct ts_outcome stage(struct policy_client *cl, enum policy_stage st)
 {
-    struct outcome o;
-    struct timespec t0, t1;
-
-    memset(&o, 0, sizeof(o));
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_non_null(policy_start(policy_chain_for(C->pol, "mx"), st, cl, on_done, &o));
-    run_loop(&o.calls, 5000);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    assert_int_equal(o.calls, 1);
-    o.secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    return o;
+    return ts_stage(&C->fx, st, cl, 5000);
 }
 
 /* connect_once - a whole short session from ip: CONNECT, then it ends; the verdict */
 static struct policy_verdict connect_once(const char *ip)
 {
     struct policy_client cl;
-    struct outcome o;
+    struct ts_outcome o;
 
     client(&cl, ip);
     o = stage(&cl, POLICY_CONNECT);
-    policy_disconnect(policy_chain_for(C->pol, "mx"), &cl);
+    policy_disconnect(policy_chain_for(C->fx.pol, "mx"), &cl);
     return o.v;
 }
 
@@ -235,11 +142,11 @@ static void test_connections_limit(void **state)
 
     load("ratelimit { interval = 60  connections = 3 }");
     for (int i = 0; i < 3; i++) {
-        fake_now = T0 + i * 10;
+        ts_now = T0 + i * 10;
         v = connect_once("192.0.2.1");
         assert_int_equal(v.action, POLICY_DUNNO);
     }
-    fake_now = T0 + 59;
+    ts_now = T0 + 59;
     v = connect_once("192.0.2.1");
     assert_refused(&v, 421, CONN_TEXT, "connections 4/3 per 60s net=192.0.2.1/32");
     v = connect_once("192.0.2.1");
@@ -254,18 +161,18 @@ static void test_window_rollover(void **state)
     struct policy_verdict v;
 
     load("ratelimit { interval = 60  connections = 2 }");
-    fake_now = T0 + 58;
+    ts_now = T0 + 58;
     assert_int_equal(connect_once("192.0.2.1").action, POLICY_DUNNO);
     assert_int_equal(connect_once("192.0.2.1").action, POLICY_DUNNO);
-    fake_now = T0 + 59;
+    ts_now = T0 + 59;
     v = connect_once("192.0.2.1");
     assert_refused(&v, 421, CONN_TEXT, "connections 3/2 per 60s net=192.0.2.1/32");
-    fake_now = T0 + 60; /* the next window */
+    ts_now = T0 + 60; /* the next window */
     assert_int_equal(connect_once("192.0.2.1").action, POLICY_DUNNO);
     assert_int_equal(connect_once("192.0.2.1").action, POLICY_DUNNO);
     v = connect_once("192.0.2.1");
     assert_refused(&v, 421, CONN_TEXT, "connections 3/2 per 60s net=192.0.2.1/32");
-    fake_now = T0 + 1000; /* long after: the old windows have expired too */
+    ts_now = T0 + 1000; /* long after: the old windows have expired too */
     assert_int_equal(connect_once("192.0.2.1").action, POLICY_DUNNO);
 }
 
@@ -273,7 +180,7 @@ static void test_window_rollover(void **state)
 static void test_messages_and_recipients(void **state)
 {
     struct policy_client cl;
-    struct outcome o;
+    struct ts_outcome o;
 
     load("ratelimit { interval = 300  messages = 2  recipients = 3 }");
     client(&cl, "2001:db8::7");
@@ -288,10 +195,10 @@ static void test_messages_and_recipients(void **state)
     o = stage(&cl, POLICY_MAIL);
     assert_refused(&o.v, 451, "Message rate limit exceeded, try again later",
                    "messages 3/2 per 300s net=2001:db8::7/128");
-    fake_now = T0 + 300;
+    ts_now = T0 + 300;
     assert_int_equal(stage(&cl, POLICY_MAIL).v.action, POLICY_DUNNO);
     assert_int_equal(stage(&cl, POLICY_RCPT).v.action, POLICY_DUNNO);
-    policy_disconnect(policy_chain_for(C->pol, "mx"), &cl);
+    policy_disconnect(policy_chain_for(C->fx.pol, "mx"), &cl);
 }
 
 /* test_network_prefix - a /24 shares one count */
@@ -312,10 +219,10 @@ static void test_concurrent_with_disconnect(void **state)
 {
     const struct policy_chain *chain;
     struct policy_client a, b, c, d, other;
-    struct outcome o;
+    struct ts_outcome o;
 
     load("ratelimit { concurrent = 2 }");
-    chain = policy_chain_for(C->pol, "mx");
+    chain = policy_chain_for(C->fx.pol, "mx");
     client(&a, "192.0.2.1");
     client(&b, "192.0.2.1");
     client(&c, "192.0.2.1");
@@ -342,7 +249,7 @@ static void test_concurrent_with_disconnect(void **state)
 static void test_concurrent_without_store(void **state)
 {
     struct policy_client a, b;
-    struct outcome o;
+    struct ts_outcome o;
     char err[256] = "";
 
     if (!try_load("ratelimit { concurrent = 1 }", 0, err, sizeof(err)))
@@ -353,15 +260,15 @@ static void test_concurrent_without_store(void **state)
     o = stage(&b, POLICY_CONNECT);
     assert_refused(&o.v, 421, CONN_TEXT, "concurrent 2/1 net=192.0.2.1/32");
     assert_int_equal(stage(&a, POLICY_MAIL).v.action, POLICY_DUNNO); /* no limit there */
-    policy_disconnect(policy_chain_for(C->pol, "mx"), &b);
-    policy_disconnect(policy_chain_for(C->pol, "mx"), &a);
+    policy_disconnect(policy_chain_for(C->fx.pol, "mx"), &b);
+    policy_disconnect(policy_chain_for(C->fx.pol, "mx"), &a);
 }
 
 /* test_tarpit - the refusal waits tarpit seconds; a pass does not */
 static void test_tarpit(void **state)
 {
     struct policy_client a;
-    struct outcome o;
+    struct ts_outcome o;
 
     load("ratelimit { messages = 1  tarpit = 1 }");
     client(&a, "192.0.2.1");
@@ -399,15 +306,15 @@ static void test_tarpit_cancel(void **state)
     client(&a, "192.0.2.1");
     client(&b, "192.0.2.1");
     assert_int_equal(stage(&a, POLICY_CONNECT).v.action, POLICY_DUNNO);
-    r = policy_start(policy_chain_for(C->pol, "mx"), POLICY_CONNECT, &b, on_never, NULL);
+    r = policy_start(policy_chain_for(C->fx.pol, "mx"), POLICY_CONNECT, &b, on_never, NULL);
     assert_non_null(r);
-    ev = evtimer_new(C->base, on_cancel_timer, r);
+    ev = evtimer_new(C->fx.base, on_cancel_timer, r);
     assert_non_null(ev);
     evtimer_add(ev, &tv);
-    run_loop(&never, 2500);
+    ts_run_until(C->fx.base, &never, 1, 2500);
     event_free(ev);
-    policy_disconnect(policy_chain_for(C->pol, "mx"), &b);
-    policy_disconnect(policy_chain_for(C->pol, "mx"), &a);
+    policy_disconnect(policy_chain_for(C->fx.pol, "mx"), &b);
+    policy_disconnect(policy_chain_for(C->fx.pol, "mx"), &a);
 }
 
 /* on_cancel_now - runs between the check's store request and its answer */
@@ -425,11 +332,11 @@ static void test_store_cancel(void **state)
 
     load("ratelimit { connections = 5 }");
     client(&a, "192.0.2.1");
-    r = policy_start(policy_chain_for(C->pol, "mx"), POLICY_CONNECT, &a, on_never, NULL);
+    r = policy_start(policy_chain_for(C->fx.pol, "mx"), POLICY_CONNECT, &a, on_never, NULL);
     assert_non_null(r);
     /* Completions are delivered in order: ours comes before the check's answer. */
-    assert_int_equal(store_get(C->store, "x", 1, on_cancel_now, r), 0);
-    run_loop(&never, 200);
+    assert_int_equal(store_get(C->fx.store, "x", 1, on_cancel_now, r), 0);
+    ts_run_until(C->fx.base, &never, 1, 200);
 }
 
 /* test_init_errors - windowed limits need a store; bounds */

@@ -7,9 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +14,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "core/config.h"
 #include "policy/checks.h"
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_fs.h"
+#include "ts_policy.h"
+#include "ts_smtp.h"
 
 #define UNKNOWN_FMT "<%s>: Recipient address rejected: User unknown"
 #define TEMPFAIL_FMT "<%s>: Recipient address verification failed, try again later"
@@ -35,22 +33,12 @@
 /* ---- a fake internal mail server: lock-step SMTP or LMTP ---- */
 
 struct fake {
-    struct evconnlistener *lis;
-    int port;
-    int silent;               /* accept but never greet (a hung server) */
+    struct ts_smtp srv;       /* silent: accept but never greet (a hung server) */
     const char *const *known; /* RCPT gets 250; "busy..." 450; any other 550 */
-    int nconn, nrcpt, ndata;
-    int held[8]; /* silent: the connections kept open, unanswered */
-    int nheld;
+    int nrcpt, ndata;
     char last_mail[128];
     char last_rcpt[128];
 };
-
-/* fake_reply - one reply line */
-static void fake_reply(struct bufferevent *bev, const char *line)
-{
-    bufferevent_write(bev, line, strlen(line));
-}
 
 /* fake_rcpt - the reply to RCPT TO:<addr> */
 static const char *fake_rcpt(struct fake *f, const char *arg)
@@ -69,204 +57,102 @@ static const char *fake_rcpt(struct fake *f, const char *arg)
     return "550 5.1.1 no such user\r\n";
 }
 
-/* fake_line - answer one command line */
-static void fake_line(struct fake *f, struct bufferevent *bev, const char *line)
+/* fake_line - answer one command line, in lock-step */
+static const char *fake_line(struct ts_smtp_conn *c, const char *line)
 {
-    if (!strncmp(line, "EHLO ", 5) || !strncmp(line, "LHLO ", 5)) {
-        fake_reply(bev, "250 fake\r\n");
-    } else if (!strncmp(line, "MAIL FROM:<", 11)) {
+    struct fake *f = c->s->arg;
+
+    if (!strncmp(line, "EHLO ", 5) || !strncmp(line, "LHLO ", 5))
+        return "250 fake\r\n";
+    if (!strncmp(line, "MAIL FROM:<", 11)) {
         snprintf(f->last_mail, sizeof(f->last_mail), "%s", line);
-        fake_reply(bev, "250 2.1.0 ok\r\n");
-    } else if (!strncmp(line, "RCPT TO:<", 9)) {
-        fake_reply(bev, fake_rcpt(f, line + 9));
-    } else if (!strcmp(line, "DATA")) {
+        return "250 2.1.0 ok\r\n";
+    }
+    if (!strncmp(line, "RCPT TO:<", 9))
+        return fake_rcpt(f, line + 9);
+    if (!strcmp(line, "DATA")) {
         f->ndata++;
-        fake_reply(bev, "554 5.5.1 no data expected\r\n");
-    } else if (!strcmp(line, "QUIT")) {
-        fake_reply(bev, "221 bye\r\n");
-        bufferevent_disable(bev, EV_READ);
-    } else {
-        fake_reply(bev, "500 5.5.2 what\r\n");
+        return "554 5.5.1 no data expected\r\n";
     }
-}
-
-/* fake_read - every complete line */
-static void fake_read(struct bufferevent *bev, void *arg)
-{
-    char *line;
-
-    while ((line = evbuffer_readln(bufferevent_get_input(bev), NULL, EVBUFFER_EOL_CRLF))) {
-        fake_line(arg, bev, line);
-        free(line);
+    if (!strcmp(line, "QUIT")) {
+        c->hangup = 1;
+        return "221 bye\r\n";
     }
-}
-
-/* fake_write - after the 221 is out (reading disabled), hang up */
-static void fake_write(struct bufferevent *bev, void *arg)
-{
-    if (!(bufferevent_get_enabled(bev) & EV_READ))
-        bufferevent_free(bev);
-}
-
-/* fake_event - the client went away */
-static void fake_event(struct bufferevent *bev, short what, void *arg)
-{
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        bufferevent_free(bev);
-}
-
-/* fake_accept - greet, unless silent (then the connection hangs until fake_stop) */
-static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-                        int len, void *arg)
-{
-    struct fake *f = arg;
-    struct bufferevent *bev;
-
-    f->nconn++;
-    if (f->silent) {
-        if (f->nheld < 8)
-            f->held[f->nheld++] = fd;
-        else
-            close(fd);
-        return;
-    }
-    bev = bufferevent_socket_new(evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
-    assert_non_null(bev);
-    bufferevent_setcb(bev, fake_read, fake_write, fake_event, f);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-    fake_reply(bev, "220 fake ESMTP\r\n");
+    return "500 5.5.2 what\r\n";
 }
 
 /* fake_start - listen on 127.0.0.1, an ephemeral port */
 static void fake_start(struct fake *f, struct event_base *base, const char *const *known)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sin);
-
     memset(f, 0, sizeof(*f));
     f->known = known;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    f->lis = evconnlistener_new_bind(base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE, 16,
-                                     (struct sockaddr *)&sin, sizeof(sin));
-    assert_non_null(f->lis);
-    assert_int_equal(getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&sin, &len), 0);
-    f->port = ntohs(sin.sin_port);
-}
-
-/* fake_stop - nobody listens on that port any more */
-static void fake_stop(struct fake *f)
-{
-    if (f->lis)
-        evconnlistener_free(f->lis);
-    f->lis = NULL;
-    while (f->nheld > 0)
-        close(f->held[--f->nheld]);
+    ts_smtp_start(&f->srv, base, fake_line, f);
+    f->srv.greeting = "220 fake ESMTP\r\n";
 }
 
 /* ---- the pipeline around the check ---- */
 
 struct ctx {
-    struct event_base *base;
-    char dir[64];
-    char uri[128];
-    struct store *store;
-    struct stats *stats;
-    struct config *cfg;
-    struct policy *pol;
+    struct ts_fixture fx;
     struct fake fake;
 };
 
 static struct ctx *C;
-static time_t fake_now;
-
-/* fake_clock - the store's time (TTL tests move it) */
-static time_t fake_clock(void)
-{
-    return fake_now;
-}
 
 /* setup - loop, scratch directory, a store */
 static int setup(void **state)
 {
     static struct ctx c;
-    char err[256];
 
     memset(&c, 0, sizeof(c));
     C = &c;
-    c.base = event_base_new();
-    assert_non_null(c.base);
-    snprintf(c.dir, sizeof(c.dir), "/tmp/test_recipients.XXXXXX");
-    assert_non_null(mkdtemp(c.dir));
-    snprintf(c.uri, sizeof(c.uri), "lmdb:%s/db", c.dir);
-    c.store = store_open(c.base, c.uri, err, sizeof(err));
-    assert_non_null(c.store);
-    fake_now = T0;
-    store_set_clock(c.store, fake_clock);
+    assert_int_equal(ts_fixture_init(&c.fx, "test_recipients"), 0);
+    ts_now = T0;
+    c.fx.store = ts_store_open(&c.fx, "db", NULL, ts_clock);
     *state = &c;
     return 0;
 }
 
-/* rm_entry - nftw helper removing one entry */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-/* unload - policy and configuration */
+/* unload - policy, configuration and the statistics made with them */
 static void unload(void)
 {
-    policy_free(C->pol);
-    config_free(C->cfg);
-    stats_free(C->stats);
-    C->pol = NULL;
-    C->cfg = NULL;
-    C->stats = NULL;
+    ts_fixture_unload(&C->fx);
+    stats_free(C->fx.stats);
+    C->fx.stats = NULL;
 }
 
-/* teardown - free everything */
+/* teardown - free everything; the fake server before its loop */
 static int teardown(void **state)
 {
     unload();
-    fake_stop(&C->fake);
-    store_close(C->store);
-    event_base_free(C->base);
-    nftw(C->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    ts_smtp_stop(&C->fake.srv);
+    ts_fixture_free(&C->fx);
     return 0;
 }
 
 /* write_file - name in the scratch directory holds text; its path into out */
 static void write_file(const char *name, const char *text, char *out, size_t outlen)
 {
-    FILE *f;
-
-    snprintf(out, outlen, "%s/%s", C->dir, name);
-    f = fopen(out, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
+    ts_write_file(C->fx.dir, name, text, out, outlen);
 }
 
 /* try_load - a configuration running recipients with these sections */
 static struct policy *try_load(const char *sections, char *err, size_t errlen)
 {
-    struct policy_env env = {C->base, NULL, NULL, C->store, NULL};
-    char path[128], text[4096];
+    struct policy_env env;
+    char text[4096];
 
     unload();
-    C->stats = stats_new(C->store);
-    assert_non_null(C->stats);
+    C->fx.stats = stats_new(C->fx.store);
+    assert_non_null(C->fx.stats);
+    env = ts_env(&C->fx);
     snprintf(text, sizeof(text),
              "hostname = \"mx.example.test\"\n"
              "listen mx { address = \"127.0.0.1:2525\"  checks = {\"recipients\"} }\n%s\n",
              sections);
-    write_file("mxgate.conf", text, path, sizeof(path));
-    C->cfg = config_load(path, stderr);
-    assert_non_null(C->cfg);
-    env.cfg = C->cfg;
-    env.stats = C->stats;
-    err[0] = '\0';
-    C->pol = policy_new(&env, err, errlen);
-    return C->pol;
+    ts_policy_load(&C->fx, text, &env, err, errlen);
+    assert_non_null(C->fx.cfg);
+    return C->fx.pol;
 }
 
 /* load - try_load that must work */
@@ -287,58 +173,15 @@ static void load_fails(const char *sections, const char *want)
     assert_string_equal(err, want);
 }
 
-struct outcome {
-    int calls;
-    struct policy_verdict v;
-};
-
-/* on_done - the pipeline's verdict */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->calls++;
-    o->v = *v;
-}
-
-/* on_deadline - a safety net so that a broken check fails instead of hanging */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    *(int *)arg = 1;
-}
-
-/* run_loop - run the loop until *flag is set or ms passed */
-static void run_loop(const int *flag, int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    int expired = 0;
-    struct event *t = evtimer_new(C->base, on_deadline, &expired);
-
-    assert_non_null(t);
-    evtimer_add(t, &tv);
-    while (!*flag && !expired)
-        event_base_loop(C->base, EVLOOP_ONCE);
-    event_free(t);
-}
-
 /* rcpt - the RCPT verdict for rcpt from ip */
 static struct policy_verdict rcpt_from(const char *ip, const char *rcpt)
 {
     struct policy_client cl;
-    struct sockaddr_in *s = (struct sockaddr_in *)&cl.addr;
-    struct outcome o = {0};
 
-    memset(&cl, 0, sizeof(cl));
-    s->sin_family = AF_INET;
-    assert_int_equal(inet_pton(AF_INET, ip, &s->sin_addr), 1);
-    snprintf(cl.ip, sizeof(cl.ip), "%s", ip);
-    cl.listener = "mx";
+    ts_client(&cl, ip);
     cl.sender = "s@x.test";
     cl.rcpt = rcpt;
-    assert_non_null(policy_start(policy_chain_for(C->pol, "mx"), POLICY_RCPT, &cl, on_done, &o));
-    run_loop(&o.calls, 15000);
-    assert_int_equal(o.calls, 1);
-    return o.v;
+    return ts_stage(&C->fx, POLICY_RCPT, &cl, 15000).v;
 }
 
 /* rcpt - the RCPT verdict for rcpt from 192.0.2.1 */
@@ -387,40 +230,17 @@ static void assert_tempfail(const char *addr, const char *prefix)
     assert_string_equal(v.check, "recipients");
 }
 
-struct got {
-    int done, status;
-    char val[64];
-    size_t vlen;
-};
-
-/* on_get - a store read, for the assertions */
-static void on_get(void *arg, int status, const void *val, size_t vlen)
-{
-    struct got *g = arg;
-
-    g->done = 1;
-    g->status = status;
-    g->vlen = vlen < sizeof(g->val) ? vlen : sizeof(g->val);
-    if (status == STORE_OK)
-        memcpy(g->val, val, g->vlen);
-}
-
 /* store_read - key from the store, synchronously for the test */
-static struct got store_read(const char *key)
+static struct ts_got store_read(const char *key)
 {
-    struct got g = {0};
-
-    assert_int_equal(store_get(C->store, key, strlen(key), on_get, &g), 0);
-    run_loop(&g.done, 2000);
-    assert_int_equal(g.done, 1);
-    return g;
+    return ts_store_get(C->fx.base, C->fx.store, key);
 }
 
 /* assert_cached - "rv:<key>" holds val ("1" / "0"), or is missing when val is NULL */
 static void assert_cached(const char *addr, const char *val)
 {
     char key[300];
-    struct got g;
+    struct ts_got g;
 
     snprintf(key, sizeof(key), "rv:%s", addr);
     g = store_read(key);
@@ -437,7 +257,7 @@ static void assert_cached(const char *addr, const char *val)
 static int64_t harvest_count(const char *ip)
 {
     char key[100];
-    struct got g;
+    struct ts_got g;
     int64_t n = 0;
 
     snprintf(key, sizeof(key), "hv:n:%s", ip);
@@ -504,9 +324,9 @@ static void test_file_errors(void **state)
     load_fails(sections, want);
 
     snprintf(sections, sizeof(sections), "recipients \"example.test\" { file = \"%s/missing\" }",
-             C->dir);
+             C->fx.dir);
     snprintf(want, sizeof(want), "listen mx: %s/missing:0: cannot open: No such file or directory",
-             C->dir);
+             C->fx.dir);
     load_fails(sections, want);
 
     load_fails("recipients \"example.test\" { positive_ttl = 5 }",
@@ -516,7 +336,7 @@ static void test_file_errors(void **state)
     snprintf(sections, sizeof(sections),
              "route \"example.test\" { to = \"maildir:%s/mail\" }\n"
              "recipients \"example.test\" { probe = true }",
-             C->dir);
+             C->fx.dir);
     load_fails(sections, "listen mx: recipients example.test: probe needs an smtp or lmtp route");
     write_file("ok", "a@example.test\n", path, sizeof(path));
     snprintf(sections, sizeof(sections),
@@ -538,17 +358,17 @@ static void test_reload(void **state)
     assert_unknown("dave@example.test", "unknown source=file");
 
     write_file("rcpts", "alice@example.test\ndave@example.test\n", path, sizeof(path));
-    policy_reload(C->pol);
+    policy_reload(C->fx.pol);
     assert_dunno("dave@example.test");
 
     write_file("rcpts", "erin@example.test\nthis is wrong\n", path, sizeof(path));
-    policy_reload(C->pol); /* kept: alice and dave, not erin */
+    policy_reload(C->fx.pol); /* kept: alice and dave, not erin */
     assert_dunno("alice@example.test");
     assert_dunno("dave@example.test");
     assert_unknown("erin@example.test", "unknown source=file");
 
     write_file("rcpts", "erin@example.test\n", path, sizeof(path));
-    policy_reload(C->pol);
+    policy_reload(C->fx.pol);
     assert_dunno("erin@example.test");
     assert_unknown("alice@example.test", "unknown source=file");
 }
@@ -559,7 +379,7 @@ static void test_many(void **state)
     char path[128], sections[512], addr[64];
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/many", C->dir);
+    snprintf(path, sizeof(path), "%s/many", C->fx.dir);
     f = fopen(path, "w");
     assert_non_null(f);
     for (int i = 0; i < 5000; i++)
@@ -582,7 +402,7 @@ static void probe_sections(char *out, size_t outlen, const char *kind, const cha
     snprintf(out, outlen,
              "route \"probe.test\" { to = \"%s:[127.0.0.1]:%d\" }\n"
              "recipients \"probe.test\" { probe = true %s }\n",
-             kind, C->fake.port, extra);
+             kind, C->fake.srv.port, extra);
 }
 
 /* test_probe - 2xx known, 5xx unknown, both cached; the probe says MAIL FROM:<>, never DATA */
@@ -590,12 +410,12 @@ static void test_probe(void **state)
 {
     char sections[512];
 
-    fake_start(&C->fake, C->base, known1);
+    fake_start(&C->fake, C->fx.base, known1);
     probe_sections(sections, sizeof(sections), "smtp", "");
     load(sections);
 
     assert_dunno("known@probe.test");
-    assert_int_equal(C->fake.nconn, 1);
+    assert_int_equal(C->fake.srv.nconn, 1);
     assert_int_equal(C->fake.nrcpt, 1);
     assert_string_equal(C->fake.last_mail, "MAIL FROM:<>");
     assert_string_equal(C->fake.last_rcpt, "known@probe.test");
@@ -610,7 +430,7 @@ static void test_probe(void **state)
     assert_dunno("KNOWN@probe.test");
     assert_unknown("Nobody@Probe.Test", "cache negative");
     assert_int_equal(C->fake.nrcpt, 2);
-    assert_int_equal(C->fake.nconn, 2);
+    assert_int_equal(C->fake.srv.nconn, 2);
     assert_int_equal(harvest_count("192.0.2.1"), 2); /* a cached unknown counts too */
 
     /* the address is probed as written */
@@ -625,20 +445,20 @@ static void test_probe_ttl(void **state)
 {
     char sections[512];
 
-    fake_start(&C->fake, C->base, known1);
+    fake_start(&C->fake, C->fx.base, known1);
     probe_sections(sections, sizeof(sections), "smtp", "positive_ttl = 100  negative_ttl = 10");
     load(sections);
     assert_dunno("known@probe.test");
     assert_unknown("nobody@probe.test", "probe 550");
-    fake_now = T0 + 9;
+    ts_now = T0 + 9;
     assert_dunno("known@probe.test");
     assert_unknown("nobody@probe.test", "cache negative");
     assert_int_equal(C->fake.nrcpt, 2);
-    fake_now = T0 + 10; /* negative expired, positive not */
+    ts_now = T0 + 10; /* negative expired, positive not */
     assert_unknown("nobody@probe.test", "probe 550");
     assert_dunno("known@probe.test");
     assert_int_equal(C->fake.nrcpt, 3);
-    fake_now = T0 + 100;
+    ts_now = T0 + 100;
     assert_dunno("known@probe.test");
     assert_int_equal(C->fake.nrcpt, 4);
 
@@ -657,7 +477,7 @@ static void test_probe_tempfail(void **state)
 {
     char sections[512];
 
-    fake_start(&C->fake, C->base, known1);
+    fake_start(&C->fake, C->fx.base, known1);
     probe_sections(sections, sizeof(sections), "lmtp", "");
     load(sections);
     assert_dunno("known@probe.test"); /* LMTP works the same */
@@ -666,7 +486,7 @@ static void test_probe_tempfail(void **state)
     assert_int_equal(C->fake.nrcpt, 3);
     assert_cached("busy@probe.test", NULL);
 
-    fake_stop(&C->fake); /* the internal server is down */
+    ts_smtp_stop(&C->fake.srv); /* the internal server is down */
     assert_tempfail("new@probe.test", "probe no-answer: connect to 127.0.0.1:");
     assert_cached("new@probe.test", NULL);
     assert_dunno("known@probe.test"); /* still cached */
@@ -678,13 +498,13 @@ static void test_file_and_probe(void **state)
 {
     char path[128], extra[256], sections[512];
 
-    fake_start(&C->fake, C->base, known1);
+    fake_start(&C->fake, C->fx.base, known1);
     write_file("rcpts", "listed@probe.test\n", path, sizeof(path));
     snprintf(extra, sizeof(extra), "file = \"%s\"", path);
     probe_sections(sections, sizeof(sections), "smtp", extra);
     load(sections);
     assert_dunno("listed@probe.test");
-    assert_int_equal(C->fake.nconn, 0);
+    assert_int_equal(C->fake.srv.nconn, 0);
     assert_dunno("known@probe.test");
     assert_unknown("nobody@probe.test", "probe 550");
     assert_int_equal(C->fake.nrcpt, 2);
@@ -693,7 +513,7 @@ static void test_file_and_probe(void **state)
 /* on_break - stop the loop after this callback: the events activated meanwhile wait */
 static void on_break(evutil_socket_t fd, short what, void *arg)
 {
-    event_base_loopbreak(C->base);
+    event_base_loopbreak(C->fx.base);
 }
 
 /* test_probe_cancel - the session ends during a probe: no verdict, nothing leaks */
@@ -701,38 +521,38 @@ static void test_probe_cancel(void **state)
 {
     char sections[512];
     struct policy_client cl;
-    struct outcome o = {0};
+    struct ts_outcome o = {0};
     struct policy_run *r;
     struct event *brk;
     int never = 0;
 
-    fake_start(&C->fake, C->base, known1);
-    C->fake.silent = 1;
+    fake_start(&C->fake, C->fx.base, known1);
+    C->fake.srv.silent = 1;
     probe_sections(sections, sizeof(sections), "smtp", "");
     load(sections);
     memset(&cl, 0, sizeof(cl));
     snprintf(cl.ip, sizeof(cl.ip), "192.0.2.1");
     cl.listener = "mx";
     cl.rcpt = "known@probe.test";
-    r = policy_start(policy_chain_for(C->pol, "mx"), POLICY_RCPT, &cl, on_done, &o);
+    r = policy_start(policy_chain_for(C->fx.pol, "mx"), POLICY_RCPT, &cl, ts_on_verdict, &o);
     assert_non_null(r);
-    while (C->fake.nconn == 0)
-        run_loop(&never, 50);
+    while (C->fake.srv.nconn == 0)
+        ts_run_until(C->fx.base, &never, 1, 50);
     policy_cancel(r); /* the probe is under way */
-    run_loop(&never, 200);
+    ts_run_until(C->fx.base, &never, 1, 200);
     assert_int_equal(o.calls, 0);
     /* and a cancel while the cache is being read: no probe follows */
-    r = policy_start(policy_chain_for(C->pol, "mx"), POLICY_RCPT, &cl, on_done, &o);
+    r = policy_start(policy_chain_for(C->fx.pol, "mx"), POLICY_RCPT, &cl, ts_on_verdict, &o);
     assert_non_null(r);
-    brk = event_new(C->base, -1, 0, on_break, NULL);
+    brk = event_new(C->fx.base, -1, 0, on_break, NULL);
     assert_non_null(brk);
     event_active(brk, EV_TIMEOUT, 0); /* queued after the pipeline's start: runs the check */
-    event_base_loop(C->base, 0);      /* ... whose store read is now pending */
+    event_base_loop(C->fx.base, 0);   /* ... whose store read is now pending */
     event_free(brk);
     policy_cancel(r);
-    run_loop(&never, 200);
+    ts_run_until(C->fx.base, &never, 1, 200);
     assert_int_equal(o.calls, 0);
-    assert_int_equal(C->fake.nconn, 1);
+    assert_int_equal(C->fake.srv.nconn, 1);
 }
 
 /* main - run the recipients tests */

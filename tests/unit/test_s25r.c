@@ -5,9 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <libgen.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,167 +17,47 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_fs.h"
+#include "ts_policy.h"
 
-struct fx {
-    char dir[64];
-    struct event_base *base;
-    struct config *cfg;
-    struct policy *p;
-    struct store *store; /* only for the statistics test */
-    struct stats *stats;
-    char err[512];
-};
-
-/* fx_path - dir/name */
-static void fx_path(const struct fx *f, const char *name, char *dst, size_t len)
+/* fx_write - a rule or list file in the fixture directory */
+static void fx_write(const struct ts_fixture *f, const char *name, const char *text)
 {
-    snprintf(dst, len, "%s/%s", f->dir, name);
-}
-
-/* fx_write - a file in the fixture directory */
-static void fx_write(const struct fx *f, const char *name, const char *text)
-{
-    char path[128];
-    FILE *fp;
-
-    fx_path(f, name, path, sizeof(path));
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
-    assert_int_equal(fclose(fp), 0);
+    ts_write_file(f->dir, name, text, NULL, 0);
 }
 
 /* fx_setup - a temp directory and an event base */
 static int fx_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_s25r.XXXXXX");
-    if (!mkdtemp(f->dir) || !(f->base = event_base_new())) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-/* fx_teardown - policy, config, store, files, base */
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    char cmd[128];
-
-    policy_free(f->p);
-    config_free(f->cfg);
-    stats_free(f->stats);
-    store_close(f->store);
-    event_base_free(f->base);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
-
-/* fx_policy - mxgate.conf with the "mx" listener running checks and the extra sections
- * ("@" stands for the fixture directory); 0, or -1 with the message in f->err */
-static int fx_policy(struct fx *f, const char *checks, const char *sections)
-{
-    char conf[4096], path[128], *o = conf;
-    struct policy_env env = {.base = f->base, .store = f->store, .stats = f->stats};
-
-    o += snprintf(o, 512,
-                  "hostname = \"mx.test\"\nspool_dir = \"%s/spool\"\nstate_dir = \"%s/state\"\n"
-                  "listen mx { address = \"127.0.0.1:2525\"  checks = {%s} }\n",
-                  f->dir, f->dir, checks);
-    for (const char *s = sections; *s && o < conf + sizeof(conf) - 80; s++)
-        o += *s == '@' ? sprintf(o, "%s", f->dir) : sprintf(o, "%c", *s);
-    fx_write(f, "mxgate.conf", conf);
-    fx_path(f, "mxgate.conf", path, sizeof(path));
-    f->cfg = config_load(path, stderr);
-    assert_non_null(f->cfg);
-    env.cfg = f->cfg;
-    f->p = policy_new(&env, f->err, sizeof(f->err));
-    return f->p ? 0 : -1;
-}
-
-/* fx_reset - drop the policy and config, to load another */
-static void fx_reset(struct fx *f)
-{
-    policy_free(f->p);
-    config_free(f->cfg);
-    f->p = NULL;
-    f->cfg = NULL;
+    return ts_fixture_setup(state, "test_s25r");
 }
 
 /* fx_s25r - a policy with only s25r and that section body */
-static void fx_s25r(struct fx *f, const char *body)
+static void fx_s25r(struct ts_fixture *f, const char *body)
 {
     char sections[512];
 
     snprintf(sections, sizeof(sections), "s25r { %s }\n", body);
-    if (fx_policy(f, "\"s25r\"", sections) < 0)
+    if (ts_policy_checks(f, "\"s25r\"", sections) < 0)
         fail_msg("policy_new: %s", f->err);
 }
 
-struct outcome {
-    int done;
-    struct policy_verdict v;
-};
-
-/* on_done - the pipeline's decision */
-static void on_done(void *arg, const struct policy_verdict *v)
-{
-    struct outcome *o = arg;
-
-    o->done++;
-    o->v = *v;
-}
-
 /* fx_run - the CONNECT stage of the "mx" chain for cl, on the event loop */
-static struct policy_verdict fx_run(struct fx *f, struct policy_client *cl)
+static struct policy_verdict fx_run(struct ts_fixture *f, struct policy_client *cl)
 {
-    struct outcome o = {0};
-    const struct policy_chain *c = policy_chain_for(f->p, "mx");
+    struct ts_outcome o = ts_stage(f, POLICY_CONNECT, cl, 10000);
 
-    assert_non_null(c);
-    assert_non_null(policy_start(c, POLICY_CONNECT, cl, on_done, &o));
-    assert_int_equal(o.done, 0); /* never from inside policy_start */
-    while (!o.done)
-        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
-    assert_int_equal(o.done, 1);
+    assert_int_equal(o.sync, 0); /* never from inside policy_start */
     return o.v;
 }
 
-/* client - a client at ip with its rDNS state; name is the confirmed name or the PTR */
-static void client(struct policy_client *cl, const char *ip, enum policy_rdns rdns,
-                   const char *name)
-{
-    memset(cl, 0, sizeof(*cl));
-    snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
-    if (strchr(ip, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cl->addr;
-        s6->sin6_family = AF_INET6;
-        assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&cl->addr;
-        s4->sin_family = AF_INET;
-        assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
-    }
-    cl->listener = "mx";
-    cl->rdns = rdns;
-    cl->rdns_name = rdns == RDNS_CONFIRMED ? name : NULL;
-    cl->ptr_name = name;
-}
-
 /* judge - CONNECT verdict for a client at ip named name (confirmed) */
-static struct policy_verdict judge(struct fx *f, const char *ip, const char *name)
+static struct policy_verdict judge(struct ts_fixture *f, const char *ip, const char *name)
 {
     struct policy_client cl;
 
-    client(&cl, ip, name ? RDNS_CONFIRMED : RDNS_NONE, name);
+    ts_client_rdns(&cl, ip, name ? RDNS_CONFIRMED : RDNS_NONE, name);
     return fx_run(f, &cl);
 }
 
@@ -241,7 +119,7 @@ static const struct {
 };
 
 /* check_examples - every example name gives its rule, or nothing */
-static void check_examples(struct fx *f)
+static void check_examples(struct ts_fixture *f)
 {
     for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++) {
         struct policy_verdict v = judge(f, "198.51.100.10", examples[i].name);
@@ -260,7 +138,7 @@ static void check_examples(struct fx *f)
 
 static void test_each_rule(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
 
     fx_s25r(f, "action = \"reject\"");
     check_examples(f);
@@ -278,7 +156,7 @@ static const char *shipped_rules(char *dst, size_t len)
 
 static void test_shipped_rules_file(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     char path[600], body[700];
 
     if (!shipped_rules(path, sizeof(path)))
@@ -291,13 +169,13 @@ static void test_shipped_rules_file(void **state)
 
 static void test_no_ptr(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_verdict v;
 
     fx_s25r(f, "action = \"reject\"");
     v = judge(f, "198.51.100.11", NULL);
     assert_rejected(&v, "cannot find your hostname", "no-ptr", "unknown");
-    fx_reset(f);
+    ts_fixture_unload(f);
     fx_s25r(f, "action = \"reject\" no_ptr = false");
     v = judge(f, "198.51.100.11", NULL);
     assert_int_equal(v.action, POLICY_DUNNO);
@@ -305,34 +183,33 @@ static void test_no_ptr(void **state)
 
 static void test_unconfirmed(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_s25r(f, "action = \"reject\"");
-    client(&cl, "198.51.100.12", RDNS_UNCONFIRMED, "mail.example.com");
+    ts_client_rdns(&cl, "198.51.100.12", RDNS_UNCONFIRMED, "mail.example.com");
     v = fx_run(f, &cl);
     assert_rejected(&v, "cannot confirm your hostname", "unconfirmed", "mail.example.com");
-    client(&cl, "198.51.100.12", RDNS_UNCONFIRMED, NULL);
+    ts_client_rdns(&cl, "198.51.100.12", RDNS_UNCONFIRMED, NULL);
     v = fx_run(f, &cl);
     assert_rejected(&v, "cannot confirm your hostname", "unconfirmed", "unknown");
-    policy_free(f->p);
-    config_free(f->cfg);
+    ts_fixture_unload(f);
     /* off: and the rules never look at a name that is not confirmed */
     fx_s25r(f, "action = \"reject\" unconfirmed = false");
-    client(&cl, "198.51.100.12", RDNS_UNCONFIRMED, "dhcp42.example.org");
+    ts_client_rdns(&cl, "198.51.100.12", RDNS_UNCONFIRMED, "dhcp42.example.org");
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
 }
 
 static void test_dns_trouble(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_s25r(f, "action = \"reject\"");
-    client(&cl, "198.51.100.13", RDNS_TEMPFAIL, NULL);
+    ts_client_rdns(&cl, "198.51.100.13", RDNS_TEMPFAIL, NULL);
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_TEMPFAIL);
     assert_int_equal(v.code, 451);
@@ -340,21 +217,22 @@ static void test_dns_trouble(void **state)
     assert_string_equal(v.text, "Client host name lookup failed; try again later");
     assert_string_equal(v.reason, "dns-tempfail");
     assert_string_equal(v.check, "s25r");
-    client(&cl, "198.51.100.13", RDNS_UNCHECKED, NULL); /* no resolver */
+    ts_client_rdns(&cl, "198.51.100.13", RDNS_UNCHECKED, NULL); /* no resolver */
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
-    fx_reset(f);
+    ts_fixture_unload(f);
     assert_int_equal(
-        fx_policy(f, "\"s25r\"", "dns { on_timeout = \"pass\" }\ns25r { action = \"reject\" }\n"),
+        ts_policy_checks(f, "\"s25r\"",
+                         "dns { on_timeout = \"pass\" }\ns25r { action = \"reject\" }\n"),
         0);
-    client(&cl, "198.51.100.13", RDNS_TEMPFAIL, NULL);
+    ts_client_rdns(&cl, "198.51.100.13", RDNS_TEMPFAIL, NULL);
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
 }
 
 static void test_exceptions(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -383,91 +261,48 @@ static void test_exceptions(void **state)
     v = judge(f, "198.51.100.14", "home-12-34.bigisp.example");
     assert_rejected(&v, DYNAMIC, "rule1", "home-12-34.bigisp.example");
     /* a PTR that is not forward-confirmed is forgeable: it never exempts */
-    client(&cl, "198.51.100.15", RDNS_UNCONFIRMED, "mail-12-34.bigisp.example");
+    ts_client_rdns(&cl, "198.51.100.15", RDNS_UNCONFIRMED, "mail-12-34.bigisp.example");
     v = fx_run(f, &cl);
     assert_rejected(&v, "cannot confirm your hostname", "unconfirmed", "mail-12-34.bigisp.example");
     /* DNS trouble: an exempt address is not made to wait */
-    client(&cl, "192.0.2.9", RDNS_TEMPFAIL, NULL);
+    ts_client_rdns(&cl, "192.0.2.9", RDNS_TEMPFAIL, NULL);
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
 }
 
-/* counter_scan - find one counter among the hourly statistics buckets */
-struct counter_scan {
-    const char *suffix;
-    int64_t total;
-    int done;
-};
-
-/* scan_item - add up ":<suffix>" counters */
-static int scan_item(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
-{
-    struct counter_scan *cs = arg;
-    size_t sl = strlen(cs->suffix);
-    int64_t n;
-
-    if (keylen > sl && memcmp((const char *)key + keylen - sl, cs->suffix, sl) == 0 &&
-        ((const char *)key)[keylen - sl - 1] == ':' && store_counter_decode(val, vlen, &n) == 0)
-        cs->total += n;
-    return 0;
-}
-
-/* scan_done - the scan is over */
-static void scan_done(void *arg, int status)
-{
-    struct counter_scan *cs = arg;
-
-    assert_int_equal(status, STORE_OK);
-    cs->done = 1;
-}
-
-/* counter - the statistics counter named suffix, summed over the buckets */
-static int64_t counter(struct fx *f, const char *suffix)
-{
-    struct counter_scan cs = {.suffix = suffix};
-
-    assert_int_equal(store_scan_prefix(f->store, "stats:", 6, scan_item, scan_done, &cs), 0);
-    while (!cs.done)
-        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
-    return cs.total;
-}
-
 static void test_action_greylist(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
-    char uri[128];
 
-    snprintf(uri, sizeof(uri), "lmdb:%s/db", f->dir);
-    f->store = store_open(f->base, uri, f->err, sizeof(f->err));
-    assert_non_null(f->store);
+    f->store = ts_store_open(f, "db", NULL, NULL);
     assert_non_null(f->stats = stats_new(f->store));
     fx_s25r(f, ""); /* greylist is the default */
 
-    client(&cl, "198.51.100.16", RDNS_CONFIRMED, "dhcp42.example.org");
+    ts_client_rdns(&cl, "198.51.100.16", RDNS_CONFIRMED, "dhcp42.example.org");
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO); /* no refusal here: greylist refuses */
     assert_int_equal(cl.suspicious, 1);
     assert_string_equal(cl.suspicious_why, "s25r:rule6");
     assert_int_equal(cl.score, 0);
-    client(&cl, "198.51.100.17", RDNS_NONE, NULL);
+    ts_client_rdns(&cl, "198.51.100.17", RDNS_NONE, NULL);
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
     assert_string_equal(cl.suspicious_why, "s25r:no-ptr");
-    client(&cl, "198.51.100.18", RDNS_CONFIRMED, "mail.example.com");
+    ts_client_rdns(&cl, "198.51.100.18", RDNS_CONFIRMED, "mail.example.com");
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO);
     assert_int_equal(cl.suspicious, 0);
     assert_string_equal(cl.suspicious_why, "");
     /* each flagged client counts once as s25r.score, the good one not at all */
-    assert_int_equal(counter(f, "s25r.score"), 2);
-    assert_int_equal(counter(f, "s25r.reject"), 0);
+    assert_int_equal(ts_stats_sum(f, "s25r.score"), 2);
+    assert_int_equal(ts_stats_sum(f, "s25r.reject"), 0);
 }
 
 static void test_action_tempfail(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
@@ -483,7 +318,7 @@ static void test_action_tempfail(void **state)
     v = judge(f, "198.51.100.19", NULL);
     assert_string_equal(v.text, "Client host rejected: cannot find your hostname, try again later "
                                 "(S25R rule=no-ptr)");
-    client(&cl, "198.51.100.19", RDNS_UNCONFIRMED, "x.example");
+    ts_client_rdns(&cl, "198.51.100.19", RDNS_UNCONFIRMED, "x.example");
     v = fx_run(f, &cl);
     assert_int_equal(v.code, 450);
     assert_string_equal(v.text,
@@ -494,24 +329,24 @@ static void test_action_tempfail(void **state)
 
 static void test_action_score(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_client cl;
     struct policy_verdict v;
 
     fx_s25r(f, "action = \"score\" score = 7");
-    client(&cl, "198.51.100.20", RDNS_CONFIRMED, "host1.19-22.example.net");
+    ts_client_rdns(&cl, "198.51.100.20", RDNS_CONFIRMED, "host1.19-22.example.net");
     v = fx_run(f, &cl);
     assert_int_equal(v.action, POLICY_DUNNO); /* a score decides nothing by itself */
     assert_int_equal(cl.score, 7);
     assert_int_equal(cl.suspicious, 0);
-    client(&cl, "198.51.100.21", RDNS_CONFIRMED, "mx1.example.jp");
+    ts_client_rdns(&cl, "198.51.100.21", RDNS_CONFIRMED, "mx1.example.jp");
     v = fx_run(f, &cl);
     assert_int_equal(cl.score, 0);
 }
 
 static void test_operator_rules(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_verdict v;
 
     fx_write(f, "rules",
@@ -536,21 +371,21 @@ static void test_operator_rules(void **state)
 static void expect_init_error(const char *body, const char *file, const char *text, int line,
                               const char *msg)
 {
-    struct fx *f;
+    struct ts_fixture *f;
     char sections[512], want[256];
 
     assert_int_equal(fx_setup((void **)&f), 0);
     if (file)
         fx_write(f, file, text);
     snprintf(sections, sizeof(sections), "s25r { %s }\n", body);
-    assert_int_equal(fx_policy(f, "\"s25r\"", sections), -1);
+    assert_int_equal(ts_policy_checks(f, "\"s25r\"", sections), -1);
     if (file)
         snprintf(want, sizeof(want), "%s/%s:%d: %s", f->dir, file, line, msg);
     else
         snprintf(want, sizeof(want), "%s", msg);
     if (!strstr(f->err, want))
         fail_msg("error \"%s\" lacks \"%s\"", f->err, want);
-    assert_int_equal(fx_teardown((void **)&f), 0);
+    assert_int_equal(ts_fixture_teardown((void **)&f), 0);
 }
 
 static void test_bad_config(void **state)
@@ -574,7 +409,7 @@ static void test_bad_config(void **state)
 
 static void test_reload(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_verdict v;
 
     fx_write(f, "rules", "mine ^first\\.\n");
@@ -587,7 +422,7 @@ static void test_reload(void **state)
 
     fx_write(f, "rules", "mine ^second\\.\n");
     fx_write(f, "exc", "192.0.2.2\n");
-    policy_reload(f->p);
+    policy_reload(f->pol);
     v = judge(f, "198.51.100.23", "first.example");
     assert_int_equal(v.action, POLICY_DUNNO);
     v = judge(f, "198.51.100.23", "second.example");
@@ -600,7 +435,7 @@ static void test_reload(void **state)
     /* a broken exceptions file: the rules and exceptions of the last good load stay */
     fx_write(f, "rules", "mine ^third\\.\n");
     fx_write(f, "exc", "not-an-address\n");
-    policy_reload(f->p);
+    policy_reload(f->pol);
     v = judge(f, "198.51.100.23", "second.example");
     assert_rejected(&v, DYNAMIC, "mine", "second.example");
     v = judge(f, "198.51.100.23", "third.example");
@@ -613,7 +448,7 @@ static void test_reload(void **state)
 
 static void test_odd_names(void **state)
 {
-    struct fx *f = *state;
+    struct ts_fixture *f = *state;
     struct policy_verdict v;
     char longname[300];
 
@@ -633,19 +468,19 @@ static void test_odd_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_each_rule, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_shipped_rules_file, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_no_ptr, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_unconfirmed, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_dns_trouble, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_exceptions, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_action_greylist, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_action_tempfail, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_action_score, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_operator_rules, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_each_rule, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_shipped_rules_file, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_no_ptr, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_unconfirmed, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_dns_trouble, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_exceptions, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_action_greylist, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_action_tempfail, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_action_score, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_operator_rules, fx_setup, ts_fixture_teardown),
         cmocka_unit_test(test_bad_config),
-        cmocka_unit_test_setup_teardown(test_reload, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_odd_names, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reload, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_odd_names, fx_setup, ts_fixture_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

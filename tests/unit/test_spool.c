@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,17 +19,12 @@
 #include <zlib.h>
 
 #include "queue/spool.h"
+#include "ts_fs.h"
 
 struct fixture {
     char dir[64];
     struct spool *sp;
 };
-
-/* rm_entry - nftw callback removing one entry */
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 /* setup - a fresh spool in a private temporary directory */
 static int setup(void **state)
@@ -40,8 +34,7 @@ static int setup(void **state)
 
     if (!f)
         return -1;
-    strcpy(f->dir, "/tmp/test_spool.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (ts_tmpdir_make(f->dir, sizeof f->dir, "test_spool") < 0)
         return -1;
     f->sp = spool_open(f->dir, err, sizeof err);
     if (!f->sp)
@@ -56,7 +49,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     spool_close(f->sp);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -92,24 +85,6 @@ static int count_entries(struct fixture *f, const char *sub)
         n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-/* read_file - whole content of a file into a malloc'd NUL-terminated buffer */
-static char *read_file(const char *path, size_t *len)
-{
-    struct stat st;
-    char *buf;
-    int fd = open(path, O_RDONLY);
-
-    assert_true(fd >= 0);
-    assert_int_equal(fstat(fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
-    buf[st.st_size] = '\0';
-    close(fd);
-    *len = (size_t)st.st_size;
-    return buf;
 }
 
 /* write_file - create path with exactly len octets */
@@ -253,7 +228,7 @@ static void test_on_disk_format(void **state)
              env.id);
     snprintf(expect, sizeof expect, "MXQ2 000000000021 %08lx\n%s",
              crc32(0, (const unsigned char *)rest, (unsigned)strlen(rest)), rest);
-    raw = read_file(path_of(f, "queue", env.id), &len);
+    raw = ts_read_file(path_of(f, "queue", env.id), &len);
     assert_int_equal(len, strlen(expect));
     assert_memory_equal(raw, expect, len);
     assert_int_equal(spool_load(f->sp, env.id, &got, &off, &blen), 0);
@@ -515,7 +490,7 @@ static void test_log_format(void **state)
     make_env(&env);
     commit_message(f->sp, &env, "b\r\n");
     assert_int_equal(spool_log_deferred(f->sp, env.id, 2, "421 busy"), 0);
-    raw = read_file(path_of(f, "log", env.id), &len);
+    raw = ts_read_file(path_of(f, "log", env.id), &len);
     assert_int_equal(sscanf(raw, "%lld 2 deferred %63[^\n]", &t, text), 2);
     assert_true(t >= (long long)now && t <= (long long)now + 5);
     assert_string_equal(text, "421 busy");
@@ -554,7 +529,7 @@ static void test_log_torn_tail(void **state)
     spool_envelope_free(&got);
 
     assert_int_equal(spool_log(f->sp, env.id, 1, SPOOL_RCPT_DELIVERED, "250 done"), 0);
-    raw = read_file(path_of(f, "log", env.id), &rawlen);
+    raw = ts_read_file(path_of(f, "log", env.id), &rawlen);
     assert_null(strstr(raw, "deliv\n"));
     assert_null(strstr(raw, "deliv1"));
     free(raw);
@@ -765,7 +740,7 @@ static void flip_octet(const char *path, off_t off)
 static off_t offset_of(const char *path, const char *needle)
 {
     size_t len;
-    char *raw = read_file(path, &len), *at = strstr(raw, needle);
+    char *raw = ts_read_file(path, &len), *at = strstr(raw, needle);
     off_t off;
 
     assert_non_null(at);

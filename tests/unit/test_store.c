@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,8 @@
 #include <event2/event.h>
 
 #include "store/store.h"
+#include "ts_fixture.h"
+#include "ts_fs.h"
 
 #define T0 1000000
 
@@ -49,14 +50,6 @@ struct scan_res {
     int stop_after; /* 0: never stop */
     struct result done;
 };
-
-static time_t fake_now = T0;
-
-/* fake_clock - the injected time source */
-static time_t fake_clock(void)
-{
-    return fake_now;
-}
 
 /* note_call - count a callback and check that it is not synchronous */
 static void note_call(struct result *r, int status)
@@ -125,12 +118,6 @@ static void settle(struct fx *f, const int *calls)
     assert_int_equal(*calls, 1);
 }
 
-/* rm_entry - nftw helper removing one entry */
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 /* open_store - open f->uri with options, clock injected */
 static void open_store(struct fx *f, const struct store_options *opt)
 {
@@ -139,7 +126,7 @@ static void open_store(struct fx *f, const struct store_options *opt)
     f->st = store_open_opts(f->base, f->uri, opt, err, sizeof err);
     if (!f->st)
         fail_msg("store_open: %s", err);
-    store_set_clock(f->st, fake_clock);
+    store_set_clock(f->st, ts_clock);
 }
 
 /* setup_dir - a scratch directory and an event base, no store yet */
@@ -148,12 +135,11 @@ static int setup_dir(void **state)
     struct fx *f = calloc(1, sizeof *f);
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(ts_tmpdir_make(f->dir, sizeof f->dir, "test_store"), 0);
     snprintf(f->uri, sizeof f->uri, "lmdb:%s/db", f->dir);
     f->base = event_base_new();
     assert_non_null(f->base);
-    fake_now = T0;
+    ts_now = T0;
     *state = f;
     return 0;
 }
@@ -177,7 +163,7 @@ static int teardown(void **state)
         waitpid(f->child, NULL, 0); /* it sees EOF on its pipe and exits */
     store_close(f->st);
     event_base_free(f->base);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -286,13 +272,13 @@ static void test_ttl_expiry(void **state)
 
     assert_int_equal(do_set(f, "grey", "v", 1, 10), STORE_OK);
     assert_int_equal(do_set(f, "forever", "v", 1, 0), STORE_OK);
-    fake_now = T0 + 9;
+    ts_now = T0 + 9;
     assert_int_equal(get_status(f, "grey"), STORE_OK);
-    fake_now = T0 + 10;
+    ts_now = T0 + 10;
     assert_int_equal(get_status(f, "grey"), STORE_NOTFOUND);
     assert_int_equal(store_sync_get(f->st, "grey", 4, &val, &vlen), STORE_NOTFOUND);
     assert_int_equal(do_del(f, "grey"), STORE_NOTFOUND);
-    fake_now = T0 + 100000000;
+    ts_now = T0 + 100000000;
     assert_int_equal(get_status(f, "forever"), STORE_OK);
     /* A new set on an expired key starts a new life. */
     assert_int_equal(do_set(f, "grey", "w", 1, 5), STORE_OK);
@@ -308,10 +294,10 @@ static void test_incr_creates_with_ttl(void **state)
 
     assert_int_equal(do_incr(f, "rate", 1, 60, &v), STORE_OK);
     assert_int_equal(v, 1);
-    fake_now = T0 + 30;
+    ts_now = T0 + 30;
     assert_int_equal(do_incr(f, "rate", 1, 60, &v), STORE_OK);
     assert_int_equal(v, 2);
-    fake_now = T0 + 59;
+    ts_now = T0 + 59;
     assert_int_equal(do_incr(f, "rate", 5, 60, &v), STORE_OK);
     assert_int_equal(v, 7);
     do_get(f, "rate", &r);
@@ -319,7 +305,7 @@ static void test_incr_creates_with_ttl(void **state)
     assert_int_equal(store_counter_decode(r.val, r.vlen, &v), 0);
     assert_int_equal(v, 7);
     /* Fixed window: later increments did not push the expiry back. */
-    fake_now = T0 + 60;
+    ts_now = T0 + 60;
     assert_int_equal(get_status(f, "rate"), STORE_NOTFOUND);
     assert_int_equal(do_incr(f, "neg", -3, 0, &v), STORE_OK);
     assert_int_equal(v, -3);
@@ -333,12 +319,12 @@ static void test_incr_expired_restarts(void **state)
 
     assert_int_equal(do_incr(f, "win", 3, 10, &v), STORE_OK);
     assert_int_equal(v, 3);
-    fake_now = T0 + 10;
+    ts_now = T0 + 10;
     assert_int_equal(do_incr(f, "win", 2, 10, &v), STORE_OK);
     assert_int_equal(v, 2);
-    fake_now = T0 + 19;
+    ts_now = T0 + 19;
     assert_int_equal(get_status(f, "win"), STORE_OK);
-    fake_now = T0 + 20;
+    ts_now = T0 + 20;
     assert_int_equal(get_status(f, "win"), STORE_NOTFOUND);
 }
 
@@ -351,7 +337,7 @@ static void test_incr_edge_cases(void **state)
     assert_int_equal(do_incr(f, "c", 1, 0, &v), STORE_OK);
     assert_int_equal(do_incr(f, "c", 1, 5, &v), STORE_OK); /* gains an expiry now */
     assert_int_equal(v, 2);
-    fake_now = T0 + 5;
+    ts_now = T0 + 5;
     assert_int_equal(get_status(f, "c"), STORE_NOTFOUND);
 
     assert_int_equal(do_set(f, "text", "hello", 5, 0), STORE_OK);
@@ -389,7 +375,7 @@ static void fill_scan_data(struct fx *f)
     assert_int_equal(do_incr(f, "stat", 7, 0, &v), STORE_OK);
     assert_int_equal(do_incr(f, "stau", 7, 0, &v), STORE_OK);
     assert_int_equal(do_set(f, "grey:x", "v", 1, 0), STORE_OK);
-    fake_now = T0 + 5;
+    ts_now = T0 + 5;
 }
 
 /* test_scan_prefix - live records under the prefix, in key order, then done once */
@@ -470,11 +456,11 @@ static void test_expire_only_expired(void **state)
         /* interleaved: ttl 10 (dies), no ttl, ttl 100 (lives) */
         assert_int_equal(do_set(f, key, "v", 1, i % 3 == 0 ? 10 : i % 3 == 1 ? 0 : 100), STORE_OK);
     }
-    fake_now = T0 + 20;
-    assert_int_equal(store_expire(f->st, fake_now), 20);
-    assert_int_equal(store_expire(f->st, fake_now), 0);
+    ts_now = T0 + 20;
+    assert_int_equal(store_expire(f->st, ts_now), 20);
+    assert_int_equal(store_expire(f->st, ts_now), 0);
     /* Back in time the deleted records would be live again: they are gone for good. */
-    fake_now = T0;
+    ts_now = T0;
     assert_int_equal(count_prefix(f, "k"), 40);
     assert_int_equal(get_status(f, "k000"), STORE_NOTFOUND);
     assert_int_equal(get_status(f, "k001"), STORE_OK);
@@ -493,12 +479,12 @@ static void test_expire_batches(void **state)
         assert_int_equal(store_set(f->st, key, strlen(key), "v", 1, 1, NULL, NULL), 0);
     }
     assert_int_equal(do_set(f, "keep", "v", 1, 0), STORE_OK);
-    fake_now = T0 + 1;
-    assert_int_equal(store_expire(f->st, fake_now), STORE_EXPIRE_BATCH);
-    assert_int_equal(store_expire(f->st, fake_now), STORE_EXPIRE_BATCH);
-    assert_int_equal(store_expire(f->st, fake_now), 500);
-    assert_int_equal(store_expire(f->st, fake_now), 0);
-    fake_now = T0;
+    ts_now = T0 + 1;
+    assert_int_equal(store_expire(f->st, ts_now), STORE_EXPIRE_BATCH);
+    assert_int_equal(store_expire(f->st, ts_now), STORE_EXPIRE_BATCH);
+    assert_int_equal(store_expire(f->st, ts_now), 500);
+    assert_int_equal(store_expire(f->st, ts_now), 0);
+    ts_now = T0;
     assert_int_equal(count_prefix(f, "e"), 0);
     assert_int_equal(get_status(f, "keep"), STORE_OK);
 }
@@ -518,13 +504,13 @@ static void test_expire_timer(void **state)
 
     assert_int_equal(do_set(f, "dies", "v", 1, 1), STORE_OK);
     assert_int_equal(do_set(f, "lives", "v", 1, 0), STORE_OK);
-    fake_now = T0 + 2;
+    ts_now = T0 + 2;
     store_set_expire_interval(f->st, 1);
     assert_non_null(stop);
     evtimer_add(stop, &tv);
     event_base_dispatch(f->base);
     event_free(stop);
-    fake_now = T0;
+    ts_now = T0;
     assert_int_equal(get_status(f, "dies"), STORE_NOTFOUND);
     assert_int_equal(get_status(f, "lives"), STORE_OK);
 }
