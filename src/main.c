@@ -19,7 +19,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/pool.h"
-#include "queue/commit.h"
+#include "queue/commitq.h"
 #include "core/privs.h"
 #include "queue/queue.h"
 #include "queue/spool.h"

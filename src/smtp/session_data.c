@@ -10,7 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "queue/commit.h"
+#include "queue/commitq.h"
 #include "policy/stats.h"
 #include "queue/queue.h"
 #include "smtp/address.h"

@@ -32,7 +32,7 @@
 #include "core/config.h"
 #include "core/pool.h"
 #include "fuzz.h"
-#include "queue/commit.h"
+#include "queue/commitq.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 #include "smtp/server.h"

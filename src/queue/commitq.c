@@ -1,5 +1,5 @@
-/* commit.c - group commit: the loop batches commits, one pool job syncs a batch */
-#include "queue/commit.h"
+/* commitq.c - group commit: the loop batches commits, one pool job syncs a batch */
+#include "queue/commitq.h"
 #include "core/pool.h"
 #include "queue/spool.h"
 

@@ -1,6 +1,6 @@
-/* commit.h - making received messages durable off the loop, many per sync (group commit) */
-#ifndef MX_QUEUE_COMMIT_H
-#define MX_QUEUE_COMMIT_H
+/* commitq.h - making received messages durable off the loop, many per sync (group commit) */
+#ifndef MX_QUEUE_COMMITQ_H
+#define MX_QUEUE_COMMITQ_H
 
 struct pool;
 struct spool;
