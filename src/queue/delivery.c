@@ -388,7 +388,7 @@ static void dl_expire(struct delivery *d)
 }
 
 /* delivery_start - load the message and start every route */
-struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
+struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
                                 delivery_done_fn done, void *arg)
 {
     struct delivery *d = calloc(1, sizeof(*d));
@@ -400,7 +400,8 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
     d->arg = arg;
     d->body_fd = -1;
     snprintf(d->id, sizeof(d->id), "%s", id);
-    if (spool_load_open(ctx->spool, id, &d->env, &d->body_off, &d->body_len, &d->body_fd) < 0) {
+    if (spool_load_open(ctx->spool, id, &d->env, &d->body_off, &d->body_len, &d->body_fd, verify) <
+        0) {
         int e = errno;
         free(d);
         errno = e;

@@ -39,10 +39,12 @@ struct delivery;
 
 /*
  * delivery_start - begin an attempt. done runs once, on the loop, later.
- * NULL (errno ENOENT or EBADMSG) when the message cannot be loaded: it is
- * gone or was moved to corrupt/, and no callback follows.
+ * verify: check the queue file's checksum (a file found in the spool at
+ * start, which a crash may have torn). NULL (errno ENOENT or EBADMSG) when
+ * the message cannot be loaded: it is gone or was moved to corrupt/, and no
+ * callback follows.
  */
-struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id,
+struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
                                 delivery_done_fn done, void *arg);
 
 /* delivery_cancel - stop (shutdown); the message stays queued; done is not called */

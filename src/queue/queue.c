@@ -28,6 +28,7 @@ struct qentry {
     size_t heap_idx;
     int delete_req; /* mxgatectl asked while an attempt ran */
     int flush_req;  /* flushed while an attempt ran: go again at once */
+    int unchecked;  /* found in the spool at start: checksum not checked yet */
     struct delivery *d;
     struct queue *q;
     TAILQ_ENTRY(qentry) link; /* ready or active list */
@@ -228,7 +229,8 @@ static void queue_dispatch(struct queue *q)
 
     while (q->nactive < q->ctx.cfg->queue.max_deliveries && (e = TAILQ_FIRST(&q->ready))) {
         TAILQ_REMOVE(&q->ready, e, link);
-        e->d = delivery_start(&q->ctx, e->id, queue_attempt_done, e);
+        e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
+        e->unchecked = 0;
         if (!e->d) {
             log_warn("event=dropped id=%s reason=%s", e->id,
                      errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
@@ -265,10 +267,28 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, struc
     return q;
 }
 
-/* queue_start_one - spool_list callback */
+/* queue_enqueue - a new entry for id, ready at once; NULL when out of memory */
+static struct qentry *queue_enqueue(struct queue *q, const char *id)
+{
+    struct qentry *e = queue_entry_new(q, id);
+
+    if (!e) {
+        /* It stays in the spool; the next restart or flush finds it. */
+        log_err("event=error id=%s what=\"out of memory scheduling\"", id);
+        return NULL;
+    }
+    queue_make_ready(q, e);
+    queue_kick(q);
+    return e;
+}
+
+/* queue_start_one - spool_list callback: a crash may have torn what was there */
 static void queue_start_one(const char *id, void *arg)
 {
-    queue_add(arg, id);
+    struct qentry *e = queue_enqueue(arg, id);
+
+    if (e)
+        e->unchecked = 1;
 }
 
 /* queue_start - everything in the spool is due now */
@@ -284,15 +304,7 @@ int queue_start(struct queue *q)
 /* queue_add - deliver id as soon as there is room */
 void queue_add(struct queue *q, const char *id)
 {
-    struct qentry *e = queue_entry_new(q, id);
-
-    if (!e) {
-        /* It stays in the spool; the next restart or flush finds it. */
-        log_err("event=error id=%s what=\"out of memory scheduling\"", id);
-        return;
-    }
-    queue_make_ready(q, e);
-    queue_kick(q);
+    queue_enqueue(q, id);
 }
 
 /* queue_flush - all waiting messages are due now */

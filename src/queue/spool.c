@@ -1064,9 +1064,9 @@ static int check_crc(int fd, const char *buf, size_t have, off_t size, size_t fi
     return (crc & 0xffffffffUL) == want ? 0 : bad_msg();
 }
 
-/* check_file - the first line against the file: its length, then its checksum (MXQ2) */
+/* check_file - the first line against the file: its length, then (verify) its checksum */
 static int check_file(int fd, const char *hdr, size_t hlen, size_t have, off_t size,
-                      uint64_t *body_len, size_t *first)
+                      uint64_t *body_len, size_t *first, int verify)
 {
     uint32_t crc = 0;
     int has_crc;
@@ -1075,12 +1075,12 @@ static int check_file(int fd, const char *hdr, size_t hlen, size_t have, off_t s
         !(*first = parse_first_line(hdr, hlen, body_len, &has_crc, &crc)) ||
         (uint64_t)size - hlen != *body_len)
         return bad_msg();
-    return has_crc ? check_crc(fd, hdr, have, size, *first, crc) : 0;
+    return has_crc && verify ? check_crc(fd, hdr, have, size, *first, crc) : 0;
 }
 
-/* load_queue_file - check queue/ID (length, checksum), then parse its envelope */
+/* load_queue_file - check queue/ID (length, checksum if verify), then parse its envelope */
 static int load_queue_file(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
-                           uint64_t *body_len)
+                           uint64_t *body_len, int verify)
 {
     struct stat st;
     char *hdr = NULL;
@@ -1093,7 +1093,7 @@ static int load_queue_file(int fd, const char *id, struct spool_envelope *env, o
         return bad_msg();
     if (read_header(fd, st.st_size, &hdr, &hlen, &have) < 0)
         return -1;
-    rc = check_file(fd, hdr, hlen, have, st.st_size, body_len, &first);
+    rc = check_file(fd, hdr, hlen, have, st.st_size, body_len, &first, verify);
     if (rc == 0)
         rc = parse_header(hdr, hlen, first, id, env);
     free(hdr);
@@ -1201,7 +1201,7 @@ static void spool_quarantine(struct spool *sp, const char *id)
 
 /* spool_load_open - spool_load that also hands over queue/ID's descriptor (for the body) */
 int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
-                    uint64_t *body_len, int *fd_out)
+                    uint64_t *body_len, int *fd_out, int verify)
 {
     int fd, rc, saved;
 
@@ -1211,7 +1211,7 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
     fd = openat(sp->fds[SUB_QUEUE], id, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    rc = load_queue_file(fd, id, env, body_off, body_len);
+    rc = load_queue_file(fd, id, env, body_off, body_len, verify);
     if (rc == 0)
         rc = load_log(sp, id, env);
     saved = errno;
@@ -1233,7 +1233,7 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
 int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
                uint64_t *body_len)
 {
-    return spool_load_open(sp, id, env, body_off, body_len, NULL);
+    return spool_load_open(sp, id, env, body_off, body_len, NULL, 1);
 }
 
 /* spool_envelope_free - free everything spool_load allocated and zero env */

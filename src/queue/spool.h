@@ -117,17 +117,21 @@ int spool_writer_status(const struct spool_writer *w, int *err);
 void spool_writer_free(struct spool_writer *w);
 
 /*
- * spool_load - read queue/ID's envelope and log/ID's records. On success
+ * spool_load - read queue/ID's envelope and log/ID's records, checking the checksum. On success
  * fills env (free with spool_envelope_free), *body_off and *body_len and
  * returns 0. A torn or unparsable file is moved to corrupt/ and -1 returned
  * with errno EBADMSG; a missing one gives -1 with ENOENT.
  */
 int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
                uint64_t *body_len);
-/* spool_load_open - spool_load, and on success *fd is queue/ID open for reading
- * the body (one open instead of spool_load + spool_open_body) */
+/*
+ * spool_load_open - spool_load, and on success *fd is queue/ID open for reading
+ * the body (one open instead of spool_load + spool_open_body). verify 0 skips
+ * the checksum, which for a large file means reading it whole: for a file this
+ * process committed itself (a torn file can only come from before a crash).
+ */
 int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
-                    uint64_t *body_len, int *fd);
+                    uint64_t *body_len, int *fd, int verify);
 void spool_envelope_free(struct spool_envelope *env);
 
 /* spool_open_body - open queue/ID read-only (for sending the body); fd or -1 */
