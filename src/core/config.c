@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "smtp/address.h"
+#include "mail/address.h"
 
 static FILE *config_errout;
 static const char *config_path;

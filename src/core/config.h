@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "core/cidr.h"
-#include "queue/route.h"
+#include "relay/route.h"
 
 struct config_listen {
     char *name;

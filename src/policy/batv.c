@@ -46,7 +46,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "policy/prvs.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 
 #define BATV_DAYS_MAX 365
 #define BATV_SHOWN_ADDR 190 /* octets of the address in a reply (text[256]) */

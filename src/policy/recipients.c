@@ -57,7 +57,7 @@
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
-#include "smtp/client.h"
+#include "relay/client.h"
 #include "store/store.h"
 
 #define RV_LINE_MAX 2048      /* a longer file line is an error, never silently cut */

@@ -17,9 +17,9 @@
 #include "queue/bouncelimit.h"
 #include "queue/dsn.h"
 #include "queue/maildir.h"
-#include "queue/route.h"
-#include "smtp/address.h"
-#include "smtp/client.h"
+#include "relay/route.h"
+#include "mail/address.h"
+#include "relay/client.h"
 
 enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
 

@@ -14,7 +14,7 @@
 #include "queue/bouncelimit.h"
 #include "queue/delivery.h"
 #include "queue/spool.h"
-#include "smtp/client.h"
+#include "relay/client.h"
 
 #define QUEUE_CONN_IDLE_MAX 64 /* idle delivery connections kept at most */
 #define QUEUE_CONN_IDLE_SECS 5 /* and for how long (below servers' own idle timeouts) */

@@ -1,6 +1,6 @@
 /* parse.c - pure SMTP command-line parser (RFC 5321 section 4.1) */
 #include "smtp/parse.h"
-#include "smtp/address.h" /* SMTP_PATH_MAX */
+#include "mail/address.h" /* SMTP_PATH_MAX */
 
 #include <string.h>
 

@@ -14,7 +14,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 #include "smtp/server.h"
 #include "tls/tls.h"
 

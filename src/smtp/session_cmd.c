@@ -10,7 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 #include "smtp/server.h"
 
 /* session_tx_free - forget the transaction (RSET, HELO, end of DATA, close) */

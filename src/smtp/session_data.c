@@ -13,8 +13,8 @@
 #include "queue/commitq.h"
 #include "policy/stats.h"
 #include "queue/queue.h"
-#include "smtp/address.h"
-#include "smtp/received.h"
+#include "mail/address.h"
+#include "mail/received.h"
 #include "smtp/server.h"
 
 /* A commit runs in the pool; the session may be gone when it finishes. */

@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "dns/dns.h"
 #include "policy/stats.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 #include "smtp/server.h"
 
 /* session_refuse_log - one reject line naming the check, its reason and the envelope */

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 
 /* is_zero - every octet of a is 0 */
 static int is_zero(const struct addr *a)

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 #include "smtp/parse.h"
 
 /* inside - s is NULL, or a string that starts and ends within buf[0..len] */

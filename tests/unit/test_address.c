@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "smtp/address.h"
+#include "mail/address.h"
 
 /* parse - addr_parse on an exact-size heap copy so ASan sees any over-read */
 static enum addr_err parse(const char *s, int utf8, struct addr *a)

@@ -27,7 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "smtp/client.h"
+#include "relay/client.h"
 #include "ts_fs.h"
 #include "ts_smtp.h"
 

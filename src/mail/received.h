@@ -1,6 +1,6 @@
 /* received.h - the Received: trace header (RFC 5321 4.4) */
-#ifndef MX_SMTP_RECEIVED_H
-#define MX_SMTP_RECEIVED_H
+#ifndef MX_MAIL_RECEIVED_H
+#define MX_MAIL_RECEIVED_H
 
 #include <stddef.h>
 #include <time.h>

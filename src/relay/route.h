@@ -1,6 +1,6 @@
 /* route.h - where mail for a domain goes: "smtp:[host]:port", "lmtp:unix:/path", "maildir:/path" */
-#ifndef MX_QUEUE_ROUTE_H
-#define MX_QUEUE_ROUTE_H
+#ifndef MX_RELAY_ROUTE_H
+#define MX_RELAY_ROUTE_H
 
 #include <limits.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* route.c - next-hop targets as written in the configuration */
-#include "queue/route.h"
+#include "relay/route.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -22,7 +22,7 @@
  * while MAIL FROM has no reply yet nothing was delivered, so the request
  * silently starts over on a fresh connection, once.
  */
-#include "smtp/client.h"
+#include "relay/client.h"
 
 #include <errno.h>
 #include <stdarg.h>

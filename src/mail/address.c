@@ -1,6 +1,6 @@
 /* address.c - RFC 5321 paths: mailbox syntax, domains, and relay tricks */
 #include "core/utf8.h"
-#include "smtp/address.h"
+#include "mail/address.h"
 
 #include <arpa/inet.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* address.h - RFC 5321 paths: mailbox syntax, domains, and relay tricks */
-#ifndef MX_SMTP_ADDRESS_H
-#define MX_SMTP_ADDRESS_H
+#ifndef MX_MAIL_ADDRESS_H
+#define MX_MAIL_ADDRESS_H
 
 #include <stddef.h>
 

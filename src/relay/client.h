@@ -4,8 +4,8 @@
  * opportunistic STARTTLS; optionally over a connection kept open by a
  * previous delivery to the same next hop (a connection cache).
  */
-#ifndef MX_SMTP_CLIENT_H
-#define MX_SMTP_CLIENT_H
+#ifndef MX_RELAY_CLIENT_H
+#define MX_RELAY_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>

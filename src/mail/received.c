@@ -1,5 +1,5 @@
 /* received.c - the Received: trace header */
-#include "smtp/received.h"
+#include "mail/received.h"
 
 #include <stdio.h>
 
