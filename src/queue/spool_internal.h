@@ -7,6 +7,7 @@
  *   spool_writer.c   writing a message to tmp/ (or over a free/ file)
  *   spool_commit.c   group commit: one directory sync for many writers
  *   spool_load.c     the queue file format: checking and parsing it
+ *   spool_corrupt.c  files that fail to load: moved to corrupt/, reported, listed
  *   spool_log.c      the per-recipient delivery log, and dequeueing
  *   spool_list.c     walking the directories, sweeps, listing
  */
@@ -61,6 +62,9 @@ struct spool {
     int sync_fs;          /* group commit by syncfs(2) instead of fsync per file */
     int sync_err;         /* sticky: after a failed directory fsync nothing is trusted */
     struct spool_free fr;
+    spool_corrupt_fn corrupt_fn; /* told of every file that fails to load */
+    void *corrupt_arg;
+    int keep_corrupt; /* leave such files in queue/ (a viewer) */
 };
 
 struct spool_writer {
@@ -121,6 +125,10 @@ int spool_recycle(struct spool *sp, const char *id);
 /* spool_writer_prepare - everything of a commit but the sync: length,
  * checksum, fsync (per-file mode), rename into queue/, close. 0 or -1 */
 int spool_writer_prepare(struct spool_writer *w);
+
+/* spool_corrupt_found - queue/ID failed its checks (why): quarantine it unless
+ * keep_corrupt, then tell the owner */
+void spool_corrupt_found(struct spool *sp, const char *id, const char *why);
 
 /* spool_dir_walk - call cb for every queue-id-shaped name in subdirectory sub */
 int spool_dir_walk(struct spool *sp, enum spool_sub sub, spool_entry_fn cb, void *ctx);

@@ -250,38 +250,48 @@ static int check_crc(int fd, const char *buf, size_t have, off_t size, size_t fi
     return (crc & 0xffffffffUL) == want ? 0 : spool_bad_msg();
 }
 
-/* check_file - the first line against the file: its length, then (verify) its checksum */
+/* check_file - the first line against the file: its length, then (verify) its
+ * checksum; *why names what failed (for the operator) */
 static int check_file(int fd, const char *hdr, size_t hlen, size_t have, off_t size,
-                      uint64_t *body_len, size_t *first, int verify)
+                      uint64_t *body_len, size_t *first, int verify, const char **why)
 {
     uint32_t crc = 0;
     int has_crc;
 
+    *why = "first-line";
     if (hlen <= SPOOL_FIRST_LINE_V1 ||
-        !(*first = parse_first_line(hdr, hlen, body_len, &has_crc, &crc)) ||
-        (uint64_t)size - hlen != *body_len)
+        !(*first = parse_first_line(hdr, hlen, body_len, &has_crc, &crc)))
         return spool_bad_msg();
+    *why = "length";
+    if ((uint64_t)size - hlen != *body_len)
+        return spool_bad_msg();
+    *why = "checksum";
     return has_crc && verify ? check_crc(fd, hdr, have, size, *first, crc) : 0;
 }
 
-/* load_queue_file - check queue/ID (length, checksum if verify), then parse its envelope */
+/* load_queue_file - check queue/ID (length, checksum if verify), then parse its
+ * envelope; on EBADMSG *why names the check that failed */
 static int load_queue_file(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
-                           uint64_t *body_len, int verify)
+                           uint64_t *body_len, int verify, const char **why)
 {
     struct stat st;
     char *hdr = NULL;
     size_t hlen = 0, have = 0, first = 0;
     int rc;
 
+    *why = "not-a-file";
     if (fstat(fd, &st) < 0)
         return -1;
     if (!S_ISREG(st.st_mode))
         return spool_bad_msg();
+    *why = "no-header-end"; /* cut short, or a header larger than any we write */
     if (read_header(fd, st.st_size, &hdr, &hlen, &have) < 0)
         return -1;
-    rc = check_file(fd, hdr, hlen, have, st.st_size, body_len, &first, verify);
-    if (rc == 0)
+    rc = check_file(fd, hdr, hlen, have, st.st_size, body_len, &first, verify, why);
+    if (rc == 0) {
+        *why = "header";
         rc = parse_header(hdr, hlen, first, id, env);
+    }
     free(hdr);
     *body_off = (off_t)hlen;
     return rc;
@@ -370,25 +380,11 @@ static int load_log(struct spool *sp, const char *id, struct spool_envelope *env
     return rc;
 }
 
-/* spool_quarantine - move queue/ID (and log/ID as ID.log) into corrupt/ for the operator */
-static void spool_quarantine(struct spool *sp, const char *id)
-{
-    char logname[SPOOL_ID_LEN + 5];
-
-    snprintf(logname, sizeof logname, "%s.log", id);
-    /* Best effort: the caller reports EBADMSG whether or not the move works,
-     * and a file left in place is simply found corrupt again next time. */
-    if (renameat(sp->fds[SUB_QUEUE], id, sp->fds[SUB_CORRUPT], id) == 0)
-        (void)fsync(sp->fds[SUB_QUEUE]);
-    if (renameat(sp->fds[SUB_LOG], id, sp->fds[SUB_CORRUPT], logname) == 0)
-        (void)fsync(sp->fds[SUB_LOG]);
-    (void)fsync(sp->fds[SUB_CORRUPT]);
-}
-
 /* spool_load_open - spool_load that also hands over queue/ID's descriptor (for the body) */
 int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
                     uint64_t *body_len, int *fd_out, int verify)
 {
+    const char *why = "";
     int fd, rc, saved;
 
     memset(env, 0, sizeof *env);
@@ -397,9 +393,11 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
     fd = openat(sp->fds[SUB_QUEUE], id, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    rc = load_queue_file(fd, id, env, body_off, body_len, verify);
-    if (rc == 0)
+    rc = load_queue_file(fd, id, env, body_off, body_len, verify, &why);
+    if (rc == 0) {
+        why = "log";
         rc = load_log(sp, id, env);
+    }
     saved = errno;
     if (rc == 0 && fd_out)
         *fd_out = fd;
@@ -409,7 +407,7 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
         /* Only inconsistency quarantines: EIO or ENOMEM may pass. */
         spool_envelope_free(env);
         if (saved == EBADMSG)
-            spool_quarantine(sp, id);
+            spool_corrupt_found(sp, id, why);
     }
     errno = saved;
     return rc;

@@ -389,9 +389,39 @@ def test_changed_queue_file_is_quarantined_not_delivered(gateway, sink):
     i = raw.index(b"to be damaged")
     raw[i] = ord("T")  # same length: only the checksum notices
     path.write_bytes(bytes(raw))
+    # mxgatectl only looks: it shows the file as corrupt and leaves it to mxgated,
+    # which moves, logs and counts it.
+    r = gw.ctl("queue", "list")
+    assert r.returncode == 0, r
+    assert re.search(r"^%s  corrupt  reason=checksum  file=\S+/queue/%s " % (qid, qid),
+                     r.stdout, re.M), r.stdout
+    assert spool_names(gw, "queue") == [qid] and spool_names(gw, "corrupt") == []
     sink.start()
+    mark = gw.log_mark()
     gw.start()
     gw.wait_log(r"event=dropped id=%s reason=corrupt-moved-to-corrupt" % qid)
-    assert qid in spool_names(gw, "corrupt")
+    line = gw.wait_log(r"^.*event=corrupt id=%s .*$" % qid, since=mark).group(0)
+    assert re.search(r"\berror: event=corrupt id=%s reason=checksum file=\S+/spool/corrupt/%s$"
+                     % (qid, qid), line), line
+    assert len(gw.log_lines(r"event=corrupt ")) == 1
+    assert spool_names(gw, "corrupt") == sorted([qid, qid + ".log", qid + ".why"])
     assert spool_names(gw, "queue") == []
     sink.wait_quiet(0, 1.0)
+    wait_until(lambda: re.search(r"^queue files corrupt +1$", gw.ctl("stats").stdout, re.M),
+               timeout=5, what="queue files corrupt 1 in mxgatectl stats")
+    # Listed as such, with why and what to do about it.
+    r = gw.ctl("queue", "list")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == "queue is empty", r.stdout
+    assert re.match(r"^%s  corrupt  reason=checksum  moved=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  "
+                    r"size=%d  file=\S+/spool/corrupt/%s" % (qid, len(raw), qid), lines[1]), lines
+    assert "mxgatectl queue show ID" in lines[2] and "mxgatectl queue delete ID" in lines[2], lines
+    r = gw.ctl("queue", "show", qid)
+    assert r.returncode == 0, r
+    assert "state: corrupt (reason=checksum), moved to corrupt/" in r.stdout, r.stdout
+    assert "Subject: To be damaged" in r.stdout and "sender a@client.test" in r.stdout, r.stdout
+    r = gw.ctl("queue", "delete", qid)
+    assert r.returncode == 0 and r.stdout.strip() == "deleted %s" % qid, r
+    assert spool_names(gw, "corrupt") == []
+    assert gw.ctl("queue", "list").stdout.strip() == "queue is empty"
