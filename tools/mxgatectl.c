@@ -128,7 +128,7 @@ static void list_unloadable(struct list_ctx *lc, const char *id)
 {
     printf("%s  corrupt  reason=%s  file=", id, lc->reason);
     ctl_put(stdout, lc->cfg->spool_dir);
-    printf("/queue/%s  (mxgated moves it to corrupt/ when it loads it)\n", id);
+    printf("/queue/%s  (not yet moved to corrupt/ by mxgated)\n", id);
     lc->corrupt++;
 }
 
@@ -201,7 +201,7 @@ static int cmd_list(const struct config *cfg, struct spool *sp)
     if (lc.n == 0 && lc.corrupt == 0)
         printf("queue is empty\n");
     if (lc.corrupt)
-        printf("%u corrupt file(s), never delivered: inspect with \"mxgatectl queue show ID\", "
+        printf("%u corrupt file(s): inspect with \"mxgatectl queue show ID\", "
                "remove with \"mxgatectl queue delete ID\"\n",
                lc.corrupt);
     return 0;
@@ -269,7 +269,8 @@ static int show_corrupt(const struct config *cfg, struct spool *sp, const char *
         show_lines(fd, 0, CTL_HEADER_MAX, 0);
         close(fd);
     }
-    printf("\nnever delivered; remove with: mxgatectl queue delete %s\n", id);
+    printf("\n%sremove with: mxgatectl queue delete %s\n",
+           in_queue_why ? "" : "mxgated no longer delivers it; ", id);
     return 0;
 }
 

@@ -120,8 +120,9 @@ void spool_writer_free(struct spool_writer *w);
 /*
  * spool_load - read queue/ID's envelope and log/ID's records, checking the checksum. On success
  * fills env (free with spool_envelope_free), *body_off and *body_len and
- * returns 0. A torn or unparsable file is moved to corrupt/ and -1 returned
- * with errno EBADMSG; a missing one gives -1 with ENOENT.
+ * returns 0. A torn or unparsable file is moved to corrupt/ (left in queue/
+ * after spool_keep_corrupt; either way the spool_on_corrupt callback is told)
+ * and -1 returned with errno EBADMSG; a missing one gives -1 with ENOENT.
  */
 int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
                uint64_t *body_len);
