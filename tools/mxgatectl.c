@@ -226,7 +226,12 @@ static void show_lines(int fd, off_t off, uint64_t len, int unstuff)
             line[--l] = '\0';
         if (l == 0)
             break;
-        ctl_put(stdout, unstuff && line[0] == '.' ? line + 1 : line);
+        if (unstuff && line[0] == '.')
+            line++;
+        /* A folded header line's leading tab is layout: kept, the rest escaped. */
+        if (unstuff && line[0] == '\t')
+            putchar(*line++);
+        ctl_put(stdout, line);
         printf("\n");
     }
 }

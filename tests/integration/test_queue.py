@@ -314,9 +314,10 @@ def test_queue_list_empty_and_usage(gateway):
     assert gw.ctl("queue", "show").returncode == 2
 
 
-# Octets a terminal acts on: C0 controls but LF (mxgatectl's own line ends), DEL,
-# and C1 controls (U+0080..U+009F, as UTF-8 C2 80..C2 9F; CSI is U+009B).
-TERMINAL_CONTROL = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+# Octets a terminal acts on: C0 controls but LF (mxgatectl's own line ends) and a
+# tab that starts a line (a folded header line, as mxgatectl lays it out), DEL, and
+# C1 controls (U+0080..U+009F, as UTF-8 C2 80..C2 9F; CSI is U+009B).
+TERMINAL_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|(?<!\n)\t|\xc2[\x80-\x9f]")
 
 
 def ctl_raw(gw, *args):
@@ -339,7 +340,8 @@ def test_ctl_escapes_controls_from_smtp(gateway, sink):
     sender = '"ev\u009b31mil"@client.test'
     rcpt = '"\u009b2J\u0085x"@example.test'
     hdrs = (b"X-Evil: \x1b[2J\x1b]0;pwned\x07 bell\x08\x7f end\r\n"
-            b"X-C1: \xc2\x9b31m red\r\n")
+            b"X-C1: \xc2\x9b31m red\r\n"
+            b"X-Folded: first\r\n\tsecond\tthird\x1b[8m\r\n")
     msg = make_message("ctl escapes", extra_headers=hdrs)
     qid = smtp_queue(gw.port, sender, [rcpt], msg, mail_options=["SMTPUTF8"])
     gw.wait_log(r"event=deferred id=%s " % qid)
@@ -351,6 +353,7 @@ def test_ctl_escapes_controls_from_smtp(gateway, sink):
         assert b"<\"\\xc2\\x9b2J\\xc2\\x85x\"@example.test>" in r.stdout, r.stdout
     assert (b"X-Evil: \\x1b[2J\\x1b]0;pwned\\x07 bell\\x08\\x7f end\n" in r.stdout), r.stdout
     assert b"X-C1: \\xc2\\x9b31m red\n" in r.stdout, r.stdout
+    assert b"X-Folded: first\n\tsecond\\x09third\\x1b[8m\n" in r.stdout, r.stdout
 
 
 def test_ctl_escapes_controls_in_queue_files(gateway):
