@@ -157,6 +157,19 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
         log_fatal("event=fatal what=tls-client error=\"%s\"", err);
 }
 
+/* on_corrupt - a queue file failed its checks at load: the operator must hear of
+ * it (the message in it was accepted with a 250) and the statistics count it */
+static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
+{
+    struct server *srv = arg;
+    char qreason[64], path[4096], qpath[4200];
+
+    snprintf(path, sizeof(path), "%s/%s/%s", srv->cfg->spool_dir, moved ? "corrupt" : "queue", id);
+    log_err("event=corrupt id=%s reason=%s file=%s", id,
+            log_quote(qreason, sizeof(qreason), reason), log_quote(qpath, sizeof(qpath), path));
+    stats_count(srv->stats, "queue_corrupt");
+}
+
 /* setup_dirs - spool and state, created before we lose the right to */
 static struct spool *setup_dirs(const struct config *cfg)
 {
@@ -224,6 +237,7 @@ static int run(const struct config *cfg, const struct options *o)
     srv.stats = stats_new(st);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
+    spool_on_corrupt(srv.spool, on_corrupt, &srv);
     srv.dns = setup_dns(cfg, srv.base);
     srv.policy = setup_policy(&srv, st);
     srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
