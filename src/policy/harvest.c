@@ -8,7 +8,9 @@
  *
  * The recipients check counts every unknown recipient it refuses in the
  * store counter "hv:n:<client ip>", which lives `window` seconds from the
- * first one (a fixed window). This check reads it before the recipients
+ * first one (a fixed window). Recipients are judged in canonical form
+ * (mail/address.h), so "alice"@ or ALICE@ of a listed alice@ never counts.
+ * This check reads it before the recipients
  * check runs (list "harvest" before "recipients" in `checks`):
  *
  *   count < threshold               DUNNO
