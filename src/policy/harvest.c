@@ -10,8 +10,8 @@
  * store counter "hv:n:<client ip>", which lives `window` seconds from the
  * first one (a fixed window). Recipients are judged in canonical form
  * (mail/address.h), so "alice"@ or ALICE@ of a listed alice@ never counts.
- * This check reads it before the recipients
- * check runs (list "harvest" before "recipients" in `checks`):
+ * This check reads it before the recipients check runs (list "harvest"
+ * before "recipients" in `checks`):
  *
  *   count < threshold               DUNNO
  *   threshold <= count < 2*threshold  tarpit: the RCPT reply waits `tarpit`
