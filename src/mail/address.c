@@ -461,6 +461,23 @@ int addr_canon(const char *addr, unsigned flags, char *dst, size_t dstlen)
     return e == ADDR_OK ? addr_canon_parsed(&a, flags, dst, dstlen) : -1;
 }
 
+/* addr_canon_lax - canonical, or the raw string lower-cased after its last '@' (all with fold) */
+int addr_canon_lax(const char *addr, unsigned flags, char *dst, size_t dstlen)
+{
+    const char *at;
+    size_t n;
+
+    if (addr_canon(addr, flags, dst, dstlen) >= 0)
+        return (int)strlen(dst);
+    if (addr == NULL || dst == NULL || (n = strlen(addr)) + 1 > dstlen)
+        return -1;
+    at = strrchr(addr, '@');
+    for (size_t i = 0; i <= n; i++)
+        dst[i] = (flags & ADDR_CANON_FOLD) != 0 || (at && addr + i > at) ? ascii_lower(addr[i])
+                                                                         : addr[i];
+    return (int)n;
+}
+
 /* addr_strerror - a short phrase for logs and reply texts */
 const char *addr_strerror(enum addr_err e)
 {

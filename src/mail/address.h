@@ -82,6 +82,14 @@ const char *addr_strerror(enum addr_err e);
  */
 int addr_canon(const char *addr, unsigned flags, char *dst, size_t dstlen);
 
+/*
+ * addr_canon_lax - addr_canon, and for a string that is not an address
+ * (never the case for one the session accepted) the string itself, with
+ * ASCII lower-cased where addr_canon would lower-case. -1 only when dst
+ * is too small. For consumers that must compare whatever they are given.
+ */
+int addr_canon_lax(const char *addr, unsigned flags, char *dst, size_t dstlen);
+
 /* addr_canon_parsed - the same for an address addr_parse accepted */
 int addr_canon_parsed(const struct addr *a, unsigned flags, char *dst, size_t dstlen);
 

@@ -53,7 +53,6 @@
 #include "policy/regex.h"
 
 #include <confuse.h>
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -475,17 +474,6 @@ static size_t access_addr_score(const struct access_entry *e, const char *addr, 
     return strcmp(dom + sl - dl, e->domain) == 0 ? 4 * dl + 1 : 0;
 }
 
-/* access_canon - the session's address in canonical form; what cannot be parsed
- * (never the case for what the session accepted) is only lower-cased */
-static void access_canon(const char *addr, char *out, size_t outlen)
-{
-    if (addr_canon(addr, ADDR_CANON_FOLD, out, outlen) >= 0)
-        return;
-    snprintf(out, outlen, "%s", addr);
-    for (char *p = out; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-}
-
 /* access_match_addr - the most specific entry for raw, compared in canonical form */
 static const struct access_entry *access_match_addr(const struct access_list *l, const char *raw)
 {
@@ -494,7 +482,8 @@ static const struct access_entry *access_match_addr(const struct access_list *l,
     const struct access_entry *best = NULL;
     size_t best_score = 0;
 
-    access_canon(raw, addr, sizeof(addr));
+    if (addr_canon_lax(raw, ADDR_CANON_FOLD, addr, sizeof(addr)) < 0)
+        return NULL; /* longer than any address */
     at = strrchr(addr, '@');
     dom = at && at[1] ? at + 1 : NULL;
     for (size_t i = 0; i < l->n; i++) {

@@ -48,7 +48,6 @@
 #include "policy/checks.h"
 
 #include <confuse.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -180,20 +179,6 @@ static int rv_table_add(struct rv_table *t, const char *s)
 static int rv_table_has(const struct rv_table *t, const char *s)
 {
     return t->cap && t->slot[rv_table_slot(t, s)] != NULL;
-}
-
-/* rv_canon - the session's recipient in canonical form; what does not parse (never the
- * case for what the session accepted) is only lower-cased. 0, or -1 for nothing at all */
-static int rv_canon(const char *rcpt, char *out, size_t outlen)
-{
-    if (!rcpt || !*rcpt)
-        return -1;
-    if (addr_canon(rcpt, ADDR_CANON_FOLD, out, outlen) > 0)
-        return 0;
-    snprintf(out, outlen, "%s", rcpt);
-    for (char *p = out; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return 0;
 }
 
 /* rv_entry_canon - an address or @domain into its canonical form; NULL, or why not */
@@ -718,7 +703,9 @@ static void recipients_run(void *state, struct policy_job *job, enum policy_stag
 {
     struct rv_state *st = state;
     char canon[RV_ADDR_MAX];
-    const char *at = rv_canon(cl->rcpt, canon, sizeof(canon)) == 0 ? strrchr(canon, '@') : NULL;
+    const char *at = cl->rcpt && addr_canon_lax(cl->rcpt, ADDR_CANON_FOLD, canon, sizeof(canon)) > 0
+                         ? strrchr(canon, '@')
+                         : NULL;
     struct rv_domain *d = at ? rv_domain_find(st, at + 1) : NULL;
     struct policy_verdict v;
     struct rv_job *j;
