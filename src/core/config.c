@@ -178,7 +178,8 @@ static cfg_opt_t dnsbl_opts[] = {
 static cfg_opt_t greylist_opts[] = {
     CFG_INT("delay", 300, CFGF_NONE),
     CFG_INT("retry_window", 172800, CFGF_NONE), /* how long a first attempt is remembered */
-    CFG_INT("pass_ttl", 3024000, CFGF_NONE),    /* how long a client that passed is trusted */
+    CFG_INT("pass_ttl", 3024000, CFGF_NONE),    /* how long an unused pass is remembered */
+    CFG_INT("awl_count", 5, CFGF_NONE),         /* passes before a network is trusted (postgrey) */
     CFG_INT("ipv4_prefix", 24, CFGF_NONE),
     CFG_INT("ipv6_prefix", 64, CFGF_NONE),
     CFG_BOOL("only_suspicious", cfg_false, CFGF_NONE),
