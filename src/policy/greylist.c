@@ -43,10 +43,11 @@
 #include "mail/address.h"
 #include "store/store.h"
 
-#define GL_ADDR_MAX 200      /* octets of sender and of recipient kept in a key */
-#define GL_NET_MAX 64        /* "network/prefix" */
-#define GL_VAL_MAX 32        /* "first 1700000000" */
-#define GL_TTL_MAX 31622400  /* a year and a day: bounds for the times in the config */
+#define GL_ADDR_MAX 200     /* octets of sender and of recipient kept in a key */
+#define GL_NET_MAX 64       /* "network/prefix" */
+#define GL_VAL_MAX 32       /* "first 1700000000" */
+#define GL_TTL_MAX 31622400 /* a year and a day: bounds for the times in the config */
+
 #define GL_AWL_INTERVAL 3600 /* a network's passes count once an hour (postgrey) */
 #define GL_AWL_COUNT_MAX 1000
 
@@ -66,12 +67,12 @@ struct greylist {
 struct gl_job {
     struct greylist *g;
     struct policy_job *job;
-    int cancelled;   /* the session went away: the pending callback frees us */
-    char why[100];   /* " " + the s25r rule that made the client suspicious, or "" */
-    long long awl_n; /* the network's counted passes (0: no record) ... */
-    time_t awl_last; /* ... and when it was last counted or refreshed */
+    int cancelled; /* the session went away: the pending callback frees us */
+    char why[100]; /* " " + the s25r rule that made the client suspicious, or "" */
     char ckey[8 + GL_NET_MAX];
     char tkey[8 + GL_NET_MAX + 2 * (GL_ADDR_MAX + 1)];
+    long long awl_n; /* the network's counted passes (0: no record) ... */
+    time_t awl_last; /* ... and when it was last counted or refreshed */
 };
 
 static time_t (*greylist_clock)(void);

@@ -597,10 +597,11 @@ static int dl_all_final(const struct delivery *d)
 }
 
 /*
- * dl_finish_decided - every leg answered, the DSN decided. A message that is done and needs no
- * DSN leaves the queue at once, on the loop: the unlink needs no sync, and
- * the sooner it happens after the next hop's 250, the smaller the window in
- * which a crash would deliver it twice. Everything else is written in the pool.
+ * dl_finish_decided - every leg answered, the DSN decided. A message that is
+ * done and needs no DSN leaves the queue at once, on the loop: the unlink
+ * needs no sync, and the sooner it happens after the next hop's 250, the
+ * smaller the window in which a crash would deliver it twice. Everything
+ * else is written in the pool.
  */
 static void dl_finish_decided(struct delivery *d)
 {
