@@ -242,7 +242,7 @@ static int run(const struct config *cfg, const struct options *o)
     srv.policy = setup_policy(&srv, st);
     srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
     srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
-    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
+    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls, st);
     if (!srv.pool || !srv.commits || !srv.queue)
         log_fatal("event=fatal what=\"out of memory\"");
     config_control_socket(cfg, sock, sizeof(sock));

@@ -267,6 +267,32 @@ def test_bounce_rate_limit(gateway, sink):
     assert all(m.mail_from == "" and m.rcpt_tos == ["victim@other.test"] for m in msgs)
 
 
+def test_bounce_limit_variants_domain_and_restart(gateway, sink):
+    """Spellings of one sender ("victim"@, VICTIM@) share its bounce limit; many
+    forged senders of one domain share the domain's; both survive a restart (the
+    counters are in the state store). Other domains still get their DSNs."""
+    gw = gateway(routes=both_routes(sink), queue={"bounce_limit": 1, "bounce_domain_limit": 2})
+    sink.set_rule("bad@example.test", "550 5.1.1 no such user")
+
+    def bounce(sender: str, note: str) -> None:
+        qid = smtp_queue(gw.port, sender, ["bad@example.test"],
+                         make_message("flood", sender="x@other.test"))
+        gw.wait_log(r"event=bounced id=%s .*dsn=%s" % (qid, note))
+
+    bounce("victim@other.test", "[0-9A-F]{16}")
+    bounce('"victim"@other.test', "suppressed$")
+    bounce("VICTIM@other.test", "suppressed$")
+    bounce("second@other.test", "[0-9A-F]{16}")
+    gw.restart()
+    bounce('"Victim"@OTHER.test', "suppressed$")
+    bounce("third@other.test", "suppressed-domain")
+    bounce("someone@else.test", "[0-9A-F]{16}")
+    sink.wait_for(3)
+    msgs = sink.wait_quiet(3, 1.0)
+    assert sorted(m.rcpt_tos[0] for m in msgs if m.mail_from == "") == [
+        "second@other.test", "someone@else.test", "victim@other.test"]
+
+
 # -- mxgatectl -----------------------------------------------------------------------
 def test_queue_show(gateway, sink):
     gw = gateway()
