@@ -157,7 +157,8 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
         log_fatal("event=fatal what=tls-client error=\"%s\"", err);
 }
 
-/* setup_dirs - spool and state, created before we lose the right to */
+/* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
+ * rights the daemon lives with */
 static struct spool *setup_dirs(const struct config *cfg)
 {
     char err[512];
@@ -204,9 +205,11 @@ static int run(const struct config *cfg, const struct options *o)
     struct store *st;
     SSL_CTX *client_tls;
     char err[512], sock[4096];
-    const char *dirs[3];
+    /* As root, only these directories themselves are touched (core/privs.c);
+     * the spool is opened and walked after the drop, as the daemon user. */
+    const struct privs_dir dirs[] = {
+        {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
-    srv.spool = setup_dirs(cfg);
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
@@ -215,11 +218,9 @@ static int run(const struct config *cfg, const struct options *o)
     setup_tls(cfg, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=\"%s\"", err);
-    dirs[0] = cfg->spool_dir;
-    dirs[1] = cfg->state_dir;
-    dirs[2] = NULL;
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=\"%s\"", err);
+    srv.spool = setup_dirs(cfg);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)

@@ -70,6 +70,10 @@ struct spool_envelope {
 struct spool;
 struct spool_writer;
 
+/* spool_subdirs - the fixed subdirectories (tmp, queue, ...), NULL-terminated: what
+ * start-up as root creates and hands to the daemon user before spool_open */
+extern const char *const spool_subdirs[];
+
 /* spool_open - create (if needed) and open the spool; NULL with err filled on failure */
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
 
