@@ -233,3 +233,30 @@ def test_restart_keeps_queue_as_nobody(work, sink):
         assert not gw.teardown()
     finally:
         gw.teardown()
+
+
+@needs_root
+def test_mxgatectl_reads_the_spool_as_the_daemon_user(work, sink):
+    """mxgatectl run by root reads the spool with the daemon user's rights: a queue
+    file that the daemon account replaced by a symlink to a file only root may
+    read shows nothing."""
+    gw = _nobody_gateway(work, sink)
+    sink.stop()
+    try:
+        gw.start()
+        qid = smtp_queue(gw.port, "a@client.test", ["b@example.test"],
+                         make_message("only root may read this"))
+        gw.wait_log(r"event=deferred id=%s " % qid)
+        assert gw.stop() == 0
+    finally:
+        gw.teardown()
+    r = gw.ctl("queue", "show", qid)
+    assert r.returncode == 0 and "only root may read this" in r.stdout, r
+    queued, private = gw.dir / "spool" / "queue" / qid, work / "outside" / qid
+    shutil.copyfile(queued, private)
+    os.chmod(private, 0o600)
+    queued.unlink()
+    os.symlink(private, queued)
+    r = gw.ctl("queue", "show", qid)
+    assert r.returncode == 1 and "no such message" in r.stderr, r
+    assert "only root may read this" not in r.stdout, r.stdout
