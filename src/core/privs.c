@@ -29,8 +29,14 @@
  * - A symbolic link in the middle of a path is followed only when it sits
  *   in a directory that only root can write (owned by root, no group or
  *   other write bit): then only root can have made it or can change it
- *   (/var/run -> /run). Anywhere else start-up stops. The top directory
- *   itself and its subdirectories must be real directories.
+ *   (/var/run -> /run; with POSIX ACLs a write grant to anyone shows in
+ *   the group bits as the mask). Anywhere else start-up stops, and so does
+ *   ".." after a directory others can write (they could have moved it).
+ *   The top directory itself and its subdirectories must be real
+ *   directories, and "/" is never handed over.
+ * - A missing directory is made with mkdirat() on the held descriptor and
+ *   then opened like an existing one: if the daemon raced us to the name,
+ *   what it put there goes through the same checks.
  * - The ownership change is fchown() on that descriptor: it changes the
  *   inode we checked, never whatever a name points to a moment later.
  * - Only directories are handed over. A directory cannot be hard-linked,

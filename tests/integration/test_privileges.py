@@ -173,6 +173,19 @@ def test_symlink_inside_the_daemons_tree_refused(work, sink):
 
 
 @needs_root
+def test_dotdot_after_the_daemons_directory_refused(work, sink):
+    """The daemon can move a directory it owns anywhere it can write: the ".." of
+    state/x may be somewhere else by the time root looks it up."""
+    gw = _nobody_gateway(work, sink)
+    state = gw.dir / "state"
+    _nobody_tree(state, ["x"])
+    gw.config.write_text(gw.config.read_text().replace(
+        'spool_dir = "%s"' % (gw.dir / "spool"), 'spool_dir = "%s/x/../spool"' % state))
+    _fails_to_start(gw, r"\.\. after a directory that others than root can write")
+    assert not (state / "spool").exists()
+
+
+@needs_root
 def test_root_symlink_on_the_way_is_followed(work, sink):
     """A symlink only root could have made (in a root-owned 0755 directory) may lead
     to the spool, as /var/run -> /run does."""
