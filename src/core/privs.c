@@ -124,20 +124,24 @@ static int privs_follow(int *dfd, const char *name, char rest[PATH_MAX], const c
         return -1;
     }
     n = readlinkat(*dfd, name, target, sizeof target - 1);
-    if (n < 0 || n == (ssize_t)sizeof target - 1)
-        errno = n < 0 ? errno : ENAMETOOLONG;
-    else
+    if (n >= 0 && n < (ssize_t)sizeof target - 1) {
         target[n] = '\0';
-    if (n < 0 || n == (ssize_t)sizeof target - 1 || privs_splice(rest, target, after) < 0 ||
-        (target[0] == '/' && (root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)) {
-        snprintf(c->err, c->errlen, "%s: cannot follow %s: %s", path, name, strerror(errno));
-        return -1;
+        if (target[0] != '/' || (root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+            if (privs_splice(rest, target, after) == 0) { /* name and after are gone now */
+                if (root >= 0) {
+                    close(*dfd);
+                    *dfd = root;
+                }
+                return 0;
+            }
+            if (root >= 0)
+                close(root);
+        }
+    } else if (n >= 0) {
+        errno = ENAMETOOLONG;
     }
-    if (target[0] == '/') {
-        close(*dfd);
-        *dfd = root;
-    }
-    return 0;
+    snprintf(c->err, c->errlen, "%s: cannot follow %s: %s", path, name, strerror(errno));
+    return -1;
 }
 
 /* privs_not_root_dir - dfd itself, unless it is "/", which is never handed over; fd or -1 */

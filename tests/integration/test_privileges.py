@@ -186,14 +186,15 @@ def test_dotdot_after_the_daemons_directory_refused(work, sink):
 
 
 @needs_root
-def test_root_symlink_on_the_way_is_followed(work, sink):
+@pytest.mark.parametrize("relative", [False, True])
+def test_root_symlink_on_the_way_is_followed(work, sink, relative):
     """A symlink only root could have made (in a root-owned 0755 directory) may lead
     to the spool, as /var/run -> /run does."""
     nobody = pwd.getpwnam("nobody")
     gw = _nobody_gateway(work, sink)
     real = work / "real"
     real.mkdir(mode=0o755)
-    os.symlink(real, gw.dir / "via")
+    os.symlink("../real" if relative else real, gw.dir / "via")
     gw.config.write_text(gw.config.read_text().replace(
         'spool_dir = "%s"' % (gw.dir / "spool"), 'spool_dir = "%s"' % (gw.dir / "via" / "spool")))
     try:
@@ -206,6 +207,15 @@ def test_root_symlink_on_the_way_is_followed(work, sink):
         assert not gw.teardown()
     finally:
         gw.teardown()
+
+
+@needs_root
+def test_symlink_loop_on_the_way_refused(work, sink):
+    gw = _nobody_gateway(work, sink)
+    os.symlink("loop", gw.dir / "loop")
+    gw.config.write_text(gw.config.read_text().replace(
+        'spool_dir = "%s"' % (gw.dir / "spool"), 'spool_dir = "%s"' % (gw.dir / "loop" / "spool")))
+    _fails_to_start(gw, "loop is a symbolic link")
 
 
 @needs_root
