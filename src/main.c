@@ -157,6 +157,23 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
         log_fatal("event=fatal what=tls-client error=\"%s\"", err);
 }
 
+/* warn_foreign - name what a run as another user (root) left in the spool: the daemon
+ * user can neither read those messages nor take them over, and root no longer hands
+ * over anything inside the spool (core/privs.c) */
+static void warn_foreign(const struct config *cfg)
+{
+    char first[300], q[700];
+    int n;
+
+    if (!cfg->user || getuid() == 0)
+        return;
+    n = spool_foreign(cfg->spool_dir, getuid(), first, sizeof(first));
+    if (n > 0)
+        log_warn("event=spool_foreign count=%d first=%s user=%s error=\"not the daemon user's: "
+                 "waiting until their owner is changed (chown -R)\"",
+                 n, log_quote(q, sizeof(q), first), cfg->user);
+}
+
 /* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
  * rights the daemon lives with */
 static struct spool *setup_dirs(const struct config *cfg)
@@ -173,6 +190,7 @@ static struct spool *setup_dirs(const struct config *cfg)
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
+    warn_foreign(cfg);
     spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */

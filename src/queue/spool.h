@@ -151,6 +151,11 @@ int spool_log_deferred(struct spool *sp, const char *id, unsigned rcpt_index, co
  * back: delivered once more, never lost). 0 or -1 */
 int spool_remove(struct spool *sp, const char *id);
 
+/* spool_foreign - how many files in dir's queue/ and log/ uid does not own (left by a
+ * run as another user: uid may not be able to read or append to them), naming the
+ * first in first (as queue/NAME); -1 with errno (spool_owner.c) */
+int spool_foreign(const char *dir, uid_t uid, char *first, size_t firstlen);
+
 /* spool_list - call fn for every id in queue/ (in no particular order); removes
  * stale tmp/ files and orphaned log/ files. Returns the count or -1. */
 int spool_list(struct spool *sp, void (*fn)(const char *id, void *arg), void *arg);

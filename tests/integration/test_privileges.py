@@ -283,3 +283,48 @@ def test_mxgatectl_reads_the_spool_as_the_daemon_user(work, sink):
     r = gw.ctl("queue", "show", qid)
     assert r.returncode == 1 and "no such message" in r.stderr, r
     assert "only root may read this" not in r.stdout, r.stdout
+
+
+def _chown_tree(top, uid, gid):
+    """chown -R, as the operator would (top is ours to trust here)."""
+    os.lchown(top, uid, gid)
+    for p in top.rglob("*"):
+        os.lchown(p, uid, gid)
+
+
+@needs_root
+def test_files_of_a_root_only_run_are_named_not_taken_over(work, sink):
+    """After a run as root without `user`, root hands over the directories but none
+    of the files in them: the daemon says which ones wait for `chown -R`, and they go
+    out once it is done."""
+    nobody = pwd.getpwnam("nobody")
+    gw = Gateway(work / "gw", sink.port)
+    sink.stop()
+    try:
+        gw.start()
+        qid = smtp_queue(gw.port, "a@client.test", ["b@example.test"],
+                         make_message("from the root run"))
+        gw.wait_log(r"event=deferred id=%s " % qid)
+        assert gw.stop() == 0
+    finally:
+        gw.teardown()
+    spool, state = gw.dir / "spool", gw.dir / "state"
+    assert (spool / "queue" / qid).stat().st_uid == 0
+    gw.config.write_text(gw.config.read_text() + 'user = "nobody"\n')
+    _chown_tree(state, nobody.pw_uid, nobody.pw_gid)  # the store's files: or it cannot start
+    sink.start()
+    try:
+        gw.start()
+        assert (spool / "queue").stat().st_uid == nobody.pw_uid
+        assert (spool / "queue" / qid).stat().st_uid == 0
+        gw.wait_log(r"event=spool_foreign count=[12] first=(queue|log)/%s user=nobody " % qid)
+        assert gw.stop() == 0
+        _chown_tree(spool, nobody.pw_uid, nobody.pw_gid)
+        mark = gw.log_mark()
+        gw.start()
+        assert b"Subject: from the root run" in sink.wait_for(1, timeout=8)[0].content
+        gw.wait_log(r"event=removed id=%s" % qid, since=mark)
+        assert "spool_foreign" not in gw.log_text()[mark:]
+        assert not gw.teardown()
+    finally:
+        gw.teardown()
