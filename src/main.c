@@ -170,7 +170,25 @@ static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
     stats_count(srv->stats, "queue_corrupt");
 }
 
-/* setup_dirs - spool and state, created before we lose the right to */
+/* warn_foreign - name what a run as another user (root) left in the spool: the daemon
+ * user can neither read those messages nor take them over, and root no longer hands
+ * over anything inside the spool (core/privs.c) */
+static void warn_foreign(const struct config *cfg)
+{
+    char first[300], q[700];
+    int n;
+
+    if (!cfg->user || getuid() == 0)
+        return;
+    n = spool_foreign(cfg->spool_dir, getuid(), first, sizeof(first));
+    if (n > 0)
+        log_warn("event=spool_foreign count=%d first=%s user=%s error=\"not the daemon user's: "
+                 "waiting until their owner is changed (chown -R)\"",
+                 n, log_quote(q, sizeof(q), first), cfg->user);
+}
+
+/* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
+ * rights the daemon lives with */
 static struct spool *setup_dirs(const struct config *cfg)
 {
     char err[512];
@@ -185,6 +203,7 @@ static struct spool *setup_dirs(const struct config *cfg)
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
+    warn_foreign(cfg);
     spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */
@@ -217,9 +236,11 @@ static int run(const struct config *cfg, const struct options *o)
     struct store *st;
     SSL_CTX *client_tls;
     char err[512], sock[4096];
-    const char *dirs[3];
+    /* As root, only these directories themselves are touched (core/privs.c);
+     * the spool is opened and walked after the drop, as the daemon user. */
+    const struct privs_dir dirs[] = {
+        {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
-    srv.spool = setup_dirs(cfg);
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
@@ -228,11 +249,9 @@ static int run(const struct config *cfg, const struct options *o)
     setup_tls(cfg, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=\"%s\"", err);
-    dirs[0] = cfg->spool_dir;
-    dirs[1] = cfg->state_dir;
-    dirs[2] = NULL;
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=\"%s\"", err);
+    srv.spool = setup_dirs(cfg);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/privs.h"
 #include "core/utf8.h"
 #include "policy/stats.h"
 #include "queue/spool.h"
@@ -528,6 +529,23 @@ static int queue_command(const struct config *cfg, int argc, char **argv)
     return rc;
 }
 
+/* become_user - run by root, read the spool and the store as the daemon user: what
+ * is in them is that user's to control (a symlink, a hard link), and nothing made
+ * here may become root's; 0 or -1 (reported) */
+static int become_user(const struct config *cfg)
+{
+    const struct privs_dir none[] = {{NULL, NULL}};
+    char err[512];
+
+    if (!cfg->user || geteuid() != 0)
+        return 0;
+    if (privs_drop(cfg->user, none, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mxgatectl: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = CTL_DEFAULT_CONFIG;
@@ -549,6 +567,10 @@ int main(int argc, char **argv)
     cfg = config_load(path, stderr);
     if (!cfg)
         return 1;
+    if (become_user(cfg) < 0) {
+        config_free(cfg);
+        return 1;
+    }
     if (strcmp(argv[0], "stats") == 0)
         rc = stats_command(cfg, argc - 1, argv + 1);
     else if (strcmp(argv[0], "flood") == 0 || strcmp(argv[0], "bounce-flood") == 0)

@@ -14,7 +14,7 @@
 
 #include "core/fsutil.h"
 
-static const char *const spool_subname[SUB_COUNT] = {"tmp", "queue", "log", "corrupt", "free"};
+const char *const spool_subdirs[SUB_COUNT + 1] = {"tmp", "queue", "log", "corrupt", "free", NULL};
 
 static uint64_t spool_last_id; /* atomic: the numeric value of the last id handed out */
 
@@ -78,15 +78,16 @@ static int spool_open_subdirs(struct spool *sp, char *err, size_t errlen)
     int created = 0;
 
     for (int i = 0; i < SUB_COUNT; i++) {
-        if (snprintf(path, sizeof path, "%s/%s", sp->dir, spool_subname[i]) >= (int)sizeof path) {
+        if (snprintf(path, sizeof path, "%s/%s", sp->dir, spool_subdirs[i]) >= (int)sizeof path) {
             set_err(err, errlen, "path too long:", sp->dir, ENAMETOOLONG);
             return errno = ENAMETOOLONG, -1;
         }
-        if (mkdirat(sp->dirfd, spool_subname[i], 0700) == 0)
+        if (mkdirat(sp->dirfd, spool_subdirs[i], 0700) == 0)
             created = 1;
         else if (errno != EEXIST)
             return set_err(err, errlen, "mkdir", path, errno), -1;
-        sp->fds[i] = openat(sp->dirfd, spool_subname[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        sp->fds[i] =
+            openat(sp->dirfd, spool_subdirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sp->fds[i] < 0)
             return set_err(err, errlen, "open", path, errno), -1;
     }

@@ -71,6 +71,10 @@ struct spool_envelope {
 struct spool;
 struct spool_writer;
 
+/* spool_subdirs - the fixed subdirectories (tmp, queue, ...), NULL-terminated: what
+ * start-up as root creates and hands to the daemon user before spool_open */
+extern const char *const spool_subdirs[];
+
 /* spool_open - create (if needed) and open the spool; NULL with err filled on failure */
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
 
@@ -180,6 +184,11 @@ int spool_log_deferred(struct spool *sp, const char *id, unsigned rcpt_index, co
 /* spool_remove - unlink queue/ID then log/ID; not synced (a crash may bring the message
  * back: delivered once more, never lost). 0 or -1 */
 int spool_remove(struct spool *sp, const char *id);
+
+/* spool_foreign - how many files in dir's queue/ and log/ uid does not own (left by a
+ * run as another user: uid may not be able to read or append to them), naming the
+ * first in first (as queue/NAME); -1 with errno (spool_owner.c) */
+int spool_foreign(const char *dir, uid_t uid, char *first, size_t firstlen);
 
 /* spool_list - call fn for every id in queue/ (in no particular order); removes
  * stale tmp/ files and orphaned log/ files. Returns the count or -1. */
