@@ -11,7 +11,9 @@
  * and 10 PTR names looked at; records longer than SPF_RECORD_MAX bytes or with
  * more than SPF_MAX_TERMS terms are a permerror; include depth is bounded by
  * the term limit. Nothing recurses: include and redirect are frames on a
- * fixed stack.
+ * fixed stack. The overall time limit RFC 7208 4.6.4 asks for (at least 20
+ * s) is the caller's: spf_free() a check that takes too long and count it as
+ * temperror. Each lookup is bounded by the resolver's own timeout.
  */
 #ifndef MXGATE_SPF_EVAL_H
 #define MXGATE_SPF_EVAL_H

@@ -50,7 +50,7 @@ int spf_is_record(const char *txt, size_t len);
 struct spf_record *spf_record_parse(const char *txt, size_t len, char *err, size_t errlen);
 void spf_record_free(struct spf_record *r);
 /* A name usable in a query: labels of 1..63 bytes, at most 253 in all (one
- * trailing dot allowed), printable ASCII or space. */
+ * trailing dot allowed), printable ASCII or space, no backslash. */
 int spf_name_valid(const char *name);
 
 /* spf_macro.c */

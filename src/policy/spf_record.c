@@ -30,7 +30,9 @@ int spf_name_valid(const char *name)
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (c < ' ' || c >= 0x7f) /* %_ puts spaces in names (7.3) */
+        /* %_ puts spaces in names (7.3); a backslash would be read as an
+         * escape by the resolver and ask for another name than expanded */
+        if (c < ' ' || c >= 0x7f || c == '\\')
             return 0;
         if (c == '.') {
             if (label == 0)

@@ -705,6 +705,48 @@ static void test_term_limit(void **state)
     zone_free(&z);
 }
 
+/* A backslash in an expanded name would be an escape to the resolver: the
+ * name is unusable (no match), it is never asked for */
+static void test_backslash_name_not_queried(void **state)
+{
+    static const char rec[] = "v=spf1 exists:%{l}.x.bs.example -all";
+    struct zone z = {0};
+    struct fake f;
+    struct spf_check *c;
+
+    zone_add(&z, "bs.example", Z_TXT, rec, sizeof rec - 1);
+    c = check(&z, &f, "192.0.2.1", "h.example", "a\\046b@bs.example", SPF_ID_MAILFROM);
+    assert_int_equal(spf_outcome(c)->result, SPF_FAIL);
+    assert_int_equal(f.queries, 1); /* the TXT record only */
+    spf_free(c);
+    zone_free(&z);
+}
+
+static void *refuse_query(void *ctx, enum spf_qtype type, const char *name, spf_answer_cb cb,
+                          void *arg)
+{
+    return NULL;
+}
+
+/* A resolver that cannot ask: temperror at once, no callback */
+static void test_resolver_refuses(void **state)
+{
+    struct spf_resolver res = {refuse_query, fake_cancel, NULL};
+    struct sockaddr_storage ss;
+    struct spf_request req = {0};
+    struct run r = {0, NULL};
+
+    make_addr("192.0.2.1", &ss);
+    req.client = (struct sockaddr *)&ss;
+    req.mailfrom = "a@example.org";
+    r.c = spf_new(&res, &req);
+    assert_int_equal(spf_start(r.c, on_done, &r), 1);
+    assert_int_equal(spf_outcome(r.c)->result, SPF_TEMPERROR);
+    assert_string_equal(spf_outcome(r.c)->problem, "cannot query example.org");
+    assert_int_equal(r.done, 0);
+    spf_free(r.c);
+}
+
 static void test_result_names(void **state)
 {
     for (int i = 0; i < SPF_RESULT_COUNT; i++)
@@ -724,6 +766,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_immediate_none),
         cmocka_unit_test(test_term_limit),
+        cmocka_unit_test(test_backslash_name_not_queried),
+        cmocka_unit_test(test_resolver_refuses),
         cmocka_unit_test(test_result_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
