@@ -6,7 +6,7 @@
 
 #include "policy/spf_internal.h"
 
-#define MAX_PARTS 400 /* a value of SPF_INPUT_MAX bytes splits into fewer */
+#define MAX_PARTS (2 * SPF_INPUT_MAX + 3) /* the longest value (s) cannot split into more */
 
 struct macro {
     char letter; /* lower case */
