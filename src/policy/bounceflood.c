@@ -151,7 +151,8 @@ static void bf_store_count(struct bounceflood *bf)
     uint64_t ttl = (uint64_t)bf->interval * BF_KEEP_WINDOWS;
 
     if (bf->store && store_incr(bf->store, key, (size_t)n, 1, (unsigned)ttl, NULL, NULL) < 0)
-        log_warn("event=bounce_flood what=store key=%s error=%s", key, log_q(strerror(errno)));
+        log_warn("event=bounce_flood what=store key=%s error=%s", log_q(key),
+                 log_q(strerror(errno)));
 }
 
 /* bf_env - the daemon's environment without MXGATE_*, then ours; NULL when out of memory */

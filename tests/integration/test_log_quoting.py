@@ -15,6 +15,7 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_log_quoting.py
 import re
 import socket
 import threading
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -315,3 +316,91 @@ def test_every_line_parses_and_keeps_what_was_sent(gateway, rogue, odd_dns, tmp_
     # and nothing anyone sent became a field of its own
     for r in log_records(gw):
         assert b"forged" not in r.get("event", b""), r
+
+
+# ---------------------------------------------------------------------------
+# the sources: log_q() is hard to forget
+# ---------------------------------------------------------------------------
+SRC = Path(__file__).resolve().parents[2] / "src"
+_CALL = re.compile(r"\blog_(?:info|warn|err|debug|fatal|panic|msg)\(")
+# a value whose name says it came from outside or from the configuration
+_OUTSIDE = re.compile(r"(?:helo|sender|rcpt|addr|address|text|reason|name|ptr|path|err|error|"
+                      r"reply|relay|hostname|uri|zone|key|subject|tls_desc|cipher)\)?$")
+
+
+# local variables that hold " key=" followed by a log_q()/log_qaddr() value (optional
+# fields), and the daemon's own names that look like outside ones
+_PREQUOTED = {"addr", "from", "rcpt", "helo", "kind->name", "j->kind->name"}
+
+
+def _split_args(body: str) -> List[str]:
+    """Top-level comma-separated arguments of a call body (strings and parens respected)."""
+    args, depth, cur, i = [], 0, "", 0
+    while i < len(body):
+        ch = body[i]
+        if ch == '"':
+            j = i + 1
+            while body[j] != '"':
+                j += 2 if body[j] == "\\" else 1
+            cur += body[i:j + 1]
+            i = j + 1
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            args.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    args.append(cur.strip())
+    return args
+
+
+def _log_calls():
+    """(file:line, format string, the arguments of its %s conversions) of every log call."""
+    for path in sorted(SRC.rglob("*.c")):
+        text = path.read_text()
+        for m in _CALL.finditer(text):
+            depth, i = 1, m.end()
+            while depth:
+                if text[i] == '"':
+                    i += 1
+                    while text[i] != '"':
+                        i += 2 if text[i] == "\\" else 1
+                elif text[i] == "(":
+                    depth += 1
+                elif text[i] == ")":
+                    depth -= 1
+                i += 1
+            args = _split_args(text[m.end():i - 1])
+            if m.group().startswith("log_msg"):
+                args = args[1:]
+            fmt = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', args[0]))
+            convs = re.findall(r"%[-+ #0-9.*]*(?:l{0,2}|z|h{0,2})[diouxXsc%]", fmt)
+            values = args[1:]
+            where = "%s:%d" % (path.relative_to(SRC), text.count("\n", 0, m.start()) + 1)
+            # %.Ns: a bounded slice of our own reply (code, status), not a value from outside
+            yield where, fmt, [a for c, a in zip([c for c in convs if c != "%%"], values)
+                               if c.endswith("s") and "." not in c]
+
+
+def test_sources_quote_outside_values():
+    """No log line quotes by hand (\"%s\") or brackets an address itself (<%s>), and
+    no %s value named like outside input (helo, sender, rcpt, text, name, path...)
+    goes into a line without log_q()/log_qaddr()/log_quote()."""
+    calls = list(_log_calls())
+    assert len(calls) > 80, "the scan found only %d log calls" % len(calls)
+    bad = []
+    for where, fmt, svals in calls:
+        if '\\"%s\\"' in fmt or "<%s>" in fmt:
+            bad.append("%s: quotes or brackets by hand: %s" % (where, fmt))
+        for v in svals:
+            if re.match(r"log_(?:q|qaddr|quote|quote_addr)\(", v) or v in _PREQUOTED:
+                continue
+            last = re.split(r"[^A-Za-z0-9_]+", v.rstrip(")"))[-1]
+            if _OUTSIDE.search(last) and not v.startswith('"'):
+                bad.append("%s: %s goes into the line unquoted: %s" % (where, v, fmt))
+    assert not bad, "\n".join(bad)
