@@ -110,7 +110,7 @@ static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
     dns = dns_new(base, servers, n, (unsigned)cfg_getint(sec, "timeout"),
                   (unsigned)cfg_getint(sec, "tries"), err, sizeof(err));
     if (!dns)
-        log_fatal("event=fatal what=dns error=\"%s\"", err);
+        log_fatal("event=fatal what=dns error=%s", log_q(err));
     return dns;
 }
 
@@ -124,7 +124,7 @@ static struct store *setup_store(const struct config *cfg, struct event_base *ba
     config_store_uri(cfg, uri, sizeof(uri));
     st = store_open(base, uri, err, sizeof(err));
     if (!st)
-        log_fatal("event=fatal what=store uri=%s error=\"%s\"", uri, err);
+        log_fatal("event=fatal what=store uri=%s error=%s", log_q(uri), log_q(err));
     store_set_expire_interval(st, (unsigned)cfg_getint(sec, "cleanup"));
     return st;
 }
@@ -137,7 +137,7 @@ static struct policy *setup_policy(struct server *srv, struct store *st)
     struct policy *p = policy_new(&env, err, sizeof(err));
 
     if (!p)
-        log_fatal("event=fatal what=policy error=\"%s\"", err);
+        log_fatal("event=fatal what=policy error=%s", log_q(err));
     return p;
 }
 
@@ -150,11 +150,11 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
         srv->tls =
             tls_server_ctx(cfg->tls_certificate, cfg->tls_key, cfg->tls_ciphers, err, sizeof(err));
         if (!srv->tls)
-            log_fatal("event=fatal what=tls error=\"%s\"", err);
+            log_fatal("event=fatal what=tls error=%s", log_q(err));
     }
     *client = NULL;
     if (cfg->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
-        log_fatal("event=fatal what=tls-client error=\"%s\"", err);
+        log_fatal("event=fatal what=tls-client error=%s", log_q(err));
 }
 
 /* on_corrupt - a queue file failed its checks at load: the operator must hear of
@@ -162,11 +162,10 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
 static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
 {
     struct server *srv = arg;
-    char qreason[64], path[4096], qpath[4200];
+    char path[4096];
 
     snprintf(path, sizeof(path), "%s/%s/%s", srv->cfg->spool_dir, moved ? "corrupt" : "queue", id);
-    log_err("event=corrupt id=%s reason=%s file=%s", id,
-            log_quote(qreason, sizeof(qreason), reason), log_quote(qpath, sizeof(qpath), path));
+    log_err("event=corrupt id=%s reason=%s file=%s", log_q(id), log_q(reason), log_q(path));
     stats_count(srv->stats, "queue_corrupt");
 }
 
@@ -175,7 +174,7 @@ static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
  * over anything inside the spool (core/privs.c) */
 static void warn_foreign(const struct config *cfg)
 {
-    char first[300], q[700];
+    char first[300];
     int n;
 
     if (!cfg->user || getuid() == 0)
@@ -184,7 +183,7 @@ static void warn_foreign(const struct config *cfg)
     if (n > 0)
         log_warn("event=spool_foreign count=%d first=%s user=%s error=\"not the daemon user's: "
                  "waiting until their owner is changed (chown -R)\"",
-                 n, log_quote(q, sizeof(q), first), cfg->user);
+                 n, log_q(first), log_q(cfg->user));
 }
 
 /* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
@@ -195,20 +194,20 @@ static struct spool *setup_dirs(const struct config *cfg)
     struct spool *sp;
 
     if (fs_mkdir_p(cfg->state_dir, 0700) < 0)
-        log_fatal("event=fatal what=state_dir path=%s error=\"%s\"", cfg->state_dir,
-                  strerror(errno));
+        log_fatal("event=fatal what=state_dir path=%s error=%s", log_q(cfg->state_dir),
+                  log_q(strerror(errno)));
     if (fs_mkdir_p(cfg->spool_dir, 0700) < 0)
-        log_fatal("event=fatal what=spool_dir path=%s error=\"%s\"", cfg->spool_dir,
-                  strerror(errno));
+        log_fatal("event=fatal what=spool_dir path=%s error=%s", log_q(cfg->spool_dir),
+                  log_q(strerror(errno)));
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
-        log_fatal("event=fatal what=spool error=\"%s\"", err);
+        log_fatal("event=fatal what=spool error=%s", log_q(err));
     warn_foreign(cfg);
     spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */
     if (spool_set_recycle(sp, cfg->queue.sync_filesystem ? cfg->queue.recycle : 0) < 0)
-        log_fatal("event=fatal what=spool error=\"free/: %s\"", strerror(errno));
+        log_fatal("event=fatal what=spool dir=free/ error=%s", log_q(strerror(errno)));
     return sp;
 }
 
@@ -248,9 +247,9 @@ static int run(const struct config *cfg, const struct options *o)
     LIST_INIT(&srv.sessions);
     setup_tls(cfg, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
-        log_fatal("event=fatal what=listen error=\"%s\"", err);
+        log_fatal("event=fatal what=listen error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
-        log_fatal("event=fatal what=privileges error=\"%s\"", err);
+        log_fatal("event=fatal what=privileges error=%s", log_q(err));
     srv.spool = setup_dirs(cfg);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
@@ -266,7 +265,7 @@ static int run(const struct config *cfg, const struct options *o)
         log_fatal("event=fatal what=\"out of memory\"");
     config_control_socket(cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv.base, sock, srv.queue)))
-        log_fatal("event=fatal what=control path=%s error=\"%s\"", sock, strerror(errno));
+        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, srv.policy);
@@ -275,7 +274,7 @@ static int run(const struct config *cfg, const struct options *o)
     evsignal_add(sig_hup, NULL);
     queue_start(srv.queue);
     server_enable(&srv);
-    log_info("event=ready hostname=%s", cfg->hostname);
+    log_info("event=ready hostname=%s", log_q(cfg->hostname));
     event_base_dispatch(srv.base);
 
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
@@ -321,7 +320,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* nochdir: relative paths of check files (lists, hook) stay as the operator wrote them */
     if (!o.foreground && daemon(1, 0) < 0)
-        log_fatal("event=fatal what=daemon error=\"%s\"", strerror(errno));
+        log_fatal("event=fatal what=daemon error=%s", log_q(strerror(errno)));
     rc = run(cfg, &o);
     config_free(cfg);
     return rc;

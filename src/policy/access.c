@@ -42,7 +42,8 @@
  *
  * Stages: CONNECT (client, then rdns), HELO (helo), MAIL (sender), RCPT (rcpt).
  * allow -> OK; at CONNECT it also marks the client allowlisted, so the
- * pipeline skips every other check for the rest of the session.
+ * pipeline skips every other check for the rest of the session; at RCPT it
+ * lets the recipient past a held connect/HELO refusal (policy.h).
  * deny  -> REJECT 554 5.7.1 TEXT, reason "client 192.0.2.0/24",
  * "rdns /regex/", "helo /regex/", "sender @example.test", "rcpt user@x.test".
  */
@@ -554,6 +555,7 @@ static void access_run(void *state, struct policy_job *job, enum policy_stage st
 const struct policy_check_ops policy_check_access = {
     .name = "access",
     .trusted_too = 1,
+    .passes_held = 1, /* an allowed recipient (abuse@) passes a held connect/HELO refusal */
     .stages = POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO) | POLICY_STAGE(POLICY_MAIL) |
               POLICY_STAGE(POLICY_RCPT),
     .init = access_init,

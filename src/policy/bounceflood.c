@@ -139,8 +139,8 @@ static void bf_store_state(struct bounceflood *bf)
 
     if (bf->store &&
         store_set(bf->store, BF_STATE_KEY, strlen(BF_STATE_KEY), val, (size_t)n, 0, NULL, NULL) < 0)
-        log_warn("event=bounce_flood what=store key=%s error=\"%s\"", BF_STATE_KEY,
-                 strerror(errno));
+        log_warn("event=bounce_flood what=store key=%s error=%s", BF_STATE_KEY,
+                 log_q(strerror(errno)));
 }
 
 /* bf_store_count - one more bounce in the window's counter */
@@ -151,7 +151,8 @@ static void bf_store_count(struct bounceflood *bf)
     uint64_t ttl = (uint64_t)bf->interval * BF_KEEP_WINDOWS;
 
     if (bf->store && store_incr(bf->store, key, (size_t)n, 1, (unsigned)ttl, NULL, NULL) < 0)
-        log_warn("event=bounce_flood what=store key=%s error=\"%s\"", key, strerror(errno));
+        log_warn("event=bounce_flood what=store key=%s error=%s", log_q(key),
+                 log_q(strerror(errno)));
 }
 
 /* bf_env - the daemon's environment without MXGATE_*, then ours; NULL when out of memory */
@@ -232,8 +233,8 @@ static void bf_hook_run(struct bounceflood *bf, enum bf_event ev, uint64_t count
     log_quote(path, sizeof(path), bf->hook);
     if (rc != 0) {
         bf->pid = 0;
-        log_err("event=hook check=bounce_flood arg=%s status=error path=%s error=\"%s\"",
-                bf_event_name(ev), path, strerror(rc));
+        log_err("event=hook check=bounce_flood arg=%s status=error path=%s error=%s",
+                bf_event_name(ev), log_q(path), log_q(strerror(rc)));
         return;
     }
     bf->running = ev;
@@ -241,7 +242,7 @@ static void bf_hook_run(struct bounceflood *bf, enum bf_event ev, uint64_t count
     clock_gettime(CLOCK_MONOTONIC, &bf->begun);
     event_add(bf->reap, &tv);
     log_info("event=hook check=bounce_flood arg=%s pid=%ld status=started path=%s",
-             bf_event_name(ev), (long)bf->pid, path);
+             bf_event_name(ev), (long)bf->pid, log_q(path));
 }
 
 /* bf_hook - run the hook for ev, or let it wait for the running one */
@@ -293,8 +294,8 @@ static void bf_reap(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (r < 0)
-        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=unknown error=\"%s\"",
-                 bf_event_name(bf->running), (long)bf->pid, strerror(errno));
+        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=unknown error=%s",
+                 bf_event_name(bf->running), (long)bf->pid, log_q(strerror(errno)));
     else if (WIFEXITED(status))
         log_msg(WEXITSTATUS(status) ? LOG_LVL_WARN : LOG_LVL_INFO,
                 "event=hook check=bounce_flood arg=%s pid=%ld status=exited code=%d",

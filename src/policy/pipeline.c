@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/config.h"
 #include "policy/registry.h"
@@ -49,6 +50,7 @@ struct policy_run {
     size_t next;
     int in_step; /* the step loop is on the stack: a synchronous done just returns */
     int decided;
+    int held_pass; /* RCPT with a held refusal: only passes_held checks run (run_held_pass) */
     struct policy_job job;
     struct policy_verdict result;
     struct event *ev;
@@ -121,6 +123,8 @@ static int run_skip(const struct policy_run *r, const struct policy_inst *in)
 {
     if (!(in->ops->stages & POLICY_STAGE(r->stage)))
         return 1;
+    if (r->held_pass && !in->ops->passes_held)
+        return 1;
     /* An allow from the access list trusts the client for every judging check. */
     return r->cl->allowlisted && !in->ops->trusted_too;
 }
@@ -141,7 +145,21 @@ static void run_step(struct policy_run *r)
         }
     }
     r->in_step = 0;
+    if (r->held_pass && !r->decided)
+        r->result = *r->cl->held; /* no check let the recipient pass: the held refusal */
     run_finish(r);
+}
+
+/* run_held_verdict - a passes_held check allowed the recipient: judge it as
+ * if nothing were held, every RCPT check from the first (counted then) */
+static void run_held_verdict(struct policy_run *r, const struct policy_verdict *v)
+{
+    if (v->action == POLICY_OK) {
+        r->held_pass = 0;
+        r->next = 0;
+    }
+    if (!r->in_step)
+        run_step(r);
 }
 
 /* policy_job_done - record the check's verdict; continue or decide */
@@ -151,6 +169,10 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
     char counter[96];
 
     job->pending = 0;
+    if (r->held_pass) {
+        run_held_verdict(r, v);
+        return;
+    }
     if (v->action != POLICY_DUNNO) {
         snprintf(counter, sizeof(counter), "%s.%s", job->inst->ops->name,
                  policy_action_name(v->action));
@@ -165,6 +187,15 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
     }
     if (!r->in_step)
         run_step(r);
+}
+
+/* run_postmaster - is the recipient postmaster@ one of our domains (RFC 5321 4.5.1) */
+static int run_postmaster(const struct policy_run *r)
+{
+    const char *rcpt = r->cl->rcpt;
+
+    return rcpt && strncasecmp(rcpt, "postmaster@", 11) == 0 &&
+           config_is_local_domain(r->p->env.cfg, rcpt + 11);
 }
 
 /* run_kick - first step from the loop, so done never runs inside policy_start */
@@ -188,6 +219,7 @@ struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage 
     r->done = done;
     r->arg = arg;
     policy_verdict_dunno(&r->result);
+    r->held_pass = stage == POLICY_RCPT && cl->held && !run_postmaster(r);
     r->ev = event_new(c->p->env.base, -1, 0, run_kick, r);
     if (!r->ev) {
         free(r);
@@ -273,6 +305,9 @@ static int policy_build_chain(struct policy *p, const struct config_listen *l,
         c->checks[c->n++] = in;
         c->stages |= in->ops->stages;
     }
+    /* A connect or HELO refusal is held until RCPT and answered by the RCPT stage. */
+    if (c->stages & (POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO)))
+        c->stages |= POLICY_STAGE(POLICY_RCPT);
     return 0;
 }
 

@@ -467,17 +467,17 @@ static void recipients_reload(void *state)
         if (d->path && rv_load(d->path, &fresh, err, sizeof(err)) < 0) {
             log_warn("event=reload check=recipients domain=%s status=failed error=%s "
                      "keeping=old-list",
-                     d->name, log_quote(q, sizeof(q), err));
+                     log_q(d->name), log_quote(q, sizeof(q), err));
         } else if (d->path) {
             rv_table_clear(&d->table);
             d->table = fresh;
-            log_info("event=reload check=recipients domain=%s status=ok entries=%zu", d->name,
-                     fresh.n);
+            log_info("event=reload check=recipients domain=%s status=ok entries=%zu",
+                     log_q(d->name), fresh.n);
         }
         if (d->probe && !d->target->literal && rv_resolve(d, err, sizeof(err)) < 0)
             log_warn("event=reload check=recipients domain=%s status=failed error=%s "
                      "keeping=old-address",
-                     d->name, log_quote(q, sizeof(q), err));
+                     log_q(d->name), log_quote(q, sizeof(q), err));
     }
 }
 
@@ -531,7 +531,7 @@ static void rv_store_warn(const struct rv_job *j, const char *op, const char *wh
 {
     char q[128];
 
-    log_warn("event=store_error check=recipients op=%s key=%s error=%s", op, j->key,
+    log_warn("event=store_error check=recipients op=%s key=%s error=%s", op, log_q(j->key),
              log_quote(q, sizeof(q), why));
 }
 

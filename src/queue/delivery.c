@@ -518,20 +518,19 @@ static void dl_finish_work(void *arg)
 /* dl_log_rcpt - one log line per recipient outcome */
 static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
 {
-    char q[600], a[600], raw[SMTP_PATH_MAX + 4];
-    const char *addr;
+    char reply[sizeof(r->text) + 16];
+    const char *addr = log_qaddr(d->env.rcpt[r->idx].addr);
 
-    snprintf(raw, sizeof(raw), "<%s>", d->env.rcpt[r->idx].addr);
-    addr = log_quote(a, sizeof(a), raw);
-    if (r->res == DL_OK)
-        log_info("event=delivered id=%s rcpt=%s relay=%s reply=\"%d %s\"", d->id, addr, r->relay,
-                 r->code, r->text);
-    else if (r->res == DL_DEFER)
+    if (r->res == DL_OK) {
+        snprintf(reply, sizeof(reply), "%d %s", r->code, r->text);
+        log_info("event=delivered id=%s rcpt=%s relay=%s reply=%s", d->id, addr, log_q(r->relay),
+                 log_q(reply));
+    } else if (r->res == DL_DEFER)
         log_info("event=deferred id=%s rcpt=%s relay=%s reason=%s next_retry=%u", d->id, addr,
-                 r->relay, log_quote(q, sizeof(q), r->text), d->out.next_retry);
+                 log_q(r->relay), log_q(r->text), d->out.next_retry);
     else
-        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s", d->id, addr, r->relay,
-                 log_quote(q, sizeof(q), r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
+        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s", d->id, addr,
+                 log_q(r->relay), log_q(r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
 }
 
 /* dl_finish_done - on the loop: log, tell the queue, free */

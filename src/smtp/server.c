@@ -85,7 +85,8 @@ static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip
 
     if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         (void)0; /* the client is gone or not reading: nothing more to tell it */
-    log_info("event=reject client=%s stage=connect code=421 status=4.7.0 reason=\"%s\"", ip, why);
+    log_info("event=reject client=%s stage=connect code=421 status=4.7.0 reason=%s", ip,
+             log_q(why));
     stats_count(srv->stats, "connections");
     stats_count(srv->stats, "stopped");
     stats_count(srv->stats, "stopped.limits");
@@ -150,13 +151,13 @@ static void server_accept_error(struct evconnlistener *evl, void *arg)
     int e = EVUTIL_SOCKET_ERROR();
 
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
-        log_warn("event=accept_error error=\"%s\"", evutil_socket_error_to_string(e));
+        log_warn("event=accept_error error=%s", log_q(evutil_socket_error_to_string(e)));
         return;
     }
     evconnlistener_disable(evl);
     if (!sl->paused)
-        log_warn("event=accept_error error=\"%s\" action=\"pause accepting for 250 ms\"",
-                 evutil_socket_error_to_string(e));
+        log_warn("event=accept_error error=%s action=\"pause accepting for 250 ms\"",
+                 log_q(evutil_socket_error_to_string(e)));
     sl->paused = 1;
     if (sl->resume)
         evtimer_add(sl->resume, &tv);
@@ -192,7 +193,8 @@ int server_listen(struct server *srv, char *err, size_t errlen)
         evconnlistener_set_error_cb(sl->evl, server_accept_error);
         sl->resume = evtimer_new(srv->base, server_resume, sl);
         srv->nlisteners++;
-        log_info("event=listen listener=%s address=%s", sl->conf->name, sl->conf->address);
+        log_info("event=listen listener=%s address=%s", log_q(sl->conf->name),
+                 log_q(sl->conf->address));
     }
     return 0;
 }

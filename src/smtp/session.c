@@ -167,8 +167,7 @@ void session_close(struct session *s, const char *reason, const char *fmt, ...)
 /* session_error - an error reply; past max_errors the client is cut off */
 void session_error(struct session *s, const char *stage, const char *fmt, ...)
 {
-    char text[512], q[600], from[SMTP_PATH_MAX * 2], rcpt[SMTP_PATH_MAX * 2],
-        raw[SMTP_PATH_MAX + 8];
+    char text[512], from[LOG_QUOTE_MAX + 8], rcpt[LOG_QUOTE_MAX + 8];
     va_list ap;
 
     va_start(ap, fmt);
@@ -176,16 +175,12 @@ void session_error(struct session *s, const char *stage, const char *fmt, ...)
     va_end(ap);
     session_reply(s, "%s", text);
     from[0] = rcpt[0] = '\0';
-    if (s->tx) {
-        snprintf(raw, sizeof(raw), "<%s>", s->tx->sender);
-        snprintf(from, sizeof(from), " from=%s", log_quote(q, sizeof(q), raw));
-    }
-    if (s->cur_rcpt) {
-        snprintf(raw, sizeof(raw), "<%s>", s->cur_rcpt);
-        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_quote(q, sizeof(q), raw));
-    }
+    if (s->tx)
+        snprintf(from, sizeof(from), " from=%s", log_qaddr(s->tx->sender));
+    if (s->cur_rcpt)
+        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_qaddr(s->cur_rcpt));
     log_info("event=reject sid=%s client=%s stage=%s code=%.3s status=%.5s reason=%s%s%s", s->sid,
-             s->ip, stage, text, text + 4, log_quote(q, sizeof(q), text + 10), from, rcpt);
+             s->ip, stage, text, text + 4, log_q(text + 10), from, rcpt);
     if (++s->nerrors >= s->srv->cfg->limits.max_errors)
         session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
 }
@@ -406,8 +401,8 @@ static void session_tls_done(struct session *s)
 
     s->tls = 1;
     tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-    log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, SSL_get_version(ssl),
-             SSL_get_cipher_name(ssl));
+    log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, log_q(SSL_get_version(ssl)),
+             log_q(SSL_get_cipher_name(ssl)));
     s->state = s->greeted ? SESS_COMMAND : SESS_GREETING;
     session_set_timeout(s, s->srv->cfg->timeouts.command);
     session_process(s);
@@ -565,7 +560,7 @@ void session_start(struct server *srv, const struct config_listen *l, evutil_soc
     log_info("event=connect sid=%s client=%s port=%u listener=%s", s->sid, s->ip,
              sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                                        : ntohs(((const struct sockaddr_in *)sa)->sin_port),
-             l->name);
+             log_q(l->name));
     if (session_init_io(s) < 0) {
         s->close_reason = "resource";
         session_free(s);

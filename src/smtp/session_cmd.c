@@ -230,7 +230,7 @@ static void rcpt_reply(struct session *s, const struct policy_verdict *v)
     s->cl.rcpt = NULL;
 }
 
-/* cmd_rcpt_judge - a held connect/HELO refusal answers now; else the RCPT checks */
+/* cmd_rcpt_judge - the RCPT checks; they also answer a held connect/HELO refusal */
 static void cmd_rcpt_judge(struct session *s, const char *addr)
 {
     s->pending_rcpt = strdup(addr);
@@ -238,10 +238,7 @@ static void cmd_rcpt_judge(struct session *s, const char *addr)
         session_error(s, "rcpt", "451 4.3.0 Error: out of memory");
         return;
     }
-    if (s->has_held) {
-        rcpt_reply(s, &s->held);
-        return;
-    }
+    s->cl.held = s->has_held ? &s->held : NULL;
     s->cl.rcpt = s->pending_rcpt;
     s->cl.nrcpt = (unsigned)s->tx->nrcpt;
     session_run_stage(s, POLICY_RCPT, rcpt_reply);

@@ -92,7 +92,7 @@ void session_data_begin(struct session *s)
     }
     free(r);
     if (!tx->writer || data_received(s) < 0) {
-        log_err("event=error sid=%s what=\"spool write\" error=\"%s\"", s->sid, strerror(errno));
+        log_err("event=error sid=%s what=\"spool write\" error=%s", s->sid, log_q(strerror(errno)));
         session_tx_free(s);
         session_error(s, "data", "451 4.3.0 Error: queue file write error");
         return;
@@ -216,19 +216,18 @@ static void commit_done(void *arg, int rc, int err)
 {
     struct session_commit *c = arg;
     struct session *s = c->s;
-    char q[SMTP_PATH_MAX * 2 + 8];
 
     c->rc = rc;
     c->err = err;
     if (c->rc == 0) {
-        log_info("event=queued sid=%s id=%s client=%s from=<%s> nrcpt=%zu size=%llu", c->sid, c->id,
-                 c->ip, log_quote(q, sizeof(q), c->sender), c->nrcpt, (unsigned long long)c->size);
+        log_info("event=queued sid=%s id=%s client=%s from=%s nrcpt=%zu size=%llu", c->sid, c->id,
+                 c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size);
         stats_count(c->srv->stats, "accepted");
         if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
             queue_add(c->srv->queue, c->id);
     } else {
-        log_err("event=error sid=%s id=%s what=\"spool commit\" error=\"%s\"", c->sid, c->id,
-                strerror(c->err));
+        log_err("event=error sid=%s id=%s what=\"spool commit\" error=%s", c->sid, c->id,
+                log_q(strerror(c->err)));
     }
     if (s) {
         s->commit = NULL;
