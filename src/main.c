@@ -12,6 +12,8 @@
 
 #include "admin/control.h"
 #include "dns/dns.h"
+#include "dns/dnsconf.h"
+#include "modules.h"
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
@@ -22,9 +24,14 @@
 #include "queue/commitq.h"
 #include "core/privs.h"
 #include "queue/queue.h"
+#include "queue/queueconf.h"
+#include "relay/routes.h"
 #include "queue/spool.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
+#include "store/storeconf.h"
 #include "tls/tls.h"
+#include "tls/tlsconf.h"
 
 #define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
 
@@ -93,22 +100,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
 static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
 {
-    cfg_t *sec = cfg_getsec(cfg->raw, "dns");
-    const char *servers[16];
-    size_t n = cfg_size(sec, "servers"), checks = 0;
+    size_t checks = 0;
     char err[512];
     struct dns *dns;
 
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        checks += cfg->listen[i].nchecks;
-    if (n == 0 && checks == 0)
+    for (unsigned i = 0; i < cfg_size(cfg->raw, "listen"); i++)
+        checks += cfg_size(cfg_getnsec(cfg->raw, "listen", i), "checks");
+    if (!dnsconf_has_servers(cfg) && checks == 0)
         return NULL;
-    if (n > 16)
-        log_fatal("event=fatal what=dns error=\"at most 16 servers\"");
-    for (size_t i = 0; i < n; i++)
-        servers[i] = cfg_getnstr(sec, "servers", (unsigned)i);
-    dns = dns_new(base, servers, n, (unsigned)cfg_getint(sec, "timeout"),
-                  (unsigned)cfg_getint(sec, "tries"), err, sizeof(err));
+    dns = dnsconf_open(cfg, base, err, sizeof(err));
     if (!dns)
         log_fatal("event=fatal what=dns error=\"%s\"", err);
     return dns;
@@ -117,22 +117,21 @@ static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
 /* setup_store - the state store (greylist, rate limits, statistics) */
 static struct store *setup_store(const struct config *cfg, struct event_base *base)
 {
-    cfg_t *sec = cfg_getsec(cfg->raw, "store");
     char uri[4200], err[512];
     struct store *st;
 
-    config_store_uri(cfg, uri, sizeof(uri));
+    storeconf_uri(cfg, uri, sizeof(uri));
     st = store_open(base, uri, err, sizeof(err));
     if (!st)
         log_fatal("event=fatal what=store uri=%s error=\"%s\"", uri, err);
-    store_set_expire_interval(st, (unsigned)cfg_getint(sec, "cleanup"));
+    store_set_expire_interval(st, storeconf_cleanup(cfg));
     return st;
 }
 
 /* setup_policy - every listener's checks */
 static struct policy *setup_policy(struct server *srv, struct store *st)
 {
-    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats};
+    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats, srv->routes};
     char err[512];
     struct policy *p = policy_new(&env, err, sizeof(err));
 
@@ -142,23 +141,20 @@ static struct policy *setup_policy(struct server *srv, struct store *st)
 }
 
 /* setup_tls - server and client contexts */
-static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **client)
+static void setup_tls(const struct config *cfg, const struct queueconf *qc, struct server *srv,
+                      SSL_CTX **client)
 {
     char err[512];
 
-    if (cfg->tls_certificate) {
-        srv->tls =
-            tls_server_ctx(cfg->tls_certificate, cfg->tls_key, cfg->tls_ciphers, err, sizeof(err));
-        if (!srv->tls)
-            log_fatal("event=fatal what=tls error=\"%s\"", err);
-    }
+    if (tlsconf_server_ctx(cfg, &srv->tls, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=tls error=\"%s\"", err);
     *client = NULL;
-    if (cfg->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
+    if (qc->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
         log_fatal("event=fatal what=tls-client error=\"%s\"", err);
 }
 
 /* setup_dirs - spool and state, created before we lose the right to */
-static struct spool *setup_dirs(const struct config *cfg)
+static struct spool *setup_dirs(const struct config *cfg, const struct queueconf *qc)
 {
     char err[512];
     struct spool *sp;
@@ -172,10 +168,10 @@ static struct spool *setup_dirs(const struct config *cfg)
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
-    spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
+    spool_set_sync(sp, qc->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */
-    if (spool_set_recycle(sp, cfg->queue.sync_filesystem ? cfg->queue.recycle : 0) < 0)
+    if (spool_set_recycle(sp, qc->queue.sync_filesystem ? qc->queue.recycle : 0) < 0)
         log_fatal("event=fatal what=spool error=\"free/: %s\"", strerror(errno));
     return sp;
 }
@@ -199,6 +195,9 @@ static struct event_base *new_event_base(void)
 static int run(const struct config *cfg, const struct options *o)
 {
     struct server srv = {.cfg = cfg};
+    struct queueconf qc;
+    struct serverconf *sc = serverconf_load(cfg);
+    struct routes *routes = routes_load(cfg);
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
     struct store *st;
@@ -206,13 +205,18 @@ static int run(const struct config *cfg, const struct options *o)
     char err[512], sock[4096];
     const char *dirs[3];
 
-    srv.spool = setup_dirs(cfg);
+    if (!sc || !routes)
+        log_fatal("event=fatal what=\"out of memory\"");
+    srv.conf = sc;
+    srv.routes = routes;
+    queueconf_read(cfg, &qc);
+    srv.spool = setup_dirs(cfg, &qc);
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
     log_batch(srv.base);
     LIST_INIT(&srv.sessions);
-    setup_tls(cfg, &srv, &client_tls);
+    setup_tls(cfg, &qc, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=\"%s\"", err);
     dirs[0] = cfg->spool_dir;
@@ -226,9 +230,9 @@ static int run(const struct config *cfg, const struct options *o)
         log_fatal("event=fatal what=\"out of memory\"");
     srv.dns = setup_dns(cfg, srv.base);
     srv.policy = setup_policy(&srv, st);
-    srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
-    srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
-    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
+    srv.pool = pool_new(srv.base, (int)qc.queue.fsync_threads);
+    srv.commits = commitq_new(srv.pool, qc.queue.sync_filesystem);
+    srv.queue = queue_new(srv.base, cfg, routes, srv.spool, srv.pool, client_tls);
     if (!srv.pool || !srv.commits || !srv.queue)
         log_fatal("event=fatal what=\"out of memory\"");
     config_control_socket(cfg, sock, sizeof(sock));
@@ -265,6 +269,8 @@ static int run(const struct config *cfg, const struct options *o)
     SSL_CTX_free(client_tls);
     log_batch_end();
     event_base_free(srv.base);
+    routes_free(routes);
+    serverconf_free(sc);
     log_info("event=stopped");
     return 0;
 }
@@ -276,7 +282,7 @@ int main(int argc, char **argv)
     int rc;
 
     parse_options(argc, argv, &o);
-    cfg = config_load(o.config, stderr);
+    cfg = modules_config_load(o.config, stderr);
     if (!cfg)
         return 1;
     if (o.check_only) {

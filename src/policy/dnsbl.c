@@ -528,6 +528,25 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
     return 0;
 }
 
+static cfg_opt_t dnsbl_zone_opts[] = {
+    CFG_INT("weight", 1, CFGF_NONE),
+    CFG_STR_LIST("codes", "{}", CFGF_NONE), /* empty: any 127.0.0.0/8 answer but 127.255.255.x */
+    CFG_INT("timeout", 3, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t dnsbl_opts[] = {
+    CFG_INT("threshold", 1, CFGF_NONE),
+    CFG_STR("action", "reject", CFGF_NONE), /* reject | tempfail | score */
+    CFG_SEC("zone", dnsbl_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_END(),
+};
+
+static const struct config_section dnsbl_section = {
+    .name = "dnsbl",
+    .opts = dnsbl_opts,
+};
+
 const struct policy_check_ops policy_check_dnsbl = {
     .name = "dnsbl",
     .stages = POLICY_STAGE(POLICY_CONNECT),
@@ -536,4 +555,5 @@ const struct policy_check_ops policy_check_dnsbl = {
     .cancel = dnsbl_cancel,
     .reload = NULL,
     .free = dnsbl_free,
+    .section = &dnsbl_section,
 };

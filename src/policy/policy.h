@@ -19,6 +19,8 @@
 
 struct event_base;
 struct config;
+struct config_section;
+struct routes;
 struct dns;
 struct store;
 struct stats;
@@ -80,6 +82,7 @@ struct policy_env {
     struct dns *dns;     /* NULL when no resolver is configured */
     struct store *store; /* NULL when no state store */
     struct stats *stats;
+    const struct routes *routes; /* the route table (the recipients check probes through it) */
 };
 
 struct policy_job; /* one check's turn in one stage of one session */
@@ -103,6 +106,9 @@ struct policy_check_ops {
     /* trusted_too - run even for clients the access list allowed: the check
      * rewrites addresses (BATV) or is the allow list itself */
     int trusted_too;
+    /* section - the check's configuration section (options, defaults, bounds), or NULL;
+     * config_load assembles it with the others (policy_section lists them) */
+    const struct config_section *section;
 };
 
 /* policy_job_done - the check's verdict; may be called from inside run or later */

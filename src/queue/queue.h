@@ -6,12 +6,15 @@ struct event_base;
 struct config;
 struct spool;
 struct pool;
+struct routes;
 struct queue;
 typedef struct ssl_ctx_st SSL_CTX;
 
-/* queue_new - client_tls may be NULL (no STARTTLS to next hops) */
-struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
-                        struct pool *pool, SSL_CTX *client_tls);
+/* queue_new - the queue and delivery settings come from cfg; routes (kept by the
+ * caller) say where each domain goes; client_tls may be NULL (no STARTTLS to next hops) */
+struct queue *queue_new(struct event_base *base, const struct config *cfg,
+                        const struct routes *routes, struct spool *sp, struct pool *pool,
+                        SSL_CTX *client_tls);
 
 /* queue_start - pick up every message in the spool (after a restart); returns the count */
 int queue_start(struct queue *q);

@@ -1,0 +1,19 @@
+/*
+ * modules.h - the top of the layers: every module's configuration section in
+ * one list, for mxgated, mxgatectl and the tests that load a configuration.
+ */
+#ifndef MX_MODULES_H
+#define MX_MODULES_H
+
+#include <stdio.h>
+
+struct config;
+struct config_section;
+
+/* modules_sections - every section a configuration file may hold, NULL-terminated */
+const struct config_section *const *modules_sections(void);
+
+/* modules_config_load - config_load with every module's section */
+struct config *modules_config_load(const char *path, FILE *errout);
+
+#endif
