@@ -49,7 +49,7 @@ static void usage(void)
     fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-c config]\n"
                     "  -c FILE  configuration (default " MXGATE_DEFAULT_CONFIG ")\n"
                     "  -f       stay in the foreground, log to stderr\n"
-                    "  -n       check the configuration and exit\n"
+                    "  -n       check the configuration as the start does, and exit\n"
                     "  -d       debug logging\n");
     exit(2);
 }
@@ -131,7 +131,12 @@ static struct store *setup_store(const struct config *cfg, struct event_base *ba
 /* setup_policy - every listener's checks */
 static struct policy *setup_policy(struct server *srv, struct store *st)
 {
-    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats, srv->routes};
+    struct policy_env env = {.base = srv->base,
+                             .cfg = srv->cfg,
+                             .dns = srv->dns,
+                             .store = st,
+                             .stats = srv->stats,
+                             .routes = srv->routes};
     char err[512];
     struct policy *p = policy_new(&env, err, sizeof(err));
 
@@ -285,6 +290,11 @@ int main(int argc, char **argv)
     cfg = modules_config_load(o.config, stderr);
     if (!cfg)
         return 1;
+    /* -n and the start run the same validation: every error (and warning) as FILE:LINE */
+    if (modules_validate(cfg, stderr) > 0) {
+        config_free(cfg);
+        return 1;
+    }
     if (o.check_only) {
         printf("%s: ok\n", o.config);
         config_free(cfg);

@@ -2,11 +2,18 @@
  * a new policy check its row in policy/registry.c */
 #include "modules.h"
 
+#include <confuse.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/privs.h"
+#include "dns/dns.h"
 #include "dns/dnsconf.h"
+#include "policy/policy.h"
 #include "policy/registry.h"
+#include "policy/validate.h"
 #include "queue/queueconf.h"
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
@@ -46,4 +53,53 @@ const struct config_section *const *modules_sections(void)
 struct config *modules_config_load(const char *path, FILE *errout)
 {
     return config_load(path, modules_sections(), errout);
+}
+
+/* modules_validate_tls - the server certificate and key load and match */
+static void modules_validate_tls(const struct config *cfg, struct config_diag *d)
+{
+    SSL_CTX *ctx;
+    char err[512];
+
+    if (tlsconf_server_ctx(cfg, &ctx, err, sizeof(err)) < 0)
+        config_error(d, cfg_getsec(cfg->raw, "tls")->line, "tls: %s", err);
+    SSL_CTX_free(ctx);
+}
+
+/* modules_validate_dns - the servers named parse (a resolver made and dropped) */
+static void modules_validate_dns(const struct config *cfg, struct event_base *base,
+                                 struct config_diag *d)
+{
+    struct dns *dns;
+    char err[512];
+
+    if (!dnsconf_has_servers(cfg))
+        return;
+    if (!(dns = dnsconf_open(cfg, base, err, sizeof(err))))
+        config_error(d, cfg_getsec(cfg->raw, "dns")->line, "dns: %s", err);
+    else
+        dns_free(dns);
+}
+
+unsigned modules_validate(const struct config *cfg, FILE *out)
+{
+    struct config_diag d = {.out = out, .path = cfg->path};
+    struct event_base *base = event_base_new(); /* for the checks' timers; never run */
+    struct routes *routes = routes_load(cfg);
+    struct policy_env env = {.base = base, .cfg = cfg, .routes = routes, .checking = 1};
+    char err[512];
+
+    if (!base || !routes) {
+        config_error(&d, 0, "out of memory");
+    } else {
+        if (privs_user_check(cfg->user, err, sizeof(err)) < 0)
+            config_error(&d, config_line(cfg, "user"), "%s", err);
+        modules_validate_tls(cfg, &d);
+        modules_validate_dns(cfg, base, &d);
+        policy_validate(&env, &d);
+    }
+    routes_free(routes);
+    if (base)
+        event_base_free(base);
+    return d.errors;
 }

@@ -16,4 +16,14 @@ const struct config_section *const *modules_sections(void);
 /* modules_config_load - config_load with every module's section */
 struct config *modules_config_load(const char *path, FILE *errout);
 
+/*
+ * modules_validate - what start-up would refuse after the file loaded, checked
+ * before anything starts (mxgated -n runs exactly this too): the checks' names
+ * and each check's options and files, the TLS certificate and key (loaded), the
+ * DNS servers, the user. Every error and every warning (a setting that can have
+ * no effect) goes to out as "file:line: [warning: ]message". Returns the number
+ * of errors.
+ */
+unsigned modules_validate(const struct config *cfg, FILE *out);
+
 #endif

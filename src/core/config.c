@@ -14,6 +14,7 @@
  * progress (one at a time, at start) is here */
 static struct config_diag *config_cur;
 static const struct config_section *const *config_cur_sections;
+static int config_cur_lines[CONFIG_ROOT_OPTS];
 
 /* config_vreport - one "path:line: [warning: ]message" line */
 static void config_vreport(struct config_diag *d, int line, const char *kind, const char *fmt,
@@ -31,6 +32,12 @@ void config_error(struct config_diag *d, int line, const char *fmt, ...)
     va_start(ap, fmt);
     config_vreport(d, line, "", fmt, ap);
     va_end(ap);
+    d->errors++;
+}
+
+void config_error_located(struct config_diag *d, const char *msg)
+{
+    fprintf(d->out, "%s\n", msg);
     d->errors++;
 }
 
@@ -116,6 +123,10 @@ static int config_valid_networks(cfg_t *cfg, cfg_opt_t *opt)
     return 0;
 }
 
+/* config_note_line - remember where a root option was set (libconfuse keeps
+ * no line per option), then apply that option's own validator */
+static int config_note_line(cfg_t *cfg, cfg_opt_t *opt);
+
 /* The core's own root options; every other section comes from a module. */
 static const cfg_opt_t config_root_opts[] = {
     CFG_STR("hostname", NULL, CFGF_NODEFAULT),       CFG_STR("user", NULL, CFGF_NODEFAULT),
@@ -124,6 +135,36 @@ static const cfg_opt_t config_root_opts[] = {
     CFG_STR_LIST("relay_networks", "{}", CFGF_NONE),
 };
 #define CONFIG_NROOT (sizeof(config_root_opts) / sizeof(config_root_opts[0]))
+_Static_assert(CONFIG_NROOT == CONFIG_ROOT_OPTS, "CONFIG_ROOT_OPTS counts the root options");
+
+/* config_root_index - the slot of a root option, or -1 */
+static int config_root_index(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_NROOT; i++)
+        if (strcmp(config_root_opts[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int config_note_line(cfg_t *cfg, cfg_opt_t *opt)
+{
+    int i = config_root_index(opt->name);
+
+    if (i >= 0)
+        config_cur_lines[i] = cfg->line;
+    if (strcmp(opt->name, "relay_networks") == 0)
+        return config_valid_networks(cfg, opt);
+    if (strcmp(opt->name, "log_level") == 0)
+        return config_valid_log_level(cfg, opt);
+    return 0;
+}
+
+int config_line(const struct config *c, const char *name)
+{
+    int i = config_root_index(name);
+
+    return i >= 0 ? c->root_lines[i] : 0;
+}
 
 /* config_assemble - root options, then one CFG_SEC per module section, then CFG_END */
 static cfg_opt_t *config_assemble(const struct config_section *const *sections)
@@ -149,8 +190,8 @@ static void config_set_validators(cfg_t *root, const struct config_section *cons
 {
     char path[256];
 
-    cfg_set_validate_func(root, "relay_networks", config_valid_networks);
-    cfg_set_validate_func(root, "log_level", config_valid_log_level);
+    for (size_t i = 0; i < CONFIG_NROOT; i++)
+        cfg_set_validate_func(root, config_root_opts[i].name, config_note_line);
     for (size_t i = 0; sections[i]; i++) {
         const struct config_section *s = sections[i];
         for (const struct config_bound *b = s->bounds; b && b->option; b++) {
@@ -223,6 +264,7 @@ static cfg_t *config_parse(const char *path, cfg_opt_t *opts,
         return NULL;
     config_cur = d;
     config_cur_sections = sections;
+    memset(config_cur_lines, 0, sizeof(config_cur_lines));
     cfg_set_error_function(root, config_errfunc);
     config_set_validators(root, sections);
     rc = cfg_parse(root, path);
@@ -273,6 +315,7 @@ struct config *config_load(const char *path, const struct config_section *const 
     c->path = fs_abspath(path);
     c->raw = root;
     c->opts = opts;
+    memcpy(c->root_lines, config_cur_lines, sizeof(c->root_lines));
     config_take_root(c, root);
     return c;
 }

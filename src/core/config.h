@@ -29,6 +29,9 @@ struct config_diag {
 /* config_error - an error tied to line (0 when it is not tied to a line) */
 void config_error(struct config_diag *d, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* config_error_located - an error whose text already starts with "file:line: " (a list
+ * file's line, found by the module that read it) */
+void config_error_located(struct config_diag *d, const char *msg);
 /* config_warn - "path:line: warning: message": a setting that has no effect */
 void config_warn(struct config_diag *d, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -59,6 +62,10 @@ struct config_section {
     void (*check)(cfg_t *root, struct config_diag *d);
 };
 
+#define CONFIG_ROOT_OPTS                                                                           \
+    7 /* hostname, user, spool_dir, state_dir, log_level, domains,                                 \
+         relay_networks */
+
 struct config {
     char *path;
     cfg_t *raw; /* the parsed libconfuse tree: modules read their own sections */
@@ -71,7 +78,8 @@ struct config {
     size_t ndomains;
     struct cidr *relay_networks;
     size_t nrelay_networks;
-    cfg_opt_t *opts; /* the assembled option table (kept while raw lives) */
+    cfg_opt_t *opts;                  /* the assembled option table (kept while raw lives) */
+    int root_lines[CONFIG_ROOT_OPTS]; /* where each root option was set (0: default) */
 };
 
 /*
@@ -87,6 +95,8 @@ void config_free(struct config *cfg);
 
 /* config_is_local_domain - is domain one of `domains` (case-insensitive) */
 int config_is_local_domain(const struct config *cfg, const char *domain);
+/* config_line - the line that set root option name (hostname, user, ...), 0 if none */
+int config_line(const struct config *cfg, const char *name);
 /* config_control_socket - "<state_dir>/control.sock" into dst */
 void config_control_socket(const struct config *cfg, char *dst, size_t dstlen);
 

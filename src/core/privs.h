@@ -12,4 +12,7 @@
  */
 int privs_drop(const char *user, const char *const *dirs, char *err, size_t errlen);
 
+/* privs_user_check - user (NULL: none) exists; 0, or -1 with err filled */
+int privs_user_check(const char *user, char *err, size_t errlen);
+
 #endif

@@ -505,7 +505,7 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
     cfg_t *sec = cfg_getsec(env->cfg->raw, "dnsbl");
     struct dnsbl *d;
 
-    if (!env->dns) {
+    if (!env->dns && !env->checking) {
         snprintf(err, errlen, "%s:0: dnsbl needs a dns section", env->cfg->path);
         return -1;
     }

@@ -378,7 +378,7 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
     cfg_t *sec = cfg_getsec(env->cfg->raw, "greylist");
     struct greylist *g;
 
-    if (!env->store) {
+    if (!env->store && !env->checking) {
         snprintf(err, errlen, "%s:0: greylist needs a state store", env->cfg->path);
         return -1;
     }

@@ -274,7 +274,7 @@ static int harvest_init(const struct policy_env *env, void **state, char *err, s
         snprintf(err, errlen, "harvest: out of memory");
         return -1;
     }
-    if (!env->store) {
+    if (!env->store && !env->checking) {
         snprintf(err, errlen, "harvest: needs the state store");
     } else if (!sec) {
         snprintf(err, errlen, "harvest: no configuration section");

@@ -83,6 +83,9 @@ struct policy_env {
     struct store *store; /* NULL when no state store */
     struct stats *stats;
     const struct routes *routes; /* the route table (the recipients check probes through it) */
+    /* checking - init only reads and checks the configuration and its files (mxgated -n
+     * and the start-up check, policy_validate): there is no store and no resolver yet */
+    int checking;
 };
 
 struct policy_job; /* one check's turn in one stage of one session */

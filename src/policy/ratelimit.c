@@ -460,7 +460,7 @@ static int ratelimit_init(const struct policy_env *env, void **state, char *err,
     rl->base = env->base;
     rl->store = env->store;
     rl_options(sec, rl);
-    if (!rl->store && (rl->connections || rl->messages || rl->recipients)) {
+    if (!rl->store && !env->checking && (rl->connections || rl->messages || rl->recipients)) {
         snprintf(err, errlen,
                  "%s:%d: ratelimit: connections, messages and recipients need a state store",
                  env->cfg->path, sec->line);

@@ -5,6 +5,22 @@
 #include <stdio.h>
 
 #include "core/config.h"
+#include "store/store.h"
+
+/* storeconf_valid_uri - a scheme this binary has, and a location */
+static int storeconf_valid_uri(cfg_t *cfg, cfg_opt_t *opt)
+{
+    char err[512];
+
+    if (store_uri_check(cfg_opt_getnstr(opt, 0), err, sizeof(err)) < 0)
+        cfg_error(cfg, "store: %s", err);
+    return 0; /* reported; keep parsing to list every error */
+}
+
+static const struct config_validator storeconf_validators[] = {
+    {"store|uri", storeconf_valid_uri},
+    {NULL, NULL},
+};
 
 static cfg_opt_t storeconf_opts[] = {
     CFG_STR("uri", NULL, CFGF_NODEFAULT), /* default lmdb:<state_dir>/db */
@@ -15,6 +31,7 @@ static cfg_opt_t storeconf_opts[] = {
 const struct config_section storeconf_section = {
     .name = "store",
     .opts = storeconf_opts,
+    .validators = storeconf_validators,
 };
 
 void storeconf_uri(const struct config *cfg, char *dst, size_t dstlen)

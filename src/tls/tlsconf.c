@@ -2,7 +2,10 @@
 #include "tls/tlsconf.h"
 
 #include <confuse.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include "core/config.h"
@@ -38,6 +41,22 @@ int tlsconf_enabled(const struct config *cfg)
     return t && cfg_getstr(t, "certificate") && cfg_getstr(t, "key");
 }
 
+/* tlsconf_readable - both files can be read: say which cannot, and why, in plain words
+ * (OpenSSL's own error for a missing file is "system lib") */
+static int tlsconf_readable(const char *cert, const char *key, char *err, size_t errlen)
+{
+    int ce = access(cert, R_OK) < 0 ? errno : 0;
+    int ke = access(key, R_OK) < 0 ? errno : 0;
+
+    if (ce && ke)
+        snprintf(err, errlen, "certificate %s: %s; key %s: %s", cert, strerror(ce), key,
+                 strerror(ke));
+    else if (ce || ke)
+        snprintf(err, errlen, "%s %s: %s", ce ? "certificate" : "key", ce ? cert : key,
+                 strerror(ce ? ce : ke));
+    return ce || ke ? -1 : 0;
+}
+
 int tlsconf_server_ctx(const struct config *cfg, SSL_CTX **ctx, char *err, size_t errlen)
 {
     cfg_t *t = cfg_getsec(cfg->raw, "tls");
@@ -48,10 +67,10 @@ int tlsconf_server_ctx(const struct config *cfg, SSL_CTX **ctx, char *err, size_
         return 0;
     cert = fs_abspath(cfg_getstr(t, "certificate"));
     key = fs_abspath(cfg_getstr(t, "key"));
-    if (cert && key)
-        *ctx = tls_server_ctx(cert, key, cfg_getstr(t, "ciphers"), err, errlen);
-    else
+    if (!cert || !key)
         snprintf(err, errlen, "out of memory");
+    else if (tlsconf_readable(cert, key, err, errlen) == 0)
+        *ctx = tls_server_ctx(cert, key, cfg_getstr(t, "ciphers"), err, errlen);
     free(cert);
     free(key);
     return *ctx ? 0 : -1;
