@@ -45,13 +45,13 @@ static int validate_anyone_runs(cfg_t *root, const char *name)
 }
 
 /* validate_line - where to point at a check's trouble: its section, else the listener */
-static int validate_line(cfg_t *root, const char *name, int listener_line)
+static int validate_line(cfg_t *root, const struct policy_check_ops *ops, int listener_line)
 {
     cfg_t *sec;
 
-    if (!cfg_getopt(root, name) || cfg_size(root, name) == 0)
+    if (!ops->section || cfg_size(root, ops->section->name) == 0)
         return listener_line;
-    sec = cfg_getnsec(root, name, 0);
+    sec = cfg_getnsec(root, ops->section->name, 0);
     return sec && sec->line ? sec->line : listener_line;
 }
 
@@ -88,7 +88,7 @@ static void validate_init(const struct policy_env *env, const struct policy_chec
         return;
     if (ops->init(env, &state, err, sizeof(err)) < 0) {
         validate_report(d, env->cfg->path, ops->name,
-                        validate_line(env->cfg->raw, ops->name, listener_line), err);
+                        validate_line(env->cfg->raw, ops, listener_line), err);
         return;
     }
     if (ops->free)
