@@ -247,7 +247,7 @@ static void queue_dispatch(struct queue *q)
 /* queue_new - an idle scheduler */
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
-                        SSL_CTX *client_tls)
+                        SSL_CTX *client_tls, struct store *st)
 {
     struct queue *q = calloc(1, sizeof(*q));
 
@@ -261,7 +261,8 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                                    .client_tls = client_tls};
     queueconf_read(cfg, &q->ctx.conf);
     q->ctx.bounces =
-        bouncelimit_new(q->ctx.conf.queue.bounce_limit, q->ctx.conf.queue.bounce_window);
+        bouncelimit_new(st, q->ctx.conf.queue.bounce_limit, q->ctx.conf.queue.bounce_domain_limit,
+                        q->ctx.conf.queue.bounce_window);
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
     q->ctx.conn_cache = smtp_client_cache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);

@@ -47,14 +47,22 @@ static cfg_opt_t queueconf_queue_opts[] = {
     CFG_INT("max_deliveries", 100, CFGF_NONE),
     CFG_INT("bounce_limit", 5, CFGF_NONE),
     CFG_INT("bounce_window", 3600, CFGF_NONE),
+    CFG_INT("bounce_domain_limit", 100, CFGF_NONE),
     CFG_STR("sync", "filesystem", CFGF_NONE), /* filesystem (syncfs group commit) | file */
     CFG_END(),
 };
 
 static const struct config_bound queueconf_queue_bounds[] = {
-    {"retry_min", 0, INT_MAX},    {"retry_max", 0, INT_MAX},     {"lifetime", 0, INT_MAX},
-    {"fsync_threads", 1, 64},     {"recycle", 0, 100000},        {"max_deliveries", 0, INT_MAX},
-    {"bounce_limit", 0, INT_MAX}, {"bounce_window", 0, INT_MAX}, {NULL, 0, 0},
+    {"retry_min", 0, INT_MAX},
+    {"retry_max", 0, INT_MAX},
+    {"lifetime", 0, INT_MAX},
+    {"fsync_threads", 1, 64},
+    {"recycle", 0, 100000},
+    {"max_deliveries", 0, INT_MAX},
+    {"bounce_limit", 0, INT_MAX},
+    {"bounce_window", 0, INT_MAX},
+    {"bounce_domain_limit", 0, INT_MAX},
+    {NULL, 0, 0},
 };
 
 static const struct config_validator queueconf_queue_validators[] = {
@@ -110,6 +118,7 @@ void queueconf_read(const struct config *cfg, struct queueconf *qc)
     qc->queue.max_deliveries = queueconf_uint(q, "max_deliveries");
     qc->queue.bounce_limit = queueconf_uint(q, "bounce_limit");
     qc->queue.bounce_window = queueconf_uint(q, "bounce_window");
+    qc->queue.bounce_domain_limit = queueconf_uint(q, "bounce_domain_limit");
     qc->queue.sync_filesystem = strcmp(cfg_getstr(q, "sync"), "file") != 0;
     qc->delivery.connect_timeout = queueconf_uint(d, "connect_timeout");
     qc->delivery.command_timeout = queueconf_uint(d, "command_timeout");
