@@ -12,6 +12,8 @@
 
 #include "admin/control.h"
 #include "dns/dns.h"
+#include "dns/dnsconf.h"
+#include "modules.h"
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
@@ -22,9 +24,14 @@
 #include "queue/commitq.h"
 #include "core/privs.h"
 #include "queue/queue.h"
+#include "queue/queueconf.h"
+#include "relay/routes.h"
 #include "queue/spool.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
+#include "store/storeconf.h"
 #include "tls/tls.h"
+#include "tls/tlsconf.h"
 
 #define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
 
@@ -42,7 +49,7 @@ static void usage(void)
     fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-c config]\n"
                     "  -c FILE  configuration (default " MXGATE_DEFAULT_CONFIG ")\n"
                     "  -f       stay in the foreground, log to stderr\n"
-                    "  -n       check the configuration and exit\n"
+                    "  -n       check the configuration as the start does, and exit\n"
                     "  -d       debug logging\n");
     exit(2);
 }
@@ -93,22 +100,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
 static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
 {
-    cfg_t *sec = cfg_getsec(cfg->raw, "dns");
-    const char *servers[16];
-    size_t n = cfg_size(sec, "servers"), checks = 0;
+    size_t checks = 0;
     char err[512];
     struct dns *dns;
 
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        checks += cfg->listen[i].nchecks;
-    if (n == 0 && checks == 0)
+    for (unsigned i = 0; i < cfg_size(cfg->raw, "listen"); i++)
+        checks += cfg_size(cfg_getnsec(cfg->raw, "listen", i), "checks");
+    if (!dnsconf_has_servers(cfg) && checks == 0)
         return NULL;
-    if (n > 16)
-        log_fatal("event=fatal what=dns error=\"at most 16 servers\"");
-    for (size_t i = 0; i < n; i++)
-        servers[i] = cfg_getnstr(sec, "servers", (unsigned)i);
-    dns = dns_new(base, servers, n, (unsigned)cfg_getint(sec, "timeout"),
-                  (unsigned)cfg_getint(sec, "tries"), err, sizeof(err));
+    dns = dnsconf_open(cfg, base, err, sizeof(err));
     if (!dns)
         log_fatal("event=fatal what=dns error=%s", log_q(err));
     return dns;
@@ -117,22 +117,26 @@ static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
 /* setup_store - the state store (greylist, rate limits, statistics) */
 static struct store *setup_store(const struct config *cfg, struct event_base *base)
 {
-    cfg_t *sec = cfg_getsec(cfg->raw, "store");
     char uri[4200], err[512];
     struct store *st;
 
-    config_store_uri(cfg, uri, sizeof(uri));
+    storeconf_uri(cfg, uri, sizeof(uri));
     st = store_open(base, uri, err, sizeof(err));
     if (!st)
         log_fatal("event=fatal what=store uri=%s error=%s", log_q(uri), log_q(err));
-    store_set_expire_interval(st, (unsigned)cfg_getint(sec, "cleanup"));
+    store_set_expire_interval(st, storeconf_cleanup(cfg));
     return st;
 }
 
 /* setup_policy - every listener's checks */
 static struct policy *setup_policy(struct server *srv, struct store *st)
 {
-    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats};
+    struct policy_env env = {.base = srv->base,
+                             .cfg = srv->cfg,
+                             .dns = srv->dns,
+                             .store = st,
+                             .stats = srv->stats,
+                             .routes = srv->routes};
     char err[512];
     struct policy *p = policy_new(&env, err, sizeof(err));
 
@@ -142,18 +146,15 @@ static struct policy *setup_policy(struct server *srv, struct store *st)
 }
 
 /* setup_tls - server and client contexts */
-static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **client)
+static void setup_tls(const struct config *cfg, const struct queueconf *qc, struct server *srv,
+                      SSL_CTX **client)
 {
     char err[512];
 
-    if (cfg->tls_certificate) {
-        srv->tls =
-            tls_server_ctx(cfg->tls_certificate, cfg->tls_key, cfg->tls_ciphers, err, sizeof(err));
-        if (!srv->tls)
-            log_fatal("event=fatal what=tls error=%s", log_q(err));
-    }
+    if (tlsconf_server_ctx(cfg, &srv->tls, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=tls error=%s", log_q(err));
     *client = NULL;
-    if (cfg->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
+    if (qc->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
         log_fatal("event=fatal what=tls-client error=%s", log_q(err));
 }
 
@@ -188,7 +189,7 @@ static void warn_foreign(const struct config *cfg)
 
 /* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
  * rights the daemon lives with */
-static struct spool *setup_dirs(const struct config *cfg)
+static struct spool *setup_dirs(const struct config *cfg, const struct queueconf *qc)
 {
     char err[512];
     struct spool *sp;
@@ -203,10 +204,10 @@ static struct spool *setup_dirs(const struct config *cfg)
     if (!sp)
         log_fatal("event=fatal what=spool error=%s", log_q(err));
     warn_foreign(cfg);
-    spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
+    spool_set_sync(sp, qc->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */
-    if (spool_set_recycle(sp, cfg->queue.sync_filesystem ? cfg->queue.recycle : 0) < 0)
+    if (spool_set_recycle(sp, qc->queue.sync_filesystem ? qc->queue.recycle : 0) < 0)
         log_fatal("event=fatal what=spool dir=free/ error=%s", log_q(strerror(errno)));
     return sp;
 }
@@ -226,10 +227,24 @@ static struct event_base *new_event_base(void)
     return base;
 }
 
+/* setup_settings - the typed settings each module reads from the tree */
+static void setup_settings(const struct config *cfg, struct serverconf **sc, struct routes **rt,
+                           struct queueconf *qc)
+{
+    *sc = serverconf_load(cfg);
+    *rt = routes_load(cfg);
+    if (!*sc || !*rt)
+        log_fatal("event=fatal what=\"out of memory\"");
+    queueconf_read(cfg, qc);
+}
+
 /* run - everything between configuration and exit */
 static int run(const struct config *cfg, const struct options *o)
 {
     struct server srv = {.cfg = cfg};
+    struct serverconf *sc;
+    struct routes *routes;
+    struct queueconf qc;
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
     struct store *st;
@@ -240,17 +255,20 @@ static int run(const struct config *cfg, const struct options *o)
     const struct privs_dir dirs[] = {
         {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
+    setup_settings(cfg, &sc, &routes, &qc);
+    srv.conf = sc;
+    srv.routes = routes;
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
     log_batch(srv.base);
     LIST_INIT(&srv.sessions);
-    setup_tls(cfg, &srv, &client_tls);
+    setup_tls(cfg, &qc, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=%s", log_q(err));
-    srv.spool = setup_dirs(cfg);
+    srv.spool = setup_dirs(cfg, &qc);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
@@ -258,9 +276,9 @@ static int run(const struct config *cfg, const struct options *o)
     spool_on_corrupt(srv.spool, on_corrupt, &srv);
     srv.dns = setup_dns(cfg, srv.base);
     srv.policy = setup_policy(&srv, st);
-    srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
-    srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
-    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls, st);
+    srv.pool = pool_new(srv.base, (int)qc.queue.fsync_threads);
+    srv.commits = commitq_new(srv.pool, qc.queue.sync_filesystem);
+    srv.queue = queue_new(srv.base, cfg, routes, srv.spool, srv.pool, client_tls, st);
     if (!srv.pool || !srv.commits || !srv.queue)
         log_fatal("event=fatal what=\"out of memory\"");
     config_control_socket(cfg, sock, sizeof(sock));
@@ -297,6 +315,8 @@ static int run(const struct config *cfg, const struct options *o)
     SSL_CTX_free(client_tls);
     log_batch_end();
     event_base_free(srv.base);
+    routes_free(routes);
+    serverconf_free(sc);
     log_info("event=stopped");
     return 0;
 }
@@ -308,9 +328,14 @@ int main(int argc, char **argv)
     int rc;
 
     parse_options(argc, argv, &o);
-    cfg = config_load(o.config, stderr);
+    cfg = modules_config_load(o.config, stderr);
     if (!cfg)
         return 1;
+    /* -n and the start run the same validation: every error (and warning) as FILE:LINE */
+    if (modules_validate(cfg, stderr) > 0) {
+        config_free(cfg);
+        return 1;
+    }
     if (o.check_only) {
         printf("%s: ok\n", o.config);
         config_free(cfg);

@@ -552,6 +552,17 @@ static void access_run(void *state, struct policy_job *job, enum policy_stage st
     policy_job_done(job, &v);
 }
 
+static cfg_opt_t access_opts[] = {
+    CFG_STR("client", NULL, CFGF_NODEFAULT), CFG_STR("rdns", NULL, CFGF_NODEFAULT),
+    CFG_STR("helo", NULL, CFGF_NODEFAULT),   CFG_STR("sender", NULL, CFGF_NODEFAULT),
+    CFG_STR("rcpt", NULL, CFGF_NODEFAULT),   CFG_END(),
+};
+
+static const struct config_section access_section = {
+    .name = "access",
+    .opts = access_opts,
+};
+
 const struct policy_check_ops policy_check_access = {
     .name = "access",
     .trusted_too = 1,
@@ -563,4 +574,5 @@ const struct policy_check_ops policy_check_access = {
     .cancel = NULL, /* run always decides before it returns: nothing is ever pending */
     .reload = access_reload,
     .free = access_free,
+    .section = &access_section,
 };

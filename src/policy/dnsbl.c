@@ -506,7 +506,7 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
     cfg_t *sec = cfg_getsec(env->cfg->raw, "dnsbl");
     struct dnsbl *d;
 
-    if (!env->dns) {
+    if (!env->dns && !env->checking) {
         snprintf(err, errlen, "%s:0: dnsbl needs a dns section", env->cfg->path);
         return -1;
     }
@@ -529,6 +529,25 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
     return 0;
 }
 
+static cfg_opt_t dnsbl_zone_opts[] = {
+    CFG_INT("weight", 1, CFGF_NONE),
+    CFG_STR_LIST("codes", "{}", CFGF_NONE), /* empty: any 127.0.0.0/8 answer but 127.255.255.x */
+    CFG_INT("timeout", 3, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t dnsbl_opts[] = {
+    CFG_INT("threshold", 1, CFGF_NONE),
+    CFG_STR("action", "reject", CFGF_NONE), /* reject | tempfail | score */
+    CFG_SEC("zone", dnsbl_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_END(),
+};
+
+static const struct config_section dnsbl_section = {
+    .name = "dnsbl",
+    .opts = dnsbl_opts,
+};
+
 const struct policy_check_ops policy_check_dnsbl = {
     .name = "dnsbl",
     .stages = POLICY_STAGE(POLICY_CONNECT),
@@ -537,4 +556,5 @@ const struct policy_check_ops policy_check_dnsbl = {
     .cancel = dnsbl_cancel,
     .reload = NULL,
     .free = dnsbl_free,
+    .section = &dnsbl_section,
 };

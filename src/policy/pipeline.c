@@ -1,6 +1,7 @@
 /* pipeline.c - run a listener's checks for a stage, one verdict at a time */
 #include "policy/policy.h"
 
+#include <confuse.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,20 +287,22 @@ static struct policy_inst *policy_instance(struct policy *p, const char *name, c
 }
 
 /* policy_build_chain - one listener's checks in its order */
-static int policy_build_chain(struct policy *p, const struct config_listen *l,
-                              struct policy_chain *c, char *err, size_t errlen)
+static int policy_build_chain(struct policy *p, cfg_t *l, struct policy_chain *c, char *err,
+                              size_t errlen)
 {
+    size_t n = cfg_size(l, "checks");
     char e[256];
 
     c->p = p;
-    c->listener = l->name;
-    c->checks = calloc(l->nchecks ? l->nchecks : 1, sizeof(*c->checks));
+    c->listener = cfg_title(l);
+    c->checks = calloc(n ? n : 1, sizeof(*c->checks));
     if (!c->checks)
         return -1;
-    for (size_t i = 0; i < l->nchecks; i++) {
-        struct policy_inst *in = policy_instance(p, l->checks[i], e, sizeof(e));
+    for (size_t i = 0; i < n; i++) {
+        struct policy_inst *in =
+            policy_instance(p, cfg_getnstr(l, "checks", (unsigned)i), e, sizeof(e));
         if (!in) {
-            snprintf(err, errlen, "listen %s: %s", l->name, e);
+            snprintf(err, errlen, "listen %s: %s", c->listener, e);
             return -1;
         }
         c->checks[c->n++] = in;
@@ -314,23 +317,25 @@ static int policy_build_chain(struct policy *p, const struct config_listen *l,
 /* policy_new - every listener's chain; each check initialised once */
 struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen)
 {
-    const struct config *cfg = env->cfg;
+    cfg_t *raw = env->cfg->raw;
     struct policy *p = calloc(1, sizeof(*p));
-    size_t total = 0;
+    size_t total = 0, nlisten = cfg_size(raw, "listen");
 
     if (!p)
         return NULL;
     p->env = *env;
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        total += cfg->listen[i].nchecks;
+    /* the listeners are the server's sections; the policy reads only their checks */
+    for (size_t i = 0; i < nlisten; i++)
+        total += cfg_size(cfg_getnsec(raw, "listen", (unsigned)i), "checks");
     p->inst = calloc(total ? total : 1, sizeof(*p->inst));
-    p->chains = calloc(cfg->nlisten ? cfg->nlisten : 1, sizeof(*p->chains));
+    p->chains = calloc(nlisten ? nlisten : 1, sizeof(*p->chains));
     if (!p->inst || !p->chains) {
         policy_free(p);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++, p->nchains++) {
-        if (policy_build_chain(p, &cfg->listen[i], &p->chains[i], err, errlen) < 0) {
+    for (size_t i = 0; i < nlisten; i++, p->nchains++) {
+        cfg_t *l = cfg_getnsec(raw, "listen", (unsigned)i);
+        if (policy_build_chain(p, l, &p->chains[i], err, errlen) < 0) {
             p->nchains++;
             policy_free(p);
             return NULL;

@@ -24,6 +24,8 @@
 
 struct event_base;
 struct config;
+struct config_section;
+struct routes;
 struct dns;
 struct store;
 struct stats;
@@ -88,6 +90,10 @@ struct policy_env {
     struct dns *dns;     /* NULL when no resolver is configured */
     struct store *store; /* NULL when no state store */
     struct stats *stats;
+    const struct routes *routes; /* the route table (the recipients check probes through it) */
+    /* checking - init only reads and checks the configuration and its files (mxgated -n
+     * and the start-up check, policy_validate): there is no store and no resolver yet */
+    int checking;
 };
 
 struct policy_job; /* one check's turn in one stage of one session */
@@ -114,6 +120,9 @@ struct policy_check_ops {
     /* passes_held - at RCPT, an OK from this check lets the recipient past a
      * held connect/HELO refusal (the access list's rcpt allow) */
     int passes_held;
+    /* section - the check's configuration section (options, defaults, bounds), or NULL;
+     * config_load assembles it with the others (policy_section lists them) */
+    const struct config_section *section;
 };
 
 /* policy_job_done - the check's verdict; may be called from inside run or later */

@@ -11,7 +11,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "mail/address.h"
+#include "relay/routes.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 
 /* session_tx_free - forget the transaction (RSET, HELO, end of DATA, close) */
 void session_tx_free(struct session *s)
@@ -48,7 +50,7 @@ static void helo_reply(struct session *s, const struct policy_verdict *v)
     }
     session_reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->ip);
     session_reply(s, "250-PIPELINING");
-    session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->limits.max_message_size);
+    session_reply(s, "250-SIZE %llu", (unsigned long long)s->srv->conf->limits.max_message_size);
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     if (s->srv->tls && s->listen->starttls && !s->tls)
@@ -85,7 +87,7 @@ static int cmd_mail_params_ok(struct session *s, const struct smtp_cmd *c)
         session_error(s, "mail", "555 5.5.4 Unsupported parameter");
         return 0;
     }
-    if (c->has_size && c->size > s->srv->cfg->limits.max_message_size) {
+    if (c->has_size && c->size > s->srv->conf->limits.max_message_size) {
         session_error(s, "mail", "552 5.3.4 Message size exceeds fixed limit");
         return 0;
     }
@@ -171,7 +173,7 @@ static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char 
         session_error(s, "rcpt", "554 5.7.1 <%s>: Relay access denied", addr);
         return 0;
     }
-    if (!config_route_for(cfg, a->domain)) {
+    if (!routes_find(s->srv->routes, a->domain)) {
         session_error(s, "rcpt", "550 5.4.4 <%s>: No route to the recipient's domain", addr);
         return 0;
     }
@@ -254,7 +256,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         session_error(s, "rcpt", "503 5.5.1 Error: need MAIL command");
         return;
     }
-    if (s->tx->nrcpt >= s->srv->cfg->limits.max_recipients) {
+    if (s->tx->nrcpt >= s->srv->conf->limits.max_recipients) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest later; not an error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;

@@ -16,6 +16,7 @@
 #include "mail/address.h"
 #include "mail/received.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 
 /* A commit runs in the pool; the session may be gone when it finishes. */
 struct session_commit {
@@ -100,7 +101,7 @@ void session_data_begin(struct session *s)
     tx->prev_crlf = 1; /* the start of DATA counts as a line start */
     tx->size = 0;
     s->state = SESS_DATA;
-    session_set_timeout(s, s->srv->cfg->timeouts.data);
+    session_set_timeout(s, s->srv->conf->timeouts.data);
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -123,7 +124,7 @@ static void data_store(struct session *s, const char *line, size_t len)
     if (tx->derr != DATA_OK)
         return;
     tx->size += len;
-    if (tx->size > s->srv->cfg->limits.max_message_size)
+    if (tx->size > s->srv->conf->limits.max_message_size)
         data_fail(tx, DATA_TOO_BIG);
     else if (spool_writer_write(tx->writer, line, len) < 0)
         data_fail(tx, DATA_IO);
@@ -200,7 +201,7 @@ static void data_refuse(struct session *s)
 
     session_tx_free(s);
     s->state = SESS_COMMAND;
-    session_set_timeout(s, s->srv->cfg->timeouts.command);
+    session_set_timeout(s, s->srv->conf->timeouts.command);
     if (e == DATA_BARE)
         session_error(s, "data", "550 5.6.0 Error: bare <CR> or <LF> in message text");
     else if (e == DATA_LONG)
@@ -232,7 +233,7 @@ static void commit_done(void *arg, int rc, int err)
     if (s) {
         s->commit = NULL;
         s->state = SESS_COMMAND;
-        session_set_timeout(s, s->srv->cfg->timeouts.command);
+        session_set_timeout(s, s->srv->conf->timeouts.command);
         if (c->rc == 0) {
             s->nmessages++;
             s->cl.nmessages = s->nmessages;

@@ -12,6 +12,7 @@
 #include "policy/stats.h"
 #include "mail/address.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 
 /* session_refuse_log - one reject line naming the check, its reason and the envelope */
 static void session_refuse_log(struct session *s, const char *stage, const struct policy_verdict *v)
@@ -49,7 +50,7 @@ void session_refuse(struct session *s, const char *stage, const struct policy_ve
         return;
     }
     session_reply(s, "%d %s %s", v->code, v->status, v->text);
-    if (++s->nerrors >= s->srv->cfg->limits.max_errors)
+    if (++s->nerrors >= s->srv->conf->limits.max_errors)
         session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
 }
 
