@@ -243,6 +243,7 @@ static cfg_opt_t tls_opts[] = {
 static cfg_opt_t limits_opts[] = {
     CFG_INT("max_connections", 1000, CFGF_NONE),
     CFG_INT("max_connections_per_ip", 20, CFGF_NONE),
+    CFG_INT("ipv6_prefix", 64, CFGF_NONE), /* IPv6 clients grouped per /N for the above */
     CFG_INT("max_message_size", 10240000, CFGF_NONE),
     CFG_INT("max_recipients", 1000, CFGF_NONE),
     CFG_INT("max_errors", 10, CFGF_NONE),
@@ -254,6 +255,7 @@ static cfg_opt_t timeouts_opts[] = {
     CFG_INT("command", 300, CFGF_NONE),
     CFG_INT("data", 180, CFGF_NONE),
     CFG_INT("greeting_delay", 0, CFGF_NONE),
+    CFG_INT("session", 3600, CFGF_NONE),
     CFG_END(),
 };
 
@@ -321,6 +323,7 @@ static void config_set_validators(cfg_t *cfg)
         "queue|bounce_limit",       "queue|bounce_window",
         "delivery|connect_timeout", "delivery|command_timeout",
         "delivery|data_timeout",    "queue|recycle",
+        "limits|ipv6_prefix",       "timeouts|session",
     };
 
     for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++)
@@ -358,6 +361,7 @@ static void config_take_numbers(struct config *c, cfg_t *root)
 
     c->limits.max_connections = config_uint(l, "max_connections");
     c->limits.max_connections_per_ip = config_uint(l, "max_connections_per_ip");
+    c->limits.ipv6_prefix = config_uint(l, "ipv6_prefix");
     c->limits.max_message_size = (uint64_t)cfg_getint(l, "max_message_size");
     c->limits.max_recipients = config_uint(l, "max_recipients");
     c->limits.max_errors = config_uint(l, "max_errors");
@@ -365,6 +369,7 @@ static void config_take_numbers(struct config *c, cfg_t *root)
     c->timeouts.command = config_uint(t, "command");
     c->timeouts.data = config_uint(t, "data");
     c->timeouts.greeting_delay = config_uint(t, "greeting_delay");
+    c->timeouts.session = config_uint(t, "session");
     c->queue.retry_min = config_uint(q, "retry_min");
     c->queue.retry_max = config_uint(q, "retry_max");
     c->queue.lifetime = config_uint(q, "lifetime");
@@ -391,8 +396,10 @@ static void config_check_numbers(const struct config *c)
         config_error(0, "limits: max_recipients and max_errors must be > 0");
     if (c->limits.max_message_size < 1024)
         config_error(0, "limits: max_message_size must be at least 1024");
-    if (c->timeouts.command == 0 || c->timeouts.data == 0)
-        config_error(0, "timeouts: command and data must be > 0");
+    if (c->timeouts.command == 0 || c->timeouts.data == 0 || c->timeouts.session == 0)
+        config_error(0, "timeouts: command, data and session must be > 0");
+    if (c->limits.ipv6_prefix < 16 || c->limits.ipv6_prefix > 128)
+        config_error(0, "limits: ipv6_prefix must be between 16 and 128");
     if (c->queue.fsync_threads == 0 || c->queue.fsync_threads > 64)
         config_error(0, "queue: fsync_threads must be between 1 and 64");
     if (c->queue.recycle > 100000)
