@@ -52,7 +52,7 @@ def write_config(d: Path, port: int, clients: int) -> Path:
         'hostname = "mx.bench.test"\n'
         'spool_dir = "%s/spool"\n'
         'state_dir = "%s/state"\n'
-        'log_level = "warning"\n'
+        'log_level = "info"\n'
         'domains = {"example.test"}\n'
         'listen mx { address = "127.0.0.1:%d" }\n'
         'route "example.test" { to = "smtp:[127.0.0.1]:9" }\n'

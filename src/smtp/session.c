@@ -19,7 +19,7 @@
 #define SESSION_READ_HIGH_WATER (256 * 1024)
 /* Commands are short: small reads keep a paused session's unread input small
  * (session_io.c); message text is read in libevent's default pieces. */
-#define SESSION_CMD_READ_MAX 2048
+#define SESSION_CMD_READ_MAX 960
 
 /* session_state_name - for the debug log */
 static const char *session_state_name(enum session_state st)

@@ -19,7 +19,7 @@
  * drain: what a session holds stays bounded by this, plus the command
  * reading's single read and the largest reply of one command.
  */
-#define SESSION_OUT_HIGH 2048
+#define SESSION_OUT_HIGH 1024
 #define SESSION_CLOSE_TIMEOUT 10
 
 /*
