@@ -115,3 +115,25 @@ def test_ipv6_prefix_range_checked(gateway):
                        text=True, timeout=20, stdin=subprocess.DEVNULL)
     assert r.returncode != 0
     assert "ipv6_prefix must be between 16 and 128" in r.stderr + r.stdout
+
+
+def test_state_changes_logged_at_debug(gateway, sink):
+    """Every state change goes through one function, which logs it at debug level."""
+    gw = gateway(log_level="debug")
+    with RawClient(gw.port) as c:
+        c.ehlo()
+        c.cmd("MAIL FROM:<a@client.test>").check(250)
+        c.cmd("RCPT TO:<b@example.test>").check(250)
+        c.cmd("DATA").check(354)
+        c.send(make_message("states") + b".\r\n")
+        c.read_reply().check(250)
+        c.cmd("QUIT").check(221)
+    for step in ("from=greeting to=command", "from=command to=data", "from=data to=commit",
+                 "from=commit to=command", "from=command to=closing"):
+        gw.wait_log(r"debug: event=state sid=\S+ %s$" % step)
+    quiet = gateway()
+    with RawClient(quiet.port) as c:
+        c.ehlo()
+        c.cmd("QUIT").check(221)
+    quiet.wait_log(r"event=disconnect .*reason=quit")
+    assert "event=state" not in quiet.log_text()
