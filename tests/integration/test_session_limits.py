@@ -3,6 +3,7 @@ whole session, and (IPv4 unchanged by limits.ipv6_prefix) connection slots."""
 import os
 import selectors
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -64,6 +65,44 @@ def test_client_that_never_reads_is_held_back(gateway, sink):
     finally:
         for s in socks:
             s.close()
+
+
+def test_tls_client_that_never_reads_is_held_back(gateway):
+    """The same under STARTTLS, where the bufferevent writes the replies."""
+    env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"}
+    gw = gateway(tls=True, limits={"max_commands": 100000000}, env=env)
+    clients = []
+    for _ in range(2):
+        c = RawClient(gw.port)
+        c.ehlo()
+        c.cmd("STARTTLS").check(220)
+        c.starttls()
+        c.ehlo()
+        c.sock.setblocking(False)
+        clients.append(c)
+    time.sleep(0.5)
+    idle = rss_mib(gw.proc.pid)
+    chunk, sent = b"HELP\r\n" * 2000, 0
+    end = time.monotonic() + HOG_SECONDS
+    try:
+        while time.monotonic() < end:
+            for c in clients:
+                try:
+                    sent += c.sock.send(chunk)
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                    time.sleep(0.01)
+        grown = rss_mib(gw.proc.pid) - idle
+        print("pipelined %.1f MiB unread over TLS, resident grew %.1f MiB"
+              % (sent / 1048576, grown))
+        assert sent > 1024 * 1024, "the clients could not even pipeline 1 MiB"
+        assert grown < RSS_BOUND_MIB, ("%.1f MiB more resident after %.0f MiB of unread "
+                                       "pipelining over TLS" % (grown, sent / 1048576))
+        with RawClient(gw.port) as other:
+            other.ehlo()
+            other.cmd("QUIT").check(221)
+    finally:
+        for c in clients:
+            c.close()
 
 
 def test_hog_resumes_when_it_reads(gateway):
