@@ -16,9 +16,14 @@
 #include "smtp/server.h"
 #include "tls/tls.h"
 
+/*
+ * Input held per session. Message text is read in libevent's default pieces,
+ * up to 256 KiB ahead. Commands are short: read 960 octets at a time (under
+ * one 1 KiB buffer), at most 8 KiB ahead, so that a client pipelining while
+ * its replies are held back (session_io.c) or while checks run costs little.
+ */
 #define SESSION_READ_HIGH_WATER (256 * 1024)
-/* Commands are short: small reads keep a paused session's unread input small
- * (session_io.c); message text is read in libevent's default pieces. */
+#define SESSION_CMD_HIGH_WATER (8 * 1024)
 #define SESSION_CMD_READ_MAX 960
 
 /* session_state_name - for the debug log */
@@ -38,6 +43,16 @@ static const char *session_state_name(enum session_state st)
     return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
+/* session_read_limits - how much is read at once, and ahead, in the current state */
+static void session_read_limits(struct session *s)
+{
+    int data = s->state == SESS_DATA;
+
+    bufferevent_set_max_single_read(s->bev, data ? 0 : SESSION_CMD_READ_MAX);
+    bufferevent_setwatermark(s->bev, EV_READ, 0,
+                             data ? SESSION_READ_HIGH_WATER : SESSION_CMD_HIGH_WATER);
+}
+
 /* session_set_state - every state change goes through here, so the debug log shows them all */
 void session_set_state(struct session *s, enum session_state st)
 {
@@ -47,7 +62,7 @@ void session_set_state(struct session *s, enum session_state st)
               session_state_name(st));
     s->state = st;
     if (s->bev)
-        bufferevent_set_max_single_read(s->bev, st == SESS_DATA ? 0 : SESSION_CMD_READ_MAX);
+        session_read_limits(s);
 }
 
 /* session_free - release everything; the only place a session ends */
@@ -212,8 +227,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 static void session_setup_bev(struct session *s, unsigned timeout)
 {
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH_WATER);
-    bufferevent_set_max_single_read(s->bev, SESSION_CMD_READ_MAX); /* never in DATA yet */
+    session_read_limits(s);
     session_set_timeout(s, timeout);
     /* A new bufferevent starts with writing enabled: direct sessions arm it
      * only for output the kernel did not take (session_flush). */

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MXGATED, RawClient, make_message, smtp_queue
+from conftest import MXGATED, RawClient, make_message, smtp_queue, wait_until
 
 HOGS = 8
 HOG_SECONDS = 8
@@ -176,3 +176,43 @@ def test_state_changes_logged_at_debug(gateway, sink):
         c.cmd("QUIT").check(221)
     quiet.wait_log(r"event=disconnect .*reason=quit")
     assert "event=state" not in quiet.log_text()
+
+
+def test_pipelining_during_checks_is_read_only_a_little_ahead(gateway, sink, tmp_path):
+    """While a check holds a command (here the harvest tarpit), a client's
+    pipelined input is read only a few KiB ahead; the rest waits in the kernel."""
+    from test_recipients import start_gateway
+    gw = start_gateway(gateway, sink, tmp_path, "threshold = 1  window = 600  tarpit = 5  "
+                       "block = 600")
+    sources = ["127.0.0.%d" % i for i in range(10, 20)]  # 15 clients each, under the per-IP 20
+    for ip in sources:  # one unknown recipient each: from now on their RCPTs are tarpitted
+        with RawClient(gw.port, source=ip) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<a@client.test>").check(250)
+            c.cmd("RCPT TO:<nobody@example.test>").check(550)
+    clients = []
+    try:
+        for ip in sources * 15:
+            c = RawClient(gw.port, source=ip)
+            c.ehlo()
+            c.cmd("MAIL FROM:<a@client.test>").check(250)
+            clients.append(c)
+        time.sleep(0.5)
+        idle = rss_mib(gw.proc.pid)
+        for c in clients:
+            c.sock.setblocking(False)
+            try:
+                c.sock.send(b"RCPT TO:<alice@example.test>\r\n" + b"NOOP\r\n" * 50000)
+            except BlockingIOError:
+                pass
+        time.sleep(3)
+        grown = rss_mib(gw.proc.pid) - idle
+        print("150 clients pipelining behind a tarpit: resident grew %.1f MiB" % grown)
+        assert grown < 16, "%.1f MiB more resident for 150 clients' pipelined input" % grown
+    finally:
+        for c in clients:
+            c.close()
+    # Each session answers the rest once its tarpit is over, to a client that
+    # left: they all end before the daemon does.
+    wait_until(lambda: gw.log_text().count("event=disconnect") >= 161, timeout=60,
+               what="every session over")
