@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 
@@ -92,7 +93,7 @@ static void control_accept(struct evconnlistener *evl, evutil_socket_t fd, struc
 /* control_open - bind the socket where only our user can reach it */
 struct control *control_open(struct event_base *base, const char *path, struct queue *q)
 {
-    struct control *c = calloc(1, sizeof(*c));
+    struct control *c = xcalloc(1, sizeof(*c));
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     mode_t old;
 

@@ -1,5 +1,6 @@
 /* fsutil.c - durable directory creation */
 #include "core/fsutil.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,7 +67,7 @@ char *fs_abspath(const char *p)
     char cwd[PATH_MAX], *out;
 
     if (*p == '/')
-        return strdup(p);
+        return xstrdup(p);
     if (!getcwd(cwd, sizeof(cwd)))
         return NULL;
     if (asprintf(&out, "%s/%s", cwd, p) < 0)

@@ -1,5 +1,6 @@
 /* pool.c - worker threads for blocking work, completions delivered on the event loop */
 #include "core/pool.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -190,7 +191,7 @@ static void pool_destroy(struct pool *p)
 /* pool_start_threads - create n workers; on failure the started ones stay counted */
 static int pool_start_threads(struct pool *p, int n)
 {
-    p->threads = calloc((size_t)n, sizeof *p->threads);
+    p->threads = xcalloc((size_t)n, sizeof *p->threads);
     if (!p->threads)
         return -1;
     for (int i = 0; i < n; i++) {
@@ -214,7 +215,7 @@ struct pool *pool_new(struct event_base *base, int nthreads)
         errno = EINVAL;
         return NULL;
     }
-    p = calloc(1, sizeof *p);
+    p = xcalloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->base = base;
@@ -234,7 +235,7 @@ struct pool *pool_new(struct event_base *base, int nthreads)
 /* pool_submit - queue work; done (may be NULL) is called on the loop when it finished */
 void pool_submit(struct pool *p, pool_work_fn work, pool_done_fn done, void *arg)
 {
-    struct pool_job *j = malloc(sizeof *j);
+    struct pool_job *j = xmalloc(sizeof *j);
 
     /* The interface has no error path and a lost job would leave its caller
      * waiting forever (an SMTP session never answered): fail loudly instead. */

@@ -1,5 +1,6 @@
 /* dns.c - c-ares driven by libevent: one event per c-ares socket, one timer */
 #include "dns/dns_internal.h"
+#include "core/xmalloc.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -36,7 +37,7 @@ const char *dns_status_str(enum dns_status status)
 /* dns_query_new - zeroed query registered on dns->all */
 struct dns_query *dns_query_new(struct dns *dns)
 {
-    struct dns_query *q = calloc(1, sizeof(*q));
+    struct dns_query *q = xcalloc(1, sizeof(*q));
 
     if (q == NULL)
         return NULL;
@@ -184,7 +185,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
     if (s == NULL && !readable && !writable)
         return;
     if (s == NULL) {
-        s = calloc(1, sizeof(*s));
+        s = xcalloc(1, sizeof(*s));
         if (s == NULL)
             return; /* unwatched: the query times out through the timer */
         s->fd = fd;
@@ -316,7 +317,7 @@ struct dns *dns_new(struct event_base *base, const char *const *servers, size_t 
         snprintf(err, errlen, "dns: c-ares library: %s", ares_strerror(rc));
         return NULL;
     }
-    dns = calloc(1, sizeof(*dns));
+    dns = xcalloc(1, sizeof(*dns));
     if (dns == NULL) {
         snprintf(err, errlen, "dns: out of memory");
         ares_library_cleanup();
@@ -380,7 +381,7 @@ struct dns_query *dns_query_start(struct dns *dns, enum dns_type type, const cha
 
     if (q == NULL)
         return NULL;
-    q->res.qname = strdup(name);
+    q->res.qname = xstrdup(name);
     if (q->res.qname == NULL) {
         dns_query_free(q);
         errno = ENOMEM;

@@ -1,5 +1,6 @@
 /* dns_fcrdns.c - forward-confirmed reverse DNS: PTR, then A/AAAA of each name */
 #include "dns/dns_internal.h"
+#include "core/xmalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,7 +90,7 @@ static void fcrdns_ptr_done(struct dns_query *c)
     for (i = 0; i < c->res.count && fc->nnames < DNS_FCRDNS_MAX_NAMES; i++) {
         if (c->res.str[i][0] == '\0')
             continue; /* a PTR to the root names no host */
-        fc->names[fc->nnames] = strdup(c->res.str[i]);
+        fc->names[fc->nnames] = xstrdup(c->res.str[i]);
         f = NULL;
         if (fc->names[fc->nnames] != NULL)
             f = dns_query_start(p->dns, t, fc->names[fc->nnames], fcrdns_addr_done);
@@ -126,7 +127,7 @@ struct dns_query *dns_fcrdns(struct dns *dns, const struct sockaddr *sa, dns_fcr
                          sizeof(name)) < 0)
         return NULL;
     p = dns_query_new(dns);
-    if (p == NULL || (p->fc = calloc(1, sizeof(*p->fc))) == NULL)
+    if (p == NULL || (p->fc = xcalloc(1, sizeof(*p->fc))) == NULL)
         goto oom;
     p->fc->cb = cb;
     p->fc->arg = arg;

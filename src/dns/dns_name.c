@@ -1,5 +1,6 @@
 /* dns_name.c - client addresses, reverse and DNSBL query names */
 #include "dns/dns_internal.h"
+#include "core/xmalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -95,7 +96,7 @@ char *dns_name_dup(const char *s, size_t *lenp)
 
     if (len > 0 && s[len - 1] == '.')
         len--;
-    d = malloc(len + 1);
+    d = xmalloc(len + 1);
     if (d == NULL)
         return NULL;
     for (i = 0; i < len; i++)

@@ -1,5 +1,6 @@
 /* dns_parse.c - c-ares answers into struct dns_result: PTR, A/AAAA, MX, TXT */
 #include "dns/dns_internal.h"
+#include "core/xmalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,7 +136,7 @@ static enum dns_status parse_mx(struct dns_result *r, const unsigned char *abuf,
 static int txt_append(struct dns_result *r, const struct ares_txt_ext *t)
 {
     size_t i = r->count - 1;
-    char *s = realloc(r->str[i], r->len[i] + t->length + 1);
+    char *s = xrealloc(r->str[i], r->len[i] + t->length + 1);
 
     if (s == NULL)
         return -1;
@@ -159,7 +160,7 @@ static enum dns_status parse_txt(struct dns_result *r, const unsigned char *abuf
         if (t->record_start || r->count == 0) {
             if (r->count == DNS_MAX_RECORDS)
                 break;
-            r->str[r->count] = calloc(1, 1);
+            r->str[r->count] = xcalloc(1, 1);
             if (r->str[r->count] == NULL) {
                 st = DNS_ERROR;
                 break;

@@ -49,6 +49,7 @@
  */
 
 #include "core/fsutil.h"
+#include "core/xmalloc.h"
 #include "mail/address.h"
 #include "policy/checks.h"
 #include "policy/regex.h"
@@ -122,7 +123,7 @@ static int access_push(struct access_list *l, struct access_entry *e)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
-        struct access_entry *v = realloc(l->v, cap * sizeof(*v));
+        struct access_entry *v = xrealloc(l->v, cap * sizeof(*v));
         if (!v)
             return -1;
         l->v = v;
@@ -177,7 +178,7 @@ static int access_parse_addr(struct access_entry *e, char *err, size_t errlen)
     }
     n = e->form == AP_ADDRESS ? addr_canon(k, ADDR_CANON_FOLD, canon, sizeof(canon))
                               : addr_canon_domain(dom, canon, sizeof(canon));
-    if (n < 0 || !(e->canon = strdup(canon))) {
+    if (n < 0 || !(e->canon = xstrdup(canon))) {
         snprintf(err, errlen, n < 0 ? "bad address or domain \"%s\"" : "out of memory", k);
         return -1;
     }
@@ -218,7 +219,7 @@ static int access_parse_text(struct access_entry *e, char *rest, char *err, size
             return -1;
         }
     }
-    if (*rest && !(e->text = strdup(rest))) {
+    if (*rest && !(e->text = xstrdup(rest))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -242,7 +243,7 @@ static int access_parse_line(enum access_kind kind, char *line, struct access_en
         snprintf(err, errlen, "action must be allow or deny, not \"%s\"", action);
         return -1;
     }
-    if (!(e->key = strdup(key))) {
+    if (!(e->key = xstrdup(key))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -391,7 +392,7 @@ static int access_paths(struct access_state *st, cfg_t *sec, char *err, size_t e
 /* access_init - read the section and load the lists */
 static int access_init(const struct policy_env *env, void **state, char *err, size_t errlen)
 {
-    struct access_state *st = calloc(1, sizeof(*st));
+    struct access_state *st = xcalloc(1, sizeof(*st));
 
     if (!st) {
         snprintf(err, errlen, "access: out of memory");

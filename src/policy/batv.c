@@ -52,6 +52,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "policy/prvs.h"
 #include "mail/address.h"
 
@@ -115,7 +116,7 @@ static int batv_domains(const struct config *cfg, cfg_t *sec, struct batv_state 
 {
     size_t n = cfg_size(sec, "domains");
 
-    st->domains = calloc(n ? n : 1, sizeof(*st->domains));
+    st->domains = xcalloc(n ? n : 1, sizeof(*st->domains));
     if (!st->domains) {
         snprintf(err, errlen, "batv: out of memory");
         return -1;
@@ -133,7 +134,7 @@ static int batv_domains(const struct config *cfg, cfg_t *sec, struct batv_state 
                      sec->line, d ? d : "");
             return -1;
         }
-        if (!(st->domains[st->ndomains] = strdup(d))) {
+        if (!(st->domains[st->ndomains] = xstrdup(d))) {
             snprintf(err, errlen, "batv: out of memory");
             return -1;
         }
@@ -165,7 +166,7 @@ static int batv_secret(const struct config *cfg, cfg_t *sec, const char *e, stru
         snprintf(err, errlen, "%s:%d: batv: secrets: key %d given twice", cfg->path, sec->line, k);
         return -1;
     }
-    if (!(st->secret[k] = strdup(e + 2))) {
+    if (!(st->secret[k] = xstrdup(e + 2))) {
         snprintf(err, errlen, "batv: out of memory");
         return -1;
     }
@@ -206,7 +207,7 @@ static int batv_options(const struct config *cfg, cfg_t *sec, struct batv_state 
 static int batv_copy_relay(const struct config *cfg, struct batv_state *st, char *err,
                            size_t errlen)
 {
-    st->relay = calloc(cfg->nrelay_networks ? cfg->nrelay_networks : 1, sizeof(*st->relay));
+    st->relay = xcalloc(cfg->nrelay_networks ? cfg->nrelay_networks : 1, sizeof(*st->relay));
     if (!st->relay) {
         snprintf(err, errlen, "batv: out of memory");
         return -1;
@@ -227,7 +228,7 @@ static int batv_init(const struct policy_env *env, void **state, char *err, size
         snprintf(err, errlen, "%s:0: batv: no batv section", env->cfg->path);
         return -1;
     }
-    if (!(st = calloc(1, sizeof(*st)))) {
+    if (!(st = xcalloc(1, sizeof(*st)))) {
         snprintf(err, errlen, "batv: out of memory");
         return -1;
     }
@@ -283,7 +284,7 @@ static void batv_sign(const struct batv_state *st, struct policy_client *cl)
         log_warn("event=batv action=unsigned reason=\"cannot sign\"");
         return;
     }
-    if (!(cl->sender_rewrite = strdup(out)))
+    if (!(cl->sender_rewrite = xstrdup(out)))
         log_warn("event=batv action=unsigned reason=\"out of memory\"");
 }
 
@@ -294,7 +295,7 @@ static void batv_strip(struct policy_client *cl, const struct prvs_parts *parts)
 
     if (cl->rcpt_rewrite) /* another check already decided where this goes */
         return;
-    if (!(a = strdup(parts->addr))) {
+    if (!(a = xstrdup(parts->addr))) {
         log_warn("event=batv action=unstripped reason=\"out of memory\"");
         return;
     }

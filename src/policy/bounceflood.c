@@ -43,6 +43,7 @@
  */
 #include "core/clock.h"
 #include "core/fsutil.h"
+#include "core/xmalloc.h"
 #include "policy/checks.h"
 
 #include <confuse.h>
@@ -157,7 +158,7 @@ static char **bf_env(char *event, char *count)
 
     while (environ && environ[n] && n < BF_ENV_MAX)
         n++;
-    env = calloc(n + 3, sizeof(*env));
+    env = xcalloc(n + 3, sizeof(*env));
     if (!env)
         return NULL;
     for (size_t i = 0; i < n; i++)
@@ -454,7 +455,7 @@ static void bf_load_state(struct bounceflood *bf)
 {
     struct bf_load *ld;
 
-    if (!bf->store || !(ld = calloc(1, sizeof(*ld))))
+    if (!bf->store || !(ld = xcalloc(1, sizeof(*ld))))
         return;
     ld->bf = bf;
     if (store_get(bf->store, BF_STATE_KEY, strlen(BF_STATE_KEY), bf_loaded, ld) < 0) {
@@ -560,7 +561,7 @@ static void bounceflood_free(void *state)
 /* bounceflood_init - the section (defaults when absent), the timers, the recorded state */
 static int bounceflood_init(const struct policy_env *env, void **state, char *err, size_t errlen)
 {
-    struct bounceflood *bf = calloc(1, sizeof(*bf));
+    struct bounceflood *bf = xcalloc(1, sizeof(*bf));
     cfg_t *sec = cfg_getsec(env->cfg->raw, "bounce_flood");
     time_t now = bf_now();
 

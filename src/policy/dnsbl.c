@@ -29,6 +29,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "dns/dns.h"
 #include "policy/stats.h"
 
@@ -334,7 +335,7 @@ static void dnsbl_run(void *state, struct policy_job *job, enum policy_stage sta
                       struct policy_client *cl)
 {
     struct dnsbl *d = state;
-    struct dnsbl_run *r = calloc(1, sizeof(*r) + d->nzones * sizeof(r->zq[0]));
+    struct dnsbl_run *r = xcalloc(1, sizeof(*r) + d->nzones * sizeof(r->zq[0]));
     struct policy_verdict v;
     size_t started = 0;
 
@@ -420,7 +421,7 @@ static int dnsbl_zone_init(const struct config *cfg, cfg_t *zs, struct dnsbl_zon
     char name[DNS_NAME_SIZE];
     long w = cfg_getint(zs, "weight"), t = cfg_getint(zs, "timeout");
 
-    z->name = strdup(cfg_title(zs));
+    z->name = xstrdup(cfg_title(zs));
     if (!z->name) {
         snprintf(err, errlen, "dnsbl: out of memory");
         return -1;
@@ -486,7 +487,7 @@ static int dnsbl_zones(const struct config *cfg, cfg_t *sec, struct dnsbl *d, ch
                  sec->line, DNSBL_MAX_ZONES);
         return -1;
     }
-    d->zones = calloc(n, sizeof(*d->zones));
+    d->zones = xcalloc(n, sizeof(*d->zones));
     if (!d->zones) {
         snprintf(err, errlen, "dnsbl: out of memory");
         return -1;
@@ -510,7 +511,7 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
         snprintf(err, errlen, "%s:0: dnsbl needs a dns section", env->cfg->path);
         return -1;
     }
-    d = calloc(1, sizeof(*d));
+    d = xcalloc(1, sizeof(*d));
     if (!d) {
         snprintf(err, errlen, "dnsbl: out of memory");
         return -1;

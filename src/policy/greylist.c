@@ -41,6 +41,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "mail/address.h"
 #include "store/store.h"
 
@@ -368,7 +369,7 @@ static void greylist_run(void *state, struct policy_job *job, enum policy_stage 
         policy_job_done(job, &v);
         return;
     }
-    j = calloc(1, sizeof(*j));
+    j = xcalloc(1, sizeof(*j));
     if (j) {
         j->g = g;
         j->job = job;
@@ -471,7 +472,7 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
         snprintf(err, errlen, "%s:0: greylist: no greylist section", env->cfg->path);
         return -1;
     }
-    g = calloc(1, sizeof(*g));
+    g = xcalloc(1, sizeof(*g));
     if (!g) {
         snprintf(err, errlen, "greylist: out of memory");
         return -1;

@@ -44,6 +44,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "store/store.h"
 
 #define HV_TARPIT_MAX 60      /* seconds: beyond, clients time out rather than slow down */
@@ -210,7 +211,7 @@ static void harvest_run(void *state, struct policy_job *job, enum policy_stage s
                         struct policy_client *cl)
 {
     struct harvest *h = state;
-    struct hv_job *j = calloc(1, sizeof(*j));
+    struct hv_job *j = xcalloc(1, sizeof(*j));
     char key[HV_KEY_MAX];
     char net[64];
     const struct sockaddr *sa = (const struct sockaddr *)&cl->addr;
@@ -283,7 +284,7 @@ static const struct config_section hv_section = {
 static int harvest_init(const struct policy_env *env, void **state, char *err, size_t errlen)
 {
     cfg_t *sec = cfg_getsec(env->cfg->raw, "harvest");
-    struct harvest *h = calloc(1, sizeof(*h));
+    struct harvest *h = xcalloc(1, sizeof(*h));
 
     if (!h) {
         snprintf(err, errlen, "harvest: out of memory");

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/config.h"
+#include "core/xmalloc.h"
 #include "policy/registry.h"
 #include "policy/stats.h"
 
@@ -209,7 +210,7 @@ static void run_kick(evutil_socket_t fd, short what, void *arg)
 struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage stage,
                                 struct policy_client *cl, policy_done_fn done, void *arg)
 {
-    struct policy_run *r = calloc(1, sizeof(*r));
+    struct policy_run *r = xcalloc(1, sizeof(*r));
 
     if (!r)
         return NULL;
@@ -295,7 +296,7 @@ static int policy_build_chain(struct policy *p, cfg_t *l, struct policy_chain *c
 
     c->p = p;
     c->listener = cfg_title(l);
-    c->checks = calloc(n ? n : 1, sizeof(*c->checks));
+    c->checks = xcalloc(n ? n : 1, sizeof(*c->checks));
     if (!c->checks)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -318,7 +319,7 @@ static int policy_build_chain(struct policy *p, cfg_t *l, struct policy_chain *c
 struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen)
 {
     cfg_t *raw = env->cfg->raw;
-    struct policy *p = calloc(1, sizeof(*p));
+    struct policy *p = xcalloc(1, sizeof(*p));
     size_t total = 0, nlisten = cfg_size(raw, "listen");
 
     if (!p)
@@ -327,8 +328,8 @@ struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen
     /* the listeners are the server's sections; the policy reads only their checks */
     for (size_t i = 0; i < nlisten; i++)
         total += cfg_size(cfg_getnsec(raw, "listen", (unsigned)i), "checks");
-    p->inst = calloc(total ? total : 1, sizeof(*p->inst));
-    p->chains = calloc(nlisten ? nlisten : 1, sizeof(*p->chains));
+    p->inst = xcalloc(total ? total : 1, sizeof(*p->inst));
+    p->chains = xcalloc(nlisten ? nlisten : 1, sizeof(*p->chains));
     if (!p->inst || !p->chains) {
         policy_free(p);
         return NULL;

@@ -32,6 +32,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "store/store.h"
 
 #define RL_BUCKETS 1024        /* hash buckets of the concurrency tables */
@@ -159,7 +160,7 @@ static struct rl_net *rl_net_get(struct ratelimit *rl, const char *net)
     for (n = rl->nets[b]; n; n = n->next)
         if (strcmp(n->net, net) == 0)
             return n;
-    n = calloc(1, sizeof(*n));
+    n = xcalloc(1, sizeof(*n));
     if (!n)
         return NULL;
     snprintf(n->net, sizeof(n->net), "%s", net);
@@ -176,7 +177,7 @@ static unsigned rl_connect(struct ratelimit *rl, const struct policy_client *cl,
 
     if (*link)
         rl_release(rl, link); /* a session that never said goodbye left this address to us */
-    if (rl->nsess >= RL_MAX_SESSIONS || !(s = calloc(1, sizeof(*s))))
+    if (rl->nsess >= RL_MAX_SESSIONS || !(s = xcalloc(1, sizeof(*s))))
         return 0;
     n = rl_net_get(rl, net);
     if (!n) {
@@ -281,7 +282,7 @@ static void rl_count(struct rl_job *j)
 static struct rl_job *rl_job_new(struct ratelimit *rl, struct policy_job *job, const char *net,
                                  const struct rl_kind *kind, unsigned limit)
 {
-    struct rl_job *j = calloc(1, sizeof(*j));
+    struct rl_job *j = xcalloc(1, sizeof(*j));
 
     if (!j)
         return NULL;
@@ -445,7 +446,7 @@ static int ratelimit_init(const struct policy_env *env, void **state, char *err,
         snprintf(err, errlen, "%s:0: ratelimit: no ratelimit section", env->cfg->path);
         return -1;
     }
-    rl = calloc(1, sizeof(*rl));
+    rl = xcalloc(1, sizeof(*rl));
     if (!rl) {
         snprintf(err, errlen, "ratelimit: out of memory");
         return -1;

@@ -43,6 +43,7 @@
  */
 
 #include "core/fsutil.h"
+#include "core/xmalloc.h"
 #include "policy/checks.h"
 #include "policy/regex.h"
 
@@ -146,7 +147,7 @@ static int s25r_grow(void **v, size_t n, size_t *cap, size_t sz)
     if (n < *cap)
         return 0;
     ncap = *cap ? *cap * 2 : 16;
-    if (!(nv = realloc(*v, ncap * sz)))
+    if (!(nv = xrealloc(*v, ncap * sz)))
         return -1;
     *v = nv;
     *cap = ncap;
@@ -391,7 +392,7 @@ static int s25r_config(struct s25r_state *st, const struct config *cfg, char *er
 /* s25r_init - configuration, rules and exceptions */
 static int s25r_init(const struct policy_env *env, void **state, char *err, size_t errlen)
 {
-    struct s25r_state *st = calloc(1, sizeof(*st));
+    struct s25r_state *st = xcalloc(1, sizeof(*st));
 
     if (!st) {
         snprintf(err, errlen, "s25r: out of memory");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dns/dns.h"
+#include "core/xmalloc.h"
 #include "policy/spf_dns.h"
 
 struct spf_dns_query {
@@ -61,7 +62,7 @@ static void *query(void *ctx, enum spf_qtype type, const char *name, spf_answer_
                                           [SPF_Q_MX] = DNS_T_MX,
                                           [SPF_Q_TXT] = DNS_T_TXT,
                                           [SPF_Q_PTR] = DNS_T_PTR};
-    struct spf_dns_query *sq = malloc(sizeof *sq);
+    struct spf_dns_query *sq = xmalloc(sizeof *sq);
 
     if (sq == NULL)
         return NULL;

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "policy/spf_internal.h"
+#include "core/xmalloc.h"
 
 #define BUILTIN_EXP "%{i} is not allowed to send mail for %{o}"
 
@@ -392,7 +393,7 @@ static void set_sender(struct spf_check *c, const struct spf_request *req)
 
 struct spf_check *spf_new(const struct spf_resolver *res, const struct spf_request *req)
 {
-    struct spf_check *c = calloc(1, sizeof *c);
+    struct spf_check *c = xcalloc(1, sizeof *c);
 
     if (c == NULL)
         return NULL;

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 
 #include "policy/spf_internal.h"
+#include "core/xmalloc.h"
 
 int spf_is_record(const char *txt, size_t len)
 {
@@ -237,13 +238,13 @@ static long scan_record(const char *txt, size_t len, char *err, size_t errlen)
 
 static struct spf_record *record_alloc(const char *txt, size_t len, long nterms)
 {
-    struct spf_record *r = calloc(1, sizeof *r);
+    struct spf_record *r = xcalloc(1, sizeof *r);
 
     if (r == NULL)
         return NULL;
-    r->orig = malloc(len + 1);
-    r->buf = malloc(len + 1);
-    r->terms = calloc(nterms ? (size_t)nterms : 1, sizeof *r->terms);
+    r->orig = xmalloc(len + 1);
+    r->buf = xmalloc(len + 1);
+    r->terms = xcalloc(nterms ? (size_t)nterms : 1, sizeof *r->terms);
     if (r->orig == NULL || r->buf == NULL || r->terms == NULL) {
         spf_record_free(r);
         return NULL;

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "core/clock.h"
+#include "core/xmalloc.h"
 #include "store/store.h"
 
 #define STATS_PREFIX "stats:"
@@ -32,7 +33,7 @@ struct stats {
 /* stats_new - counting into st */
 struct stats *stats_new(struct store *st)
 {
-    struct stats *s = calloc(1, sizeof(*s));
+    struct stats *s = xcalloc(1, sizeof(*s));
 
     if (s)
         s->st = st;
@@ -212,7 +213,7 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
 /* stats_report - sum [from, to) by hour buckets and print */
 int stats_report(struct store *ro, time_t from, time_t to, FILE *out)
 {
-    struct stats_sum *sum = calloc(1, sizeof(*sum));
+    struct stats_sum *sum = xcalloc(1, sizeof(*sum));
     struct tm tm;
     int rc;
 

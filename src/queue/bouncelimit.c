@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "mail/address.h"
 #include "store/store.h"
 
@@ -32,7 +33,7 @@ struct bl_req {
 struct bouncelimit *bouncelimit_new(struct store *st, unsigned limit, unsigned domain_limit,
                                     unsigned window)
 {
-    struct bouncelimit *bl = calloc(1, sizeof(*bl));
+    struct bouncelimit *bl = xcalloc(1, sizeof(*bl));
 
     if (bl) {
         bl->store = st;
@@ -107,7 +108,7 @@ int bouncelimit_check(struct bouncelimit *bl, const char *addr, bouncelimit_cb c
         return 1;
     if (addr_canon_lax(addr, ADDR_CANON_FOLD, canon, sizeof(canon)) < 0)
         snprintf(canon, sizeof(canon), "%s", addr); /* longer than any address: cut */
-    if (!(r = calloc(1, sizeof(*r))))
+    if (!(r = xcalloc(1, sizeof(*r))))
         return -1;
     *r = (struct bl_req){bl->store, bl->limit, bl->domain_limit, bl->window, cb, arg, "", ""};
     snprintf(r->akey, sizeof(r->akey), "bl:a:%s", canon);

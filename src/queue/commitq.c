@@ -1,6 +1,7 @@
 /* commitq.c - group commit: the loop batches commits, one pool job syncs a batch */
 #include "queue/commitq.h"
 #include "core/pool.h"
+#include "core/xmalloc.h"
 #include "queue/spool.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@ struct commitq {
 /* commitq_new - an empty commit queue on pool */
 struct commitq *commitq_new(struct pool *pool, int batch)
 {
-    struct commitq *cq = calloc(1, sizeof(*cq));
+    struct commitq *cq = xcalloc(1, sizeof(*cq));
 
     if (cq) {
         cq->pool = pool;
@@ -45,7 +46,7 @@ struct commitq *commitq_new(struct pool *pool, int batch)
  * its client unanswered forever, so fail loudly as pool_submit does */
 static void *xalloc(size_t n)
 {
-    void *p = malloc(n);
+    void *p = xmalloc(n);
 
     if (!p) {
         fputs("commitq: out of memory\n", stderr);
@@ -58,7 +59,7 @@ static void *xalloc(size_t n)
 static void batch_work(void *arg)
 {
     struct commit_batch *b = arg;
-    struct spool_writer **ws = malloc(b->n * sizeof(*ws));
+    struct spool_writer **ws = xmalloc(b->n * sizeof(*ws));
     struct commit_req *r;
     size_t i = 0;
 

@@ -1,6 +1,7 @@
 /* dsn.c - RFC 3464 delivery status notifications (bounces) */
 #include "core/utf8.h"
 #include "queue/dsn.h"
+#include "core/xmalloc.h"
 #include "queue/spool.h"
 
 #include <errno.h>
@@ -40,7 +41,7 @@ static void ob_put(struct obuf *b, const void *d, size_t n)
         char *np;
         while (cap < b->len + n)
             cap *= 2;
-        np = realloc(b->p, cap);
+        np = xrealloc(b->p, cap);
         if (np == NULL) {
             b->err = ENOMEM;
             return;
@@ -399,7 +400,7 @@ static void copy_header(struct obuf *b, const char *buf, size_t got, int cut)
 /* build_headers - part 3: the original header section; -1 with errno on read error */
 static int build_headers(struct obuf *b, int fd, off_t off, uint64_t len)
 {
-    char *buf = malloc(DSN_HEADER_MAX);
+    char *buf = xmalloc(DSN_HEADER_MAX);
     ssize_t got;
     int saved;
 

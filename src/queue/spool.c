@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/fsutil.h"
+#include "core/xmalloc.h"
 
 const char *const spool_subdirs[SUB_COUNT + 1] = {"tmp", "queue", "log", "corrupt", "free", NULL};
 
@@ -99,10 +100,10 @@ static int spool_open_subdirs(struct spool *sp, char *err, size_t errlen)
 /* spool_open - create (if needed) and open the spool; NULL with err filled on failure */
 struct spool *spool_open(const char *dir, char *err, size_t errlen)
 {
-    struct spool *sp = calloc(1, sizeof *sp);
+    struct spool *sp = xcalloc(1, sizeof *sp);
     int saved;
 
-    if (!sp || !(sp->dir = strdup(dir))) {
+    if (!sp || !(sp->dir = xstrdup(dir))) {
         set_err(err, errlen, "open", dir, ENOMEM);
         free(sp);
         return NULL;

@@ -1,5 +1,6 @@
 /* spool_load.c - the queue file format: reading, checking and parsing queue/ID */
 #include "queue/spool_internal.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,7 @@ static int read_header(int fd, off_t size, char **out, size_t *hlen, size_t *hav
     char *buf = NULL, *end;
 
     for (;;) {
-        char *nb = realloc(buf, cap + 1);
+        char *nb = xrealloc(buf, cap + 1);
         size_t want = (uint64_t)size < cap ? (size_t)size : cap;
         ssize_t n;
 
@@ -71,7 +72,7 @@ static int parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 /* dup_into - strdup value into *dst; ENOMEM is an error of its own, not EBADMSG */
 static int dup_into(char **dst, const char *value)
 {
-    *dst = strdup(value);
+    *dst = xstrdup(value);
     return *dst ? 0 : -1;
 }
 
@@ -91,7 +92,7 @@ static int add_rcpt(struct spool_envelope *env, const char *addr)
 
     if (!*addr)
         return spool_bad_msg();
-    r = realloc(env->rcpt, (env->nrcpt + 1) * sizeof *r);
+    r = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *r);
     if (!r)
         return -1;
     env->rcpt = r;

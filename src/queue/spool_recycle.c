@@ -1,6 +1,7 @@
 /* spool_recycle.c - the free list: files of delivered messages kept in free/ and
  * written over by new ones, sparing the file system an inode freed and another allocated */
 #include "queue/spool_internal.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,7 @@ static int note_queued(struct spool *sp, const char *name, void *arg)
         return errno == ENOENT ? 0 : -1;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 256;
-        ino_t *ino = realloc(a->ino, cap * sizeof *ino);
+        ino_t *ino = xrealloc(a->ino, cap * sizeof *ino);
         if (!ino)
             return -1;
         a->ino = ino;
@@ -108,7 +109,7 @@ int spool_set_recycle(struct spool *sp, size_t max)
     off_t *size = NULL;
     int rc;
 
-    if (max && (!(name = calloc(max, sizeof *name)) || !(size = calloc(max, sizeof *size)))) {
+    if (max && (!(name = xcalloc(max, sizeof *name)) || !(size = xcalloc(max, sizeof *size)))) {
         free(name);
         return -1;
     }

@@ -1,5 +1,6 @@
 /* spool_writer.c - writing one message: header, body, checksum, rename into queue/ */
 #include "queue/spool_internal.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -165,7 +166,7 @@ struct spool_writer *spool_writer_begin(struct spool *sp, const struct spool_env
 
     if (!envelope_ok(env))
         return errno = EINVAL, NULL;
-    w = malloc(sizeof *w);
+    w = xmalloc(sizeof *w);
     if (!w)
         return NULL;
     memset(w, 0, offsetof(struct spool_writer, buf));

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core/config.h"
+#include "core/xmalloc.h"
 #include "mail/address.h"
 
 struct routes {
@@ -88,12 +89,12 @@ const struct config_section routes_section = {
 
 struct routes *routes_load(const struct config *cfg)
 {
-    struct routes *rt = calloc(1, sizeof(*rt));
+    struct routes *rt = xcalloc(1, sizeof(*rt));
     char err[256];
 
     if (!rt)
         return NULL;
-    rt->e = calloc(cfg_size(cfg->raw, "route") + 1, sizeof(*rt->e));
+    rt->e = xcalloc(cfg_size(cfg->raw, "route") + 1, sizeof(*rt->e));
     if (!rt->e) {
         free(rt);
         return NULL;
@@ -104,7 +105,7 @@ struct routes *routes_load(const struct config *cfg)
         if (!cfg_getstr(s, "to") ||
             route_target_parse(cfg_getstr(s, "to"), &e->target, err, sizeof(err)) < 0)
             continue; /* reported by config_load */
-        if (!(e->domain = strdup(cfg_title(s)))) {
+        if (!(e->domain = xstrdup(cfg_title(s)))) {
             routes_free(rt);
             return NULL;
         }

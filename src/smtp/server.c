@@ -13,6 +13,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "policy/stats.h"
 #include "smtp/serverconf.h"
 #include "smtp/session.h"
@@ -71,7 +72,7 @@ static struct server_ip_count *server_ip_find(struct server *srv, const uint8_t 
     for (c = srv->per_ip[b]; c; c = c->next)
         if (memcmp(c->addr, key, 16) == 0)
             return c;
-    if (!make || !(c = calloc(1, sizeof(*c))))
+    if (!make || !(c = xcalloc(1, sizeof(*c))))
         return NULL;
     memcpy(c->addr, key, 16);
     c->next = srv->per_ip[b];
@@ -203,7 +204,7 @@ int server_listen(struct server *srv, char *err, size_t errlen)
 {
     const struct serverconf *sc = srv->conf;
 
-    srv->listeners = calloc(sc->nlisten ? sc->nlisten : 1, sizeof(*srv->listeners));
+    srv->listeners = xcalloc(sc->nlisten ? sc->nlisten : 1, sizeof(*srv->listeners));
     if (!srv->listeners) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -8,6 +8,7 @@
 
 #include "core/cidr.h"
 #include "core/config.h"
+#include "core/xmalloc.h"
 
 /* serverconf_valid_address - a listen address is "ip:port" */
 static int serverconf_valid_address(cfg_t *cfg, cfg_opt_t *opt)
@@ -166,10 +167,10 @@ static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
 
 struct serverconf *serverconf_load(const struct config *cfg)
 {
-    struct serverconf *sc = calloc(1, sizeof(*sc));
+    struct serverconf *sc = xcalloc(1, sizeof(*sc));
     size_t n = cfg_size(cfg->raw, "listen");
 
-    if (!sc || !(sc->listen = calloc(n ? n : 1, sizeof(*sc->listen)))) {
+    if (!sc || !(sc->listen = xcalloc(n ? n : 1, sizeof(*sc->listen)))) {
         free(sc);
         return NULL;
     }
@@ -177,8 +178,8 @@ struct serverconf *serverconf_load(const struct config *cfg)
         cfg_t *s = cfg_getnsec(cfg->raw, "listen", (unsigned)i);
         struct serverconf_listen *l = &sc->listen[i];
         const char *mode = cfg_getstr(s, "tls");
-        l->name = strdup(cfg_title(s));
-        l->address = strdup(cfg_getstr(s, "address")); /* required by the check */
+        l->name = xstrdup(cfg_title(s));
+        l->address = xstrdup(cfg_getstr(s, "address")); /* required by the check */
         if (!l->name || !l->address) {
             sc->nlisten++;
             serverconf_free(sc);

@@ -13,6 +13,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
 #include "tls/tls.h"
@@ -327,7 +328,7 @@ void session_start(struct server *srv, const struct serverconf_listen *l, evutil
                    const struct sockaddr *sa, socklen_t salen, session_release_fn release,
                    void *release_arg)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = xcalloc(1, sizeof(*s));
     char ip[64];
 
     if (!s) {

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "dns/dns.h"
 #include "policy/stats.h"
 #include "mail/address.h"
@@ -147,9 +148,9 @@ static void rdns_done(enum dns_status st, const char *name, const char *ptr, voi
     s->rdns_q = NULL;
     s->cl.rdns = rdns_state(st);
     if (name)
-        s->cl.rdns_name = s->rdns_name = strdup(name);
+        s->cl.rdns_name = s->rdns_name = xstrdup(name);
     if (ptr)
-        s->cl.ptr_name = s->ptr_name = strdup(ptr);
+        s->cl.ptr_name = s->ptr_name = xstrdup(ptr);
     log_info("event=rdns sid=%s client=%s status=%s name=%s ptr=%s", s->sid, s->ip,
              dns_status_str(st), s->rdns_name ? log_q(s->rdns_name) : "unknown",
              s->ptr_name ? log_q(s->ptr_name) : "-");

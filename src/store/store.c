@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 
 #define STORE_DEFAULT_EXPIRE_INTERVAL 60
 /* Completions kept for reuse: each operation needs one, so recycling saves a malloc. */
@@ -75,7 +76,7 @@ static struct store_op *op_alloc(struct store *st, enum store_op_kind kind, void
     if (op) {
         st->spare = op->next;
         st->nspare--;
-    } else if ((op = malloc(sizeof *op)) == NULL) {
+    } else if ((op = xmalloc(sizeof *op)) == NULL) {
         return NULL;
     }
     memset(op, 0, offsetof(struct store_op, small));
@@ -109,7 +110,7 @@ struct store_op *store_op_get(struct store *st, store_get_cb cb, void *arg, size
         return NULL;
     op->get_cb = cb;
     if (vlen > op->cap) {
-        if ((op->data = malloc(vlen)) == NULL) {
+        if ((op->data = xmalloc(vlen)) == NULL) {
             op->data = op->small;
             op_free(st, op);
             return NULL;
@@ -176,7 +177,7 @@ static int scan_reserve(struct store_op *op, size_t need)
         ncap *= 2;
     if (ncap > STORE_SCAN_MAX_BYTES)
         ncap = STORE_SCAN_MAX_BYTES;
-    p = malloc(ncap);
+    p = xmalloc(ncap);
     if (!p)
         return STORE_ENOMEM;
     memcpy(p, op->data, op->len);
@@ -387,7 +388,7 @@ static struct store *store_new(struct event_base *base, const char *uri,
 
     if (!be)
         return NULL;
-    if ((st = calloc(1, sizeof *st)) == NULL) {
+    if ((st = xcalloc(1, sizeof *st)) == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }

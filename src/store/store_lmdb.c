@@ -31,6 +31,7 @@
 #include <lmdb.h>
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 
 #define LMDB_DB_NAME "mxgate"
 #define LMDB_DEFAULT_MAP ((size_t)256 * 1024 * 1024)
@@ -579,8 +580,8 @@ static int lmdb_sync_get(void *h, const void *key, size_t keylen, void **val, si
         return lmdb_fail(l, "get", rc);
     status = read_status(l, rec_find(l, l->rtxn, &k, &pay, NULL));
     if (status == STORE_OK) {
-        /* malloc(0) may return NULL: always ask for at least one octet. */
-        if ((*val = malloc(pay.mv_size ? pay.mv_size : 1)) == NULL)
+        /* xmalloc(0) may return NULL: always ask for at least one octet. */
+        if ((*val = xmalloc(pay.mv_size ? pay.mv_size : 1)) == NULL)
             status = STORE_ENOMEM;
         else
             memcpy(*val, pay.mv_data, pay.mv_size);
@@ -735,7 +736,7 @@ static void *lmdb_open(struct store *st, struct event_base *base, const char *pa
         snprintf(err, errlen, "lmdb %s: %s", path, strerror(errno));
         return NULL;
     }
-    if ((l = calloc(1, sizeof *l)) == NULL) {
+    if ((l = xcalloc(1, sizeof *l)) == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
