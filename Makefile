@@ -67,7 +67,7 @@ fuzz: fuzz-build
 	done
 
 format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h tools/*.c tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h
+	clang-format -i src/*.c src/*/*.c src/*/*.h tools/*.c tests/unit/*/*.c tests/unit/support/*.[ch] tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf $(BUILD) $(CHECKBUILD) $(FUZZBUILD)

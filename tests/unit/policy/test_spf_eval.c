@@ -1,6 +1,6 @@
 /*
  * test_spf_eval.c - the SPF evaluator against the whole RFC 7208 test suite
- * (openspf.org 2014.04, as kept by pyspf: ../shared/testdata/spf/), then the
+ * (openspf.org 2014.04, as kept by pyspf: tests/data/spf/), then the
  * Received-SPF header, HELO identity, cancellation and the resolver contract.
  *
  * The fake resolver answers from each scenario's zonedata the way the
@@ -36,7 +36,7 @@
 #include "policy/spf_eval.h"
 
 #ifndef SPF_SUITE_FILE
-#define SPF_SUITE_FILE "../shared/testdata/spf/rfc7208-tests.yml"
+#define SPF_SUITE_FILE "tests/data/spf/rfc7208-tests.yml"
 #endif
 
 /* ---------------------------------------------------------------------- zone */
