@@ -12,7 +12,7 @@ struct event_base;
 struct config;
 struct pool;
 struct bouncelimit;
-struct smtp_client_cache;
+struct conncache;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* What every attempt needs; owned by the queue. */
@@ -23,7 +23,7 @@ struct delivery_ctx {
     struct pool *pool;
     SSL_CTX *client_tls; /* NULL: no STARTTLS to next hops */
     struct bouncelimit *bounces;
-    struct smtp_client_cache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
+    struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
 };
 
 struct delivery_outcome {

@@ -23,6 +23,7 @@
  * silently starts over on a fresh connection, once.
  */
 #include "relay/client.h"
+#include "relay/conncache.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -51,7 +52,6 @@
 #define BODY_HIWAT 65536    /* body bytes queued for output at most */
 #define PATH_MAX_LEN 256    /* RFC 5321 4.5.3.1.3, also bounds the HELO name */
 #define QUIT_WAIT 2         /* seconds to wait for the 221 */
-#define CACHE_BUCKETS 64    /* hash buckets of the cache's key index */
 
 /* the reply awaited, or what is under way */
 enum cstate {
@@ -76,16 +76,6 @@ enum cstate {
 #define RF_OK 2    /* RCPT accepted: its fate is decided after the dot */
 #define RF_FINAL 4 /* res.rcpt[i] holds its final status */
 
-/* service extensions from the EHLO/LHLO reply */
-enum {
-    X_PIPELINING = 1,
-    X_SIZE = 2,
-    X_8BITMIME = 4,
-    X_STARTTLS = 8,
-    X_SMTPUTF8 = 16,
-    X_ENHANCED = 32
-};
-
 struct smtp_client {
     struct event_base *base;
     struct smtp_client_req req;
@@ -96,57 +86,22 @@ struct smtp_client {
     unsigned char *rflags; /* RF_* per recipient */
     size_t ri;             /* recipient whose RCPT (LMTP: end of data) reply is next */
     size_t naccepted;
-    unsigned ext;       /* X_* */
-    uint64_t size_max;  /* SIZE parameter, 0 for no limit */
-    int tls_refused;    /* STARTTLS got no 220: go on in clear */
-    int pipelining;     /* this transaction is pipelined */
-    int rcode;          /* the reply being read */
-    size_t rlines;      /* lines of it read so far */
-    char rtext[512];    /* its text, lines joined by a space */
-    const char *perr;   /* why the last reply line was refused */
-    off_t body_pos;     /* next body byte to read from the file */
-    uint64_t body_left; /* body bytes not yet queued */
-    char tail[2];       /* the last two body bytes queued */
-    int reuse_pending;  /* on a cached connection, no reply read yet: if it
-                           proves dead now, start over on a fresh one */
-};
-
-/* What a request must match to reuse a parked connection. */
-struct ckey {
-    struct sockaddr_storage addr; /* bytes beyond addrlen are zero */
-    socklen_t addrlen;
-    int lmtp;
-    int tls; /* STARTTLS was wanted */
-    char helo[PATH_MAX_LEN + 1];
-};
-
-/* A parked connection and what was learned on it. */
-struct cconn {
-    struct smtp_client_cache *cache;
-    TAILQ_ENTRY(cconn) age_link;    /* cache->age: oldest first */
-    TAILQ_ENTRY(cconn) bucket_link; /* its bucket: newest first, for LIFO reuse */
-    unsigned bucket;
-    struct ckey key;
-    struct bufferevent *bev;
-    struct event *timer; /* the idle timeout */
-    unsigned ext;        /* X_* of the last EHLO/LHLO */
-    uint64_t size_max;
-    int tls_refused;
-    int tls;
-    char tls_desc[96];
-    char peer_greeting[128];
-};
-
-TAILQ_HEAD(cconn_list, cconn);
-
-struct smtp_client_cache {
-    struct event_base *base;
-    unsigned max_idle;
-    unsigned per_key; /* half the cache, so that one busy next hop never takes it all */
-    unsigned nidle;
-    struct timeval idle;
-    struct cconn_list age;
-    struct cconn_list buckets[CACHE_BUCKETS];
+    unsigned ext;                   /* X_* */
+    uint64_t size_max;              /* SIZE parameter, 0 for no limit */
+    int tls_refused;                /* STARTTLS got no 220: go on in clear */
+    int pipelining;                 /* this transaction is pipelined */
+    int rcode;                      /* the reply being read */
+    size_t rlines;                  /* lines of it read so far */
+    char rtext[512];                /* its text, lines joined by a space */
+    int rlong;                      /* dropping the rest of an over-long reply line */
+    size_t rlong_len;               /* octets of it kept in rline */
+    char rline[REPLY_LINE_MAX + 1]; /* the kept start of an over-long line */
+    const char *perr;               /* why the last reply line was refused */
+    off_t body_pos;                 /* next body byte to read from the file */
+    uint64_t body_left;             /* body bytes not yet queued */
+    char tail[2];                   /* the last two body bytes queued */
+    int reuse_pending;              /* on a cached connection, no reply read yet: if it
+                                       proves dead now, start over on a fresh one */
 };
 
 static int dispatch(struct smtp_client *c);
@@ -216,9 +171,14 @@ static void vfail_all(struct smtp_client *c, int code, const char *fmt, va_list 
 
     if (vsnprintf(text, sizeof text, fmt, ap) < 0)
         snprintf(text, sizeof text, "delivery failed");
-    for (size_t i = 0; i < c->req.nrcpt; i++)
-        if (!(c->rflags[i] & RF_FINAL))
-            set_rcpt(c, i, code, text);
+    for (size_t i = 0; i < c->req.nrcpt; i++) {
+        if (c->rflags[i] & RF_FINAL)
+            continue;
+        set_rcpt(c, i, code, text);
+        /* the whole message went out: without the reply to the final dot
+         * nobody knows whether the peer stored it */
+        c->res.rcpt[i].maybe_delivered = c->st == ST_DOT && code == 0 && (c->rflags[i] & RF_OK);
+    }
 }
 
 /* fail_all - vfail_all with variable arguments */
@@ -259,171 +219,6 @@ static void reply_to_all(struct smtp_client *c, int ok)
     for (size_t i = 0; i < c->req.nrcpt; i++)
         if (!(c->rflags[i] & RF_FINAL))
             reply_to(c, i, ok);
-}
-
-/* key_make - the cache key of request r; -1 when r cannot be cached */
-static int key_make(struct ckey *k, const struct smtp_client_req *r)
-{
-    memset(k, 0, sizeof *k);
-    if (r->addrlen > sizeof k->addr || strlen(r->helo) >= sizeof k->helo)
-        return -1;
-    memcpy(&k->addr, &r->addr, r->addrlen);
-    k->addrlen = r->addrlen;
-    k->lmtp = r->lmtp != 0;
-    k->tls = r->tls != NULL;
-    memcpy(k->helo, r->helo, strlen(r->helo) + 1);
-    return 0;
-}
-
-/* key_bucket - FNV-1a of the key, reduced to a bucket index */
-static unsigned key_bucket(const struct ckey *k)
-{
-    const unsigned char *a = (const unsigned char *)&k->addr;
-    uint32_t h = 2166136261u;
-
-    for (socklen_t i = 0; i < k->addrlen; i++)
-        h = (h ^ a[i]) * 16777619u;
-    h = (h ^ (unsigned)(k->lmtp * 2 + k->tls)) * 16777619u;
-    for (const char *p = k->helo; *p != '\0'; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % CACHE_BUCKETS;
-}
-
-/* key_eq - two keys name the same kind of connection */
-static int key_eq(const struct ckey *a, const struct ckey *b)
-{
-    return a->addrlen == b->addrlen && a->lmtp == b->lmtp && a->tls == b->tls &&
-           memcmp(&a->addr, &b->addr, a->addrlen) == 0 && strcmp(a->helo, b->helo) == 0;
-}
-
-/* quit_now - QUIT without waiting for the 221 (as Postfix by default):
- * written only if the socket takes it at once, since the caller closes
- * the connection right after */
-static void quit_now(struct bufferevent *bev)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-
-    if (ssl == NULL)
-        (void)send(bufferevent_getfd(bev), "QUIT\r\n", 6, MSG_DONTWAIT | MSG_NOSIGNAL);
-    else if (SSL_write(ssl, "QUIT\r\n", 6) <= 0)
-        ERR_clear_error();
-}
-
-/* cconn_unlink - take a parked connection out of the cache's lists */
-static void cconn_unlink(struct cconn *cc)
-{
-    struct smtp_client_cache *cache = cc->cache;
-
-    TAILQ_REMOVE(&cache->age, cc, age_link);
-    TAILQ_REMOVE(&cache->buckets[cc->bucket], cc, bucket_link);
-    cache->nidle--;
-}
-
-/* cconn_free - release an unlinked entry and its connection, if still there */
-static void cconn_free(struct cconn *cc)
-{
-    if (cc->bev)
-        bufferevent_free(cc->bev);
-    if (cc->timer)
-        event_free(cc->timer);
-    free(cc);
-}
-
-/* cconn_close - drop a parked connection, with QUIT when it is still healthy */
-static void cconn_close(struct cconn *cc, int say_quit)
-{
-    cconn_unlink(cc);
-    if (say_quit)
-        quit_now(cc->bev);
-    cconn_free(cc);
-}
-
-/* on_park_timer - unused for idle_timeout seconds: QUIT and close */
-static void on_park_timer(evutil_socket_t fd, short what, void *arg)
-{
-    cconn_close(arg, 1);
-}
-
-/* on_park_read - an idle peer spoke unasked (typically a 421 before it
- * closes): the connection is no longer fit for a transaction */
-static void on_park_read(struct bufferevent *bev, void *arg)
-{
-    cconn_close(arg, 0);
-}
-
-/* on_park_event - the peer closed the idle connection, or it failed */
-static void on_park_event(struct bufferevent *bev, short what, void *arg)
-{
-    cconn_close(arg, 0);
-}
-
-/* cache_insert - park cc: newest first in its bucket; beyond the per-key
- * or the total limit the oldest goes */
-static void cache_insert(struct smtp_client_cache *cache, struct cconn *cc)
-{
-    struct cconn_list *b = &cache->buckets[cc->bucket];
-    struct cconn *x, *oldest = NULL;
-    unsigned same = 0;
-
-    TAILQ_FOREACH(x, b, bucket_link)
-    {
-        if (key_eq(&x->key, &cc->key)) {
-            same++;
-            oldest = x;
-        }
-    }
-    if (same >= cache->per_key)
-        cconn_close(oldest, 1);
-    TAILQ_INSERT_HEAD(b, cc, bucket_link);
-    TAILQ_INSERT_TAIL(&cache->age, cc, age_link);
-    if (++cache->nidle > cache->max_idle)
-        cconn_close(TAILQ_FIRST(&cache->age), 1);
-}
-
-/* cache_take - unlink and return the most recently parked connection for
- * key (the one least likely to have been closed by the peer), or NULL */
-static struct cconn *cache_take(struct smtp_client_cache *cache, const struct ckey *key)
-{
-    struct cconn *cc;
-
-    TAILQ_FOREACH(cc, &cache->buckets[key_bucket(key)], bucket_link)
-    {
-        if (key_eq(&cc->key, key)) {
-            cconn_unlink(cc);
-            return cc;
-        }
-    }
-    return NULL;
-}
-
-/* smtp_client_cache_new - see client.h */
-struct smtp_client_cache *smtp_client_cache_new(struct event_base *base, unsigned max_idle,
-                                                unsigned idle_timeout)
-{
-    struct smtp_client_cache *cache = calloc(1, sizeof *cache);
-
-    if (cache == NULL)
-        return NULL;
-    cache->base = base;
-    cache->max_idle = max_idle;
-    cache->per_key = max_idle > 1 ? (max_idle + 1) / 2 : 1;
-    cache->idle.tv_sec = idle_timeout;
-    TAILQ_INIT(&cache->age);
-    for (size_t i = 0; i < CACHE_BUCKETS; i++)
-        TAILQ_INIT(&cache->buckets[i]);
-    return cache;
-}
-
-/* smtp_client_cache_free - see client.h */
-void smtp_client_cache_free(struct smtp_client_cache *cache)
-{
-    struct cconn *cc;
-
-    if (cache == NULL)
-        return;
-    while ((cc = TAILQ_FIRST(&cache->age)) != NULL)
-        cconn_close(cc, 1);
-    free(cache);
 }
 
 /* client_free - release everything; closes the connection */
@@ -569,8 +364,9 @@ static void ext_parse(struct smtp_client *c, const char *t)
         const char *kw;
         unsigned flag;
     } kws[] = {
-        {"PIPELINING", X_PIPELINING}, {"SIZE", X_SIZE},         {"8BITMIME", X_8BITMIME},
-        {"STARTTLS", X_STARTTLS},     {"SMTPUTF8", X_SMTPUTF8}, {"ENHANCEDSTATUSCODES", X_ENHANCED},
+        {"PIPELINING", SMTP_EXT_PIPELINING}, {"SIZE", SMTP_EXT_SIZE},
+        {"8BITMIME", SMTP_EXT_8BITMIME},     {"STARTTLS", SMTP_EXT_STARTTLS},
+        {"SMTPUTF8", SMTP_EXT_SMTPUTF8},     {"ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCED},
     };
     size_t n = strcspn(t, " ");
 
@@ -617,23 +413,46 @@ static int reply_line(struct smtp_client *c, const char *line, size_t len)
     return 1;
 }
 
-/* reply_read - take lines from the input until a reply is complete; 1
- * then, 0 when no complete line is left, -1 (c->perr set) on bad input */
+/*
+ * reply_read - take lines from the input until a reply is complete; 1
+ * then, 0 when no complete line is left, -1 (c->perr set) on bad input.
+ * A line longer than REPLY_LINE_MAX is not an error: its first
+ * REPLY_LINE_MAX octets are kept (the code and the start of the text) and
+ * the rest is dropped as it arrives, so that a peer that stored the
+ * message and says so at length is still understood.
+ */
 static int reply_read(struct smtp_client *c, struct evbuffer *in)
 {
     char line[REPLY_LINE_MAX + 1];
     int r = 0;
 
     while (r == 0) {
-        size_t eol = 0;
+        size_t eol = 0, len = evbuffer_get_length(in), take;
         struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF);
-        if (p.pos < 0 && evbuffer_get_length(in) <= REPLY_LINE_MAX + 1)
+        if (p.pos < 0 && !c->rlong && len <= REPLY_LINE_MAX + 1)
             return 0; /* the +1 is a CR waiting for its LF */
-        if (p.pos < 0 || p.pos > REPLY_LINE_MAX) {
-            c->perr = "reply line too long";
-            return -1;
-        }
-        if (evbuffer_remove(in, line, (size_t)p.pos) != p.pos || evbuffer_drain(in, eol) != 0) {
+        if (p.pos < 0 || c->rlong || p.pos > REPLY_LINE_MAX) {
+            if (!c->rlong) { /* keep the start of the long line */
+                int n = evbuffer_remove(in, c->rline, REPLY_LINE_MAX);
+                if (n < 0) {
+                    c->perr = "cannot read reply";
+                    return -1;
+                }
+                c->rlong = 1;
+                c->rlong_len = (size_t)n;
+                continue;
+            }
+            if (p.pos < 0) { /* drop all but a CR that may start the CRLF */
+                take = len > 0 && evbuffer_pullup(in, len)[len - 1] == '\r' ? len - 1 : len;
+                evbuffer_drain(in, take);
+                return 0;
+            }
+            evbuffer_drain(in, (size_t)p.pos + eol);
+            c->rlong = 0;
+            memcpy(line, c->rline, c->rlong_len);
+            p.pos = (ev_ssize_t)c->rlong_len;
+        } else if (evbuffer_remove(in, line, (size_t)p.pos) != p.pos ||
+                   evbuffer_drain(in, eol) != 0) {
             c->perr = "cannot read reply";
             return -1;
         }
@@ -680,13 +499,13 @@ static int send_mail(struct smtp_client *c)
     char size[32] = "";
     int bad = b == NULL;
 
-    c->pipelining = (c->ext & X_PIPELINING) != 0;
-    if ((c->ext & X_SIZE) && !c->req.probe)
+    c->pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+    if ((c->ext & SMTP_EXT_SIZE) && !c->req.probe)
         snprintf(size, sizeof size, " SIZE=%llu", (unsigned long long)c->req.body_len);
-    bad = bad ||
-          evbuffer_add_printf(b, "MAIL FROM:<%s>%s%s%s\r\n", c->req.sender, size,
-                              c->req.body_8bit && (c->ext & X_8BITMIME) ? " BODY=8BITMIME" : "",
-                              c->req.smtputf8 ? " SMTPUTF8" : "") < 0;
+    bad = bad || evbuffer_add_printf(
+                     b, "MAIL FROM:<%s>%s%s%s\r\n", c->req.sender, size,
+                     c->req.body_8bit && (c->ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "",
+                     c->req.smtputf8 ? " SMTPUTF8" : "") < 0;
     c->ri = next_rcpt(c, 0, RF_SEND);
     for (size_t i = c->ri; c->pipelining && !bad && i < c->req.nrcpt;
          i = next_rcpt(c, i + 1, RF_SEND))
@@ -707,9 +526,16 @@ static int send_mail(struct smtp_client *c)
  * cannot take, or start the transaction */
 static int after_hello(struct smtp_client *c)
 {
-    if (c->req.tls && (c->ext & X_STARTTLS) && !c->res.tls && !c->tls_refused)
+    if (c->req.tls && (c->ext & SMTP_EXT_STARTTLS) && !c->res.tls && !c->tls_refused)
         return send_cmd(c, ST_STARTTLS, "STARTTLS");
-    if (c->req.smtputf8 && !(c->ext & X_SMTPUTF8)) {
+    c->res.ehlo_ok = 1; /* what this next hop takes now, for the next-hop cache */
+    c->res.ext = c->ext;
+    c->res.size_max = c->size_max;
+    if (c->req.ehlo_only) {
+        fail_all(c, 0, "capabilities learned");
+        return quit(c);
+    }
+    if (c->req.smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8)) {
         fail_all(c, 550, "5.6.7 SMTPUTF8 not supported by next hop");
         return quit(c);
     }
@@ -932,49 +758,45 @@ static int on_data(struct smtp_client *c)
 }
 
 /* session_save - what the next transaction on this connection must know */
-static void session_save(const struct smtp_client *c, struct cconn *cc)
+static void session_save(const struct smtp_client *c, struct conncache_session *cs)
 {
-    cc->ext = c->ext;
-    cc->size_max = c->size_max;
-    cc->tls_refused = c->tls_refused;
-    cc->tls = c->res.tls;
-    memcpy(cc->tls_desc, c->res.tls_desc, sizeof cc->tls_desc);
-    memcpy(cc->peer_greeting, c->res.peer_greeting, sizeof cc->peer_greeting);
+    memset(cs, 0, sizeof *cs);
+    cs->ext = c->ext;
+    cs->size_max = c->size_max;
+    cs->tls_refused = c->tls_refused;
+    cs->tls = c->res.tls;
+    memcpy(cs->tls_desc, c->res.tls_desc, sizeof cs->tls_desc);
+    memcpy(cs->peer_greeting, c->res.peer_greeting, sizeof cs->peer_greeting);
 }
 
-/* parkable - the transaction is over and the connection idle and healthy */
-static int parkable(const struct smtp_client *c)
+/* cache_want - the cache key of c's request */
+static void cache_want(const struct smtp_client *c, struct conncache_want *w)
 {
-    const struct smtp_client_cache *cache = c->req.cache;
-
-    return cache != NULL && cache->max_idle > 0 && cache->idle.tv_sec > 0 && !c->req.probe &&
-           c->rlines == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+    w->addr = &c->req.addr;
+    w->addrlen = c->req.addrlen;
+    w->lmtp = c->req.lmtp;
+    w->tls = c->req.tls != NULL;
+    w->helo = c->req.helo;
 }
 
-/* park - hand the connection to the cache instead of QUIT; 0 when parked
+/* park - hand the connection to the cache instead of QUIT, if the
+ * transaction is over and the connection idle and healthy; 0 when parked
  * (c->bev is gone then), -1 when it must be closed as usual */
 static int park(struct smtp_client *c)
 {
-    struct smtp_client_cache *cache = c->req.cache;
-    struct cconn *cc;
+    struct conncache_session cs;
+    struct conncache_want w;
 
-    if (!parkable(c) || (cc = calloc(1, sizeof *cc)) == NULL)
+    if (!conncache_enabled(c->req.cache) || c->req.probe || c->req.ehlo_only || c->rlines != 0 ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) != 0 ||
+        bufferevent_set_timeouts(c->bev, NULL, NULL) != 0)
         return -1;
-    cc->cache = cache;
-    cc->timer = evtimer_new(cache->base, on_park_timer, cc);
-    if (key_make(&cc->key, &c->req) != 0 || cc->timer == NULL ||
-        evtimer_add(cc->timer, &cache->idle) != 0 ||
-        bufferevent_set_timeouts(c->bev, NULL, NULL) != 0) {
-        cconn_free(cc);
+    session_save(c, &cs);
+    cache_want(c, &w);
+    if (conncache_park(c->req.cache, &w, c->bev, &cs) != 0)
         return -1;
-    }
-    cc->bucket = key_bucket(&cc->key);
-    session_save(c, cc);
-    cc->bev = c->bev;
     c->bev = NULL;
-    bufferevent_setcb(cc->bev, on_park_read, NULL, on_park_event, cc);
-    cache_insert(cache, cc);
     return 0;
 }
 
@@ -1211,14 +1033,14 @@ static int start_connect(struct smtp_client *c)
 }
 
 /* session_restore - take over what was learned on a parked connection */
-static void session_restore(struct smtp_client *c, const struct cconn *cc)
+static void session_restore(struct smtp_client *c, const struct conncache_session *cs)
 {
-    c->ext = cc->ext;
-    c->size_max = cc->size_max;
-    c->tls_refused = cc->tls_refused;
-    c->res.tls = cc->tls;
-    memcpy(c->res.tls_desc, cc->tls_desc, sizeof c->res.tls_desc);
-    memcpy(c->res.peer_greeting, cc->peer_greeting, sizeof c->res.peer_greeting);
+    c->ext = cs->ext;
+    c->size_max = cs->size_max;
+    c->tls_refused = cs->tls_refused;
+    c->res.tls = cs->tls;
+    memcpy(c->res.tls_desc, cs->tls_desc, sizeof c->res.tls_desc);
+    memcpy(c->res.peer_greeting, cs->peer_greeting, sizeof c->res.peer_greeting);
 }
 
 /* session_forget - back to the state of a client that never connected */
@@ -1239,16 +1061,15 @@ static void session_forget(struct smtp_client *c)
  * done can never run inside smtp_client_start */
 static int reuse_take(struct smtp_client *c)
 {
-    struct ckey key;
-    struct cconn *cc;
+    struct conncache_session cs;
+    struct conncache_want w;
 
-    if (c->req.cache == NULL || c->req.probe || key_make(&key, &c->req) != 0 ||
-        (cc = cache_take(c->req.cache, &key)) == NULL)
+    if (c->req.cache == NULL || c->req.probe || c->req.ehlo_only)
         return 0;
-    c->bev = cc->bev;
-    cc->bev = NULL;
-    session_restore(c, cc);
-    cconn_free(cc);
+    cache_want(c, &w);
+    if ((c->bev = conncache_take(c->req.cache, &w, &cs)) == NULL)
+        return 0;
+    session_restore(c, &cs);
     if (bev_setup(c, c->bev, 1) == 0 && enable_io(c) == 0 && arm(c, ST_REUSE) == 0) {
         c->reuse_pending = 1;
         return 1;
