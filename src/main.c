@@ -23,10 +23,17 @@
 #include "core/privs.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
+#include "relay/nexthop.h"
 #include "smtp/server.h"
 #include "tls/tls.h"
 
 #define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
+/* next-hop capabilities: asked again after REFRESH seconds (every delivery
+ * also refreshes them), every RETRY seconds while the next hop is down, and
+ * forgotten (not refused on) without an answer for FORGET seconds */
+#define NEXTHOP_REFRESH 300
+#define NEXTHOP_RETRY 10
+#define NEXTHOP_FORGET 86400
 
 struct options {
     const char *config;
@@ -132,13 +139,37 @@ static struct store *setup_store(const struct config *cfg, struct event_base *ba
 /* setup_policy - every listener's checks */
 static struct policy *setup_policy(struct server *srv, struct store *st)
 {
-    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats};
+    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats, srv->pool};
     char err[512];
     struct policy *p = policy_new(&env, err, sizeof(err));
 
     if (!p)
         log_fatal("event=fatal what=policy error=\"%s\"", err);
     return p;
+}
+
+/* setup_nexthops - what each route's next hop takes, asked at once */
+static struct nexthops *setup_nexthops(const struct config *cfg, struct event_base *base,
+                                       struct pool *pool, SSL_CTX *client_tls)
+{
+    struct nexthop_opts o = {
+        .helo = cfg->hostname,
+        .tls = cfg->delivery.starttls ? client_tls : NULL,
+        .connect_timeout = cfg->delivery.connect_timeout,
+        .command_timeout = cfg->delivery.command_timeout,
+        .refresh = NEXTHOP_REFRESH,
+        .retry = NEXTHOP_RETRY,
+        .forget = NEXTHOP_FORGET,
+    };
+    struct nexthops *nh = nexthops_new(base, pool, &o);
+
+    for (size_t i = 0; nh && i < cfg->nroutes; i++)
+        if (nexthops_add(nh, &cfg->routes[i].target) < 0)
+            log_fatal("event=fatal what=\"out of memory\"");
+    if (!nh)
+        log_fatal("event=fatal what=\"out of memory\"");
+    nexthops_start(nh);
+    return nh;
 }
 
 /* setup_tls - server and client contexts */
@@ -225,12 +256,16 @@ static int run(const struct config *cfg, const struct options *o)
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
     srv.dns = setup_dns(cfg, srv.base);
-    srv.policy = setup_policy(&srv, st);
     srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
+    if (!srv.pool)
+        log_fatal("event=fatal what=\"out of memory\"");
+    srv.policy = setup_policy(&srv, st);
+    srv.nexthops = setup_nexthops(cfg, srv.base, srv.pool, client_tls);
     srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
     srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
-    if (!srv.pool || !srv.commits || !srv.queue)
+    if (!srv.commits || !srv.queue)
         log_fatal("event=fatal what=\"out of memory\"");
+    queue_set_nexthops(srv.queue, srv.nexthops);
     config_control_socket(cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv.base, sock, srv.queue)))
         log_fatal("event=fatal what=control path=%s error=\"%s\"", sock, strerror(errno));
@@ -250,6 +285,7 @@ static int run(const struct config *cfg, const struct options *o)
     control_close(ctl);
     queue_free(srv.queue);
     srv.queue = NULL;
+    nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
     pool_free(srv.pool);
     commitq_free(srv.commits);
     policy_free(srv.policy);

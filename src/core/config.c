@@ -230,6 +230,7 @@ static cfg_opt_t ratelimit_opts[] = {
 
 static cfg_opt_t route_opts[] = {
     CFG_STR("to", NULL, CFGF_NODEFAULT),
+    CFG_BOOL("create", cfg_false, CFGF_NONE), /* maildir: make unknown mailboxes */
     CFG_END(),
 };
 
@@ -447,6 +448,9 @@ static void config_take_routes(struct config *c, cfg_t *root)
         }
         if (route_target_parse(cfg_getstr(s, "to"), &c->routes[i].target, err, sizeof(err)) < 0)
             config_error(s->line, "route %s: %s", c->routes[i].domain, err);
+        c->routes[i].create = cfg_getbool(s, "create");
+        if (c->routes[i].create && c->routes[i].target.kind != ROUTE_MAILDIR)
+            config_error(s->line, "route %s: create is for maildir routes", c->routes[i].domain);
     }
     for (size_t i = 0; i < c->ndomains; i++)
         if (!config_route_for(c, c->domains[i]))

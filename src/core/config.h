@@ -21,6 +21,7 @@ struct config_listen {
 struct config_route {
     char *domain; /* "example.test", ".example.test" (subdomains) or "*" */
     struct route_target target;
+    int create; /* maildir: create unknown mailboxes (default: refuse them at RCPT) */
 };
 
 struct config_limits {

@@ -80,6 +80,7 @@ struct policy_env {
     struct dns *dns;     /* NULL when no resolver is configured */
     struct store *store; /* NULL when no state store */
     struct stats *stats;
+    struct pool *pool; /* blocking work (route names resolved); NULL in some tests */
 };
 
 struct policy_job; /* one check's turn in one stage of one session */

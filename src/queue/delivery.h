@@ -13,6 +13,7 @@ struct config;
 struct pool;
 struct bouncelimit;
 struct conncache;
+struct nexthops;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* What every attempt needs; owned by the queue. */
@@ -24,6 +25,7 @@ struct delivery_ctx {
     SSL_CTX *client_tls; /* NULL: no STARTTLS to next hops */
     struct bouncelimit *bounces;
     struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
+    struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
 };
 
 struct delivery_outcome {

@@ -244,6 +244,12 @@ static void queue_dispatch(struct queue *q)
     }
 }
 
+/* queue_set_nexthops - see queue.h */
+void queue_set_nexthops(struct queue *q, struct nexthops *nh)
+{
+    q->ctx.nexthops = nh;
+}
+
 /* queue_new - an idle scheduler */
 struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
                         struct pool *pool, SSL_CTX *client_tls)
@@ -252,7 +258,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, struc
 
     if (!q)
         return NULL;
-    q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL, NULL};
+    q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL, NULL, NULL};
     q->ctx.bounces = bouncelimit_new(cfg->queue.bounce_limit, cfg->queue.bounce_window);
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */

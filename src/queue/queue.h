@@ -7,11 +7,15 @@ struct config;
 struct spool;
 struct pool;
 struct queue;
+struct nexthops;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* queue_new - client_tls may be NULL (no STARTTLS to next hops) */
 struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
                         struct pool *pool, SSL_CTX *client_tls);
+
+/* queue_set_nexthops - deliveries refresh what each next hop takes (relay/nexthop.h) */
+void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 
 /* queue_start - pick up every message in the spool (after a restart); returns the count */
 int queue_start(struct queue *q);

@@ -374,7 +374,10 @@ class Gateway:
             text.append('log_level = "%s"' % log_level)
         text.append("listen mx { %s }" % listen)
         for dom, target in routes.items():
-            text.append('route "%s" { to = "%s" }' % (dom, target))
+            # a target, or a dict of the route's options ({"to": ..., "create": True})
+            opts = target if isinstance(target, dict) else {"to": target}
+            text.append('route "%s" { %s }' % (dom, " ".join("%s = %s" % (k, _value(v))
+                                                              for k, v in opts.items())))
         if tls:
             cert, key = tls_files
             text.append('tls {\n    certificate = "%s"\n    key = "%s"\n}' % (cert, key))
