@@ -544,12 +544,12 @@ def server_tls_context(tls_files):
 @pytest.fixture
 def make_sink():
     """Factory for extra sinks: make_sink(lmtp=False, start=True, tls_context=None,
-    unix_path=None)."""
+    unix_path=None, smtputf8=True, size=None)."""
     sinks: List[Sink] = []
 
     def make(lmtp: bool = False, start: bool = True, tls_context=None,
-             unix_path: Optional[str] = None) -> Sink:
-        s = Sink(free_port(), lmtp=lmtp, tls_context=tls_context, unix_path=unix_path)
+             unix_path: Optional[str] = None, **kw) -> Sink:
+        s = Sink(free_port(), lmtp=lmtp, tls_context=tls_context, unix_path=unix_path, **kw)
         sinks.append(s)
         if start:
             s.start()
