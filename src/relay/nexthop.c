@@ -108,9 +108,10 @@ static void nh_keep(struct nh_entry *e, unsigned ext, uint64_t size)
         .size = (ext & SMTP_EXT_SIZE) ? size : 0,
     };
 
-    if (!e->caps.known || memcmp(&c, &e->caps, sizeof(c)) != 0)
-        log_info("event=nexthop relay=%s status=known smtputf8=%s 8bitmime=%s size=%llu", e->key,
-                 c.smtputf8 ? "yes" : "no", c.eightbitmime ? "yes" : "no",
+    if (!e->caps.known || c.smtputf8 != e->caps.smtputf8 ||
+        c.eightbitmime != e->caps.eightbitmime || c.size != e->caps.size)
+        log_info("event=nexthop relay=%s status=known smtputf8=%s eightbitmime=%s size=%llu",
+                 e->key, c.smtputf8 ? "yes" : "no", c.eightbitmime ? "yes" : "no",
                  (unsigned long long)c.size);
     e->caps = c;
     e->answered = nh_now();

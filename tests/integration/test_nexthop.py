@@ -30,7 +30,7 @@ def ehlo_keywords(gw):
 def test_route_without_smtputf8(gateway, make_sink):
     sink = make_sink(smtputf8=False)
     gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink.port})
-    known(gw, sink, r"status=known smtputf8=no 8bitmime=yes size=33554432")
+    known(gw, sink, r"status=known smtputf8=no eightbitmime=yes size=33554432")
     r, kw = ehlo_keywords(gw)
     assert "SMTPUTF8" not in kw, "SMTPUTF8 announced for a route without it: %r" % r
     assert "8BITMIME" in kw
@@ -68,7 +68,7 @@ def test_route_without_smtputf8(gateway, make_sink):
 def test_route_with_small_size(gateway, make_sink):
     sink = make_sink(size=5000)
     gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink.port})
-    known(gw, sink, r"status=known smtputf8=yes 8bitmime=yes size=5000")
+    known(gw, sink, r"status=known smtputf8=yes eightbitmime=yes size=5000")
     r, _ = ehlo_keywords(gw)
     assert "SIZE 5000" in r.texts, r
     big = make_message("big", body=(b"y" * 98 + b"\r\n") * 60)  # about 6 KB
@@ -180,7 +180,13 @@ class RawPeer:
             return
 
     def stop(self):
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def shutdown():
+            self.server.close()
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.cancel()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
