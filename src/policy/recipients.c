@@ -52,7 +52,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/cidr.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"

@@ -38,6 +38,8 @@ int session_accept_rcpt(struct session *s, const char *rcpt)
     struct accept_reply r;
     struct policy_verdict v;
 
+    if (s->has_held) /* a connect/HELO refusal answers first: tell such a client nothing */
+        return 0;
     if (accept_rcpt(s->srv->cfg, s->srv->nexthops, s->tx->sender, rcpt, s->tx->mail_size, &r) == 0)
         return 0;
     accept_verdict(&r, &v);
