@@ -127,9 +127,10 @@ class RawPeer:
     """A raw asyncio SMTP server on 127.0.0.1 that stores every message and
     answers the final dot with `dot_reply` (bytes; None: close at once)."""
 
-    def __init__(self, dot_reply):
+    def __init__(self, dot_reply, ehlo=b"250-raw.test\r\n250 8BITMIME\r\n"):
         self.port = free_port()
         self.dot_reply = dot_reply
+        self.ehlo = ehlo
         self.messages = []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -153,7 +154,7 @@ class RawPeer:
                     return
                 verb = line[:4].upper()
                 if verb == b"EHLO":
-                    writer.write(b"250-raw.test\r\n250 8BITMIME\r\n")
+                    writer.write(self.ehlo)
                 elif verb == b"DATA":
                     writer.write(b"354 go\r\n")
                     await writer.drain()
@@ -222,5 +223,35 @@ def test_lost_reply_after_dot_is_maybe_delivered(gateway):
         assert len(peer.messages) == 1, "re-sent %d times" % len(peer.messages)
         out = gw.ctl("queue", "list").stdout
         assert qid in out, out
+    finally:
+        peer.stop()
+
+
+def test_route_without_8bitmime(gateway):
+    """A next hop that announces neither 8BITMIME nor SMTPUTF8: 8-bit text
+    is refused after DATA (554 5.6.3), 7-bit text goes through."""
+    peer = RawPeer(b"250 2.0.0 ok\r\n", ehlo=b"250-raw.test\r\n250 PIPELINING\r\n")
+    try:
+        gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % peer.port})
+        gw.wait_log(r"event=nexthop relay=smtp:\[127\.0\.0\.1\]:%d status=known smtputf8=no "
+                    r"eightbitmime=no size=0" % peer.port, timeout=10)
+        r, kw = ehlo_keywords(gw)
+        assert "8BITMIME" not in kw and "SMTPUTF8" not in kw, r
+        with RawClient(gw.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<alice@client.test>").check(250)
+            c.cmd("RCPT TO:<bob@example.test>").check(250)
+            c.cmd("DATA").check(354)
+            c.send("Subject: x\r\n\r\nGrüße\r\n.\r\n".encode())
+            c.read_reply().check(554, "5.6.3", "conversion required")
+            c.cmd("MAIL FROM:<alice@client.test>").check(250)
+            c.cmd("RCPT TO:<bob@example.test>").check(250)
+            c.cmd("DATA").check(354)
+            c.send(b"Subject: x\r\n\r\nplain\r\n.\r\n")
+            c.read_reply().check(250, "2.0.0")
+        wait = time.monotonic() + 5
+        while not peer.messages and time.monotonic() < wait:
+            time.sleep(0.05)
+        assert len(peer.messages) == 1 and peer.messages[0].endswith(b"\r\n\r\nplain\r\n")
     finally:
         peer.stop()
