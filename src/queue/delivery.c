@@ -218,7 +218,8 @@ static void dl_resolved(void *arg, const struct relay_addr *ra)
     struct dl_leg *leg = arg;
 
     leg->resolving = NULL;
-    leg->ra = *ra;
+    if (ra != &leg->ra)
+        leg->ra = *ra;
     if (ra->err) {
         dl_leg_fail(leg, 0, ra->text);
         return;
