@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 # libFuzzer: seconds per harness for `make fuzz`, and within `make check`.
 FUZZ_TIME       ?= 60
 FUZZ_CHECK_TIME ?= 20
-FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool
+FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool fuzz_spf
 
 .PHONY: all deps run check unit integration format clean fuzz fuzz-build
 
@@ -29,6 +29,7 @@ check: deps
 	@test -f $(CHECKBUILD)/CMakeCache.txt || cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DMXGATE_SANITIZE=ON >/dev/null
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ctest --output-on-failure
+	@grep -h '^RFC 7208 test suite:' $(CHECKBUILD)/Testing/Temporary/LastTest.log
 	MXGATED=$(CURDIR)/$(CHECKBUILD)/mxgated MXGATECTL=$(CURDIR)/$(CHECKBUILD)/mxgatectl \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    $(PYTHON) -m pytest -q tests/integration

@@ -188,7 +188,38 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
         log_fatal("event=fatal what=tls-client error=\"%s\"", err);
 }
 
-/* setup_dirs - spool and state, created before we lose the right to */
+/* on_corrupt - a queue file failed its checks at load: the operator must hear of
+ * it (the message in it was accepted with a 250) and the statistics count it */
+static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
+{
+    struct server *srv = arg;
+    char qreason[64], path[4096], qpath[4200];
+
+    snprintf(path, sizeof(path), "%s/%s/%s", srv->cfg->spool_dir, moved ? "corrupt" : "queue", id);
+    log_err("event=corrupt id=%s reason=%s file=%s", id,
+            log_quote(qreason, sizeof(qreason), reason), log_quote(qpath, sizeof(qpath), path));
+    stats_count(srv->stats, "queue_corrupt");
+}
+
+/* warn_foreign - name what a run as another user (root) left in the spool: the daemon
+ * user can neither read those messages nor take them over, and root no longer hands
+ * over anything inside the spool (core/privs.c) */
+static void warn_foreign(const struct config *cfg)
+{
+    char first[300], q[700];
+    int n;
+
+    if (!cfg->user || getuid() == 0)
+        return;
+    n = spool_foreign(cfg->spool_dir, getuid(), first, sizeof(first));
+    if (n > 0)
+        log_warn("event=spool_foreign count=%d first=%s user=%s error=\"not the daemon user's: "
+                 "waiting until their owner is changed (chown -R)\"",
+                 n, log_quote(q, sizeof(q), first), cfg->user);
+}
+
+/* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
+ * rights the daemon lives with */
 static struct spool *setup_dirs(const struct config *cfg)
 {
     char err[512];
@@ -203,6 +234,7 @@ static struct spool *setup_dirs(const struct config *cfg)
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
         log_fatal("event=fatal what=spool error=\"%s\"", err);
+    warn_foreign(cfg);
     spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */
@@ -235,9 +267,11 @@ static int run(const struct config *cfg, const struct options *o)
     struct store *st;
     SSL_CTX *client_tls;
     char err[512], sock[4096];
-    const char *dirs[3];
+    /* As root, only these directories themselves are touched (core/privs.c);
+     * the spool is opened and walked after the drop, as the daemon user. */
+    const struct privs_dir dirs[] = {
+        {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
-    srv.spool = setup_dirs(cfg);
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
@@ -246,15 +280,14 @@ static int run(const struct config *cfg, const struct options *o)
     setup_tls(cfg, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=\"%s\"", err);
-    dirs[0] = cfg->spool_dir;
-    dirs[1] = cfg->state_dir;
-    dirs[2] = NULL;
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=\"%s\"", err);
+    srv.spool = setup_dirs(cfg);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
+    spool_on_corrupt(srv.spool, on_corrupt, &srv);
     srv.dns = setup_dns(cfg, srv.base);
     srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
     if (!srv.pool)
@@ -262,7 +295,7 @@ static int run(const struct config *cfg, const struct options *o)
     srv.policy = setup_policy(&srv, st);
     srv.nexthops = setup_nexthops(cfg, srv.base, srv.pool, client_tls);
     srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
-    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls);
+    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls, st);
     if (!srv.commits || !srv.queue)
         log_fatal("event=fatal what=\"out of memory\"");
     queue_set_nexthops(srv.queue, srv.nexthops);

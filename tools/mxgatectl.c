@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/privs.h"
+#include "core/utf8.h"
 #include "policy/stats.h"
 #include "queue/spool.h"
 #include "store/store.h"
@@ -28,6 +30,43 @@ static void usage(void)
                     "       mxgatectl [-c config] flood|bounce-flood\n"
                     "  FROM, TO: YYYY-MM-DD, YYYY-MM-DDTHH (UTC), today, or all (default)\n");
     exit(2);
+}
+
+/*
+ * ctl_put - write outside data (envelope, header lines, replies, store
+ * records) to f so that nothing in it can drive the operator's terminal:
+ * C0 controls, DEL, C1 controls (U+0080..U+009F) and octets that are not
+ * well-formed UTF-8 are shown as \xHH, a backslash as \\. Every print of
+ * data mxgatectl did not make itself goes through here.
+ */
+static void ctl_put(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+    while (*p) {
+        size_t n = *p >= 0x80 ? utf8_seq_len(p) : 1;
+        if (*p == '\\') {
+            fputs("\\\\", f);
+        } else if (*p < 0x20 || *p == 0x7f || n == 0 || (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
+            fprintf(f, "\\x%02x", *p);
+            n = 1;
+        } else {
+            fwrite(p, 1, n, f);
+        }
+        p += n;
+    }
+}
+
+/* ctl_error - "mxgatectl: ID: text" on stderr, text being outside data (a reply, an error) */
+static void ctl_error(const char *id, const char *text)
+{
+    fprintf(stderr, "mxgatectl: ");
+    if (id) {
+        ctl_put(stderr, id);
+        fprintf(stderr, ": ");
+    }
+    ctl_put(stderr, text);
+    fprintf(stderr, "\n");
 }
 
 /* ctl_time - ISO 8601 UTC */
@@ -72,8 +111,27 @@ static int ctl_request(const struct config *cfg, const char *req, char *reply, s
 
 struct list_ctx {
     struct spool *sp;
-    unsigned n;
+    const struct config *cfg;
+    unsigned n, corrupt;
+    char reason[24]; /* set by ctl_corrupt when a load fails its checks */
 };
+
+/* ctl_corrupt - spool_on_corrupt callback: remember why the file we loaded failed */
+static void ctl_corrupt(const char *id, const char *reason, int moved, void *arg)
+{
+    struct list_ctx *lc = arg;
+
+    snprintf(lc->reason, sizeof(lc->reason), "%s", reason);
+}
+
+/* list_unloadable - a queue/ file that fails its checks: mxgatectl leaves it to mxgated */
+static void list_unloadable(struct list_ctx *lc, const char *id)
+{
+    printf("%s  corrupt  reason=%s  file=", id, lc->reason);
+    ctl_put(stdout, lc->cfg->spool_dir);
+    printf("/queue/%s  (not yet moved to corrupt/ by mxgated)\n", id);
+    lc->corrupt++;
+}
 
 /* list_one - one message: summary line, then its pending recipients */
 static void list_one(const char *id, void *arg)
@@ -85,51 +143,80 @@ static void list_one(const char *id, void *arg)
     unsigned pending = 0, attempts = 0;
     char when[32];
 
-    if (spool_load(lc->sp, id, &env, &off, &len) < 0)
-        return; /* delivered meanwhile, or moved to corrupt/ */
+    if (spool_load(lc->sp, id, &env, &off, &len) < 0) {
+        if (errno == EBADMSG)
+            list_unloadable(lc, id);
+        return; /* or delivered meanwhile */
+    }
     for (size_t i = 0; i < env.nrcpt; i++) {
         pending += env.rcpt[i].state == SPOOL_RCPT_PENDING;
         if (env.rcpt[i].attempts > attempts)
             attempts = env.rcpt[i].attempts;
     }
-    printf("%s  %s  %llu  <%s>  pending=%u attempts=%u\n", id,
-           ctl_time(env.arrival, when, sizeof(when)), (unsigned long long)len, env.sender, pending,
-           attempts);
-    for (size_t i = 0; i < env.nrcpt; i++)
-        if (env.rcpt[i].state == SPOOL_RCPT_PENDING)
-            printf("  <%s>%s%s%s\n", env.rcpt[i].addr, env.rcpt[i].last_text ? "  (" : "",
-                   env.rcpt[i].last_text ? env.rcpt[i].last_text : "",
-                   env.rcpt[i].last_text ? ")" : "");
+    printf("%s  %s  %llu  <", id, ctl_time(env.arrival, when, sizeof(when)),
+           (unsigned long long)len);
+    ctl_put(stdout, env.sender);
+    printf(">  pending=%u attempts=%u\n", pending, attempts);
+    for (size_t i = 0; i < env.nrcpt; i++) {
+        if (env.rcpt[i].state != SPOOL_RCPT_PENDING)
+            continue;
+        printf("  <");
+        ctl_put(stdout, env.rcpt[i].addr);
+        printf(">");
+        if (env.rcpt[i].last_text) {
+            printf("  (");
+            ctl_put(stdout, env.rcpt[i].last_text);
+            printf(")");
+        }
+        printf("\n");
+    }
     spool_envelope_free(&env);
     lc->n++;
 }
 
-/* cmd_list - every queued message */
-static int cmd_list(struct spool *sp)
+/* list_corrupt_one - one file of corrupt/ */
+static void list_corrupt_one(const struct spool_corrupt *c, void *arg)
 {
-    struct list_ctx lc = {sp, 0};
+    struct list_ctx *lc = arg;
+    char when[32];
 
-    if (spool_list(sp, list_one, &lc) < 0) {
+    if (lc->corrupt++ == 0 && lc->n == 0)
+        printf("queue is empty\n");
+    printf("%s  corrupt  reason=%s  moved=%s  size=%lld  file=", c->id, c->reason,
+           c->when ? ctl_time(c->when, when, sizeof(when)) : "unknown", (long long)c->size);
+    ctl_put(stdout, lc->cfg->spool_dir);
+    printf("/corrupt/%s%s\n", c->id, c->has_log ? " (and .log)" : "");
+}
+
+/* cmd_list - every queued message, then the corrupt files kept for the operator */
+static int cmd_list(const struct config *cfg, struct spool *sp)
+{
+    struct list_ctx lc = {.sp = sp, .cfg = cfg};
+
+    spool_keep_corrupt(sp);
+    spool_on_corrupt(sp, ctl_corrupt, &lc);
+    if (spool_list(sp, list_one, &lc) < 0 || spool_list_corrupt(sp, list_corrupt_one, &lc) < 0) {
         fprintf(stderr, "mxgatectl: cannot read the queue: %s\n", strerror(errno));
         return 1;
     }
-    if (lc.n == 0)
+    if (lc.n == 0 && lc.corrupt == 0)
         printf("queue is empty\n");
+    if (lc.corrupt)
+        printf("%u corrupt file(s): inspect with \"mxgatectl queue show ID\", "
+               "remove with \"mxgatectl queue delete ID\"\n",
+               lc.corrupt);
     return 0;
 }
 
-/* show_header - the stored message's header section (dot-stuffing undone) */
-static void show_header(struct spool *sp, const char *id, off_t off, uint64_t len)
+/* show_lines - print fd's lines from off up to the first empty one (at most
+ * CTL_HEADER_MAX octets); unstuff: a message header, not an envelope */
+static void show_lines(int fd, off_t off, uint64_t len, int unstuff)
 {
     char buf[CTL_HEADER_MAX + 1];
-    int fd = spool_open_body(sp, id);
     ssize_t n;
     char *line, *save = NULL;
 
-    if (fd < 0)
-        return;
     n = pread(fd, buf, len < CTL_HEADER_MAX ? (size_t)len : CTL_HEADER_MAX, off);
-    close(fd);
     if (n <= 0)
         return;
     buf[n] = '\0';
@@ -140,30 +227,100 @@ static void show_header(struct spool *sp, const char *id, off_t off, uint64_t le
             line[--l] = '\0';
         if (l == 0)
             break;
-        printf("%s\n", line[0] == '.' ? line + 1 : line);
+        if (unstuff && line[0] == '.')
+            line++;
+        /* A folded header line's leading tab is layout: kept, the rest escaped. */
+        if (unstuff && line[0] == '\t')
+            putchar(*line++);
+        ctl_put(stdout, line);
+        printf("\n");
     }
 }
 
-/* cmd_show - envelope, per-recipient state, header */
-static int cmd_show(struct spool *sp, const char *id)
+/* show_header - the stored message's header section (dot-stuffing undone) */
+static void show_header(struct spool *sp, const char *id, off_t off, uint64_t len)
+{
+    int fd = spool_open_body(sp, id);
+
+    if (fd < 0)
+        return;
+    show_lines(fd, off, len, 1);
+    close(fd);
+}
+
+/* show_corrupt - a file that failed its checks: why, where, and its raw envelope lines */
+static int show_corrupt(const struct config *cfg, struct spool *sp, const char *id,
+                        const char *in_queue_why)
+{
+    struct spool_corrupt c;
+    char when[32];
+    int fd;
+
+    if (in_queue_why) {
+        printf("id: %s\nstate: corrupt (reason=%s), still in queue/\nfile: ", id, in_queue_why);
+        ctl_put(stdout, cfg->spool_dir);
+        printf("/queue/%s\n", id);
+        fd = spool_open_body(sp, id);
+    } else {
+        if (spool_corrupt_get(sp, id, &c) < 0)
+            return -1;
+        printf("id: %s\nstate: corrupt (reason=%s), moved to corrupt/ %s\nsize: %lld\nfile: ", id,
+               c.reason, c.when ? ctl_time(c.when, when, sizeof(when)) : "at an unknown time",
+               (long long)c.size);
+        ctl_put(stdout, cfg->spool_dir);
+        printf("/corrupt/%s%s\n", id, c.has_log ? " (delivery log: same name + .log)" : "");
+        fd = spool_open_corrupt(sp, id);
+    }
+    if (fd >= 0) {
+        show_lines(fd, 0, CTL_HEADER_MAX, 0);
+        close(fd);
+    }
+    printf("\n%sremove with: mxgatectl queue delete %s\n",
+           in_queue_why ? "" : "mxgated no longer delivers it; ", id);
+    return 0;
+}
+
+/* cmd_show - envelope, per-recipient state, header; or what is known of a corrupt file */
+static int cmd_show(const struct config *cfg, struct spool *sp, const char *id)
 {
     static const char *const state[] = {"pending", "delivered", "bounced"};
+    struct list_ctx lc = {.sp = sp, .cfg = cfg};
     struct spool_envelope env;
     off_t off;
     uint64_t len;
     char when[32];
 
+    spool_keep_corrupt(sp);
+    spool_on_corrupt(sp, ctl_corrupt, &lc);
     if (!spool_valid_id(id) || spool_load(sp, id, &env, &off, &len) < 0) {
-        fprintf(stderr, "mxgatectl: %s: no such message\n", id);
+        if (spool_valid_id(id) &&
+            show_corrupt(cfg, sp, id, errno == EBADMSG ? lc.reason : NULL) == 0)
+            return 0;
+        fprintf(stderr, "mxgatectl: ");
+        ctl_put(stderr, id);
+        fprintf(stderr, ": no such message\n");
         return 1;
     }
-    printf("id: %s\narrival: %s\nsize: %llu\nsender: <%s>\nclient: %s [%s]\nhelo: %s\n", env.id,
-           ctl_time(env.arrival, when, sizeof(when)), (unsigned long long)len, env.sender,
-           env.client_name, env.client_ip, env.helo);
-    for (size_t i = 0; i < env.nrcpt; i++)
-        printf("recipient: <%s> %s attempts=%u%s%s\n", env.rcpt[i].addr, state[env.rcpt[i].state],
-               env.rcpt[i].attempts, env.rcpt[i].last_text ? " last=" : "",
-               env.rcpt[i].last_text ? env.rcpt[i].last_text : "");
+    printf("id: %s\narrival: %s\nsize: %llu\nsender: <", env.id,
+           ctl_time(env.arrival, when, sizeof(when)), (unsigned long long)len);
+    ctl_put(stdout, env.sender);
+    printf(">\nclient: ");
+    ctl_put(stdout, env.client_name);
+    printf(" [");
+    ctl_put(stdout, env.client_ip);
+    printf("]\nhelo: ");
+    ctl_put(stdout, env.helo);
+    printf("\n");
+    for (size_t i = 0; i < env.nrcpt; i++) {
+        printf("recipient: <");
+        ctl_put(stdout, env.rcpt[i].addr);
+        printf("> %s attempts=%u", state[env.rcpt[i].state], env.rcpt[i].attempts);
+        if (env.rcpt[i].last_text) {
+            printf(" last=");
+            ctl_put(stdout, env.rcpt[i].last_text);
+        }
+        printf("\n");
+    }
     show_header(sp, id, off, len);
     spool_envelope_free(&env);
     return 0;
@@ -182,31 +339,38 @@ static int cmd_flush(const struct config *cfg)
         return 1;
     }
     if (strncmp(reply, "ok ", 3) != 0) {
-        fprintf(stderr, "mxgatectl: %s\n", reply);
+        ctl_error(NULL, reply);
         return 1;
     }
-    printf("flushed %s\n", reply + 3);
+    printf("flushed ");
+    ctl_put(stdout, reply + 3);
+    printf("\n");
     return 0;
 }
 
-/* cmd_delete - through the daemon when it runs (it may be delivering the message), else directly */
+/* cmd_delete - through the daemon when it runs (it may be delivering the message), else
+ * directly; a corrupt file (never the daemon's business again) always directly */
 static int cmd_delete(const struct config *cfg, struct spool *sp, const char *id)
 {
     char reply[256], req[64];
+    int unknown;
 
     if (!spool_valid_id(id)) {
-        fprintf(stderr, "mxgatectl: %s: not a queue id\n", id);
+        ctl_error(id, "not a queue id");
         return 1;
     }
     snprintf(req, sizeof(req), "delete %s", id);
     if (ctl_request(cfg, req, reply, sizeof(reply)) == 0) {
-        if (strcmp(reply, "ok") != 0) {
-            fprintf(stderr, "mxgatectl: %s: %s\n", id, reply);
+        unknown = strcmp(reply, "error no such message") == 0;
+        if (strcmp(reply, "ok") != 0 && !(unknown && spool_remove_corrupt(sp, id) == 0)) {
+            ctl_error(id, reply);
             return 1;
         }
     } else if (spool_remove(sp, id) < 0) {
-        fprintf(stderr, "mxgatectl: %s: %s\n", id, strerror(errno));
-        return 1;
+        if (errno != ENOENT || spool_remove_corrupt(sp, id) < 0) {
+            ctl_error(id, strerror(errno));
+            return 1;
+        }
     }
     printf("deleted %s\n", id);
     return 0;
@@ -287,7 +451,9 @@ static int flood_print(struct store *st, long interval, const char *state)
 
     if (sscanf(state, "%7s %lld", word, &since) != 2 ||
         (strcmp(word, "flood") != 0 && strcmp(word, "normal") != 0)) {
-        fprintf(stderr, "mxgatectl: bad bf:state record \"%s\"\n", state);
+        fprintf(stderr, "mxgatectl: bad bf:state record \"");
+        ctl_put(stderr, state);
+        fprintf(stderr, "\"\n");
         return 1;
     }
     printf("%s since %s (%" PRId64 " bounces in the last interval of %ld s, %" PRId64
@@ -352,15 +518,32 @@ static int queue_command(const struct config *cfg, int argc, char **argv)
         return 1;
     }
     if (strcmp(argv[0], "list") == 0 && argc == 1)
-        rc = cmd_list(sp);
+        rc = cmd_list(cfg, sp);
     else if (strcmp(argv[0], "show") == 0 && argc == 2)
-        rc = cmd_show(sp, argv[1]);
+        rc = cmd_show(cfg, sp, argv[1]);
     else if (strcmp(argv[0], "delete") == 0 && argc == 2)
         rc = cmd_delete(cfg, sp, argv[1]);
     else
         usage();
     spool_close(sp);
     return rc;
+}
+
+/* become_user - run by root, read the spool and the store as the daemon user: what
+ * is in them is that user's to control (a symlink, a hard link), and nothing made
+ * here may become root's; 0 or -1 (reported) */
+static int become_user(const struct config *cfg)
+{
+    const struct privs_dir none[] = {{NULL, NULL}};
+    char err[512];
+
+    if (!cfg->user || geteuid() != 0)
+        return 0;
+    if (privs_drop(cfg->user, none, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mxgatectl: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -384,6 +567,10 @@ int main(int argc, char **argv)
     cfg = config_load(path, stderr);
     if (!cfg)
         return 1;
+    if (become_user(cfg) < 0) {
+        config_free(cfg);
+        return 1;
+    }
     if (strcmp(argv[0], "stats") == 0)
         rc = stats_command(cfg, argc - 1, argv + 1);
     else if (strcmp(argv[0], "flood") == 0 || strcmp(argv[0], "bounce-flood") == 0)

@@ -178,7 +178,8 @@ static cfg_opt_t dnsbl_opts[] = {
 static cfg_opt_t greylist_opts[] = {
     CFG_INT("delay", 300, CFGF_NONE),
     CFG_INT("retry_window", 172800, CFGF_NONE), /* how long a first attempt is remembered */
-    CFG_INT("pass_ttl", 3024000, CFGF_NONE),    /* how long a client that passed is trusted */
+    CFG_INT("pass_ttl", 3024000, CFGF_NONE),    /* how long an unused pass is remembered */
+    CFG_INT("awl_count", 5, CFGF_NONE),         /* passes before a network is trusted (postgrey) */
     CFG_INT("ipv4_prefix", 24, CFGF_NONE),
     CFG_INT("ipv6_prefix", 64, CFGF_NONE),
     CFG_BOOL("only_suspicious", cfg_false, CFGF_NONE),
@@ -267,6 +268,7 @@ static cfg_opt_t queue_opts[] = {
     CFG_INT("max_deliveries", 100, CFGF_NONE),
     CFG_INT("bounce_limit", 5, CFGF_NONE),
     CFG_INT("bounce_window", 3600, CFGF_NONE),
+    CFG_INT("bounce_domain_limit", 100, CFGF_NONE),
     CFG_STR("sync", "filesystem", CFGF_NONE), /* filesystem (syncfs group commit) | file */
     CFG_END(),
 };
@@ -326,6 +328,7 @@ static void config_set_validators(cfg_t *cfg)
 
     for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++)
         cfg_set_validate_func(cfg, numeric[i], config_valid_nonneg);
+    cfg_set_validate_func(cfg, "queue|bounce_domain_limit", config_valid_nonneg);
     cfg_set_validate_func(cfg, "route|to", config_valid_route);
     cfg_set_validate_func(cfg, "listen|address", config_valid_address);
     cfg_set_validate_func(cfg, "listen|tls", config_valid_tls_mode);
@@ -374,6 +377,7 @@ static void config_take_numbers(struct config *c, cfg_t *root)
     c->queue.max_deliveries = config_uint(q, "max_deliveries");
     c->queue.bounce_limit = config_uint(q, "bounce_limit");
     c->queue.bounce_window = config_uint(q, "bounce_window");
+    c->queue.bounce_domain_limit = config_uint(q, "bounce_domain_limit");
     c->queue.sync_filesystem = strcmp(cfg_getstr(q, "sync"), "file") != 0;
     if (c->queue.sync_filesystem && strcmp(cfg_getstr(q, "sync"), "filesystem") != 0)
         config_error(q->line, "queue: sync must be \"filesystem\" or \"file\"");

@@ -49,6 +49,8 @@ struct config_queue {
     unsigned bounce_limit;   /* DSNs per destination address per bounce_window, default 5 */
     unsigned bounce_window;  /* default 3600 s */
     int sync_filesystem;     /* commit by syncfs group commit (default), not fsync per file */
+    /* DSNs per destination domain per bounce_window, default 100 */
+    unsigned bounce_domain_limit;
 };
 
 struct config_delivery {

@@ -4,12 +4,22 @@
 
 #include <stddef.h>
 
+/* One directory the daemon user must own: an absolute path, and the fixed
+ * subdirectories under it (NULL-terminated, or NULL for none). */
+struct privs_dir {
+    const char *path;
+    const char *const *subdirs;
+};
+
 /*
- * privs_drop - when running as root: hand every file under each of dirs
- * (NULL-terminated) to user, then switch group list, gid and uid to that
- * user's, irrevocably. Not root and user NULL: nothing to do. Not root and
- * user set to someone else: an error. 0, or -1 with err filled.
+ * privs_drop - when running as root with user set: create each directory of
+ * dirs (ended by one whose path is NULL) and its subdirectories if missing,
+ * give exactly those directories to user -- never anything inside them, never
+ * through a symbolic link, and only if they are root's or user's already (see
+ * privs.c for why this cannot be turned against root) -- then switch group
+ * list, gid and uid to that user's, irrevocably. User NULL: nothing to do.
+ * Not root and user set to someone else: an error. 0, or -1 with err filled.
  */
-int privs_drop(const char *user, const char *const *dirs, char *err, size_t errlen);
+int privs_drop(const char *user, const struct privs_dir *dirs, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,8 @@
 #include "mail/address.h"
 
 #include <arpa/inet.h>
+#include <idn2.h>
+#include <stdio.h>
 #include <string.h>
 
 #define LABEL_MAX 63
@@ -311,6 +313,169 @@ int addr_domain_match(const char *domain, const char *pattern)
     dl = strlen(domain);
     pl = strlen(pattern);
     return dl > pl && ascii_ieq(domain + dl - pl, pattern);
+}
+
+/* canon_is_dotstring - n octets of s form a Dot-string: atext atoms (UTF-8 too), single dots */
+static int canon_is_dotstring(const char *s, size_t n)
+{
+    int prev_dot = 1;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.' ? prev_dot : (c < 0x80 && !is_atext(c)))
+            return 0;
+        prev_dot = c == '.';
+    }
+    return !prev_dot;
+}
+
+/* canon_local - the local part unquoted when it can be, else minimally escaped; length or -1 */
+static int canon_local(const struct addr *a, unsigned flags, char *dst, size_t dstlen)
+{
+    char raw[SMTP_LOCAL_MAX];
+    size_t n = 0, o = 0;
+    const char *p = a->local;
+
+    if (!a->quoted) {
+        if ((n = strlen(p)) > sizeof(raw))
+            return -1;
+        memcpy(raw, p, n);
+    } else {
+        for (p++; *p != '\0' && *p != '"'; p++) {
+            if (n == sizeof(raw))
+                return -1;
+            raw[n++] = *p == '\\' && p[1] != '\0' ? *++p : *p;
+        }
+    }
+    if ((flags & ADDR_CANON_FOLD) != 0)
+        for (size_t i = 0; i < n; i++)
+            raw[i] = ascii_lower(raw[i]);
+    if (!a->quoted || canon_is_dotstring(raw, n)) {
+        if (n + 1 > dstlen)
+            return -1;
+        memcpy(dst, raw, n);
+        return (int)n;
+    }
+    if (dstlen < 3)
+        return -1;
+    dst[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (o + 4 > dstlen) /* this octet, its escape, the closing quote, the NUL */
+            return -1;
+        if (raw[i] == '"' || raw[i] == '\\')
+            dst[o++] = '\\';
+        dst[o++] = raw[i];
+    }
+    dst[o++] = '"';
+    return (int)o;
+}
+
+/* canon_literal - [IPv6:x] in inet_ntop's form, [a.b.c.d] without leading zeros */
+static int canon_literal(const char *d, char *dst, size_t dstlen)
+{
+    size_t n = strlen(d), tl = strlen(IPV6_TAG);
+    char buf[IPV6_TEXT_MAX + 1];
+    struct in6_addr a6;
+    unsigned q[4];
+    int r;
+
+    if (n > tl + 2 && ascii_nieq(d + 1, IPV6_TAG, tl) && n - tl - 2 <= IPV6_TEXT_MAX) {
+        memcpy(buf, d + 1 + tl, n - tl - 2);
+        buf[n - tl - 2] = '\0';
+        if (inet_pton(AF_INET6, buf, &a6) == 1 && inet_ntop(AF_INET6, &a6, buf, sizeof(buf)))
+            r = snprintf(dst, dstlen, "[IPv6:%s]", buf);
+        else
+            r = snprintf(dst, dstlen, "%s", d);
+    } else if (sscanf(d, "[%u.%u.%u.%u]", &q[0], &q[1], &q[2], &q[3]) == 4) {
+        r = snprintf(dst, dstlen, "[%u.%u.%u.%u]", q[0], q[1], q[2], q[3]);
+    } else {
+        r = snprintf(dst, dstlen, "%s", d);
+    }
+    return r < 0 || (size_t)r >= dstlen ? -1 : r;
+}
+
+/* addr_canon_domain - lower-case ASCII; a name with U-labels through IDNA to A-labels */
+int addr_canon_domain(const char *domain, char *dst, size_t dstlen)
+{
+    char *ace = NULL;
+    const char *src = domain;
+    size_t n;
+    int has8 = 0;
+
+    for (const char *p = domain; *p != '\0'; p++)
+        has8 |= (unsigned char)*p >= 0x80;
+    if (domain[0] == '[')
+        return canon_literal(domain, dst, dstlen);
+    /* UTS #46 mapping folds case and width and applies NFC, so every spelling
+     * of a name gives one A-label form; a refused name is kept (fails closed:
+     * it can only ever equal itself) */
+    if (has8 && idn2_to_ascii_8z(domain, &ace,
+                                 IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT |
+                                     IDN2_USE_STD3_ASCII_RULES) == IDN2_OK)
+        src = ace;
+    n = strlen(src);
+    if (n + 1 > dstlen) {
+        idn2_free(ace);
+        return -1;
+    }
+    for (size_t i = 0; i <= n; i++)
+        dst[i] = ascii_lower(src[i]);
+    idn2_free(ace);
+    return (int)n;
+}
+
+/* addr_canon_parsed - local part, '@', domain (a bare postmaster has no domain) */
+int addr_canon_parsed(const struct addr *a, unsigned flags, char *dst, size_t dstlen)
+{
+    int ll, dl;
+
+    if (dst == NULL || dstlen == 0 || (ll = canon_local(a, flags, dst, dstlen)) < 0)
+        return -1;
+    dst[ll] = '\0';
+    if (a->domain[0] == '\0')
+        return ll;
+    if ((size_t)ll + 2 > dstlen)
+        return -1;
+    dst[ll] = '@';
+    dl = addr_canon_domain(a->domain, dst + ll + 1, dstlen - (size_t)ll - 1);
+    if (dl < 0) {
+        dst[0] = '\0';
+        return -1;
+    }
+    return ll + 1 + dl;
+}
+
+/* addr_canon - parse (UTF-8 allowed: the session already applied SMTPUTF8), then canonicalise */
+int addr_canon(const char *addr, unsigned flags, char *dst, size_t dstlen)
+{
+    struct addr a;
+    enum addr_err e = addr_parse(addr, 1, &a);
+
+    if (dst == NULL || dstlen == 0)
+        return -1;
+    dst[0] = '\0';
+    if (e == ADDR_EMPTY)
+        return 0;
+    return e == ADDR_OK ? addr_canon_parsed(&a, flags, dst, dstlen) : -1;
+}
+
+/* addr_canon_lax - canonical, or the raw string lower-cased after its last '@' (all with fold) */
+int addr_canon_lax(const char *addr, unsigned flags, char *dst, size_t dstlen)
+{
+    const char *at;
+    size_t n;
+
+    if (addr_canon(addr, flags, dst, dstlen) >= 0)
+        return (int)strlen(dst);
+    if (addr == NULL || dst == NULL || (n = strlen(addr)) + 1 > dstlen)
+        return -1;
+    at = strrchr(addr, '@');
+    for (size_t i = 0; i <= n; i++)
+        dst[i] = (flags & ADDR_CANON_FOLD) != 0 || (at && addr + i > at) ? ascii_lower(addr[i])
+                                                                         : addr[i];
+    return (int)n;
 }
 
 /* addr_strerror - a short phrase for logs and reply texts */

@@ -56,4 +56,48 @@ int addr_domain_match(const char *domain, const char *pattern);
 
 const char *addr_strerror(enum addr_err e);
 
+/*
+ * The canonical form: how addresses are compared, never how they are
+ * delivered (the envelope keeps what the client wrote).
+ *   local part  unquoted when its content is a Dot-string ("ceo" -> ceo);
+ *               otherwise quoted with only '"' and '\' escaped
+ *               ("a\ b" -> "a b"). With ADDR_CANON_FOLD, ASCII letters are
+ *               lower-cased (RFC 5321 leaves local-part case to the
+ *               receiving host; each consumer documents its choice).
+ *   domain      lower-cased; U-labels to A-labels by IDNA2008 with UTS #46
+ *               mapping (libidn2), so bücher.example, BÜCHER.example and
+ *               xn--bcher-kva.example are one domain; a name libidn2
+ *               refuses stays as written (it can equal only itself).
+ *               Address literals: [IPv6:...] in inet_ntop form, IPv4
+ *               without leading zeros.
+ */
+#define ADDR_CANON_MAX (SMTP_LOCAL_MAX + 1 + SMTP_DOMAIN_MAX + 1) /* with the NUL */
+#define ADDR_CANON_FOLD 1u /* lower-case the local part too */
+
+/*
+ * addr_canon - the canonical form of addr ("local@domain" as addr_format
+ * writes it, UTF-8 allowed; "" stays ""; a bare postmaster is allowed)
+ * into dst. Its length, or -1 when addr is not an address or dst is too
+ * small (ADDR_CANON_MAX always suffices).
+ */
+int addr_canon(const char *addr, unsigned flags, char *dst, size_t dstlen);
+
+/*
+ * addr_canon_lax - addr_canon, and for a string that is not an address
+ * (never the case for one the session accepted) the string itself, with
+ * ASCII lower-cased where addr_canon would lower-case. -1 only when dst
+ * is too small. For consumers that must compare whatever they are given.
+ */
+int addr_canon_lax(const char *addr, unsigned flags, char *dst, size_t dstlen);
+
+/* addr_canon_parsed - the same for an address addr_parse accepted */
+int addr_canon_parsed(const struct addr *a, unsigned flags, char *dst, size_t dstlen);
+
+/*
+ * addr_canon_domain - a domain (from a list or the configuration) in the
+ * canonical form above: lower-cased, A-labels. Its length, or -1 when it
+ * does not fit (SMTP_DOMAIN_MAX + 1 suffices for a domain that fits RFC 5321).
+ */
+int addr_canon_domain(const char *domain, char *dst, size_t dstlen);
+
 #endif

@@ -31,7 +31,11 @@
  *           example.test        any address at that domain or its subdomains
  *           .example.test       any address at a subdomain (not the domain)
  *           <>                  the null sender
- *         compared case-insensitively. An exact address beats every domain
+ *         compared in the canonical form of mail/address.h: "ceo"@x and
+ *         ceo@x are one address, bücher.example and xn--bcher-kva.example
+ *         one domain, and the local part too is compared case-insensitively
+ *         (an operator who lists ceo@ means CEO@ as well, and a deny list
+ *         must not be dodged by capitals). An exact address beats every domain
  *         entry; among domain entries the longest domain wins, then the
  *         @domain form, then the earlier line.
  * rcpt    as sender, against each recipient.
@@ -44,6 +48,7 @@
  */
 
 #include "core/fsutil.h"
+#include "mail/address.h"
 #include "policy/checks.h"
 #include "policy/regex.h"
 
@@ -53,7 +58,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "core/cidr.h"
@@ -78,7 +82,8 @@ struct access_entry {
     struct cidr net;      /* client */
     pcre2_code *re;       /* rdns, helo */
     enum access_pat form; /* sender, rcpt */
-    const char *domain;   /* sender, rcpt: points into key */
+    char *canon;          /* sender, rcpt: the address or domain in canonical form */
+    const char *domain;   /* sender, rcpt: the canonical domain, points into canon */
 };
 
 struct access_list {
@@ -96,6 +101,7 @@ struct access_state {
 static void access_entry_clear(struct access_entry *e)
 {
     free(e->key);
+    free(e->canon);
     free(e->text);
     pcre2_code_free(e->re);
     memset(e, 0, sizeof(*e));
@@ -139,10 +145,12 @@ static int access_parse_regex(struct access_entry *e, char *err, size_t errlen)
     return e->re ? 0 : -1;
 }
 
-/* access_parse_addr - classify a sender/rcpt key */
+/* access_parse_addr - classify a sender/rcpt key and keep its canonical form */
 static int access_parse_addr(struct access_entry *e, char *err, size_t errlen)
 {
-    const char *k = e->key, *at = strrchr(k, '@');
+    const char *k = e->key, *at = strrchr(k, '@'), *dom;
+    char canon[ADDR_CANON_MAX];
+    int n;
 
     if (strcmp(k, "<>") == 0) {
         e->form = AP_NULL;
@@ -150,22 +158,29 @@ static int access_parse_addr(struct access_entry *e, char *err, size_t errlen)
     }
     if (*k == '@') {
         e->form = AP_ATDOMAIN;
-        e->domain = k + 1;
+        dom = k + 1;
     } else if (at) {
         e->form = AP_ADDRESS;
-        e->domain = at + 1;
+        dom = at + 1;
     } else if (*k == '.') {
         e->form = AP_SUBDOMAINS;
-        e->domain = k + 1;
+        dom = k + 1;
     } else {
         e->form = AP_DOMAIN;
-        e->domain = k;
+        dom = k;
     }
-    if (!*e->domain || strchr(e->domain, '@') || *e->domain == '.' ||
-        e->domain[strlen(e->domain) - 1] == '.' || strchr(e->domain, '<')) {
+    if (!*dom || strchr(dom, '@') || *dom == '.' || dom[strlen(dom) - 1] == '.' ||
+        strchr(dom, '<')) {
         snprintf(err, errlen, "bad address or domain \"%s\"", k);
         return -1;
     }
+    n = e->form == AP_ADDRESS ? addr_canon(k, ADDR_CANON_FOLD, canon, sizeof(canon))
+                              : addr_canon_domain(dom, canon, sizeof(canon));
+    if (n < 0 || !(e->canon = strdup(canon))) {
+        snprintf(err, errlen, n < 0 ? "bad address or domain \"%s\"" : "out of memory", k);
+        return -1;
+    }
+    e->domain = e->form == AP_ADDRESS ? strrchr(e->canon, '@') + 1 : e->canon;
     return 0;
 }
 
@@ -436,7 +451,7 @@ static const struct access_entry *access_match_regex(const struct access_state *
     return NULL;
 }
 
-/* access_addr_score - how specifically e matches addr (domain dom, NULL if none); 0: not */
+/* access_addr_score - how specifically e matches addr (canonical; domain dom, NULL if none) */
 static size_t access_addr_score(const struct access_entry *e, const char *addr, const char *dom)
 {
     size_t dl, sl;
@@ -444,29 +459,33 @@ static size_t access_addr_score(const struct access_entry *e, const char *addr, 
     if (e->form == AP_NULL)
         return *addr == '\0' ? SIZE_MAX : 0;
     if (e->form == AP_ADDRESS)
-        return strcasecmp(e->key, addr) == 0 ? SIZE_MAX : 0;
+        return strcmp(e->canon, addr) == 0 ? SIZE_MAX : 0;
     if (!dom)
         return 0;
     dl = strlen(e->domain);
     sl = strlen(dom);
-    if (sl == dl && strcasecmp(dom, e->domain) == 0) {
+    if (sl == dl && strcmp(dom, e->domain) == 0) {
         if (e->form == AP_SUBDOMAINS)
             return 0;
         return 4 * dl + (e->form == AP_ATDOMAIN ? 2 : 1);
     }
     if (e->form == AP_ATDOMAIN || sl <= dl || dom[sl - dl - 1] != '.')
         return 0;
-    return strcasecmp(dom + sl - dl, e->domain) == 0 ? 4 * dl + 1 : 0;
+    return strcmp(dom + sl - dl, e->domain) == 0 ? 4 * dl + 1 : 0;
 }
 
-/* access_match_addr - the most specific entry for addr */
-static const struct access_entry *access_match_addr(const struct access_list *l, const char *addr)
+/* access_match_addr - the most specific entry for raw, compared in canonical form */
+static const struct access_entry *access_match_addr(const struct access_list *l, const char *raw)
 {
-    const char *at = strrchr(addr, '@');
-    const char *dom = at && at[1] ? at + 1 : NULL;
+    char addr[ADDR_CANON_MAX];
+    const char *at, *dom;
     const struct access_entry *best = NULL;
     size_t best_score = 0;
 
+    if (addr_canon_lax(raw, ADDR_CANON_FOLD, addr, sizeof(addr)) < 0)
+        return NULL; /* longer than any address */
+    at = strrchr(addr, '@');
+    dom = at && at[1] ? at + 1 : NULL;
     for (size_t i = 0; i < l->n; i++) {
         size_t s = access_addr_score(&l->v[i], addr, dom);
         if (s > best_score) {

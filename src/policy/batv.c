@@ -32,6 +32,12 @@
  *     postmaster passes: RFC 5321 4.5.1 wants postmaster to take mail.
  *   - mail with a non-null sender, and any mail from relay_networks (our
  *     own servers' reports), is not judged; a tag is stripped all the same.
+ *
+ * Addresses are taken in the canonical form of mail/address.h: the domains
+ * (configured and seen) with A-labels, a needlessly quoted local part
+ * unquoted ("prvs=...=u"@x is the tag prvs=...=u@x; "u"@x is signed as
+ * u@x). The local part keeps its case: the tag's HMAC covers it exactly as
+ * written, as Exim's does; "prvs=" and the hex digits are caseless.
  */
 #include "policy/checks.h"
 
@@ -97,7 +103,7 @@ static void batv_free(void *state)
     free(st);
 }
 
-/* batv_domain_ok - a domain or ".domain" pattern: LDH labels and dots, at most 255 */
+/* batv_domain_ok - a domain or ".domain" pattern (canonical): LDH labels and dots, <= 255 */
 static int batv_domain_ok(const char *d)
 {
     size_t n = strlen(d);
@@ -123,6 +129,12 @@ static int batv_domains(const struct config *cfg, cfg_t *sec, struct batv_state 
     }
     for (size_t i = 0; i < n; i++) {
         const char *d = cfg_getnstr(sec, "domains", (unsigned)i);
+        char canon[SMTP_DOMAIN_MAX + 2];
+        int dot = d && d[0] == '.';
+        if (d && addr_canon_domain(d + dot, canon + dot, sizeof(canon) - 1) >= 0) {
+            canon[0] = dot ? '.' : canon[0];
+            d = canon;
+        }
         if (!d || !batv_domain_ok(d)) {
             snprintf(err, errlen, "%s:%d: batv: domains: \"%s\" is not a domain", cfg->path,
                      sec->line, d ? d : "");
@@ -238,7 +250,7 @@ static int batv_init(const struct policy_env *env, void **state, char *err, size
     return 0;
 }
 
-/* batv_is_domain - is the domain of addr (after its last '@') a BATV domain */
+/* batv_is_domain - is the domain of addr (canonical; after its last '@') a BATV domain */
 static int batv_is_domain(const struct batv_state *st, const char *addr)
 {
     const char *at = addr ? strrchr(addr, '@') : NULL;
@@ -264,11 +276,11 @@ static int batv_may_relay(const struct batv_state *st, const struct policy_clien
 static void batv_sign(const struct batv_state *st, struct policy_client *cl)
 {
     struct prvs_parts parts;
-    char out[PRVS_TAG_LEN + SMTP_PATH_MAX + 8];
-    const char *s = cl->sender;
+    char out[PRVS_TAG_LEN + ADDR_CANON_MAX + 8], s[ADDR_CANON_MAX];
 
-    if (!s || !*s || cl->sender_rewrite || !batv_is_domain(st, s) || !batv_may_relay(st, cl) ||
-        s[0] == '"' || prvs_parse(s, &parts) == 0)
+    if (!cl->sender || !*cl->sender || cl->sender_rewrite ||
+        addr_canon(cl->sender, 0, s, sizeof(s)) <= 0 || !batv_is_domain(st, s) ||
+        !batv_may_relay(st, cl) || s[0] == '"' || prvs_parse(s, &parts) == 0)
         return;
     if ((size_t)(strrchr(s, '@') - s) > BATV_LOCAL_SIGN_MAX) {
         log_debug("event=batv action=unsigned reason=\"local part too long to tag\"");
@@ -335,10 +347,10 @@ static void batv_rcpt(const struct batv_state *st, struct policy_client *cl,
                       struct policy_verdict *v)
 {
     struct prvs_parts parts;
-    const char *r = cl->rcpt;
+    char r[ADDR_CANON_MAX];
     int tagged;
 
-    if (!r || !batv_is_domain(st, r))
+    if (!cl->rcpt || addr_canon_lax(cl->rcpt, 0, r, sizeof(r)) <= 0 || !batv_is_domain(st, r))
         return;
     tagged = prvs_parse(r, &parts) == 0;
     if ((cl->sender && cl->sender[0]) || batv_may_relay(st, cl)) {
@@ -351,7 +363,7 @@ static void batv_rcpt(const struct batv_state *st, struct policy_client *cl,
         return;
     }
     if (strncasecmp(r, "postmaster@", 11) != 0)
-        batv_refuse(v, r, 0, "missing tag");
+        batv_refuse(v, cl->rcpt, 0, "missing tag");
 }
 
 /* batv_run - sign at MAIL, validate and strip at RCPT; always synchronous */

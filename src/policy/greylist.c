@@ -3,17 +3,25 @@
  *
  * The first attempt of a triplet is refused with 451 4.7.1 and remembered
  * for `retry_window` seconds; a retry at least `delay` seconds later passes,
- * and the client's network then goes on the auto-whitelist for `pass_ttl`
- * seconds, so that its later mail (any sender, any recipient) is not
- * delayed again. Networks are the client address masked to `ipv4_prefix` /
- * `ipv6_prefix` (32 / 128 is a single address), because large senders retry
- * from another address of the same pool.
+ * and the triplet then passes at once for `pass_ttl` seconds after its last
+ * use (each use refreshes it, so a regular correspondent is never delayed
+ * again). Each pass counts for the client's network, at most once per
+ * GL_AWL_INTERVAL (as postgrey: a burst of one host earns no trust); after
+ * `awl_count` counted passes (postgrey's --auto-whitelist-clients, default
+ * 5; 0: never) the network is on the auto-whitelist: its mail, any sender
+ * and recipient, is not delayed while it keeps sending (the record is
+ * refreshed when used, at most once per GL_AWL_INTERVAL, and expires
+ * `pass_ttl` after that). Networks are the client address masked to
+ * `ipv4_prefix` / `ipv6_prefix` (32 / 128 is a single address); a shorter
+ * prefix lets large senders retry from another address of the same pool.
  *
  * Records in the store (readable by mxgatectl):
  *   gl:t:<network>/<prefix>:<sender>:<rcpt>  "first <time>" (TTL retry_window)
  *                                             or "pass <time>" (TTL pass_ttl)
- *   gl:c:<network>/<prefix>                   "<time>" of the pass (TTL pass_ttl)
- * with sender and recipient lower-cased ("" for the null sender).
+ *   gl:c:<network>/<prefix>                   "<passes> <time>" (TTL pass_ttl)
+ * with sender and recipient in the canonical form of mail/address.h,
+ * local parts lower-cased too ("" for the null sender): "Bob"@x, BOB@x and
+ * bob@x are one triplet, as in postgrey, which lower-cases both addresses.
  *
  * With `only_suspicious` only clients that s25r flagged are greylisted (the
  * combined S25R+greylist mode): well-configured servers pass at once. The
@@ -23,7 +31,6 @@
 
 #include <arpa/inet.h>
 #include <confuse.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -33,6 +40,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "mail/address.h"
 #include "store/store.h"
 
 #define GL_ADDR_MAX 200     /* octets of sender and of recipient kept in a key */
@@ -40,11 +48,16 @@
 #define GL_VAL_MAX 32       /* "first 1700000000" */
 #define GL_TTL_MAX 31622400 /* a year and a day: bounds for the times in the config */
 
+#define GL_AWL_INTERVAL 3600 /* a network's passes count once an hour (postgrey) */
+#define GL_AWL_COUNT_MAX 1000
+
 struct greylist {
     struct store *store;
     unsigned delay;
     unsigned retry_window;
     unsigned pass_ttl;
+    unsigned awl_count; /* counted passes that trust a network; 0: never */
+    unsigned interval;  /* GL_AWL_INTERVAL, or less for a short pass_ttl */
     int v4prefix;
     int v6prefix;
     int only_suspicious;
@@ -58,6 +71,8 @@ struct gl_job {
     char why[100]; /* " " + the s25r rule that made the client suspicious, or "" */
     char ckey[8 + GL_NET_MAX];
     char tkey[8 + GL_NET_MAX + 2 * (GL_ADDR_MAX + 1)];
+    long long awl_n; /* the network's counted passes (0: no record) ... */
+    time_t awl_last; /* ... and when it was last counted or refreshed */
 };
 
 static time_t (*greylist_clock)(void);
@@ -80,13 +95,17 @@ static int gl_network(const struct greylist *g, const struct sockaddr *sa, char 
     return sockaddr_network(sa, g->v4prefix, g->v6prefix, out, len);
 }
 
-/* gl_lower - append s lower-cased, at most GL_ADDR_MAX octets of it */
-static size_t gl_lower(char *dst, const char *s)
+/* gl_canon - append s in canonical form, at most GL_ADDR_MAX octets of it (a longer
+ * address shares its triplet with those of the same beginning: harmless) */
+static size_t gl_canon(char *dst, const char *s)
 {
-    size_t n = 0;
+    char c[ADDR_CANON_MAX];
+    size_t n;
 
-    for (; s && s[n] && n < GL_ADDR_MAX; n++)
-        dst[n] = (char)tolower((unsigned char)s[n]);
+    if (!s || addr_canon_lax(s, ADDR_CANON_FOLD, c, sizeof(c)) < 0)
+        c[0] = '\0';
+    n = strnlen(c, GL_ADDR_MAX);
+    memcpy(dst, c, n);
     dst[n] = '\0';
     return n;
 }
@@ -101,9 +120,9 @@ static int gl_keys(struct gl_job *j, const struct policy_client *cl)
         return -1;
     snprintf(j->ckey, sizeof(j->ckey), "gl:c:%s", net);
     n = (size_t)snprintf(j->tkey, sizeof(j->tkey), "gl:t:%s:", net);
-    n += gl_lower(j->tkey + n, cl->sender);
+    n += gl_canon(j->tkey + n, cl->sender);
     j->tkey[n++] = ':';
-    gl_lower(j->tkey + n, cl->rcpt);
+    gl_canon(j->tkey + n, cl->rcpt);
     return 0;
 }
 
@@ -127,6 +146,33 @@ static int gl_parse(const void *val, size_t vlen, int *passed, time_t *t)
     if (errno || end == num || *end != '\0' || v < 0)
         return -1;
     *t = (time_t)v;
+    return 0;
+}
+
+/* gl_parse_awl - "<passes> <time>"; the one-number form of earlier versions is one pass */
+static int gl_parse_awl(const void *val, size_t vlen, long long *n, time_t *t)
+{
+    char buf[GL_VAL_MAX], *end, *end2;
+    long long a, b;
+
+    if (vlen >= sizeof(buf))
+        return -1;
+    memcpy(buf, val, vlen);
+    buf[vlen] = '\0';
+    errno = 0;
+    a = strtoll(buf, &end, 10);
+    if (errno || end == buf || a < 0)
+        return -1;
+    if (*end == '\0') {
+        *n = 1;
+        *t = (time_t)a;
+        return 0;
+    }
+    b = strtoll(end, &end2, 10);
+    if (errno || *end != ' ' || end2 == end + 1 || *end2 != '\0' || b < 0)
+        return -1;
+    *n = a;
+    *t = (time_t)b;
     return 0;
 }
 
@@ -218,18 +264,50 @@ static void gl_write(const struct greylist *g, const char *key, const char *val)
                  log_quote(q, sizeof(q), strerror(errno)));
 }
 
-/* gl_pass - the retry came late enough: whitelist the network, keep the triplet */
+/* gl_due - the network's record was last written at least an interval ago (or in the future) */
+static int gl_due(const struct gl_job *j, time_t now)
+{
+    return j->awl_n == 0 || now < j->awl_last || now - j->awl_last >= (time_t)j->g->interval;
+}
+
+/* gl_count_pass - one more pass for the network, at most one per interval */
+static void gl_count_pass(struct gl_job *j, time_t now)
+{
+    char val[GL_VAL_MAX], k[2 * sizeof(j->ckey)];
+
+    if (j->g->awl_count == 0 || !gl_due(j, now))
+        return;
+    snprintf(val, sizeof(val), "%lld %lld", j->awl_n + 1, (long long)now);
+    gl_write(j->g, j->ckey, val);
+    if (j->awl_n + 1 == (long long)j->g->awl_count)
+        log_info("event=greylist_awl key=%s passes=%lld", log_quote(k, sizeof(k), j->ckey),
+                 j->awl_n + 1);
+}
+
+/* gl_pass - the retry came late enough, or the triplet passed before: (re)new the
+ * triplet's pass for pass_ttl and count the pass for the network */
 static void gl_pass(struct gl_job *j, time_t now, const char *reason)
 {
     char val[GL_VAL_MAX], q[128], k[2 * sizeof(j->tkey)];
 
-    snprintf(val, sizeof(val), "%lld", (long long)now);
-    gl_write(j->g, j->ckey, val);
     snprintf(val, sizeof(val), "pass %lld", (long long)now);
     gl_write(j->g, j->tkey, val);
+    gl_count_pass(j, now);
     log_info("event=greylist_pass key=%s reason=%s", log_quote(k, sizeof(k), j->tkey),
              log_quote(q, sizeof(q), reason));
     gl_dunno(j, reason);
+}
+
+/* gl_awl_hit - a trusted network: no delay; its record is refreshed once an interval */
+static void gl_awl_hit(struct gl_job *j, time_t now)
+{
+    char val[GL_VAL_MAX];
+
+    if (gl_due(j, now)) {
+        snprintf(val, sizeof(val), "%lld %lld", j->awl_n, (long long)now);
+        gl_write(j->g, j->ckey, val);
+    }
+    gl_dunno(j, "awl");
 }
 
 /* gl_on_triplet - decide from the triplet's record */
@@ -263,7 +341,7 @@ static void gl_on_triplet(void *arg, int status, const void *val, size_t vlen)
     }
 }
 
-/* gl_on_awl - the network passed before: no delay; else look at the triplet */
+/* gl_on_awl - a network with awl_count passes: no delay; else look at the triplet */
 static void gl_on_awl(void *arg, int status, const void *val, size_t vlen)
 {
     struct gl_job *j = arg;
@@ -272,9 +350,11 @@ static void gl_on_awl(void *arg, int status, const void *val, size_t vlen)
         free(j);
         return;
     }
-    if (status == STORE_OK) {
-        gl_dunno(j, "awl");
-    } else if (status != STORE_NOTFOUND) {
+    if (status == STORE_OK && gl_parse_awl(val, vlen, &j->awl_n, &j->awl_last) < 0)
+        j->awl_n = 0; /* unreadable: as if there were none (the next pass rewrites it) */
+    if (status == STORE_OK && j->g->awl_count > 0 && j->awl_n >= (long long)j->g->awl_count) {
+        gl_awl_hit(j, gl_now());
+    } else if (status != STORE_OK && status != STORE_NOTFOUND) {
         gl_store_failed(j, "get", j->ckey, store_strerror(status));
     } else if (store_get(j->g->store, j->tkey, strlen(j->tkey), gl_on_triplet, j) < 0) {
         gl_store_failed(j, "get", j->tkey, strerror(errno));
@@ -344,11 +424,12 @@ static int gl_int(const struct config *cfg, cfg_t *sec, const char *name, long l
 static int gl_options(const struct config *cfg, cfg_t *sec, struct greylist *g, char *err,
                       size_t errlen)
 {
-    long delay, window, pass, v4, v6;
+    long delay, window, pass, v4, v6, awl;
 
     if (gl_int(cfg, sec, "delay", 0, GL_TTL_MAX, &delay, err, errlen) < 0 ||
         gl_int(cfg, sec, "retry_window", 1, GL_TTL_MAX, &window, err, errlen) < 0 ||
         gl_int(cfg, sec, "pass_ttl", 1, GL_TTL_MAX, &pass, err, errlen) < 0 ||
+        gl_int(cfg, sec, "awl_count", 0, GL_AWL_COUNT_MAX, &awl, err, errlen) < 0 ||
         gl_int(cfg, sec, "ipv4_prefix", 8, 32, &v4, err, errlen) < 0 ||
         gl_int(cfg, sec, "ipv6_prefix", 16, 128, &v6, err, errlen) < 0)
         return -1;
@@ -360,6 +441,10 @@ static int gl_options(const struct config *cfg, cfg_t *sec, struct greylist *g, 
     g->delay = (unsigned)delay;
     g->retry_window = (unsigned)window;
     g->pass_ttl = (unsigned)pass;
+    g->awl_count = (unsigned)awl;
+    /* a record rewritten every half pass_ttl at the latest cannot expire while used */
+    g->interval =
+        pass / 2 < GL_AWL_INTERVAL ? (unsigned)(pass > 1 ? pass / 2 : 1) : GL_AWL_INTERVAL;
     g->v4prefix = (int)v4;
     g->v6prefix = (int)v6;
     g->only_suspicious = cfg_getbool(sec, "only_suspicious") == cfg_true;

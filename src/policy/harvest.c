@@ -8,8 +8,10 @@
  *
  * The recipients check counts every unknown recipient it refuses in the
  * store counter "hv:n:<client ip>", which lives `window` seconds from the
- * first one (a fixed window). This check reads it before the recipients
- * check runs (list "harvest" before "recipients" in `checks`):
+ * first one (a fixed window). Recipients are judged in canonical form
+ * (mail/address.h), so "alice"@ or ALICE@ of a listed alice@ never counts.
+ * This check reads it before the recipients check runs (list "harvest"
+ * before "recipients" in `checks`):
  *
  *   count < threshold               DUNNO
  *   threshold <= count < 2*threshold  tarpit: the RCPT reply waits `tarpit`

@@ -12,7 +12,11 @@
  *
  * file   one entry per line: an address (user@example.test), or @domain,
  *        a catch-all: every address at exactly that domain is known.
- *        Compared case-insensitively. Blank lines and lines whose first
+ *        Compared in the canonical form of mail/address.h ("bob"@x is
+ *        bob@x; bücher.example is xn--bcher-kva.example), the local part
+ *        case-insensitively too: mail servers behind a gateway almost all
+ *        treat Bob@ and bob@ as one mailbox, and refusing Bob@ would make
+ *        the sender's MTA bounce mail the user expects. Blank lines and lines whose first
  *        non-blank character is '#' are ignored; a '#' after blanks ends an
  *        entry line. The addresses live in a hash table. A relative path is
  *        taken against the directory the daemon was started in. SIGHUP
@@ -22,7 +26,7 @@
  *        cannot answer) with a session MAIL FROM:<>, RCPT TO:<addr>, QUIT.
  *        2xx: known. 5xx: unknown. 4xx or no answer (refused, timeout,
  *        MAIL refused): 451, never "accept and bounce later". Known and
- *        unknown are cached in the store as "rv:<address lower-cased>" =
+ *        unknown are cached in the store as "rv:<canonical address>" =
  *        "1" / "0" for positive_ttl / negative_ttl seconds (0: not cached);
  *        a temporary failure is never cached. A route that names a host is
  *        resolved for each probe by relay/resolve (in the thread pool,
@@ -45,35 +49,34 @@
 #include "policy/checks.h"
 
 #include <confuse.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "mail/address.h"
 #include "relay/client.h"
 #include "relay/resolve.h"
 #include "store/store.h"
 
-#define RV_LINE_MAX 2048      /* a longer file line is an error, never silently cut */
-#define RV_ADDR_MAX 254       /* RFC 5321 path without the angle brackets */
-#define RV_CONNECT_TIMEOUT 10 /* seconds for the probe's connection */
-#define RV_COMMAND_TIMEOUT 30 /* seconds for each probe reply */
-#define RV_PROBES_MAX 64      /* probes under way at once, all sessions together */
-#define RV_HARVEST_WINDOW 600 /* the harvest window when the harvest section's is unusable */
+#define RV_LINE_MAX 2048           /* a longer file line is an error, never silently cut */
+#define RV_ADDR_MAX ADDR_CANON_MAX /* an address in canonical form, with the NUL */
+#define RV_CONNECT_TIMEOUT 10      /* seconds for the probe's connection */
+#define RV_COMMAND_TIMEOUT 30      /* seconds for each probe reply */
+#define RV_PROBES_MAX 64           /* probes under way at once, all sessions together */
+#define RV_HARVEST_WINDOW 600      /* the harvest window when the harvest section's is unusable */
 
-/* The addresses of a file: open addressing, lower-case strings, cap a power of 2. */
+/* The addresses of a file: open addressing, canonical strings, cap a power of 2. */
 struct rv_table {
     char **slot;
     size_t cap, n;
 };
 
 struct rv_domain {
-    char *name; /* lower-case */
+    char *name; /* canonical (lower-case, A-labels) */
     char *path; /* absolute; NULL: no file */
     struct rv_table table;
     int probe;
@@ -106,7 +109,7 @@ struct rv_job {
     struct policy_verdict v;
     char ip[64];
     char addr[RV_ADDR_MAX + 1];
-    char key[RV_ADDR_MAX + 4]; /* "rv:" + the address lower-cased */
+    char key[RV_ADDR_MAX + 4]; /* "rv:" + the address in canonical form */
 };
 
 /* rv_hash - FNV-1a of a lower-case string */
@@ -177,31 +180,18 @@ static int rv_table_has(const struct rv_table *t, const char *s)
     return t->cap && t->slot[rv_table_slot(t, s)] != NULL;
 }
 
-/* rv_lower - s lower-cased (ASCII) into dst; -1 when it does not fit */
-static int rv_lower(char *dst, size_t dstlen, const char *s)
+/* rv_entry_canon - an address or @domain into its canonical form; NULL, or why not */
+static const char *rv_entry_canon(const char *e, char *out, size_t outlen)
 {
-    size_t n = strlen(s);
-
-    if (n >= dstlen)
-        return -1;
-    for (size_t i = 0; i <= n; i++)
-        dst[i] = (char)tolower((unsigned char)s[i]);
-    return 0;
-}
-
-/* rv_entry_check - an address or @domain: a non-empty domain after the last '@',
- * no control octet (blanks only inside a quoted local part, see rv_token_end) */
-static const char *rv_entry_check(const char *e)
-{
-    const char *at = strrchr(e, '@');
-
-    if (strlen(e) > RV_ADDR_MAX)
-        return "address too long";
-    if (!at || at[1] == '\0' || strchr(at, '"'))
-        return "not an address or @domain";
-    for (const unsigned char *p = (const unsigned char *)e; *p; p++)
-        if (*p < 0x20 || *p == 0x7f || *p == '<' || *p == '>')
+    if (e[0] == '@') {
+        if (e[1] == '\0' || strpbrk(e + 1, "@\"<> ") ||
+            addr_canon_domain(e + 1, out + 1, outlen - 1) < 0)
             return "not an address or @domain";
+        out[0] = '@';
+        return NULL;
+    }
+    if (!strchr(e, '@') || addr_canon(e, ADDR_CANON_FOLD, out, outlen) < 0)
+        return "not an address or @domain";
     return NULL;
 }
 
@@ -221,7 +211,7 @@ static char *rv_token_end(char *p)
     return p;
 }
 
-/* rv_parse_line - the entry of one line into out (lower-case): 1, 0 to skip, -1 (why set) */
+/* rv_parse_line - the entry of one line into out (canonical): 1, 0 to skip, -1 (why set) */
 static int rv_parse_line(char *line, char *out, size_t outlen, const char **why)
 {
     char *tok = line + strspn(line, " \t"), *end;
@@ -237,13 +227,11 @@ static int rv_parse_line(char *line, char *out, size_t outlen, const char **why)
             return -1;
         }
     }
-    if ((*why = rv_entry_check(tok)) != NULL)
-        return -1;
-    if (rv_lower(out, outlen, tok) < 0) {
+    if (strlen(tok) > SMTP_PATH_MAX - 2) {
         *why = "address too long";
         return -1;
     }
-    return 1;
+    return (*why = rv_entry_canon(tok, out, outlen)) != NULL ? -1 : 1;
 }
 
 /* rv_line - one raw line of len octets into t: NULL, or why it is refused */
@@ -346,9 +334,9 @@ static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct config *
                           size_t errlen)
 {
     const char *file = cfg_getstr(sec, "file");
-    char name[256];
+    char name[SMTP_DOMAIN_MAX + 1];
 
-    if (rv_lower(name, sizeof(name), cfg_title(sec)) < 0 || !name[0] || strchr(name, '@') ||
+    if (addr_canon_domain(cfg_title(sec), name, sizeof(name)) <= 0 || strchr(name, '@') ||
         !(d->name = strdup(name))) {
         snprintf(err, errlen, "recipients \"%s\": not a domain", cfg_title(sec));
         return -1;
@@ -372,11 +360,11 @@ static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct config *
     return d->probe ? rv_route(d, cfg, err, errlen) : 0;
 }
 
-/* rv_domain_find - the section of domain (case-insensitive), or NULL */
+/* rv_domain_find - the section of domain (both canonical), or NULL */
 static struct rv_domain *rv_domain_find(struct rv_state *st, const char *domain)
 {
     for (size_t i = 0; i < st->ndom; i++)
-        if (strcasecmp(st->dom[i].name, domain) == 0)
+        if (strcmp(st->dom[i].name, domain) == 0)
             return &st->dom[i];
     return NULL;
 }
@@ -477,7 +465,7 @@ static void rv_tempfail_verdict(struct policy_verdict *v, const char *addr, cons
 
 /* rv_job_new - a job for cl's recipient in d, verdict DUNNO until decided; NULL: no memory */
 static struct rv_job *rv_job_new(struct rv_state *st, struct rv_domain *d, struct policy_job *job,
-                                 const struct policy_client *cl, const char *lower)
+                                 const struct policy_client *cl, const char *canon)
 {
     struct rv_job *j = calloc(1, sizeof(*j));
 
@@ -489,7 +477,7 @@ static struct rv_job *rv_job_new(struct rv_state *st, struct rv_domain *d, struc
     policy_verdict_dunno(&j->v);
     snprintf(j->ip, sizeof(j->ip), "%s", cl->ip);
     snprintf(j->addr, sizeof(j->addr), "%s", cl->rcpt);
-    snprintf(j->key, sizeof(j->key), "rv:%s", lower);
+    snprintf(j->key, sizeof(j->key), "rv:%s", canon);
     j->rcpts[0] = j->addr;
     policy_job_set_data(job, j);
     return j;
@@ -701,7 +689,7 @@ static void rv_verify(struct rv_job *j)
     }
 }
 
-/* rv_in_file - is addr (lower-case, domain dom) listed or covered by a catch-all */
+/* rv_in_file - is addr (canonical, domain dom) listed or covered by a catch-all */
 static int rv_in_file(const struct rv_domain *d, const char *addr, const char *dom)
 {
     char catchall[RV_ADDR_MAX + 2];
@@ -717,26 +705,23 @@ static void recipients_run(void *state, struct policy_job *job, enum policy_stag
                            struct policy_client *cl)
 {
     struct rv_state *st = state;
-    const char *at = cl->rcpt ? strrchr(cl->rcpt, '@') : NULL;
+    char canon[RV_ADDR_MAX];
+    const char *at = cl->rcpt && addr_canon_lax(cl->rcpt, ADDR_CANON_FOLD, canon, sizeof(canon)) > 0
+                         ? strrchr(canon, '@')
+                         : NULL;
     struct rv_domain *d = at ? rv_domain_find(st, at + 1) : NULL;
-    char lower[RV_ADDR_MAX + 1];
     struct policy_verdict v;
     struct rv_job *j;
 
     policy_verdict_dunno(&v);
-    if (d && rv_lower(lower, sizeof(lower), cl->rcpt) < 0)
-        lower[0] = '\0'; /* longer than any address: unknown */
-    if (!d || (lower[0] && d->path && rv_in_file(d, lower, strrchr(lower, '@') + 1)) ||
-        (lower[0] && strncmp(lower, "postmaster@", 11) == 0)) {
+    if (!d || (d->path && rv_in_file(d, canon, at + 1)) || strncmp(canon, "postmaster@", 11) == 0) {
         /* not verified here, listed, or postmaster, which RFC 5321 4.5.1 requires us to take */
         policy_job_done(job, &v);
         return;
     }
-    if (!(j = rv_job_new(st, d, job, cl, lower))) {
+    if (!(j = rv_job_new(st, d, job, cl, canon))) {
         rv_tempfail_verdict(&v, cl->rcpt, "out of memory");
         policy_job_done(job, &v);
-    } else if (!lower[0]) {
-        rv_refuse_unknown(j, "unknown address-too-long");
     } else if (!d->probe) {
         rv_refuse_unknown(j, "unknown source=file");
     } else {

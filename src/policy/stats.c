@@ -194,6 +194,8 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
 
     fprintf(out, "%-28s %12lld\n", "connections", (long long)conns);
     fprintf(out, "%-28s %12lld\n", "messages accepted", (long long)stats_get(sum, "accepted"));
+    fprintf(out, "%-28s %12lld\n", "queue files corrupt",
+            (long long)stats_get(sum, "queue_corrupt"));
     fprintf(out, "%-28s %12lld %6.1f%%\n", "connections refused", (long long)stopped,
             stats_pct(stopped, conns));
     for (size_t i = 0; i < sum->n; i++)

@@ -27,7 +27,8 @@ void stats_count(struct stats *s, const char *counter);
 
 /*
  * stats_report - for mxgatectl: sum the buckets in [from, to) from a read-only
- * store and print the table (connections, accepted messages, stopped in
+ * store and print the table (connections, accepted messages, queue files
+ * found corrupt ("queue_corrupt", counted by main.c for the queue), stopped in
  * total and by each mechanism, with percentages of connections). 0 or -1.
  */
 int stats_report(struct store *ro, time_t from, time_t to, FILE *out);

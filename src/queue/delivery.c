@@ -570,8 +570,9 @@ static unsigned dl_backoff(const struct config *cfg, unsigned attempts)
     return t > cfg->queue.retry_max ? cfg->queue.retry_max : (unsigned)t;
 }
 
-/* dl_decide - lifetime turns deferrals into bounces; whether a DSN may be sent */
-static void dl_decide(struct delivery *d, time_t now)
+/* dl_decide - lifetime turns deferrals into bounces; 1 when a DSN is due (the bounce
+ * limiter has the last word) */
+static int dl_decide(struct delivery *d, time_t now)
 {
     const struct config *cfg = d->ctx.cfg;
     unsigned maxatt = 0;
@@ -595,12 +596,7 @@ static void dl_decide(struct delivery *d, time_t now)
         if (d->r[i].maybe && d->r[i].res == DL_DEFER) /* the next hop may hold it: wait long */
             d->out.next_retry = cfg->queue.retry_max;
     d->dsn_note = "none";
-    if (bounced && d->env.sender[0] && !d->env.is_bounce) {
-        if (bouncelimit_allow(d->ctx.bounces, d->env.sender, now))
-            d->make_dsn = 1;
-        else
-            d->dsn_note = "suppressed";
-    }
+    return bounced && d->env.sender[0] && !d->env.is_bounce;
 }
 
 /* dl_all_delivered_or_final - nothing deferred: the message can leave the queue */
@@ -613,14 +609,14 @@ static int dl_all_final(const struct delivery *d)
 }
 
 /*
- * delivery_finish - every leg answered. A message that is done and needs no
- * DSN leaves the queue at once, on the loop: the unlink needs no sync, and
- * the sooner it happens after the next hop's 250, the smaller the window in
- * which a crash would deliver it twice. Everything else is written in the pool.
+ * dl_finish_decided - every leg answered, the DSN decided. A message that is
+ * done and needs no DSN leaves the queue at once, on the loop: the unlink
+ * needs no sync, and the sooner it happens after the next hop's 250, the
+ * smaller the window in which a crash would deliver it twice. Everything
+ * else is written in the pool.
  */
-static void delivery_finish(struct delivery *d)
+static void dl_finish_decided(struct delivery *d)
 {
-    dl_decide(d, time(NULL));
     if (!d->starting && !d->make_dsn && dl_all_final(d)) {
         d->pool_jobs++; /* dl_finish_done releases it */
         dl_finish_work(d);
@@ -628,4 +624,35 @@ static void delivery_finish(struct delivery *d)
         return;
     }
     dl_submit(d, dl_finish_work, dl_finish_done, d);
+}
+
+/* dl_on_bouncelimit - the limiter's answer; it held a reference like a pool job */
+static void dl_on_bouncelimit(void *arg, enum bouncelimit_verdict v)
+{
+    struct delivery *d = arg;
+
+    if (dl_job_release(d))
+        return;
+    d->make_dsn = v == BOUNCELIMIT_ALLOW;
+    if (v != BOUNCELIMIT_ALLOW)
+        d->dsn_note = v == BOUNCELIMIT_DOMAIN ? "suppressed-domain" : "suppressed";
+    dl_finish_decided(d);
+}
+
+/* delivery_finish - decide, ask the bounce limiter when a DSN is due, then finish */
+static void delivery_finish(struct delivery *d)
+{
+    int rc;
+
+    if (!dl_decide(d, time(NULL))) {
+        dl_finish_decided(d);
+        return;
+    }
+    d->pool_jobs++; /* the limiter's answer releases it, also after delivery_cancel */
+    rc = bouncelimit_check(d->ctx.bounces, d->env.sender, dl_on_bouncelimit, d);
+    if (rc == 0)
+        return;
+    d->pool_jobs--;
+    d->make_dsn = 1; /* no store, or it cannot take the question: the DSN goes */
+    dl_finish_decided(d);
 }

@@ -252,14 +252,15 @@ void queue_set_nexthops(struct queue *q, struct nexthops *nh)
 
 /* queue_new - an idle scheduler */
 struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
-                        struct pool *pool, SSL_CTX *client_tls)
+                        struct pool *pool, SSL_CTX *client_tls, struct store *st)
 {
     struct queue *q = calloc(1, sizeof(*q));
 
     if (!q)
         return NULL;
     q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL, NULL, NULL};
-    q->ctx.bounces = bouncelimit_new(cfg->queue.bounce_limit, cfg->queue.bounce_window);
+    q->ctx.bounces = bouncelimit_new(st, cfg->queue.bounce_limit, cfg->queue.bounce_domain_limit,
+                                     cfg->queue.bounce_window);
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
     q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);

@@ -19,7 +19,8 @@
  *   <body-length octets>
  * crc is zlib's CRC-32 of every octet after the first line. A file whose
  * body length does not match its size, whose checksum does not match its
- * octets, or whose id is not its name is torn and is moved to corrupt/.
+ * octets, or whose id is not its name is torn and is moved to corrupt/
+ * (with its log as corrupt/ID.log, and corrupt/ID.why: "<unix-time> <reason>\n").
  * Files of the first format ("MXQ1 <body-length>\n", no checksum) are still
  * read. Values are written with CR, LF and NUL impossible by construction
  * (they come from parsed SMTP paths).
@@ -70,6 +71,10 @@ struct spool_envelope {
 struct spool;
 struct spool_writer;
 
+/* spool_subdirs - the fixed subdirectories (tmp, queue, ...), NULL-terminated: what
+ * start-up as root creates and hands to the daemon user before spool_open */
+extern const char *const spool_subdirs[];
+
 /* spool_open - create (if needed) and open the spool; NULL with err filled on failure */
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
 
@@ -119,8 +124,9 @@ void spool_writer_free(struct spool_writer *w);
 /*
  * spool_load - read queue/ID's envelope and log/ID's records, checking the checksum. On success
  * fills env (free with spool_envelope_free), *body_off and *body_len and
- * returns 0. A torn or unparsable file is moved to corrupt/ and -1 returned
- * with errno EBADMSG; a missing one gives -1 with ENOENT.
+ * returns 0. A torn or unparsable file is moved to corrupt/ (left in queue/
+ * after spool_keep_corrupt; either way the spool_on_corrupt callback is told)
+ * and -1 returned with errno EBADMSG; a missing one gives -1 with ENOENT.
  */
 int spool_load(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
                uint64_t *body_len);
@@ -134,6 +140,38 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
                     uint64_t *body_len, int *fd, int verify);
 void spool_envelope_free(struct spool_envelope *env);
 
+/*
+ * Files that fail to load. spool_load moves them to corrupt/ (the one place
+ * that decides what is corrupt) and tells the owner through a callback, so
+ * that the daemon logs and counts them without the queue knowing of its
+ * statistics. The callback runs on the thread that called spool_load, after
+ * the move; reason is a token: not-a-file, no-header-end, first-line,
+ * length, checksum, header, log. moved is 0 when the file stayed in queue/
+ * (spool_keep_corrupt, or the rename failed).
+ */
+typedef void (*spool_corrupt_fn)(const char *id, const char *reason, int moved, void *arg);
+void spool_on_corrupt(struct spool *sp, spool_corrupt_fn fn, void *arg);
+/* spool_keep_corrupt - a viewer (mxgatectl) leaves files that fail to load in
+ * queue/: moving, logging and counting them is the daemon's job */
+void spool_keep_corrupt(struct spool *sp);
+
+struct spool_corrupt {
+    char id[SPOOL_ID_LEN + 1];
+    char reason[24]; /* as above, or "unknown" (no readable corrupt/ID.why) */
+    time_t when;     /* when it was moved; 0 if unknown */
+    off_t size;      /* of corrupt/ID */
+    int has_log;     /* corrupt/ID.log exists */
+};
+/* spool_list_corrupt - call fn for every file in corrupt/; the count or -1 */
+int spool_list_corrupt(struct spool *sp, void (*fn)(const struct spool_corrupt *c, void *arg),
+                       void *arg);
+/* spool_corrupt_get - the entry of corrupt/ID; 0, or -1 (ENOENT, EINVAL) */
+int spool_corrupt_get(struct spool *sp, const char *id, struct spool_corrupt *c);
+/* spool_open_corrupt - open corrupt/ID read-only (for inspection); fd or -1 */
+int spool_open_corrupt(struct spool *sp, const char *id);
+/* spool_remove_corrupt - unlink corrupt/ID, ID.log and ID.why. 0, or -1 (ENOENT: none of them) */
+int spool_remove_corrupt(struct spool *sp, const char *id);
+
 /* spool_open_body - open queue/ID read-only (for sending the body); fd or -1 */
 int spool_open_body(struct spool *sp, const char *id);
 
@@ -146,6 +184,11 @@ int spool_log_deferred(struct spool *sp, const char *id, unsigned rcpt_index, co
 /* spool_remove - unlink queue/ID then log/ID; not synced (a crash may bring the message
  * back: delivered once more, never lost). 0 or -1 */
 int spool_remove(struct spool *sp, const char *id);
+
+/* spool_foreign - how many files in dir's queue/ and log/ uid does not own (left by a
+ * run as another user: uid may not be able to read or append to them), naming the
+ * first in first (as queue/NAME); -1 with errno (spool_owner.c) */
+int spool_foreign(const char *dir, uid_t uid, char *first, size_t firstlen);
 
 /* spool_list - call fn for every id in queue/ (in no particular order); removes
  * stale tmp/ files and orphaned log/ files. Returns the count or -1. */

@@ -4,7 +4,7 @@
  * a refused path leaves the struct zeroed; an accepted one obeys the
  * RFC 5321 limits; SMTPUTF8 only ever allows more; and the round trip
  * holds: the formatted address parses again to the same address, and
- * formats to the same text.
+ * formats to the same text; the canonical form is a fixed point.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +83,20 @@ static void check_round_trip(const struct addr *a, int utf8)
     FUZZ_ASSERT(strcmp(text, again) == 0);
 }
 
+/* check_canon - the canonical form always exists and is its own canonical form
+ * (unless the A-labels made it longer than a path may be) */
+static void check_canon(const struct addr *a)
+{
+    char once[ADDR_CANON_MAX], twice[ADDR_CANON_MAX], folded[ADDR_CANON_MAX];
+    int n = addr_canon_parsed(a, 0, once, sizeof(once));
+
+    FUZZ_ASSERT(n > 0 && (size_t)n == strlen(once));
+    FUZZ_ASSERT(addr_canon_parsed(a, ADDR_CANON_FOLD, folded, sizeof(folded)) == n);
+    FUZZ_ASSERT(strcasecmp(once, folded) == 0);
+    if (addr_canon(once, 0, twice, sizeof(twice)) >= 0)
+        FUZZ_ASSERT(strcmp(once, twice) == 0);
+}
+
 /* check_one - parse with utf8 given or not; returns the result for comparison */
 static enum addr_err check_one(const char *path, int utf8, struct addr *a)
 {
@@ -95,6 +109,7 @@ static enum addr_err check_one(const char *path, int utf8, struct addr *a)
     }
     check_fields(a, utf8);
     check_round_trip(a, utf8);
+    check_canon(a);
     return e;
 }
 

@@ -319,7 +319,7 @@ static void server_setup(void)
     }
     srv->pool = pool_new(srv->base, 1);
     srv->commits = srv->pool ? commitq_new(srv->pool, 1) : NULL;
-    srv->queue = srv->pool ? queue_new(srv->base, F.cfg, srv->spool, srv->pool, NULL) : NULL;
+    srv->queue = srv->pool ? queue_new(srv->base, F.cfg, srv->spool, srv->pool, NULL, NULL) : NULL;
     F.tick = evtimer_new(srv->base, on_tick, NULL);
     if (!srv->queue || !srv->commits || !F.tick)
         abort();

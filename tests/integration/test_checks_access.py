@@ -134,3 +134,34 @@ def test_access_list_reloaded_on_sighup(gateway, tmp_path, dns_server):
 
     wait_stats(gw, connections=4, accepted=1, stopped={"access": 2},
                verdicts={"access.reject": 2})
+
+
+def test_access_deny_not_dodged_by_address_variants(gateway, sink, tmp_path, dns_server):
+    """A deny of ceo@example.test also refuses "ceo"@example.test, "c\\eo"@ and CEO@
+    (one canonical form); a deny of a U-label domain refuses its A-label spelling
+    (SMTPUTF8 not needed). Another address still gets through."""
+    sender = tmp_path / "sender"
+    sender.write_text("ceo@example.test deny No CEO fraud\n"
+                      "@b\u00fccher.example deny Books\n")
+    gw = checks_gateway(gateway, ["access"], access_section(sender=sender),
+                        dns=dns_server.address)
+    ip = "127.0.0.23"
+    variants = ['ceo@example.test', '"ceo"@example.test', '"c\\eo"@EXAMPLE.test',
+                'CEO@example.test', 'x@xn--bcher-kva.example', 'x@XN--BCHER-KVA.example']
+    c = connect(gw, ip)
+    try:
+        c.greeting.check(220)
+        c.ehlo()
+        for v in variants:
+            r = c.cmd("MAIL FROM:<%s>" % v).check(554, "5.7.1")
+            want = "Books" if "bcher" in v.lower() else "No CEO fraud"
+            assert r.text == "5.7.1 " + want, (v, r)
+        c.cmd("MAIL FROM:<cfo@example.test>").check(250)
+        say_quit(c)
+    finally:
+        c.close()
+    lines = gw.log_lines(r"event=reject .*stage=mail .*check=access ")
+    assert len(lines) == len(variants), lines
+    assert 'reason="sender ceo@example.test"' in lines[1] and 'from=<"ceo"@example.test>' in \
+        lines[1], lines[1]
+    wait_stats(gw, verdicts={"access.reject": len(variants)})

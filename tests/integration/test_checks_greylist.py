@@ -90,3 +90,30 @@ def test_s25r_greylist_combined(gateway, sink, dns_server):
     # probe, good host twice, dynamic host twice
     wait_stats(gw, connections=5, accepted=2, stopped={"s25r+greylist": 1},
                verdicts={"greylist.tempfail": 2, "s25r.score": 2})
+
+
+def test_greylist_network_trusted_after_awl_count_passes(gateway, sink, dns_server):
+    """One retry of one host does not trust its network: another sender from it is
+    still greylisted. Passes count once per interval (here pass_ttl/2 = 3 s); at
+    awl_count = 2 the network is trusted and a new sender passes at once. The
+    triplet's sender is compared in canonical form: "alice"@ retries alice@."""
+    ip = "127.0.0.24"
+    gw = checks_gateway(gateway, ["greylist"],
+                        "greylist {\n    delay = 1\n    retry_window = 3600\n"
+                        "    pass_ttl = 6\n    awl_count = 2\n}\n",
+                        dns=dns_server.address)
+    t0 = time.monotonic()
+    greylisted(gw, ip)
+    time.sleep(max(0.0, 1.3 - (time.monotonic() - t0)))
+    accepted(gw, ip, sender='"alice"@client.test')  # pass 1 of the network
+    t1 = time.monotonic()
+    greylisted(gw, ip, sender="carol@client.test")  # not trusted yet
+    assert not gw.log_lines(r"event=greylist_awl ")
+
+    time.sleep(max(0.0, 3.3 - (time.monotonic() - t1)))
+    accepted(gw, ip)  # the known triplet passes: pass 2 -> trusted
+    gw.wait_log(r"event=greylist_awl key=gl:c:127\.0\.0\.0/24 passes=2")
+    accepted(gw, ip, sender="dave@client.test", rcpt="bob@example.test")
+    sink.wait_for(3)
+    wait_stats(gw, connections=6, accepted=3, stopped={"greylist": 2},
+               verdicts={"greylist.tempfail": 4})  # two refused RCPTs per session

@@ -4,10 +4,12 @@ and mxgatectl queue list|show|flush|delete."""
 import email
 import email.policy
 import re
+import subprocess
 import threading
 import time
+import zlib
 
-from conftest import (HOSTNAME, check_received, make_message, smtp_queue, wait_until)
+from conftest import (HOSTNAME, MXGATECTL, check_received, make_message, smtp_queue, wait_until)
 
 LIST_LINE = (r"^%s\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+\d+\s+<%s>\s+pending=%d\s+attempts=\d+\s*$")
 
@@ -265,6 +267,32 @@ def test_bounce_rate_limit(gateway, sink):
     assert all(m.mail_from == "" and m.rcpt_tos == ["victim@other.test"] for m in msgs)
 
 
+def test_bounce_limit_variants_domain_and_restart(gateway, sink):
+    """Spellings of one sender ("victim"@, VICTIM@) share its bounce limit; many
+    forged senders of one domain share the domain's; both survive a restart (the
+    counters are in the state store). Other domains still get their DSNs."""
+    gw = gateway(routes=both_routes(sink), queue={"bounce_limit": 1, "bounce_domain_limit": 2})
+    sink.set_rule("bad@example.test", "550 5.1.1 no such user")
+
+    def bounce(sender: str, note: str) -> None:
+        qid = smtp_queue(gw.port, sender, ["bad@example.test"],
+                         make_message("flood", sender="x@other.test"))
+        gw.wait_log(r"event=bounced id=%s .*dsn=%s" % (qid, note))
+
+    bounce("victim@other.test", "[0-9A-F]{16}")
+    bounce('"victim"@other.test', "suppressed$")
+    bounce("VICTIM@other.test", "suppressed$")
+    bounce("second@other.test", "[0-9A-F]{16}")
+    gw.restart()
+    bounce('"Victim"@OTHER.test', "suppressed$")
+    bounce("third@other.test", "suppressed-domain")
+    bounce("someone@else.test", "[0-9A-F]{16}")
+    sink.wait_for(3)
+    msgs = sink.wait_quiet(3, 1.0)
+    assert sorted(m.rcpt_tos[0] for m in msgs if m.mail_from == "") == [
+        "second@other.test", "someone@else.test", "victim@other.test"]
+
+
 # -- mxgatectl -----------------------------------------------------------------------
 def test_queue_show(gateway, sink):
     gw = gateway()
@@ -310,6 +338,82 @@ def test_queue_list_empty_and_usage(gateway):
     assert gw.ctl().returncode == 2
     assert gw.ctl("queue", "frobnicate").returncode == 2
     assert gw.ctl("queue", "show").returncode == 2
+
+
+# Octets a terminal acts on: C0 controls but LF (mxgatectl's own line ends) and a
+# tab that starts a line (a folded header line, as mxgatectl lays it out), DEL, and
+# C1 controls (U+0080..U+009F, as UTF-8 C2 80..C2 9F; CSI is U+009B).
+TERMINAL_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|(?<!\n)\t|\xc2[\x80-\x9f]")
+
+
+def ctl_raw(gw, *args):
+    """mxgatectl's output as octets, undecoded."""
+    return subprocess.run([MXGATECTL, "-c", str(gw.config), *args], cwd=str(gw.dir),
+                          capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+
+
+def assert_terminal_safe(r):
+    for name, out in (("stdout", r.stdout), ("stderr", r.stderr)):
+        m = TERMINAL_CONTROL.search(out)
+        assert not m, "%s holds control octet %r at %d:\n%r" % (name, m.group(0), m.start(), out)
+
+
+def test_ctl_escapes_controls_from_smtp(gateway, sink):
+    """Through SMTP: controls in headers, C1 controls in SMTPUTF8 quoted local parts
+    (C0 controls in addresses are refused at MAIL/RCPT already)."""
+    gw = gateway()
+    sink.stop()
+    sender = '"ev\u009b31mil"@client.test'
+    rcpt = '"\u009b2J\u0085x"@example.test'
+    hdrs = (b"X-Evil: \x1b[2J\x1b]0;pwned\x07 bell\x08\x7f end\r\n"
+            b"X-C1: \xc2\x9b31m red\r\n"
+            b"X-Folded: first\r\n\tsecond\tthird\x1b[8m\r\n")
+    msg = make_message("ctl escapes", extra_headers=hdrs)
+    qid = smtp_queue(gw.port, sender, [rcpt], msg, mail_options=["SMTPUTF8"])
+    gw.wait_log(r"event=deferred id=%s " % qid)
+    for args in (("queue", "list"), ("queue", "show", qid)):
+        r = ctl_raw(gw, *args)
+        assert r.returncode == 0, r
+        assert_terminal_safe(r)
+        assert b"<\"ev\\xc2\\x9b31mil\"@client.test>" in r.stdout, r.stdout
+        assert b"<\"\\xc2\\x9b2J\\xc2\\x85x\"@example.test>" in r.stdout, r.stdout
+    assert (b"X-Evil: \\x1b[2J\\x1b]0;pwned\\x07 bell\\x08\\x7f end\n" in r.stdout), r.stdout
+    assert b"X-C1: \\xc2\\x9b31m red\n" in r.stdout, r.stdout
+    assert b"X-Folded: first\n\tsecond\\x09third\\x1b[8m\n" in r.stdout, r.stdout
+
+
+def test_ctl_escapes_controls_in_queue_files(gateway):
+    """Whatever a queue file holds (written by another version, or by hand): envelope
+    values and delivery log texts reach the terminal escaped."""
+    gw = gateway(start=False)
+    qid = "00000000000ABCDE"
+    body = b"Subject: \x1b[31mred\x1b[0m\r\n\r\nbody\r\n"
+    env = (b"id %s\narrival %d\nclient-ip 192.0.2.1\nclient-name \x1b]2;title\x07\n"
+           b"helo h\x08\x08\x7felo\nsender s\x1b[1m\x01@client.test\n"
+           b"body 7bit\nsmtputf8 1\nis-bounce 0\nrcpt r\x1b[5m\\@example.test\n\n"
+           % (qid.encode(), int(time.time())))
+    rest = env + body
+    first = b"MXQ2 %012d %08x\n" % (len(body), zlib.crc32(rest))
+    (gw.dir / "spool" / "queue").mkdir(parents=True, exist_ok=True)
+    (gw.dir / "spool" / "log").mkdir(parents=True, exist_ok=True)
+    (gw.dir / "spool" / "queue" / qid).write_bytes(first + rest)
+    (gw.dir / "spool" / "log" / qid).write_bytes(
+        b"1700000000 0 deferred 451 \xc2\x9b2J busy \xc2\x85\n")
+    r = ctl_raw(gw, "queue", "list")
+    assert r.returncode == 0, r
+    assert_terminal_safe(r)
+    assert re.search(rb"^%s  \S+  %d  <s\\x1b\[1m\\x01@client.test>  pending=1 attempts=1$"
+                     % (qid.encode(), len(body)), r.stdout, re.M), r.stdout
+    assert b"  <r\\x1b[5m\\\\@example.test>  (451 \\xc2\\x9b2J busy \\xc2\\x85)\n" in r.stdout
+    r = ctl_raw(gw, "queue", "show", qid)
+    assert r.returncode == 0, r
+    assert_terminal_safe(r)
+    for needle in (b"client: \\x1b]2;title\\x07 [192.0.2.1]\n", b"helo: h\\x08\\x08\\x7felo\n",
+                   b"Subject: \\x1b[31mred\\x1b[0m\n"):
+        assert needle in r.stdout, (needle, r.stdout)
+    r = ctl_raw(gw, "queue", "show", "\x1b[2J")
+    assert r.returncode == 1
+    assert_terminal_safe(r)
 
 
 def test_concurrent_clients_none_lost_none_duplicated(gateway, sink):
@@ -389,9 +493,39 @@ def test_changed_queue_file_is_quarantined_not_delivered(gateway, sink):
     i = raw.index(b"to be damaged")
     raw[i] = ord("T")  # same length: only the checksum notices
     path.write_bytes(bytes(raw))
+    # mxgatectl only looks: it shows the file as corrupt and leaves it to mxgated,
+    # which moves, logs and counts it.
+    r = gw.ctl("queue", "list")
+    assert r.returncode == 0, r
+    assert re.search(r"^%s  corrupt  reason=checksum  file=\S+/queue/%s " % (qid, qid),
+                     r.stdout, re.M), r.stdout
+    assert spool_names(gw, "queue") == [qid] and spool_names(gw, "corrupt") == []
     sink.start()
+    mark = gw.log_mark()
     gw.start()
     gw.wait_log(r"event=dropped id=%s reason=corrupt-moved-to-corrupt" % qid)
-    assert qid in spool_names(gw, "corrupt")
+    line = gw.wait_log(r"^.*event=corrupt id=%s .*$" % qid, since=mark).group(0)
+    assert re.search(r"\berror: event=corrupt id=%s reason=checksum file=\S+/spool/corrupt/%s$"
+                     % (qid, qid), line), line
+    assert len(gw.log_lines(r"event=corrupt ")) == 1
+    assert spool_names(gw, "corrupt") == sorted([qid, qid + ".log", qid + ".why"])
     assert spool_names(gw, "queue") == []
     sink.wait_quiet(0, 1.0)
+    wait_until(lambda: re.search(r"^queue files corrupt +1$", gw.ctl("stats").stdout, re.M),
+               timeout=5, what="queue files corrupt 1 in mxgatectl stats")
+    # Listed as such, with why and what to do about it.
+    r = gw.ctl("queue", "list")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == "queue is empty", r.stdout
+    assert re.match(r"^%s  corrupt  reason=checksum  moved=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  "
+                    r"size=%d  file=\S+/spool/corrupt/%s" % (qid, len(raw), qid), lines[1]), lines
+    assert "mxgatectl queue show ID" in lines[2] and "mxgatectl queue delete ID" in lines[2], lines
+    r = gw.ctl("queue", "show", qid)
+    assert r.returncode == 0, r
+    assert "state: corrupt (reason=checksum), moved to corrupt/" in r.stdout, r.stdout
+    assert "Subject: To be damaged" in r.stdout and "sender a@client.test" in r.stdout, r.stdout
+    r = gw.ctl("queue", "delete", qid)
+    assert r.returncode == 0 and r.stdout.strip() == "deleted %s" % qid, r
+    assert spool_names(gw, "corrupt") == []
+    assert gw.ctl("queue", "list").stdout.strip() == "queue is empty"

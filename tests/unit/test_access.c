@@ -248,6 +248,44 @@ static void test_rcpt(void **state)
     assert_int_equal(v.action, POLICY_DUNNO);
 }
 
+/* test_canonical - quoting, IDNA and case variants of a listed address or domain
+ * are the listed address or domain: none of them dodges a deny */
+static void test_canonical(void **state)
+{
+    struct ts_fixture *f = *state;
+    struct policy_client cl;
+    struct policy_verdict v;
+
+    fx_write(f, "sender",
+             "ceo@example.test            deny  No CEO fraud\n"
+             "\"a\\\"b\"@example.test         deny  Quote\n"
+             "@b\xc3\xbc\x63her.example      deny  Books\n"
+             "xn--mnchen-3ya.example      deny  Munich\n"
+             "\"boss\"@spam.example         allow\n");
+    assert_int_equal(ts_policy_checks(f, "\"access\"", "access { sender = \"@/sender\" }\n"), 0);
+    ts_client_rdns(&cl, "198.51.100.8", RDNS_NONE, NULL);
+    v = mail_from(f, &cl, "\"ceo\"@example.test");
+    assert_reject(&v, "No CEO fraud", "sender ceo@example.test");
+    v = mail_from(f, &cl, "\"c\\eo\"@EXAMPLE.test");
+    assert_reject(&v, "No CEO fraud", "sender ceo@example.test");
+    v = mail_from(f, &cl, "CEO@example.test");
+    assert_reject(&v, "No CEO fraud", "sender ceo@example.test");
+    v = mail_from(f, &cl, "ceo@\xef\xbd\x85xample.test"); /* full-width e */
+    assert_reject(&v, "No CEO fraud", "sender ceo@example.test");
+    v = mail_from(f, &cl, "\"\\a\\\"b\"@example.test");
+    assert_reject(&v, "Quote", "sender \"a\\\"b\"@example.test");
+    v = mail_from(f, &cl, "x@xn--bcher-kva.example");
+    assert_reject(&v, "Books", "sender @b\xc3\xbc\x63her.example");
+    v = mail_from(f, &cl, "x@B\xc3\x9c\x43HER.example");
+    assert_reject(&v, "Books", "sender @b\xc3\xbc\x63her.example");
+    v = mail_from(f, &cl, "x@mail.m\xc3\xbcnchen.example");
+    assert_reject(&v, "Munich", "sender xn--mnchen-3ya.example");
+    v = mail_from(f, &cl, "boss@spam.example");
+    assert_ok(&v, "sender \"boss\"@spam.example");
+    v = mail_from(f, &cl, "\"ce o\"@example.test"); /* another address */
+    assert_int_equal(v.action, POLICY_DUNNO);
+}
+
 /* expect_init_error - the list file named key with text fails init with "FILE:LINE: msg" */
 static void expect_init_error(const char *key, const char *text, int line, const char *msg)
 {
@@ -278,6 +316,7 @@ static void test_malformed(void **state)
     expect_init_error("rcpt", "x@ deny\n", 1, "bad address or domain");
     expect_init_error("sender", "..example deny\n", 1, "bad address or domain");
     expect_init_error("rcpt", "a@b@ deny\n", 1, "bad address or domain");
+    expect_init_error("rcpt", "a..b@example.test deny\n", 1, "bad address or domain");
 }
 
 static void test_missing_file(void **state)
@@ -412,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_helo, fx_setup, ts_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_sender, fx_setup, ts_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_rcpt, fx_setup, ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_canonical, fx_setup, ts_fixture_teardown),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test_setup_teardown(test_missing_file, fx_setup, ts_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_long_line, fx_setup, ts_fixture_teardown),

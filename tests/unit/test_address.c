@@ -372,6 +372,79 @@ static void test_every_byte(void **state)
     }
 }
 
+/* canon - addr_canon into a static buffer; "<error>" when it refuses */
+static const char *canon(const char *in, unsigned flags)
+{
+    static char out[ADDR_CANON_MAX];
+
+    return addr_canon(in, flags, out, sizeof out) < 0 ? "<error>" : out;
+}
+
+/* test_canon_local - quotes go where RFC 5321 lets them go; escapes are minimal */
+static void test_canon_local(void **state)
+{
+    assert_string_equal(canon("\"ceo\"@example.test", 0), "ceo@example.test");
+    assert_string_equal(canon("ceo@example.test", 0), "ceo@example.test");
+    assert_string_equal(canon("\"c\\eo\"@example.test", 0), "ceo@example.test");
+    assert_string_equal(canon("\"first.last\"@x.test", 0), "first.last@x.test");
+    assert_string_equal(canon("\"a b\"@x.test", 0), "\"a b\"@x.test");
+    assert_string_equal(canon("\"a\\ b\"@x.test", 0), "\"a b\"@x.test");
+    assert_string_equal(canon("\"a\\\"b\"@x.test", 0), "\"a\\\"b\"@x.test");
+    assert_string_equal(canon("\"a\\\\b\"@x.test", 0), "\"a\\\\b\"@x.test");
+    assert_string_equal(canon("\".a\"@x.test", 0), "\".a\"@x.test");
+    assert_string_equal(canon("\"a..b\"@x.test", 0), "\"a..b\"@x.test");
+    assert_string_equal(canon("\"a.\"@x.test", 0), "\"a.\"@x.test");
+    assert_string_equal(canon("\"\"@x.test", 0), "\"\"@x.test");
+    assert_string_equal(canon("\"a@b\"@x.test", 0), "\"a@b\"@x.test");
+    assert_string_equal(canon("\"j\xc3\xb6rg\"@x.test", 0), "j\xc3\xb6rg@x.test");
+    /* the local part keeps its case unless the consumer folds it */
+    assert_string_equal(canon("\"CEO\"@Example.TEST", 0), "CEO@example.test");
+    assert_string_equal(canon("\"CEO\"@Example.TEST", ADDR_CANON_FOLD), "ceo@example.test");
+    assert_string_equal(canon("\"A B\"@x.test", ADDR_CANON_FOLD), "\"a b\"@x.test");
+    assert_string_equal(canon("Postmaster", ADDR_CANON_FOLD), "postmaster");
+    assert_string_equal(canon("", 0), "");
+    assert_string_equal(canon("not an address", 0), "<error>");
+    assert_string_equal(canon("@a.test:\"u\"@b.test", 0), "u@b.test");
+}
+
+/* test_canon_domain - lower case, U-labels to A-labels, literals in one form */
+static void test_canon_domain(void **state)
+{
+    char out[16];
+
+    assert_string_equal(canon("user@b\xc3\xbc\x63her.example", 0), "user@xn--bcher-kva.example");
+    assert_string_equal(canon("user@B\xc3\x9c\x43HER.Example", 0), "user@xn--bcher-kva.example");
+    assert_string_equal(canon("user@XN--BCHER-KVA.example", 0), "user@xn--bcher-kva.example");
+    /* NFD (u + combining diaeresis) is the same name */
+    assert_string_equal(canon("user@bu\xcc\x88\x63her.example", 0), "user@xn--bcher-kva.example");
+    /* full-width letters map to ASCII (UTS #46) */
+    assert_string_equal(canon("ceo@\xef\xbd\x85xample.test", 0), "ceo@example.test");
+    /* a name IDNA refuses stays as it was written: it can equal only itself */
+    assert_string_equal(canon("u@\xf0\x9f\x98\x80.example", 0), "u@\xf0\x9f\x98\x80.example");
+    assert_string_equal(canon("u@[192.0.2.001]", 0), "u@[192.0.2.1]");
+    assert_string_equal(canon("u@[IPv6:2001:DB8:0::1]", 0), "u@[IPv6:2001:db8::1]");
+    assert_string_equal(canon("u@[ipv6:::ffff:192.0.2.1]", 0), "u@[IPv6:::ffff:192.0.2.1]");
+    assert_int_equal(addr_canon_domain("Example.TEST", out, 12), -1);
+    assert_int_equal(addr_canon_domain("A.Test", out, 7), 6);
+    assert_string_equal(out, "a.test");
+    assert_int_equal(addr_canon("a@b.test", 0, out, 8), -1);
+    assert_int_equal(addr_canon("a@b.test", 0, out, 9), 8);
+}
+
+/* test_canon_idempotent - the canonical form of a canonical form is itself */
+static void test_canon_idempotent(void **state)
+{
+    static const char *in[] = {"\"ceo\"@example.test",       "\"a b\"@x",    "\"a\\\"b\"@x",
+                               "u@b\xc3\xbc\x63her.example", "u@[IPv6:::1]", "\"\"@x"};
+    char once[ADDR_CANON_MAX], twice[ADDR_CANON_MAX];
+
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        assert_true(addr_canon(in[i], ADDR_CANON_FOLD, once, sizeof once) > 0);
+        assert_true(addr_canon(once, ADDR_CANON_FOLD, twice, sizeof twice) > 0);
+        assert_string_equal(once, twice);
+    }
+}
+
 /* main - run the address tests */
 int main(void)
 {
@@ -383,7 +456,8 @@ int main(void)
         cmocka_unit_test(test_literals),     cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_eight_bit),    cmocka_unit_test(test_format),
         cmocka_unit_test(test_domain_match), cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_every_byte),
+        cmocka_unit_test(test_every_byte),   cmocka_unit_test(test_canon_local),
+        cmocka_unit_test(test_canon_domain), cmocka_unit_test(test_canon_idempotent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

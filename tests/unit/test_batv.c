@@ -304,6 +304,39 @@ static void test_non_null_sender(void **state)
     assert_null(cl.rcpt_rewrite);
 }
 
+/* addresses in canonical form: needless quotes and U-labels do not dodge or break BATV */
+static void test_canonical(void **state)
+{
+    struct ts_fixture *f = *state;
+    struct policy_client cl;
+    struct policy_verdict v;
+
+    fx_std(f);
+    v = mail(f, &cl, RELAY_IP, "\"user\"@example.test"); /* signed as user@example.test */
+    assert_non_null(cl.sender_rewrite);
+    assert_string_equal(cl.sender_rewrite, TAG1);
+    free(cl.sender_rewrite);
+    mail(f, &cl, RELAY_IP, "\"prvs=1007b103fe=user\"@example.test"); /* already a tag */
+    assert_null(cl.sender_rewrite);
+    v = rcpt(f, &cl, OUTSIDE_IP, "", "\"prvs=1007b103fe=user\"@example.test");
+    assert_stripped(&v, &cl, "user@example.test");
+    v = rcpt(f, &cl, OUTSIDE_IP, "", "\"postmaster\"@example.test");
+    assert_int_equal(v.action, POLICY_DUNNO);
+    v = rcpt(f, &cl, OUTSIDE_IP, "", "\"user\"@EXAMPLE.test");
+    assert_refused(&v, "\"user\"@EXAMPLE.test", BAD_TEXT, "missing tag");
+
+    ts_fixture_unload(f);
+    assert_int_equal(fx_policy(f, "batv { domains = {\"B\xc3\x9c\x43HER.example\"}  key = 1\n"
+                                  "       secrets = {\"1:s3cret\"} }\n"),
+                     0);
+    mail(f, &cl, RELAY_IP, "u@b\xc3\xbc\x63her.example");
+    assert_non_null(cl.sender_rewrite);
+    assert_string_equal(cl.sender_rewrite + PRVS_TAG_LEN, "u@xn--bcher-kva.example");
+    free(cl.sender_rewrite);
+    v = rcpt(f, &cl, OUTSIDE_IP, "", "u@xn--bcher-kva.example");
+    assert_refused(&v, "u@xn--bcher-kva.example", BAD_TEXT, "missing tag");
+}
+
 /* a long tagged address is shown cut in the reply, never overflowing it */
 static void test_long_address(void **state)
 {
@@ -386,6 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounce_bad_tag, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bounce_expired, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_non_null_sender, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_canonical, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_long_address, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_no_section, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, fx_setup, fx_teardown),

@@ -23,10 +23,15 @@
 
 #define T0 1700000000 /* the injected clock starts here */
 
-/* The seed profile of the issue: greytime 25 min, first-seen kept 45 min, pass 20 days, /24. */
+/* The seed profile, as README and mxgate.conf(5) document it: greytime 25 min,
+ * first-seen record 45 min, pass record 20 days, cleanup every 15 min, no grouping. */
 #define SEED_PROFILE                                                                               \
-    "greylist { delay = 1500  retry_window = 2700  pass_ttl = 1728000  ipv4_prefix = 24 }\n"       \
+    "greylist { delay = 1500  retry_window = 2700  pass_ttl = 1728000\n"                           \
+    "           ipv4_prefix = 32  ipv6_prefix = 128 }\n"                                           \
     "store { cleanup = 900 }\n"
+/* ... with the /24 grouping it leaves off */
+#define SEED_PROFILE_24                                                                            \
+    "greylist { delay = 1500  retry_window = 2700  pass_ttl = 1728000  ipv4_prefix = 24 }\n"
 
 static struct ts_fixture *C;
 
@@ -153,7 +158,7 @@ static void assert_pass_record(const char *key, long t)
 /* test_seed_profile - first 451, too early 451, passes at the delay, records as documented */
 static void test_seed_profile(void **state)
 {
-    const char *tkey = "gl:t:198.51.100.0/24:alice@example.test:bob@local.test";
+    const char *tkey = "gl:t:198.51.100.5/32:alice@example.test:bob@local.test";
     struct policy_verdict v;
     char want[32];
 
@@ -170,43 +175,125 @@ static void test_seed_profile(void **state)
     assert_greylisted(&v, 1500, "too early, 1s left");
     assert_record(tkey, want); /* a retry does not move the first-seen time */
     ts_now = T0 + 1500;
-    v = judge("198.51.100.5", "alice@example.test", "bob@local.test");
+    v = judge("198.51.100.5", "\"alice\"@example.test", "bob@local.test");
     assert_passed(&v);
     assert_pass_record(tkey, T0 + 1500);
-    snprintf(want, sizeof(want), "%d", T0 + 1500);
-    assert_record("gl:c:198.51.100.0/24", want);
-    /* the pass is remembered 20 days (pass_ttl), and no longer */
+    snprintf(want, sizeof(want), "1 %d", T0 + 1500);
+    assert_record("gl:c:198.51.100.5/32", want);
+    /* no grouping: the neighbour is greylisted on its own */
+    v = judge("198.51.100.6", "alice@example.test", "bob@local.test");
+    assert_greylisted(&v, 1500, "new triplet");
+    /* an unused pass is remembered 20 days (pass_ttl), and no longer */
     ts_now = T0 + 1500 + 1728000 - 1;
-    assert_record("gl:c:198.51.100.0/24", want);
+    assert_record("gl:c:198.51.100.5/32", want);
+    assert_pass_record(tkey, T0 + 1500);
     ts_now = T0 + 1500 + 1728000;
-    assert_record("gl:c:198.51.100.0/24", NULL);
+    assert_record("gl:c:198.51.100.5/32", NULL);
     assert_record(tkey, NULL);
 }
 
-/* test_awl_other_sender - after one pass, the network's other mail goes through at once */
-static void test_awl_other_sender(void **state)
+/* pass_once - a new triplet from ip: 451, then the retry after delay passes */
+static void pass_once(const char *ip, const char *sender, const char *rcpt, unsigned delay)
+{
+    struct policy_verdict v = judge(ip, sender, rcpt);
+
+    assert_greylisted(&v, delay, "new triplet");
+    ts_now += delay;
+    v = judge(ip, sender, rcpt);
+    assert_passed(&v);
+}
+
+/* test_awl_needs_count - one retry of one host trusts nobody; awl_count passes, counted
+ * once an hour, trust the network (any sender, any recipient, any host in it) */
+static void test_awl_needs_count(void **state)
+{
+    struct policy_verdict v;
+    char rcpt[32], want[32];
+
+    load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400 }\n"); /* awl_count 5 */
+    pass_once("203.0.113.9", "a@x.test", "b@y.test", 60);
+    v = judge("203.0.113.9", "other@z.test", "c@y.test"); /* one pass is not trust */
+    assert_greylisted(&v, 60, "new triplet");
+    snprintf(want, sizeof(want), "1 %d", T0 + 60);
+    assert_record("gl:c:203.0.113.0/24", want);
+    /* a burst of passes within the hour counts once */
+    for (int i = 0; i < 10; i++) {
+        v = judge("203.0.113.9", "a@x.test", "b@y.test");
+        assert_passed(&v);
+    }
+    assert_record("gl:c:203.0.113.0/24", want);
+    /* passes 2..4, an hour apart: still not trusted */
+    for (int i = 2; i <= 4; i++) {
+        ts_now = T0 + 60 + 3600 * (i - 1);
+        snprintf(rcpt, sizeof(rcpt), "r%d@y.test", i);
+        pass_once("203.0.113.9", "a@x.test", rcpt, 60);
+    }
+    v = judge("203.0.113.200", "news@z.test", "d@y.test");
+    assert_greylisted(&v, 60, "new triplet");
+    /* the fifth: the network is trusted */
+    ts_now = T0 + 120 + 3600 * 4;
+    v = judge("203.0.113.9", "a@x.test", "b@y.test"); /* a known triplet counts too */
+    assert_passed(&v);
+    snprintf(want, sizeof(want), "5 %ld", (long)ts_now);
+    assert_record("gl:c:203.0.113.0/24", want);
+    v = judge("203.0.113.200", "", "e@y.test"); /* same /24, null sender */
+    assert_passed(&v);
+    v = judge("203.0.113.7", "other@z.test", "f@y.test");
+    assert_passed(&v);
+    /* the awl hits wrote no triplet */
+    assert_record("gl:t:203.0.113.0/24::e@y.test", NULL);
+    assert_record("gl:t:203.0.113.0/24:other@z.test:f@y.test", NULL);
+}
+
+/* test_awl_count_one_and_off - awl_count = 1 trusts at the first pass; 0 never */
+static void test_awl_count_one_and_off(void **state)
+{
+    struct policy_verdict v;
+
+    load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400  awl_count = 1 }\n");
+    pass_once("203.0.113.9", "a@x.test", "b@y.test", 60);
+    v = judge("203.0.113.9", "other@z.test", "c@y.test");
+    assert_passed(&v);
+    load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400  awl_count = 0 }\n");
+    for (int i = 0; i < 3; i++) {
+        char rcpt[32];
+        snprintf(rcpt, sizeof(rcpt), "r%d@y.test", i);
+        ts_now = T0 + 7200 * i;
+        pass_once("203.0.113.9", "a@x.test", rcpt, 60);
+    }
+    assert_record("gl:c:203.0.113.0/24", NULL);
+    v = judge("203.0.113.9", "other@z.test", "c@y.test");
+    assert_greylisted(&v, 60, "new triplet");
+}
+
+/* test_refreshed_when_used - a correspondent that keeps sending is never delayed
+ * again: the triplet's pass and the network's trust are renewed by use */
+static void test_refreshed_when_used(void **state)
 {
     struct policy_verdict v;
     char want[32];
 
-    load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400 }\n");
-    v = judge("203.0.113.9", "a@x.test", "b@y.test");
-    assert_greylisted(&v, 60, "new triplet");
-    ts_now = T0 + 61;
-    v = judge("203.0.113.9", "a@x.test", "b@y.test");
+    load("greylist { delay = 60  retry_window = 3600  pass_ttl = 86400  awl_count = 2 }\n");
+    pass_once("198.51.100.5", "list@big.test", "u@local.test", 60);
+    /* one message a day for ten days, each 2 s before the last pass would expire */
+    for (int day = 1; day <= 10; day++) {
+        ts_now = T0 + 60 + (time_t)day * (86400 - 2);
+        v = judge("198.51.100.5", "list@big.test", "u@local.test");
+        assert_passed(&v);
+    }
+    /* counted at the first two passes, then renewed at most once an hour */
+    snprintf(want, sizeof(want), "2 %ld", (long)ts_now);
+    assert_record("gl:c:198.51.100.0/24", want);
+    /* trusted since the second pass; every awl hit renewed the trust */
+    ts_now += 86400 - 1;
+    v = judge("198.51.100.5", "new@big.test", "w@local.test");
     assert_passed(&v);
-    ts_now = T0 + 62;
-    v = judge("203.0.113.9", "other@z.test", "c@y.test");
+    ts_now += 86400 - 1;
+    v = judge("198.51.100.5", "new2@big.test", "w@local.test");
     assert_passed(&v);
-    v = judge("203.0.113.200", "", "d@y.test"); /* same /24, null sender */
-    assert_passed(&v);
-    /* the awl hits wrote no triplet and refreshed nothing */
-    assert_record("gl:t:203.0.113.0/24:other@z.test:c@y.test", NULL);
-    assert_record("gl:t:203.0.113.0/24::d@y.test", NULL);
-    snprintf(want, sizeof(want), "%d", T0 + 61);
-    assert_record("gl:c:203.0.113.0/24", want);
-    ts_now = T0 + 61 + 86400;
-    v = judge("203.0.113.9", "other@z.test", "c@y.test");
+    /* silence for pass_ttl: forgotten */
+    ts_now += 86400;
+    v = judge("198.51.100.5", "list@big.test", "u@local.test");
     assert_greylisted(&v, 60, "new triplet");
 }
 
@@ -225,7 +312,7 @@ static void test_known_triplet(void **state)
     ts_now = T0 + 1000;
     v = judge("203.0.113.9", "a@x.test", "b@y.test");
     assert_passed(&v);
-    snprintf(want, sizeof(want), "%d", T0 + 1000);
+    snprintf(want, sizeof(want), "1 %d", T0 + 1000);
     assert_record("gl:c:203.0.113.0/24", want);
     assert_pass_record("gl:t:203.0.113.0/24:a@x.test:b@y.test", T0 + 1000);
 }
@@ -247,7 +334,7 @@ static void test_retry_window_expiry(void **state)
     ts_now = T0 + 2700 + 1500;
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_passed(&v);
-    assert_pass_record("gl:t:192.0.2.0/24:s@x.test:r@y.test", T0 + 2700 + 1500);
+    assert_pass_record("gl:t:192.0.2.5/32:s@x.test:r@y.test", T0 + 2700 + 1500);
 }
 
 /* test_clock_backwards - a first-seen time in the future is not trusted: start over */
@@ -261,22 +348,22 @@ static void test_clock_backwards(void **state)
     ts_now = T0 - 100;
     v = judge("192.0.2.5", "s@x.test", "r@y.test");
     assert_greylisted(&v, 1500, "new triplet");
-    assert_record("gl:t:192.0.2.0/24:s@x.test:r@y.test", "first 1699999900");
+    assert_record("gl:t:192.0.2.5/32:s@x.test:r@y.test", "first 1699999900");
 }
 
-/* test_grouping_24 - 192.0.2.7 rides on the triplet and the pass of 192.0.2.5 */
+/* test_grouping_24 - with /24 grouping, 192.0.2.7 rides on the triplet of 192.0.2.5 */
 static void test_grouping_24(void **state)
 {
     struct policy_verdict v;
 
-    load(SEED_PROFILE);
+    load(SEED_PROFILE_24);
     v = judge("192.0.2.5", "list@big.test", "u@local.test");
     assert_greylisted(&v, 1500, "new triplet");
     ts_now = T0 + 1600; /* the pool retries from another address */
     v = judge("192.0.2.7", "list@big.test", "u@local.test");
     assert_passed(&v);
     assert_pass_record("gl:t:192.0.2.0/24:list@big.test:u@local.test", T0 + 1600);
-    v = judge("192.0.2.99", "news@big.test", "w@local.test");
+    v = judge("192.0.2.99", "list@big.test", "u@local.test");
     assert_passed(&v);
     v = judge("192.0.3.7", "list@big.test", "u@local.test"); /* another /24 */
     assert_greylisted(&v, 1500, "new triplet");
@@ -403,7 +490,7 @@ static void test_cancel_pending(void **state)
     for (int i = 0; i < 10; i++)
         event_base_loop(C->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     /* nothing was decided, so nothing was written */
-    assert_record("gl:t:192.0.2.0/24:s@x.test:r@y.test", NULL);
+    assert_record("gl:t:192.0.2.5/32:s@x.test:r@y.test", NULL);
 }
 
 /* test_init_errors - no store; retry window not longer than the delay; bad prefix */
@@ -425,7 +512,8 @@ static void test_init_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_profile),          cmocka_unit_test(test_awl_other_sender),
+        cmocka_unit_test(test_seed_profile),          cmocka_unit_test(test_awl_needs_count),
+        cmocka_unit_test(test_awl_count_one_and_off), cmocka_unit_test(test_refreshed_when_used),
         cmocka_unit_test(test_known_triplet),         cmocka_unit_test(test_retry_window_expiry),
         cmocka_unit_test(test_clock_backwards),       cmocka_unit_test(test_grouping_24),
         cmocka_unit_test(test_single_ip_and_ipv6),    cmocka_unit_test(test_only_suspicious),

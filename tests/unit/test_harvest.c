@@ -200,6 +200,29 @@ static void test_tarpit_then_block(void **state)
     assert_int_equal(stage(&other, POLICY_CONNECT).v.action, POLICY_DUNNO);
 }
 
+/* test_variants_not_counted - spellings of a known recipient ("alice"@, ALICE@) are
+ * that recipient (canonical form): they are neither refused nor counted */
+static void test_variants_not_counted(void **state)
+{
+    struct policy_client cl;
+    struct ts_outcome o;
+    static const char *known[] = {"\"alice\"@example.test", "ALICE@Example.Test",
+                                  "\"a\\lice\"@EXAMPLE.test", "alice@example.test"};
+
+    load("harvest { threshold = 1  tarpit = 0  block = 600 }");
+    client(&cl, HARVESTER);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+            o = rcpt(&cl, known[i]);
+            assert_int_equal(o.v.action, POLICY_DUNNO);
+        }
+    }
+    refused(&cl, "nobody@example.test"); /* count 0 before: the first unknown */
+    refused(&cl, "nobody2@example.test");
+    o = rcpt(&cl, "alice@example.test");
+    assert_blocked(&o, "count 2/1 blocked");
+}
+
 /* block_client - drive HARVESTER to the block with threshold 1 and no tarpit */
 static void block_client(void)
 {
@@ -314,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tarpit_then_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_variants_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),

@@ -308,6 +308,37 @@ static void test_file(void **state)
     assert_cached("carol@example.test", NULL); /* the file needs no cache */
 }
 
+/* test_file_canonical - quoting, IDNA and case variants of listed addresses are
+ * listed; file entries and section names are canonicalised too */
+static void test_file_canonical(void **state)
+{
+    char path[128], sections[512];
+
+    write_file("rcpts",
+               "\"alice\"@example.test\n"
+               "\"a b\"@example.test\n"
+               "j\xc3\xb6rg@b\xc3\xbc\x63her.example\n"
+               "@XN--MNCHEN-3YA.example\n",
+               path, sizeof(path));
+    snprintf(sections, sizeof(sections),
+             "recipients \"example.test\" { file = \"%s\" }\n"
+             "recipients \"B\xc3\x9c\x43HER.example\" { file = \"%s\" }\n"
+             "recipients \"m\xc3\xbcnchen.example\" { file = \"%s\" }\n",
+             path, path, path);
+    load(sections);
+    assert_dunno("alice@example.test");
+    assert_dunno("\"Alice\"@example.test");
+    assert_dunno("\"a\\ b\"@example.test");
+    assert_dunno("J\xc3\xb6rg@xn--bcher-kva.example");
+    assert_dunno("j\xc3\xb6rg@b\xc3\xbc\x63her.example");
+    assert_dunno("anyone@m\xc3\xbcnchen.example");
+    assert_dunno("\"postmaster\"@example.test");
+    assert_int_equal(harvest_count("192.0.2.1"), 0);
+    assert_unknown("\"a  b\"@example.test", "unknown source=file");
+    assert_unknown("bob@xn--bcher-kva.example", "unknown source=file");
+    assert_int_equal(harvest_count("192.0.2.1"), 2);
+}
+
 /* test_file_errors - a bad file or section stops the start with file and line */
 static void test_file_errors(void **state)
 {
@@ -432,6 +463,10 @@ static void test_probe(void **state)
     assert_int_equal(C->fake.nrcpt, 2);
     assert_int_equal(C->fake.srv.nconn, 2);
     assert_int_equal(harvest_count("192.0.2.1"), 2); /* a cached unknown counts too */
+
+    /* variants of the address share its cache entry */
+    assert_unknown("\"nobody\"@probe.test", "cache negative");
+    assert_int_equal(C->fake.nrcpt, 2);
 
     /* the address is probed as written */
     assert_dunno("OTHER@probe.test");
@@ -560,6 +595,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_canonical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many, setup, teardown),

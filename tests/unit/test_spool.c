@@ -1044,6 +1044,145 @@ static void test_open_layout(void **state)
     assert_non_null(strstr(err, "plainfile"));
 }
 
+/* What the corrupt callback was told. */
+struct corrupt_seen {
+    int calls, moved;
+    char id[SPOOL_ID_LEN + 1], reason[32];
+};
+
+/* on_corrupt - spool_on_corrupt callback for the tests */
+static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
+{
+    struct corrupt_seen *cs = arg;
+
+    cs->calls++;
+    cs->moved = moved;
+    snprintf(cs->id, sizeof cs->id, "%s", id);
+    snprintf(cs->reason, sizeof cs->reason, "%s", reason);
+}
+
+/* corrupt_commit - commit a message, then damage it with how (0: flip a body
+ * octet, 1: cut the last octet, 2: a malformed log record, else none); its id in id */
+static void corrupt_commit(struct fixture *f, int how, char id[SPOOL_ID_LEN + 1])
+{
+    struct spool_envelope env;
+    struct stat st;
+    const char *path;
+
+    make_env(&env);
+    commit_message(f->sp, &env, "Subject: x\r\n\r\nhello\r\n");
+    assert_int_equal(spool_log_deferred(f->sp, env.id, 0, "later"), 0);
+    memcpy(id, env.id, SPOOL_ID_LEN + 1);
+    path = path_of(f, "queue", env.id);
+    assert_int_equal(stat(path, &st), 0);
+    if (how == 0)
+        flip_octet(path, st.st_size - 4);
+    else if (how == 1)
+        assert_int_equal(truncate(path, st.st_size - 1), 0);
+    else if (how == 2)
+        append_raw(f, env.id, "garbage\n");
+}
+
+/* count_corrupt - spool_list_corrupt callback: count and check the entries */
+static void count_corrupt(const struct spool_corrupt *c, void *arg)
+{
+    assert_true(spool_valid_id(c->id));
+    (*(int *)arg)++;
+}
+
+/* test_corrupt_reported - the owner hears of each quarantined file and why;
+ * corrupt/ID.why keeps the reason for a later listing */
+static void test_corrupt_reported(void **state)
+{
+    static const char *const why[] = {"checksum", "length", "log"};
+    struct fixture *f = *state;
+    struct corrupt_seen cs = {0};
+    struct spool_corrupt c;
+    char id[SPOOL_ID_LEN + 1], whyname[SPOOL_ID_LEN + 5];
+    time_t t0 = time(NULL);
+    int n = 0;
+
+    spool_on_corrupt(f->sp, on_corrupt, &cs);
+    for (int how = 0; how < 3; how++) {
+        corrupt_commit(f, how, id);
+        expect_corrupt(f, id);
+        assert_int_equal(cs.calls, how + 1);
+        assert_string_equal(cs.id, id);
+        assert_string_equal(cs.reason, why[how]);
+        assert_int_equal(cs.moved, 1);
+        snprintf(whyname, sizeof whyname, "%s.why", id);
+        assert_true(exists(f, "corrupt", whyname));
+        assert_int_equal(spool_corrupt_get(f->sp, id, &c), 0);
+        assert_string_equal(c.id, id);
+        assert_string_equal(c.reason, why[how]);
+        assert_true(c.when >= t0 && c.when <= time(NULL));
+        assert_true(c.size > 0);
+        assert_true(c.has_log);
+    }
+    /* A file that loads is not reported. */
+    corrupt_commit(f, 3, id);
+    assert_int_equal(load_ok(f, id), strlen("Subject: x\r\n\r\nhello\r\n"));
+    assert_int_equal(cs.calls, 3);
+    assert_int_equal(spool_list_corrupt(f->sp, count_corrupt, &n), 3);
+    assert_int_equal(n, 3);
+}
+
+/* test_keep_corrupt - a viewer's spool reports a bad file but leaves it in queue/ */
+static void test_keep_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    struct corrupt_seen cs = {0};
+    struct spool_envelope got;
+    char id[SPOOL_ID_LEN + 1];
+    off_t off;
+    uint64_t len;
+    int n = 0;
+
+    spool_keep_corrupt(f->sp);
+    spool_on_corrupt(f->sp, on_corrupt, &cs);
+    corrupt_commit(f, 0, id);
+    assert_int_equal(spool_load(f->sp, id, &got, &off, &len), -1);
+    assert_int_equal(errno, EBADMSG);
+    assert_int_equal(cs.calls, 1);
+    assert_string_equal(cs.reason, "checksum");
+    assert_int_equal(cs.moved, 0);
+    assert_true(exists(f, "queue", id));
+    assert_true(exists(f, "log", id));
+    assert_int_equal(count_entries(f, "corrupt"), 0);
+    assert_int_equal(spool_list_corrupt(f->sp, count_corrupt, &n), 0);
+}
+
+/* test_remove_corrupt - the operator's delete takes the file, its log and its reason */
+static void test_remove_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_corrupt c;
+    char id[SPOOL_ID_LEN + 1], whyname[SPOOL_ID_LEN + 5];
+    int fd;
+
+    corrupt_commit(f, 0, id);
+    expect_corrupt(f, id);
+    assert_int_equal(count_entries(f, "corrupt"), 3);
+    fd = spool_open_corrupt(f->sp, id);
+    assert_true(fd >= 0);
+    close(fd);
+    /* A reason file that is not ours to trust reads as unknown: it goes to a terminal. */
+    snprintf(whyname, sizeof whyname, "%s.why", id);
+    write_file(path_of(f, "corrupt", whyname), "1700000000 \x1b[31mred\n", 20);
+    assert_int_equal(spool_corrupt_get(f->sp, id, &c), 0);
+    assert_string_equal(c.reason, "unknown");
+    assert_int_equal(c.when, 0);
+    assert_int_equal(spool_remove_corrupt(f->sp, id), 0);
+    assert_int_equal(count_entries(f, "corrupt"), 0);
+    assert_int_equal(spool_remove_corrupt(f->sp, id), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(spool_corrupt_get(f->sp, id, &c), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(spool_remove_corrupt(f->sp, "../etc/passwd"), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(spool_open_corrupt(f->sp, "../etc/passwd"), -1);
+}
+
 /* main - run the spool tests */
 int main(void)
 {
@@ -1071,6 +1210,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycle_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycle_double_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_corrupt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

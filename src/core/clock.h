@@ -1,0 +1,22 @@
+/*
+ * clock.h - the wall clock every time-based mechanism reads (greylist delays,
+ * rate windows, BATV days, bounce-flood intervals, store TTLs).
+ *
+ * One clock for the whole process so that a unit test moves time for all of
+ * them at once (clock_set(ts_clock)) instead of each module keeping its own
+ * injectable clock that a test can forget to set.
+ */
+#ifndef MX_CORE_CLOCK_H
+#define MX_CORE_CLOCK_H
+
+#include <time.h>
+
+typedef time_t (*clock_fn)(void);
+
+/* clock_now - seconds since the epoch: time(NULL), or the injected clock */
+time_t clock_now(void);
+
+/* clock_set - tests only: read now from fn; NULL restores the real clock */
+void clock_set(clock_fn fn);
+
+#endif

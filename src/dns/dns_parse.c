@@ -1,0 +1,193 @@
+/* dns_parse.c - c-ares answers into struct dns_result: PTR, A/AAAA, MX, TXT */
+#include "dns/dns_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* dns_map_status - c-ares status to ours */
+enum dns_status dns_map_status(int st)
+{
+    switch (st) {
+    case ARES_SUCCESS:
+        return DNS_OK;
+    case ARES_ENODATA:
+        return DNS_NODATA;
+    case ARES_ENOTFOUND:
+        return DNS_NXDOMAIN;
+    case ARES_ETIMEOUT:
+        return DNS_TIMEOUT;
+    case ARES_ESERVFAIL:
+    case ARES_EREFUSED:
+    case ARES_ECONNREFUSED: /* c-ares's verdict once every server failed */
+        return DNS_SERVFAIL;
+    default:
+        return DNS_ERROR;
+    }
+}
+
+/* add_name - append a name record; -1 when out of memory */
+static int add_name(struct dns_result *r, const char *name)
+{
+    char *s = dns_name_dup(name, &r->len[r->count]);
+
+    if (s == NULL)
+        return -1;
+    r->str[r->count++] = s;
+    return 0;
+}
+
+/* parse_ptr - PTR names in answer order */
+static enum dns_status parse_ptr(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct hostent *he = NULL;
+    enum dns_status st = DNS_OK;
+    size_t i;
+    int rc = ares_parse_ptr_reply(abuf, alen, NULL, 0, AF_INET, &he);
+
+    if (rc != ARES_SUCCESS)
+        return dns_map_status(rc);
+    for (i = 0; he->h_aliases[i] != NULL && r->count < DNS_MAX_RECORDS; i++) {
+        if (add_name(r, he->h_aliases[i]) < 0) {
+            st = DNS_ERROR;
+            break;
+        }
+    }
+    ares_free_hostent(he);
+    return st;
+}
+
+/* parse_addrs - A or AAAA addresses */
+static enum dns_status parse_addrs(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct ares_addrttl a4[DNS_MAX_RECORDS];
+    struct ares_addr6ttl a6[DNS_MAX_RECORDS];
+    int n = DNS_MAX_RECORDS, rc, i;
+
+    if (r->type == DNS_T_A)
+        rc = ares_parse_a_reply(abuf, alen, NULL, a4, &n);
+    else
+        rc = ares_parse_aaaa_reply(abuf, alen, NULL, a6, &n);
+    if (rc != ARES_SUCCESS)
+        return dns_map_status(rc);
+    for (i = 0; i < n && i < DNS_MAX_RECORDS; i++) {
+        if (r->type == DNS_T_A) {
+            r->addr[i].family = AF_INET;
+            r->addr[i].u.v4 = a4[i].ipaddr;
+        } else {
+            r->addr[i].family = AF_INET6;
+            memcpy(&r->addr[i].u.v6, &a6[i].ip6addr, sizeof(r->addr[i].u.v6));
+        }
+    }
+    r->count = (size_t)i;
+    return r->count > 0 ? DNS_OK : DNS_NODATA;
+}
+
+/* mx_insert - keep the DNS_MAX_RECORDS best exchanges, stable by preference */
+static int mx_insert(struct dns_result *r, const struct ares_mx_reply *mx)
+{
+    size_t pos = r->count, len;
+    char *s;
+
+    while (pos > 0 && r->pref[pos - 1] > mx->priority)
+        pos--;
+    if (pos == DNS_MAX_RECORDS)
+        return 0;
+    s = dns_name_dup(mx->host, &len);
+    if (s == NULL)
+        return -1;
+    if (r->count == DNS_MAX_RECORDS)
+        free(r->str[--r->count]);
+    memmove(&r->str[pos + 1], &r->str[pos], (r->count - pos) * sizeof(r->str[0]));
+    memmove(&r->len[pos + 1], &r->len[pos], (r->count - pos) * sizeof(r->len[0]));
+    memmove(&r->pref[pos + 1], &r->pref[pos], (r->count - pos) * sizeof(r->pref[0]));
+    r->str[pos] = s;
+    r->len[pos] = len;
+    r->pref[pos] = mx->priority;
+    r->count++;
+    return 0;
+}
+
+/* parse_mx - exchanges sorted by preference */
+static enum dns_status parse_mx(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct ares_mx_reply *mx = NULL, *m;
+    enum dns_status st = DNS_OK;
+    int rc = ares_parse_mx_reply(abuf, alen, &mx);
+
+    if (rc != ARES_SUCCESS)
+        return dns_map_status(rc);
+    for (m = mx; m != NULL; m = m->next) {
+        if (mx_insert(r, m) < 0) {
+            st = DNS_ERROR;
+            break;
+        }
+    }
+    ares_free_data(mx);
+    if (st == DNS_OK && r->count == 0)
+        st = DNS_NODATA;
+    return st;
+}
+
+/* txt_append - add one character-string to the record being built */
+static int txt_append(struct dns_result *r, const struct ares_txt_ext *t)
+{
+    size_t i = r->count - 1;
+    char *s = realloc(r->str[i], r->len[i] + t->length + 1);
+
+    if (s == NULL)
+        return -1;
+    memcpy(s + r->len[i], t->txt, t->length);
+    r->len[i] += t->length;
+    s[r->len[i]] = '\0';
+    r->str[i] = s;
+    return 0;
+}
+
+/* parse_txt - one string per TXT record: its strings concatenated */
+static enum dns_status parse_txt(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct ares_txt_ext *txt = NULL, *t;
+    enum dns_status st = DNS_OK;
+    int rc = ares_parse_txt_reply_ext(abuf, alen, &txt);
+
+    if (rc != ARES_SUCCESS)
+        return dns_map_status(rc);
+    for (t = txt; t != NULL && st == DNS_OK; t = t->next) {
+        if (t->record_start || r->count == 0) {
+            if (r->count == DNS_MAX_RECORDS)
+                break;
+            r->str[r->count] = calloc(1, 1);
+            if (r->str[r->count] == NULL) {
+                st = DNS_ERROR;
+                break;
+            }
+            r->len[r->count++] = 0;
+        }
+        if (txt_append(r, t) < 0)
+            st = DNS_ERROR;
+    }
+    ares_free_data(txt);
+    if (st == DNS_OK && r->count == 0)
+        st = DNS_NODATA;
+    return st;
+}
+
+/* dns_parse_answer - fill q->res from a successful c-ares answer */
+enum dns_status dns_parse_answer(struct dns_query *q, const unsigned char *abuf, int alen)
+{
+    switch (q->res.type) {
+    case DNS_T_PTR:
+        return parse_ptr(&q->res, abuf, alen);
+    case DNS_T_A:
+    case DNS_T_AAAA:
+        return parse_addrs(&q->res, abuf, alen);
+    case DNS_T_MX:
+        return parse_mx(&q->res, abuf, alen);
+    case DNS_T_TXT:
+        return parse_txt(&q->res, abuf, alen);
+    }
+    return DNS_ERROR;
+}
