@@ -11,7 +11,7 @@ FUZZ_TIME       ?= 60
 FUZZ_CHECK_TIME ?= 20
 FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool fuzz_spf
 
-.PHONY: all deps run check unit integration format clean fuzz fuzz-build
+.PHONY: all deps run check layers unit integration format clean fuzz fuzz-build
 
 all:
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -23,9 +23,14 @@ deps:
 run: deps all
 	scripts/run.sh
 
-# Sanitized build: every unit test through CTest, then the integration suite
-# against the sanitized daemon.
-check: deps
+# Each #include goes down the layers (or stays in its module), no include cycle:
+# scripts/layers.py lists the layers and the allowed edges.
+layers:
+	$(PYTHON) scripts/layers.py
+
+# The layers first, then the sanitized build: every unit test through CTest, then
+# the integration suite against the sanitized daemon.
+check: deps layers
 	@test -f $(CHECKBUILD)/CMakeCache.txt || cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DMXGATE_SANITIZE=ON >/dev/null
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ctest --output-on-failure

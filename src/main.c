@@ -12,6 +12,8 @@
 
 #include "admin/control.h"
 #include "dns/dns.h"
+#include "dns/dnsconf.h"
+#include "modules.h"
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
@@ -22,10 +24,15 @@
 #include "queue/commitq.h"
 #include "core/privs.h"
 #include "queue/queue.h"
+#include "queue/queueconf.h"
+#include "relay/routes.h"
 #include "queue/spool.h"
 #include "relay/nexthop.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
+#include "store/storeconf.h"
 #include "tls/tls.h"
+#include "tls/tlsconf.h"
 
 #define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
 /* next-hop capabilities: asked again after REFRESH seconds (every delivery
@@ -49,7 +56,7 @@ static void usage(void)
     fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-c config]\n"
                     "  -c FILE  configuration (default " MXGATE_DEFAULT_CONFIG ")\n"
                     "  -f       stay in the foreground, log to stderr\n"
-                    "  -n       check the configuration and exit\n"
+                    "  -n       check the configuration as the start does, and exit\n"
                     "  -d       debug logging\n");
     exit(2);
 }
@@ -100,71 +107,70 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
 static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
 {
-    cfg_t *sec = cfg_getsec(cfg->raw, "dns");
-    const char *servers[16];
-    size_t n = cfg_size(sec, "servers"), checks = 0;
+    size_t checks = 0;
     char err[512];
     struct dns *dns;
 
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        checks += cfg->listen[i].nchecks;
-    if (n == 0 && checks == 0)
+    for (unsigned i = 0; i < cfg_size(cfg->raw, "listen"); i++)
+        checks += cfg_size(cfg_getnsec(cfg->raw, "listen", i), "checks");
+    if (!dnsconf_has_servers(cfg) && checks == 0)
         return NULL;
-    if (n > 16)
-        log_fatal("event=fatal what=dns error=\"at most 16 servers\"");
-    for (size_t i = 0; i < n; i++)
-        servers[i] = cfg_getnstr(sec, "servers", (unsigned)i);
-    dns = dns_new(base, servers, n, (unsigned)cfg_getint(sec, "timeout"),
-                  (unsigned)cfg_getint(sec, "tries"), err, sizeof(err));
+    dns = dnsconf_open(cfg, base, err, sizeof(err));
     if (!dns)
-        log_fatal("event=fatal what=dns error=\"%s\"", err);
+        log_fatal("event=fatal what=dns error=%s", log_q(err));
     return dns;
 }
 
 /* setup_store - the state store (greylist, rate limits, statistics) */
 static struct store *setup_store(const struct config *cfg, struct event_base *base)
 {
-    cfg_t *sec = cfg_getsec(cfg->raw, "store");
     char uri[4200], err[512];
     struct store *st;
 
-    config_store_uri(cfg, uri, sizeof(uri));
+    storeconf_uri(cfg, uri, sizeof(uri));
     st = store_open(base, uri, err, sizeof(err));
     if (!st)
-        log_fatal("event=fatal what=store uri=%s error=\"%s\"", uri, err);
-    store_set_expire_interval(st, (unsigned)cfg_getint(sec, "cleanup"));
+        log_fatal("event=fatal what=store uri=%s error=%s", log_q(uri), log_q(err));
+    store_set_expire_interval(st, storeconf_cleanup(cfg));
     return st;
 }
 
 /* setup_policy - every listener's checks */
 static struct policy *setup_policy(struct server *srv, struct store *st)
 {
-    struct policy_env env = {srv->base, srv->cfg, srv->dns, st, srv->stats, srv->pool};
+    struct policy_env env = {.base = srv->base,
+                             .cfg = srv->cfg,
+                             .dns = srv->dns,
+                             .store = st,
+                             .stats = srv->stats,
+                             .routes = srv->routes,
+                             .pool = srv->pool};
     char err[512];
     struct policy *p = policy_new(&env, err, sizeof(err));
 
     if (!p)
-        log_fatal("event=fatal what=policy error=\"%s\"", err);
+        log_fatal("event=fatal what=policy error=%s", log_q(err));
     return p;
 }
 
 /* setup_nexthops - what each route's next hop takes, asked at once */
-static struct nexthops *setup_nexthops(const struct config *cfg, struct event_base *base,
+static struct nexthops *setup_nexthops(const struct config *cfg, const struct queueconf *qc,
+                                       const struct routes *routes, struct event_base *base,
                                        struct pool *pool, SSL_CTX *client_tls)
 {
     struct nexthop_opts o = {
         .helo = cfg->hostname,
-        .tls = cfg->delivery.starttls ? client_tls : NULL,
-        .connect_timeout = cfg->delivery.connect_timeout,
-        .command_timeout = cfg->delivery.command_timeout,
+        .tls = qc->delivery.starttls ? client_tls : NULL,
+        .connect_timeout = qc->delivery.connect_timeout,
+        .command_timeout = qc->delivery.command_timeout,
         .refresh = NEXTHOP_REFRESH,
         .retry = NEXTHOP_RETRY,
         .forget = NEXTHOP_FORGET,
     };
     struct nexthops *nh = nexthops_new(base, pool, &o);
 
-    for (size_t i = 0; nh && i < cfg->nroutes; i++)
-        if (nexthops_add(nh, &cfg->routes[i].target) < 0)
+    for (size_t i = 0; nh && i < routes_count(routes); i++)
+        if (nexthops_add(nh, &routes_at(routes, i)->target) < 0)
             log_fatal("event=fatal what=\"out of memory\"");
     if (!nh)
         log_fatal("event=fatal what=\"out of memory\"");
@@ -172,20 +178,32 @@ static struct nexthops *setup_nexthops(const struct config *cfg, struct event_ba
     return nh;
 }
 
+/* setup_delivery - the thread pool, group commit, queue and next-hop knowledge */
+static void setup_delivery(struct server *srv, const struct queueconf *qc, struct store *st,
+                           SSL_CTX *client_tls)
+{
+    srv->pool = pool_new(srv->base, (int)qc->queue.fsync_threads);
+    srv->commits = srv->pool ? commitq_new(srv->pool, qc->queue.sync_filesystem) : NULL;
+    srv->queue = srv->commits ? queue_new(srv->base, srv->cfg, srv->routes, srv->spool, srv->pool,
+                                          client_tls, st)
+                              : NULL;
+    if (!srv->queue)
+        log_fatal("event=fatal what=\"out of memory\"");
+    srv->nexthops = setup_nexthops(srv->cfg, qc, srv->routes, srv->base, srv->pool, client_tls);
+    queue_set_nexthops(srv->queue, srv->nexthops);
+}
+
 /* setup_tls - server and client contexts */
-static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **client)
+static void setup_tls(const struct config *cfg, const struct queueconf *qc, struct server *srv,
+                      SSL_CTX **client)
 {
     char err[512];
 
-    if (cfg->tls_certificate) {
-        srv->tls =
-            tls_server_ctx(cfg->tls_certificate, cfg->tls_key, cfg->tls_ciphers, err, sizeof(err));
-        if (!srv->tls)
-            log_fatal("event=fatal what=tls error=\"%s\"", err);
-    }
+    if (tlsconf_server_ctx(cfg, &srv->tls, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=tls error=%s", log_q(err));
     *client = NULL;
-    if (cfg->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
-        log_fatal("event=fatal what=tls-client error=\"%s\"", err);
+    if (qc->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
+        log_fatal("event=fatal what=tls-client error=%s", log_q(err));
 }
 
 /* on_corrupt - a queue file failed its checks at load: the operator must hear of
@@ -193,11 +211,10 @@ static void setup_tls(const struct config *cfg, struct server *srv, SSL_CTX **cl
 static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
 {
     struct server *srv = arg;
-    char qreason[64], path[4096], qpath[4200];
+    char path[4096];
 
     snprintf(path, sizeof(path), "%s/%s/%s", srv->cfg->spool_dir, moved ? "corrupt" : "queue", id);
-    log_err("event=corrupt id=%s reason=%s file=%s", id,
-            log_quote(qreason, sizeof(qreason), reason), log_quote(qpath, sizeof(qpath), path));
+    log_err("event=corrupt id=%s reason=%s file=%s", log_q(id), log_q(reason), log_q(path));
     stats_count(srv->stats, "queue_corrupt");
 }
 
@@ -206,7 +223,7 @@ static void on_corrupt(const char *id, const char *reason, int moved, void *arg)
  * over anything inside the spool (core/privs.c) */
 static void warn_foreign(const struct config *cfg)
 {
-    char first[300], q[700];
+    char first[300];
     int n;
 
     if (!cfg->user || getuid() == 0)
@@ -215,31 +232,31 @@ static void warn_foreign(const struct config *cfg)
     if (n > 0)
         log_warn("event=spool_foreign count=%d first=%s user=%s error=\"not the daemon user's: "
                  "waiting until their owner is changed (chown -R)\"",
-                 n, log_quote(q, sizeof(q), first), cfg->user);
+                 n, log_q(first), log_q(cfg->user));
 }
 
 /* setup_dirs - spool and state, created (if not by privs_drop) and opened with the
  * rights the daemon lives with */
-static struct spool *setup_dirs(const struct config *cfg)
+static struct spool *setup_dirs(const struct config *cfg, const struct queueconf *qc)
 {
     char err[512];
     struct spool *sp;
 
     if (fs_mkdir_p(cfg->state_dir, 0700) < 0)
-        log_fatal("event=fatal what=state_dir path=%s error=\"%s\"", cfg->state_dir,
-                  strerror(errno));
+        log_fatal("event=fatal what=state_dir path=%s error=%s", log_q(cfg->state_dir),
+                  log_q(strerror(errno)));
     if (fs_mkdir_p(cfg->spool_dir, 0700) < 0)
-        log_fatal("event=fatal what=spool_dir path=%s error=\"%s\"", cfg->spool_dir,
-                  strerror(errno));
+        log_fatal("event=fatal what=spool_dir path=%s error=%s", log_q(cfg->spool_dir),
+                  log_q(strerror(errno)));
     sp = spool_open(cfg->spool_dir, err, sizeof(err));
     if (!sp)
-        log_fatal("event=fatal what=spool error=\"%s\"", err);
+        log_fatal("event=fatal what=spool error=%s", log_q(err));
     warn_foreign(cfg);
-    spool_set_sync(sp, cfg->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
+    spool_set_sync(sp, qc->queue.sync_filesystem ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILE);
     /* Recycling needs the sync that covers every directory: with per-file
      * fsync, a rename out of free/ would not be made durable. */
-    if (spool_set_recycle(sp, cfg->queue.sync_filesystem ? cfg->queue.recycle : 0) < 0)
-        log_fatal("event=fatal what=spool error=\"free/: %s\"", strerror(errno));
+    if (spool_set_recycle(sp, qc->queue.sync_filesystem ? qc->queue.recycle : 0) < 0)
+        log_fatal("event=fatal what=spool dir=free/ error=%s", log_q(strerror(errno)));
     return sp;
 }
 
@@ -258,10 +275,24 @@ static struct event_base *new_event_base(void)
     return base;
 }
 
+/* setup_settings - the typed settings each module reads from the tree */
+static void setup_settings(const struct config *cfg, struct serverconf **sc, struct routes **rt,
+                           struct queueconf *qc)
+{
+    *sc = serverconf_load(cfg);
+    *rt = routes_load(cfg);
+    if (!*sc || !*rt)
+        log_fatal("event=fatal what=\"out of memory\"");
+    queueconf_read(cfg, qc);
+}
+
 /* run - everything between configuration and exit */
 static int run(const struct config *cfg, const struct options *o)
 {
     struct server srv = {.cfg = cfg};
+    struct serverconf *sc;
+    struct routes *routes;
+    struct queueconf qc;
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
     struct store *st;
@@ -272,36 +303,31 @@ static int run(const struct config *cfg, const struct options *o)
     const struct privs_dir dirs[] = {
         {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
+    setup_settings(cfg, &sc, &routes, &qc);
+    srv.conf = sc;
+    srv.routes = routes;
     srv.base = new_event_base();
     if (!srv.base)
         log_fatal("event=fatal what=\"event_base_new failed\"");
     log_batch(srv.base);
     LIST_INIT(&srv.sessions);
-    setup_tls(cfg, &srv, &client_tls);
+    setup_tls(cfg, &qc, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
-        log_fatal("event=fatal what=listen error=\"%s\"", err);
+        log_fatal("event=fatal what=listen error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
-        log_fatal("event=fatal what=privileges error=\"%s\"", err);
-    srv.spool = setup_dirs(cfg);
+        log_fatal("event=fatal what=privileges error=%s", log_q(err));
+    srv.spool = setup_dirs(cfg, &qc);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
     spool_on_corrupt(srv.spool, on_corrupt, &srv);
     srv.dns = setup_dns(cfg, srv.base);
-    srv.pool = pool_new(srv.base, (int)cfg->queue.fsync_threads);
-    if (!srv.pool)
-        log_fatal("event=fatal what=\"out of memory\"");
+    setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
     srv.policy = setup_policy(&srv, st);
-    srv.nexthops = setup_nexthops(cfg, srv.base, srv.pool, client_tls);
-    srv.commits = commitq_new(srv.pool, cfg->queue.sync_filesystem);
-    srv.queue = queue_new(srv.base, cfg, srv.spool, srv.pool, client_tls, st);
-    if (!srv.commits || !srv.queue)
-        log_fatal("event=fatal what=\"out of memory\"");
-    queue_set_nexthops(srv.queue, srv.nexthops);
     config_control_socket(cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv.base, sock, srv.queue)))
-        log_fatal("event=fatal what=control path=%s error=\"%s\"", sock, strerror(errno));
+        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, srv.policy);
@@ -310,7 +336,7 @@ static int run(const struct config *cfg, const struct options *o)
     evsignal_add(sig_hup, NULL);
     queue_start(srv.queue);
     server_enable(&srv);
-    log_info("event=ready hostname=%s", cfg->hostname);
+    log_info("event=ready hostname=%s", log_q(cfg->hostname));
     event_base_dispatch(srv.base);
 
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
@@ -334,6 +360,8 @@ static int run(const struct config *cfg, const struct options *o)
     SSL_CTX_free(client_tls);
     log_batch_end();
     event_base_free(srv.base);
+    routes_free(routes);
+    serverconf_free(sc);
     log_info("event=stopped");
     return 0;
 }
@@ -345,9 +373,14 @@ int main(int argc, char **argv)
     int rc;
 
     parse_options(argc, argv, &o);
-    cfg = config_load(o.config, stderr);
+    cfg = modules_config_load(o.config, stderr);
     if (!cfg)
         return 1;
+    /* -n and the start run the same validation: every error (and warning) as FILE:LINE */
+    if (modules_validate(cfg, stderr) > 0) {
+        config_free(cfg);
+        return 1;
+    }
     if (o.check_only) {
         printf("%s: ok\n", o.config);
         config_free(cfg);
@@ -357,7 +390,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* nochdir: relative paths of check files (lists, hook) stay as the operator wrote them */
     if (!o.foreground && daemon(1, 0) < 0)
-        log_fatal("event=fatal what=daemon error=\"%s\"", strerror(errno));
+        log_fatal("event=fatal what=daemon error=%s", log_q(strerror(errno)));
     rc = run(cfg, &o);
     config_free(cfg);
     return rc;

@@ -14,9 +14,11 @@
 #include "core/config.h"
 #include "core/privs.h"
 #include "core/utf8.h"
+#include "modules.h"
 #include "policy/stats.h"
 #include "queue/spool.h"
 #include "store/store.h"
+#include "store/storeconf.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
 #define CTL_HEADER_MAX (64 * 1024)
@@ -413,7 +415,7 @@ static int stats_command(const struct config *cfg, int argc, char **argv)
     if (argc > 2 || ctl_parse_time(argc > 0 ? argv[0] : "all", 0, &from) < 0 ||
         ctl_parse_time(argc > 1 ? argv[1] : "all", 1, &to) < 0)
         usage();
-    config_store_uri(cfg, uri, sizeof(uri));
+    storeconf_uri(cfg, uri, sizeof(uri));
     st = store_open_readonly(uri, err, sizeof(err));
     if (!st) {
         fprintf(stderr, "mxgatectl: %s: %s\n", uri, err);
@@ -479,7 +481,7 @@ static int flood_command(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "mxgatectl: %s: bounce_flood interval must be positive\n", cfg->path);
         return 1;
     }
-    config_store_uri(cfg, uri, sizeof(uri));
+    storeconf_uri(cfg, uri, sizeof(uri));
     if (!(st = store_open_readonly(uri, err, sizeof(err)))) {
         fprintf(stderr, "mxgatectl: %s: %s\n", uri, err);
         return 1;
@@ -564,7 +566,7 @@ int main(int argc, char **argv)
                      strcmp(argv[0], "flood") != 0 && strcmp(argv[0], "bounce-flood") != 0))
         usage();
     signal(SIGPIPE, SIG_IGN); /* a daemon that hangs up is reported, not fatal */
-    cfg = config_load(path, stderr);
+    cfg = modules_config_load(path, stderr);
     if (!cfg)
         return 1;
     if (become_user(cfg) < 0) {

@@ -11,6 +11,11 @@
 
 #include <event2/event.h>
 
+#include "core/utf8.h"
+
+#define LOG_LINE_MAX 8192
+#define LOG_CUT " truncated=yes"
+
 static const char *log_ident = "mxgated";
 static int log_stderr = 1;
 static int log_debug_on;
@@ -35,16 +40,35 @@ void log_init(const char *ident, int to_stderr, int debug)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+/* log_seal - a line cut at LOG_LINE_MAX: drop the value the cut went through
+ * (it may be inside quotes) and say the line is incomplete */
+static void log_seal(char *line)
+{
+    size_t end = 0;
+    int quoted = 0;
+
+    for (size_t i = 0; line[i]; i++) {
+        if (quoted && line[i] == '\\' && line[i + 1])
+            i++;
+        else if (line[i] == '"')
+            quoted = !quoted;
+        else if (!quoted && line[i] == ' ')
+            end = i; /* the last separator between whole values */
+    }
+    memcpy(line + end, LOG_CUT, sizeof(LOG_CUT));
+}
+
 /* log_vmsg - format one line and hand it to the sink in a single write */
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
     static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
     static const char *const tag[] = {"debug: ", "", "warning: ", "error: "};
-    char line[4096];
+    char line[LOG_LINE_MAX + sizeof(LOG_CUT)];
 
     if (lvl == LOG_LVL_DEBUG && !log_debug_on)
         return;
-    vsnprintf(line, sizeof(line), fmt, ap);
+    if (vsnprintf(line, LOG_LINE_MAX, fmt, ap) >= LOG_LINE_MAX)
+        log_seal(line);
     if (!log_stderr) {
         syslog(prio[lvl], "%s%s", tag[lvl], line);
         return;
@@ -133,21 +157,42 @@ void log_panic(const char *fmt, ...)
     abort();
 }
 
-/* log_plain - does s need no quoting */
+/* log_plain - printable ASCII with nothing a parser splits or unquotes on */
 static int log_plain(const char *s)
 {
     if (*s == '\0')
         return 0;
     for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == '"' || *s == '\\' || *s == '=' ||
-            (unsigned char)*s == 0x7f)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\' ||
+            *s == '=')
             return 0;
     return 1;
+}
+
+/* log_shown - how many octets at p go into a quoted value as they are; 0: escape *p.
+ * UTF-8 is kept readable, except the code points that reorder or break what a
+ * terminal shows: C1 controls, LRM/RLM/ALM, U+2028..U+202E, U+2066..U+2069. */
+static size_t log_shown(const unsigned char *p)
+{
+    size_t n;
+
+    if (*p < 0x80)
+        return *p >= ' ' && *p != 0x7f && *p != '"' && *p != '\\';
+    n = utf8_seq_len(p);
+    if (n == 2 && ((p[0] == 0xC2 && p[1] < 0xA0) || (p[0] == 0xD8 && p[1] == 0x9C)))
+        return 0;
+    if (n == 3 && p[0] == 0xE2 && p[1] == 0x80 &&
+        (p[2] == 0x8E || p[2] == 0x8F || (p[2] >= 0xA8 && p[2] <= 0xAE)))
+        return 0;
+    if (n == 3 && p[0] == 0xE2 && p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
+        return 0;
+    return n;
 }
 
 /* log_quote - render s as one log value that a parser can split on spaces */
 const char *log_quote(char *dst, size_t dstlen, const char *s)
 {
+    const unsigned char *p;
     size_t n = 0;
 
     if (s == NULL)
@@ -162,18 +207,31 @@ const char *log_quote(char *dst, size_t dstlen, const char *s)
         return dst;
     }
     dst[n++] = '"';
-    for (; *s && n + 5 < dstlen; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            dst[n++] = '\\';
-            dst[n++] = (char)c;
-        } else if (c < ' ' || c == 0x7f) {
-            n += (size_t)snprintf(dst + n, dstlen - n, "\\x%02x", c);
+    for (p = (const unsigned char *)s; *p;) {
+        size_t k = log_shown(p), need = k ? k : *p == '"' || *p == '\\' ? 2 : 4;
+        if (n + need + 2 > dstlen) /* the closing quote and the NUL always fit */
+            break;
+        if (k) {
+            memcpy(dst + n, p, k);
+            p += k;
+        } else if (need == 2) {
+            dst[n] = '\\';
+            dst[n + 1] = (char)*p++;
         } else {
-            dst[n++] = (char)c;
+            snprintf(dst + n, 5, "\\x%02x", *p++);
         }
+        n += k ? k : need;
     }
     dst[n++] = '"';
     dst[n] = '\0';
     return dst;
+}
+
+/* log_quote_addr - <addr> as one value */
+const char *log_quote_addr(char *dst, size_t dstlen, const char *addr)
+{
+    char raw[LOG_QUOTE_MAX];
+
+    snprintf(raw, sizeof(raw), "<%s>", addr ? addr : "");
+    return log_quote(dst, dstlen, raw);
 }

@@ -17,7 +17,9 @@ void log_batch(struct event_base *base);
 /* log_batch_end - flush; call before base is freed */
 void log_batch_end(void);
 
-/* log_msg - emit one line; callers write "event=... key=value ..." */
+/* log_msg - emit one line; callers write "event=... key=value ..." with every
+ * string value through log_q() (below). A line longer than the limit is cut
+ * after its last whole value and ends in "truncated=yes". */
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* log_fatal - the environment is wrong (bad config, no permission): exit(1) */
@@ -27,11 +29,30 @@ void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /*
- * log_quote - render s as a log value: unchanged when it is a plain token,
- * else in double quotes with ", \ and control octets escaped. Always
- * NUL-terminates dst; truncates to fit.
+ * log_quote - render s as one log value: unchanged when it is a plain token
+ * (printable ASCII without blank, '"', '\\' or '='), else in double quotes
+ * where '"' and '\\' are escaped with a backslash and every octet that could
+ * break the line or fool a terminal (controls, octets that are not
+ * well-formed UTF-8, C1 controls, line separators and bidirectional
+ * controls) is written \xHH; other UTF-8 stays as it is. Always
+ * NUL-terminates dst; truncates to fit, never inside an escape. NULL is "".
  */
 const char *log_quote(char *dst, size_t dstlen, const char *s);
+/* log_quote_addr - an envelope address as the one value <addr>, quoted as log_quote does */
+const char *log_quote_addr(char *dst, size_t dstlen, const char *addr);
+
+/*
+ * log_q, log_qaddr - THE way to put a string into a log line: every value
+ * that came from outside (addresses, HELO, DNS names and TXT, replies, TLS
+ * details) or from configuration (names, paths), and every error text.
+ * Each use gets its own buffer, alive until the end of the enclosing block:
+ *   log_info("event=x sid=%s helo=%s from=%s", s->sid, log_q(helo), log_qaddr(sender));
+ * Only numbers and the daemon's own tokens (ids, stage and check names,
+ * addresses it formatted itself) go into a line with a bare %s.
+ */
+#define LOG_QUOTE_MAX 1100 /* a 256-octet path with every octet \xHH, and its <> */
+#define log_q(s) log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, (s))
+#define log_qaddr(a) log_quote_addr((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, (a))
 
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)

@@ -289,3 +289,13 @@ int privs_drop(const char *user, const struct privs_dir *dirs, char *err, size_t
     }
     return 0;
 }
+
+/* privs_user_check - what privs_drop needs first: the user exists */
+int privs_user_check(const char *user, char *err, size_t errlen)
+{
+    if (user && !getpwnam(user)) {
+        snprintf(err, errlen, "user \"%s\" does not exist", user);
+        return -1;
+    }
+    return 0;
+}

@@ -22,4 +22,7 @@ struct privs_dir {
  */
 int privs_drop(const char *user, const struct privs_dir *dirs, char *err, size_t errlen);
 
+/* privs_user_check - user (NULL: none) exists; 0, or -1 with err filled */
+int privs_user_check(const char *user, char *err, size_t errlen);
+
 #endif

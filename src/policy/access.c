@@ -42,7 +42,8 @@
  *
  * Stages: CONNECT (client, then rdns), HELO (helo), MAIL (sender), RCPT (rcpt).
  * allow -> OK; at CONNECT it also marks the client allowlisted, so the
- * pipeline skips every other check for the rest of the session.
+ * pipeline skips every other check for the rest of the session; at RCPT it
+ * lets the recipient past a held connect/HELO refusal (policy.h).
  * deny  -> REJECT 554 5.7.1 TEXT, reason "client 192.0.2.0/24",
  * "rdns /regex/", "helo /regex/", "sender @example.test", "rcpt user@x.test".
  */
@@ -551,9 +552,21 @@ static void access_run(void *state, struct policy_job *job, enum policy_stage st
     policy_job_done(job, &v);
 }
 
+static cfg_opt_t access_opts[] = {
+    CFG_STR("client", NULL, CFGF_NODEFAULT), CFG_STR("rdns", NULL, CFGF_NODEFAULT),
+    CFG_STR("helo", NULL, CFGF_NODEFAULT),   CFG_STR("sender", NULL, CFGF_NODEFAULT),
+    CFG_STR("rcpt", NULL, CFGF_NODEFAULT),   CFG_END(),
+};
+
+static const struct config_section access_section = {
+    .name = "access",
+    .opts = access_opts,
+};
+
 const struct policy_check_ops policy_check_access = {
     .name = "access",
     .trusted_too = 1,
+    .passes_held = 1, /* an allowed recipient (abuse@) passes a held connect/HELO refusal */
     .stages = POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO) | POLICY_STAGE(POLICY_MAIL) |
               POLICY_STAGE(POLICY_RCPT),
     .init = access_init,
@@ -561,4 +574,5 @@ const struct policy_check_ops policy_check_access = {
     .cancel = NULL, /* run always decides before it returns: nothing is ever pending */
     .reload = access_reload,
     .free = access_free,
+    .section = &access_section,
 };

@@ -381,6 +381,19 @@ static void batv_run(void *state, struct policy_job *job, enum policy_stage stag
     policy_job_done(job, &v);
 }
 
+static cfg_opt_t batv_opts[] = {
+    CFG_STR_LIST("domains", "{}", CFGF_NONE),
+    CFG_INT("key", 1, CFGF_NONE),             /* the key number that signs */
+    CFG_STR_LIST("secrets", "{}", CFGF_NONE), /* "N:secret", N a digit */
+    CFG_INT("days", 7, CFGF_NONE),            /* validity of a tag */
+    CFG_END(),
+};
+
+static const struct config_section batv_section = {
+    .name = "batv",
+    .opts = batv_opts,
+};
+
 const struct policy_check_ops policy_check_batv = {
     .name = "batv",
     .trusted_too = 1,
@@ -391,4 +404,5 @@ const struct policy_check_ops policy_check_batv = {
     .reload = NULL,
     .free = batv_free,
     .disconnect = NULL,
+    .section = &batv_section,
 };

@@ -139,8 +139,8 @@ static void bf_store_state(struct bounceflood *bf)
 
     if (bf->store &&
         store_set(bf->store, BF_STATE_KEY, strlen(BF_STATE_KEY), val, (size_t)n, 0, NULL, NULL) < 0)
-        log_warn("event=bounce_flood what=store key=%s error=\"%s\"", BF_STATE_KEY,
-                 strerror(errno));
+        log_warn("event=bounce_flood what=store key=%s error=%s", BF_STATE_KEY,
+                 log_q(strerror(errno)));
 }
 
 /* bf_store_count - one more bounce in the window's counter */
@@ -151,7 +151,8 @@ static void bf_store_count(struct bounceflood *bf)
     uint64_t ttl = (uint64_t)bf->interval * BF_KEEP_WINDOWS;
 
     if (bf->store && store_incr(bf->store, key, (size_t)n, 1, (unsigned)ttl, NULL, NULL) < 0)
-        log_warn("event=bounce_flood what=store key=%s error=\"%s\"", key, strerror(errno));
+        log_warn("event=bounce_flood what=store key=%s error=%s", log_q(key),
+                 log_q(strerror(errno)));
 }
 
 /* bf_env - the daemon's environment without MXGATE_*, then ours; NULL when out of memory */
@@ -232,8 +233,8 @@ static void bf_hook_run(struct bounceflood *bf, enum bf_event ev, uint64_t count
     log_quote(path, sizeof(path), bf->hook);
     if (rc != 0) {
         bf->pid = 0;
-        log_err("event=hook check=bounce_flood arg=%s status=error path=%s error=\"%s\"",
-                bf_event_name(ev), path, strerror(rc));
+        log_err("event=hook check=bounce_flood arg=%s status=error path=%s error=%s",
+                bf_event_name(ev), log_q(path), log_q(strerror(rc)));
         return;
     }
     bf->running = ev;
@@ -241,7 +242,7 @@ static void bf_hook_run(struct bounceflood *bf, enum bf_event ev, uint64_t count
     clock_gettime(CLOCK_MONOTONIC, &bf->begun);
     event_add(bf->reap, &tv);
     log_info("event=hook check=bounce_flood arg=%s pid=%ld status=started path=%s",
-             bf_event_name(ev), (long)bf->pid, path);
+             bf_event_name(ev), (long)bf->pid, log_q(path));
 }
 
 /* bf_hook - run the hook for ev, or let it wait for the running one */
@@ -293,8 +294,8 @@ static void bf_reap(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (r < 0)
-        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=unknown error=\"%s\"",
-                 bf_event_name(bf->running), (long)bf->pid, strerror(errno));
+        log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=unknown error=%s",
+                 bf_event_name(bf->running), (long)bf->pid, log_q(strerror(errno)));
     else if (WIFEXITED(status))
         log_msg(WEXITSTATUS(status) ? LOG_LVL_WARN : LOG_LVL_INFO,
                 "event=hook check=bounce_flood arg=%s pid=%ld status=exited code=%d",
@@ -470,20 +471,40 @@ static void bf_load_state(struct bounceflood *bf)
     bf->load = ld;
 }
 
-/* bf_int - a numeric option within [lo, hi]; -1 with err naming the section's line */
-static int bf_int(const struct config *cfg, cfg_t *sec, const char *name, long lo, long hi,
-                  unsigned *out, char *err, size_t errlen)
+/* bf_check - the hysteresis needs stop below start */
+static void bf_check(cfg_t *root, struct config_diag *d)
 {
-    long v = cfg_getint(sec, name);
+    cfg_t *sec = cfg_getsec(root, "bounce_flood");
+    long start = cfg_getint(sec, "start"), stop = cfg_getint(sec, "stop");
 
-    if (v < lo || v > hi) {
-        snprintf(err, errlen, "%s:%d: bounce_flood: %s must be between %ld and %ld", cfg->path,
-                 sec->line, name, lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
+    if (stop >= start)
+        config_error(d, sec->line, "bounce_flood: stop (%ld) must be below start (%ld)", stop,
+                     start);
 }
+
+static cfg_opt_t bf_opts[] = {
+    CFG_INT("interval", 60, CFGF_NONE),
+    CFG_INT("start", 100, CFGF_NONE), /* bounces per interval that declare a flood */
+    CFG_INT("stop", 10, CFGF_NONE),   /* at or below this ... */
+    CFG_INT("hold", 300, CFGF_NONE),  /* ... for this long ends it */
+    CFG_STR("hook", NULL, CFGF_NODEFAULT),
+    CFG_END(),
+};
+
+static const struct config_bound bf_bounds[] = {
+    {"interval", 1, BF_INTERVAL_MAX},
+    {"start", 1, BF_COUNT_MAX},
+    {"stop", 0, BF_COUNT_MAX},
+    {"hold", 0, BF_HOLD_MAX},
+    {NULL, 0, 0},
+};
+
+static const struct config_section bf_section = {
+    .name = "bounce_flood",
+    .opts = bf_opts,
+    .bounds = bf_bounds,
+    .check = bf_check,
+};
 
 /* bf_hook_path - the hook: an executable regular file, made absolute */
 static int bf_hook_path(const struct config *cfg, cfg_t *sec, struct bounceflood *bf, char *err,
@@ -511,20 +532,15 @@ static int bf_hook_path(const struct config *cfg, cfg_t *sec, struct bounceflood
     return 0;
 }
 
-/* bf_options - read and check the section */
+/* bf_options - read the section and check the hook */
 static int bf_options(const struct config *cfg, cfg_t *sec, struct bounceflood *bf, char *err,
                       size_t errlen)
 {
-    if (bf_int(cfg, sec, "interval", 1, BF_INTERVAL_MAX, &bf->interval, err, errlen) < 0 ||
-        bf_int(cfg, sec, "start", 1, BF_COUNT_MAX, &bf->start, err, errlen) < 0 ||
-        bf_int(cfg, sec, "stop", 0, BF_COUNT_MAX, &bf->stop, err, errlen) < 0 ||
-        bf_int(cfg, sec, "hold", 0, BF_HOLD_MAX, &bf->hold, err, errlen) < 0)
-        return -1;
-    if (bf->stop >= bf->start) {
-        snprintf(err, errlen, "%s:%d: bounce_flood: stop (%u) must be below start (%u)", cfg->path,
-                 sec->line, bf->stop, bf->start);
-        return -1;
-    }
+    /* bounds and stop < start were checked by config_load */
+    bf->interval = (unsigned)cfg_getint(sec, "interval");
+    bf->start = (unsigned)cfg_getint(sec, "start");
+    bf->stop = (unsigned)cfg_getint(sec, "stop");
+    bf->hold = (unsigned)cfg_getint(sec, "hold");
     return bf_hook_path(cfg, sec, bf, err, errlen);
 }
 
@@ -595,4 +611,5 @@ const struct policy_check_ops policy_check_bounce_flood = {
     .reload = NULL,
     .free = bounceflood_free,
     .disconnect = NULL,
+    .section = &bf_section,
 };

@@ -137,7 +137,7 @@ static int zq_wants_txt(const struct dnsbl_zq *zq)
 /* zq_note_unusable - the list refuses us or answers nonsense: warn and count */
 static void zq_note_unusable(const struct dnsbl_zq *zq, const char *answer)
 {
-    log_warn("event=dnsbl_unusable zone=%s answer=%s client=%s", zq->zone->name, answer,
+    log_warn("event=dnsbl_unusable zone=%s answer=%s client=%s", log_q(zq->zone->name), answer,
              zq->run->ip);
     stats_count(zq->run->d->stats, "dnsbl.unusable");
 }
@@ -191,8 +191,8 @@ static void zq_on_a(const struct dns_result *res, void *arg)
         zq_take_answer(zq, res);
     } else if (res->status != DNS_NXDOMAIN && res->status != DNS_NODATA) {
         zq->failed = 1;
-        log_warn("event=dnsbl_error zone=%s client=%s status=%s", zq->zone->name, zq->run->ip,
-                 dns_status_str(res->status));
+        log_warn("event=dnsbl_error zone=%s client=%s status=%s", log_q(zq->zone->name),
+                 zq->run->ip, dns_status_str(res->status));
     }
     if (zq_wants_txt(zq)) {
         /* Out of memory for the TXT query: the hit stands, without a reason text. */
@@ -213,8 +213,8 @@ static void zq_on_timer(evutil_socket_t fd, short what, void *arg)
     zq->q = NULL;
     if (zq->state == ZQ_ASK_A) {
         zq->failed = 1;
-        log_warn("event=dnsbl_timeout zone=%s client=%s timeout=%u", zq->zone->name, zq->run->ip,
-                 zq->zone->timeout);
+        log_warn("event=dnsbl_timeout zone=%s client=%s timeout=%u", log_q(zq->zone->name),
+                 zq->run->ip, zq->zone->timeout);
     }
     zq_finish(zq);
 }
@@ -235,7 +235,8 @@ static int zq_start(struct dnsbl_run *r, struct dnsbl_zq *zq, const struct socka
         dns_cancel(zq->q);
         zq->q = NULL;
         zq->failed = 1;
-        log_warn("event=dnsbl_error zone=%s client=%s status=no-memory", zq->zone->name, r->ip);
+        log_warn("event=dnsbl_error zone=%s client=%s status=no-memory", log_q(zq->zone->name),
+                 r->ip);
         return 0;
     }
     zq->state = ZQ_ASK_A;
@@ -505,7 +506,7 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
     cfg_t *sec = cfg_getsec(env->cfg->raw, "dnsbl");
     struct dnsbl *d;
 
-    if (!env->dns) {
+    if (!env->dns && !env->checking) {
         snprintf(err, errlen, "%s:0: dnsbl needs a dns section", env->cfg->path);
         return -1;
     }
@@ -528,6 +529,25 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
     return 0;
 }
 
+static cfg_opt_t dnsbl_zone_opts[] = {
+    CFG_INT("weight", 1, CFGF_NONE),
+    CFG_STR_LIST("codes", "{}", CFGF_NONE), /* empty: any 127.0.0.0/8 answer but 127.255.255.x */
+    CFG_INT("timeout", 3, CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t dnsbl_opts[] = {
+    CFG_INT("threshold", 1, CFGF_NONE),
+    CFG_STR("action", "reject", CFGF_NONE), /* reject | tempfail | score */
+    CFG_SEC("zone", dnsbl_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_END(),
+};
+
+static const struct config_section dnsbl_section = {
+    .name = "dnsbl",
+    .opts = dnsbl_opts,
+};
+
 const struct policy_check_ops policy_check_dnsbl = {
     .name = "dnsbl",
     .stages = POLICY_STAGE(POLICY_CONNECT),
@@ -536,4 +556,5 @@ const struct policy_check_ops policy_check_dnsbl = {
     .cancel = dnsbl_cancel,
     .reload = NULL,
     .free = dnsbl_free,
+    .section = &dnsbl_section,
 };

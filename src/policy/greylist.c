@@ -408,47 +408,60 @@ static void greylist_free(void *state)
     free(state);
 }
 
-/* gl_int - a numeric option within [lo, hi]; -1 with err naming the line */
-static int gl_int(const struct config *cfg, cfg_t *sec, const char *name, long lo, long hi,
-                  long *out, char *err, size_t errlen)
+/* gl_check - what a single bound cannot see */
+static void gl_check(cfg_t *root, struct config_diag *d)
 {
-    *out = cfg_getint(sec, name);
-    if (*out >= lo && *out <= hi)
-        return 0;
-    snprintf(err, errlen, "%s:%d: greylist: %s must be between %ld and %ld", cfg->path, sec->line,
-             name, lo, hi);
-    return -1;
+    cfg_t *sec = cfg_getsec(root, "greylist");
+    long delay = cfg_getint(sec, "delay"), window = cfg_getint(sec, "retry_window");
+
+    if (window <= delay)
+        config_error(d, sec->line, "greylist: retry_window (%ld) must be longer than delay (%ld)",
+                     window, delay);
 }
 
-/* gl_options - read and check the section */
-static int gl_options(const struct config *cfg, cfg_t *sec, struct greylist *g, char *err,
-                      size_t errlen)
-{
-    long delay, window, pass, v4, v6, awl;
+static cfg_opt_t gl_opts[] = {
+    CFG_INT("delay", 300, CFGF_NONE),
+    CFG_INT("retry_window", 172800, CFGF_NONE), /* how long a first attempt is remembered */
+    CFG_INT("pass_ttl", 3024000, CFGF_NONE),    /* how long an unused pass is remembered */
+    CFG_INT("awl_count", 5, CFGF_NONE),         /* passes before a network is trusted (postgrey) */
+    CFG_INT("ipv4_prefix", 24, CFGF_NONE),
+    CFG_INT("ipv6_prefix", 64, CFGF_NONE),
+    CFG_BOOL("only_suspicious", cfg_false, CFGF_NONE),
+    CFG_END(),
+};
 
-    if (gl_int(cfg, sec, "delay", 0, GL_TTL_MAX, &delay, err, errlen) < 0 ||
-        gl_int(cfg, sec, "retry_window", 1, GL_TTL_MAX, &window, err, errlen) < 0 ||
-        gl_int(cfg, sec, "pass_ttl", 1, GL_TTL_MAX, &pass, err, errlen) < 0 ||
-        gl_int(cfg, sec, "awl_count", 0, GL_AWL_COUNT_MAX, &awl, err, errlen) < 0 ||
-        gl_int(cfg, sec, "ipv4_prefix", 8, 32, &v4, err, errlen) < 0 ||
-        gl_int(cfg, sec, "ipv6_prefix", 16, 128, &v6, err, errlen) < 0)
-        return -1;
-    if (window <= delay) {
-        snprintf(err, errlen, "%s:%d: greylist: retry_window (%ld) must be longer than delay (%ld)",
-                 cfg->path, sec->line, window, delay);
-        return -1;
-    }
-    g->delay = (unsigned)delay;
-    g->retry_window = (unsigned)window;
+static const struct config_bound gl_bounds[] = {
+    {"delay", 0, GL_TTL_MAX},
+    {"retry_window", 1, GL_TTL_MAX},
+    {"pass_ttl", 1, GL_TTL_MAX},
+    {"awl_count", 0, GL_AWL_COUNT_MAX},
+    {"ipv4_prefix", 8, 32},
+    {"ipv6_prefix", 16, 128},
+    {NULL, 0, 0},
+};
+
+static const struct config_section gl_section = {
+    .name = "greylist",
+    .opts = gl_opts,
+    .bounds = gl_bounds,
+    .check = gl_check,
+};
+
+/* gl_options - the section, checked by config_load */
+static void gl_options(cfg_t *sec, struct greylist *g)
+{
+    long pass = cfg_getint(sec, "pass_ttl");
+
+    g->delay = (unsigned)cfg_getint(sec, "delay");
+    g->retry_window = (unsigned)cfg_getint(sec, "retry_window");
     g->pass_ttl = (unsigned)pass;
-    g->awl_count = (unsigned)awl;
+    g->awl_count = (unsigned)cfg_getint(sec, "awl_count");
     /* a record rewritten every half pass_ttl at the latest cannot expire while used */
     g->interval =
         pass / 2 < GL_AWL_INTERVAL ? (unsigned)(pass > 1 ? pass / 2 : 1) : GL_AWL_INTERVAL;
-    g->v4prefix = (int)v4;
-    g->v6prefix = (int)v6;
+    g->v4prefix = (int)cfg_getint(sec, "ipv4_prefix");
+    g->v6prefix = (int)cfg_getint(sec, "ipv6_prefix");
     g->only_suspicious = cfg_getbool(sec, "only_suspicious") == cfg_true;
-    return 0;
 }
 
 /* greylist_init - the greylist section; a state store is required */
@@ -457,7 +470,7 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
     cfg_t *sec = cfg_getsec(env->cfg->raw, "greylist");
     struct greylist *g;
 
-    if (!env->store) {
+    if (!env->store && !env->checking) {
         snprintf(err, errlen, "%s:0: greylist needs a state store", env->cfg->path);
         return -1;
     }
@@ -471,10 +484,7 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
         return -1;
     }
     g->store = env->store;
-    if (gl_options(env->cfg, sec, g, err, errlen) < 0) {
-        free(g);
-        return -1;
-    }
+    gl_options(sec, g);
     *state = g;
     return 0;
 }
@@ -488,4 +498,5 @@ const struct policy_check_ops policy_check_greylist = {
     .reload = NULL,
     .free = greylist_free,
     .disconnect = NULL,
+    .section = &gl_section,
 };

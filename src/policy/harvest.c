@@ -244,19 +244,27 @@ static void harvest_cancel(void *state, struct policy_job *job)
         hv_job_free(j);
 }
 
-/* hv_opt - one integer option within [min, max] */
-static int hv_opt(cfg_t *sec, const char *name, long min, long max, unsigned *out, char *err,
-                  size_t errlen)
-{
-    long v = cfg_getint(sec, name);
+static cfg_opt_t hv_opts[] = {
+    CFG_INT("threshold", 10, CFGF_NONE), /* unknown recipients per client per window */
+    CFG_INT("window", 600, CFGF_NONE),
+    CFG_INT("tarpit", 1, CFGF_NONE), /* seconds added to every reply past the threshold */
+    CFG_INT("block", 600, CFGF_NONE),
+    CFG_END(),
+};
 
-    if (v < min || v > max) {
-        snprintf(err, errlen, "harvest: %s must be between %ld and %ld", name, min, max);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
-}
+static const struct config_bound hv_bounds[] = {
+    {"threshold", 1, HV_THRESHOLD_MAX},
+    {"window", 1, HV_TIME_MAX},
+    {"tarpit", 0, HV_TARPIT_MAX},
+    {"block", 1, HV_TIME_MAX},
+    {NULL, 0, 0},
+};
+
+static const struct config_section hv_section = {
+    .name = "harvest",
+    .opts = hv_opts,
+    .bounds = hv_bounds,
+};
 
 /* harvest_init - the section; the counters and the block live in the store */
 static int harvest_init(const struct policy_env *env, void **state, char *err, size_t errlen)
@@ -268,14 +276,15 @@ static int harvest_init(const struct policy_env *env, void **state, char *err, s
         snprintf(err, errlen, "harvest: out of memory");
         return -1;
     }
-    if (!env->store) {
+    if (!env->store && !env->checking) {
         snprintf(err, errlen, "harvest: needs the state store");
     } else if (!sec) {
         snprintf(err, errlen, "harvest: no configuration section");
-    } else if (hv_opt(sec, "threshold", 1, HV_THRESHOLD_MAX, &h->threshold, err, errlen) == 0 &&
-               hv_opt(sec, "window", 1, HV_TIME_MAX, &h->window, err, errlen) == 0 &&
-               hv_opt(sec, "tarpit", 0, HV_TARPIT_MAX, &h->tarpit, err, errlen) == 0 &&
-               hv_opt(sec, "block", 1, HV_TIME_MAX, &h->block, err, errlen) == 0) {
+    } else { /* the bounds were checked by config_load */
+        h->threshold = (unsigned)cfg_getint(sec, "threshold");
+        h->window = (unsigned)cfg_getint(sec, "window");
+        h->tarpit = (unsigned)cfg_getint(sec, "tarpit");
+        h->block = (unsigned)cfg_getint(sec, "block");
         h->base = env->base;
         h->store = env->store;
         *state = h;
@@ -298,4 +307,5 @@ const struct policy_check_ops policy_check_harvest = {
     .run = harvest_run,
     .cancel = harvest_cancel,
     .free = harvest_free,
+    .section = &hv_section,
 };

@@ -1,11 +1,13 @@
 /* pipeline.c - run a listener's checks for a stage, one verdict at a time */
 #include "policy/policy.h"
 
+#include <confuse.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/config.h"
 #include "policy/registry.h"
@@ -49,6 +51,7 @@ struct policy_run {
     size_t next;
     int in_step; /* the step loop is on the stack: a synchronous done just returns */
     int decided;
+    int held_pass; /* RCPT with a held refusal: only passes_held checks run (run_held_pass) */
     struct policy_job job;
     struct policy_verdict result;
     struct event *ev;
@@ -121,6 +124,8 @@ static int run_skip(const struct policy_run *r, const struct policy_inst *in)
 {
     if (!(in->ops->stages & POLICY_STAGE(r->stage)))
         return 1;
+    if (r->held_pass && !in->ops->passes_held)
+        return 1;
     /* An allow from the access list trusts the client for every judging check. */
     return r->cl->allowlisted && !in->ops->trusted_too;
 }
@@ -141,7 +146,21 @@ static void run_step(struct policy_run *r)
         }
     }
     r->in_step = 0;
+    if (r->held_pass && !r->decided)
+        r->result = *r->cl->held; /* no check let the recipient pass: the held refusal */
     run_finish(r);
+}
+
+/* run_held_verdict - a passes_held check allowed the recipient: judge it as
+ * if nothing were held, every RCPT check from the first (counted then) */
+static void run_held_verdict(struct policy_run *r, const struct policy_verdict *v)
+{
+    if (v->action == POLICY_OK) {
+        r->held_pass = 0;
+        r->next = 0;
+    }
+    if (!r->in_step)
+        run_step(r);
 }
 
 /* policy_job_done - record the check's verdict; continue or decide */
@@ -151,6 +170,10 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
     char counter[96];
 
     job->pending = 0;
+    if (r->held_pass) {
+        run_held_verdict(r, v);
+        return;
+    }
     if (v->action != POLICY_DUNNO) {
         snprintf(counter, sizeof(counter), "%s.%s", job->inst->ops->name,
                  policy_action_name(v->action));
@@ -165,6 +188,15 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
     }
     if (!r->in_step)
         run_step(r);
+}
+
+/* run_postmaster - is the recipient postmaster@ one of our domains (RFC 5321 4.5.1) */
+static int run_postmaster(const struct policy_run *r)
+{
+    const char *rcpt = r->cl->rcpt;
+
+    return rcpt && strncasecmp(rcpt, "postmaster@", 11) == 0 &&
+           config_is_local_domain(r->p->env.cfg, rcpt + 11);
 }
 
 /* run_kick - first step from the loop, so done never runs inside policy_start */
@@ -188,6 +220,7 @@ struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage 
     r->done = done;
     r->arg = arg;
     policy_verdict_dunno(&r->result);
+    r->held_pass = stage == POLICY_RCPT && cl->held && !run_postmaster(r);
     r->ev = event_new(c->p->env.base, -1, 0, run_kick, r);
     if (!r->ev) {
         free(r);
@@ -254,48 +287,55 @@ static struct policy_inst *policy_instance(struct policy *p, const char *name, c
 }
 
 /* policy_build_chain - one listener's checks in its order */
-static int policy_build_chain(struct policy *p, const struct config_listen *l,
-                              struct policy_chain *c, char *err, size_t errlen)
+static int policy_build_chain(struct policy *p, cfg_t *l, struct policy_chain *c, char *err,
+                              size_t errlen)
 {
+    size_t n = cfg_size(l, "checks");
     char e[256];
 
     c->p = p;
-    c->listener = l->name;
-    c->checks = calloc(l->nchecks ? l->nchecks : 1, sizeof(*c->checks));
+    c->listener = cfg_title(l);
+    c->checks = calloc(n ? n : 1, sizeof(*c->checks));
     if (!c->checks)
         return -1;
-    for (size_t i = 0; i < l->nchecks; i++) {
-        struct policy_inst *in = policy_instance(p, l->checks[i], e, sizeof(e));
+    for (size_t i = 0; i < n; i++) {
+        struct policy_inst *in =
+            policy_instance(p, cfg_getnstr(l, "checks", (unsigned)i), e, sizeof(e));
         if (!in) {
-            snprintf(err, errlen, "listen %s: %s", l->name, e);
+            snprintf(err, errlen, "listen %s: %s", c->listener, e);
             return -1;
         }
         c->checks[c->n++] = in;
         c->stages |= in->ops->stages;
     }
+    /* A connect or HELO refusal is held until RCPT and answered by the RCPT stage. */
+    if (c->stages & (POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO)))
+        c->stages |= POLICY_STAGE(POLICY_RCPT);
     return 0;
 }
 
 /* policy_new - every listener's chain; each check initialised once */
 struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen)
 {
-    const struct config *cfg = env->cfg;
+    cfg_t *raw = env->cfg->raw;
     struct policy *p = calloc(1, sizeof(*p));
-    size_t total = 0;
+    size_t total = 0, nlisten = cfg_size(raw, "listen");
 
     if (!p)
         return NULL;
     p->env = *env;
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        total += cfg->listen[i].nchecks;
+    /* the listeners are the server's sections; the policy reads only their checks */
+    for (size_t i = 0; i < nlisten; i++)
+        total += cfg_size(cfg_getnsec(raw, "listen", (unsigned)i), "checks");
     p->inst = calloc(total ? total : 1, sizeof(*p->inst));
-    p->chains = calloc(cfg->nlisten ? cfg->nlisten : 1, sizeof(*p->chains));
+    p->chains = calloc(nlisten ? nlisten : 1, sizeof(*p->chains));
     if (!p->inst || !p->chains) {
         policy_free(p);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++, p->nchains++) {
-        if (policy_build_chain(p, &cfg->listen[i], &p->chains[i], err, errlen) < 0) {
+    for (size_t i = 0; i < nlisten; i++, p->nchains++) {
+        cfg_t *l = cfg_getnsec(raw, "listen", (unsigned)i);
+        if (policy_build_chain(p, l, &p->chains[i], err, errlen) < 0) {
             p->nchains++;
             policy_free(p);
             return NULL;

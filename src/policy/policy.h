@@ -9,7 +9,12 @@
  * TEMPFAIL and REJECT stop it with that answer. The session decides where
  * an answer is given (connect and HELO verdicts are held until RCPT, as
  * Postfix's smtpd_delay_reject, so the log shows sender and recipient; a
- * 421 is given at once and closes the session).
+ * 421 is given at once and closes the session). The RCPT stage answers such
+ * a held refusal (policy_client.held) for every recipient but two kinds:
+ * postmaster@ of our domains (RFC 5321 4.5.1) and recipients a passes_held
+ * check allows (abuse@ in the access list). Those are judged by the RCPT
+ * checks as for a client nothing refused, so a harvest block, a rate
+ * limit or an unknown user still applies to them.
  */
 #ifndef MX_POLICY_POLICY_H
 #define MX_POLICY_POLICY_H
@@ -19,6 +24,8 @@
 
 struct event_base;
 struct config;
+struct config_section;
+struct routes;
 struct dns;
 struct store;
 struct stats;
@@ -61,8 +68,11 @@ struct policy_client {
     const char *helo;      /* HELO stage on */
     const char *sender;    /* MAIL stage on; "" for <> */
     const char *rcpt;      /* RCPT stage: the recipient being judged */
-    unsigned nrcpt;        /* recipients accepted so far in this transaction */
-    unsigned nmessages;    /* messages accepted so far in this session */
+    /* RCPT stage: the session's held connect/HELO refusal, or NULL. The pipeline
+     * answers it unless the recipient passes it (policy_start). */
+    const struct policy_verdict *held;
+    unsigned nrcpt;     /* recipients accepted so far in this transaction */
+    unsigned nmessages; /* messages accepted so far in this session */
     /* marks that checks leave for later checks of the same session */
     int allowlisted; /* access allowed the client: connection checks are skipped */
     int suspicious;  /* s25r flagged the client (greylist only_suspicious) */
@@ -80,7 +90,11 @@ struct policy_env {
     struct dns *dns;     /* NULL when no resolver is configured */
     struct store *store; /* NULL when no state store */
     struct stats *stats;
-    struct pool *pool; /* blocking work (route names resolved); NULL in some tests */
+    struct pool *pool;           /* blocking work (route names resolved); NULL in some tests */
+    const struct routes *routes; /* the route table (the recipients check probes through it) */
+    /* checking - init only reads and checks the configuration and its files (mxgated -n
+     * and the start-up check, policy_validate): there is no store and no resolver yet */
+    int checking;
 };
 
 struct policy_job; /* one check's turn in one stage of one session */
@@ -104,6 +118,12 @@ struct policy_check_ops {
     /* trusted_too - run even for clients the access list allowed: the check
      * rewrites addresses (BATV) or is the allow list itself */
     int trusted_too;
+    /* passes_held - at RCPT, an OK from this check lets the recipient past a
+     * held connect/HELO refusal (the access list's rcpt allow) */
+    int passes_held;
+    /* section - the check's configuration section (options, defaults, bounds), or NULL;
+     * config_load assembles it with the others (policy_section lists them) */
+    const struct config_section *section;
 };
 
 /* policy_job_done - the check's verdict; may be called from inside run or later */
@@ -132,7 +152,8 @@ void policy_reload(struct policy *p);
 /* policy_chain_for - the checks of a listener, in its order (NULL list = none) */
 const struct policy_chain *policy_chain_for(const struct policy *p, const char *listener);
 
-/* policy_has_stage - does any check of the chain hook stage (skip the run otherwise) */
+/* policy_has_stage - does any check of the chain hook stage (skip the run otherwise);
+ * RCPT too when any hooks CONNECT or HELO: the RCPT run answers their held refusals */
 int policy_has_stage(const struct policy_chain *c, enum policy_stage stage);
 
 typedef void (*policy_done_fn)(void *arg, const struct policy_verdict *v);
@@ -140,8 +161,10 @@ typedef void (*policy_done_fn)(void *arg, const struct policy_verdict *v);
 /*
  * policy_start - run the chain's checks for stage. done gets the deciding
  * verdict (DUNNO when none decided; SCORE totals in cl->score) exactly
- * once, never from inside this call. Each non-DUNNO verdict is counted in
- * the statistics under its check's name and logged by the caller.
+ * once, never from inside this call. At RCPT with cl->held set, done gets
+ * *cl->held unless the recipient passes it (see the top of this file).
+ * Each non-DUNNO verdict is counted in the statistics under its check's
+ * name and logged by the caller.
  */
 struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage stage,
                                 struct policy_client *cl, policy_done_fn done, void *arg);

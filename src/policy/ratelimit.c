@@ -405,39 +405,41 @@ static void ratelimit_free(void *state)
     free(rl);
 }
 
-/* rl_int - a numeric option within [lo, hi]; -1 with err naming the line */
-static int rl_int(const struct config *cfg, cfg_t *sec, const char *name, long lo, long hi,
-                  unsigned *out, char *err, size_t errlen)
+static cfg_opt_t rl_opts[] = {
+    CFG_INT("interval", 60, CFGF_NONE),
+    CFG_INT("concurrent", 0, CFGF_NONE), /* 0: off; per client address or network */
+    CFG_INT("connections", 0, CFGF_NONE),
+    CFG_INT("messages", 0, CFGF_NONE),
+    CFG_INT("recipients", 0, CFGF_NONE),
+    CFG_INT("ipv4_prefix", 32, CFGF_NONE),
+    CFG_INT("ipv6_prefix", 128, CFGF_NONE),
+    CFG_INT("tarpit", 0, CFGF_NONE), /* seconds to wait before a limit reply */
+    CFG_END(),
+};
+
+static const struct config_bound rl_bounds[] = {
+    {"interval", 1, RL_MAX_INTERVAL}, {"concurrent", 0, 1000000},   {"connections", 0, 100000000},
+    {"messages", 0, 100000000},       {"recipients", 0, 100000000}, {"ipv4_prefix", 8, 32},
+    {"ipv6_prefix", 16, 128},         {"tarpit", 0, RL_MAX_TARPIT}, {NULL, 0, 0},
+};
+
+static const struct config_section rl_section = {
+    .name = "ratelimit",
+    .opts = rl_opts,
+    .bounds = rl_bounds,
+};
+
+/* rl_options - the section, checked by config_load */
+static void rl_options(cfg_t *sec, struct ratelimit *rl)
 {
-    long v = cfg_getint(sec, name);
-
-    if (v >= lo && v <= hi) {
-        *out = (unsigned)v;
-        return 0;
-    }
-    snprintf(err, errlen, "%s:%d: ratelimit: %s must be between %ld and %ld", cfg->path, sec->line,
-             name, lo, hi);
-    return -1;
-}
-
-/* rl_options - read and check the section */
-static int rl_options(const struct config *cfg, cfg_t *sec, struct ratelimit *rl, char *err,
-                      size_t errlen)
-{
-    unsigned v4, v6;
-
-    if (rl_int(cfg, sec, "interval", 1, RL_MAX_INTERVAL, &rl->interval, err, errlen) < 0 ||
-        rl_int(cfg, sec, "concurrent", 0, 1000000, &rl->concurrent, err, errlen) < 0 ||
-        rl_int(cfg, sec, "connections", 0, 100000000, &rl->connections, err, errlen) < 0 ||
-        rl_int(cfg, sec, "messages", 0, 100000000, &rl->messages, err, errlen) < 0 ||
-        rl_int(cfg, sec, "recipients", 0, 100000000, &rl->recipients, err, errlen) < 0 ||
-        rl_int(cfg, sec, "ipv4_prefix", 8, 32, &v4, err, errlen) < 0 ||
-        rl_int(cfg, sec, "ipv6_prefix", 16, 128, &v6, err, errlen) < 0 ||
-        rl_int(cfg, sec, "tarpit", 0, RL_MAX_TARPIT, &rl->tarpit, err, errlen) < 0)
-        return -1;
-    rl->v4prefix = (int)v4;
-    rl->v6prefix = (int)v6;
-    return 0;
+    rl->interval = (unsigned)cfg_getint(sec, "interval");
+    rl->concurrent = (unsigned)cfg_getint(sec, "concurrent");
+    rl->connections = (unsigned)cfg_getint(sec, "connections");
+    rl->messages = (unsigned)cfg_getint(sec, "messages");
+    rl->recipients = (unsigned)cfg_getint(sec, "recipients");
+    rl->v4prefix = (int)cfg_getint(sec, "ipv4_prefix");
+    rl->v6prefix = (int)cfg_getint(sec, "ipv6_prefix");
+    rl->tarpit = (unsigned)cfg_getint(sec, "tarpit");
 }
 
 /* ratelimit_init - the ratelimit section; a store when a windowed limit is set */
@@ -457,11 +459,8 @@ static int ratelimit_init(const struct policy_env *env, void **state, char *err,
     }
     rl->base = env->base;
     rl->store = env->store;
-    if (rl_options(env->cfg, sec, rl, err, errlen) < 0) {
-        free(rl);
-        return -1;
-    }
-    if (!rl->store && (rl->connections || rl->messages || rl->recipients)) {
+    rl_options(sec, rl);
+    if (!rl->store && !env->checking && (rl->connections || rl->messages || rl->recipients)) {
         snprintf(err, errlen,
                  "%s:%d: ratelimit: connections, messages and recipients need a state store",
                  env->cfg->path, sec->line);
@@ -481,4 +480,5 @@ const struct policy_check_ops policy_check_ratelimit = {
     .reload = NULL,
     .free = ratelimit_free,
     .disconnect = ratelimit_disconnect,
+    .section = &rl_section,
 };

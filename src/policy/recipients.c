@@ -60,6 +60,7 @@
 #include "mail/address.h"
 #include "relay/client.h"
 #include "relay/resolve.h"
+#include "relay/routes.h"
 #include "store/store.h"
 
 #define RV_LINE_MAX 2048           /* a longer file line is an error, never silently cut */
@@ -296,9 +297,9 @@ static int rv_load(const char *path, struct rv_table *t, char *err, size_t errle
 }
 
 /* rv_route - the route of a probed domain must be smtp or lmtp */
-static int rv_route(struct rv_domain *d, const struct config *cfg, char *err, size_t errlen)
+static int rv_route(struct rv_domain *d, const struct routes *routes, char *err, size_t errlen)
 {
-    const struct config_route *r = config_route_for(cfg, d->name);
+    const struct routes_entry *r = routes_find(routes, d->name);
 
     if (!r || r->target.kind == ROUTE_MAILDIR) {
         snprintf(err, errlen, "recipients %s: probe needs an smtp or lmtp route", d->name);
@@ -315,22 +316,28 @@ static int rv_route(struct rv_domain *d, const struct config *cfg, char *err, si
     return 0;
 }
 
-/* rv_ttl - a TTL option: 0 (not cached) up to ten years */
-static int rv_ttl(cfg_t *sec, const char *opt, unsigned *out, const char *dom, char *err,
-                  size_t errlen)
-{
-    long v = cfg_getint(sec, opt);
+static cfg_opt_t rv_opts[] = {
+    CFG_STR("file", NULL, CFGF_NODEFAULT),   /* addresses and @domain catch-alls, SIGHUP reloads */
+    CFG_BOOL("probe", cfg_false, CFGF_NONE), /* ask the route's server: MAIL FROM:<> RCPT TO: */
+    CFG_INT("positive_ttl", 86400, CFGF_NONE), CFG_INT("negative_ttl", 3600, CFGF_NONE), CFG_END(),
+};
 
-    if (v < 0 || v > 315360000L) {
-        snprintf(err, errlen, "recipients %s: %s must be between 0 and 315360000", dom, opt);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
-}
+/* TTLs: 0 (not cached) up to ten years */
+static const struct config_bound rv_bounds[] = {
+    {"positive_ttl", 0, 315360000L},
+    {"negative_ttl", 0, 315360000L},
+    {NULL, 0, 0},
+};
+
+static const struct config_section rv_section = {
+    .name = "recipients",
+    .opts = rv_opts,
+    .flags = CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES,
+    .bounds = rv_bounds,
+};
 
 /* rv_domain_init - one section: name, file, probe route and TTLs */
-static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct config *cfg, char *err,
+static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct routes *routes, char *err,
                           size_t errlen)
 {
     const char *file = cfg_getstr(sec, "file");
@@ -346,9 +353,8 @@ static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct config *
         snprintf(err, errlen, "recipients %s: needs a file or probe = true", d->name);
         return -1;
     }
-    if (rv_ttl(sec, "positive_ttl", &d->positive_ttl, d->name, err, errlen) < 0 ||
-        rv_ttl(sec, "negative_ttl", &d->negative_ttl, d->name, err, errlen) < 0)
-        return -1;
+    d->positive_ttl = (unsigned)cfg_getint(sec, "positive_ttl"); /* bounded by config_load */
+    d->negative_ttl = (unsigned)cfg_getint(sec, "negative_ttl");
     if (file && *file) {
         if (!(d->path = fs_abspath(file))) {
             snprintf(err, errlen, "recipients %s: cannot make \"%s\" absolute", d->name, file);
@@ -357,7 +363,7 @@ static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct config *
         if (rv_load(d->path, &d->table, err, errlen) < 0)
             return -1;
     }
-    return d->probe ? rv_route(d, cfg, err, errlen) : 0;
+    return d->probe ? rv_route(d, routes, err, errlen) : 0;
 }
 
 /* rv_domain_find - the section of domain (both canonical), or NULL */
@@ -412,7 +418,7 @@ static int recipients_init(const struct policy_env *env, void **state, char *err
     st->harvest_window = rv_harvest_window(env->cfg);
     for (unsigned i = 0; i < n; i++) {
         cfg_t *sec = cfg_getnsec(env->cfg->raw, "recipients", i);
-        int bad = rv_domain_init(&st->dom[i], sec, env->cfg, err, errlen) < 0;
+        int bad = rv_domain_init(&st->dom[i], sec, env->routes, err, errlen) < 0;
         if (!bad && rv_domain_find(st, st->dom[i].name)) {
             snprintf(err, errlen, "recipients %s: domain given twice", st->dom[i].name);
             bad = 1;
@@ -439,12 +445,12 @@ static void recipients_reload(void *state)
         if (d->path && rv_load(d->path, &fresh, err, sizeof(err)) < 0) {
             log_warn("event=reload check=recipients domain=%s status=failed error=%s "
                      "keeping=old-list",
-                     d->name, log_quote(q, sizeof(q), err));
+                     log_q(d->name), log_quote(q, sizeof(q), err));
         } else if (d->path) {
             rv_table_clear(&d->table);
             d->table = fresh;
-            log_info("event=reload check=recipients domain=%s status=ok entries=%zu", d->name,
-                     fresh.n);
+            log_info("event=reload check=recipients domain=%s status=ok entries=%zu",
+                     log_q(d->name), fresh.n);
         }
     }
 }
@@ -499,7 +505,7 @@ static void rv_store_warn(const struct rv_job *j, const char *op, const char *wh
 {
     char q[128];
 
-    log_warn("event=store_error check=recipients op=%s key=%s error=%s", op, j->key,
+    log_warn("event=store_error check=recipients op=%s key=%s error=%s", op, log_q(j->key),
              log_quote(q, sizeof(q), why));
 }
 
@@ -756,4 +762,5 @@ const struct policy_check_ops policy_check_recipients = {
     .cancel = recipients_cancel,
     .reload = recipients_reload,
     .free = recipients_free,
+    .section = &rv_section,
 };

@@ -12,6 +12,14 @@ static const struct policy_check_ops *const policy_checks[] = {
     &policy_check_harvest,   NULL,
 };
 
+const struct config_section *policy_section(size_t i)
+{
+    for (size_t k = 0; policy_checks[k]; k++)
+        if (policy_checks[k]->section && i-- == 0)
+            return policy_checks[k]->section;
+    return NULL;
+}
+
 /* policy_check_find - linear: a handful of checks, looked up at start only */
 const struct policy_check_ops *policy_check_find(const char *name)
 {

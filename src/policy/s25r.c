@@ -557,6 +557,21 @@ static void s25r_run(void *state, struct policy_job *job, enum policy_stage stag
     policy_job_done(job, &v);
 }
 
+static cfg_opt_t s25r_opts[] = {
+    CFG_STR("action", "greylist", CFGF_NONE), /* greylist | tempfail | reject | score */
+    CFG_STR("rules", NULL, CFGF_NODEFAULT),   /* default: the shipped six rules */
+    CFG_STR("exceptions", NULL, CFGF_NODEFAULT),
+    CFG_BOOL("no_ptr", cfg_true, CFGF_NONE),
+    CFG_BOOL("unconfirmed", cfg_true, CFGF_NONE),
+    CFG_INT("score", 5, CFGF_NONE),
+    CFG_END(),
+};
+
+static const struct config_section s25r_section = {
+    .name = "s25r",
+    .opts = s25r_opts,
+};
+
 const struct policy_check_ops policy_check_s25r = {
     .name = "s25r",
     .stages = POLICY_STAGE(POLICY_CONNECT),
@@ -565,4 +580,5 @@ const struct policy_check_ops policy_check_s25r = {
     .cancel = NULL, /* run always decides before it returns: nothing is ever pending */
     .reload = s25r_reload,
     .free = s25r_free,
+    .section = &s25r_section,
 };

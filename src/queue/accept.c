@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/config.h"
 #include "mail/eightbit.h"
 #include "queue/maildir.h"
 #include "relay/nexthop.h"
+#include "relay/routes.h"
 
 /* ac_refuse - fill r; always -1 */
 static int ac_refuse(struct accept_reply *r, int code, const char *status, const char *reason,
@@ -22,23 +22,25 @@ static int ac_refuse(struct accept_reply *r, int code, const char *status, const
 }
 
 /* ac_route - the route of "local@domain" */
-static const struct config_route *ac_route(const struct config *cfg, const char *addr)
+static const struct routes_entry *ac_route(const struct routes *rt, const char *addr)
 {
     const char *at = strrchr(addr, '@');
 
-    return config_route_for(cfg, at ? at + 1 : "");
+    return routes_find(rt, at ? at + 1 : "");
 }
 
 /* accept_offer - see accept.h */
-void accept_offer(const struct config *cfg, struct nexthops *nh, struct accept_offer *o)
+void accept_offer(const struct routes *rt, struct nexthops *nh, uint64_t max_message_size,
+                  struct accept_offer *o)
 {
-    uint64_t max = cfg->limits.max_message_size, largest = 0;
-    int limited = cfg->nroutes > 0;
+    uint64_t max = max_message_size, largest = 0;
+    size_t n = routes_count(rt);
+    int limited = n > 0;
 
-    o->smtputf8 = o->eightbitmime = cfg->nroutes == 0;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
+    o->smtputf8 = o->eightbitmime = n == 0;
+    for (size_t i = 0; i < n; i++) {
         struct nexthop_caps c;
-        nexthops_get(nh, &cfg->routes[i].target, &c);
+        nexthops_get(nh, &routes_at(rt, i)->target, &c);
         o->smtputf8 |= !c.known || c.smtputf8;
         o->eightbitmime |= !c.known || c.eightbitmime;
         if (!c.known || c.size == 0)
@@ -50,7 +52,7 @@ void accept_offer(const struct config *cfg, struct nexthops *nh, struct accept_o
 }
 
 /* ac_maildir - the Maildir's own test of the mailbox */
-static int ac_maildir(const struct config_route *rt, const char *rcpt, struct accept_reply *r)
+static int ac_maildir(const struct routes_entry *rt, const char *rcpt, struct accept_reply *r)
 {
     char mailbox[NAME_MAX + 1];
 
@@ -73,10 +75,10 @@ static int ac_maildir(const struct config_route *rt, const char *rcpt, struct ac
 }
 
 /* accept_rcpt - see accept.h */
-int accept_rcpt(const struct config *cfg, struct nexthops *nh, const char *sender, const char *rcpt,
-                uint64_t mail_size, struct accept_reply *r)
+int accept_rcpt(const struct routes *routes, struct nexthops *nh, const char *sender,
+                const char *rcpt, uint64_t mail_size, struct accept_reply *r)
 {
-    const struct config_route *rt = ac_route(cfg, rcpt);
+    const struct routes_entry *rt = ac_route(routes, rcpt);
     struct nexthop_caps c;
 
     if (!rt)
@@ -99,7 +101,7 @@ int accept_rcpt(const struct config *cfg, struct nexthops *nh, const char *sende
 }
 
 /* ac_message_one - one recipient's route against the message */
-static int ac_message_one(struct nexthops *nh, const struct config_route *rt, const char *rcpt,
+static int ac_message_one(struct nexthops *nh, const struct routes_entry *rt, const char *rcpt,
                           int smtputf8, const struct eightbit_scan *sc, uint64_t size,
                           struct accept_reply *r)
 {
@@ -121,12 +123,12 @@ static int ac_message_one(struct nexthops *nh, const struct config_route *rt, co
 }
 
 /* accept_message - see accept.h */
-int accept_message(const struct config *cfg, struct nexthops *nh, char *const *rcpts, size_t n,
+int accept_message(const struct routes *routes, struct nexthops *nh, char *const *rcpts, size_t n,
                    int smtputf8, const struct eightbit_scan *sc, uint64_t size,
                    struct accept_reply *r)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct config_route *rt = ac_route(cfg, rcpts[i]);
+        const struct routes_entry *rt = ac_route(routes, rcpts[i]);
         if (rt && ac_message_one(nh, rt, rcpts[i], smtputf8, sc, size, r) < 0)
             return -1;
     }

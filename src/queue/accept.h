@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config;
+struct routes;
 struct nexthops;
 struct eightbit_scan;
 
@@ -36,11 +36,12 @@ struct accept_reply {
 /*
  * accept_offer - what the gateway can take for some route: an extension
  * is announced when at least one route takes it (or is unknown), SIZE is
- * max_message_size or, when every route has a smaller known limit, the
+ * max_message_size (the gateway's own limit) or, when every route has a smaller known limit, the
  * largest of those. Which recipient goes where is only known at RCPT,
  * where accept_rcpt refuses what its own route cannot take.
  */
-void accept_offer(const struct config *cfg, struct nexthops *nh, struct accept_offer *o);
+void accept_offer(const struct routes *rt, struct nexthops *nh, uint64_t max_message_size,
+                  struct accept_offer *o);
 
 /*
  * accept_rcpt - can rcpt ("local@domain", routed) get mail from sender
@@ -51,7 +52,7 @@ void accept_offer(const struct config *cfg, struct nexthops *nh, struct accept_o
  * non-ASCII address for a next hop without SMTPUTF8, 552 5.3.4 a SIZE
  * above the next hop's.
  */
-int accept_rcpt(const struct config *cfg, struct nexthops *nh, const char *sender, const char *rcpt,
+int accept_rcpt(const struct routes *rt, struct nexthops *nh, const char *sender, const char *rcpt,
                 uint64_t mail_size, struct accept_reply *r);
 
 /*
@@ -61,7 +62,7 @@ int accept_rcpt(const struct config *cfg, struct nexthops *nh, const char *sende
  * 550 5.6.9 a UTF-8 header for a next hop without SMTPUTF8, 554 5.6.3 8-bit
  * text for one without 8BITMIME, 552 5.3.4 over a next hop's SIZE.
  */
-int accept_message(const struct config *cfg, struct nexthops *nh, char *const *rcpts, size_t n,
+int accept_message(const struct routes *rt, struct nexthops *nh, char *const *rcpts, size_t n,
                    int smtputf8, const struct eightbit_scan *sc, uint64_t size,
                    struct accept_reply *r);
 

@@ -17,6 +17,7 @@
 #include "queue/dsn.h"
 #include "queue/maildir.h"
 #include "relay/route.h"
+#include "relay/routes.h"
 #include "mail/address.h"
 #include "relay/client.h"
 #include "relay/nexthop.h"
@@ -38,7 +39,7 @@ struct dl_rcpt {
 /* The recipients that share a route, handed over together. */
 struct dl_leg {
     struct delivery *d;
-    const struct config_route *route;
+    const struct routes_entry *route;
     struct dl_rcpt **rcpt;
     const char **addrs;
     size_t n;
@@ -197,10 +198,10 @@ static void dl_client_start(struct dl_leg *leg)
         .body_len = d->body_len,
         .body_8bit = d->env.body_8bit,
         .smtputf8 = dl_needs_utf8(leg),
-        .tls = cfg->delivery.starttls ? d->ctx.client_tls : NULL,
-        .connect_timeout = (int)cfg->delivery.connect_timeout,
-        .command_timeout = (int)cfg->delivery.command_timeout,
-        .data_timeout = (int)cfg->delivery.data_timeout,
+        .tls = d->ctx.conf.delivery.starttls ? d->ctx.client_tls : NULL,
+        .connect_timeout = (int)d->ctx.conf.delivery.connect_timeout,
+        .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
+        .data_timeout = (int)d->ctx.conf.delivery.data_timeout,
         .cache = d->ctx.conn_cache,
         .done = dl_client_done,
         .arg = leg,
@@ -328,7 +329,7 @@ static int dl_group(struct delivery *d)
         return -1;
     for (size_t i = 0; i < d->nr; i++) {
         const char *addr = d->env.rcpt[d->r[i].idx].addr;
-        const struct config_route *rt = config_route_for(d->ctx.cfg, dl_domain(addr));
+        const struct routes_entry *rt = routes_find(d->ctx.routes, dl_domain(addr));
         struct dl_leg *leg = NULL;
         for (size_t j = 0; j < d->nlegs && !leg; j++)
             if (d->legs[j].route == rt)
@@ -416,7 +417,7 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, 
         return NULL;
     }
     d->starting = 1;
-    if (time(NULL) - d->env.arrival >= (time_t)ctx->cfg->queue.lifetime) {
+    if (time(NULL) - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
         dl_expire(d);
         d->pending = 1;
         dl_leg_done(d);
@@ -523,24 +524,23 @@ static void dl_finish_work(void *arg)
 /* dl_log_rcpt - one log line per recipient outcome */
 static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
 {
-    char q[600], a[600], raw[SMTP_PATH_MAX + 4];
-    const char *addr;
+    char reply[sizeof(r->text) + 16];
+    const char *addr = log_qaddr(d->env.rcpt[r->idx].addr);
 
-    snprintf(raw, sizeof(raw), "<%s>", d->env.rcpt[r->idx].addr);
-    addr = log_quote(a, sizeof(a), raw);
     if (r->maybe)
         log_warn("event=maybe_delivered id=%s rcpt=%s relay=%s reason=%s next_retry=%u "
                  "note=\"not re-sent before next_retry\"",
-                 d->id, addr, r->relay, log_quote(q, sizeof(q), r->text), d->out.next_retry);
-    if (r->res == DL_OK)
-        log_info("event=delivered id=%s rcpt=%s relay=%s reply=\"%d %s\"", d->id, addr, r->relay,
-                 r->code, r->text);
-    else if (r->res == DL_DEFER)
+                 d->id, addr, log_q(r->relay), log_q(r->text), d->out.next_retry);
+    if (r->res == DL_OK) {
+        snprintf(reply, sizeof(reply), "%d %s", r->code, r->text);
+        log_info("event=delivered id=%s rcpt=%s relay=%s reply=%s", d->id, addr, log_q(r->relay),
+                 log_q(reply));
+    } else if (r->res == DL_DEFER)
         log_info("event=deferred id=%s rcpt=%s relay=%s reason=%s next_retry=%u", d->id, addr,
-                 r->relay, log_quote(q, sizeof(q), r->text), d->out.next_retry);
+                 log_q(r->relay), log_q(r->text), d->out.next_retry);
     else
-        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s", d->id, addr, r->relay,
-                 log_quote(q, sizeof(q), r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
+        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s", d->id, addr,
+                 log_q(r->relay), log_q(r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
 }
 
 /* dl_finish_done - on the loop: log, tell the queue, free */
@@ -561,20 +561,19 @@ static void dl_finish_done(void *arg)
 }
 
 /* dl_backoff - retry_min doubling per attempt, capped at retry_max */
-static unsigned dl_backoff(const struct config *cfg, unsigned attempts)
+static unsigned dl_backoff(const struct queueconf_queue *qc, unsigned attempts)
 {
-    unsigned long long t = cfg->queue.retry_min;
+    unsigned long long t = qc->retry_min;
 
-    for (unsigned i = 1; i < attempts && t < cfg->queue.retry_max; i++)
+    for (unsigned i = 1; i < attempts && t < qc->retry_max; i++)
         t *= 2;
-    return t > cfg->queue.retry_max ? cfg->queue.retry_max : (unsigned)t;
+    return t > qc->retry_max ? qc->retry_max : (unsigned)t;
 }
 
 /* dl_decide - lifetime turns deferrals into bounces; 1 when a DSN is due (the bounce
  * limiter has the last word) */
 static int dl_decide(struct delivery *d, time_t now)
 {
-    const struct config *cfg = d->ctx.cfg;
     unsigned maxatt = 0;
     int bounced = 0;
     char text[512];
@@ -583,7 +582,7 @@ static int dl_decide(struct delivery *d, time_t now)
         struct dl_rcpt *r = &d->r[i];
         if (d->env.rcpt[r->idx].attempts > maxatt)
             maxatt = d->env.rcpt[r->idx].attempts;
-        if (r->res == DL_DEFER && now - d->env.arrival >= (time_t)cfg->queue.lifetime) {
+        if (r->res == DL_DEFER && now - d->env.arrival >= (time_t)d->ctx.conf.queue.lifetime) {
             snprintf(text, sizeof(text), "5.4.7 delivery time expired: %s", r->text);
             snprintf(r->text, sizeof(r->text), "%s", text);
             r->res = DL_BOUNCE;
@@ -591,10 +590,10 @@ static int dl_decide(struct delivery *d, time_t now)
         bounced |= r->res == DL_BOUNCE;
     }
     d->out.attempts = maxatt + 1;
-    d->out.next_retry = dl_backoff(cfg, d->out.attempts);
+    d->out.next_retry = dl_backoff(&d->ctx.conf.queue, d->out.attempts);
     for (size_t i = 0; i < d->nr; i++)
         if (d->r[i].maybe && d->r[i].res == DL_DEFER) /* the next hop may hold it: wait long */
-            d->out.next_retry = cfg->queue.retry_max;
+            d->out.next_retry = d->ctx.conf.queue.retry_max;
     d->dsn_note = "none";
     return bounced && d->env.sender[0] && !d->env.is_bounce;
 }

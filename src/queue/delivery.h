@@ -6,6 +6,7 @@
 #ifndef MX_QUEUE_DELIVERY_H
 #define MX_QUEUE_DELIVERY_H
 
+#include "queue/queueconf.h"
 #include "queue/spool.h"
 
 struct event_base;
@@ -14,12 +15,15 @@ struct pool;
 struct bouncelimit;
 struct conncache;
 struct nexthops;
+struct routes;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* What every attempt needs; owned by the queue. */
 struct delivery_ctx {
     struct event_base *base;
     const struct config *cfg;
+    const struct routes *routes; /* where each recipient's domain goes */
+    struct queueconf conf;       /* the queue and delivery sections */
     struct spool *spool;
     struct pool *pool;
     SSL_CTX *client_tls; /* NULL: no STARTTLS to next hops */

@@ -13,6 +13,7 @@
 #include "core/pool.h"
 #include "queue/bouncelimit.h"
 #include "queue/delivery.h"
+#include "queue/queueconf.h"
 #include "queue/spool.h"
 #include "relay/client.h"
 #include "relay/conncache.h"
@@ -228,7 +229,7 @@ static void queue_dispatch(struct queue *q)
 {
     struct qentry *e;
 
-    while (q->nactive < q->ctx.cfg->queue.max_deliveries && (e = TAILQ_FIRST(&q->ready))) {
+    while (q->nactive < q->ctx.conf.queue.max_deliveries && (e = TAILQ_FIRST(&q->ready))) {
         TAILQ_REMOVE(&q->ready, e, link);
         e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
         e->unchecked = 0;
@@ -251,16 +252,24 @@ void queue_set_nexthops(struct queue *q, struct nexthops *nh)
 }
 
 /* queue_new - an idle scheduler */
-struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
-                        struct pool *pool, SSL_CTX *client_tls, struct store *st)
+struct queue *queue_new(struct event_base *base, const struct config *cfg,
+                        const struct routes *routes, struct spool *sp, struct pool *pool,
+                        SSL_CTX *client_tls, struct store *st)
 {
     struct queue *q = calloc(1, sizeof(*q));
 
     if (!q)
         return NULL;
-    q->ctx = (struct delivery_ctx){base, cfg, sp, pool, client_tls, NULL, NULL, NULL};
-    q->ctx.bounces = bouncelimit_new(st, cfg->queue.bounce_limit, cfg->queue.bounce_domain_limit,
-                                     cfg->queue.bounce_window);
+    q->ctx = (struct delivery_ctx){.base = base,
+                                   .cfg = cfg,
+                                   .routes = routes,
+                                   .spool = sp,
+                                   .pool = pool,
+                                   .client_tls = client_tls};
+    queueconf_read(cfg, &q->ctx.conf);
+    q->ctx.bounces =
+        bouncelimit_new(st, q->ctx.conf.queue.bounce_limit, q->ctx.conf.queue.bounce_domain_limit,
+                        q->ctx.conf.queue.bounce_window);
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
     q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);

@@ -6,15 +6,18 @@ struct event_base;
 struct config;
 struct spool;
 struct pool;
+struct routes;
 struct queue;
 struct nexthops;
 struct store;
 typedef struct ssl_ctx_st SSL_CTX;
 
-/* queue_new - client_tls may be NULL (no STARTTLS to next hops); st holds the bounce
- * limiter's counters (NULL: no bounce limit, for tests) */
-struct queue *queue_new(struct event_base *base, const struct config *cfg, struct spool *sp,
-                        struct pool *pool, SSL_CTX *client_tls, struct store *st);
+/* queue_new - the queue and delivery settings come from cfg; routes (kept by the
+ * caller) say where each domain goes; client_tls may be NULL (no STARTTLS to next
+ * hops); st holds the bounce limiter's counters (NULL: no bounce limit, for tests) */
+struct queue *queue_new(struct event_base *base, const struct config *cfg,
+                        const struct routes *routes, struct spool *sp, struct pool *pool,
+                        SSL_CTX *client_tls, struct store *st);
 
 /* queue_set_nexthops - deliveries refresh what each next hop takes (relay/nexthop.h) */
 void queue_set_nexthops(struct queue *q, struct nexthops *nh);

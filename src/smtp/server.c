@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "policy/stats.h"
+#include "smtp/serverconf.h"
 #include "smtp/session.h"
 
 /* server_ip_key - 16 octets identifying the client address (v4 mapped into v6 space) */
@@ -85,7 +86,8 @@ static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip
 
     if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         (void)0; /* the client is gone or not reading: nothing more to tell it */
-    log_info("event=reject client=%s stage=connect code=421 status=4.7.0 reason=\"%s\"", ip, why);
+    log_info("event=reject client=%s stage=connect code=421 status=4.7.0 reason=%s", ip,
+             log_q(why));
     stats_count(srv->stats, "connections");
     stats_count(srv->stats, "stopped");
     stats_count(srv->stats, "stopped.limits");
@@ -93,7 +95,7 @@ static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip
 }
 
 /* server_adopt - apply the connection limits, then hand the socket to a session */
-void server_adopt(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                   const struct sockaddr *sa, socklen_t salen)
 {
     struct server_ip_count *c;
@@ -101,7 +103,7 @@ void server_adopt(struct server *srv, const struct config_listen *l, evutil_sock
     char ip[64];
 
     sockaddr_ip(sa, ip, sizeof(ip));
-    if (srv->nconn >= srv->cfg->limits.max_connections) {
+    if (srv->nconn >= srv->conf->limits.max_connections) {
         server_refuse(srv, fd, ip, "too many connections");
         return;
     }
@@ -111,7 +113,7 @@ void server_adopt(struct server *srv, const struct config_listen *l, evutil_sock
         server_refuse(srv, fd, ip, "out of memory");
         return;
     }
-    if (c->count >= srv->cfg->limits.max_connections_per_ip) {
+    if (c->count >= srv->conf->limits.max_connections_per_ip) {
         server_refuse(srv, fd, ip, "too many connections from your address");
         return;
     }
@@ -150,13 +152,13 @@ static void server_accept_error(struct evconnlistener *evl, void *arg)
     int e = EVUTIL_SOCKET_ERROR();
 
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
-        log_warn("event=accept_error error=\"%s\"", evutil_socket_error_to_string(e));
+        log_warn("event=accept_error error=%s", log_q(evutil_socket_error_to_string(e)));
         return;
     }
     evconnlistener_disable(evl);
     if (!sl->paused)
-        log_warn("event=accept_error error=\"%s\" action=\"pause accepting for 250 ms\"",
-                 evutil_socket_error_to_string(e));
+        log_warn("event=accept_error error=%s action=\"pause accepting for 250 ms\"",
+                 log_q(evutil_socket_error_to_string(e)));
     sl->paused = 1;
     if (sl->resume)
         evtimer_add(sl->resume, &tv);
@@ -165,20 +167,20 @@ static void server_accept_error(struct evconnlistener *evl, void *arg)
 /* server_listen - bind each configured address */
 int server_listen(struct server *srv, char *err, size_t errlen)
 {
-    const struct config *cfg = srv->cfg;
+    const struct serverconf *sc = srv->conf;
 
-    srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+    srv->listeners = calloc(sc->nlisten ? sc->nlisten : 1, sizeof(*srv->listeners));
     if (!srv->listeners) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++) {
+    for (size_t i = 0; i < sc->nlisten; i++) {
         struct server_listener *sl = &srv->listeners[i];
         struct sockaddr_storage ss;
         socklen_t len;
 
         sl->srv = srv;
-        sl->conf = &cfg->listen[i];
+        sl->conf = &sc->listen[i];
         sockaddr_parse(sl->conf->address, 25, &ss, &len);
         sl->evl = evconnlistener_new_bind(srv->base, server_accept, sl,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
@@ -192,7 +194,8 @@ int server_listen(struct server *srv, char *err, size_t errlen)
         evconnlistener_set_error_cb(sl->evl, server_accept_error);
         sl->resume = evtimer_new(srv->base, server_resume, sl);
         srv->nlisteners++;
-        log_info("event=listen listener=%s address=%s", sl->conf->name, sl->conf->address);
+        log_info("event=listen listener=%s address=%s", log_q(sl->conf->name),
+                 log_q(sl->conf->address));
     }
     return 0;
 }

@@ -12,7 +12,9 @@
 struct event_base;
 struct evconnlistener;
 struct config;
-struct config_listen;
+struct serverconf;
+struct serverconf_listen;
+struct routes;
 struct pool;
 struct commitq;
 struct spool;
@@ -34,7 +36,7 @@ struct server_ip_count {
 
 struct server_listener {
     struct server *srv;
-    const struct config_listen *conf;
+    const struct serverconf_listen *conf;
     struct evconnlistener *evl;
     struct event *resume; /* re-enables accepting after running out of descriptors */
     int paused;
@@ -43,8 +45,10 @@ struct server_listener {
 struct server {
     struct event_base *base;
     const struct config *cfg;
-    struct pool *pool;       /* fsync and file I/O off the loop */
-    struct commitq *commits; /* received messages made durable in batches */
+    const struct serverconf *conf; /* listeners, limits, timeouts */
+    const struct routes *routes;   /* is there a route for a recipient's domain */
+    struct pool *pool;             /* fsync and file I/O off the loop */
+    struct commitq *commits;       /* received messages made durable in batches */
     struct spool *spool;
     struct queue *queue; /* where committed messages go */
     SSL_CTX *tls;        /* NULL when no tls section */
@@ -77,7 +81,7 @@ void server_close(struct server *srv);
  * then a session starts. fd must be non-blocking (listeners accept so).
  * server_accept uses it; so does the session fuzzer.
  */
-void server_adopt(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                   const struct sockaddr *sa, socklen_t salen);
 
 /* server_ip_release - a session from sa ended (pairs with the accept-time count) */

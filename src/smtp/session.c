@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "mail/address.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 #include "tls/tls.h"
 
 #define SESSION_READ_HIGH_WATER (256 * 1024)
@@ -167,8 +168,7 @@ void session_close(struct session *s, const char *reason, const char *fmt, ...)
 /* session_error - an error reply; past max_errors the client is cut off */
 void session_error(struct session *s, const char *stage, const char *fmt, ...)
 {
-    char text[512], q[600], from[SMTP_PATH_MAX * 2], rcpt[SMTP_PATH_MAX * 2],
-        raw[SMTP_PATH_MAX + 8];
+    char text[512], from[LOG_QUOTE_MAX + 8], rcpt[LOG_QUOTE_MAX + 8];
     va_list ap;
 
     va_start(ap, fmt);
@@ -176,17 +176,13 @@ void session_error(struct session *s, const char *stage, const char *fmt, ...)
     va_end(ap);
     session_reply(s, "%s", text);
     from[0] = rcpt[0] = '\0';
-    if (s->tx) {
-        snprintf(raw, sizeof(raw), "<%s>", s->tx->sender);
-        snprintf(from, sizeof(from), " from=%s", log_quote(q, sizeof(q), raw));
-    }
-    if (s->cur_rcpt) {
-        snprintf(raw, sizeof(raw), "<%s>", s->cur_rcpt);
-        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_quote(q, sizeof(q), raw));
-    }
+    if (s->tx)
+        snprintf(from, sizeof(from), " from=%s", log_qaddr(s->tx->sender));
+    if (s->cur_rcpt)
+        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_qaddr(s->cur_rcpt));
     log_info("event=reject sid=%s client=%s stage=%s code=%.3s status=%.5s reason=%s%s%s", s->sid,
-             s->ip, stage, text, text + 4, log_quote(q, sizeof(q), text + 10), from, rcpt);
-    if (++s->nerrors >= s->srv->cfg->limits.max_errors)
+             s->ip, stage, text, text + 4, log_q(text + 10), from, rcpt);
+    if (++s->nerrors >= s->srv->conf->limits.max_errors)
         session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
 }
 
@@ -284,7 +280,7 @@ static int session_command_step(struct session *s, struct evbuffer *in)
     evbuffer_remove(in, line, len + 1);
     line[len] = '\0';
     session_arm_deadline(s); /* a whole line: the next one gets its full time */
-    if (++s->ncommands > s->srv->cfg->limits.max_commands) {
+    if (++s->ncommands > s->srv->conf->limits.max_commands) {
         session_close(s, "commands", "421 4.7.0 %s Error: too many commands",
                       s->srv->cfg->hostname);
         return 1;
@@ -406,10 +402,10 @@ static void session_tls_done(struct session *s)
 
     s->tls = 1;
     tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-    log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, SSL_get_version(ssl),
-             SSL_get_cipher_name(ssl));
+    log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, log_q(SSL_get_version(ssl)),
+             log_q(SSL_get_cipher_name(ssl)));
     s->state = s->greeted ? SESS_COMMAND : SESS_GREETING;
-    session_set_timeout(s, s->srv->cfg->timeouts.command);
+    session_set_timeout(s, s->srv->conf->timeouts.command);
     session_process(s);
 }
 
@@ -468,7 +464,7 @@ static int session_new_tls_bev(struct session *s)
     }
     s->fd_in_bev = 1;
     s->state = SESS_TLS_HANDSHAKE;
-    session_setup_bev(s, s->srv->cfg->timeouts.command);
+    session_setup_bev(s, s->srv->conf->timeouts.command);
     return 0;
 }
 
@@ -517,7 +513,7 @@ static void session_greet_timer(evutil_socket_t fd, short what, void *arg)
 /* session_init_io - plaintext or implicit-TLS bufferevent; the greeting waits for the checks */
 static int session_init_io(struct session *s)
 {
-    const struct config *cfg = s->srv->cfg;
+    const struct serverconf *sc = s->srv->conf;
 
     s->greet_wait = SESSION_WAIT_CHECKS;
     if (s->listen->implicit_tls)
@@ -527,10 +523,10 @@ static int session_init_io(struct session *s)
         return -1;
     /* Until the greeting, any input is early talk (postscreen's pregreet test). */
     s->state = SESS_GREETING;
-    session_setup_bev(s, cfg->timeouts.command + cfg->timeouts.greeting_delay);
-    if (cfg->timeouts.greeting_delay == 0)
+    session_setup_bev(s, sc->timeouts.command + sc->timeouts.greeting_delay);
+    if (sc->timeouts.greeting_delay == 0)
         return 0;
-    struct timeval tv = {.tv_sec = cfg->timeouts.greeting_delay, .tv_usec = 0};
+    struct timeval tv = {.tv_sec = sc->timeouts.greeting_delay, .tv_usec = 0};
     s->greet_wait |= SESSION_WAIT_DELAY;
     s->greet_timer = evtimer_new(s->srv->base, session_greet_timer, s);
     if (!s->greet_timer || evtimer_add(s->greet_timer, &tv) < 0)
@@ -539,7 +535,7 @@ static int session_init_io(struct session *s)
 }
 
 /* session_start - a new client passed the connection limits */
-void session_start(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+void session_start(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                    const struct sockaddr *sa, socklen_t salen)
 {
     struct session *s = calloc(1, sizeof(*s));
@@ -565,7 +561,7 @@ void session_start(struct server *srv, const struct config_listen *l, evutil_soc
     log_info("event=connect sid=%s client=%s port=%u listener=%s", s->sid, s->ip,
              sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                                        : ntohs(((const struct sockaddr_in *)sa)->sin_port),
-             l->name);
+             log_q(l->name));
     if (session_init_io(s) < 0) {
         s->close_reason = "resource";
         session_free(s);

@@ -6,10 +6,10 @@
 #include <sys/socket.h>
 
 struct server;
-struct config_listen;
+struct serverconf_listen;
 
 /* session_start - take over fd accepted on listener l; the session frees itself */
-void session_start(struct server *srv, const struct config_listen *l, evutil_socket_t fd,
+void session_start(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                    const struct sockaddr *sa, socklen_t salen);
 
 /* session_free_all - end every session now (shutdown) */

@@ -12,7 +12,9 @@
 #include "core/log.h"
 #include "mail/address.h"
 #include "queue/accept.h"
+#include "relay/routes.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 
 /* session_tx_free - forget the transaction (RSET, HELO, end of DATA, close) */
 void session_tx_free(struct session *s)
@@ -90,7 +92,7 @@ static int cmd_mail_params_ok(struct session *s, const struct smtp_cmd *c)
         session_error(s, "mail", "555 5.5.4 Unsupported parameter");
         return 0;
     }
-    if (c->has_size && c->size > s->srv->cfg->limits.max_message_size) {
+    if (c->has_size && c->size > s->srv->conf->limits.max_message_size) {
         session_error(s, "mail", "552 5.3.4 Message size exceeds fixed limit");
         return 0;
     }
@@ -177,7 +179,7 @@ static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char 
         session_error(s, "rcpt", "554 5.7.1 <%s>: Relay access denied", addr);
         return 0;
     }
-    if (!config_route_for(cfg, a->domain)) {
+    if (!routes_find(s->srv->routes, a->domain)) {
         session_error(s, "rcpt", "550 5.4.4 <%s>: No route to the recipient's domain", addr);
         return 0;
     }
@@ -236,7 +238,7 @@ static void rcpt_reply(struct session *s, const struct policy_verdict *v)
     s->cl.rcpt = NULL;
 }
 
-/* cmd_rcpt_judge - a held connect/HELO refusal answers now; else the RCPT checks */
+/* cmd_rcpt_judge - the RCPT checks; they also answer a held connect/HELO refusal */
 static void cmd_rcpt_judge(struct session *s, const char *addr)
 {
     s->pending_rcpt = strdup(addr);
@@ -244,10 +246,7 @@ static void cmd_rcpt_judge(struct session *s, const char *addr)
         session_error(s, "rcpt", "451 4.3.0 Error: out of memory");
         return;
     }
-    if (s->has_held) {
-        rcpt_reply(s, &s->held);
-        return;
-    }
+    s->cl.held = s->has_held ? &s->held : NULL;
     s->cl.rcpt = s->pending_rcpt;
     s->cl.nrcpt = (unsigned)s->tx->nrcpt;
     session_run_stage(s, POLICY_RCPT, rcpt_reply);
@@ -263,7 +262,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         session_error(s, "rcpt", "503 5.5.1 Error: need MAIL command");
         return;
     }
-    if (s->tx->nrcpt >= s->srv->cfg->limits.max_recipients) {
+    if (s->tx->nrcpt >= s->srv->conf->limits.max_recipients) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest later; not an error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;

@@ -16,6 +16,7 @@
 #include "mail/address.h"
 #include "mail/received.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 
 /* A commit runs in the pool; the session may be gone when it finishes. */
 struct session_commit {
@@ -92,7 +93,7 @@ void session_data_begin(struct session *s)
     }
     free(r);
     if (!tx->writer || data_received(s) < 0) {
-        log_err("event=error sid=%s what=\"spool write\" error=\"%s\"", s->sid, strerror(errno));
+        log_err("event=error sid=%s what=\"spool write\" error=%s", s->sid, log_q(strerror(errno)));
         session_tx_free(s);
         session_error(s, "data", "451 4.3.0 Error: queue file write error");
         return;
@@ -100,7 +101,7 @@ void session_data_begin(struct session *s)
     tx->prev_crlf = 1; /* the start of DATA counts as a line start */
     tx->size = 0;
     s->state = SESS_DATA;
-    session_set_timeout(s, s->srv->cfg->timeouts.data);
+    session_set_timeout(s, s->srv->conf->timeouts.data);
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -124,7 +125,7 @@ static void data_store(struct session *s, const char *line, size_t len)
         return;
     eightbit_scan_line(&tx->scan, line, len);
     tx->size += len;
-    if (tx->size > s->srv->cfg->limits.max_message_size)
+    if (tx->size > s->srv->conf->limits.max_message_size)
         data_fail(tx, DATA_TOO_BIG);
     else if (spool_writer_write(tx->writer, line, len) < 0)
         data_fail(tx, DATA_IO);
@@ -201,7 +202,7 @@ static void data_refuse(struct session *s)
 
     session_tx_free(s);
     s->state = SESS_COMMAND;
-    session_set_timeout(s, s->srv->cfg->timeouts.command);
+    session_set_timeout(s, s->srv->conf->timeouts.command);
     if (e == DATA_BARE)
         session_error(s, "data", "550 5.6.0 Error: bare <CR> or <LF> in message text");
     else if (e == DATA_LONG)
@@ -217,24 +218,23 @@ static void commit_done(void *arg, int rc, int err)
 {
     struct session_commit *c = arg;
     struct session *s = c->s;
-    char q[SMTP_PATH_MAX * 2 + 8];
 
     c->rc = rc;
     c->err = err;
     if (c->rc == 0) {
-        log_info("event=queued sid=%s id=%s client=%s from=<%s> nrcpt=%zu size=%llu", c->sid, c->id,
-                 c->ip, log_quote(q, sizeof(q), c->sender), c->nrcpt, (unsigned long long)c->size);
+        log_info("event=queued sid=%s id=%s client=%s from=%s nrcpt=%zu size=%llu", c->sid, c->id,
+                 c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size);
         stats_count(c->srv->stats, "accepted");
         if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
             queue_add(c->srv->queue, c->id);
     } else {
-        log_err("event=error sid=%s id=%s what=\"spool commit\" error=\"%s\"", c->sid, c->id,
-                strerror(c->err));
+        log_err("event=error sid=%s id=%s what=\"spool commit\" error=%s", c->sid, c->id,
+                log_q(strerror(c->err)));
     }
     if (s) {
         s->commit = NULL;
         s->state = SESS_COMMAND;
-        session_set_timeout(s, s->srv->cfg->timeouts.command);
+        session_set_timeout(s, s->srv->conf->timeouts.command);
         if (c->rc == 0) {
             s->nmessages++;
             s->cl.nmessages = s->nmessages;

@@ -55,7 +55,7 @@ struct session_commit;
 struct session {
     LIST_ENTRY(session) entry;
     struct server *srv;
-    const struct config_listen *listen;
+    const struct serverconf_listen *listen;
     struct bufferevent *bev;
     evutil_socket_t fd;
     int fd_in_bev; /* the TLS bufferevent owns (and closes) fd */

@@ -12,22 +12,24 @@
 #include "policy/stats.h"
 #include "mail/address.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 
 /* session_refuse_log - one reject line naming the check, its reason and the envelope */
 static void session_refuse_log(struct session *s, const char *stage, const struct policy_verdict *v)
 {
-    char reason[300], text[300], from[SMTP_PATH_MAX + 16], rcpt[SMTP_PATH_MAX + 16];
+    char helo[LOG_QUOTE_MAX + 8], from[LOG_QUOTE_MAX + 8], rcpt[LOG_QUOTE_MAX + 8];
 
-    from[0] = rcpt[0] = '\0';
+    helo[0] = from[0] = rcpt[0] = '\0';
+    if (s->helo)
+        snprintf(helo, sizeof(helo), " helo=%s", log_q(s->helo));
     if (s->tx)
-        snprintf(from, sizeof(from), " from=<%s>", s->tx->sender);
+        snprintf(from, sizeof(from), " from=%s", log_qaddr(s->tx->sender));
     if (s->pending_rcpt)
-        snprintf(rcpt, sizeof(rcpt), " rcpt=<%s>", s->pending_rcpt);
+        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_qaddr(s->pending_rcpt));
     log_info("event=reject sid=%s client=%s stage=%s code=%d status=%s check=%s reason=%s "
-             "text=%s%s%s",
-             s->sid, s->ip, stage, v->code, v->status, v->check ? v->check : "-",
-             log_quote(reason, sizeof(reason), v->reason), log_quote(text, sizeof(text), v->text),
-             from, rcpt);
+             "text=%s%s%s%s",
+             s->sid, s->ip, stage, v->code, v->status, v->check ? v->check : "-", log_q(v->reason),
+             log_q(v->text), helo, from, rcpt);
 }
 
 /* session_mechanism - the name a refusal is counted under; S25R-flagged greylisting is its own */
@@ -48,7 +50,7 @@ void session_refuse(struct session *s, const char *stage, const struct policy_ve
         return;
     }
     session_reply(s, "%d %s %s", v->code, v->status, v->text);
-    if (++s->nerrors >= s->srv->cfg->limits.max_errors)
+    if (++s->nerrors >= s->srv->conf->limits.max_errors)
         session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
 }
 
@@ -149,8 +151,8 @@ static void rdns_done(enum dns_status st, const char *name, const char *ptr, voi
     if (ptr)
         s->cl.ptr_name = s->ptr_name = strdup(ptr);
     log_info("event=rdns sid=%s client=%s status=%s name=%s ptr=%s", s->sid, s->ip,
-             dns_status_str(st), s->rdns_name ? s->rdns_name : "unknown",
-             s->ptr_name ? s->ptr_name : "-");
+             dns_status_str(st), s->rdns_name ? log_q(s->rdns_name) : "unknown",
+             s->ptr_name ? log_q(s->ptr_name) : "-");
     connect_stage(s);
 }
 

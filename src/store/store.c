@@ -364,6 +364,19 @@ static const struct store_backend *parse_uri(const char *uri, const char **locat
     return find_backend(scheme, err, errlen);
 }
 
+int store_uri_check(const char *uri, char *err, size_t errlen)
+{
+    const char *location;
+
+    if (!parse_uri(uri, &location, err, errlen))
+        return -1;
+    if (!*location) {
+        snprintf(err, errlen, "store uri \"%s\" has no location", uri);
+        return -1;
+    }
+    return 0;
+}
+
 /* store_new - the front end around a backend; NULL with err filled */
 static struct store *store_new(struct event_base *base, const char *uri,
                                const struct store_options *opt, char *err, size_t errlen)

@@ -159,6 +159,10 @@ const char *store_strerror(int status);
  * asynchronous operations are not available on such a handle.
  */
 
+/* store_uri_check - is uri "scheme:location" with a backend built in and a location;
+ * 0, or -1 with err (what store_open would refuse before touching anything) */
+int store_uri_check(const char *uri, char *err, size_t errlen);
+
 /* store_open_readonly - open uri for reading without an event loop; NULL with err set */
 struct store *store_open_readonly(const char *uri, char *err, size_t errlen);
 

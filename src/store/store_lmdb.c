@@ -143,7 +143,7 @@ static int lmdb_grow(struct lmdb_store *l)
         return -1;
     next = info.me_mapsize > l->map_max / 2 ? l->map_max : info.me_mapsize * 2;
     if ((rc = mdb_env_set_mapsize(l->env, next)) != 0) {
-        log_warn("event=store_grow_failed size=%zu error=\"%s\"", next, mdb_strerror(rc));
+        log_warn("event=store_grow_failed size=%zu error=%s", next, log_q(mdb_strerror(rc)));
         return -1;
     }
     log_info("event=store_grow map_size=%zu", next);
@@ -161,7 +161,7 @@ static int lmdb_fail(struct lmdb_store *l, const char *what, int rc)
         l->full = 1;
         return STORE_EFULL;
     }
-    log_warn("event=store_error op=%s error=\"%s\"", what, mdb_strerror(rc));
+    log_warn("event=store_error op=%s error=%s", what, log_q(mdb_strerror(rc)));
     return rc == ENOMEM ? STORE_ENOMEM : STORE_EIO;
 }
 

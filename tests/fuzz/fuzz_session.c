@@ -32,12 +32,15 @@
 #include "core/config.h"
 #include "core/pool.h"
 #include "fuzz.h"
+#include "modules.h"
 #include "queue/commitq.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
+#include "relay/routes.h"
 #include "smtp/server.h"
+#include "smtp/serverconf.h"
 #include "smtp/session.h"
-#include "tls/tls.h"
+#include "tls/tlsconf.h"
 
 #define PIECE_MAX 512      /* largest write of the client; sizes vary from 1 up */
 #define STALL_MAX 2000     /* loop turns a write may wait for room in the socket */
@@ -49,6 +52,8 @@ static struct {
     char dir[PATH_MAX - 64]; /* private temporary tree, removed at exit */
     char mail[PATH_MAX];     /* maildir root every route delivers to */
     struct config *cfg;
+    struct serverconf *conf;
+    struct routes *routes;
     struct server srv;
     struct event *tick; /* bounds EVLOOP_ONCE while work is pending */
     int verbose;        /* MXGATE_FUZZ_LOG set: the log and the replies go to fd 2 */
@@ -236,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (evutil_make_socket_nonblocking(sv[1]) < 0)
         abort();
-    server_adopt(&F.srv, &F.cfg->listen[0], sv[0], (struct sockaddr *)&sin, sizeof(sin));
+    server_adopt(&F.srv, &F.conf->listen[0], sv[0], (struct sockaddr *)&sin, sizeof(sin));
     FUZZ_ASSERT(F.srv.nconn == 1);
     feed(sv[1], data, size, &rc);
     shutdown(sv[1], SHUT_WR);
@@ -308,18 +313,20 @@ static void server_setup(void)
     char err[512];
 
     srv->cfg = F.cfg;
+    srv->conf = F.conf = serverconf_load(F.cfg);
+    srv->routes = F.routes = routes_load(F.cfg);
     srv->base = event_base_new();
     LIST_INIT(&srv->sessions);
     srv->spool = spool_open(F.cfg->spool_dir, err, sizeof(err));
-    srv->tls = tls_server_ctx(F.cfg->tls_certificate, F.cfg->tls_key, F.cfg->tls_ciphers, err,
-                              sizeof(err));
-    if (!srv->base || !srv->spool || !srv->tls) {
+    tlsconf_server_ctx(F.cfg, &srv->tls, err, sizeof(err));
+    if (!srv->conf || !srv->routes || !srv->base || !srv->spool || !srv->tls) {
         fprintf(stderr, "fuzz_session: setup: %s\n", err);
         abort();
     }
     srv->pool = pool_new(srv->base, 1);
     srv->commits = srv->pool ? commitq_new(srv->pool, 1) : NULL;
-    srv->queue = srv->pool ? queue_new(srv->base, F.cfg, srv->spool, srv->pool, NULL, NULL) : NULL;
+    srv->queue =
+        srv->pool ? queue_new(srv->base, F.cfg, F.routes, srv->spool, srv->pool, NULL, NULL) : NULL;
     F.tick = evtimer_new(srv->base, on_tick, NULL);
     if (!srv->queue || !srv->commits || !F.tick)
         abort();
@@ -336,6 +343,8 @@ static void fuzz_cleanup(void)
     SSL_CTX_free(F.srv.tls);
     event_free(F.tick);
     event_base_free(F.srv.base);
+    routes_free(F.routes);
+    serverconf_free(F.conf);
     config_free(F.cfg);
     clear_tree(F.dir);
     rmdir(F.dir);
@@ -390,7 +399,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     write_cert(path, key);
     snprintf(path, sizeof(path), "%s/mxgate.conf", F.dir);
     write_config(path);
-    if (!(F.cfg = config_load(path, stderr)))
+    if (!(F.cfg = modules_config_load(path, stderr)))
         abort();
     server_setup();
     atexit(fuzz_cleanup);

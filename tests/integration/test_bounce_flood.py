@@ -247,10 +247,12 @@ def test_missing_hook_is_a_start_up_error(gateway, tmp_path):
     missing = tmp_path / "no-such-hook"
     gw = gateway(start=False, checks=["bounce_flood"],
                  extra='bounce_flood {\n    hook = "%s"\n}\n' % missing)
-    # Run it directly: it listens before it builds the checks, so a readiness probe may
-    # still connect before it exits.
+    # Run it directly: the start-up validation (the same as -n) refuses it before it listens,
+    # with the configuration's file and line.
     r = subprocess.run([MXGATED, "-f", "-c", str(gw.config)], cwd=str(gw.dir),
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
     assert r.returncode == 1, (r.returncode, r.stderr)
-    assert re.search(r"event=fatal what=policy .*bounce_flood: hook %s: No such file or directory"
-                     % re.escape(str(missing)), r.stderr), r.stderr
+    assert re.search(r"^%s:\d+: bounce_flood: hook %s: No such file or directory$"
+                     % (re.escape(str(gw.config)), re.escape(str(missing))), r.stderr, re.M), \
+        r.stderr
+    assert "event=listen" not in r.stderr, r.stderr

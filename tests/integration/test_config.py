@@ -166,3 +166,173 @@ def test_log_lines_are_key_value(gateway, sink):
             continue
         m = re.match(r"^mxgated\[\d+\]: (%s(?: %s)*)$" % (pair, pair), ln)
         assert m, "log line not key=value: %r" % ln
+
+
+# ---- mxgated -n runs the start-up validation: every error, each with its line ----
+
+def error_lines(path, stderr):
+    """{line: message} of the 'path:line: message' errors (warnings left out)."""
+    out = {}
+    for m in re.finditer(r"^%s:(\d+): (?!warning: )(.*)$" % re.escape(str(path)), stderr, re.M):
+        out.setdefault(int(m.group(1)), []).append(m.group(2))
+    return out
+
+
+def warning_lines(path, stderr):
+    return {int(m.group(1)): m.group(2) for m in re.finditer(
+        r"^%s:(\d+): warning: (.*)$" % re.escape(str(path)), stderr, re.M)}
+
+
+def test_several_errors_in_one_file_all_reported(tmp_path):
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "999.1.2.3:2525" }'                           # 6
+    lines += [
+        'route "other.test" { to = "carrier-pigeon:[192.0.2.1]" }',             # 8
+        'harvest { threshold = 0 }',                                            # 9
+        'queue { fsync_threads = 65 }',                                         # 10
+        'store { uri = "nosuch:/tmp/x" }',                                       # 11
+        'greylist { delay = 600  retry_window = 300 }',                         # 12
+    ]
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    got = error_lines(p, r.stderr)
+    assert set(got) == {6, 8, 9, 10, 11, 12}, r.stderr
+    assert "harvest: threshold must be between 1 and 1000000" in got[9], got
+    assert "queue: fsync_threads must be between 1 and 64" in got[10], got
+    assert 'store: unknown store backend "nosuch"' in got[11], got
+    assert "greylist: retry_window (300) must be longer than delay (600)" in got[12], got
+    assert "ok" not in r.stdout.split(), r.stdout
+
+
+def tls_lines(tls_files, key=None):
+    cert, k = tls_files
+    return ['tls { certificate = "%s"  key = "%s" }' % (cert, key or k)]
+
+
+def test_start_up_errors_all_reported(tmp_path, tls_files):
+    """What only the start found, one at a time, -n reports together, with lines."""
+    bad = tmp_path / "access.bad"
+    bad.write_text("192.0.2.1 allow\n192.0.2.300 deny\n")
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {"access", "s25r"} }'
+    lines += [
+        'user = "no-such-user-mxgate"',                                         # 8
+        tls_lines(tls_files, key=tmp_path / "missing.key")[0],                   # 9
+        'access { client = "%s" }' % bad,                                       # 10
+        's25r { rules = "%s" }' % (tmp_path / "missing.rules"),                  # 11
+    ]
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    got = error_lines(p, r.stderr)
+    assert got.get(8) == ['user "no-such-user-mxgate" does not exist'], r.stderr
+    assert got.get(9) == ["tls: key %s: No such file or directory" % (tmp_path / "missing.key")], \
+        r.stderr
+    assert got.get(11) == ["s25r: %s: cannot open: No such file or directory"
+                           % (tmp_path / "missing.rules")], r.stderr
+    # an error inside a list file is reported at that file's own line
+    assert re.search(r"^%s:2: bad address or network \"192\.0\.2\.300\"$" % re.escape(str(bad)),
+                     r.stderr, re.M), r.stderr
+    # the daemon itself refuses the same file with the same lines, before it listens
+    d = subprocess.run([MXGATED, "-f", "-c", str(p)], cwd=str(tmp_path), capture_output=True,
+                       text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert d.returncode == 1, d
+    assert error_lines(p, d.stderr) == got, d.stderr
+    assert "event=listen" not in d.stderr, d.stderr
+
+
+def test_unreadable_access_file(tmp_path):
+    lst = tmp_path / "clients"
+    lst.mkdir()  # a directory: cannot be read as a list, even by root
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {"access"} }'
+    lines.append('access { client = "%s" }' % lst)                               # 8
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    # pointed at the line that names the file
+    assert error_lines(p, r.stderr) == {8: ["access: %s: read error: Is a directory" % lst]}, \
+        r.stderr
+
+
+@pytest.mark.parametrize("uri,text", [
+    ("nosuch:/var/x", 'unknown store backend "nosuch"'),
+    ("redis:127.0.0.1:6379", "redis backend not built"),
+    ("lmdb:", 'store uri "lmdb:" has no location'),
+    ("just-a-path", 'store uri "just-a-path" is not scheme:location'),
+], ids=["unknown-scheme", "unbuilt", "no-location", "no-scheme"])
+def test_bad_store_uri(tmp_path, uri, text):
+    lines = list(BASE_LINES) + ['store { uri = "%s" }' % uri]                   # 8
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    assert error_lines(p, r.stderr) == {8: ["store: " + text]}, r.stderr
+
+
+def test_unknown_check_name(tmp_path):
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {"access", "spamassassin"} }'
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    assert error_lines(p, r.stderr) == {6: ['listen mx: unknown check "spamassassin"']}, r.stderr
+
+
+def test_valid_tls_and_user_pass(tmp_path, tls_files):
+    lines = list(BASE_LINES) + ['user = "nobody"'] + tls_lines(tls_files)
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 0, r
+    assert r.stderr == "", r.stderr
+
+
+# ---- settings that can have no effect: warnings, not errors ----
+
+@pytest.mark.parametrize("checks,extra,line,text", [
+    ('"s25r"', ['s25r { action = "greylist" }'], 6,
+     's25r action "greylist" has no effect: the listener does not run greylist'),
+    ('"greylist"', ['greylist { only_suspicious = true }'], 8,
+     'greylist only_suspicious has no effect without s25r'),
+    ('"access"', ['recipients "example.test" { probe = true }'], 8,
+     'recipients section has no effect: no listener runs the recipients check'),
+    ('"access"', ['batv { domains = {"example.test"}  secrets = {"1:s3cret"} }'], 8,
+     'batv section has no effect: no listener runs the batv check'),
+    ('"access"', ['harvest { threshold = 5 }'], 8,
+     'harvest section has no effect: no listener runs the harvest check'),
+    ('"s25r"', ['s25r { action = "score" }'], 8,
+     's25r action "score" has no effect: nothing reads the score yet'),
+    ('"dnsbl"', ['dns { servers = {"127.0.0.1:53"} }',
+                 'dnsbl { action = "score"  zone "bl.example" { weight = 1 } }'], 9,
+     'dnsbl action "score" has no effect: nothing reads the score yet'),
+], ids=["s25r-greylist-without-greylist", "only-suspicious-without-s25r", "recipients-unused",
+        "batv-unused", "harvest-unused", "s25r-score", "dnsbl-score"])
+def test_warnings(tmp_path, checks, extra, line, text):
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {%s} }' % checks
+    p = write_conf(tmp_path, lines + extra)
+    r = check(p, tmp_path)
+    assert r.returncode == 0, r                      # a warning is not an error
+    assert "%s: ok" % p in r.stdout, r
+    warned = warning_lines(p, r.stderr)
+    assert line in warned and text in warned[line], r.stderr
+    assert len(warned) == 1, r.stderr
+    assert not error_lines(p, r.stderr), r.stderr
+
+
+def test_no_warning_when_it_all_works(tmp_path):
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {"s25r", "greylist"} }'
+    lines += ['s25r { action = "greylist" }', 'greylist { only_suspicious = true }']
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 0, r
+    assert r.stderr == "", r.stderr
+
+
+def test_warning_at_start(gateway):
+    gw = gateway(start=False, checks=["s25r"], extra='s25r { action = "greylist" }\n')
+    gw.start()
+    gw.wait_log(r"^%s:\d+: warning: listen mx: s25r action \"greylist\" has no effect"
+                % re.escape(str(gw.config)))
+    gw.wait_log(r"event=ready\b")

@@ -12,16 +12,19 @@
 #include <sys/stat.h>
 
 #include "core/config.h"
+#include "modules.h"
 #include "mail/eightbit.h"
 #include "queue/accept.h"
 #include "relay/client.h"
 #include "relay/nexthop.h"
+#include "relay/routes.h"
 #include "ts_fixture.h"
 #include "ts_fs.h"
 
 struct fx {
     struct ts_fixture f;
     struct config *cfg;
+    struct routes *rt;
     struct nexthops *nh;
 };
 
@@ -47,15 +50,17 @@ static int setup(void **state)
              "route \"mdc.test\" { to = \"maildir:%s/mail\"  create = true }\n",
              x.f.dir, x.f.dir, x.f.dir, x.f.dir);
     ts_write_file(x.f.dir, "mxgate.conf", conf, path, sizeof path);
-    x.cfg = config_load(path, stderr);
+    x.cfg = modules_config_load(path, stderr);
     assert_non_null(x.cfg);
     snprintf(box, sizeof box, "%s/mail", x.f.dir);
     assert_int_equal(mkdir(box, 0700), 0);
     snprintf(box, sizeof box, "%s/mail/bob", x.f.dir);
     assert_int_equal(mkdir(box, 0700), 0);
+    x.rt = routes_load(x.cfg);
+    assert_non_null(x.rt);
     x.nh = nexthops_new(x.f.base, NULL, &o);
-    for (size_t i = 0; i < x.cfg->nroutes; i++)
-        assert_int_equal(nexthops_add(x.nh, &x.cfg->routes[i].target), 0);
+    for (size_t i = 0; i < routes_count(x.rt); i++)
+        assert_int_equal(nexthops_add(x.nh, &routes_at(x.rt, i)->target), 0);
     *state = &x;
     return 0;
 }
@@ -66,6 +71,7 @@ static int teardown(void **state)
     struct fx *x = *state;
 
     nexthops_free(x->nh);
+    routes_free(x->rt);
     config_free(x->cfg);
     ts_fixture_free(&x->f);
     return 0;
@@ -77,7 +83,7 @@ static void teach(struct fx *x)
     struct smtp_client_result res = {
         .ehlo_ok = 1, .ext = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME, .size_max = 5000};
 
-    nexthops_learn(x->nh, &x->cfg->routes[0].target, &res);
+    nexthops_learn(x->nh, &routes_at(x->rt, 0)->target, &res);
 }
 
 /* test_offer - unknown routes take everything; the union is announced */
@@ -86,11 +92,11 @@ static void test_offer(void **state)
     struct fx *x = *state;
     struct accept_offer o;
 
-    accept_offer(x->cfg, x->nh, &o);
+    accept_offer(x->rt, x->nh, 100000, &o);
     assert_true(o.smtputf8 && o.eightbitmime);
     assert_int_equal(o.size, 100000);
     teach(x);
-    accept_offer(x->cfg, x->nh, &o); /* big.test is unknown, the Maildirs take all */
+    accept_offer(x->rt, x->nh, 100000, &o); /* big.test is unknown, the Maildirs take all */
     assert_true(o.smtputf8 && o.eightbitmime);
     assert_int_equal(o.size, 100000);
 }
@@ -102,25 +108,24 @@ static void test_rcpt(void **state)
     struct fx *x = *state;
     struct accept_reply r;
 
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "j\xc3\xb6rg@small.test", 0, &r), 0);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "j\xc3\xb6rg@small.test", 0, &r), 0);
     teach(x);
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "j\xc3\xb6rg@small.test", 0, &r), -1);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "j\xc3\xb6rg@small.test", 0, &r), -1);
     assert_int_equal(r.code, 553);
     assert_string_equal(r.status, "5.6.7");
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "j\xc3\xb6rg@b.test", "u@small.test", 0, &r), -1);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "j\xc3\xb6rg@b.test", "u@small.test", 0, &r), -1);
     assert_int_equal(r.code, 553);
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "u@small.test", 5000, &r), 0);
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "u@small.test", 5001, &r), -1);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "u@small.test", 5000, &r), 0);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "u@small.test", 5001, &r), -1);
     assert_int_equal(r.code, 552);
     assert_string_equal(r.status, "5.3.4");
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "j\xc3\xb6rg@big.test", 9000000, &r),
-                     0);
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "BOB@md.test", 0, &r), 0);
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "eve@md.test", 0, &r), -1);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "j\xc3\xb6rg@big.test", 9000000, &r), 0);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "BOB@md.test", 0, &r), 0);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "eve@md.test", 0, &r), -1);
     assert_int_equal(r.code, 550);
     assert_string_equal(r.status, "5.1.1");
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "eve@mdc.test", 0, &r), 0);
-    assert_int_equal(accept_rcpt(x->cfg, x->nh, "a@b.test", "a/b@mdc.test", 0, &r), -1);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "eve@mdc.test", 0, &r), 0);
+    assert_int_equal(accept_rcpt(x->rt, x->nh, "a@b.test", "a/b@mdc.test", 0, &r), -1);
     assert_int_equal(r.code, 550);
     assert_string_equal(r.status, "5.1.3");
 }
@@ -142,22 +147,22 @@ static void test_message(void **state)
     eightbit_scan_line(&sc, "plain\r\n", 7);
     assert_int_equal(sc.header_8bit, 1);
     assert_int_equal(sc.body_8bit, 0);
-    assert_int_equal(accept_message(x->cfg, x->nh, small, 2, 1, &sc, 100, &r), -1);
+    assert_int_equal(accept_message(x->rt, x->nh, small, 2, 1, &sc, 100, &r), -1);
     assert_int_equal(r.code, 550);
     assert_string_equal(r.status, "5.6.9");
     /* without SMTPUTF8 the 8-bit header is 8-bit text: this route has 8BITMIME */
-    assert_int_equal(accept_message(x->cfg, x->nh, small, 2, 0, &sc, 100, &r), 0);
-    assert_int_equal(accept_message(x->cfg, x->nh, small, 2, 0, &sc, 5001, &r), -1);
+    assert_int_equal(accept_message(x->rt, x->nh, small, 2, 0, &sc, 100, &r), 0);
+    assert_int_equal(accept_message(x->rt, x->nh, small, 2, 0, &sc, 5001, &r), -1);
     assert_int_equal(r.code, 552);
-    assert_int_equal(accept_message(x->cfg, x->nh, big, 1, 1, &sc, 99999, &r), 0);
+    assert_int_equal(accept_message(x->rt, x->nh, big, 1, 1, &sc, 99999, &r), 0);
     /* a next hop with neither extension */
     struct smtp_client_result bare = {.ehlo_ok = 1};
-    nexthops_learn(x->nh, &x->cfg->routes[1].target, &bare);
+    nexthops_learn(x->nh, &routes_at(x->rt, 1)->target, &bare);
     eightbit_scan_init(&sc);
     eightbit_scan_line(&sc, "Subject: x\r\n", 12);
     eightbit_scan_line(&sc, "\r\n", 2);
     eightbit_scan_line(&sc, "\xc3\xbc\r\n", 4);
-    assert_int_equal(accept_message(x->cfg, x->nh, big, 1, 0, &sc, 100, &r), -1);
+    assert_int_equal(accept_message(x->rt, x->nh, big, 1, 0, &sc, 100, &r), -1);
     assert_int_equal(r.code, 554);
     assert_string_equal(r.status, "5.6.3");
 }

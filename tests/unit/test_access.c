@@ -422,6 +422,47 @@ static void test_allowlisted_skips_others(void **state)
     assert_int_equal(cl.suspicious, 0);
 }
 
+/* A connect refusal held until RCPT: answered for every recipient but
+ * postmaster@ of our domains and the recipients the rcpt list allows. */
+static void test_held_refusal(void **state)
+{
+    struct ts_fixture *f = *state;
+    struct policy_client cl;
+    struct policy_verdict held, v;
+
+    fx_write(f, "rcpt", "abuse@ours.example allow\nblocked@ours.example deny Closed\n");
+    assert_int_equal(ts_policy_checks(f, "\"access\"",
+                                      "access { rcpt = \"@/rcpt\" }\n"
+                                      "domains = {\"ours.example\"}\n"
+                                      "route \"ours.example\" { to = \"smtp:[127.0.0.1]:25\" }\n"),
+                     0);
+    policy_verdict_set(&held, POLICY_REJECT, 554, "5.7.1", "zone=bl.example", "Listed");
+    held.check = "dnsbl";
+    ts_client_rdns(&cl, "198.51.100.9", RDNS_NONE, NULL);
+    cl.held = &held;
+    cl.rcpt = "sales@ours.example";
+    v = fx_run(f, POLICY_RCPT, &cl);
+    assert_int_equal(v.action, POLICY_REJECT);
+    assert_string_equal(v.check, "dnsbl");
+    assert_string_equal(v.text, "Listed");
+    cl.rcpt = "blocked@ours.example"; /* the held refusal comes first */
+    v = fx_run(f, POLICY_RCPT, &cl);
+    assert_string_equal(v.check, "dnsbl");
+    cl.rcpt = "abuse@ours.example";
+    v = fx_run(f, POLICY_RCPT, &cl);
+    assert_ok(&v, "rcpt abuse@ours.example");
+    cl.rcpt = "PostMaster@Ours.Example";
+    v = fx_run(f, POLICY_RCPT, &cl);
+    assert_int_equal(v.action, POLICY_DUNNO);
+    cl.rcpt = "postmaster@theirs.example";
+    v = fx_run(f, POLICY_RCPT, &cl);
+    assert_string_equal(v.check, "dnsbl");
+    cl.held = NULL; /* nothing held: the lists alone */
+    cl.rcpt = "blocked@ours.example";
+    v = fx_run(f, POLICY_RCPT, &cl);
+    assert_reject(&v, "Closed", "rcpt blocked@ours.example");
+}
+
 static void test_no_lists(void **state)
 {
     struct ts_fixture *f = *state;
@@ -458,6 +499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, fx_setup, ts_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_allowlisted_skips_others, fx_setup,
                                         ts_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_held_refusal, fx_setup, ts_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_no_lists, fx_setup, ts_fixture_teardown),
     };
 

@@ -88,8 +88,7 @@ static struct policy *try_load(const char *harvest, struct store *st, char *err,
              "recipients \"example.test\" { file = \"%s\" }\n%s\n",
              C->list, harvest);
     ts_policy_load(&C->fx, conf, &env, err, errlen);
-    assert_non_null(C->fx.cfg);
-    return C->fx.pol;
+    return C->fx.pol; /* NULL also when the file does not load: bounds are config_load's */
 }
 
 /* load - try_load with the store, and it must work */
@@ -316,17 +315,19 @@ static void test_cancel(void **state)
     assert_int_equal(o.calls, 0);
 }
 
-/* test_config - bad values and a missing store stop the start */
+/* test_config - bad values (the configuration's line) and a missing store stop the start */
 static void test_config(void **state)
 {
-    char err[256];
+    char err[512];
 
     assert_null(try_load("harvest { threshold = 0 }", C->fx.store, err, sizeof(err)));
-    assert_string_equal(err, "listen mx: harvest: threshold must be between 1 and 1000000");
+    assert_null(C->fx.cfg);
+    assert_non_null(
+        strstr(err, "/mxgate.conf:3: harvest: threshold must be between 1 and 1000000"));
     assert_null(try_load("harvest { tarpit = 61 }", C->fx.store, err, sizeof(err)));
-    assert_string_equal(err, "listen mx: harvest: tarpit must be between 0 and 60");
-    assert_null(try_load("harvest { block = 0 }", C->fx.store, err, sizeof(err)));
-    assert_string_equal(err, "listen mx: harvest: block must be between 1 and 31536000");
+    assert_non_null(strstr(err, "/mxgate.conf:3: harvest: tarpit must be between 0 and 60"));
+    assert_null(try_load("\nharvest { block = 0 }", C->fx.store, err, sizeof(err)));
+    assert_non_null(strstr(err, "/mxgate.conf:4: harvest: block must be between 1 and 31536000"));
     assert_null(try_load("", NULL, err, sizeof(err)));
     assert_string_equal(err, "listen mx: harvest: needs the state store");
     assert_non_null(try_load("", C->fx.store, err, sizeof(err))); /* the defaults */

@@ -78,8 +78,7 @@ static struct policy *try_load(const char *section, int with_store, char *err, s
     env = ts_env(&C->fx);
     snprintf(conf, sizeof(conf),
              "listen mx { address = \"127.0.0.1:2525\"  checks = {\"ratelimit\"} }\n%s\n", section);
-    ts_policy_load(&C->fx, conf, &env, err, errlen);
-    assert_non_null(C->fx.cfg);
+    ts_policy_load(&C->fx, conf, &env, err, errlen); /* bad bounds fail the load itself */
     ts_now = T0;
     return C->fx.pol;
 }

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "policy/policy.h"
 #include "policy/stats.h"
+#include "relay/routes.h"
 #include "ts_fixture.h"
 #include "ts_fs.h"
 
@@ -59,8 +60,10 @@ int ts_fixture_teardown(void **state)
 void ts_fixture_unload(struct ts_fixture *fx)
 {
     policy_free(fx->pol);
+    routes_free(fx->routes);
     config_free(fx->cfg);
     fx->pol = NULL;
+    fx->routes = NULL;
     fx->cfg = NULL;
 }
 

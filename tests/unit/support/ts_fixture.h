@@ -14,12 +14,13 @@
 
 struct ts_fixture {
     struct event_base *base;
-    char dir[64];        /* removed with everything in it by ts_fixture_free */
-    struct store *store; /* NULL until a test opens one */
-    struct stats *stats; /* NULL until a test makes them */
-    struct config *cfg;  /* of the last ts_policy_load */
-    struct policy *pol;  /* likewise */
-    char err[512];       /* for tests that keep the last load's message here */
+    char dir[64];          /* removed with everything in it by ts_fixture_free */
+    struct store *store;   /* NULL until a test opens one */
+    struct stats *stats;   /* NULL until a test makes them */
+    struct config *cfg;    /* of the last ts_policy_load */
+    struct policy *pol;    /* likewise */
+    struct routes *routes; /* the route table of cfg, when the test's env has none */
+    char err[512];         /* for tests that keep the last load's message here */
 };
 
 /* ts_now - the time of the injected clock: tests set it, ts_clock reads it for

@@ -8,11 +8,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "core/config.h"
+#include "modules.h"
+#include "relay/routes.h"
 #include "ts_fs.h"
 #include "ts_policy.h"
 
@@ -26,15 +29,31 @@ struct policy_env ts_env(const struct ts_fixture *fx)
 struct policy *ts_policy_load(struct ts_fixture *fx, const char *conf, struct policy_env *env,
                               char *err, size_t errlen)
 {
-    char path[128];
+    char path[128], *msg = NULL;
+    size_t msglen = 0;
+    FILE *out;
+    const struct routes *own = fx->routes; /* an env kept from the last load may hold it */
 
+    if (env->routes == own)
+        env->routes = NULL;
     ts_fixture_unload(fx);
     ts_write_file(fx->dir, "mxgate.conf", conf, path, sizeof(path));
-    fx->cfg = config_load(path, stderr);
+    /* the load's messages ("path:line: message" lines) become err, for tests to assert on */
+    out = open_memstream(&msg, &msglen);
+    assert_non_null(out);
+    fx->cfg = modules_config_load(path, out);
+    fclose(out);
     if (!fx->cfg) {
-        snprintf(err, errlen, "config_load failed");
+        fputs(msg, stderr);
+        while (msglen && msg[msglen - 1] == '\n')
+            msg[--msglen] = '\0';
+        snprintf(err, errlen, "%s", msglen ? msg : "config_load failed");
+        free(msg);
         return NULL;
     }
+    free(msg);
+    if (!env->routes)
+        env->routes = fx->routes = routes_load(fx->cfg);
     env->cfg = fx->cfg;
     err[0] = '\0';
     fx->pol = policy_new(env, err, errlen);

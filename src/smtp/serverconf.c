@@ -1,0 +1,204 @@
+/* serverconf.c - the listen, limits and timeouts sections */
+#include "smtp/serverconf.h"
+
+#include <confuse.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cidr.h"
+#include "core/config.h"
+
+/* serverconf_valid_address - a listen address is "ip:port" */
+static int serverconf_valid_address(cfg_t *cfg, cfg_opt_t *opt)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *a = cfg_opt_getnstr(opt, 0);
+
+    if (sockaddr_parse(a, 25, &ss, &len) < 0)
+        cfg_error(cfg, "listen %s: bad address \"%s\" (want IP:PORT or [IPv6]:PORT)",
+                  cfg_title(cfg), a);
+    return 0; /* reported; keep parsing to list every error */
+}
+
+/* serverconf_valid_tls_mode - listen tls is starttls, implicit or none */
+static int serverconf_valid_tls_mode(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *m = cfg_opt_getnstr(opt, 0);
+
+    if (strcmp(m, "starttls") && strcmp(m, "implicit") && strcmp(m, "none"))
+        cfg_error(cfg, "listen %s: tls must be \"starttls\", \"implicit\" or \"none\"",
+                  cfg_title(cfg));
+    return 0; /* reported; keep parsing to list every error */
+}
+
+/* serverconf_check_listen - an address each; implicit TLS needs a certificate */
+static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *tls = cfg_getsec(root, "tls");
+    int have_tls = tls && cfg_getstr(tls, "certificate") && cfg_getstr(tls, "key");
+
+    for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
+        cfg_t *s = cfg_getnsec(root, "listen", i);
+        if (!cfg_getstr(s, "address"))
+            config_error(d, s->line, "listen %s: address is required", cfg_title(s));
+        else if (strcmp(cfg_getstr(s, "tls"), "implicit") == 0 && !have_tls)
+            config_error(d, s->line, "listen %s: tls = \"implicit\" needs a tls section",
+                         cfg_title(s));
+    }
+    if (cfg_size(root, "listen") == 0)
+        config_error(d, 0, "no listen section: nothing to serve");
+}
+
+/* serverconf_check_limits - relations a single bound cannot see */
+static void serverconf_check_limits(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *l = cfg_getsec(root, "limits");
+
+    if (cfg_getint(l, "max_connections") == 0 || cfg_getint(l, "max_connections_per_ip") == 0)
+        config_error(d, l->line, "limits: max_connections and max_connections_per_ip must be > 0");
+    if (cfg_getint(l, "max_recipients") == 0 || cfg_getint(l, "max_errors") == 0)
+        config_error(d, l->line, "limits: max_recipients and max_errors must be > 0");
+    if (cfg_getint(l, "max_message_size") < 1024)
+        config_error(d, l->line, "limits: max_message_size must be at least 1024");
+}
+
+/* serverconf_check_timeouts - a session must time out */
+static void serverconf_check_timeouts(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *t = cfg_getsec(root, "timeouts");
+
+    if (cfg_getint(t, "command") == 0 || cfg_getint(t, "data") == 0)
+        config_error(d, t->line, "timeouts: command and data must be > 0");
+}
+
+static cfg_opt_t serverconf_listen_opts[] = {
+    CFG_STR("address", NULL, CFGF_NODEFAULT),
+    CFG_STR("tls", "starttls", CFGF_NONE),
+    CFG_STR_LIST("checks", "{}", CFGF_NONE), /* the policy checks, in order (policy/ reads it) */
+    CFG_END(),
+};
+
+static const struct config_validator serverconf_listen_validators[] = {
+    {"listen|address", serverconf_valid_address},
+    {"listen|tls", serverconf_valid_tls_mode},
+    {NULL, NULL},
+};
+
+const struct config_section serverconf_listen_section = {
+    .name = "listen",
+    .opts = serverconf_listen_opts,
+    .flags = CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES,
+    .validators = serverconf_listen_validators,
+    .check = serverconf_check_listen,
+};
+
+static cfg_opt_t serverconf_limits_opts[] = {
+    CFG_INT("max_connections", 1000, CFGF_NONE),
+    CFG_INT("max_connections_per_ip", 20, CFGF_NONE),
+    CFG_INT("max_message_size", 10240000, CFGF_NONE),
+    CFG_INT("max_recipients", 1000, CFGF_NONE),
+    CFG_INT("max_errors", 10, CFGF_NONE),
+    CFG_INT("max_commands", 10000, CFGF_NONE),
+    CFG_END(),
+};
+
+static const struct config_bound serverconf_limits_bounds[] = {
+    {"max_connections", 0, INT_MAX},
+    {"max_connections_per_ip", 0, INT_MAX},
+    {"max_message_size", 0, INT_MAX},
+    {"max_recipients", 0, INT_MAX},
+    {"max_errors", 0, INT_MAX},
+    {"max_commands", 0, INT_MAX},
+    {NULL, 0, 0},
+};
+
+const struct config_section serverconf_limits_section = {
+    .name = "limits",
+    .opts = serverconf_limits_opts,
+    .bounds = serverconf_limits_bounds,
+    .check = serverconf_check_limits,
+};
+
+static cfg_opt_t serverconf_timeouts_opts[] = {
+    CFG_INT("command", 300, CFGF_NONE),
+    CFG_INT("data", 180, CFGF_NONE),
+    CFG_INT("greeting_delay", 0, CFGF_NONE),
+    CFG_END(),
+};
+
+static const struct config_bound serverconf_timeouts_bounds[] = {
+    {"command", 0, INT_MAX},
+    {"data", 0, INT_MAX},
+    {"greeting_delay", 0, INT_MAX},
+    {NULL, 0, 0},
+};
+
+const struct config_section serverconf_timeouts_section = {
+    .name = "timeouts",
+    .opts = serverconf_timeouts_opts,
+    .bounds = serverconf_timeouts_bounds,
+    .check = serverconf_check_timeouts,
+};
+
+/* serverconf_uint - a number its bound keeps within 0..INT_MAX */
+static unsigned serverconf_uint(cfg_t *sec, const char *name)
+{
+    return (unsigned)cfg_getint(sec, name);
+}
+
+/* serverconf_take_numbers - limits and timeouts */
+static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
+{
+    cfg_t *l = cfg_getsec(root, "limits"), *t = cfg_getsec(root, "timeouts");
+
+    sc->limits.max_connections = serverconf_uint(l, "max_connections");
+    sc->limits.max_connections_per_ip = serverconf_uint(l, "max_connections_per_ip");
+    sc->limits.max_message_size = (uint64_t)cfg_getint(l, "max_message_size");
+    sc->limits.max_recipients = serverconf_uint(l, "max_recipients");
+    sc->limits.max_errors = serverconf_uint(l, "max_errors");
+    sc->limits.max_commands = serverconf_uint(l, "max_commands");
+    sc->timeouts.command = serverconf_uint(t, "command");
+    sc->timeouts.data = serverconf_uint(t, "data");
+    sc->timeouts.greeting_delay = serverconf_uint(t, "greeting_delay");
+}
+
+struct serverconf *serverconf_load(const struct config *cfg)
+{
+    struct serverconf *sc = calloc(1, sizeof(*sc));
+    size_t n = cfg_size(cfg->raw, "listen");
+
+    if (!sc || !(sc->listen = calloc(n ? n : 1, sizeof(*sc->listen)))) {
+        free(sc);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++, sc->nlisten++) {
+        cfg_t *s = cfg_getnsec(cfg->raw, "listen", (unsigned)i);
+        struct serverconf_listen *l = &sc->listen[i];
+        const char *mode = cfg_getstr(s, "tls");
+        l->name = strdup(cfg_title(s));
+        l->address = strdup(cfg_getstr(s, "address")); /* required by the check */
+        if (!l->name || !l->address) {
+            sc->nlisten++;
+            serverconf_free(sc);
+            return NULL;
+        }
+        l->implicit_tls = strcmp(mode, "implicit") == 0;
+        l->starttls = strcmp(mode, "starttls") == 0;
+    }
+    serverconf_take_numbers(sc, cfg->raw);
+    return sc;
+}
+
+void serverconf_free(struct serverconf *sc)
+{
+    if (!sc)
+        return;
+    for (size_t i = 0; i < sc->nlisten; i++) {
+        free(sc->listen[i].name);
+        free(sc->listen[i].address);
+    }
+    free(sc->listen);
+    free(sc);
+}
