@@ -111,7 +111,7 @@ static void nh_keep(struct nh_entry *e, unsigned ext, uint64_t size)
     if (!e->caps.known || c.smtputf8 != e->caps.smtputf8 ||
         c.eightbitmime != e->caps.eightbitmime || c.size != e->caps.size)
         log_info("event=nexthop relay=%s status=known smtputf8=%s eightbitmime=%s size=%llu",
-                 e->key, c.smtputf8 ? "yes" : "no", c.eightbitmime ? "yes" : "no",
+                 log_q(e->key), c.smtputf8 ? "yes" : "no", c.eightbitmime ? "yes" : "no",
                  (unsigned long long)c.size);
     e->caps = c;
     e->answered = nh_now();
@@ -122,7 +122,6 @@ static void nh_keep(struct nh_entry *e, unsigned ext, uint64_t size)
 static void nh_probe_done(void *arg, const struct smtp_client_result *res)
 {
     struct nh_entry *e = arg;
-    char q[600];
 
     e->client = NULL;
     if (res->ehlo_ok) {
@@ -130,9 +129,9 @@ static void nh_probe_done(void *arg, const struct smtp_client_result *res)
         return;
     }
     if (!e->unreachable_logged)
-        log_info("event=nexthop relay=%s status=%s reason=%s", e->key,
+        log_info("event=nexthop relay=%s status=%s reason=%s", log_q(e->key),
                  e->caps.known ? "stale" : "unknown",
-                 log_quote(q, sizeof(q), res->nrcpt ? res->rcpt[0].text : "no answer"));
+                 log_q(res->nrcpt ? res->rcpt[0].text : "no answer"));
     e->unreachable_logged = 1;
 }
 
@@ -164,7 +163,6 @@ static void nh_connect(struct nh_entry *e, const struct relay_addr *ra)
 static void nh_resolved(void *arg, const struct relay_addr *ra)
 {
     struct nh_entry *e = arg;
-    char q[600];
 
     e->resolving = NULL;
     if (ra->err == 0) {
@@ -172,8 +170,8 @@ static void nh_resolved(void *arg, const struct relay_addr *ra)
         return;
     }
     if (!e->unreachable_logged)
-        log_info("event=nexthop relay=%s status=%s reason=%s", e->key,
-                 e->caps.known ? "stale" : "unknown", log_quote(q, sizeof(q), ra->text));
+        log_info("event=nexthop relay=%s status=%s reason=%s", log_q(e->key),
+                 e->caps.known ? "stale" : "unknown", log_q(ra->text));
     e->unreachable_logged = 1;
 }
 
