@@ -12,3 +12,8 @@ void clock_set(clock_fn fn)
 {
     clock_injected = fn;
 }
+
+int clock_is_injected(void)
+{
+    return clock_injected != NULL;
+}

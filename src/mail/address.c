@@ -478,6 +478,16 @@ int addr_canon_lax(const char *addr, unsigned flags, char *dst, size_t dstlen)
     return (int)n;
 }
 
+/* addr_host_ok - an ASCII domain or an IPv4/IPv6 address literal, nothing else */
+int addr_host_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > SMTP_DOMAIN_MAX)
+        return 0;
+    return (s[0] == '[' ? literal_check(s, n) : domain_check(s, n, 0)) == ADDR_OK;
+}
+
 /* addr_strerror - a short phrase for logs and reply texts */
 const char *addr_strerror(enum addr_err e)
 {

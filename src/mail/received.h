@@ -6,8 +6,8 @@
 #include <time.h>
 
 struct received_info {
-    const char *helo;        /* as the client gave it */
-    const char *client_name; /* confirmed rDNS name or "unknown" */
+    const char *helo;        /* as the client gave it; shown only when a domain or literal */
+    const char *client_name; /* confirmed rDNS name or "unknown"; shown only when plain */
     const char *client_ip;
     const char *by;   /* our hostname */
     int esmtp;        /* EHLO was used */

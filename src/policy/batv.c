@@ -48,6 +48,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -70,18 +71,10 @@ struct batv_state {
     size_t nrelay;
 };
 
-static time_t (*batv_clock)(void);
-
-/* policy_batv_set_clock - the time source (tests); NULL for time(NULL) */
-void policy_batv_set_clock(time_t (*now)(void))
-{
-    batv_clock = now;
-}
-
 /* batv_today - days since the epoch by the check's clock */
 static long batv_today(void)
 {
-    return prvs_today(batv_clock ? batv_clock() : time(NULL));
+    return prvs_today(clock_now());
 }
 
 /* batv_free - everything the state owns; secrets wiped */

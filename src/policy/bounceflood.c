@@ -41,6 +41,7 @@
  * At start-up a recorded flood is resumed, so that its stop hook still runs
  * (the MX it withdrew comes back) even if the daemon restarted meanwhile.
  */
+#include "core/clock.h"
 #include "core/fsutil.h"
 #include "policy/checks.h"
 
@@ -105,21 +106,13 @@ struct bf_load {
     struct bounceflood *bf; /* NULL once the check is freed: the callback only frees */
 };
 
-static time_t (*bounceflood_clock)(void);
-
-/* policy_bounceflood_set_clock - the time source (tests); NULL for the real clock */
-void policy_bounceflood_set_clock(time_t (*now)(void))
-{
-    bounceflood_clock = now;
-}
-
 /* bf_now - the check's notion of now (CLOCK_REALTIME, as the tick is aligned with it) */
 static time_t bf_now(void)
 {
     struct timespec ts;
 
-    if (bounceflood_clock)
-        return bounceflood_clock();
+    if (clock_is_injected())
+        return clock_now();
     clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec;
 }
@@ -379,7 +372,7 @@ static void bf_arm(struct bounceflood *bf)
     struct timespec ts;
     int64_t ms;
 
-    if (!bounceflood_clock) {
+    if (!clock_is_injected()) {
         clock_gettime(CLOCK_REALTIME, &ts);
         ms = ((int64_t)bf->window + bf->interval - ts.tv_sec) * 1000 - ts.tv_nsec / 1000000 +
              BF_TICK_SLACK_MS;

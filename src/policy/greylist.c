@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -75,18 +76,10 @@ struct gl_job {
     time_t awl_last; /* ... and when it was last counted or refreshed */
 };
 
-static time_t (*greylist_clock)(void);
-
-/* policy_greylist_set_clock - the time source (tests); NULL for time(NULL) */
-void policy_greylist_set_clock(time_t (*now)(void))
-{
-    greylist_clock = now;
-}
-
 /* gl_now - the check's notion of now */
 static time_t gl_now(void)
 {
-    return greylist_clock ? greylist_clock() : time(NULL);
+    return clock_now();
 }
 
 /* gl_network - "192.0.2.0/24": the client's address masked to the configured prefix */

@@ -18,7 +18,8 @@
  *                                   seconds, then SCORE 0 (counted as
  *                                   harvest.score; nothing else changes, the
  *                                   later checks decide), reason "tarpit count N/T"
- *   count >= 2*threshold            the block "hv:b:<client ip>" is set for
+ *   count >= 2*threshold            the block "hv:b:<client ip>" (for IPv6
+ *                                   "hv:b:<network>/<limits.ipv6_prefix>") is set for
  *                                   `block` seconds and the client gets
  *                                   421 4.7.0 Too many unknown recipients from
  *                                   your address, try later (the session
@@ -34,11 +35,13 @@
 #include <confuse.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -54,6 +57,7 @@ struct harvest {
     struct event_base *base;
     struct store *store;
     unsigned threshold, window, tarpit, block;
+    int v6prefix; /* limits.ipv6_prefix: an IPv6 block covers the client's whole network */
 };
 
 /* One pending decision: a store read (or the block's write), then maybe a tarpit. */
@@ -65,6 +69,7 @@ struct hv_job {
     struct event *timer; /* the tarpit */
     struct policy_verdict v;
     char ip[64];
+    char blockee[64]; /* the block's key: the IPv4 address, or the IPv6 network */
 };
 
 /* hv_job_free - the timer and the memory */
@@ -162,7 +167,7 @@ static void hv_on_block_set(void *arg, int status)
 static void hv_block(struct hv_job *j, int64_t count)
 {
     char key[HV_KEY_MAX], reason[64];
-    int n = hv_key(key, "b", j->ip);
+    int n = hv_key(key, "b", j->blockee);
 
     snprintf(reason, sizeof(reason), "count %lld/%u blocked", (long long)count, j->h->threshold);
     policy_verdict_set(&j->v, POLICY_TEMPFAIL, 421, "4.7.0", reason, HV_TEXT);
@@ -207,8 +212,15 @@ static void harvest_run(void *state, struct policy_job *job, enum policy_stage s
     struct harvest *h = state;
     struct hv_job *j = calloc(1, sizeof(*j));
     char key[HV_KEY_MAX];
-    int n = hv_key(key, stage == POLICY_CONNECT ? "b" : "n", cl->ip);
+    char net[64];
+    const struct sockaddr *sa = (const struct sockaddr *)&cl->addr;
+    int v6 = sa->sa_family == AF_INET6 &&
+             !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    int n;
 
+    if (!v6 || sockaddr_network(sa, 32, h->v6prefix, net, sizeof(net)) < 0)
+        snprintf(net, sizeof(net), "%s", cl->ip);
+    n = hv_key(key, stage == POLICY_CONNECT ? "b" : "n", stage == POLICY_CONNECT ? net : cl->ip);
     if (!j || n < 0 || !cl->ip[0]) {
         struct policy_verdict v;
         policy_verdict_dunno(&v);
@@ -220,6 +232,7 @@ static void harvest_run(void *state, struct policy_job *job, enum policy_stage s
     j->job = job;
     policy_verdict_dunno(&j->v);
     snprintf(j->ip, sizeof(j->ip), "%s", cl->ip);
+    snprintf(j->blockee, sizeof(j->blockee), "%s", net);
     policy_job_set_data(job, j);
     j->store_pending = 1;
     if (store_get(h->store, key, (size_t)n, stage == POLICY_CONNECT ? hv_on_block_get : hv_on_count,
@@ -287,6 +300,8 @@ static int harvest_init(const struct policy_env *env, void **state, char *err, s
         h->block = (unsigned)cfg_getint(sec, "block");
         h->base = env->base;
         h->store = env->store;
+        /* the server's grouping of IPv6 clients (limits section, declared by smtp/) */
+        h->v6prefix = (int)cfg_getint(cfg_getsec(env->cfg->raw, "limits"), "ipv6_prefix");
         *state = h;
         return 0;
     }

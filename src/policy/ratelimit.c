@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -92,18 +93,10 @@ struct rl_job {
     char net[RL_NET_MAX];
 };
 
-static time_t (*ratelimit_clock)(void);
-
-/* policy_ratelimit_set_clock - the time source (tests); NULL for time(NULL) */
-void policy_ratelimit_set_clock(time_t (*now)(void))
-{
-    ratelimit_clock = now;
-}
-
 /* rl_now - the check's notion of now */
 static time_t rl_now(void)
 {
-    return ratelimit_clock ? ratelimit_clock() : time(NULL);
+    return clock_now();
 }
 
 /* rl_network - "192.0.2.7/32": the client's address masked to the configured prefix */

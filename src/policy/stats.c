@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "store/store.h"
 
 #define STATS_PREFIX "stats:"
@@ -119,7 +120,7 @@ void stats_count(struct stats *s, const char *counter)
 
     if (!s || !s->st)
         return;
-    n = stats_key(key, sizeof(key), time(NULL), counter);
+    n = stats_key(key, sizeof(key), clock_now(), counter);
     if (n <= 0 || (size_t)n >= sizeof(key))
         return;
     /* Busy hours count the same few counters thousands of times: one store

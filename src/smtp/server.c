@@ -17,16 +17,39 @@
 #include "smtp/serverconf.h"
 #include "smtp/session.h"
 
-/* server_ip_key - 16 octets identifying the client address (v4 mapped into v6 space) */
-static void server_ip_key(const struct sockaddr *sa, uint8_t key[16])
+/*
+ * server_client_key - 16 octets naming the client's group for the
+ * per-address limit: an IPv4 address (v4-mapped into v6 space, so that a
+ * dual-stack listener counts it the same), or an IPv6 address cut to
+ * v6prefix bits. One IPv6 host commonly holds a whole /64: counted one by
+ * one, its addresses would each get their own max_connections_per_ip.
+ */
+void server_client_key(const struct sockaddr *sa, unsigned v6prefix, uint8_t key[16])
 {
+    const uint8_t *a6;
+
     memset(key, 0, 16);
     if (sa->sa_family == AF_INET) {
         key[10] = key[11] = 0xff;
         memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return;
     }
+    if (sa->sa_family != AF_INET6)
+        return;
+    a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    memcpy(key, a6, 16);
+    if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a6))
+        return; /* an IPv4 client: its own address, as above */
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = v6prefix > 8 * i ? v6prefix - 8 * i : 0;
+        key[i] &= keep >= 8 ? 0xff : (uint8_t)(0xff00u >> keep);
+    }
+}
+
+/* server_ip_key - the group key of sa under this server's configuration */
+static void server_ip_key(const struct server *srv, const struct sockaddr *sa, uint8_t key[16])
+{
+    server_client_key(sa, srv->conf->limits.ipv6_prefix, key);
 }
 
 /* server_ip_bucket - FNV-1a over the key */
@@ -56,14 +79,15 @@ static struct server_ip_count *server_ip_find(struct server *srv, const uint8_t 
     return c;
 }
 
-/* server_ip_release - drop one connection of sa, freeing the counter at zero */
-void server_ip_release(struct server *srv, const struct sockaddr *sa)
+/* server_ip_release - a session from sa ended: drop its connection, freeing the counter at zero */
+static void server_ip_release(void *arg, const struct sockaddr *sa)
 {
+    struct server *srv = arg;
     uint8_t key[16];
     unsigned b;
     struct server_ip_count **pp, *c;
 
-    server_ip_key(sa, key);
+    server_ip_key(srv, sa, key);
     b = server_ip_bucket(key);
     for (pp = &srv->per_ip[b]; (c = *pp) != NULL; pp = &c->next) {
         if (memcmp(c->addr, key, 16) != 0)
@@ -94,6 +118,12 @@ static void server_refuse(struct server *srv, evutil_socket_t fd, const char *ip
     close(fd);
 }
 
+/* server_flush_cb - end of the loop turn: sessions write the replies they made during it */
+static void server_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    session_flush_queued(arg);
+}
+
 /* server_adopt - apply the connection limits, then hand the socket to a session */
 void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                   const struct sockaddr *sa, socklen_t salen)
@@ -103,11 +133,15 @@ void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_
     char ip[64];
 
     sockaddr_ip(sa, ip, sizeof(ip));
+    if (!srv->flush_ev && !(srv->flush_ev = event_new(srv->base, -1, 0, server_flush_cb, srv))) {
+        server_refuse(srv, fd, ip, "out of memory");
+        return;
+    }
     if (srv->nconn >= srv->conf->limits.max_connections) {
         server_refuse(srv, fd, ip, "too many connections");
         return;
     }
-    server_ip_key(sa, key);
+    server_ip_key(srv, sa, key);
     c = server_ip_find(srv, key, 1);
     if (!c) {
         server_refuse(srv, fd, ip, "out of memory");
@@ -119,7 +153,7 @@ void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_
     }
     c->count++;
     srv->nconn++;
-    session_start(srv, l, fd, sa, salen);
+    session_start(srv, l, fd, sa, salen, server_ip_release, srv);
 }
 
 /* server_accept - a listener accepted fd */
@@ -219,6 +253,9 @@ void server_close(struct server *srv)
     srv->listeners = NULL;
     srv->nlisteners = 0;
     session_free_all(srv);
+    if (srv->flush_ev)
+        event_free(srv->flush_ev);
+    srv->flush_ev = NULL;
     for (unsigned b = 0; b < SERVER_IP_BUCKETS; b++) {
         while (srv->per_ip[b]) {
             struct server_ip_count *c = srv->per_ip[b];

@@ -62,7 +62,7 @@ struct server {
     uint64_t next_sid;
     LIST_HEAD(, session) sessions;
     LIST_HEAD(, session) flushq; /* plaintext sessions with replies to write */
-    struct event *flush_ev;      /* active while flushq is not empty */
+    struct event *flush_ev;      /* active while flushq is not empty; the server's own */
     struct server_ip_count *per_ip[SERVER_IP_BUCKETS];
 };
 
@@ -84,7 +84,11 @@ void server_close(struct server *srv);
 void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                   const struct sockaddr *sa, socklen_t salen);
 
-/* server_ip_release - a session from sa ended (pairs with the accept-time count) */
-void server_ip_release(struct server *srv, const struct sockaddr *sa);
+/*
+ * server_client_key - the key max_connections_per_ip counts under: an IPv4
+ * address whole (v4-mapped IPv6 counts as IPv4), an IPv6 address cut to
+ * v6prefix bits (limits.ipv6_prefix, /64 by default)
+ */
+void server_client_key(const struct sockaddr *sa, unsigned v6prefix, uint8_t key[16]);
 
 #endif

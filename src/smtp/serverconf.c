@@ -69,8 +69,9 @@ static void serverconf_check_timeouts(cfg_t *root, struct config_diag *d)
 {
     cfg_t *t = cfg_getsec(root, "timeouts");
 
-    if (cfg_getint(t, "command") == 0 || cfg_getint(t, "data") == 0)
-        config_error(d, t->line, "timeouts: command and data must be > 0");
+    if (cfg_getint(t, "command") == 0 || cfg_getint(t, "data") == 0 ||
+        cfg_getint(t, "session") == 0)
+        config_error(d, t->line, "timeouts: command, data and session must be > 0");
 }
 
 static cfg_opt_t serverconf_listen_opts[] = {
@@ -97,6 +98,7 @@ const struct config_section serverconf_listen_section = {
 static cfg_opt_t serverconf_limits_opts[] = {
     CFG_INT("max_connections", 1000, CFGF_NONE),
     CFG_INT("max_connections_per_ip", 20, CFGF_NONE),
+    CFG_INT("ipv6_prefix", 64, CFGF_NONE), /* IPv6 clients grouped per /N for the above */
     CFG_INT("max_message_size", 10240000, CFGF_NONE),
     CFG_INT("max_recipients", 1000, CFGF_NONE),
     CFG_INT("max_errors", 10, CFGF_NONE),
@@ -105,13 +107,10 @@ static cfg_opt_t serverconf_limits_opts[] = {
 };
 
 static const struct config_bound serverconf_limits_bounds[] = {
-    {"max_connections", 0, INT_MAX},
-    {"max_connections_per_ip", 0, INT_MAX},
-    {"max_message_size", 0, INT_MAX},
-    {"max_recipients", 0, INT_MAX},
-    {"max_errors", 0, INT_MAX},
-    {"max_commands", 0, INT_MAX},
-    {NULL, 0, 0},
+    {"max_connections", 0, INT_MAX}, {"max_connections_per_ip", 0, INT_MAX},
+    {"ipv6_prefix", 16, 128},        {"max_message_size", 0, INT_MAX},
+    {"max_recipients", 0, INT_MAX},  {"max_errors", 0, INT_MAX},
+    {"max_commands", 0, INT_MAX},    {NULL, 0, 0},
 };
 
 const struct config_section serverconf_limits_section = {
@@ -125,14 +124,13 @@ static cfg_opt_t serverconf_timeouts_opts[] = {
     CFG_INT("command", 300, CFGF_NONE),
     CFG_INT("data", 180, CFGF_NONE),
     CFG_INT("greeting_delay", 0, CFGF_NONE),
+    CFG_INT("session", 3600, CFGF_NONE), /* a whole session at most; then 421 4.4.2 */
     CFG_END(),
 };
 
 static const struct config_bound serverconf_timeouts_bounds[] = {
-    {"command", 0, INT_MAX},
-    {"data", 0, INT_MAX},
-    {"greeting_delay", 0, INT_MAX},
-    {NULL, 0, 0},
+    {"command", 0, INT_MAX}, {"data", 0, INT_MAX}, {"greeting_delay", 0, INT_MAX},
+    {"session", 0, INT_MAX}, {NULL, 0, 0},
 };
 
 const struct config_section serverconf_timeouts_section = {
@@ -155,6 +153,7 @@ static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
 
     sc->limits.max_connections = serverconf_uint(l, "max_connections");
     sc->limits.max_connections_per_ip = serverconf_uint(l, "max_connections_per_ip");
+    sc->limits.ipv6_prefix = serverconf_uint(l, "ipv6_prefix");
     sc->limits.max_message_size = (uint64_t)cfg_getint(l, "max_message_size");
     sc->limits.max_recipients = serverconf_uint(l, "max_recipients");
     sc->limits.max_errors = serverconf_uint(l, "max_errors");
@@ -162,6 +161,7 @@ static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
     sc->timeouts.command = serverconf_uint(t, "command");
     sc->timeouts.data = serverconf_uint(t, "data");
     sc->timeouts.greeting_delay = serverconf_uint(t, "greeting_delay");
+    sc->timeouts.session = serverconf_uint(t, "session");
 }
 
 struct serverconf *serverconf_load(const struct config *cfg)

@@ -21,6 +21,7 @@ struct serverconf_listen {
 struct serverconf_limits {
     unsigned max_connections;        /* total, default 1000 */
     unsigned max_connections_per_ip; /* default 20 */
+    unsigned ipv6_prefix;            /* IPv6 clients counted per /N for the above, default 64 */
     uint64_t max_message_size;       /* octets, default 10240000 (SIZE) */
     unsigned max_recipients;         /* per message, default 1000 */
     unsigned max_errors;             /* per session before 421, default 10 */
@@ -31,6 +32,7 @@ struct serverconf_timeouts {
     unsigned command;        /* waiting for a command, RFC 5321 4.5.3.2.7: 300 s */
     unsigned data;           /* between data blocks: 180 s (client side 4.5.3.2.5) */
     unsigned greeting_delay; /* pause before the 220; 0 = none */
+    unsigned session;        /* a whole session at most, default 3600 s; then 421 4.4.2 */
 };
 
 struct serverconf {

@@ -1,4 +1,4 @@
-/* session_cmd.c - the SMTP commands: one handler per verb */
+/* session_cmd.c - the SMTP commands: a table of verbs, where each may come, and their handlers */
 #include "smtp/session_internal.h"
 
 #include <event2/buffer.h>
@@ -63,6 +63,19 @@ static void helo_reply(struct session *s, const struct policy_verdict *v)
     session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
+/*
+ * cmd_helo_args - the name must be a domain or an address literal (RFC 5321
+ * 4.1.1.1), as Postfix's reject_invalid_helo_hostname: it goes into logs,
+ * checks and the Received header. The name is not echoed back.
+ */
+static int cmd_helo_args(struct session *s, const struct smtp_cmd *c)
+{
+    if (addr_host_ok(c->arg))
+        return 1;
+    session_error(s, "helo", "501 5.5.2 Error: invalid %s hostname", smtp_verb_name(c->verb));
+    return 0;
+}
+
 /* cmd_helo - HELO and EHLO: a new start, the transaction is reset (RFC 5321 4.1.4) */
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
@@ -81,8 +94,8 @@ static int cmd_has_params(const struct smtp_cmd *c)
            c->auth || c->notify || c->orcpt;
 }
 
-/* cmd_mail_params_ok - SIZE, BODY and SMTPUTF8 against what we offer */
-static int cmd_mail_params_ok(struct session *s, const struct smtp_cmd *c)
+/* cmd_mail_args - SIZE, BODY and SMTPUTF8 against what we offer */
+static int cmd_mail_args(struct session *s, const struct smtp_cmd *c)
 {
     if (!s->esmtp && cmd_has_params(c)) {
         session_error(s, "mail", "555 5.5.4 Unsupported parameter");
@@ -126,16 +139,6 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     enum addr_err e;
     char buf[SMTP_PATH_MAX * 2];
 
-    if (!s->helo) {
-        session_error(s, "mail", "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->tx) {
-        session_error(s, "mail", "503 5.5.1 Error: nested MAIL command");
-        return;
-    }
-    if (!cmd_mail_params_ok(s, c))
-        return;
     e = addr_parse(c->path, c->smtputf8, &a);
     if ((e != ADDR_OK && e != ADDR_EMPTY) || (e == ADDR_OK && a.domain[0] == '\0') ||
         (e == ADDR_OK && addr_format(&a, buf, sizeof(buf)) < 0)) {
@@ -258,10 +261,6 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     struct addr a;
     char buf[SMTP_PATH_MAX * 2];
 
-    if (!s->tx) {
-        session_error(s, "rcpt", "503 5.5.1 Error: need MAIL command");
-        return;
-    }
     if (s->tx->nrcpt >= s->srv->conf->limits.max_recipients) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest later; not an error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
@@ -275,17 +274,9 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     s->cur_rcpt = NULL;
 }
 
-/* cmd_data - DATA: needs a sender and at least one recipient */
+/* cmd_data - DATA: the table let it through only with a sender and a recipient */
 static void cmd_data(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->tx) {
-        session_error(s, "data", "503 5.5.1 Error: need MAIL command");
-        return;
-    }
-    if (s->tx->nrcpt == 0) {
-        session_error(s, "data", "503 5.5.1 Error: need RCPT command");
-        return;
-    }
     session_data_begin(s);
 }
 
@@ -305,38 +296,116 @@ static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
     session_reply(s, "220 2.0.0 Ready to start TLS");
     evbuffer_drain(in, evbuffer_get_length(in)); /* CVE-2011-0411 */
     bufferevent_disable(s->bev, EV_READ);
-    s->state = SESS_TLS_SWITCH;
+    session_set_state(s, SESS_TLS_SWITCH);
 }
 
-/* cmd_simple - the verbs whose answer does not depend on the session */
-static void cmd_simple(struct session *s, const struct smtp_cmd *c)
+/* cmd_rset - RSET: the transaction ends, the session stays */
+static void cmd_rset(struct session *s, const struct smtp_cmd *c)
 {
-    switch (c->verb) {
-    case SMTP_VERB_RSET:
-        session_tx_free(s);
-        session_reply(s, "250 2.0.0 Ok");
-        break;
-    case SMTP_VERB_NOOP:
-        session_reply(s, "250 2.0.0 Ok");
-        break;
-    case SMTP_VERB_HELP:
-        session_reply(s, "214 2.0.0 See https://www.rfc-editor.org/rfc/rfc5321");
-        break;
-    case SMTP_VERB_VRFY:
-        /* RFC 5321 7.3: never tell a harvester which users exist */
-        session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt "
-                         "delivery");
-        break;
-    case SMTP_VERB_QUIT:
-        session_close(s, "quit", "221 2.0.0 Bye");
-        break;
-    case SMTP_VERB_AUTH:
-        session_error(s, "command", "502 5.5.1 Error: authentication not enabled");
-        break;
-    default: /* EXPN, BDAT, LHLO: not offered here */
-        session_error(s, "command", "502 5.5.1 Error: command not implemented");
-        break;
-    }
+    session_tx_free(s);
+    session_reply(s, "250 2.0.0 Ok");
+}
+
+/* cmd_noop - NOOP */
+static void cmd_noop(struct session *s, const struct smtp_cmd *c)
+{
+    session_reply(s, "250 2.0.0 Ok");
+}
+
+/* cmd_help - HELP */
+static void cmd_help(struct session *s, const struct smtp_cmd *c)
+{
+    session_reply(s, "214 2.0.0 See https://www.rfc-editor.org/rfc/rfc5321");
+}
+
+/* cmd_vrfy - RFC 5321 7.3: never tell a harvester which users exist */
+static void cmd_vrfy(struct session *s, const struct smtp_cmd *c)
+{
+    session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+/* cmd_quit - QUIT */
+static void cmd_quit(struct session *s, const struct smtp_cmd *c)
+{
+    session_close(s, "quit", "221 2.0.0 Bye");
+}
+
+/* cmd_auth - AUTH: not offered on this server */
+static void cmd_auth(struct session *s, const struct smtp_cmd *c)
+{
+    session_error(s, "command", "502 5.5.1 Error: authentication not enabled");
+}
+
+/* cmd_not_implemented - EXPN, BDAT, LHLO: not offered here */
+static void cmd_not_implemented(struct session *s, const struct smtp_cmd *c)
+{
+    session_error(s, "command", "502 5.5.1 Error: command not implemented");
+}
+
+/*
+ * Where in a session a command may come: the protocol's phases, derived
+ * from the session (they are not I/O states: those are session_set_state's).
+ */
+enum cmd_phase {
+    PH_INIT,  /* no HELO/EHLO yet */
+    PH_READY, /* greeted, no transaction */
+    PH_MAIL,  /* MAIL given, no recipient yet */
+    PH_RCPT,  /* at least one recipient */
+};
+#define PH(p) (1u << (p))
+#define PH_ANY (PH(PH_INIT) | PH(PH_READY) | PH(PH_MAIL) | PH(PH_RCPT))
+
+struct cmd_entry {
+    enum smtp_verb verb;
+    const char *stage; /* the log's stage of its refusals */
+    unsigned phases;   /* PH() bits where the verb may come */
+    /* args - what the parser cannot judge alone; 0 after refusing (NULL: nothing) */
+    int (*args)(struct session *s, const struct smtp_cmd *c);
+    void (*run)(struct session *s, const struct smtp_cmd *c);
+};
+
+static const struct cmd_entry cmd_table[] = {
+    {SMTP_VERB_HELO, "helo", PH_ANY, cmd_helo_args, cmd_helo},
+    {SMTP_VERB_EHLO, "helo", PH_ANY, cmd_helo_args, cmd_helo},
+    {SMTP_VERB_MAIL, "mail", PH(PH_READY), cmd_mail_args, cmd_mail},
+    {SMTP_VERB_RCPT, "rcpt", PH(PH_MAIL) | PH(PH_RCPT), NULL, cmd_rcpt},
+    {SMTP_VERB_DATA, "data", PH(PH_RCPT), NULL, cmd_data},
+    {SMTP_VERB_RSET, "command", PH_ANY, NULL, cmd_rset},
+    {SMTP_VERB_NOOP, "command", PH_ANY, NULL, cmd_noop},
+    {SMTP_VERB_HELP, "command", PH_ANY, NULL, cmd_help},
+    {SMTP_VERB_VRFY, "command", PH_ANY, NULL, cmd_vrfy},
+    {SMTP_VERB_QUIT, "command", PH_ANY, NULL, cmd_quit},
+    {SMTP_VERB_STARTTLS, "command", PH_ANY, NULL, cmd_starttls},
+    {SMTP_VERB_AUTH, "command", PH_ANY, NULL, cmd_auth},
+    {SMTP_VERB_EXPN, "command", PH_ANY, NULL, cmd_not_implemented},
+    {SMTP_VERB_BDAT, "command", PH_ANY, NULL, cmd_not_implemented},
+    {SMTP_VERB_LHLO, "command", PH_ANY, NULL, cmd_not_implemented},
+};
+
+/* cmd_phase - where the session is in the protocol */
+static enum cmd_phase cmd_phase(const struct session *s)
+{
+    if (!s->helo)
+        return PH_INIT;
+    if (!s->tx)
+        return PH_READY;
+    return s->tx->nrcpt > 0 ? PH_RCPT : PH_MAIL;
+}
+
+/* cmd_out_of_phase - 503 naming the step that is missing (or MAIL given twice) */
+static void cmd_out_of_phase(struct session *s, const struct cmd_entry *e, enum cmd_phase ph)
+{
+    const char *why;
+
+    if (ph == PH_INIT && (e->phases & PH(PH_READY)))
+        why = "send HELO/EHLO first";
+    else if (ph < PH_MAIL)
+        why = "need MAIL command";
+    else if (e->phases & PH(PH_READY))
+        why = "nested MAIL command";
+    else
+        why = "need RCPT command";
+    session_error(s, e->stage, "503 5.5.1 Error: %s", why);
 }
 
 /* cmd_parse_error - the reply for a line the parser refused */
@@ -368,35 +437,32 @@ static void cmd_parse_error(struct session *s, enum smtp_parse_err e, const stru
     }
 }
 
-/* session_command - parse and dispatch one command line */
+/* cmd_lookup - the table row of a verb the parser recognised */
+static const struct cmd_entry *cmd_lookup(enum smtp_verb verb)
+{
+    for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+        if (cmd_table[i].verb == verb)
+            return &cmd_table[i];
+    return NULL;
+}
+
+/* session_command - parse one command line, check where it comes and its arguments, run it */
 void session_command(struct session *s, char *line, size_t len)
 {
     struct smtp_cmd c;
     enum smtp_parse_err e = smtp_parse_command(line, len, &c);
+    const struct cmd_entry *ce;
+    enum cmd_phase ph;
 
+    if (e == SMTP_PARSE_OK && !(ce = cmd_lookup(c.verb)))
+        e = SMTP_PARSE_UNKNOWN_VERB;
     if (e != SMTP_PARSE_OK) {
         cmd_parse_error(s, e, &c);
         return;
     }
-    switch (c.verb) {
-    case SMTP_VERB_HELO:
-    case SMTP_VERB_EHLO:
-        cmd_helo(s, &c);
-        break;
-    case SMTP_VERB_MAIL:
-        cmd_mail(s, &c);
-        break;
-    case SMTP_VERB_RCPT:
-        cmd_rcpt(s, &c);
-        break;
-    case SMTP_VERB_DATA:
-        cmd_data(s, &c);
-        break;
-    case SMTP_VERB_STARTTLS:
-        cmd_starttls(s, &c);
-        break;
-    default:
-        cmd_simple(s, &c);
-        break;
-    }
+    ph = cmd_phase(s);
+    if (!(ce->phases & PH(ph)))
+        cmd_out_of_phase(s, ce, ph);
+    else if (!ce->args || ce->args(s, &c))
+        ce->run(s, &c);
 }

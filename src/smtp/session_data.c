@@ -100,7 +100,7 @@ void session_data_begin(struct session *s)
     }
     tx->prev_crlf = 1; /* the start of DATA counts as a line start */
     tx->size = 0;
-    s->state = SESS_DATA;
+    session_set_state(s, SESS_DATA);
     session_set_timeout(s, s->srv->conf->timeouts.data);
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -201,7 +201,7 @@ static void data_refuse(struct session *s)
     enum data_error e = s->tx->derr;
 
     session_tx_free(s);
-    s->state = SESS_COMMAND;
+    session_set_state(s, SESS_COMMAND);
     session_set_timeout(s, s->srv->conf->timeouts.command);
     if (e == DATA_BARE)
         session_error(s, "data", "550 5.6.0 Error: bare <CR> or <LF> in message text");
@@ -233,7 +233,7 @@ static void commit_done(void *arg, int rc, int err)
     }
     if (s) {
         s->commit = NULL;
-        s->state = SESS_COMMAND;
+        session_set_state(s, SESS_COMMAND);
         session_set_timeout(s, s->srv->conf->timeouts.command);
         if (c->rc == 0) {
             s->nmessages++;
@@ -275,7 +275,7 @@ static void data_end(struct session *s)
     c->size = spool_writer_size(c->writer);
     session_tx_free(s);
     s->commit = c;
-    s->state = SESS_COMMIT;
+    session_set_state(s, SESS_COMMIT);
     commitq_submit(s->srv->commits, c->writer, commit_done, c);
 }
 

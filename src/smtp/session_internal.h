@@ -27,6 +27,11 @@ enum session_state {
     SESS_CLOSING,       /* the last reply is being flushed */
 };
 
+struct session;
+
+/* session_set_state - the one place the state changes; logs the change at debug level */
+void session_set_state(struct session *s, enum session_state st);
+
 enum data_error { DATA_OK, DATA_BARE, DATA_LONG, DATA_TOO_BIG, DATA_IO };
 
 /* One mail transaction: created by MAIL, ended by the final dot or RSET. */
@@ -55,6 +60,8 @@ struct session_commit;
 struct session {
     LIST_ENTRY(session) entry;
     struct server *srv;
+    session_release_fn release; /* gives back the server's per-address slot */
+    void *release_arg;
     const struct serverconf_listen *listen;
     struct bufferevent *bev;
     evutil_socket_t fd;
@@ -74,10 +81,12 @@ struct session {
     unsigned nmessages;
     int cmd_discard; /* dropping the rest of an over-long command line */
     int peer_eof;    /* the client sent EOF: answer what it sent, then close */
+    int out_paused;  /* replies pile up unread: input waits until they drain */
     struct smtp_tx *tx;
     const char *cur_rcpt; /* the RCPT path being judged, for reject log lines */
     struct event *greet_timer;
     struct event *deadline; /* per line: partial input does not extend it (slowloris) */
+    struct event *lifetime; /* the whole session's limit (timeouts.session) */
     unsigned line_timeout;  /* seconds the current line may take */
     unsigned greet_wait;    /* SESSION_WAIT_* still holding the greeting back */
     int greeted;
@@ -128,6 +137,18 @@ void session_set_timeout(struct session *s, unsigned seconds);
 void session_arm_deadline(struct session *s);
 /* session_process - consume as much buffered input as the state allows */
 void session_process(struct session *s);
+
+/* session_free - release everything; the only place a session ends (session.c) */
+void session_free(struct session *s);
+/* session_eof - the client sent EOF; 0 when the session should just end (session_io.c) */
+int session_eof(struct session *s);
+/* session_read_cb, session_write_cb - the bufferevent's callbacks (session_io.c) */
+void session_read_cb(struct bufferevent *bev, void *arg);
+void session_write_cb(struct bufferevent *bev, void *arg);
+/* session_queue_flush - have s's output written at the end of this loop turn (session_io.c) */
+void session_queue_flush(struct session *s);
+/* session_direct - replies are written by us, not by the bufferevent (plaintext) */
+int session_direct(const struct session *s);
 
 /* session_command - execute one parsed command line (session_cmd.c) */
 void session_command(struct session *s, char *line, size_t len);

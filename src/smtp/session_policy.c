@@ -77,7 +77,7 @@ static void stage_done(void *arg, const struct policy_verdict *v)
 
     s->prun = NULL;
     s->policy_next = NULL;
-    s->state = SESS_COMMAND;
+    session_set_state(s, SESS_COMMAND);
     next(s, v);
     if (s->state == SESS_COMMAND)
         session_process(s);
@@ -95,10 +95,10 @@ void session_run_stage(struct session *s, enum policy_stage stage,
         return;
     }
     s->policy_next = next;
-    s->state = SESS_POLICY;
+    session_set_state(s, SESS_POLICY);
     s->prun = policy_start(s->chain, stage, &s->cl, stage_done, s);
     if (!s->prun) {
-        s->state = SESS_COMMAND;
+        session_set_state(s, SESS_COMMAND);
         s->policy_next = NULL;
         policy_verdict_dunno(&dunno);
         next(s, &dunno); /* out of memory: no opinion rather than no service */

@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 #define STORE_DEFAULT_EXPIRE_INTERVAL 60
@@ -42,7 +43,6 @@ struct store {
     struct event *flush_ev;  /* made active when the first completion is queued */
     struct event *expire_ev;
     unsigned expire_interval;
-    store_clock_fn clock;
     struct store_op *head; /* completions waiting for delivery, in order */
     struct store_op *tail;
     struct store_op *spare; /* recycled completions */
@@ -64,7 +64,7 @@ static const char *const store_unbuilt[] = {"redis"};
 /* store_now - the store's clock */
 time_t store_now(const struct store *st)
 {
-    return st->clock ? st->clock() : time(NULL);
+    return clock_now();
 }
 
 /* op_alloc - a cleared completion, recycled when possible; NULL on ENOMEM */
@@ -475,12 +475,6 @@ void store_close(struct store *st)
     while (st->head)
         run_queue(st);
     store_destroy(st);
-}
-
-/* store_set_clock - inject the time source */
-void store_set_clock(struct store *st, store_clock_fn now)
-{
-    st->clock = now;
 }
 
 /* store_set_expire_interval - change the expiry period; 0 stops the timer */

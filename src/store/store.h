@@ -69,8 +69,6 @@ typedef void (*store_incr_cb)(void *arg, int status, int64_t value);
 /* store_scan_cb - one live record of a scan; return 0 to go on, non-zero to stop */
 typedef int (*store_scan_cb)(void *arg, const void *key, size_t keylen, const void *val,
                              size_t vlen);
-/* store_clock_fn - the store's notion of now (tests inject their own) */
-typedef time_t (*store_clock_fn)(void);
 
 struct store_options {
     size_t map_size;          /* LMDB: initial map size in octets; 0 = 256 MiB */
@@ -97,8 +95,6 @@ struct store *store_open_opts(struct event_base *base, const char *uri,
  */
 void store_close(struct store *st);
 
-/* store_set_clock - use now() instead of time(NULL) for TTLs; NULL restores time(NULL) */
-void store_set_clock(struct store *st, store_clock_fn now);
 
 /* store_set_expire_interval - seconds between expiry batches; 0 stops the timer */
 void store_set_expire_interval(struct store *st, unsigned seconds);

@@ -335,7 +335,7 @@ static void server_setup(void)
 /* fuzz_cleanup - at exit: stop everything, then remove the temporary tree */
 static void fuzz_cleanup(void)
 {
-    session_free_all(&F.srv);
+    server_close(&F.srv); /* ends every session, frees the flush event */
     queue_free(F.srv.queue);
     pool_free(F.srv.pool);
     commitq_free(F.srv.commits);

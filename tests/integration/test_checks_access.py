@@ -162,6 +162,6 @@ def test_access_deny_not_dodged_by_address_variants(gateway, sink, tmp_path, dns
         c.close()
     lines = gw.log_lines(r"event=reject .*stage=mail .*check=access ")
     assert len(lines) == len(variants), lines
-    assert 'reason="sender ceo@example.test"' in lines[1] and 'from=<"ceo"@example.test>' in \
+    assert 'reason="sender ceo@example.test"' in lines[1] and r'from="<\"ceo\"@example.test>"' in \
         lines[1], lines[1]
     wait_stats(gw, verdicts={"access.reject": len(variants)})

@@ -445,6 +445,47 @@ static void test_canon_idempotent(void **state)
     }
 }
 
+/* test_host_ok - what HELO/EHLO may name: a domain or an IPv4/IPv6 literal, ASCII only */
+static void test_host_ok(void **state)
+{
+    static const char *const good[] = {
+        "mail.example.org", "localhost",          "x",          "a-b.c9",
+        "[192.0.2.1]",      "[IPv6:2001:db8::1]", "[ipv6:::1]", "1.2.3.4",
+    };
+    static const char *const bad[] = {
+        "",
+        "a b",
+        "a(b)",
+        "x) (evil [192.0.2.66]",
+        "[192.0.2.1",
+        "[x:y]",
+        "[IPv6:nonsense]",
+        "[300.1.1.1]",
+        "-a.example",
+        "a-.example",
+        "a..b",
+        "a.",
+        ".a",
+        "a_b.example",
+        "caf\xc3\xa9.example",
+        "a\rb",
+        "a\tb",
+        "a[b]",
+        "a;b",
+        "a\\b",
+        "\"q\"",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(addr_host_ok(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(addr_host_ok(bad[i]));
+    assert_true(addr_host_ok(repeat('a', 63, ".example")));
+    assert_false(addr_host_ok(repeat('a', 64, ".example")));
+    assert_false(addr_host_ok(repeat('a', 505, "")));
+}
+
 /* main - run the address tests */
 int main(void)
 {
@@ -458,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_domain_match), cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_every_byte),   cmocka_unit_test(test_canon_local),
         cmocka_unit_test(test_canon_domain), cmocka_unit_test(test_canon_idempotent),
+        cmocka_unit_test(test_host_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

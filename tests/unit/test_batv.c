@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "policy/checks.h"
 #include "policy/policy.h"
@@ -36,14 +37,14 @@
 static int fx_setup(void **state)
 {
     ts_now = (time_t)DAY * 86400 + 3600;
-    policy_batv_set_clock(ts_clock);
+    clock_set(ts_clock);
     return ts_fixture_setup(state, "test_batv");
 }
 
 /* fx_teardown - policy, config, files, base, clock */
 static int fx_teardown(void **state)
 {
-    policy_batv_set_clock(NULL);
+    clock_set(NULL);
     return ts_fixture_teardown(state);
 }
 

@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "policy/checks.h"
 #include "policy/policy.h"
@@ -63,7 +64,7 @@ static int setup(void **state)
     c.fx.store = ts_store_open(&c.fx, "db", NULL, ts_clock);
     c.fx.stats = stats_new(c.fx.store);
     assert_non_null(c.fx.stats);
-    policy_bounceflood_set_clock(ts_clock);
+    clock_set(ts_clock);
     *state = &c;
     return 0;
 }
@@ -71,7 +72,7 @@ static int setup(void **state)
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    policy_bounceflood_set_clock(NULL);
+    clock_set(NULL);
     ts_fixture_free(&C->fx);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "policy/checks.h"
 #include "policy/policy.h"
@@ -45,7 +46,7 @@ static int setup(void **state)
     c.store = ts_store_open(&c, "db", NULL, ts_clock);
     c.stats = stats_new(c.store);
     assert_non_null(c.stats);
-    policy_greylist_set_clock(ts_clock);
+    clock_set(ts_clock);
     *state = &c;
     return 0;
 }
@@ -53,7 +54,7 @@ static int setup(void **state)
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    policy_greylist_set_clock(NULL);
+    clock_set(NULL);
     ts_fixture_free(C);
     return 0;
 }

@@ -222,6 +222,26 @@ static void test_variants_not_counted(void **state)
     assert_blocked(&o, "count 2/1 blocked");
 }
 
+/* test_block_covers_ipv6_network - a blocked IPv6 harvester cannot come back from
+ * another address of its /64 (limits.ipv6_prefix); other networks are not blocked */
+static void test_block_covers_ipv6_network(void **state)
+{
+    struct policy_client cl, sibling, stranger;
+    struct ts_outcome o;
+
+    load("harvest { threshold = 1  window = 600  tarpit = 0  block = 600 }");
+    client(&cl, "2001:db8:1:2::1");
+    client(&sibling, "2001:db8:1:2:ffff::7");
+    client(&stranger, "2001:db8:1:3::1");
+    refused(&cl, "x@example.test");
+    refused(&cl, "y@example.test");
+    o = rcpt(&cl, "z@example.test");
+    assert_blocked(&o, "count 2/1 blocked");
+    o = stage(&sibling, POLICY_CONNECT);
+    assert_blocked(&o, "blocked");
+    assert_int_equal(stage(&stranger, POLICY_CONNECT).v.action, POLICY_DUNNO);
+}
+
 /* block_client - drive HARVESTER to the block with threshold 1 and no tarpit */
 static void block_client(void)
 {
@@ -340,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tarpit_then_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_variants_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_covers_ipv6_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),

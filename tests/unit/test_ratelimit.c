@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "policy/checks.h"
 #include "policy/policy.h"
@@ -39,7 +40,7 @@ static int setup(void **state)
     memset(&c, 0, sizeof(c));
     C = &c;
     assert_int_equal(ts_fixture_init(&c.fx, "test_ratelimit"), 0);
-    policy_ratelimit_set_clock(ts_clock);
+    clock_set(ts_clock);
     *state = &c;
     return 0;
 }
@@ -57,7 +58,7 @@ static void unload(void)
 /* teardown - free everything */
 static int teardown(void **state)
 {
-    policy_ratelimit_set_clock(NULL);
+    clock_set(NULL);
     ts_fixture_free(&C->fx);
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "store/store.h"
 #include "ts_fixture.h"
 #include "ts_fs.h"
@@ -126,7 +127,7 @@ static void open_store(struct fx *f, const struct store_options *opt)
     f->st = store_open_opts(f->base, f->uri, opt, err, sizeof err);
     if (!f->st)
         fail_msg("store_open: %s", err);
-    store_set_clock(f->st, ts_clock);
+    clock_set(ts_clock);
 }
 
 /* setup_dir - a scratch directory and an event base, no store yet */
@@ -692,7 +693,7 @@ static void test_readonly_second_process(void **state)
     pid_t pid;
 
     open_store(f, &opt);
-    store_set_clock(f->st, NULL); /* the child uses the real clock */
+    clock_set(NULL); /* the child uses the real clock */
     assert_int_equal(do_set(f, "first", "one", 3, 0), STORE_OK);
     assert_int_equal(store_flush(f->st), STORE_OK);
     assert_int_equal(pipe(down), 0);

@@ -77,11 +77,12 @@ int ts_fixture_free(struct ts_fixture *fx)
     if (fx->base)
         event_base_free(fx->base);
     fx->base = NULL;
+    clock_set(NULL);
     return ts_tmpdir_remove(fx->dir);
 }
 
 struct store *ts_store_open(struct ts_fixture *fx, const char *name,
-                            const struct store_options *opt, store_clock_fn clock)
+                            const struct store_options *opt, clock_fn clock)
 {
     char uri[128], err[256] = "";
     struct store *st;
@@ -91,7 +92,7 @@ struct store *ts_store_open(struct ts_fixture *fx, const char *name,
     if (!st)
         fail_msg("store_open %s: %s", uri, err);
     if (clock)
-        store_set_clock(st, clock);
+        clock_set(clock);
     return st;
 }
 

@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "store/store.h"
 
 struct ts_fixture {
@@ -26,7 +27,7 @@ struct ts_fixture {
 /* ts_now - the time of the injected clock: tests set it, ts_clock reads it for
  * the store and the checks, so that TTLs and windows pass without waiting */
 extern time_t ts_now;
-/* ts_clock - a store_clock_fn answering ts_now */
+/* ts_clock - a clock_fn (core/clock.h) answering ts_now */
 time_t ts_clock(void);
 
 /* ts_fixture_init - zero fx, a loop and /tmp/<name>.XXXXXX; 0, or -1 (nothing left behind) */
@@ -40,10 +41,11 @@ void ts_fixture_unload(struct ts_fixture *fx);
 /* ts_fixture_free - unload, statistics, store, loop, directory; 0, or -1 if a file stayed */
 int ts_fixture_free(struct ts_fixture *fx);
 
-/* ts_store_open - "lmdb:<dir>/<name>" with opt (NULL: defaults) on clock (NULL: real
- * time); fails the test when it cannot open */
+/* ts_store_open - "lmdb:<dir>/<name>" with opt (NULL: defaults); with clock (ts_clock)
+ * the process clock is set to it (clock_set), for the store and every check, until
+ * ts_fixture_free; fails the test when it cannot open */
 struct store *ts_store_open(struct ts_fixture *fx, const char *name,
-                            const struct store_options *opt, store_clock_fn clock);
+                            const struct store_options *opt, clock_fn clock);
 
 /* ts_settle - run the loop until *flag is set, without blocking: the store
  * answers on the next turn, so 1000 turns is plenty and a lost answer fails */
