@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "relay/client.h"
 #include "relay/resolve.h"
@@ -31,20 +32,7 @@ struct nexthops {
     size_t n, cap;
 };
 
-static time_t (*nh_clock)(void);
 static const char *const nh_probe_rcpt[] = {"postmaster"}; /* never sent: EHLO only */
-
-/* nh_now - the clock */
-static time_t nh_now(void)
-{
-    return nh_clock ? nh_clock() : time(NULL);
-}
-
-/* nexthops_set_clock - see nexthop.h */
-void nexthops_set_clock(time_t (*now)(void))
-{
-    nh_clock = now;
-}
 
 /* nexthops_new - see nexthop.h */
 struct nexthops *nexthops_new(struct event_base *base, struct pool *pool,
@@ -114,7 +102,7 @@ static void nh_keep(struct nh_entry *e, unsigned ext, uint64_t size)
                  log_q(e->key), c.smtputf8 ? "yes" : "no", c.eightbitmime ? "yes" : "no",
                  (unsigned long long)c.size);
     e->caps = c;
-    e->answered = nh_now();
+    e->answered = clock_now();
     e->unreachable_logged = 0;
 }
 
@@ -182,7 +170,7 @@ static void nh_probe(struct nh_entry *e)
 
     if (e->client || e->resolving)
         return;
-    e->attempted = nh_now();
+    e->attempted = clock_now();
     if (relay_target_addr(e->t, &ra)) {
         if (ra.err == 0)
             nh_connect(e, &ra);
@@ -203,7 +191,7 @@ void nexthops_start(struct nexthops *nh)
 void nexthops_get(struct nexthops *nh, const struct route_target *t, struct nexthop_caps *caps)
 {
     struct nh_entry *e;
-    time_t now = nh_now();
+    time_t now = clock_now();
 
     memset(caps, 0, sizeof(*caps));
     if (t->kind == ROUTE_MAILDIR) { /* the file system takes any octet and any size */

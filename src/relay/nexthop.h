@@ -61,9 +61,6 @@ void nexthops_get(struct nexthops *nh, const struct route_target *t, struct next
 void nexthops_learn(struct nexthops *nh, const struct route_target *t,
                     const struct smtp_client_result *res);
 
-/* nexthops_set_clock - tests: the clock (NULL: time(NULL)) */
-void nexthops_set_clock(time_t (*now)(void));
-
 /* nexthops_free - cancel the probes under way and free; NULL ok */
 void nexthops_free(struct nexthops *nh);
 

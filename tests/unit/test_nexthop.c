@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "relay/client.h"
 #include "relay/nexthop.h"
 #include "ts_fixture.h"
@@ -71,7 +72,7 @@ static int setup(void **state)
     f.t.literal = 1;
     snprintf(f.t.host, sizeof f.t.host, "127.0.0.1");
     f.t.port = f.srv.port;
-    nexthops_set_clock(fake_now);
+    clock_set(fake_now);
     f.nh = nexthops_new(f.base, NULL, &o);
     assert_non_null(f.nh);
     assert_int_equal(nexthops_add(f.nh, &f.t), 0);
@@ -88,7 +89,7 @@ static int teardown(void **state)
     nexthops_free(f->nh);
     ts_smtp_stop(&f->srv);
     event_base_free(f->base);
-    nexthops_set_clock(NULL);
+    clock_set(NULL);
     return 0;
 }
 
