@@ -27,6 +27,7 @@
 #include "queue/queueconf.h"
 #include "relay/routes.h"
 #include "queue/spool.h"
+#include "relay/nexthop.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
 #include "store/storeconf.h"
@@ -34,6 +35,12 @@
 #include "tls/tlsconf.h"
 
 #define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
+/* next-hop capabilities: asked again after REFRESH seconds (every delivery
+ * also refreshes them), every RETRY seconds while the next hop is down, and
+ * forgotten (not refused on) without an answer for FORGET seconds */
+#define NEXTHOP_REFRESH 300
+#define NEXTHOP_RETRY 10
+#define NEXTHOP_FORGET 86400
 
 struct options {
     const char *config;
@@ -136,13 +143,54 @@ static struct policy *setup_policy(struct server *srv, struct store *st)
                              .dns = srv->dns,
                              .store = st,
                              .stats = srv->stats,
-                             .routes = srv->routes};
+                             .routes = srv->routes,
+                             .pool = srv->pool};
     char err[512];
     struct policy *p = policy_new(&env, err, sizeof(err));
 
     if (!p)
         log_fatal("event=fatal what=policy error=%s", log_q(err));
     return p;
+}
+
+/* setup_nexthops - what each route's next hop takes, asked at once */
+static struct nexthops *setup_nexthops(const struct config *cfg, const struct queueconf *qc,
+                                       const struct routes *routes, struct event_base *base,
+                                       struct pool *pool, SSL_CTX *client_tls)
+{
+    struct nexthop_opts o = {
+        .helo = cfg->hostname,
+        .tls = qc->delivery.starttls ? client_tls : NULL,
+        .connect_timeout = qc->delivery.connect_timeout,
+        .command_timeout = qc->delivery.command_timeout,
+        .refresh = NEXTHOP_REFRESH,
+        .retry = NEXTHOP_RETRY,
+        .forget = NEXTHOP_FORGET,
+    };
+    struct nexthops *nh = nexthops_new(base, pool, &o);
+
+    for (size_t i = 0; nh && i < routes_count(routes); i++)
+        if (nexthops_add(nh, &routes_at(routes, i)->target) < 0)
+            log_fatal("event=fatal what=\"out of memory\"");
+    if (!nh)
+        log_fatal("event=fatal what=\"out of memory\"");
+    nexthops_start(nh);
+    return nh;
+}
+
+/* setup_delivery - the thread pool, group commit, queue and next-hop knowledge */
+static void setup_delivery(struct server *srv, const struct queueconf *qc, struct store *st,
+                           SSL_CTX *client_tls)
+{
+    srv->pool = pool_new(srv->base, (int)qc->queue.fsync_threads);
+    srv->commits = srv->pool ? commitq_new(srv->pool, qc->queue.sync_filesystem) : NULL;
+    srv->queue = srv->commits ? queue_new(srv->base, srv->cfg, srv->routes, srv->spool, srv->pool,
+                                          client_tls, st)
+                              : NULL;
+    if (!srv->queue)
+        log_fatal("event=fatal what=\"out of memory\"");
+    srv->nexthops = setup_nexthops(srv->cfg, qc, srv->routes, srv->base, srv->pool, client_tls);
+    queue_set_nexthops(srv->queue, srv->nexthops);
 }
 
 /* setup_tls - server and client contexts */
@@ -275,12 +323,8 @@ static int run(const struct config *cfg, const struct options *o)
         log_fatal("event=fatal what=\"out of memory\"");
     spool_on_corrupt(srv.spool, on_corrupt, &srv);
     srv.dns = setup_dns(cfg, srv.base);
+    setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
     srv.policy = setup_policy(&srv, st);
-    srv.pool = pool_new(srv.base, (int)qc.queue.fsync_threads);
-    srv.commits = commitq_new(srv.pool, qc.queue.sync_filesystem);
-    srv.queue = queue_new(srv.base, cfg, routes, srv.spool, srv.pool, client_tls, st);
-    if (!srv.pool || !srv.commits || !srv.queue)
-        log_fatal("event=fatal what=\"out of memory\"");
     config_control_socket(cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv.base, sock, srv.queue)))
         log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
@@ -300,6 +344,7 @@ static int run(const struct config *cfg, const struct options *o)
     control_close(ctl);
     queue_free(srv.queue);
     srv.queue = NULL;
+    nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
     pool_free(srv.pool);
     commitq_free(srv.commits);
     policy_free(srv.policy);

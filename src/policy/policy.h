@@ -90,6 +90,7 @@ struct policy_env {
     struct dns *dns;     /* NULL when no resolver is configured */
     struct store *store; /* NULL when no state store */
     struct stats *stats;
+    struct pool *pool;           /* blocking work (route names resolved); NULL in some tests */
     const struct routes *routes; /* the route table (the recipients check probes through it) */
     /* checking - init only reads and checks the configuration and its files (mxgated -n
      * and the start-up check, policy_validate): there is no store and no resolver yet */

@@ -29,7 +29,8 @@
  *        unknown are cached in the store as "rv:<canonical address>" =
  *        "1" / "0" for positive_ttl / negative_ttl seconds (0: not cached);
  *        a temporary failure is never cached. A route that names a host is
- *        resolved at start and again on SIGHUP. The probe waits
+ *        resolved for each probe by relay/resolve (in the thread pool,
+ *        never on the event loop). The probe waits
  *        RV_CONNECT_TIMEOUT seconds for the connection and
  *        RV_COMMAND_TIMEOUT for each reply; at most RV_PROBES_MAX probes run
  *        at once (beyond: 451).
@@ -49,18 +50,16 @@
 
 #include <confuse.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
-#include "core/cidr.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "mail/address.h"
 #include "relay/client.h"
+#include "relay/resolve.h"
 #include "relay/routes.h"
 #include "store/store.h"
 
@@ -84,13 +83,12 @@ struct rv_domain {
     int probe;
     int lmtp;
     const struct route_target *target; /* the route's next hop (in the configuration) */
-    struct sockaddr_storage addr;      /* where the probe connects */
-    socklen_t addrlen;
     unsigned positive_ttl, negative_ttl;
 };
 
 struct rv_state {
     struct event_base *base;
+    struct pool *pool;
     struct store *store; /* NULL: no cache, no harvest counting */
     const char *helo;
     unsigned harvest_window;
@@ -104,9 +102,10 @@ struct rv_job {
     struct rv_state *st;
     struct rv_domain *d;
     struct policy_job *job;
-    int store_pending;          /* a store callback will come */
-    int cancelled;              /* ... and must only free the job */
-    struct smtp_client *client; /* a probe under way */
+    int store_pending;               /* a store callback will come */
+    int cancelled;                   /* ... and must only free the job */
+    struct smtp_client *client;      /* a probe under way */
+    struct relay_resolve *resolving; /* its next hop's name being looked up */
     const char *rcpts[1];
     struct policy_verdict v;
     char ip[64];
@@ -297,40 +296,6 @@ static int rv_load(const char *path, struct rv_table *t, char *err, size_t errle
     return rc;
 }
 
-/* rv_resolve - the probe's address: LMTP socket, address literal, or the host resolved now */
-static int rv_resolve(struct rv_domain *d, char *err, size_t errlen)
-{
-    const struct route_target *t = d->target;
-    struct sockaddr_un *un = (struct sockaddr_un *)&d->addr;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    char port[8];
-    int rc;
-
-    if (d->lmtp && t->path[0]) {
-        memset(&d->addr, 0, sizeof(d->addr));
-        un->sun_family = AF_UNIX;
-        snprintf(un->sun_path, sizeof(un->sun_path), "%s", t->path);
-        d->addrlen = sizeof(*un);
-        return 0;
-    }
-    if (t->literal) {
-        if (sockaddr_parse(t->host, t->port, &d->addr, &d->addrlen) == 0)
-            return 0;
-        snprintf(err, errlen, "recipients %s: bad address [%s] in route", d->name, t->host);
-        return -1;
-    }
-    snprintf(port, sizeof(port), "%d", t->port);
-    if ((rc = getaddrinfo(t->host, port, &hints, &ai)) != 0) {
-        snprintf(err, errlen, "recipients %s: probe host %s: %s", d->name, t->host,
-                 gai_strerror(rc));
-        return -1;
-    }
-    memcpy(&d->addr, ai->ai_addr, ai->ai_addrlen);
-    d->addrlen = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    return 0;
-}
-
 /* rv_route - the route of a probed domain must be smtp or lmtp */
 static int rv_route(struct rv_domain *d, const struct routes *routes, char *err, size_t errlen)
 {
@@ -340,9 +305,15 @@ static int rv_route(struct rv_domain *d, const struct routes *routes, char *err,
         snprintf(err, errlen, "recipients %s: probe needs an smtp or lmtp route", d->name);
         return -1;
     }
+    struct relay_addr ra;
+
     d->lmtp = r->target.kind == ROUTE_LMTP;
     d->target = &r->target;
-    return rv_resolve(d, err, errlen);
+    if (relay_target_addr(d->target, &ra) && ra.err) {
+        snprintf(err, errlen, "recipients %s: bad address [%s] in route", d->name, d->target->host);
+        return -1;
+    }
+    return 0;
 }
 
 static cfg_opt_t rv_opts[] = {
@@ -441,6 +412,7 @@ static int recipients_init(const struct policy_env *env, void **state, char *err
         return -1;
     }
     st->base = env->base;
+    st->pool = env->pool;
     st->store = env->store;
     st->helo = env->cfg->hostname;
     st->harvest_window = rv_harvest_window(env->cfg);
@@ -461,7 +433,7 @@ static int recipients_init(const struct policy_env *env, void **state, char *err
     return 0;
 }
 
-/* recipients_reload - SIGHUP: each file and probe host anew; a failure keeps the old */
+/* recipients_reload - SIGHUP: each file anew; a failure keeps the old */
 static void recipients_reload(void *state)
 {
     struct rv_state *st = state;
@@ -480,10 +452,6 @@ static void recipients_reload(void *state)
             log_info("event=reload check=recipients domain=%s status=ok entries=%zu",
                      log_q(d->name), fresh.n);
         }
-        if (d->probe && !d->target->literal && rv_resolve(d, err, sizeof(err)) < 0)
-            log_warn("event=reload check=recipients domain=%s status=failed error=%s "
-                     "keeping=old-address",
-                     log_q(d->name), log_quote(q, sizeof(q), err));
     }
 }
 
@@ -622,12 +590,12 @@ static int rv_has_8bit(const char *s)
     return 0;
 }
 
-/* rv_probe - ask the route's server about j's recipient */
-static void rv_probe(struct rv_job *j)
+/* rv_probe_at - ask the route's server at ra about j's recipient */
+static void rv_probe_at(struct rv_job *j, const struct relay_addr *ra)
 {
     struct smtp_client_req req = {
         .lmtp = j->d->lmtp,
-        .addrlen = j->d->addrlen,
+        .addrlen = ra->addrlen,
         .helo = j->st->helo,
         .sender = "",
         .rcpts = j->rcpts,
@@ -641,18 +609,53 @@ static void rv_probe(struct rv_job *j)
         .arg = j,
     };
 
+    memcpy(&req.addr, &ra->addr, sizeof(req.addr));
+    if (!(j->client = smtp_client_start(j->st->base, &req))) {
+        j->st->nprobes--;
+        rv_tempfail_verdict(&j->v, j->addr, "probe no-answer: out of memory");
+        rv_finish(j);
+    }
+}
+
+/* rv_resolved - the probe host's address, or why there is none */
+static void rv_resolved(void *arg, const struct relay_addr *ra)
+{
+    struct rv_job *j = arg;
+    char reason[sizeof(j->v.reason)];
+
+    j->resolving = NULL;
+    if (ra->err == 0) {
+        rv_probe_at(j, ra);
+        return;
+    }
+    j->st->nprobes--;
+    snprintf(reason, sizeof(reason), "probe no-answer: %s", ra->text);
+    rv_tempfail_verdict(&j->v, j->addr, reason);
+    rv_finish(j);
+}
+
+/* rv_probe - ask the route's server about j's recipient (its name looked
+ * up off the loop first) */
+static void rv_probe(struct rv_job *j)
+{
+    struct relay_addr ra;
+
     if (j->st->nprobes >= RV_PROBES_MAX) {
         rv_tempfail_verdict(&j->v, j->addr, "probe busy");
         rv_finish(j);
         return;
     }
-    memcpy(&req.addr, &j->d->addr, sizeof(req.addr));
-    if (!(j->client = smtp_client_start(j->st->base, &req))) {
-        rv_tempfail_verdict(&j->v, j->addr, "probe no-answer: out of memory");
-        rv_finish(j);
+    j->st->nprobes++;
+    if (relay_target_addr(j->d->target, &ra)) {
+        rv_resolved(j, &ra);
         return;
     }
-    j->st->nprobes++;
+    if (!j->st->pool ||
+        !(j->resolving = relay_resolve(j->st->pool, j->d->target, rv_resolved, j))) {
+        j->st->nprobes--;
+        rv_tempfail_verdict(&j->v, j->addr, "probe no-answer: cannot resolve the route's host");
+        rv_finish(j);
+    }
 }
 
 /* rv_on_cache - the cached answer, or none: then the probe */
@@ -740,8 +743,9 @@ static void recipients_cancel(void *state, struct policy_job *job)
     policy_job_set_data(job, NULL);
     if (!j)
         return;
-    if (j->client) {
+    if (j->client || j->resolving) {
         smtp_client_cancel(j->client);
+        relay_resolve_cancel(j->resolving);
         j->st->nprobes--;
     }
     if (j->store_pending)

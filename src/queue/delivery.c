@@ -2,11 +2,10 @@
 #include "queue/delivery.h"
 
 #include <errno.h>
-#include <netdb.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +20,9 @@
 #include "relay/routes.h"
 #include "mail/address.h"
 #include "relay/client.h"
+#include "relay/nexthop.h"
+#include "relay/resolve.h"
+#include "mail/eightbit.h"
 
 enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
 
@@ -31,6 +33,7 @@ struct dl_rcpt {
     int code;
     char text[512];
     char relay[320];
+    int maybe; /* the reply to the final dot was lost: it may have arrived */
 };
 
 /* The recipients that share a route, handed over together. */
@@ -41,9 +44,8 @@ struct dl_leg {
     const char **addrs;
     size_t n;
     struct smtp_client *client;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    int gai_err;
+    struct relay_resolve *resolving;
+    struct relay_addr ra;
 };
 
 struct delivery {
@@ -79,6 +81,7 @@ static void delivery_free(struct delivery *d)
     for (size_t i = 0; i < d->nlegs; i++) {
         if (d->legs[i].client)
             smtp_client_cancel(d->legs[i].client);
+        relay_resolve_cancel(d->legs[i].resolving);
         free(d->legs[i].rcpt);
         free(d->legs[i].addrs);
     }
@@ -137,17 +140,45 @@ static void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
     dl_leg_done(leg->d);
 }
 
-/* dl_client_done - the SMTP/LMTP client's per-recipient answers */
+/* dl_client_done - the SMTP/LMTP client's per-recipient answers; its
+ * EHLO refreshes what the next hop is known to take */
 static void dl_client_done(void *arg, const struct smtp_client_result *res)
 {
     struct dl_leg *leg = arg;
-    char relay[320];
+    char relay[320], text[512];
 
     leg->client = NULL;
+    nexthops_learn(leg->d->ctx.nexthops, &leg->route->target, res);
     route_target_format(&leg->route->target, relay, sizeof(relay));
-    for (size_t i = 0; i < leg->n && i < res->nrcpt; i++)
-        dl_set(leg->rcpt[i], res->rcpt[i].code, res->rcpt[i].text, relay);
+    for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
+        if (!res->rcpt[i].maybe_delivered) {
+            dl_set(leg->rcpt[i], res->rcpt[i].code, res->rcpt[i].text, relay);
+            continue;
+        }
+        snprintf(text, sizeof(text), "4.4.2 %s: message may have been delivered",
+                 res->rcpt[i].text);
+        dl_set(leg->rcpt[i], 0, text, relay);
+        leg->rcpt[i]->maybe = 1;
+    }
     dl_leg_done(leg->d);
+}
+
+/* dl_needs_utf8 - the leg needs SMTPUTF8: MAIL had it and the sender, a
+ * recipient or the header is not ASCII (an ASCII message goes without, so
+ * that a next hop without SMTPUTF8 still takes it) */
+static int dl_needs_utf8(const struct dl_leg *leg)
+{
+    const struct delivery *d = leg->d;
+
+    if (!d->env.smtputf8)
+        return 0;
+    if (eightbit_str(d->env.sender))
+        return 1;
+    for (size_t i = 0; i < leg->n; i++)
+        if (eightbit_str(leg->addrs[i]))
+            return 1;
+    /* a read error counts as "needs it": refusal beats corruption */
+    return eightbit_header_fd(d->body_fd, d->body_off, d->body_len) != 0;
 }
 
 /* dl_client_start - hand the leg's recipients to a new client connection */
@@ -157,7 +188,7 @@ static void dl_client_start(struct dl_leg *leg)
     const struct config *cfg = d->ctx.cfg;
     struct smtp_client_req req = {
         .lmtp = leg->route->target.kind == ROUTE_LMTP,
-        .addrlen = leg->addrlen,
+        .addrlen = leg->ra.addrlen,
         .helo = cfg->hostname,
         .sender = d->env.sender,
         .rcpts = leg->addrs,
@@ -166,7 +197,7 @@ static void dl_client_start(struct dl_leg *leg)
         .body_off = d->body_off,
         .body_len = d->body_len,
         .body_8bit = d->env.body_8bit,
-        .smtputf8 = d->env.smtputf8,
+        .smtputf8 = dl_needs_utf8(leg),
         .tls = d->ctx.conf.delivery.starttls ? d->ctx.client_tls : NULL,
         .connect_timeout = (int)d->ctx.conf.delivery.connect_timeout,
         .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
@@ -176,65 +207,40 @@ static void dl_client_start(struct dl_leg *leg)
         .arg = leg,
     };
 
-    memcpy(&req.addr, &leg->addr, sizeof(req.addr));
+    memcpy(&req.addr, &leg->ra.addr, sizeof(req.addr));
     leg->client = smtp_client_start(d->ctx.base, &req);
     if (!leg->client)
         dl_leg_fail(leg, 0, "cannot start a delivery connection");
 }
 
-/* dl_resolve_work - in the pool: the next hop's address (no MX lookup: routes name hosts) */
-static void dl_resolve_work(void *arg)
+/* dl_resolved - on the loop: connect, or defer with the resolver's reason */
+static void dl_resolved(void *arg, const struct relay_addr *ra)
 {
     struct dl_leg *leg = arg;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    char port[8];
 
-    snprintf(port, sizeof(port), "%d", leg->route->target.port);
-    leg->gai_err = getaddrinfo(leg->route->target.host, port, &hints, &ai);
-    if (leg->gai_err)
-        return;
-    memcpy(&leg->addr, ai->ai_addr, ai->ai_addrlen);
-    leg->addrlen = ai->ai_addrlen;
-    freeaddrinfo(ai);
-}
-
-/* dl_resolve_done - on the loop: connect, or defer with the resolver's reason */
-static void dl_resolve_done(void *arg)
-{
-    struct dl_leg *leg = arg;
-    char text[300];
-
-    if (dl_job_release(leg->d))
-        return;
-    if (leg->gai_err) {
-        snprintf(text, sizeof(text), "4.4.4 host %s not found: %s", leg->route->target.host,
-                 gai_strerror(leg->gai_err));
-        dl_leg_fail(leg, 0, text);
+    leg->resolving = NULL;
+    if (ra != &leg->ra)
+        leg->ra = *ra;
+    if (ra->err) {
+        dl_leg_fail(leg, 0, ra->text);
         return;
     }
     dl_client_start(leg);
 }
 
-/* dl_start_remote - SMTP or LMTP: literal address, UNIX socket, or a name to resolve */
+/* dl_start_remote - SMTP or LMTP: literal address or UNIX socket at once,
+ * a host name through relay/resolve (the thread pool) */
 static void dl_start_remote(struct dl_leg *leg)
 {
     const struct route_target *t = &leg->route->target;
-    struct sockaddr_un *sun = (struct sockaddr_un *)&leg->addr;
 
-    if (t->kind == ROUTE_LMTP && t->path[0]) {
-        sun->sun_family = AF_UNIX;
-        snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t->path);
-        leg->addrlen = sizeof(*sun);
-        dl_client_start(leg);
-    } else if (t->literal) {
-        if (sockaddr_parse(t->host, t->port, &leg->addr, &leg->addrlen) < 0) {
-            dl_leg_fail(leg, 0, "4.4.4 bad address literal in route");
-            return;
-        }
-        dl_client_start(leg);
-    } else {
-        dl_submit(leg->d, dl_resolve_work, dl_resolve_done, leg);
+    if (relay_target_addr(t, &leg->ra)) {
+        dl_resolved(leg, &leg->ra);
+        return;
     }
+    leg->resolving = relay_resolve(leg->d->ctx.pool, t, dl_resolved, leg);
+    if (!leg->resolving)
+        dl_leg_fail(leg, 0, "4.3.0 out of memory");
 }
 
 /* A maildir delivery of one recipient, run in the pool. */
@@ -247,25 +253,22 @@ struct dl_maildir {
     char err[256];
 };
 
-/* dl_maildir_work - in the pool: write the file */
+/* dl_maildir_work - in the pool: write the file into the canonical mailbox */
 static void dl_maildir_work(void *arg)
 {
     struct dl_maildir *m = arg;
     struct delivery *d = m->leg->d;
-    char local[512];
-    const char *at = strrchr(m->rcpt, '@');
-    size_t n = at ? (size_t)(at - m->rcpt) : strlen(m->rcpt);
+    char mailbox[NAME_MAX + 1];
 
-    if (n >= sizeof(local)) {
+    if (maildir_mailbox(m->rcpt, mailbox, sizeof(mailbox)) != MAILDIR_OK) {
         m->rc = -1;
         m->permanent = 1;
-        snprintf(m->err, sizeof(m->err), "local part too long");
+        snprintf(m->err, sizeof(m->err), "maildir: bad local part");
         return;
     }
-    memcpy(local, m->rcpt, n);
-    local[n] = '\0';
-    m->rc = maildir_deliver(m->leg->route->target.path, local, d->env.sender, m->rcpt, d->body_fd,
-                            d->body_off, d->body_len, m->err, sizeof(m->err), &m->permanent);
+    m->rc = maildir_deliver(m->leg->route->target.path, mailbox, m->leg->route->create,
+                            d->env.sender, m->rcpt, d->body_fd, d->body_off, d->body_len, m->err,
+                            sizeof(m->err), &m->permanent);
 }
 
 /* dl_maildir_done - on the loop: record the outcome */
@@ -434,6 +437,8 @@ void delivery_cancel(struct delivery *d)
             smtp_client_cancel(d->legs[i].client);
             d->legs[i].client = NULL;
         }
+        relay_resolve_cancel(d->legs[i].resolving);
+        d->legs[i].resolving = NULL;
     }
     if (d->pool_jobs == 0)
         delivery_free(d);
@@ -522,6 +527,10 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
     char reply[sizeof(r->text) + 16];
     const char *addr = log_qaddr(d->env.rcpt[r->idx].addr);
 
+    if (r->maybe)
+        log_warn("event=maybe_delivered id=%s rcpt=%s relay=%s reason=%s next_retry=%u "
+                 "note=\"not re-sent before next_retry\"",
+                 d->id, addr, log_q(r->relay), log_q(r->text), d->out.next_retry);
     if (r->res == DL_OK) {
         snprintf(reply, sizeof(reply), "%d %s", r->code, r->text);
         log_info("event=delivered id=%s rcpt=%s relay=%s reply=%s", d->id, addr, log_q(r->relay),
@@ -582,6 +591,9 @@ static int dl_decide(struct delivery *d, time_t now)
     }
     d->out.attempts = maxatt + 1;
     d->out.next_retry = dl_backoff(&d->ctx.conf.queue, d->out.attempts);
+    for (size_t i = 0; i < d->nr; i++)
+        if (d->r[i].maybe && d->r[i].res == DL_DEFER) /* the next hop may hold it: wait long */
+            d->out.next_retry = d->ctx.conf.queue.retry_max;
     d->dsn_note = "none";
     return bounced && d->env.sender[0] && !d->env.is_bounce;
 }

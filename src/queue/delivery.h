@@ -13,7 +13,8 @@ struct event_base;
 struct config;
 struct pool;
 struct bouncelimit;
-struct smtp_client_cache;
+struct conncache;
+struct nexthops;
 struct routes;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -27,7 +28,8 @@ struct delivery_ctx {
     struct pool *pool;
     SSL_CTX *client_tls; /* NULL: no STARTTLS to next hops */
     struct bouncelimit *bounces;
-    struct smtp_client_cache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
+    struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
+    struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
 };
 
 struct delivery_outcome {

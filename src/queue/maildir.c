@@ -2,6 +2,7 @@
 #include "core/fsutil.h"
 #include "queue/maildir.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +18,8 @@
 #define MD_HOST_MAX 256
 #define MD_NAME_MAX 1400 /* time, usec, pid, counter and an escaped host name */
 #define MD_OPEN_TRIES 3
+#define MD_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define MD_MAILBOX_MAX 64 /* the local-part limit, RFC 5321 4.5.3.1.1 */
 
 static unsigned long md_counter; /* atomic: deliveries attempted by this process */
 
@@ -51,19 +54,70 @@ static int md_err(char *err, size_t errlen, int *permanent, int perm, const char
     return -1;
 }
 
-/* local_ok - the local part names a directory: no traversal, no hidden names, no controls */
-static int local_ok(const char *local)
+/* md_name_ok - a canonical name is one directory entry: no traversal,
+ * no hidden names, printable ASCII only */
+static int md_name_ok(const char *name)
 {
-    size_t n = strlen(local);
+    size_t n = strlen(name);
 
-    if (n == 0 || n > NAME_MAX || local[0] == '.')
+    if (n == 0 || n > MD_MAILBOX_MAX || name[0] == '.')
         return 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)local[i];
-        if (c == '/' || c < 0x20 || c == 0x7f)
+        unsigned char c = (unsigned char)name[i];
+        if (c == '/' || c <= 0x20 || c >= 0x7f)
             return 0;
     }
     return 1;
+}
+
+/* maildir_mailbox - see maildir.h */
+enum maildir_status maildir_mailbox(const char *rcpt, char *out, size_t outlen)
+{
+    const char *at = rcpt ? strrchr(rcpt, '@') : NULL;
+    const char *p = rcpt, *end = at ? at : (rcpt ? rcpt + strlen(rcpt) : NULL);
+    int quoted;
+    size_t o = 0;
+
+    if (!rcpt || outlen == 0)
+        return MAILDIR_BAD_NAME;
+    quoted = p < end && *p == '"';
+    if (quoted && (end - p < 2 || end[-1] != '"'))
+        return MAILDIR_BAD_NAME;
+    if (quoted) {
+        p++;
+        end--;
+    }
+    for (; p < end; p++) {
+        char c = *p;
+        if (quoted && c == '\\' && p + 1 < end)
+            c = *++p; /* quoted-pair: the escaped octet itself */
+        if (o + 1 >= outlen)
+            return MAILDIR_BAD_NAME;
+        out[o++] = (char)tolower((unsigned char)c);
+    }
+    out[o] = '\0';
+    return md_name_ok(out) ? MAILDIR_OK : MAILDIR_BAD_NAME;
+}
+
+/* maildir_accept - see maildir.h */
+enum maildir_status maildir_accept(const char *root, const char *rcpt, int create, char *mailbox,
+                                   size_t mailboxlen)
+{
+    enum maildir_status st = maildir_mailbox(rcpt, mailbox, mailboxlen);
+    struct stat sb;
+    int rootfd;
+
+    if (st != MAILDIR_OK)
+        return st;
+    rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return create && errno == ENOENT ? MAILDIR_OK : MAILDIR_TEMP;
+    if (fstatat(rootfd, mailbox, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        st = errno != ENOENT ? MAILDIR_TEMP : create ? MAILDIR_OK : MAILDIR_UNKNOWN;
+    else if (!S_ISDIR(sb.st_mode))
+        st = MAILDIR_REFUSED; /* a symlink (never followed), or a file */
+    close(rootfd);
+    return st;
 }
 
 /* header_value_ok - the address goes into a header line: CR or LF would inject lines */
@@ -86,27 +140,67 @@ static int md_subdirs(struct md_dirs *d)
     }
     if (created && fsync(d->mdfd) < 0)
         return -1;
-    d->tmpfd = openat(d->mdfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d->tmpfd = openat(d->mdfd, "tmp", MD_DIR_FLAGS);
     if (d->tmpfd < 0)
         return -1;
-    d->newfd = openat(d->mdfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d->newfd = openat(d->mdfd, "new", MD_DIR_FLAGS);
     return d->newfd < 0 ? -1 : 0;
 }
 
-/* md_open_dirs - make root/<local>/{tmp,new,cur} exist and open them */
-static int md_open_dirs(struct md_dirs *d, const char *root, const char *local, char *err,
-                        size_t errlen, int *permanent)
+/* md_walk_err - why a directory on the walk could not be opened: a
+ * symlink or a file where a directory belongs is permanent */
+static int md_walk_err(char *err, size_t errlen, int *permanent, const char *what, const char *path,
+                       int errnum)
+{
+    if (errnum == ELOOP || errnum == ENOTDIR)
+        return md_err(err, errlen, permanent, 1,
+                      "not a directory (symlinks are not followed):", path, 0);
+    return md_err(err, errlen, permanent, 0, what, path, errnum);
+}
+
+/* md_open_mailbox - open root/<mailbox> without following links; create
+ * it (and the root) only when the route says so */
+static int md_open_mailbox(struct md_dirs *d, const char *root, const char *mailbox, int create,
+                           char *err, size_t errlen, int *permanent)
+{
+    int rootfd;
+
+    if (create && fs_mkdir_p(root, 0700) < 0)
+        return md_err(err, errlen, permanent, 0, "mkdir", root, errno);
+    rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return md_err(err, errlen, permanent, 0, "open", root, errno);
+    d->mdfd = openat(rootfd, mailbox, MD_DIR_FLAGS);
+    if (d->mdfd < 0 && errno == ENOENT && create) {
+        if ((mkdirat(rootfd, mailbox, 0700) < 0 && errno != EEXIST) || fsync(rootfd) < 0) {
+            md_err(err, errlen, permanent, 0, "mkdir", d->path, errno);
+            close(rootfd);
+            return -1;
+        }
+        d->mdfd = openat(rootfd, mailbox, MD_DIR_FLAGS);
+    }
+    if (d->mdfd < 0) {
+        int e = errno;
+        close(rootfd);
+        if (e == ENOENT)
+            return md_err(err, errlen, permanent, 1, "no such mailbox", d->path, 0);
+        return md_walk_err(err, errlen, permanent, "open", d->path, e);
+    }
+    close(rootfd);
+    return 0;
+}
+
+/* md_open_dirs - open root/<mailbox>/{tmp,new} (creating what is allowed) */
+static int md_open_dirs(struct md_dirs *d, const char *root, const char *mailbox, int create,
+                        char *err, size_t errlen, int *permanent)
 {
     d->mdfd = d->tmpfd = d->newfd = -1;
-    if (snprintf(d->path, sizeof d->path, "%s/%s", root, local) >= (int)sizeof d->path)
+    if (snprintf(d->path, sizeof d->path, "%s/%s", root, mailbox) >= (int)sizeof d->path)
         return md_err(err, errlen, permanent, 0, "path too long:", root, ENAMETOOLONG);
-    if (fs_mkdir_p(root, 0700) < 0)
-        return md_err(err, errlen, permanent, 0, "mkdir", root, errno);
-    if (fs_mkdir_p(d->path, 0700) < 0)
-        return md_err(err, errlen, permanent, 0, "mkdir", d->path, errno);
-    d->mdfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d->mdfd < 0 || md_subdirs(d) < 0)
-        return md_err(err, errlen, permanent, 0, "open", d->path, errno);
+    if (md_open_mailbox(d, root, mailbox, create, err, errlen, permanent) < 0)
+        return -1;
+    if (md_subdirs(d) < 0)
+        return md_walk_err(err, errlen, permanent, "open", d->path, errno);
     return 0;
 }
 
@@ -311,21 +405,21 @@ static int md_store(const struct md_dirs *d, const char *sender, const char *rcp
     return 0;
 }
 
-/* maildir_deliver - BLOCKING: deliver one message into root/<local>/new/ */
-int maildir_deliver(const char *root, const char *local, const char *sender, const char *rcpt,
-                    int body_fd, off_t body_off, uint64_t body_len, char *err, size_t errlen,
-                    int *permanent)
+/* maildir_deliver - BLOCKING: deliver one message into root/<mailbox>/new/ */
+int maildir_deliver(const char *root, const char *mailbox, int create, const char *sender,
+                    const char *rcpt, int body_fd, off_t body_off, uint64_t body_len, char *err,
+                    size_t errlen, int *permanent)
 {
     struct md_dirs d;
     int rc;
 
     *permanent = 0;
     /* The offending value is not echoed: it may hold control octets. */
-    if (!local || !local_ok(local))
+    if (!mailbox || !md_name_ok(mailbox))
         return md_err(err, errlen, permanent, 1, "bad local part", "", 0);
     if (!header_value_ok(sender) || !header_value_ok(rcpt))
-        return md_err(err, errlen, permanent, 1, "bad address for", local, 0);
-    rc = md_open_dirs(&d, root, local, err, errlen, permanent);
+        return md_err(err, errlen, permanent, 1, "bad address for", mailbox, 0);
+    rc = md_open_dirs(&d, root, mailbox, create, err, errlen, permanent);
     if (rc == 0)
         rc = md_store(&d, sender, rcpt, body_fd, body_off, body_len, err, errlen, permanent);
     md_close_dirs(&d);

@@ -16,6 +16,7 @@
 #include "queue/queueconf.h"
 #include "queue/spool.h"
 #include "relay/client.h"
+#include "relay/conncache.h"
 
 #define QUEUE_CONN_IDLE_MAX 64 /* idle delivery connections kept at most */
 #define QUEUE_CONN_IDLE_SECS 5 /* and for how long (below servers' own idle timeouts) */
@@ -244,6 +245,12 @@ static void queue_dispatch(struct queue *q)
     }
 }
 
+/* queue_set_nexthops - see queue.h */
+void queue_set_nexthops(struct queue *q, struct nexthops *nh)
+{
+    q->ctx.nexthops = nh;
+}
+
 /* queue_new - an idle scheduler */
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
@@ -265,7 +272,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         q->ctx.conf.queue.bounce_window);
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
-    q->ctx.conn_cache = smtp_client_cache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
+    q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
     TAILQ_INIT(&q->ready);
     TAILQ_INIT(&q->active);
     q->timer = evtimer_new(base, queue_timer_cb, q);
@@ -400,6 +407,6 @@ void queue_free(struct queue *q)
     if (q->kick)
         event_free(q->kick);
     bouncelimit_free(q->ctx.bounces);
-    smtp_client_cache_free(q->ctx.conn_cache); /* after the attempts that used it */
+    conncache_free(q->ctx.conn_cache); /* after the attempts that used it */
     free(q);
 }

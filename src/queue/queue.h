@@ -8,6 +8,7 @@ struct spool;
 struct pool;
 struct routes;
 struct queue;
+struct nexthops;
 struct store;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -17,6 +18,9 @@ typedef struct ssl_ctx_st SSL_CTX;
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
                         SSL_CTX *client_tls, struct store *st);
+
+/* queue_set_nexthops - deliveries refresh what each next hop takes (relay/nexthop.h) */
+void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 
 /* queue_start - pick up every message in the spool (after a restart); returns the count */
 int queue_start(struct queue *q);

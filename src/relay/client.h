@@ -15,13 +15,27 @@
 struct event_base;
 typedef struct ssl_ctx_st SSL_CTX;
 
+struct conncache;
+
+/* Service extensions of the peer's EHLO/LHLO reply. */
+enum {
+    SMTP_EXT_PIPELINING = 1,
+    SMTP_EXT_SIZE = 2,
+    SMTP_EXT_8BITMIME = 4,
+    SMTP_EXT_STARTTLS = 8,
+    SMTP_EXT_SMTPUTF8 = 16,
+    SMTP_EXT_ENHANCED = 32
+};
+
 /* Final status of one recipient. code 0 means no SMTP reply was obtained
  * (connection refused, timeout, TLS failure): treat as temporary. */
-struct smtp_client_cache;
-
 struct smtp_client_rcpt {
     int code;
     char text[512]; /* the reply text, e.g. "5.1.1 unknown user", or why there was none */
+    /* the whole message was sent but the reply to the final dot was lost
+     * (connection lost, timeout, unreadable reply): the peer may have
+     * stored it. code is 0. */
+    int maybe_delivered;
 };
 
 struct smtp_client_result {
@@ -30,6 +44,11 @@ struct smtp_client_result {
     int tls;                       /* the session was protected by TLS */
     char tls_desc[96];             /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
     char peer_greeting[128];       /* first line of the 220, for logs */
+    /* what the peer's last EHLO/LHLO announced (after STARTTLS if used),
+     * when ehlo_ok: every delivery refreshes the next-hop knowledge */
+    int ehlo_ok;
+    unsigned ext;      /* SMTP_EXT_* */
+    uint64_t size_max; /* SIZE parameter; 0: no limit given */
 };
 
 struct smtp_client_req {
@@ -55,6 +74,10 @@ struct smtp_client_req {
      * reply, 2xx included; code 0 when there was none (no connection,
      * timeout, or the greeting, EHLO or MAIL refused: the text says so). */
     int probe;
+    /* ehlo_only: learn the peer's extensions (greeting, EHLO/LHLO, STARTTLS
+     * and EHLO again when tls is set), then QUIT. nrcpt may be 0; the
+     * result's ehlo_ok, ext and size_max carry the answer. */
+    int ehlo_only;
     /* cache: non-NULL to reuse and keep connections. A connection whose
      * transaction ended normally (the whole reply to the final dot read)
      * is parked there instead of QUIT, keyed by addr, lmtp, whether tls is
@@ -62,8 +85,9 @@ struct smtp_client_req {
      * on it (no RSET, no greeting, no EHLO, TLS kept). If a reused
      * connection turns out dead (closed, reset, or 421) before MAIL FROM
      * got a reply, the request is retried once on a fresh connection.
-     * Never used for probes. NULL: a connection per request. */
-    struct smtp_client_cache *cache;
+     * Never used for probes. NULL: a connection per request
+     * (relay/conncache.h). */
+    struct conncache *cache;
     void (*done)(void *arg, const struct smtp_client_result *res);
     void *arg;
 };
@@ -82,23 +106,5 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp
 /* smtp_client_cancel - abort; done will not be called; the connection is
  * closed, never parked */
 void smtp_client_cancel(struct smtp_client *c);
-
-/*
- * smtp_client_cache_new - an empty cache of idle connections on base (the
- * base of the clients that use it). At most max_idle are parked in total
- * (beyond that the oldest is closed) and half as many per key (at
- * least one; a burst of deliveries to one next hop must find its
- * connections again, yet cannot take the whole cache); each is closed with
- * QUIT after idle_timeout seconds unused, and dropped at once when the
- * peer closes it or sends anything. max_idle or idle_timeout 0: nothing is
- * ever parked. NULL (errno ENOMEM) on failure. The cache must outlive
- * every client whose request names it.
- */
-struct smtp_client_cache *smtp_client_cache_new(struct event_base *base, unsigned max_idle,
-                                                unsigned idle_timeout);
-
-/* smtp_client_cache_free - close every parked connection (QUIT written if
- * the socket takes it at once, never waiting) and free the cache; NULL ok */
-void smtp_client_cache_free(struct smtp_client_cache *cache);
 
 #endif

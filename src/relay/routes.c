@@ -60,8 +60,14 @@ static void routes_check(cfg_t *root, struct config_diag *d)
 {
     for (unsigned i = 0; i < cfg_size(root, "route"); i++) {
         cfg_t *s = cfg_getnsec(root, "route", i);
+        struct route_target t;
+        char err[256];
         if (!cfg_getstr(s, "to"))
             config_error(d, s->line, "route %s: \"to\" is required", cfg_title(s));
+        else if (cfg_getbool(s, "create") &&
+                 route_target_parse(cfg_getstr(s, "to"), &t, err, sizeof(err)) == 0 &&
+                 t.kind != ROUTE_MAILDIR)
+            config_error(d, s->line, "route %s: create is for maildir routes", cfg_title(s));
     }
     for (unsigned i = 0; i < cfg_size(root, "domains"); i++)
         if (!routes_covered(root, cfg_getnstr(root, "domains", i)))
@@ -70,6 +76,7 @@ static void routes_check(cfg_t *root, struct config_diag *d)
 
 static cfg_opt_t routes_opts[] = {
     CFG_STR("to", NULL, CFGF_NODEFAULT),
+    CFG_BOOL("create", cfg_false, CFGF_NONE), /* maildir: make unknown mailboxes */
     CFG_END(),
 };
 
@@ -105,6 +112,7 @@ struct routes *routes_load(const struct config *cfg)
         if (!cfg_getstr(s, "to") ||
             route_target_parse(cfg_getstr(s, "to"), &e->target, err, sizeof(err)) < 0)
             continue; /* reported by config_load */
+        e->create = cfg_getbool(s, "create");
         if (!(e->domain = xstrdup(cfg_title(s)))) {
             routes_free(rt);
             return NULL;
@@ -122,6 +130,16 @@ void routes_free(struct routes *rt)
         free(rt->e[i].domain);
     free(rt->e);
     free(rt);
+}
+
+size_t routes_count(const struct routes *rt)
+{
+    return rt ? rt->n : 0;
+}
+
+const struct routes_entry *routes_at(const struct routes *rt, size_t i)
+{
+    return rt && i < rt->n ? &rt->e[i] : NULL;
 }
 
 const struct routes_entry *routes_find(const struct routes *rt, const char *domain)

@@ -17,6 +17,7 @@ struct config_section;
 struct routes_entry {
     char *domain; /* "example.test", ".example.test" (subdomains) or "*" */
     struct route_target target;
+    int create; /* maildir: create unknown mailboxes (default: refuse them at RCPT) */
 };
 
 struct routes;
@@ -27,6 +28,10 @@ extern const struct config_section routes_section;
 /* routes_load - the table of cfg's route sections (validated by config_load); NULL: no memory */
 struct routes *routes_load(const struct config *cfg);
 void routes_free(struct routes *rt);
+
+/* routes_count, routes_at - every entry, in configuration order */
+size_t routes_count(const struct routes *rt);
+const struct routes_entry *routes_at(const struct routes *rt, size_t i);
 
 /* routes_find - exact, then the longest ".parent" pattern, then "*"; NULL if none */
 const struct routes_entry *routes_find(const struct routes *rt, const char *domain);

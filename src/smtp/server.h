@@ -23,6 +23,7 @@ struct session;
 struct dns;
 struct policy;
 struct stats;
+struct nexthops;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define SERVER_IP_BUCKETS 4096
@@ -54,6 +55,7 @@ struct server {
     struct dns *dns;     /* NULL: no FCrDNS, no DNS checks */
     struct policy *policy;
     struct stats *stats;
+    struct nexthops *nexthops; /* what each route's next hop takes (NULL: unknown) */
     struct server_listener *listeners;
     size_t nlisteners;
     unsigned nconn;

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "mail/address.h"
+#include "queue/accept.h"
 #include "relay/routes.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
@@ -40,6 +41,7 @@ void session_tx_free(struct session *s)
 static void helo_reply(struct session *s, const struct policy_verdict *v)
 {
     const struct config *cfg = s->srv->cfg;
+    struct accept_offer o;
 
     session_hold(s, "helo", v);
     if (s->state == SESS_CLOSING)
@@ -49,13 +51,16 @@ static void helo_reply(struct session *s, const struct policy_verdict *v)
         return;
     }
     session_reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->ip);
+    session_accept_offer(s, &o); /* what the routes' next hops can take */
     session_reply(s, "250-PIPELINING");
-    session_reply(s, "250-SIZE %llu", (unsigned long long)s->srv->conf->limits.max_message_size);
-    session_reply(s, "250-8BITMIME");
-    session_reply(s, "250-ENHANCEDSTATUSCODES");
+    session_reply(s, "250-SIZE %llu", (unsigned long long)o.size);
+    if (o.eightbitmime)
+        session_reply(s, "250-8BITMIME");
     if (s->srv->tls && s->listen->starttls && !s->tls)
         session_reply(s, "250-STARTTLS");
-    session_reply(s, "250 SMTPUTF8");
+    if (o.smtputf8)
+        session_reply(s, "250-SMTPUTF8");
+    session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
 /*
@@ -144,6 +149,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     s->tx->sender = strdup(e == ADDR_EMPTY ? "" : buf);
     s->tx->body_8bit = c->body == SMTP_BODY_8BITMIME;
     s->tx->smtputf8 = c->smtputf8;
+    s->tx->mail_size = c->has_size ? c->size : 0;
     s->tx->dsn_ret = c->ret ? strdup(c->ret) : NULL;
     s->tx->dsn_envid = c->envid ? strdup(c->envid) : NULL;
     s->cl.sender = s->tx->sender;
@@ -263,7 +269,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     s->cur_rcpt = c->path;
     if (cmd_rcpt_parse(s, c, &a, buf, sizeof(buf)) < 0)
         session_error(s, "rcpt", "501 5.1.3 Bad recipient address syntax");
-    else if (cmd_rcpt_allowed(s, &a, buf))
+    else if (cmd_rcpt_allowed(s, &a, buf) && session_accept_rcpt(s, buf) == 0)
         cmd_rcpt_judge(s, buf);
     s->cur_rcpt = NULL;
 }

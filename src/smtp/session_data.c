@@ -123,6 +123,7 @@ static void data_store(struct session *s, const char *line, size_t len)
 
     if (tx->derr != DATA_OK)
         return;
+    eightbit_scan_line(&tx->scan, line, len);
     tx->size += len;
     if (tx->size > s->srv->conf->limits.max_message_size)
         data_fail(tx, DATA_TOO_BIG);
@@ -254,6 +255,8 @@ static void data_end(struct session *s)
     struct smtp_tx *tx = s->tx;
     struct session_commit *c;
 
+    if (tx->derr == DATA_OK && session_accept_end(s) < 0)
+        return; /* a recipient's route could never take it: refused now, not bounced later */
     if (tx->derr != DATA_OK || !(c = calloc(1, sizeof(*c)))) {
         if (tx->derr == DATA_OK)
             tx->derr = DATA_IO;

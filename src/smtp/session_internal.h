@@ -8,6 +8,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "mail/eightbit.h"
 #include "policy/policy.h"
 #include "queue/spool.h"
 #include "smtp/parse.h"
@@ -50,6 +51,8 @@ struct smtp_tx {
     int discard;     /* dropping the rest of an over-long text line */
     char last_octet; /* last octet dropped while discarding */
     uint64_t size;
+    uint64_t mail_size;        /* MAIL SIZE=, 0 when not given */
+    struct eightbit_scan scan; /* non-ASCII in the header or body so far */
 };
 
 struct session_commit;
@@ -160,5 +163,14 @@ void session_data_begin(struct session *s);
 int session_data_step(struct session *s, struct evbuffer *in);
 /* session_commit_detach - the session goes away while its commit runs (session_data.c) */
 void session_commit_detach(struct session *s);
+
+struct accept_offer;
+/* session_accept_offer - what EHLO announces for the routes (session_accept.c) */
+void session_accept_offer(struct session *s, struct accept_offer *o);
+/* session_accept_rcpt - can rcpt's route take it? 0, or -1 refused and answered (session_accept.c)
+ */
+int session_accept_rcpt(struct session *s, const char *rcpt);
+/* session_accept_end - can every route take the message? 0, or -1 refused and answered */
+int session_accept_end(struct session *s);
 
 #endif

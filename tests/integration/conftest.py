@@ -374,7 +374,10 @@ class Gateway:
             text.append('log_level = "%s"' % log_level)
         text.append("listen mx { %s }" % listen)
         for dom, target in routes.items():
-            text.append('route "%s" { to = "%s" }' % (dom, target))
+            # a target, or a dict of the route's options ({"to": ..., "create": True})
+            opts = target if isinstance(target, dict) else {"to": target}
+            text.append('route "%s" { %s }' % (dom, " ".join("%s = %s" % (k, _value(v))
+                                                              for k, v in opts.items())))
         if tls:
             cert, key = tls_files
             text.append('tls {\n    certificate = "%s"\n    key = "%s"\n}' % (cert, key))
@@ -541,12 +544,12 @@ def server_tls_context(tls_files):
 @pytest.fixture
 def make_sink():
     """Factory for extra sinks: make_sink(lmtp=False, start=True, tls_context=None,
-    unix_path=None)."""
+    unix_path=None, smtputf8=True, size=None)."""
     sinks: List[Sink] = []
 
     def make(lmtp: bool = False, start: bool = True, tls_context=None,
-             unix_path: Optional[str] = None) -> Sink:
-        s = Sink(free_port(), lmtp=lmtp, tls_context=tls_context, unix_path=unix_path)
+             unix_path: Optional[str] = None, **kw) -> Sink:
+        s = Sink(free_port(), lmtp=lmtp, tls_context=tls_context, unix_path=unix_path, **kw)
         sinks.append(s)
         if start:
             s.start()

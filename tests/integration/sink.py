@@ -101,8 +101,11 @@ class Sink:
     """A restartable recording SMTP/LMTP server on 127.0.0.1:port."""
 
     def __init__(self, port: int, lmtp: bool = False, tls_context=None,
-                 unix_path: Optional[str] = None):
+                 unix_path: Optional[str] = None, smtputf8: bool = True,
+                 size: Optional[int] = None):
         self.port = port
+        self.smtputf8 = smtputf8  # announce (and accept) SMTPUTF8
+        self.size = size  # announce and enforce SIZE (None: aiosmtpd's default 32 MiB)
         self.unix_path = unix_path  # listen there instead of 127.0.0.1:port
         self.lmtp = lmtp
         self.tls_context = tls_context  # offer STARTTLS with this server context
@@ -134,7 +137,9 @@ class Sink:
         return self
 
     def _controller_new(self):
-        kw = {}
+        kw = {"enable_SMTPUTF8": self.smtputf8}
+        if self.size is not None:
+            kw["data_size_limit"] = self.size
         if self.tls_context is not None:
             kw["tls_context"] = self.tls_context
         if self.unix_path is not None:

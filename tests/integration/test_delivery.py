@@ -18,7 +18,7 @@ def test_greeting_and_ehlo(gateway):
             assert ext in kw, "%s not advertised: %r" % (ext, r)
         assert "SIZE 10240000" in r.texts, r
         assert "STARTTLS" not in kw, "STARTTLS advertised without a tls section: %r" % r
-        assert r.lines[-1] == "250 SMTPUTF8", r
+        assert r.lines[-1] == "250 ENHANCEDSTATUSCODES", r
         c.cmd("HELO client.example.org").check(250)
         assert c.cmd("HELO client.example.org").lines == ["250 %s" % HOSTNAME]
 
@@ -141,6 +141,7 @@ def test_lmtp_partial_failure(gateway, make_sink):
 
 def test_maildir_route(gateway, tmp_path):
     root = tmp_path / "mail"
+    (root / "bob").mkdir(parents=True)  # an existing mailbox: no create needed
     gw = gateway(routes={"example.test": "maildir:%s" % root})
     msg = make_message("maildir", body=b"first\r\n.dot\r\n\r\nlast\r\n")
     qid = smtp_queue(gw.port, "alice@client.test", ["bob@example.test"], msg)
@@ -165,7 +166,7 @@ def test_maildir_route(gateway, tmp_path):
 
 def test_maildir_two_recipients_two_folders(gateway, tmp_path):
     root = tmp_path / "mail"
-    gw = gateway(routes={"example.test": "maildir:%s" % root})
+    gw = gateway(routes={"example.test": {"to": "maildir:%s" % root, "create": True}})
     smtp_queue(gw.port, "s@client.test", ["ann@example.test", "ben@example.test"],
                make_message("two"))
     for who in ("ann", "ben"):

@@ -8,12 +8,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fsutil.h"
 #include "queue/maildir.h"
 #include "ts_fs.h"
 
@@ -110,7 +112,7 @@ static void deliver_ok(struct fixture *f, const char *local, const char *prefix,
     size_t len;
     char *got;
 
-    assert_int_equal(maildir_deliver(f->root, local, "s@example.org", "u@example.test", fd,
+    assert_int_equal(maildir_deliver(f->root, local, 1, "s@example.org", "u@example.test", fd,
                                      (off_t)strlen(prefix), wirelen, err, sizeof err, &perm),
                      0);
     close(fd);
@@ -225,7 +227,7 @@ static void test_unique_names(void **state)
     int n = 0;
 
     for (int i = 0; i < 2; i++)
-        assert_int_equal(maildir_deliver(f->root, "twice", "", "t@example.test", fd, 0, 3, err,
+        assert_int_equal(maildir_deliver(f->root, "twice", 1, "", "t@example.test", fd, 0, 3, err,
                                          sizeof err, &perm),
                          0);
     close(fd);
@@ -248,20 +250,88 @@ static void test_unique_names(void **state)
     assert_int_equal(n, 2);
 }
 
-/* test_case_sensitive - "User" and "user" are different maildirs */
-static void test_case_sensitive(void **state)
+/* test_canonical - one mailbox per user whatever the case or quoting */
+static void test_canonical(void **state)
+{
+    static const char *const same[] = {"bob@x.test", "BOB@x.test", "\"Bob\"@x.test",
+                                       "\"b\\ob\"@x.test", "bOb"};
+    static const char *const bad[] = {
+        "a/b@x.test", "\"a/b\"@x.test", ".bob@x.test",        "\"..\"@x.test", "\"\"@x.test",
+        "@x.test",    "\"a b\"@x.test", "j\xc3\xb6rg@x.test", "\"bob@x.test",  "\"a\x01\"@x.test"};
+    char name[NAME_MAX + 1], big[200];
+
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        assert_int_equal(maildir_mailbox(same[i], name, sizeof name), MAILDIR_OK);
+        assert_string_equal(name, "bob");
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(maildir_mailbox(bad[i], name, sizeof name), MAILDIR_BAD_NAME);
+    memset(big, 'a', 65);
+    strcpy(big + 65, "@x.test");
+    assert_int_equal(maildir_mailbox(big, name, sizeof name), MAILDIR_BAD_NAME);
+    strcpy(big + 64, "@x.test");
+    assert_int_equal(maildir_mailbox(big, name, sizeof name), MAILDIR_OK);
+}
+
+/* test_accept - the RCPT-time test: known, unknown, created, refused, root missing */
+static void test_accept(void **state)
 {
     struct fixture *f = *state;
-    char err[256];
+    char name[NAME_MAX + 1], path[256], err[256];
     int perm, fd = body_fd(f, "", "x\r\n", 3);
 
+    /* no root: temporary without create, fine with it */
+    assert_int_equal(maildir_accept(f->root, "bob@x.test", 0, name, sizeof name), MAILDIR_TEMP);
+    assert_int_equal(maildir_accept(f->root, "bob@x.test", 1, name, sizeof name), MAILDIR_OK);
+    assert_int_equal(maildir_accept(f->root, "a/b@x.test", 1, name, sizeof name), MAILDIR_BAD_NAME);
+    /* without create nothing is made, and delivery refuses for good */
+    assert_int_equal(fs_mkdir_p(f->root, 0700), 0);
+    assert_int_equal(maildir_accept(f->root, "bob@x.test", 0, name, sizeof name), MAILDIR_UNKNOWN);
+    perm = 0;
     assert_int_equal(
-        maildir_deliver(f->root, "User", "", "U@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
+        maildir_deliver(f->root, "bob", 0, "", "bob@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(perm, 1);
+    assert_non_null(strstr(err, "no such mailbox"));
+    assert_int_equal(count_in(f, "bob", "new", NULL, 0), -1);
+    /* an existing mailbox (without its subdirectories yet) takes mail */
+    snprintf(path, sizeof path, "%s/bob", f->root);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(maildir_accept(f->root, "\"BOB\"@x.test", 0, name, sizeof name), MAILDIR_OK);
+    assert_string_equal(name, "bob");
     assert_int_equal(
-        maildir_deliver(f->root, "user", "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
+        maildir_deliver(f->root, name, 0, "", "BOB@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
+    assert_int_equal(count_in(f, "bob", "new", NULL, 0), 1);
     close(fd);
-    assert_int_equal(count_in(f, "User", "new", NULL, 0), 1);
-    assert_int_equal(count_in(f, "user", "new", NULL, 0), 1);
+}
+
+/* test_symlink - a symlinked mailbox or new/ is never followed */
+static void test_symlink(void **state)
+{
+    struct fixture *f = *state;
+    char name[NAME_MAX + 1], target[256], link[256], err[256] = "";
+    int perm = 0, fd = body_fd(f, "", "x\r\n", 3);
+
+    assert_int_equal(fs_mkdir_p(f->root, 0700), 0);
+    snprintf(target, sizeof target, "%s/elsewhere", f->dir);
+    assert_int_equal(mkdir(target, 0700), 0);
+    snprintf(link, sizeof link, "%s/eve", f->root);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(maildir_accept(f->root, "eve@x.test", 1, name, sizeof name), MAILDIR_REFUSED);
+    assert_int_equal(
+        maildir_deliver(f->root, "eve", 1, "", "eve@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(perm, 1);
+    assert_non_null(strstr(err, "symlinks are not followed"));
+    /* new/ of a real mailbox pointing elsewhere */
+    snprintf(link, sizeof link, "%s/amy", f->root);
+    assert_int_equal(mkdir(link, 0700), 0);
+    snprintf(link, sizeof link, "%s/amy/new", f->root);
+    assert_int_equal(symlink(target, link), 0);
+    perm = 0;
+    assert_int_equal(
+        maildir_deliver(f->root, "amy", 0, "", "amy@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(perm, 1);
+    close(fd);
+    assert_int_equal(count_in(f, "../../elsewhere", ".", NULL, 0), 0); /* nothing written there */
 }
 
 /* test_bad_local - unusable local parts and header-breaking addresses are permanent */
@@ -278,17 +348,19 @@ static void test_bad_local(void **state)
         err[0] = '\0';
         perm = 0;
         assert_int_equal(
-            maildir_deliver(f->root, bad[i], "", "x@y.test", fd, 0, 3, err, sizeof err, &perm), -1);
+            maildir_deliver(f->root, bad[i], 1, "", "x@y.test", fd, 0, 3, err, sizeof err, &perm),
+            -1);
         assert_int_equal(perm, 1);
         assert_true(strlen(err) > 0);
     }
     perm = 0;
-    assert_int_equal(maildir_deliver(f->root, "ok", "a@b\r\nX-Evil: 1", "x@y.test", fd, 0, 3, err,
-                                     sizeof err, &perm),
+    assert_int_equal(maildir_deliver(f->root, "ok", 1, "a@b\r\nX-Evil: 1", "x@y.test", fd, 0, 3,
+                                     err, sizeof err, &perm),
                      -1);
     assert_int_equal(perm, 1);
     assert_int_equal(
-        maildir_deliver(f->root, "ok", "", "x@y\nX-Evil: 1", fd, 0, 3, err, sizeof err, &perm), -1);
+        maildir_deliver(f->root, "ok", 1, "", "x@y\nX-Evil: 1", fd, 0, 3, err, sizeof err, &perm),
+        -1);
     assert_int_equal(perm, 1);
     close(fd);
     assert_int_equal(stat(f->root, &st), -1); /* nothing was created */
@@ -308,21 +380,22 @@ static void test_unwritable_root(void **state)
     close(ffd);
     snprintf(root, sizeof root, "%s/file/sub", f->dir);
     assert_int_equal(
-        maildir_deliver(root, "user", "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+        maildir_deliver(root, "user", 1, "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
     assert_int_equal(perm, 0);
     assert_non_null(strstr(err, strerror(ENOTDIR)));
 
     /* the maildir itself is a regular file */
     assert_int_equal(
-        maildir_deliver(f->root, "user", "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
+        maildir_deliver(f->root, "user", 1, "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
     snprintf(file, sizeof file, "%s/blocked", f->root);
     ffd = open(file, O_WRONLY | O_CREAT, 0600);
     assert_true(ffd >= 0);
     close(ffd);
     perm = 1;
     assert_int_equal(
-        maildir_deliver(f->root, "blocked", "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
-    assert_int_equal(perm, 0);
+        maildir_deliver(f->root, "blocked", 1, "", "u@x.test", fd, 0, 3, err, sizeof err, &perm),
+        -1);
+    assert_int_equal(perm, 1); /* a file where the mailbox belongs: never a directory */
     close(fd);
 }
 
@@ -334,7 +407,8 @@ static void test_short_body(void **state)
     int perm = 1, fd = body_fd(f, "", "only this\r\n", 11);
 
     assert_int_equal(
-        maildir_deliver(f->root, "short", "", "u@x.test", fd, 0, 5000, err, sizeof err, &perm), -1);
+        maildir_deliver(f->root, "short", 1, "", "u@x.test", fd, 0, 5000, err, sizeof err, &perm),
+        -1);
     close(fd);
     assert_int_equal(perm, 0);
     assert_true(strlen(err) > 0);
@@ -351,7 +425,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunk_boundaries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_case_sensitive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_body, setup, teardown),

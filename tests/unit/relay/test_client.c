@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 
 #include "relay/client.h"
+#include "relay/conncache.h"
 #include "ts_fs.h"
 #include "ts_smtp.h"
 
@@ -803,9 +804,8 @@ static void test_timeouts(void **state)
  * peer that hangs up: code 0 with the reason */
 static void test_protocol_errors(void **state)
 {
-    char longline[3100], many[101 * 8 + 16];
+    char many[101 * 8 + 16];
     struct step cases[][3] = {
-        {{NULL, longline, 0}},
         {{NULL, many, 0}},
         {{NULL, "hello there\r\n", 0}},
         {{NULL, "220 mx.test\r\n", 0},
@@ -813,24 +813,20 @@ static void test_protocol_errors(void **state)
          {"MAIL FROM:<s@a.test>\r\n", NULL, STEP_CLOSE}},
     };
     static const char *const want[] = {
-        "protocol error after greeting: reply line too long",
         "protocol error after greeting: too many reply lines",
         "protocol error after greeting: malformed reply",
         "lost connection after MAIL FROM",
     };
-    static const size_t nsteps[] = {1, 1, 1, 3};
+    static const size_t nsteps[] = {1, 1, 3};
     struct fake f;
     struct smtp_client_req r;
     struct outcome o;
 
-    memset(longline, 'x', sizeof longline);
-    memcpy(longline, "220 ", 4);
-    longline[sizeof longline - 1] = '\0';
     many[0] = '\0';
     for (int i = 0; i < 101; i++)
         strcat(many, "220-xx\r\n");
     strcat(many, "220 xx\r\n");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         fake_start(&f, cases[i], nsteps[i], NULL);
         req_init(&r, &f, two, 2, -1, "", "");
         run(&r, &o);
@@ -838,6 +834,113 @@ static void test_protocol_errors(void **state)
         assert_rcpt(&o, 1, 0, want[i]);
         fake_stop(&f);
     }
+}
+
+/* long_reply - "<code><sep>" then n 'x' and CRLF, malloc'd */
+static char *long_reply(const char *start, size_t n, const char *rest)
+{
+    size_t a = strlen(start), b = strlen(rest);
+    char *s = malloc(a + n + 2 + b + 1);
+
+    assert_non_null(s);
+    memcpy(s, start, a);
+    memset(s + a, 'x', n);
+    memcpy(s + a + n, "\r\n", 2);
+    memcpy(s + a + n + 2, rest, b + 1);
+    return s;
+}
+
+/* test_long_replies - reply lines far over 2048 octets (a greeting line,
+ * an EHLO keyword line and the reply to the final dot) are understood:
+ * the code and the start of the text are kept, the excess dropped. A
+ * peer that stored the message and says so at length gets it once. */
+static void test_long_replies(void **state)
+{
+    char *greet = long_reply("220-", 3000, "220 ready\r\n"), *dot = with_dot(body1);
+    char *ehlo = long_reply("250-mx.test ", 2500, "250-PIPELINING\r\n250 SIZE 5000\r\n");
+    char *stored = long_reply("250 2.0.0 stored ", 5000, ""), mail[256];
+    struct step s[] = {
+        {NULL, greet, 0},
+        {"EHLO client.test\r\n", ehlo, 0},
+        {mail, "250 ok\r\n250 ok\r\n354 go\r\n", 0},
+        {dot, stored, 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    snprintf(mail, sizeof mail, "MAIL FROM:<s@a.test> SIZE=%zu\r\nRCPT TO:<r1@b.test>\r\nDATA\r\n",
+             strlen(body1));
+    fake_start(&f, s, 5, NULL);
+    req_init(&r, &f, two, 1, fd, "", body1);
+    run(&r, &o);
+    fake_done(&f);
+    assert_int_equal(o.rcpt[0].code, 250);
+    assert_prefix(o.rcpt[0].text, "2.0.0 stored xxxx");
+    assert_int_equal(o.rcpt[0].maybe_delivered, 0);
+    assert_int_equal(o.res.ehlo_ok, 1);
+    assert_int_equal(o.res.ext, SMTP_EXT_PIPELINING | SMTP_EXT_SIZE);
+    assert_int_equal(o.res.size_max, 5000);
+    fake_stop(&f);
+    close(fd);
+    free(greet);
+    free(ehlo);
+    free(stored);
+    free(dot);
+}
+
+/* test_dot_reply_lost - the message went out whole, then the connection
+ * died before the reply: "maybe delivered", never a plain failure */
+static void test_dot_reply_lost(void **state)
+{
+    char *dot = with_dot(body1);
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250 mx.test\r\n", 0},
+        {"MAIL FROM:<s@a.test>\r\n", "250 ok\r\n", 0},
+        {"RCPT TO:<r1@b.test>\r\n", "250 ok\r\n", 0},
+        {"DATA\r\n", "354 go\r\n", 0},
+        {dot, NULL, STEP_CLOSE},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+    int fd = body_file("", body1, strlen(body1));
+
+    fake_start(&f, s, 6, NULL);
+    req_init(&r, &f, two, 1, fd, "", body1);
+    run(&r, &o);
+    assert_int_equal(o.rcpt[0].code, 0);
+    assert_int_equal(o.rcpt[0].maybe_delivered, 1);
+    assert_prefix(o.rcpt[0].text, "lost connection after end of data");
+    fake_stop(&f);
+    close(fd);
+    free(dot);
+}
+
+/* test_ehlo_only - the capability probe: EHLO, QUIT, nothing else */
+static void test_ehlo_only(void **state)
+{
+    struct step s[] = {
+        {NULL, "220 mx.test\r\n", 0},
+        {"EHLO client.test\r\n", "250-mx.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", 0},
+        {"QUIT\r\n", "221 bye\r\n", 0},
+    };
+    struct fake f;
+    struct smtp_client_req r;
+    struct outcome o;
+
+    fake_start(&f, s, 3, NULL);
+    req_init(&r, &f, two, 1, -1, "", "");
+    r.ehlo_only = 1;
+    run(&r, &o);
+    fake_done(&f);
+    assert_int_equal(o.res.ehlo_ok, 1);
+    assert_int_equal(o.res.ext, SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8);
+    assert_int_equal(o.res.size_max, 0);
+    fake_stop(&f);
 }
 
 /* test_starttls - STARTTLS with a real handshake; plaintext injected after
@@ -1114,8 +1217,7 @@ static const char *const r1only[] = {"r1@b.test"};
 
 /* deliver - body1 to r1 with the given cache (and otherwise req_init's
  * request); the outcome in o */
-static void deliver(const struct fake *f, struct smtp_client_cache *cache, int fd,
-                    struct outcome *o)
+static void deliver(const struct fake *f, struct conncache *cache, int fd, struct outcome *o)
 {
     struct smtp_client_req r;
 
@@ -1126,9 +1228,9 @@ static void deliver(const struct fake *f, struct smtp_client_cache *cache, int f
 
 /* cache_end - free the cache (QUIT to what is parked) and let the fake
  * servers read it */
-static void cache_end(struct smtp_client_cache *cache)
+static void cache_end(struct conncache *cache)
 {
-    smtp_client_cache_free(cache);
+    conncache_free(cache);
     spin(150);
 }
 
@@ -1149,7 +1251,7 @@ static void test_cache_reuse(void **state)
         {dot, "250 2.0.0 queued as B\r\n", 0},
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct smtp_client_req r;
     struct outcome o;
@@ -1199,7 +1301,7 @@ static void test_cache_lockstep(void **state)
         {dot, "250 second\r\n", 0},
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct smtp_client_req r;
     struct outcome o;
@@ -1221,7 +1323,7 @@ static void test_cache_lockstep(void **state)
     spin(50);
     fake_done(&f); /* the third ended with QUIT: the cache holds nothing */
     assert_int_equal(f.eof, 1);
-    smtp_client_cache_free(cache);
+    conncache_free(cache);
     fake_stop(&f);
     close(fd);
     free(dot);
@@ -1257,7 +1359,7 @@ static void test_cache_dead(void **state)
     };
     static const char *const want[] = {"by one", "by two", "by three", "by four"};
     static const char *const greeting[] = {"220 one", "220 two", "220 three", "220 four"};
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct outcome o;
     int fd = body_file("", body1, strlen(body1));
@@ -1298,7 +1400,7 @@ static void test_cache_dead_late(void **state)
         {dot, "250 ok\r\n", 0},
         {TXN1, NULL, STEP_CLOSE},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct outcome o;
     int fd = body_file("", body1, strlen(body1));
@@ -1340,7 +1442,7 @@ static void test_cache_idle(void **state)
         {dot, "250 ok\r\n", 0},
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 1, 1);
+    struct conncache *cache = conncache_new(base, 1, 1);
     struct fake f, g;
     struct outcome o;
     int fd = body_file("", body1, strlen(body1));
@@ -1401,7 +1503,7 @@ static void test_cache_keys(void **state)
         {dot, "250 b2\r\n", 0},
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 8, 30);
+    struct conncache *cache = conncache_new(base, 8, 30);
     struct fake a, b;
     struct smtp_client_req r;
     struct outcome o;
@@ -1453,7 +1555,7 @@ static void test_cache_cancel(void **state)
         {dot, "250 ok\r\n", 0},
         {TXN1, NULL, 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct smtp_client_req r;
     struct outcome o, never = {.base = base};
@@ -1506,7 +1608,7 @@ static void test_cache_lmtp(void **state)
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
     static const char *const r2only[] = {"r2@b.test"};
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct smtp_client_req r;
     struct outcome o;
@@ -1566,7 +1668,7 @@ static void test_cache_not_parked(void **state)
         {dot, "250 ok\r\n", 0},
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct smtp_client_req r;
     struct outcome o;
@@ -1614,7 +1716,7 @@ static void test_cache_tls(void **state)
         {dot, "250 second\r\n", 0},
         {"QUIT\r\n", "221 bye\r\n", 0},
     };
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct fake f;
     struct smtp_client_req r;
     struct outcome o;
@@ -1705,7 +1807,7 @@ static void on_burst_done(void *arg, const struct smtp_client_result *res)
 }
 
 /* burst - n deliveries of body1 to s at once, with the given HELO name */
-static void burst(struct sink *s, struct smtp_client_cache *cache, int fd, int n, const char *helo,
+static void burst(struct sink *s, struct conncache *cache, int fd, int n, const char *helo,
                   struct burst *b)
 {
     struct timeval limit = {10, 0};
@@ -1734,7 +1836,7 @@ static void burst(struct sink *s, struct smtp_client_cache *cache, int fd, int n
  * parked last (LIFO); beyond 4 in all the oldest gets QUIT */
 static void test_cache_limits(void **state)
 {
-    struct smtp_client_cache *cache = smtp_client_cache_new(base, 4, 30);
+    struct conncache *cache = conncache_new(base, 4, 30);
     struct sink a, b;
     struct burst ba, bb, one;
     int fd = body_file("", body1, strlen(body1));
@@ -1756,7 +1858,7 @@ static void test_cache_limits(void **state)
     assert_int_equal(a.srv.nconn, 4);
     assert_int_equal(a.nquit, 2); /* the oldest: a's second */
     assert_int_equal(a.quit_id[1], ba.conn[1]);
-    smtp_client_cache_free(cache);
+    conncache_free(cache);
     spin(100);
     assert_int_equal(a.nquit, 4);
     assert_int_equal(b.nquit, 2);
@@ -1844,6 +1946,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dot_reply_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ehlo_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_starttls_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_locally, setup, teardown),
