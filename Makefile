@@ -11,7 +11,7 @@ FUZZ_TIME       ?= 60
 FUZZ_CHECK_TIME ?= 20
 FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool fuzz_spf
 
-.PHONY: all deps run check layers unit integration format clean fuzz fuzz-build
+.PHONY: all deps run check layers sizes unit integration format clean fuzz fuzz-build
 
 all:
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -28,9 +28,13 @@ run: deps all
 layers:
 	$(PYTHON) scripts/layers.py
 
-# The layers first, then the sanitized build: every unit test through CTest, then
+# Small rooms: no file in src/ or tools/ over 800 lines, no function over 80.
+sizes:
+	$(PYTHON) scripts/sizes.py
+
+# The layers and sizes first, then the sanitized build: every unit test through CTest, then
 # the integration suite against the sanitized daemon.
-check: deps layers
+check: deps layers sizes
 	@test -f $(CHECKBUILD)/CMakeCache.txt || cmake -S . -B $(CHECKBUILD) -DCMAKE_BUILD_TYPE=Debug -DMXGATE_SANITIZE=ON >/dev/null
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ctest --output-on-failure
