@@ -1,6 +1,7 @@
 /* config.c - the configuration file: the core's root options plus the modules' sections */
 #include "core/fsutil.h"
 #include "core/config.h"
+#include "core/xmalloc.h"
 
 #include <confuse.h>
 #include <errno.h>
@@ -174,9 +175,7 @@ static cfg_opt_t *config_assemble(const struct config_section *const *sections)
 
     while (sections[n])
         n++;
-    opts = calloc(CONFIG_NROOT + n + 1, sizeof(*opts));
-    if (!opts)
-        return NULL;
+    opts = xcalloc(CONFIG_NROOT + n + 1, sizeof(*opts));
     memcpy(opts, config_root_opts, sizeof(config_root_opts));
     for (size_t i = 0; i < n; i++)
         opts[CONFIG_NROOT + i] = (cfg_opt_t)CFG_SEC(sections[i]->name, sections[i]->opts,
@@ -208,9 +207,9 @@ char **config_strlist(cfg_t *cfg, const char *name, size_t *n)
     char **v;
 
     *n = cfg_size(cfg, name);
-    v = calloc(*n + 1, sizeof(*v));
+    v = xcalloc(*n + 1, sizeof(*v));
     for (size_t i = 0; v && i < *n; i++)
-        v[i] = strdup(cfg_getnstr(cfg, name, (unsigned)i));
+        v[i] = xstrdup(cfg_getnstr(cfg, name, (unsigned)i));
     return v;
 }
 
@@ -229,24 +228,24 @@ static void config_take_root(struct config *c, cfg_t *root)
     char **nets;
 
     if (cfg_getstr(root, "hostname")) {
-        c->hostname = strdup(cfg_getstr(root, "hostname"));
+        c->hostname = xstrdup(cfg_getstr(root, "hostname"));
     } else {
         if (gethostname(host, sizeof(host)) < 0)
             snprintf(host, sizeof(host), "localhost");
         host[sizeof(host) - 1] = '\0';
-        c->hostname = strdup(host);
+        c->hostname = xstrdup(host);
     }
     if (cfg_getstr(root, "user") && *cfg_getstr(root, "user"))
-        c->user = strdup(cfg_getstr(root, "user"));
+        c->user = xstrdup(cfg_getstr(root, "user"));
     c->spool_dir = fs_abspath(cfg_getstr(root, "spool_dir"));
     c->state_dir = fs_abspath(cfg_getstr(root, "state_dir"));
-    c->log_level = strdup(cfg_getstr(root, "log_level"));
+    c->log_level = xstrdup(cfg_getstr(root, "log_level"));
     c->domains = config_strlist(root, "domains", &c->ndomains);
     for (size_t i = 0; i < c->ndomains; i++)
         for (char *p = c->domains[i]; *p; p++)
             *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
     nets = config_strlist(root, "relay_networks", &n);
-    c->relay_networks = calloc(n ? n : 1, sizeof(*c->relay_networks));
+    c->relay_networks = xcalloc(n ? n : 1, sizeof(*c->relay_networks));
     c->nrelay_networks = n;
     for (size_t i = 0; i < n; i++)
         cidr_parse(nets[i], &c->relay_networks[i]); /* validated while parsing */
@@ -306,12 +305,7 @@ struct config *config_load(const char *path, const struct config_section *const 
         free(opts);
         return NULL;
     }
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        cfg_free(root);
-        free(opts);
-        return NULL;
-    }
+    c = xcalloc(1, sizeof(*c));
     c->path = fs_abspath(path);
     c->raw = root;
     c->opts = opts;

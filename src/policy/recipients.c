@@ -57,6 +57,7 @@
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "mail/address.h"
 #include "relay/client.h"
 #include "relay/resolve.h"
@@ -142,37 +143,32 @@ static size_t rv_table_slot(const struct rv_table *t, const char *s)
     return i;
 }
 
-/* rv_table_grow - twice the slots (at least 64), entries rehashed; 0 or -1 */
-static int rv_table_grow(struct rv_table *t)
+/* rv_table_grow - twice the slots (at least 64), entries rehashed */
+static void rv_table_grow(struct rv_table *t)
 {
     struct rv_table bigger = {.cap = t->cap ? t->cap * 2 : 64};
 
-    bigger.slot = calloc(bigger.cap, sizeof(*bigger.slot));
-    if (!bigger.slot)
-        return -1;
+    bigger.slot = xcalloc(bigger.cap, sizeof(*bigger.slot));
     for (size_t i = 0; i < t->cap; i++)
         if (t->slot[i])
             bigger.slot[rv_table_slot(&bigger, t->slot[i])] = t->slot[i];
     bigger.n = t->n;
     free(t->slot);
     *t = bigger;
-    return 0;
 }
 
-/* rv_table_add - insert a copy of s (duplicates are kept once); 0 or -1 */
-static int rv_table_add(struct rv_table *t, const char *s)
+/* rv_table_add - insert a copy of s (duplicates are kept once) */
+static void rv_table_add(struct rv_table *t, const char *s)
 {
     size_t i;
 
-    if ((t->n + 1) * 2 > t->cap && rv_table_grow(t) < 0)
-        return -1;
+    if ((t->n + 1) * 2 > t->cap)
+        rv_table_grow(t);
     i = rv_table_slot(t, s);
     if (t->slot[i])
-        return 0;
-    if (!(t->slot[i] = strdup(s)))
-        return -1;
+        return;
+    t->slot[i] = xstrdup(s);
     t->n++;
-    return 0;
 }
 
 /* rv_table_has - is s (lower-case) an entry */
@@ -251,8 +247,8 @@ static const char *rv_line(char *line, ssize_t len, struct rv_table *t)
     r = rv_parse_line(line, entry, sizeof(entry), &why);
     if (r < 0)
         return why;
-    if (r > 0 && rv_table_add(t, entry) < 0)
-        return "out of memory";
+    if (r > 0)
+        rv_table_add(t, entry);
     return NULL;
 }
 
@@ -344,7 +340,7 @@ static int rv_domain_init(struct rv_domain *d, cfg_t *sec, const struct routes *
     char name[SMTP_DOMAIN_MAX + 1];
 
     if (addr_canon_domain(cfg_title(sec), name, sizeof(name)) <= 0 || strchr(name, '@') ||
-        !(d->name = strdup(name))) {
+        !(d->name = xstrdup(name))) {
         snprintf(err, errlen, "recipients \"%s\": not a domain", cfg_title(sec));
         return -1;
     }
@@ -403,14 +399,10 @@ static unsigned rv_harvest_window(const struct config *cfg)
 /* recipients_init - every recipients section */
 static int recipients_init(const struct policy_env *env, void **state, char *err, size_t errlen)
 {
-    struct rv_state *st = calloc(1, sizeof(*st));
+    struct rv_state *st = xcalloc(1, sizeof(*st));
     unsigned n = cfg_size(env->cfg->raw, "recipients");
 
-    if (!st || !(st->dom = calloc(n ? n : 1, sizeof(*st->dom)))) {
-        free(st);
-        snprintf(err, errlen, "recipients: out of memory");
-        return -1;
-    }
+    st->dom = xcalloc(n ? n : 1, sizeof(*st->dom));
     st->base = env->base;
     st->pool = env->pool;
     st->store = env->store;
@@ -473,10 +465,8 @@ static void rv_tempfail_verdict(struct policy_verdict *v, const char *addr, cons
 static struct rv_job *rv_job_new(struct rv_state *st, struct rv_domain *d, struct policy_job *job,
                                  const struct policy_client *cl, const char *canon)
 {
-    struct rv_job *j = calloc(1, sizeof(*j));
+    struct rv_job *j = xcalloc(1, sizeof(*j));
 
-    if (!j)
-        return NULL;
     j->st = st;
     j->d = d;
     j->job = job;
@@ -725,10 +715,8 @@ static void recipients_run(void *state, struct policy_job *job, enum policy_stag
         policy_job_done(job, &v);
         return;
     }
-    if (!(j = rv_job_new(st, d, job, cl, canon))) {
-        rv_tempfail_verdict(&v, cl->rcpt, "out of memory");
-        policy_job_done(job, &v);
-    } else if (!d->probe) {
+    j = rv_job_new(st, d, job, cl, canon);
+    if (!d->probe) {
         rv_refuse_unknown(j, "unknown source=file");
     } else {
         rv_verify(j);

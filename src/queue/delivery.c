@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/xmalloc.h"
 #include "queue/bouncelimit.h"
 #include "queue/dsn.h"
 #include "queue/maildir.h"
@@ -300,12 +301,7 @@ static void dl_start_maildir(struct dl_leg *leg)
 
     d->pending += (unsigned)leg->n - 1; /* each job ends one share of the leg */
     for (size_t i = 0; i < leg->n; i++) {
-        struct dl_maildir *m = calloc(1, sizeof(*m));
-        if (!m) {
-            dl_set(leg->rcpt[i], 0, "4.3.0 out of memory", "maildir");
-            dl_leg_done(d);
-            continue;
-        }
+        struct dl_maildir *m = xcalloc(1, sizeof(*m));
         m->leg = leg;
         m->r = leg->rcpt[i];
         m->rcpt = leg->addrs[i];
@@ -324,9 +320,7 @@ static const char *dl_domain(const char *addr)
 /* dl_group - recipients sharing a route become one leg */
 static int dl_group(struct delivery *d)
 {
-    d->legs = calloc(d->nr ? d->nr : 1, sizeof(*d->legs));
-    if (!d->legs)
-        return -1;
+    d->legs = xcalloc(d->nr ? d->nr : 1, sizeof(*d->legs));
     for (size_t i = 0; i < d->nr; i++) {
         const char *addr = d->env.rcpt[d->r[i].idx].addr;
         const struct routes_entry *rt = routes_find(d->ctx.routes, dl_domain(addr));
@@ -338,10 +332,8 @@ static int dl_group(struct delivery *d)
             leg = &d->legs[d->nlegs++];
             leg->d = d;
             leg->route = rt;
-            leg->rcpt = calloc(d->nr, sizeof(*leg->rcpt));
-            leg->addrs = calloc(d->nr, sizeof(*leg->addrs));
-            if (!leg->rcpt || !leg->addrs)
-                return -1;
+            leg->rcpt = xcalloc(d->nr, sizeof(*leg->rcpt));
+            leg->addrs = xcalloc(d->nr, sizeof(*leg->addrs));
         }
         leg->rcpt[leg->n] = &d->r[i];
         leg->addrs[leg->n++] = addr;
@@ -368,9 +360,7 @@ static void dl_start_legs(struct delivery *d)
 /* dl_pending - collect the recipients still to deliver */
 static int dl_pending(struct delivery *d)
 {
-    d->r = calloc(d->env.nrcpt ? d->env.nrcpt : 1, sizeof(*d->r));
-    if (!d->r)
-        return -1;
+    d->r = xcalloc(d->env.nrcpt ? d->env.nrcpt : 1, sizeof(*d->r));
     for (size_t i = 0; i < d->env.nrcpt; i++)
         if (d->env.rcpt[i].state == SPOOL_RCPT_PENDING)
             d->r[d->nr++].idx = i;
@@ -395,10 +385,8 @@ static void dl_expire(struct delivery *d)
 struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
                                 delivery_done_fn done, void *arg)
 {
-    struct delivery *d = calloc(1, sizeof(*d));
+    struct delivery *d = xcalloc(1, sizeof(*d));
 
-    if (!d)
-        return NULL;
     d->ctx = *ctx;
     d->done = done;
     d->arg = arg;
@@ -448,7 +436,7 @@ void delivery_cancel(struct delivery *d)
 static int dl_write_dsn(struct delivery *d)
 {
     const struct config *cfg = d->ctx.cfg;
-    struct dsn_failure *f = calloc(d->nr, sizeof(*f));
+    struct dsn_failure *f = xcalloc(d->nr, sizeof(*f));
     struct spool_rcpt to = {.addr = d->env.sender};
     struct spool_envelope env = {
         .arrival = time(NULL),

@@ -1,5 +1,6 @@
 /* maildir.c - final delivery into root/<local>/{tmp,new,cur} */
 #include "core/fsutil.h"
+#include "core/xmalloc.h"
 #include "queue/maildir.h"
 
 #include <ctype.h>
@@ -350,11 +351,9 @@ static int io_copy_body(struct md_io *io, int body_fd, off_t off, uint64_t len)
 static int md_fill(int fd, const char *sender, const char *rcpt, int body_fd, off_t body_off,
                    uint64_t body_len)
 {
-    struct md_io *io = malloc(sizeof *io);
+    struct md_io *io = xmalloc(sizeof *io);
     int rc, saved;
 
-    if (!io)
-        return -1;
     io->fd = fd;
     io->err = 0;
     io->olen = 0;

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/xmalloc.h"
 #include "queue/bouncelimit.h"
 #include "queue/delivery.h"
 #include "queue/queueconf.h"
@@ -93,9 +94,7 @@ static int heap_push(struct queue *q, struct qentry *e)
 {
     if (q->nheap == q->heap_cap) {
         size_t cap = q->heap_cap ? q->heap_cap * 2 : 64;
-        struct qentry **h = realloc(q->heap, cap * sizeof(*h));
-        if (!h)
-            return -1;
+        struct qentry **h = xrealloc(q->heap, cap * sizeof(*h));
         q->heap = h;
         q->heap_cap = cap;
     }
@@ -171,7 +170,7 @@ static void queue_kick(struct queue *q)
 /* queue_entry_new - a message known to the scheduler */
 static struct qentry *queue_entry_new(struct queue *q, const char *id)
 {
-    struct qentry *e = calloc(1, sizeof(*e));
+    struct qentry *e = xcalloc(1, sizeof(*e));
 
     if (e) {
         memcpy(e->id, id, SPOOL_ID_LEN);
@@ -256,10 +255,8 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
                         SSL_CTX *client_tls, struct store *st)
 {
-    struct queue *q = calloc(1, sizeof(*q));
+    struct queue *q = xcalloc(1, sizeof(*q));
 
-    if (!q)
-        return NULL;
     q->ctx = (struct delivery_ctx){.base = base,
                                    .cfg = cfg,
                                    .routes = routes,

@@ -23,6 +23,7 @@
  * silently starts over on a fresh connection, once.
  */
 #include "relay/client.h"
+#include "core/xmalloc.h"
 #include "relay/client_internal.h"
 
 #include <errno.h>
@@ -466,18 +467,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 /* smtp_client_start - see client.h */
 struct smtp_client *smtp_client_start(struct event_base *base, const struct smtp_client_req *req)
 {
-    struct smtp_client *c = calloc(1, sizeof *c);
+    struct smtp_client *c = xcalloc(1, sizeof *c);
     size_t n = req->nrcpt > 0 ? req->nrcpt : 1;
 
-    if (c == NULL)
-        return NULL;
     c->base = base;
     c->req = *req;
     c->res.nrcpt = req->nrcpt;
-    c->res.rcpt = calloc(n, sizeof *c->res.rcpt);
-    c->rflags = calloc(n, 1);
+    c->res.rcpt = xcalloc(n, sizeof *c->res.rcpt);
+    c->rflags = xcalloc(n, 1);
     c->timer = evtimer_new(base, on_timer, c);
-    if (c->res.rcpt == NULL || c->rflags == NULL || c->timer == NULL) {
+    if (c->timer == NULL) {
         client_free(c);
         return NULL;
     }

@@ -1,5 +1,6 @@
 /* conncache.c - parked SMTP/LMTP connections, keyed by next hop */
 #include "relay/conncache.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -202,8 +203,9 @@ int conncache_park(struct conncache *cache, const struct conncache_want *w, stru
 {
     struct cconn *cc;
 
-    if (!conncache_enabled(cache) || (cc = calloc(1, sizeof *cc)) == NULL)
+    if (!conncache_enabled(cache))
         return -1;
+    cc = xcalloc(1, sizeof *cc);
     cc->cache = cache;
     cc->timer = evtimer_new(cache->base, on_park_timer, cc);
     if (key_make(&cc->key, w) != 0 || cc->timer == NULL ||
@@ -222,10 +224,8 @@ int conncache_park(struct conncache *cache, const struct conncache_want *w, stru
 /* conncache_new - see conncache.h */
 struct conncache *conncache_new(struct event_base *base, unsigned max_idle, unsigned idle_timeout)
 {
-    struct conncache *cache = calloc(1, sizeof *cache);
+    struct conncache *cache = xcalloc(1, sizeof *cache);
 
-    if (cache == NULL)
-        return NULL;
     cache->base = base;
     cache->max_idle = max_idle;
     cache->per_key = max_idle > 1 ? (max_idle + 1) / 2 : 1;

@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "relay/client.h"
 #include "relay/resolve.h"
 
@@ -38,10 +39,8 @@ static const char *const nh_probe_rcpt[] = {"postmaster"}; /* never sent: EHLO o
 struct nexthops *nexthops_new(struct event_base *base, struct pool *pool,
                               const struct nexthop_opts *o)
 {
-    struct nexthops *nh = calloc(1, sizeof(*nh));
+    struct nexthops *nh = xcalloc(1, sizeof(*nh));
 
-    if (!nh)
-        return NULL;
     nh->base = base;
     nh->pool = pool;
     nh->o = *o;
@@ -71,14 +70,11 @@ int nexthops_add(struct nexthops *nh, const struct route_target *t)
         return 0;
     if (nh->n == nh->cap) {
         size_t cap = nh->cap ? nh->cap * 2 : 8;
-        struct nh_entry **ne = realloc(nh->e, cap * sizeof(*ne));
-        if (!ne)
-            return -1;
+        struct nh_entry **ne = xrealloc(nh->e, cap * sizeof(*ne));
         nh->e = ne;
         nh->cap = cap;
     }
-    if (!(e = calloc(1, sizeof(*e))))
-        return -1;
+    e = xcalloc(1, sizeof(*e));
     e->nh = nh;
     e->t = t;
     route_target_format(t, e->key, sizeof(e->key));

@@ -10,6 +10,7 @@
 
 #include "core/cidr.h"
 #include "core/pool.h"
+#include "core/xmalloc.h"
 
 struct relay_resolve {
     const struct route_target *t;
@@ -82,12 +83,8 @@ static void rs_done(void *arg)
 struct relay_resolve *relay_resolve(struct pool *pool, const struct route_target *t,
                                     relay_resolve_fn done, void *arg)
 {
-    struct relay_resolve *q = calloc(1, sizeof(*q));
+    struct relay_resolve *q = xcalloc(1, sizeof(*q));
 
-    if (!q) {
-        errno = ENOMEM;
-        return NULL;
-    }
     q->t = t;
     q->done = done;
     q->arg = arg;

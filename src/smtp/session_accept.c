@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/xmalloc.h"
 #include "queue/accept.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
@@ -45,7 +46,7 @@ int session_accept_rcpt(struct session *s, const char *rcpt)
         0)
         return 0;
     accept_verdict(&r, &v);
-    s->pending_rcpt = strdup(rcpt); /* for the log line's rcpt= */
+    s->pending_rcpt = xstrdup(rcpt); /* for the log line's rcpt= */
     session_refuse(s, "rcpt", &v);
     free(s->pending_rcpt);
     s->pending_rcpt = NULL;

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "mail/address.h"
 #include "queue/accept.h"
 #include "relay/routes.h"
@@ -81,7 +82,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
     session_tx_free(s);
     free(s->helo);
-    s->helo = strndup(c->arg, SMTP_DOMAIN_MAX);
+    s->helo = xstrndup(c->arg, SMTP_DOMAIN_MAX);
     s->cl.helo = s->helo;
     s->esmtp = c->verb == SMTP_VERB_EHLO;
     session_run_stage(s, POLICY_HELO, helo_reply);
@@ -145,13 +146,13 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
         session_error(s, "mail", "501 5.1.7 Bad sender address syntax");
         return;
     }
-    s->tx = calloc(1, sizeof(*s->tx));
-    s->tx->sender = strdup(e == ADDR_EMPTY ? "" : buf);
+    s->tx = xcalloc(1, sizeof(*s->tx));
+    s->tx->sender = xstrdup(e == ADDR_EMPTY ? "" : buf);
     s->tx->body_8bit = c->body == SMTP_BODY_8BITMIME;
     s->tx->smtputf8 = c->smtputf8;
     s->tx->mail_size = c->has_size ? c->size : 0;
-    s->tx->dsn_ret = c->ret ? strdup(c->ret) : NULL;
-    s->tx->dsn_envid = c->envid ? strdup(c->envid) : NULL;
+    s->tx->dsn_ret = c->ret ? xstrdup(c->ret) : NULL;
+    s->tx->dsn_envid = c->envid ? xstrdup(c->envid) : NULL;
     s->cl.sender = s->tx->sender;
     session_run_stage(s, POLICY_MAIL, mail_reply);
 }
@@ -213,13 +214,13 @@ static void cmd_rcpt_add(struct smtp_tx *tx, const char *addr)
             return;
     if (tx->nrcpt == tx->rcpt_cap) {
         size_t cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 4;
-        char **r = realloc(tx->rcpt, cap * sizeof(*r));
+        char **r = xrealloc(tx->rcpt, cap * sizeof(*r));
         if (!r)
             return;
         tx->rcpt = r;
         tx->rcpt_cap = cap;
     }
-    tx->rcpt[tx->nrcpt++] = strdup(addr);
+    tx->rcpt[tx->nrcpt++] = xstrdup(addr);
 }
 
 /* rcpt_reply - the RCPT checks decided */
@@ -244,7 +245,7 @@ static void rcpt_reply(struct session *s, const struct policy_verdict *v)
 /* cmd_rcpt_judge - the RCPT checks; they also answer a held connect/HELO refusal */
 static void cmd_rcpt_judge(struct session *s, const char *addr)
 {
-    s->pending_rcpt = strdup(addr);
+    s->pending_rcpt = xstrdup(addr);
     if (!s->pending_rcpt) {
         session_error(s, "rcpt", "451 4.3.0 Error: out of memory");
         return;

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "queue/commitq.h"
 #include "policy/stats.h"
 #include "queue/queue.h"
@@ -84,7 +85,7 @@ void session_data_begin(struct session *s)
 {
     struct smtp_tx *tx = s->tx;
     struct spool_envelope env;
-    struct spool_rcpt *r = calloc(tx->nrcpt, sizeof(*r));
+    struct spool_rcpt *r = xcalloc(tx->nrcpt, sizeof(*r));
 
     spool_new_id(tx->id);
     if (r) {
@@ -257,12 +258,11 @@ static void data_end(struct session *s)
 
     if (tx->derr == DATA_OK && session_accept_end(s) < 0)
         return; /* a recipient's route could never take it: refused now, not bounced later */
-    if (tx->derr != DATA_OK || !(c = calloc(1, sizeof(*c)))) {
-        if (tx->derr == DATA_OK)
-            tx->derr = DATA_IO;
+    if (tx->derr != DATA_OK) {
         data_refuse(s);
         return;
     }
+    c = xcalloc(1, sizeof(*c));
     c->srv = s->srv;
     c->s = s;
     c->writer = tx->writer;
@@ -270,7 +270,7 @@ static void data_end(struct session *s)
     memcpy(c->id, tx->id, sizeof(c->id));
     memcpy(c->sid, s->sid, sizeof(c->sid));
     memcpy(c->ip, s->ip, sizeof(c->ip));
-    c->sender = strdup(tx->sender);
+    c->sender = xstrdup(tx->sender);
     c->nrcpt = tx->nrcpt;
     c->size = spool_writer_size(c->writer);
     session_tx_free(s);
