@@ -24,9 +24,12 @@ void session_tx_free(struct session *s)
 
     if (!tx)
         return;
-    for (size_t i = 0; i < tx->nrcpt; i++)
+    for (size_t i = 0; i < tx->nrcpt; i++) {
         free(tx->rcpt[i]);
+        free(tx->rcpt_key[i]);
+    }
     free(tx->rcpt);
+    free(tx->rcpt_key);
     free(tx->sender);
     free(tx->dsn_ret);
     free(tx->dsn_envid);
@@ -206,20 +209,23 @@ static int cmd_rcpt_parse(struct session *s, const struct smtp_cmd *c, struct ad
     return addr_format(a, buf, buflen) < 0 ? -1 : 0;
 }
 
-/* cmd_rcpt_add - remember a recipient once (duplicates are accepted but not doubled) */
+/* cmd_rcpt_add - remember a recipient once: spellings of one address ("bob"@,
+ * BOB@, bob@) are accepted but delivered once, to the first spelling given */
 static void cmd_rcpt_add(struct smtp_tx *tx, const char *addr)
 {
+    char key[ADDR_CANON_MAX];
+
+    if (addr_canon_lax(addr, ADDR_CANON_FOLD, key, sizeof(key)) < 0)
+        snprintf(key, sizeof(key), "%s", addr); /* cannot happen: addr is a parsed path */
     for (size_t i = 0; i < tx->nrcpt; i++)
-        if (strcasecmp(tx->rcpt[i], addr) == 0)
+        if (strcmp(tx->rcpt_key[i], key) == 0)
             return;
     if (tx->nrcpt == tx->rcpt_cap) {
-        size_t cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 4;
-        char **r = xrealloc(tx->rcpt, cap * sizeof(*r));
-        if (!r)
-            return;
-        tx->rcpt = r;
-        tx->rcpt_cap = cap;
+        tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 4;
+        tx->rcpt = xreallocarray(tx->rcpt, tx->rcpt_cap, sizeof(*tx->rcpt));
+        tx->rcpt_key = xreallocarray(tx->rcpt_key, tx->rcpt_cap, sizeof(*tx->rcpt_key));
     }
+    tx->rcpt_key[tx->nrcpt] = xstrdup(key);
     tx->rcpt[tx->nrcpt++] = xstrdup(addr);
 }
 

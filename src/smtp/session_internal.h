@@ -42,6 +42,7 @@ struct smtp_tx {
     char *dsn_ret;
     char *dsn_envid;
     char **rcpt;
+    char **rcpt_key; /* each recipient's canonical form (mail/address.h): duplicates are one */
     size_t nrcpt;
     size_t rcpt_cap;
     char id[SPOOL_ID_LEN + 1];

@@ -180,6 +180,19 @@ def test_mixed_recipients_no_duplicate(gateway, sink):
     wait_until(lambda: queue_empty(gw), what="queue is empty")
 
 
+def test_spellings_of_one_recipient_delivered_once(gateway, sink):
+    """ "bob"@, BOB@ and bob@ name one mailbox: each RCPT gets its 250, the
+    internal server gets the message once, for the first spelling given."""
+    gw = gateway()
+    msg = make_message("spellings")
+    rcpts = ["bob@example.test", '"bob"@example.test', "BOB@Example.TEST", '"b\\ob"@example.test',
+             "carol@example.test"]
+    qid = smtp_queue(gw.port, "a@client.test", rcpts, msg)
+    got = sink.wait_quiet(1, 1.0)
+    assert got[0].rcpt_tos == ["bob@example.test", "carol@example.test"], got[0].rcpt_tos
+    gw.wait_log(r"event=delivered id=%s rcpt=<carol@example\.test>" % qid)
+
+
 def test_restart_does_not_redeliver_done_recipients(gateway, sink):
     gw = gateway()
     sink.set_rule("later@example.test", "451 4.3.0 try again later")
