@@ -22,20 +22,8 @@ static void queueconf_check_queue(cfg_t *root, struct config_diag *d)
 {
     cfg_t *q = cfg_getsec(root, "queue");
 
-    if (cfg_getint(q, "max_deliveries") == 0 || cfg_getint(q, "retry_min") == 0)
-        config_error(d, q->line, "queue: max_deliveries and retry_min must be > 0");
     if (cfg_getint(q, "retry_max") < cfg_getint(q, "retry_min"))
         config_error(d, q->line, "queue: retry_max must not be below retry_min");
-}
-
-/* queueconf_check_delivery - a next hop must time out */
-static void queueconf_check_delivery(cfg_t *root, struct config_diag *d)
-{
-    cfg_t *s = cfg_getsec(root, "delivery");
-
-    if (cfg_getint(s, "connect_timeout") == 0 || cfg_getint(s, "command_timeout") == 0 ||
-        cfg_getint(s, "data_timeout") == 0)
-        config_error(d, s->line, "delivery: timeouts must be > 0");
 }
 
 static cfg_opt_t queueconf_queue_opts[] = {
@@ -53,12 +41,12 @@ static cfg_opt_t queueconf_queue_opts[] = {
 };
 
 static const struct config_bound queueconf_queue_bounds[] = {
-    {"retry_min", 0, INT_MAX},
+    {"retry_min", 1, INT_MAX},
     {"retry_max", 0, INT_MAX},
     {"lifetime", 0, INT_MAX},
     {"fsync_threads", 1, 64},
     {"recycle", 0, 100000},
-    {"max_deliveries", 0, INT_MAX},
+    {"max_deliveries", 1, INT_MAX},
     {"bounce_limit", 0, INT_MAX},
     {"bounce_window", 0, INT_MAX},
     {"bounce_domain_limit", 0, INT_MAX},
@@ -87,9 +75,9 @@ static cfg_opt_t queueconf_delivery_opts[] = {
 };
 
 static const struct config_bound queueconf_delivery_bounds[] = {
-    {"connect_timeout", 0, INT_MAX},
-    {"command_timeout", 0, INT_MAX},
-    {"data_timeout", 0, INT_MAX},
+    {"connect_timeout", 1, INT_MAX},
+    {"command_timeout", 1, INT_MAX},
+    {"data_timeout", 1, INT_MAX},
     {NULL, 0, 0},
 };
 
@@ -97,7 +85,6 @@ const struct config_section queueconf_delivery_section = {
     .name = "delivery",
     .opts = queueconf_delivery_opts,
     .bounds = queueconf_delivery_bounds,
-    .check = queueconf_check_delivery,
 };
 
 /* queueconf_uint - a number its bound keeps within 0..INT_MAX */

@@ -52,29 +52,6 @@ static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
         config_error(d, 0, "no listen section: nothing to serve");
 }
 
-/* serverconf_check_limits - relations a single bound cannot see */
-static void serverconf_check_limits(cfg_t *root, struct config_diag *d)
-{
-    cfg_t *l = cfg_getsec(root, "limits");
-
-    if (cfg_getint(l, "max_connections") == 0 || cfg_getint(l, "max_connections_per_ip") == 0)
-        config_error(d, l->line, "limits: max_connections and max_connections_per_ip must be > 0");
-    if (cfg_getint(l, "max_recipients") == 0 || cfg_getint(l, "max_errors") == 0)
-        config_error(d, l->line, "limits: max_recipients and max_errors must be > 0");
-    if (cfg_getint(l, "max_message_size") < 1024)
-        config_error(d, l->line, "limits: max_message_size must be at least 1024");
-}
-
-/* serverconf_check_timeouts - a session must time out */
-static void serverconf_check_timeouts(cfg_t *root, struct config_diag *d)
-{
-    cfg_t *t = cfg_getsec(root, "timeouts");
-
-    if (cfg_getint(t, "command") == 0 || cfg_getint(t, "data") == 0 ||
-        cfg_getint(t, "session") == 0)
-        config_error(d, t->line, "timeouts: command, data and session must be > 0");
-}
-
 static cfg_opt_t serverconf_listen_opts[] = {
     CFG_STR("address", NULL, CFGF_NODEFAULT),
     CFG_STR("tls", "starttls", CFGF_NONE),
@@ -108,9 +85,9 @@ static cfg_opt_t serverconf_limits_opts[] = {
 };
 
 static const struct config_bound serverconf_limits_bounds[] = {
-    {"max_connections", 0, INT_MAX}, {"max_connections_per_ip", 0, INT_MAX},
-    {"ipv6_prefix", 16, 128},        {"max_message_size", 0, INT_MAX},
-    {"max_recipients", 0, INT_MAX},  {"max_errors", 0, INT_MAX},
+    {"max_connections", 1, INT_MAX}, {"max_connections_per_ip", 1, INT_MAX},
+    {"ipv6_prefix", 16, 128},        {"max_message_size", 1024, INT_MAX},
+    {"max_recipients", 1, INT_MAX},  {"max_errors", 1, INT_MAX},
     {"max_commands", 0, INT_MAX},    {NULL, 0, 0},
 };
 
@@ -118,7 +95,6 @@ const struct config_section serverconf_limits_section = {
     .name = "limits",
     .opts = serverconf_limits_opts,
     .bounds = serverconf_limits_bounds,
-    .check = serverconf_check_limits,
 };
 
 static cfg_opt_t serverconf_timeouts_opts[] = {
@@ -130,15 +106,14 @@ static cfg_opt_t serverconf_timeouts_opts[] = {
 };
 
 static const struct config_bound serverconf_timeouts_bounds[] = {
-    {"command", 0, INT_MAX}, {"data", 0, INT_MAX}, {"greeting_delay", 0, INT_MAX},
-    {"session", 0, INT_MAX}, {NULL, 0, 0},
+    {"command", 1, INT_MAX}, {"data", 1, INT_MAX}, {"greeting_delay", 0, INT_MAX},
+    {"session", 1, INT_MAX}, {NULL, 0, 0},
 };
 
 const struct config_section serverconf_timeouts_section = {
     .name = "timeouts",
     .opts = serverconf_timeouts_opts,
     .bounds = serverconf_timeouts_bounds,
-    .check = serverconf_check_timeouts,
 };
 
 /* serverconf_uint - a number its bound keeps within 0..INT_MAX */
