@@ -169,11 +169,8 @@ static struct nexthops *setup_nexthops(const struct config *cfg, const struct qu
     };
     struct nexthops *nh = nexthops_new(base, pool, &o);
 
-    for (size_t i = 0; nh && i < routes_count(routes); i++)
-        if (nexthops_add(nh, &routes_at(routes, i)->target) < 0)
-            log_fatal("event=fatal what=\"out of memory\"");
-    if (!nh)
-        log_fatal("event=fatal what=\"out of memory\"");
+    for (size_t i = 0; i < routes_count(routes); i++)
+        nexthops_add(nh, &routes_at(routes, i)->target);
     nexthops_start(nh);
     return nh;
 }
@@ -281,8 +278,6 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
 {
     *sc = serverconf_load(cfg);
     *rt = routes_load(cfg);
-    if (!*sc || !*rt)
-        log_fatal("event=fatal what=\"out of memory\"");
     queueconf_read(cfg, qc);
 }
 

@@ -89,8 +89,8 @@ unsigned modules_validate(const struct config *cfg, FILE *out)
     struct policy_env env = {.base = base, .cfg = cfg, .routes = routes, .checking = 1};
     char err[512];
 
-    if (!base || !routes) {
-        config_error(&d, 0, "out of memory");
+    if (!base) {
+        config_error(&d, 0, "cannot make an event base");
     } else {
         if (privs_user_check(cfg->user, err, sizeof(err)) < 0)
             config_error(&d, config_line(cfg, "user"), "%s", err);

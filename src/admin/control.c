@@ -97,7 +97,7 @@ struct control *control_open(struct event_base *base, const char *path, struct q
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     mode_t old;
 
-    if (!c || strlen(path) >= sizeof(sun.sun_path)) {
+    if (strlen(path) >= sizeof(sun.sun_path)) {
         free(c);
         errno = ENAMETOOLONG;
         return NULL;

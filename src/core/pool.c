@@ -192,8 +192,6 @@ static void pool_destroy(struct pool *p)
 static int pool_start_threads(struct pool *p, int n)
 {
     p->threads = xcalloc((size_t)n, sizeof *p->threads);
-    if (!p->threads)
-        return -1;
     for (int i = 0; i < n; i++) {
         int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
         if (rc != 0) {
@@ -216,8 +214,6 @@ struct pool *pool_new(struct event_base *base, int nthreads)
         return NULL;
     }
     p = xcalloc(1, sizeof *p);
-    if (!p)
-        return NULL;
     p->base = base;
     p->efd = -1;
     pthread_mutex_init(&p->mu, NULL);
@@ -235,14 +231,10 @@ struct pool *pool_new(struct event_base *base, int nthreads)
 /* pool_submit - queue work; done (may be NULL) is called on the loop when it finished */
 void pool_submit(struct pool *p, pool_work_fn work, pool_done_fn done, void *arg)
 {
+    /* The interface has no error path and a lost job would leave its caller
+     * waiting forever (an SMTP session never answered): xmalloc never fails. */
     struct pool_job *j = xmalloc(sizeof *j);
 
-    /* The interface has no error path and a lost job would leave its caller
-     * waiting forever (an SMTP session never answered): fail loudly instead. */
-    if (!j) {
-        fputs("pool_submit: out of memory\n", stderr);
-        abort();
-    }
     j->work = work;
     j->done = done;
     j->arg = arg;

@@ -39,8 +39,6 @@ struct dns_query *dns_query_new(struct dns *dns)
 {
     struct dns_query *q = xcalloc(1, sizeof(*q));
 
-    if (q == NULL)
-        return NULL;
     q->dns = dns;
     q->state = Q_IDLE;
     q->linked = 1;
@@ -186,8 +184,6 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
         return;
     if (s == NULL) {
         s = xcalloc(1, sizeof(*s));
-        if (s == NULL)
-            return; /* unwatched: the query times out through the timer */
         s->fd = fd;
         s->next = dns->socks;
         dns->socks = s;
@@ -318,11 +314,6 @@ struct dns *dns_new(struct event_base *base, const char *const *servers, size_t 
         return NULL;
     }
     dns = xcalloc(1, sizeof(*dns));
-    if (dns == NULL) {
-        snprintf(err, errlen, "dns: out of memory");
-        ares_library_cleanup();
-        return NULL;
-    }
     dns->base = base;
     TAILQ_INIT(&dns->all);
     TAILQ_INIT(&dns->ready);
@@ -379,14 +370,7 @@ struct dns_query *dns_query_start(struct dns *dns, enum dns_type type, const cha
 {
     struct dns_query *q = dns_query_new(dns);
 
-    if (q == NULL)
-        return NULL;
     q->res.qname = xstrdup(name);
-    if (q->res.qname == NULL) {
-        dns_query_free(q);
-        errno = ENOMEM;
-        return NULL;
-    }
     q->res.type = type;
     q->done = done;
     q->state = Q_ARES; /* before ares_query: it may answer at once */
@@ -406,10 +390,8 @@ struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *na
         return NULL;
     }
     q = dns_query_start(dns, type, name, user_done);
-    if (q != NULL) {
-        q->cb = cb;
-        q->arg = arg;
-    }
+    q->cb = cb;
+    q->arg = arg;
     return q;
 }
 

@@ -80,14 +80,14 @@ void dns_free(struct dns *dns);
 /* Look up name (absolute, no search list) for A, AAAA, MX, TXT or PTR
  * records; A is also the DNSBL lookup of a dns_dnsbl_name() name. MX results
  * are sorted by preference; TXT results hold each record's strings
- * concatenated (RFC 7208 3.3). NULL only if out of memory (errno set): then
- * cb will not run. */
+ * concatenated (RFC 7208 3.3). NULL only if an argument is NULL (errno
+ * EINVAL): then cb will not run. */
 struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *name, dns_cb cb,
                              void *arg);
 
 /* PTR lookup of an address (in-addr.arpa, or ip6.arpa nibbles; an IPv4-
  * mapped IPv6 address counts as IPv4). NULL with errno EAFNOSUPPORT for
- * another family, ENOMEM when out of memory: then cb will not run. */
+ * another family: then cb will not run. */
 struct dns_query *dns_ptr(struct dns *dns, const struct sockaddr *sa, dns_cb cb, void *arg);
 
 /* Forward-confirmed reverse DNS of sa: PTR, then A (IPv4) or AAAA (IPv6) of

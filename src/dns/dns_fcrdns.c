@@ -91,23 +91,15 @@ static void fcrdns_ptr_done(struct dns_query *c)
         if (c->res.str[i][0] == '\0')
             continue; /* a PTR to the root names no host */
         fc->names[fc->nnames] = xstrdup(c->res.str[i]);
-        f = NULL;
-        if (fc->names[fc->nnames] != NULL)
-            f = dns_query_start(p->dns, t, fc->names[fc->nnames], fcrdns_addr_done);
-        if (f == NULL) {
-            fc->fail = DNS_ERROR;
-        } else {
-            f->parent = p;
-            f->slot = fc->nnames;
-            fc->child[fc->nnames] = f;
-            fc->pending++;
-        }
+        f = dns_query_start(p->dns, t, fc->names[fc->nnames], fcrdns_addr_done);
+        f->parent = p;
+        f->slot = fc->nnames;
+        fc->child[fc->nnames] = f;
+        fc->pending++;
         fc->nnames++;
     }
     if (fc->nnames == 0)
         fcrdns_finish(p, DNS_NXDOMAIN, NULL);
-    else if (fc->pending == 0)
-        fcrdns_finish(p, DNS_ERROR, NULL);
 }
 
 /* dns_fcrdns - forward-confirmed reverse DNS of sa */
@@ -127,19 +119,11 @@ struct dns_query *dns_fcrdns(struct dns *dns, const struct sockaddr *sa, dns_fcr
                          sizeof(name)) < 0)
         return NULL;
     p = dns_query_new(dns);
-    if (p == NULL || (p->fc = xcalloc(1, sizeof(*p->fc))) == NULL)
-        goto oom;
+    p->fc = xcalloc(1, sizeof(*p->fc));
     p->fc->cb = cb;
     p->fc->arg = arg;
     p->fc->client = a;
     p->fc->ptrq = dns_query_start(dns, DNS_T_PTR, name, fcrdns_ptr_done);
-    if (p->fc->ptrq == NULL)
-        goto oom;
     p->fc->ptrq->parent = p;
     return p;
-oom:
-    if (p != NULL)
-        dns_query_free(p);
-    errno = ENOMEM;
-    return NULL;
 }

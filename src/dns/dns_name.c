@@ -97,8 +97,6 @@ char *dns_name_dup(const char *s, size_t *lenp)
     if (len > 0 && s[len - 1] == '.')
         len--;
     d = xmalloc(len + 1);
-    if (d == NULL)
-        return NULL;
     for (i = 0; i < len; i++)
         d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
     d[len] = '\0';

@@ -29,35 +29,26 @@ enum dns_status dns_map_status(int st)
     }
 }
 
-/* add_name - append a name record; -1 when out of memory */
-static int add_name(struct dns_result *r, const char *name)
+/* add_name - append a name record */
+static void add_name(struct dns_result *r, const char *name)
 {
-    char *s = dns_name_dup(name, &r->len[r->count]);
-
-    if (s == NULL)
-        return -1;
-    r->str[r->count++] = s;
-    return 0;
+    r->str[r->count] = dns_name_dup(name, &r->len[r->count]);
+    r->count++;
 }
 
 /* parse_ptr - PTR names in answer order */
 static enum dns_status parse_ptr(struct dns_result *r, const unsigned char *abuf, int alen)
 {
     struct hostent *he = NULL;
-    enum dns_status st = DNS_OK;
     size_t i;
     int rc = ares_parse_ptr_reply(abuf, alen, NULL, 0, AF_INET, &he);
 
     if (rc != ARES_SUCCESS)
         return dns_map_status(rc);
-    for (i = 0; he->h_aliases[i] != NULL && r->count < DNS_MAX_RECORDS; i++) {
-        if (add_name(r, he->h_aliases[i]) < 0) {
-            st = DNS_ERROR;
-            break;
-        }
-    }
+    for (i = 0; he->h_aliases[i] != NULL && r->count < DNS_MAX_RECORDS; i++)
+        add_name(r, he->h_aliases[i]);
     ares_free_hostent(he);
-    return st;
+    return DNS_OK;
 }
 
 /* parse_addrs - A or AAAA addresses */
@@ -87,7 +78,7 @@ static enum dns_status parse_addrs(struct dns_result *r, const unsigned char *ab
 }
 
 /* mx_insert - keep the DNS_MAX_RECORDS best exchanges, stable by preference */
-static int mx_insert(struct dns_result *r, const struct ares_mx_reply *mx)
+static void mx_insert(struct dns_result *r, const struct ares_mx_reply *mx)
 {
     size_t pos = r->count, len;
     char *s;
@@ -95,10 +86,8 @@ static int mx_insert(struct dns_result *r, const struct ares_mx_reply *mx)
     while (pos > 0 && r->pref[pos - 1] > mx->priority)
         pos--;
     if (pos == DNS_MAX_RECORDS)
-        return 0;
+        return;
     s = dns_name_dup(mx->host, &len);
-    if (s == NULL)
-        return -1;
     if (r->count == DNS_MAX_RECORDS)
         free(r->str[--r->count]);
     memmove(&r->str[pos + 1], &r->str[pos], (r->count - pos) * sizeof(r->str[0]));
@@ -108,72 +97,53 @@ static int mx_insert(struct dns_result *r, const struct ares_mx_reply *mx)
     r->len[pos] = len;
     r->pref[pos] = mx->priority;
     r->count++;
-    return 0;
 }
 
 /* parse_mx - exchanges sorted by preference */
 static enum dns_status parse_mx(struct dns_result *r, const unsigned char *abuf, int alen)
 {
     struct ares_mx_reply *mx = NULL, *m;
-    enum dns_status st = DNS_OK;
     int rc = ares_parse_mx_reply(abuf, alen, &mx);
 
     if (rc != ARES_SUCCESS)
         return dns_map_status(rc);
-    for (m = mx; m != NULL; m = m->next) {
-        if (mx_insert(r, m) < 0) {
-            st = DNS_ERROR;
-            break;
-        }
-    }
+    for (m = mx; m != NULL; m = m->next)
+        mx_insert(r, m);
     ares_free_data(mx);
-    if (st == DNS_OK && r->count == 0)
-        st = DNS_NODATA;
-    return st;
+    return r->count == 0 ? DNS_NODATA : DNS_OK;
 }
 
 /* txt_append - add one character-string to the record being built */
-static int txt_append(struct dns_result *r, const struct ares_txt_ext *t)
+static void txt_append(struct dns_result *r, const struct ares_txt_ext *t)
 {
     size_t i = r->count - 1;
     char *s = xrealloc(r->str[i], r->len[i] + t->length + 1);
 
-    if (s == NULL)
-        return -1;
     memcpy(s + r->len[i], t->txt, t->length);
     r->len[i] += t->length;
     s[r->len[i]] = '\0';
     r->str[i] = s;
-    return 0;
 }
 
 /* parse_txt - one string per TXT record: its strings concatenated */
 static enum dns_status parse_txt(struct dns_result *r, const unsigned char *abuf, int alen)
 {
     struct ares_txt_ext *txt = NULL, *t;
-    enum dns_status st = DNS_OK;
     int rc = ares_parse_txt_reply_ext(abuf, alen, &txt);
 
     if (rc != ARES_SUCCESS)
         return dns_map_status(rc);
-    for (t = txt; t != NULL && st == DNS_OK; t = t->next) {
+    for (t = txt; t != NULL; t = t->next) {
         if (t->record_start || r->count == 0) {
             if (r->count == DNS_MAX_RECORDS)
                 break;
             r->str[r->count] = xcalloc(1, 1);
-            if (r->str[r->count] == NULL) {
-                st = DNS_ERROR;
-                break;
-            }
             r->len[r->count++] = 0;
         }
-        if (txt_append(r, t) < 0)
-            st = DNS_ERROR;
+        txt_append(r, t);
     }
     ares_free_data(txt);
-    if (st == DNS_OK && r->count == 0)
-        st = DNS_NODATA;
-    return st;
+    return r->count == 0 ? DNS_NODATA : DNS_OK;
 }
 
 /* dns_parse_answer - fill q->res from a successful c-ares answer */

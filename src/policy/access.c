@@ -118,20 +118,15 @@ static void access_list_clear(struct access_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-/* access_push - append e (ownership moves into the list). 0 or -1 */
-static int access_push(struct access_list *l, struct access_entry *e)
+/* access_push - append e (ownership moves into the list) */
+static void access_push(struct access_list *l, struct access_entry *e)
 {
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct access_entry *v = xrealloc(l->v, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        l->v = v;
-        l->cap = cap;
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
     }
     l->v[l->n++] = *e;
     memset(e, 0, sizeof(*e));
-    return 0;
 }
 
 /* access_parse_regex - compile the key, case-insensitive; /slashes/ are optional */
@@ -178,10 +173,11 @@ static int access_parse_addr(struct access_entry *e, char *err, size_t errlen)
     }
     n = e->form == AP_ADDRESS ? addr_canon(k, ADDR_CANON_FOLD, canon, sizeof(canon))
                               : addr_canon_domain(dom, canon, sizeof(canon));
-    if (n < 0 || !(e->canon = xstrdup(canon))) {
-        snprintf(err, errlen, n < 0 ? "bad address or domain \"%s\"" : "out of memory", k);
+    if (n < 0) {
+        snprintf(err, errlen, "bad address or domain \"%s\"", k);
         return -1;
     }
+    e->canon = xstrdup(canon);
     e->domain = e->form == AP_ADDRESS ? strrchr(e->canon, '@') + 1 : e->canon;
     return 0;
 }
@@ -219,10 +215,8 @@ static int access_parse_text(struct access_entry *e, char *rest, char *err, size
             return -1;
         }
     }
-    if (*rest && !(e->text = xstrdup(rest))) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (*rest)
+        e->text = xstrdup(rest);
     return 0;
 }
 
@@ -243,10 +237,7 @@ static int access_parse_line(enum access_kind kind, char *line, struct access_en
         snprintf(err, errlen, "action must be allow or deny, not \"%s\"", action);
         return -1;
     }
-    if (!(e->key = xstrdup(key))) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    e->key = xstrdup(key);
     if (access_parse_key(kind, e, err, errlen) < 0)
         return -1;
     return access_parse_text(e, save, err, errlen); /* save: the rest of the line */
@@ -282,10 +273,10 @@ static int access_line(enum access_kind kind, char *line, unsigned lineno, struc
     struct access_entry e = {.line = lineno};
 
     msg[0] = '\0';
-    if (access_parse_line(kind, line, &e, msg, msglen) == 0 && access_push(l, &e) == 0)
+    if (access_parse_line(kind, line, &e, msg, msglen) == 0) {
+        access_push(l, &e);
         return 0;
-    if (!msg[0])
-        snprintf(msg, msglen, "out of memory");
+    }
     access_entry_clear(&e);
     return -1;
 }
@@ -394,10 +385,6 @@ static int access_init(const struct policy_env *env, void **state, char *err, si
 {
     struct access_state *st = xcalloc(1, sizeof(*st));
 
-    if (!st) {
-        snprintf(err, errlen, "access: out of memory");
-        return -1;
-    }
     if (regex_matcher_init(&st->rm) < 0) {
         snprintf(err, errlen, "access: out of memory");
         access_free(st);

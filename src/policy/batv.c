@@ -117,10 +117,6 @@ static int batv_domains(const struct config *cfg, cfg_t *sec, struct batv_state 
     size_t n = cfg_size(sec, "domains");
 
     st->domains = xcalloc(n ? n : 1, sizeof(*st->domains));
-    if (!st->domains) {
-        snprintf(err, errlen, "batv: out of memory");
-        return -1;
-    }
     for (size_t i = 0; i < n; i++) {
         const char *d = cfg_getnstr(sec, "domains", (unsigned)i);
         char canon[SMTP_DOMAIN_MAX + 2];
@@ -134,11 +130,7 @@ static int batv_domains(const struct config *cfg, cfg_t *sec, struct batv_state 
                      sec->line, d ? d : "");
             return -1;
         }
-        if (!(st->domains[st->ndomains] = xstrdup(d))) {
-            snprintf(err, errlen, "batv: out of memory");
-            return -1;
-        }
-        st->ndomains++;
+        st->domains[st->ndomains++] = xstrdup(d);
     }
     return 0;
 }
@@ -166,10 +158,7 @@ static int batv_secret(const struct config *cfg, cfg_t *sec, const char *e, stru
         snprintf(err, errlen, "%s:%d: batv: secrets: key %d given twice", cfg->path, sec->line, k);
         return -1;
     }
-    if (!(st->secret[k] = xstrdup(e + 2))) {
-        snprintf(err, errlen, "batv: out of memory");
-        return -1;
-    }
+    st->secret[k] = xstrdup(e + 2);
     st->secrets.secret[k] = st->secret[k];
     return 0;
 }
@@ -204,18 +193,12 @@ static int batv_options(const struct config *cfg, cfg_t *sec, struct batv_state 
 }
 
 /* batv_copy_relay - the relay networks, kept so the check does not depend on cfg later */
-static int batv_copy_relay(const struct config *cfg, struct batv_state *st, char *err,
-                           size_t errlen)
+static void batv_copy_relay(const struct config *cfg, struct batv_state *st)
 {
     st->relay = xcalloc(cfg->nrelay_networks ? cfg->nrelay_networks : 1, sizeof(*st->relay));
-    if (!st->relay) {
-        snprintf(err, errlen, "batv: out of memory");
-        return -1;
-    }
     if (cfg->nrelay_networks)
         memcpy(st->relay, cfg->relay_networks, cfg->nrelay_networks * sizeof(*st->relay));
     st->nrelay = cfg->nrelay_networks;
-    return 0;
 }
 
 /* batv_init - read the batv section (its defaults when it is missing) */
@@ -228,16 +211,13 @@ static int batv_init(const struct policy_env *env, void **state, char *err, size
         snprintf(err, errlen, "%s:0: batv: no batv section", env->cfg->path);
         return -1;
     }
-    if (!(st = xcalloc(1, sizeof(*st)))) {
-        snprintf(err, errlen, "batv: out of memory");
-        return -1;
-    }
+    st = xcalloc(1, sizeof(*st));
     if (batv_domains(env->cfg, sec, st, err, errlen) < 0 ||
-        batv_options(env->cfg, sec, st, err, errlen) < 0 ||
-        batv_copy_relay(env->cfg, st, err, errlen) < 0) {
+        batv_options(env->cfg, sec, st, err, errlen) < 0) {
         batv_free(st);
         return -1;
     }
+    batv_copy_relay(env->cfg, st);
     if (st->ndomains == 0)
         log_warn("event=config check=batv warning=\"no domains: nothing is signed or checked\"");
     *state = st;
@@ -284,23 +264,17 @@ static void batv_sign(const struct batv_state *st, struct policy_client *cl)
         log_warn("event=batv action=unsigned reason=\"cannot sign\"");
         return;
     }
-    if (!(cl->sender_rewrite = xstrdup(out)))
-        log_warn("event=batv action=unsigned reason=\"out of memory\"");
+    cl->sender_rewrite = xstrdup(out);
 }
 
 /* batv_strip - RCPT: deliver to the address inside the tag */
 static void batv_strip(struct policy_client *cl, const struct prvs_parts *parts)
 {
-    char *a;
-
     if (cl->rcpt_rewrite) /* another check already decided where this goes */
         return;
-    if (!(a = xstrdup(parts->addr))) {
-        log_warn("event=batv action=unstripped reason=\"out of memory\"");
-        return;
-    }
-    cl->rcpt_rewrite = a;
-    cl->rcpt = a; /* later checks judge the mailbox itself; the session resets rcpt */
+    cl->rcpt_rewrite = xstrdup(parts->addr);
+    cl->rcpt =
+        cl->rcpt_rewrite; /* later checks judge the mailbox itself; the session resets rcpt */
 }
 
 /* batv_refuse - 550 5.7.1 for a bounce whose tag is missing, wrong or old */

@@ -149,7 +149,7 @@ static void bf_store_count(struct bounceflood *bf)
                  log_q(strerror(errno)));
 }
 
-/* bf_env - the daemon's environment without MXGATE_*, then ours; NULL when out of memory */
+/* bf_env - the daemon's environment without MXGATE_*, then ours */
 static char **bf_env(char *event, char *count)
 {
     extern char **environ;
@@ -159,8 +159,6 @@ static char **bf_env(char *event, char *count)
     while (environ && environ[n] && n < BF_ENV_MAX)
         n++;
     env = xcalloc(n + 3, sizeof(*env));
-    if (!env)
-        return NULL;
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "MXGATE_EVENT=", 13) != 0 &&
             strncmp(environ[i], "MXGATE_COUNT=", 13) != 0)
@@ -200,8 +198,7 @@ static int bf_spawn(struct bounceflood *bf, enum bf_event ev, uint64_t count)
     snprintf(arg, sizeof(arg), "%s", bf_event_name(ev));
     snprintf(evar, sizeof(evar), "MXGATE_EVENT=%s", arg);
     snprintf(cvar, sizeof(cvar), "MXGATE_COUNT=%" PRIu64, count);
-    if (!(env = bf_env(evar, cvar)))
-        return ENOMEM;
+    env = bf_env(evar, cvar);
     if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
         free(env);
         return rc;
@@ -455,8 +452,9 @@ static void bf_load_state(struct bounceflood *bf)
 {
     struct bf_load *ld;
 
-    if (!bf->store || !(ld = xcalloc(1, sizeof(*ld))))
+    if (!bf->store)
         return;
+    ld = xcalloc(1, sizeof(*ld));
     ld->bf = bf;
     if (store_get(bf->store, BF_STATE_KEY, strlen(BF_STATE_KEY), bf_loaded, ld) < 0) {
         free(ld);
@@ -565,10 +563,6 @@ static int bounceflood_init(const struct policy_env *env, void **state, char *er
     cfg_t *sec = cfg_getsec(env->cfg->raw, "bounce_flood");
     time_t now = bf_now();
 
-    if (!bf) {
-        snprintf(err, errlen, "bounce_flood: out of memory");
-        return -1;
-    }
     bf->store = env->store;
     bf->stats = env->stats;
     /* libconfuse gives a section that is absent from the file with its defaults */

@@ -196,11 +196,9 @@ static void zq_on_a(const struct dns_result *res, void *arg)
                  zq->run->ip, dns_status_str(res->status));
     }
     if (zq_wants_txt(zq)) {
-        /* Out of memory for the TXT query: the hit stands, without a reason text. */
         zq->state = ZQ_ASK_TXT;
         zq->q = dns_lookup(zq->run->d->dns, DNS_T_TXT, zq->name, zq_on_txt, zq);
-        if (zq->q)
-            return;
+        return;
     }
     zq_finish(zq);
 }
@@ -336,15 +334,8 @@ static void dnsbl_run(void *state, struct policy_job *job, enum policy_stage sta
 {
     struct dnsbl *d = state;
     struct dnsbl_run *r = xcalloc(1, sizeof(*r) + d->nzones * sizeof(r->zq[0]));
-    struct policy_verdict v;
     size_t started = 0;
 
-    if (!r) {
-        log_warn("event=dnsbl_error client=%s status=no-memory", cl->ip);
-        policy_verdict_dunno(&v);
-        policy_job_done(job, &v);
-        return;
-    }
     r->d = d;
     r->job = job;
     r->nzq = d->nzones;
@@ -422,10 +413,6 @@ static int dnsbl_zone_init(const struct config *cfg, cfg_t *zs, struct dnsbl_zon
     long w = cfg_getint(zs, "weight"), t = cfg_getint(zs, "timeout");
 
     z->name = xstrdup(cfg_title(zs));
-    if (!z->name) {
-        snprintf(err, errlen, "dnsbl: out of memory");
-        return -1;
-    }
     probe.sin_addr.s_addr = htonl(0x7f000002);
     if (dns_dnsbl_name((struct sockaddr *)&probe, z->name, name, sizeof(name)) < 0) {
         snprintf(err, errlen, "%s:%d: dnsbl zone \"%s\": not a usable zone name", cfg->path,
@@ -488,10 +475,6 @@ static int dnsbl_zones(const struct config *cfg, cfg_t *sec, struct dnsbl *d, ch
         return -1;
     }
     d->zones = xcalloc(n, sizeof(*d->zones));
-    if (!d->zones) {
-        snprintf(err, errlen, "dnsbl: out of memory");
-        return -1;
-    }
     for (size_t i = 0; i < n; i++, d->nzones++)
         if (dnsbl_zone_init(cfg, cfg_getnsec(sec, "zone", (unsigned)i), &d->zones[i], err, errlen) <
             0) {
@@ -512,10 +495,6 @@ static int dnsbl_init(const struct policy_env *env, void **state, char *err, siz
         return -1;
     }
     d = xcalloc(1, sizeof(*d));
-    if (!d) {
-        snprintf(err, errlen, "dnsbl: out of memory");
-        return -1;
-    }
     d->base = env->base;
     d->dns = env->dns;
     d->stats = env->stats;

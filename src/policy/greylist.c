@@ -370,13 +370,11 @@ static void greylist_run(void *state, struct policy_job *job, enum policy_stage 
         return;
     }
     j = xcalloc(1, sizeof(*j));
-    if (j) {
-        j->g = g;
-        j->job = job;
-    }
-    if (!j || gl_keys(j, cl) < 0) {
+    j->g = g;
+    j->job = job;
+    if (gl_keys(j, cl) < 0) {
         free(j);
-        policy_job_done(job, &v); /* no memory, or not an IP client: no opinion */
+        policy_job_done(job, &v); /* not an IP client: no opinion */
         return;
     }
     if (cl->suspicious && cl->suspicious_why[0])
@@ -473,10 +471,6 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
         return -1;
     }
     g = xcalloc(1, sizeof(*g));
-    if (!g) {
-        snprintf(err, errlen, "greylist: out of memory");
-        return -1;
-    }
     g->store = env->store;
     gl_options(sec, g);
     *state = g;

@@ -222,7 +222,7 @@ static void harvest_run(void *state, struct policy_job *job, enum policy_stage s
     if (!v6 || sockaddr_network(sa, 32, h->v6prefix, net, sizeof(net)) < 0)
         snprintf(net, sizeof(net), "%s", cl->ip);
     n = hv_key(key, stage == POLICY_CONNECT ? "b" : "n", stage == POLICY_CONNECT ? net : cl->ip);
-    if (!j || n < 0 || !cl->ip[0]) {
+    if (n < 0 || !cl->ip[0]) {
         struct policy_verdict v;
         policy_verdict_dunno(&v);
         free(j);
@@ -286,10 +286,6 @@ static int harvest_init(const struct policy_env *env, void **state, char *err, s
     cfg_t *sec = cfg_getsec(env->cfg->raw, "harvest");
     struct harvest *h = xcalloc(1, sizeof(*h));
 
-    if (!h) {
-        snprintf(err, errlen, "harvest: out of memory");
-        return -1;
-    }
     if (!env->store && !env->checking) {
         snprintf(err, errlen, "harvest: needs the state store");
     } else if (!sec) {

@@ -212,8 +212,6 @@ struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage 
 {
     struct policy_run *r = xcalloc(1, sizeof(*r));
 
-    if (!r)
-        return NULL;
     r->p = c->p;
     r->chain = c;
     r->stage = stage;
@@ -297,8 +295,6 @@ static int policy_build_chain(struct policy *p, cfg_t *l, struct policy_chain *c
     c->p = p;
     c->listener = cfg_title(l);
     c->checks = xcalloc(n ? n : 1, sizeof(*c->checks));
-    if (!c->checks)
-        return -1;
     for (size_t i = 0; i < n; i++) {
         struct policy_inst *in =
             policy_instance(p, cfg_getnstr(l, "checks", (unsigned)i), e, sizeof(e));
@@ -322,18 +318,12 @@ struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen
     struct policy *p = xcalloc(1, sizeof(*p));
     size_t total = 0, nlisten = cfg_size(raw, "listen");
 
-    if (!p)
-        return NULL;
     p->env = *env;
     /* the listeners are the server's sections; the policy reads only their checks */
     for (size_t i = 0; i < nlisten; i++)
         total += cfg_size(cfg_getnsec(raw, "listen", (unsigned)i), "checks");
     p->inst = xcalloc(total ? total : 1, sizeof(*p->inst));
     p->chains = xcalloc(nlisten ? nlisten : 1, sizeof(*p->chains));
-    if (!p->inst || !p->chains) {
-        policy_free(p);
-        return NULL;
-    }
     for (size_t i = 0; i < nlisten; i++, p->nchains++) {
         cfg_t *l = cfg_getnsec(raw, "listen", (unsigned)i);
         if (policy_build_chain(p, l, &p->chains[i], err, errlen) < 0) {

@@ -151,7 +151,7 @@ static void rl_release(struct ratelimit *rl, struct rl_sess **link)
     free(s);
 }
 
-/* rl_net_get - the entry of net, created with count 0; NULL without memory */
+/* rl_net_get - the entry of net, created with count 0 */
 static struct rl_net *rl_net_get(struct ratelimit *rl, const char *net)
 {
     size_t b = rl_hash_str(net);
@@ -161,8 +161,6 @@ static struct rl_net *rl_net_get(struct ratelimit *rl, const char *net)
         if (strcmp(n->net, net) == 0)
             return n;
     n = xcalloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
     snprintf(n->net, sizeof(n->net), "%s", net);
     n->next = rl->nets[b];
     rl->nets[b] = n;
@@ -177,13 +175,10 @@ static unsigned rl_connect(struct ratelimit *rl, const struct policy_client *cl,
 
     if (*link)
         rl_release(rl, link); /* a session that never said goodbye left this address to us */
-    if (rl->nsess >= RL_MAX_SESSIONS || !(s = xcalloc(1, sizeof(*s))))
+    if (rl->nsess >= RL_MAX_SESSIONS)
         return 0;
+    s = xcalloc(1, sizeof(*s));
     n = rl_net_get(rl, net);
-    if (!n) {
-        free(s);
-        return 0;
-    }
     n->count++;
     s->cl = cl;
     s->net = n;
@@ -284,8 +279,6 @@ static struct rl_job *rl_job_new(struct ratelimit *rl, struct policy_job *job, c
 {
     struct rl_job *j = xcalloc(1, sizeof(*j));
 
-    if (!j)
-        return NULL;
     j->rl = rl;
     j->job = job;
     j->kind = kind;
@@ -321,13 +314,8 @@ static void rl_start(struct ratelimit *rl, struct policy_job *job, const char *n
                      const struct rl_kind *kind, unsigned limit, unsigned count)
 {
     struct rl_job *j = rl_job_new(rl, job, net, kind, limit);
-    struct policy_verdict v;
 
-    if (!j) {
-        log_warn("event=ratelimit_error kind=%s net=%s status=no-memory", kind->name, net);
-        policy_verdict_dunno(&v);
-        policy_job_done(job, &v);
-    } else if (count > 0) {
+    if (count > 0) {
         rl_over(j, count);
     } else {
         rl_count(j);
@@ -447,10 +435,6 @@ static int ratelimit_init(const struct policy_env *env, void **state, char *err,
         return -1;
     }
     rl = xcalloc(1, sizeof(*rl));
-    if (!rl) {
-        snprintf(err, errlen, "ratelimit: out of memory");
-        return -1;
-    }
     rl->base = env->base;
     rl->store = env->store;
     rl_options(sec, rl);

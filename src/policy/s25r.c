@@ -138,20 +138,13 @@ static void s25r_set_clear(struct s25r_set *set)
     memset(set, 0, sizeof(*set));
 }
 
-/* s25r_grow - room for one more element of size sz in *v. 0 or -1 */
-static int s25r_grow(void **v, size_t n, size_t *cap, size_t sz)
+/* s25r_grow - room for one more element of size sz in *v */
+static void s25r_grow(void **v, size_t n, size_t *cap, size_t sz)
 {
-    void *nv;
-    size_t ncap;
-
     if (n < *cap)
-        return 0;
-    ncap = *cap ? *cap * 2 : 16;
-    if (!(nv = xrealloc(*v, ncap * sz)))
-        return -1;
-    *v = nv;
-    *cap = ncap;
-    return 0;
+        return;
+    *cap = *cap ? *cap * 2 : 16;
+    *v = xrealloc(*v, *cap * sz);
 }
 
 /* s25r_compile - a case-insensitive PCRE2; /slashes/ around it are optional */
@@ -183,11 +176,7 @@ static int s25r_rule_add(struct s25r_set *set, const char *name, pcre2_code *re,
         return -1;
     }
     if (!r) {
-        if (s25r_grow((void **)&set->rule, set->nrule, &set->caprule, sizeof(*r)) < 0) {
-            snprintf(msg, msglen, "out of memory");
-            pcre2_code_free(re);
-            return -1;
-        }
+        s25r_grow((void **)&set->rule, set->nrule, &set->caprule, sizeof(*r));
         r = &set->rule[set->nrule++];
         memset(r, 0, sizeof(*r));
         snprintf(r->name, sizeof(r->name), "%s", name);
@@ -257,11 +246,7 @@ static int s25r_exc_line(struct s25r_set *set, char *line, unsigned lineno, char
         snprintf(msg, msglen, "bad entry \"%s\" (want an address, a network or /regex/)", tok);
         return -1;
     }
-    if (s25r_grow((void **)&set->exc, set->nexc, &set->capexc, sizeof(x)) < 0) {
-        snprintf(msg, msglen, "out of memory");
-        pcre2_code_free(x.re);
-        return -1;
-    }
+    s25r_grow((void **)&set->exc, set->nexc, &set->capexc, sizeof(x));
     set->exc[set->nexc++] = x;
     return 0;
 }
@@ -394,10 +379,6 @@ static int s25r_init(const struct policy_env *env, void **state, char *err, size
 {
     struct s25r_state *st = xcalloc(1, sizeof(*st));
 
-    if (!st) {
-        snprintf(err, errlen, "s25r: out of memory");
-        return -1;
-    }
     if (regex_matcher_init(&st->rm) < 0) {
         snprintf(err, errlen, "s25r: out of memory");
         s25r_free(st);

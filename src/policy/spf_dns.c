@@ -64,8 +64,6 @@ static void *query(void *ctx, enum spf_qtype type, const char *name, spf_answer_
                                           [SPF_Q_PTR] = DNS_T_PTR};
     struct spf_dns_query *sq = xmalloc(sizeof *sq);
 
-    if (sq == NULL)
-        return NULL;
     sq->cb = cb;
     sq->arg = arg;
     sq->q = dns_lookup(ctx, types[type], name, on_result, sq);

@@ -395,8 +395,6 @@ struct spf_check *spf_new(const struct spf_resolver *res, const struct spf_reque
 {
     struct spf_check *c = xcalloc(1, sizeof *c);
 
-    if (c == NULL)
-        return NULL;
     if (set_client(c, req->client) < 0) {
         free(c);
         return NULL;

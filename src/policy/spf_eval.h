@@ -106,7 +106,7 @@ struct spf_check;
 typedef void (*spf_done_cb)(struct spf_check *c, void *arg);
 
 /* A check for req (copied; strings longer than SPF input bounds are cut). NULL
- * when out of memory or the client address is neither IPv4 nor IPv6. */
+ * when the client address is neither IPv4 nor IPv6. */
 struct spf_check *spf_new(const struct spf_resolver *res, const struct spf_request *req);
 
 /* Start evaluating. 1: finished already (no DNS was needed; cb will not run);

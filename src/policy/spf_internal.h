@@ -45,8 +45,7 @@ struct spf_record {
 
 /* Is txt[0..len) an SPF record: "v=spf1" (any case) then a space or its end. */
 int spf_is_record(const char *txt, size_t len);
-/* Parse an SPF record. NULL on a syntax error (a permerror; why in err) or
- * when out of memory (err says so). */
+/* Parse an SPF record. NULL on a syntax error (a permerror; why in err). */
 struct spf_record *spf_record_parse(const char *txt, size_t len, char *err, size_t errlen);
 void spf_record_free(struct spf_record *r);
 /* A name usable in a query: labels of 1..63 bytes, at most 253 in all (one

@@ -240,15 +240,9 @@ static struct spf_record *record_alloc(const char *txt, size_t len, long nterms)
 {
     struct spf_record *r = xcalloc(1, sizeof *r);
 
-    if (r == NULL)
-        return NULL;
     r->orig = xmalloc(len + 1);
     r->buf = xmalloc(len + 1);
     r->terms = xcalloc(nterms ? (size_t)nterms : 1, sizeof *r->terms);
-    if (r->orig == NULL || r->buf == NULL || r->terms == NULL) {
-        spf_record_free(r);
-        return NULL;
-    }
     memcpy(r->orig, txt, len);
     r->orig[len] = '\0';
     for (size_t i = 0; i < len; i++)
@@ -266,10 +260,7 @@ struct spf_record *spf_record_parse(const char *txt, size_t len, char *err, size
 
     if (nterms < 0)
         return NULL;
-    if ((r = record_alloc(txt, len, nterms)) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    r = record_alloc(txt, len, nterms);
     while (i < len) {
         char *s = r->buf + i;
         size_t n = strlen(s);

@@ -35,8 +35,7 @@ struct stats *stats_new(struct store *st)
 {
     struct stats *s = xcalloc(1, sizeof(*s));
 
-    if (s)
-        s->st = st;
+    s->st = st;
     return s;
 }
 
@@ -217,8 +216,6 @@ int stats_report(struct store *ro, time_t from, time_t to, FILE *out)
     struct tm tm;
     int rc;
 
-    if (!sum)
-        return -1;
     gmtime_r(&from, &tm);
     strftime(sum->from, sizeof(sum->from), "%Y%m%d%H", &tm);
     gmtime_r(&to, &tm);

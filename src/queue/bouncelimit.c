@@ -35,12 +35,10 @@ struct bouncelimit *bouncelimit_new(struct store *st, unsigned limit, unsigned d
 {
     struct bouncelimit *bl = xcalloc(1, sizeof(*bl));
 
-    if (bl) {
-        bl->store = st;
-        bl->limit = limit;
-        bl->domain_limit = domain_limit;
-        bl->window = window;
-    }
+    bl->store = st;
+    bl->limit = limit;
+    bl->domain_limit = domain_limit;
+    bl->window = window;
     return bl;
 }
 
@@ -108,8 +106,7 @@ int bouncelimit_check(struct bouncelimit *bl, const char *addr, bouncelimit_cb c
         return 1;
     if (addr_canon_lax(addr, ADDR_CANON_FOLD, canon, sizeof(canon)) < 0)
         snprintf(canon, sizeof(canon), "%s", addr); /* longer than any address: cut */
-    if (!(r = xcalloc(1, sizeof(*r))))
-        return -1;
+    r = xcalloc(1, sizeof(*r));
     *r = (struct bl_req){bl->store, bl->limit, bl->domain_limit, bl->window, cb, arg, "", ""};
     snprintf(r->akey, sizeof(r->akey), "bl:a:%s", canon);
     at = strrchr(canon, '@');

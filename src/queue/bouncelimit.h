@@ -37,7 +37,7 @@ void bouncelimit_free(struct bouncelimit *bl);
  * bouncelimit_check - may one more DSN go to addr? Counts it. 0: cb runs
  * exactly once, later, from the event loop, also after bouncelimit_free
  * (the request keeps what it needs). 1: no store, allowed, cb never runs.
- * -1 (errno ENOMEM, ESHUTDOWN): cb never runs; the caller decides (send).
+ * -1 (errno ESHUTDOWN): cb never runs; the caller decides (send).
  */
 int bouncelimit_check(struct bouncelimit *bl, const char *addr, bouncelimit_cb cb, void *arg);
 

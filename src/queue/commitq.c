@@ -5,7 +5,6 @@
 #include "queue/spool.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 struct commit_req {
@@ -35,24 +34,9 @@ struct commitq *commitq_new(struct pool *pool, int batch)
 {
     struct commitq *cq = xcalloc(1, sizeof(*cq));
 
-    if (cq) {
-        cq->pool = pool;
-        cq->batch = batch;
-    }
+    cq->pool = pool;
+    cq->batch = batch;
     return cq;
-}
-
-/* xalloc - the submit interface has no error path: a lost commit would leave
- * its client unanswered forever, so fail loudly as pool_submit does */
-static void *xalloc(size_t n)
-{
-    void *p = xmalloc(n);
-
-    if (!p) {
-        fputs("commitq: out of memory\n", stderr);
-        abort();
-    }
-    return p;
 }
 
 /* batch_work - in the pool: every writer of the batch, one sync */
@@ -63,14 +47,6 @@ static void batch_work(void *arg)
     struct commit_req *r;
     size_t i = 0;
 
-    if (!ws) {
-        /* No room for the array: commit them one by one (each its own sync). */
-        for (r = b->head; r; r = r->next) {
-            r->rc = spool_writer_commit(r->w);
-            r->err = errno;
-        }
-        return;
-    }
     for (r = b->head; r; r = r->next)
         ws[i++] = r->w;
     spool_commit_batch(ws, b->n);
@@ -106,7 +82,7 @@ static void batch_start(struct commitq *cq)
 
     if (cq->inflight || !cq->head)
         return;
-    b = xalloc(sizeof(*b));
+    b = xmalloc(sizeof(*b));
     b->cq = cq;
     b->head = cq->head;
     b->n = cq->n;
@@ -137,7 +113,7 @@ static void one_done(void *arg)
 /* commitq_submit - commit w; done runs on the loop afterwards */
 void commitq_submit(struct commitq *cq, struct spool_writer *w, commit_done_fn done, void *arg)
 {
-    struct commit_req *r = xalloc(sizeof(*r));
+    struct commit_req *r = xmalloc(sizeof(*r));
 
     *r = (struct commit_req){.w = w, .done = done, .arg = arg};
     if (!cq->batch) {

@@ -27,7 +27,7 @@ struct obuf {
     int err;
 };
 
-/* ob_put - append n octets, failing (ENOMEM/EMSGSIZE) rather than growing without bound */
+/* ob_put - append n octets, failing (EMSGSIZE) rather than growing without bound */
 static void ob_put(struct obuf *b, const void *d, size_t n)
 {
     if (b->err != 0 || n == 0)
@@ -38,15 +38,9 @@ static void ob_put(struct obuf *b, const void *d, size_t n)
     }
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        char *np;
         while (cap < b->len + n)
             cap *= 2;
-        np = xrealloc(b->p, cap);
-        if (np == NULL) {
-            b->err = ENOMEM;
-            return;
-        }
-        b->p = np;
+        b->p = xrealloc(b->p, cap);
         b->cap = cap;
     }
     memcpy(b->p + b->len, d, n);
@@ -404,8 +398,6 @@ static int build_headers(struct obuf *b, int fd, off_t off, uint64_t len)
     ssize_t got;
     int saved;
 
-    if (buf == NULL)
-        return -1;
     if (off < 0 || (uint64_t)off > (uint64_t)INT64_MAX - DSN_HEADER_MAX) {
         free(buf);
         errno = EINVAL;

@@ -103,11 +103,7 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
     struct spool *sp = xcalloc(1, sizeof *sp);
     int saved;
 
-    if (!sp || !(sp->dir = xstrdup(dir))) {
-        set_err(err, errlen, "open", dir, ENOMEM);
-        free(sp);
-        return NULL;
-    }
+    sp->dir = xstrdup(dir);
     sp->dirfd = -1;
     for (int i = 0; i < SUB_COUNT; i++)
         sp->fds[i] = -1;

@@ -26,13 +26,10 @@ static int read_header(int fd, off_t size, char **out, size_t *hlen, size_t *hav
     char *buf = NULL, *end;
 
     for (;;) {
-        char *nb = xrealloc(buf, cap + 1);
         size_t want = (uint64_t)size < cap ? (size_t)size : cap;
         ssize_t n;
 
-        if (!nb)
-            return free(buf), -1;
-        buf = nb;
+        buf = xrealloc(buf, cap + 1);
         n = spool_pread_full(fd, buf + have, want - have, (off_t)have);
         if (n < 0)
             return free(buf), -1;
@@ -69,11 +66,11 @@ static int parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* dup_into - strdup value into *dst; ENOMEM is an error of its own, not EBADMSG */
+/* dup_into - strdup value into *dst; 0, for the parsers that return it */
 static int dup_into(char **dst, const char *value)
 {
     *dst = xstrdup(value);
-    return *dst ? 0 : -1;
+    return 0;
 }
 
 /* parse_flag - "0" or "1" */
@@ -93,12 +90,9 @@ static int add_rcpt(struct spool_envelope *env, const char *addr)
     if (!*addr)
         return spool_bad_msg();
     r = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *r);
-    if (!r)
-        return -1;
     env->rcpt = r;
     memset(&r[env->nrcpt], 0, sizeof *r);
-    if (dup_into(&r[env->nrcpt].addr, addr) < 0)
-        return -1;
+    r[env->nrcpt].addr = xstrdup(addr);
     env->nrcpt++;
     return 0;
 }
@@ -405,7 +399,7 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
     else
         close(fd);
     if (rc < 0) {
-        /* Only inconsistency quarantines: EIO or ENOMEM may pass. */
+        /* Only inconsistency quarantines: EIO may pass. */
         spool_envelope_free(env);
         if (saved == EBADMSG)
             spool_corrupt_found(sp, id, why);

@@ -59,12 +59,8 @@ static int note_queued(struct spool *sp, const char *name, void *arg)
     if (fstatat(sp->fds[SUB_QUEUE], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : -1;
     if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 256;
-        ino_t *ino = xrealloc(a->ino, cap * sizeof *ino);
-        if (!ino)
-            return -1;
-        a->ino = ino;
-        a->cap = cap;
+        a->cap = a->cap ? a->cap * 2 : 256;
+        a->ino = xrealloc(a->ino, a->cap * sizeof *a->ino);
     }
     a->ino[a->n++] = st.st_ino;
     return 0;
@@ -109,9 +105,9 @@ int spool_set_recycle(struct spool *sp, size_t max)
     off_t *size = NULL;
     int rc;
 
-    if (max && (!(name = xcalloc(max, sizeof *name)) || !(size = xcalloc(max, sizeof *size)))) {
-        free(name);
-        return -1;
+    if (max) {
+        name = xcalloc(max, sizeof *name);
+        size = xcalloc(max, sizeof *size);
     }
     pthread_mutex_lock(&fr->mu);
     free(fr->name);

@@ -167,8 +167,6 @@ struct spool_writer *spool_writer_begin(struct spool *sp, const struct spool_env
     if (!envelope_ok(env))
         return errno = EINVAL, NULL;
     w = xmalloc(sizeof *w);
-    if (!w)
-        return NULL;
     memset(w, 0, offsetof(struct spool_writer, buf));
     w->sp = sp;
     memcpy(w->id, env->id, sizeof w->id);

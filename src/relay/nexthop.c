@@ -62,12 +62,12 @@ static struct nh_entry *nh_find(struct nexthops *nh, const struct route_target *
 }
 
 /* nexthops_add - see nexthop.h */
-int nexthops_add(struct nexthops *nh, const struct route_target *t)
+void nexthops_add(struct nexthops *nh, const struct route_target *t)
 {
     struct nh_entry *e;
 
     if (t->kind == ROUTE_MAILDIR || nh_find(nh, t))
-        return 0;
+        return;
     if (nh->n == nh->cap) {
         size_t cap = nh->cap ? nh->cap * 2 : 8;
         struct nh_entry **ne = xrealloc(nh->e, cap * sizeof(*ne));
@@ -79,7 +79,6 @@ int nexthops_add(struct nexthops *nh, const struct route_target *t)
     e->t = t;
     route_target_format(t, e->key, sizeof(e->key));
     nh->e[nh->n++] = e;
-    return 0;
 }
 
 /* nh_keep - an EHLO answer: note it, log it when it differs from the last */

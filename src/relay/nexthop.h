@@ -46,8 +46,8 @@ struct nexthops *nexthops_new(struct event_base *base, struct pool *pool,
                               const struct nexthop_opts *o);
 
 /* nexthops_add - know target t (it must outlive the cache); the same target
- * twice is one entry. 0 or -1 (no memory) */
-int nexthops_add(struct nexthops *nh, const struct route_target *t);
+ * twice is one entry */
+void nexthops_add(struct nexthops *nh, const struct route_target *t);
 
 /* nexthops_start - probe every SMTP/LMTP target now (asynchronous) */
 void nexthops_start(struct nexthops *nh);

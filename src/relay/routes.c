@@ -99,13 +99,7 @@ struct routes *routes_load(const struct config *cfg)
     struct routes *rt = xcalloc(1, sizeof(*rt));
     char err[256];
 
-    if (!rt)
-        return NULL;
     rt->e = xcalloc(cfg_size(cfg->raw, "route") + 1, sizeof(*rt->e));
-    if (!rt->e) {
-        free(rt);
-        return NULL;
-    }
     for (unsigned i = 0; i < cfg_size(cfg->raw, "route"); i++) {
         cfg_t *s = cfg_getnsec(cfg->raw, "route", i);
         struct routes_entry *e = &rt->e[rt->n];
@@ -113,10 +107,7 @@ struct routes *routes_load(const struct config *cfg)
             route_target_parse(cfg_getstr(s, "to"), &e->target, err, sizeof(err)) < 0)
             continue; /* reported by config_load */
         e->create = cfg_getbool(s, "create");
-        if (!(e->domain = xstrdup(cfg_title(s)))) {
-            routes_free(rt);
-            return NULL;
-        }
+        e->domain = xstrdup(cfg_title(s));
         rt->n++;
     }
     return rt;

@@ -25,7 +25,7 @@ struct routes;
 /* The route sections, the domains option's syntax and "every domain has a route". */
 extern const struct config_section routes_section;
 
-/* routes_load - the table of cfg's route sections (validated by config_load); NULL: no memory */
+/* routes_load - the table of cfg's route sections (validated by config_load) */
 struct routes *routes_load(const struct config *cfg);
 void routes_free(struct routes *rt);
 

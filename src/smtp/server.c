@@ -72,8 +72,9 @@ static struct server_ip_count *server_ip_find(struct server *srv, const uint8_t 
     for (c = srv->per_ip[b]; c; c = c->next)
         if (memcmp(c->addr, key, 16) == 0)
             return c;
-    if (!make || !(c = xcalloc(1, sizeof(*c))))
+    if (!make)
         return NULL;
+    c = xcalloc(1, sizeof(*c));
     memcpy(c->addr, key, 16);
     c->next = srv->per_ip[b];
     srv->per_ip[b] = c;
@@ -144,10 +145,6 @@ void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_
     }
     server_ip_key(srv, sa, key);
     c = server_ip_find(srv, key, 1);
-    if (!c) {
-        server_refuse(srv, fd, ip, "out of memory");
-        return;
-    }
     if (c->count >= srv->conf->limits.max_connections_per_ip) {
         server_refuse(srv, fd, ip, "too many connections from your address");
         return;
@@ -205,10 +202,6 @@ int server_listen(struct server *srv, char *err, size_t errlen)
     const struct serverconf *sc = srv->conf;
 
     srv->listeners = xcalloc(sc->nlisten ? sc->nlisten : 1, sizeof(*srv->listeners));
-    if (!srv->listeners) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     for (size_t i = 0; i < sc->nlisten; i++) {
         struct server_listener *sl = &srv->listeners[i];
         struct sockaddr_storage ss;

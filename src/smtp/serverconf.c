@@ -145,21 +145,13 @@ struct serverconf *serverconf_load(const struct config *cfg)
     struct serverconf *sc = xcalloc(1, sizeof(*sc));
     size_t n = cfg_size(cfg->raw, "listen");
 
-    if (!sc || !(sc->listen = xcalloc(n ? n : 1, sizeof(*sc->listen)))) {
-        free(sc);
-        return NULL;
-    }
+    sc->listen = xcalloc(n ? n : 1, sizeof(*sc->listen));
     for (size_t i = 0; i < n; i++, sc->nlisten++) {
         cfg_t *s = cfg_getnsec(cfg->raw, "listen", (unsigned)i);
         struct serverconf_listen *l = &sc->listen[i];
         const char *mode = cfg_getstr(s, "tls");
         l->name = xstrdup(cfg_title(s));
         l->address = xstrdup(cfg_getstr(s, "address")); /* required by the check */
-        if (!l->name || !l->address) {
-            sc->nlisten++;
-            serverconf_free(sc);
-            return NULL;
-        }
         l->implicit_tls = strcmp(mode, "implicit") == 0;
         l->starttls = strcmp(mode, "starttls") == 0;
     }

@@ -46,7 +46,7 @@ extern const struct config_section serverconf_listen_section;
 extern const struct config_section serverconf_limits_section;
 extern const struct config_section serverconf_timeouts_section;
 
-/* serverconf_load - the settings of cfg (validated by config_load); NULL: no memory */
+/* serverconf_load - the settings of cfg (validated by config_load) */
 struct serverconf *serverconf_load(const struct config *cfg);
 void serverconf_free(struct serverconf *sc);
 

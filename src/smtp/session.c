@@ -329,14 +329,7 @@ void session_start(struct server *srv, const struct serverconf_listen *l, evutil
                    void *release_arg)
 {
     struct session *s = xcalloc(1, sizeof(*s));
-    char ip[64];
 
-    if (!s) {
-        log_err("event=error what=\"out of memory\" client=%s", sockaddr_ip(sa, ip, sizeof(ip)));
-        close(fd);
-        release(release_arg, sa);
-        return;
-    }
     s->srv = srv;
     s->release = release;
     s->release_arg = release_arg;

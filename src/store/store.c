@@ -68,7 +68,7 @@ time_t store_now(const struct store *st)
     return clock_now();
 }
 
-/* op_alloc - a cleared completion, recycled when possible; NULL on ENOMEM */
+/* op_alloc - a cleared completion, recycled when possible */
 static struct store_op *op_alloc(struct store *st, enum store_op_kind kind, void *arg)
 {
     struct store_op *op = st->spare;
@@ -76,8 +76,8 @@ static struct store_op *op_alloc(struct store *st, enum store_op_kind kind, void
     if (op) {
         st->spare = op->next;
         st->nspare--;
-    } else if ((op = xmalloc(sizeof *op)) == NULL) {
-        return NULL;
+    } else {
+        op = xmalloc(sizeof *op);
     }
     memset(op, 0, offsetof(struct store_op, small));
     op->kind = kind;
@@ -106,15 +106,9 @@ struct store_op *store_op_get(struct store *st, store_get_cb cb, void *arg, size
 {
     struct store_op *op = op_alloc(st, STORE_OP_GET, arg);
 
-    if (!op)
-        return NULL;
     op->get_cb = cb;
     if (vlen > op->cap) {
-        if ((op->data = xmalloc(vlen)) == NULL) {
-            op->data = op->small;
-            op_free(st, op);
-            return NULL;
-        }
+        op->data = xmalloc(vlen);
         op->cap = vlen;
     }
     op->len = vlen;
@@ -134,8 +128,8 @@ struct store_op *store_op_done(struct store *st, store_done_cb cb, void *arg)
 
     if (!cb)
         return NULL;
-    if ((op = op_alloc(st, STORE_OP_DONE, arg)) != NULL)
-        op->done_cb = cb;
+    op = op_alloc(st, STORE_OP_DONE, arg);
+    op->done_cb = cb;
     return op;
 }
 
@@ -146,8 +140,8 @@ struct store_op *store_op_incr(struct store *st, store_incr_cb cb, void *arg)
 
     if (!cb)
         return NULL;
-    if ((op = op_alloc(st, STORE_OP_INCR, arg)) != NULL)
-        op->incr_cb = cb;
+    op = op_alloc(st, STORE_OP_INCR, arg);
+    op->incr_cb = cb;
     return op;
 }
 
@@ -156,14 +150,12 @@ struct store_op *store_op_scan(struct store *st, store_scan_cb item, store_done_
 {
     struct store_op *op = op_alloc(st, STORE_OP_SCAN, arg);
 
-    if (op) {
-        op->item_cb = item;
-        op->done_cb = done;
-    }
+    op->item_cb = item;
+    op->done_cb = done;
     return op;
 }
 
-/* scan_reserve - make room for need more octets; STORE_OK, STORE_ELIMIT, STORE_ENOMEM */
+/* scan_reserve - make room for need more octets; STORE_OK or STORE_ELIMIT */
 static int scan_reserve(struct store_op *op, size_t need)
 {
     size_t ncap = op->cap;
@@ -178,8 +170,6 @@ static int scan_reserve(struct store_op *op, size_t need)
     if (ncap > STORE_SCAN_MAX_BYTES)
         ncap = STORE_SCAN_MAX_BYTES;
     p = xmalloc(ncap);
-    if (!p)
-        return STORE_ENOMEM;
     memcpy(p, op->data, op->len);
     if (op->data != op->small)
         free(op->data);
@@ -388,10 +378,7 @@ static struct store *store_new(struct event_base *base, const char *uri,
 
     if (!be)
         return NULL;
-    if ((st = xcalloc(1, sizeof *st)) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    st = xcalloc(1, sizeof *st);
     st->be = be;
     st->base = base;
     st->h = be->open(st, base, location, opt, base == NULL, err, errlen);
@@ -512,13 +499,7 @@ static int key_ok(const void *key, size_t keylen)
 /* fail_done - complete a set/del/scan with status without asking the backend */
 static int fail_done(struct store *st, store_done_cb cb, void *arg, int status)
 {
-    struct store_op *op = store_op_done(st, cb, arg);
-
-    if (cb && !op) {
-        errno = ENOMEM;
-        return -1;
-    }
-    store_op_queue(st, op, status, 0);
+    store_op_queue(st, store_op_done(st, cb, arg), status, 0);
     return 0;
 }
 
@@ -531,10 +512,7 @@ int store_get(struct store *st, const void *key, size_t keylen, store_get_cb cb,
         return -1;
     if (key_ok(key, keylen))
         return st->be->get(st->h, key, keylen, cb, arg);
-    if ((op = store_op_get(st, cb, arg, 0)) == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
+    op = store_op_get(st, cb, arg, 0);
     store_op_queue(st, op, STORE_EINVAL, 0);
     return 0;
 }
@@ -561,10 +539,6 @@ int store_incr(struct store *st, const void *key, size_t keylen, int64_t delta,
     if (key_ok(key, keylen))
         return st->be->incr(st->h, key, keylen, delta, ttl_seconds, cb, arg);
     op = store_op_incr(st, cb, arg);
-    if (cb && !op) {
-        errno = ENOMEM;
-        return -1;
-    }
     store_op_queue(st, op, STORE_EINVAL, 0);
     return 0;
 }

