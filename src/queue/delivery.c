@@ -240,8 +240,6 @@ static void dl_start_remote(struct dl_leg *leg)
         return;
     }
     leg->resolving = relay_resolve(leg->d->ctx.pool, t, dl_resolved, leg);
-    if (!leg->resolving)
-        dl_leg_fail(leg, 0, "4.3.0 out of memory");
 }
 
 /* A maildir delivery of one recipient, run in the pool. */
