@@ -35,7 +35,7 @@ int relay_target_addr(const struct route_target *t, struct relay_addr *ra);
 /*
  * relay_resolve - look t up in pool (t must stay valid until done); done
  * runs later on the loop, exactly once unless cancelled. Targets that need
- * no lookup are answered from the loop too. NULL (errno ENOMEM): no callback.
+ * no lookup are answered from the loop too.
  */
 struct relay_resolve *relay_resolve(struct pool *pool, const struct route_target *t,
                                     relay_resolve_fn done, void *arg);
