@@ -18,6 +18,9 @@ extern const struct policy_check_ops policy_check_s25r;
 /* bounce_flood (with an injected clock its window timer polls it) */
 extern const struct policy_check_ops policy_check_bounce_flood;
 
+/* spf (RFC 7208 at MAIL, spf.c; the evaluator is spf_eval.h) */
+extern const struct policy_check_ops policy_check_spf;
+
 /* batv */
 extern const struct policy_check_ops policy_check_batv;
 

@@ -73,6 +73,22 @@ const char *policy_action_name(enum policy_action a)
     return a <= POLICY_SCORE ? action_names[a] : "?";
 }
 
+/* policy_client_add_header - one more field for the stored message's top */
+int policy_client_add_header(struct policy_client *cl, const char *name, const char *value)
+{
+    size_t have = cl->add_headers ? strlen(cl->add_headers) : 0;
+    size_t add = strlen(name) + 2 + strlen(value) + 2;
+
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) /* never a line break or a control */
+            return -1;
+    if (have + add + 1 > POLICY_HEADERS_MAX)
+        return -1;
+    cl->add_headers = xrealloc(cl->add_headers, have + add + 1);
+    snprintf(cl->add_headers + have, add + 1, "%s: %s\r\n", name, value);
+    return 0;
+}
+
 /* policy_verdict_dunno - no opinion */
 void policy_verdict_dunno(struct policy_verdict *v)
 {

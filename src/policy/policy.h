@@ -81,6 +81,9 @@ struct policy_client {
     /* rewrites a check may ask for; malloc'd, the session takes (and frees) them */
     char *rcpt_rewrite;   /* RCPT stage: deliver to this address instead (BATV tag stripped) */
     char *sender_rewrite; /* MAIL stage: use this envelope sender (BATV signing) */
+    /* header fields a check of the MAIL stage adds on top of the stored message
+     * (e.g. Received-SPF), complete lines with CRLF; malloc'd, the session takes them */
+    char *add_headers;
 };
 
 /* Daemon-wide services a check may use. */
@@ -131,6 +134,12 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v);
 /* policy_job_set_data / policy_job_data - per-job storage for an asynchronous check */
 void policy_job_set_data(struct policy_job *job, void *data);
 void *policy_job_data(const struct policy_job *job);
+
+/* policy_client_add_header - append "name: value" CRLF to cl->add_headers. The
+ * value must already be one line of printable text; a field that would take the
+ * total over POLICY_HEADERS_MAX octets is dropped (0 added, -1 dropped). */
+#define POLICY_HEADERS_MAX 8192
+int policy_client_add_header(struct policy_client *cl, const char *name, const char *value);
 
 /* Verdict helpers for checks. */
 void policy_verdict_dunno(struct policy_verdict *v);

@@ -160,6 +160,23 @@ static void validate_unused(cfg_t *root, struct config_diag *d)
     }
 }
 
+/* validate_score_spf - spf has an action per result; any of them may score */
+static void validate_score_spf(cfg_t *root, struct config_diag *d)
+{
+    static const char *const results[] = {"pass", "fail",      "softfail", "neutral",
+                                          "none", "temperror", "permerror"};
+    cfg_t *sec = cfg_getsec(root, "spf");
+
+    if (!sec || !validate_anyone_runs(root, "spf"))
+        return;
+    for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+        if (strcmp(cfg_getstr(sec, results[i]), "score") == 0)
+            config_warn(d, sec->line,
+                        "spf %s = \"score\" has no effect: nothing reads the score yet "
+                        "(no check refuses on it)",
+                        results[i]);
+}
+
 /* validate_score - SCORE verdicts add to a score that nothing reads yet */
 static void validate_score(cfg_t *root, struct config_diag *d)
 {
@@ -174,6 +191,7 @@ static void validate_score(cfg_t *root, struct config_diag *d)
                         "(no check refuses on it)",
                         scorers[i]);
     }
+    validate_score_spf(root, d);
 }
 
 void policy_validate(const struct policy_env *env, struct config_diag *d)

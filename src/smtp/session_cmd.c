@@ -30,6 +30,7 @@ void session_tx_free(struct session *s)
     }
     free(tx->rcpt);
     free(tx->rcpt_key);
+    free(tx->headers);
     free(tx->sender);
     free(tx->dsn_ret);
     free(tx->dsn_envid);
@@ -119,11 +120,13 @@ static int cmd_mail_args(struct session *s, const struct smtp_cmd *c)
 /* mail_reply - the MAIL checks decided */
 static void mail_reply(struct session *s, const struct policy_verdict *v)
 {
-    char *rewrite = s->cl.sender_rewrite;
+    char *rewrite = s->cl.sender_rewrite, *headers = s->cl.add_headers;
 
     s->cl.sender_rewrite = NULL;
+    s->cl.add_headers = NULL;
     if (v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
         free(rewrite);
+        free(headers);
         session_refuse(s, "mail", v);
         session_tx_free(s);
         return;
@@ -133,6 +136,7 @@ static void mail_reply(struct session *s, const struct policy_verdict *v)
         s->tx->sender = rewrite;
         s->cl.sender = rewrite;
     }
+    s->tx->headers = headers;
     session_reply(s, "250 2.1.0 Ok");
 }
 

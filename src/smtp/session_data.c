@@ -56,7 +56,8 @@ static void data_envelope(struct session *s, struct spool_envelope *env, struct 
     env->rcpt = r;
 }
 
-/* data_received - our trace header goes first in the stored message */
+/* data_received - the checks' fields (Received-SPF: above our Received, RFC 7208
+ * 9.1), then our trace header, first in the stored message */
 static int data_received(struct session *s)
 {
     char hdr[2048];
@@ -77,7 +78,12 @@ static int data_received(struct session *s)
         ri.helo = "(too long)";
         n = received_format(&ri, hdr, sizeof(hdr));
     }
-    return n < 0 ? -1 : spool_writer_write(s->tx->writer, hdr, (size_t)n);
+    if (n < 0)
+        return -1;
+    if (s->tx->headers &&
+        spool_writer_write(s->tx->writer, s->tx->headers, strlen(s->tx->headers)) < 0)
+        return -1;
+    return spool_writer_write(s->tx->writer, hdr, (size_t)n);
 }
 
 /* session_data_begin - open tmp/ID, write the Received header, answer 354 */

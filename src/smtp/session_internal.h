@@ -43,6 +43,7 @@ struct smtp_tx {
     char *dsn_envid;
     char **rcpt;
     char **rcpt_key; /* each recipient's canonical form (mail/address.h): duplicates are one */
+    char *headers;   /* fields the MAIL checks add on top of the message (Received-SPF) */
     size_t nrcpt;
     size_t rcpt_cap;
     char id[SPOOL_ID_LEN + 1];

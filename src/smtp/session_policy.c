@@ -195,4 +195,5 @@ void session_policy_end(struct session *s)
     free(s->pending_rcpt);
     free(s->cl.rcpt_rewrite);
     free(s->cl.sender_rewrite);
+    free(s->cl.add_headers);
 }
