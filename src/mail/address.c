@@ -481,11 +481,21 @@ int addr_canon_lax(const char *addr, unsigned flags, char *dst, size_t dstlen)
 /* addr_host_ok - an ASCII domain or an IPv4/IPv6 address literal, nothing else */
 int addr_host_ok(const char *s)
 {
+    char ldh[SMTP_DOMAIN_MAX + 1];
     size_t n = strlen(s);
 
     if (n == 0 || n > SMTP_DOMAIN_MAX)
         return 0;
-    return (s[0] == '[' ? literal_check(s, n) : domain_check(s, n, 0)) == ADDR_OK;
+    if (s[0] == '[')
+        return literal_check(s, n) == ADDR_OK;
+    /* An underscore is taken where a letter may stand, as Postfix's
+     * valid_hostname() does: Windows hosts name themselves so, and refusing
+     * their HELO refuses their mail. It cannot fake "(name [address])". */
+    memcpy(ldh, s, n + 1);
+    for (size_t i = 0; i < n; i++)
+        if (ldh[i] == '_')
+            ldh[i] = 'u';
+    return domain_check(ldh, n, 0) == ADDR_OK;
 }
 
 /* addr_strerror - a short phrase for logs and reply texts */

@@ -56,7 +56,8 @@ int addr_domain_match(const char *domain, const char *pattern);
 
 /*
  * addr_host_ok - s is an RFC 5321 Domain in ASCII (LDH labels of 1..63
- * octets, at most 255 in all, no trailing dot) or an address literal
+ * octets, '_' taken like a letter as Postfix does, at most 255 in all, no
+ * trailing dot) or an address literal
  * "[192.0.2.1]" / "[IPv6:2001:db8::1]": what HELO/EHLO must name, and
  * all a Received header may show of it. General literals are refused.
  */
