@@ -344,3 +344,9 @@ void config_control_socket(const struct config *c, char *dst, size_t dstlen)
 {
     snprintf(dst, dstlen, "%s/control.sock", c->state_dir);
 }
+
+/* config_uint - see config.h */
+unsigned config_uint(cfg_t *sec, const char *name)
+{
+    return (unsigned)cfg_getint(sec, name);
+}

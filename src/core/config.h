@@ -95,6 +95,10 @@ void config_free(struct config *cfg);
 
 /* config_is_local_domain - is domain one of `domains` (case-insensitive) */
 int config_is_local_domain(const struct config *cfg, const char *domain);
+/* config_uint - an integer option of sec whose bound (struct config_bound) keeps it
+ * within 0..INT_MAX, as unsigned */
+unsigned config_uint(cfg_t *sec, const char *name);
+
 /* config_line - the line that set root option name (hostname, user, ...), 0 if none */
 int config_line(const struct config *cfg, const char *name);
 /* config_control_socket - "<state_dir>/control.sock" into dst */

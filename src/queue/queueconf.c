@@ -87,28 +87,22 @@ const struct config_section queueconf_delivery_section = {
     .bounds = queueconf_delivery_bounds,
 };
 
-/* queueconf_uint - a number its bound keeps within 0..INT_MAX */
-static unsigned queueconf_uint(cfg_t *sec, const char *name)
-{
-    return (unsigned)cfg_getint(sec, name);
-}
-
 void queueconf_read(const struct config *cfg, struct queueconf *qc)
 {
     cfg_t *q = cfg_getsec(cfg->raw, "queue"), *d = cfg_getsec(cfg->raw, "delivery");
 
-    qc->queue.retry_min = queueconf_uint(q, "retry_min");
-    qc->queue.retry_max = queueconf_uint(q, "retry_max");
-    qc->queue.lifetime = queueconf_uint(q, "lifetime");
-    qc->queue.fsync_threads = queueconf_uint(q, "fsync_threads");
-    qc->queue.recycle = queueconf_uint(q, "recycle");
-    qc->queue.max_deliveries = queueconf_uint(q, "max_deliveries");
-    qc->queue.bounce_limit = queueconf_uint(q, "bounce_limit");
-    qc->queue.bounce_window = queueconf_uint(q, "bounce_window");
-    qc->queue.bounce_domain_limit = queueconf_uint(q, "bounce_domain_limit");
+    qc->queue.retry_min = config_uint(q, "retry_min");
+    qc->queue.retry_max = config_uint(q, "retry_max");
+    qc->queue.lifetime = config_uint(q, "lifetime");
+    qc->queue.fsync_threads = config_uint(q, "fsync_threads");
+    qc->queue.recycle = config_uint(q, "recycle");
+    qc->queue.max_deliveries = config_uint(q, "max_deliveries");
+    qc->queue.bounce_limit = config_uint(q, "bounce_limit");
+    qc->queue.bounce_window = config_uint(q, "bounce_window");
+    qc->queue.bounce_domain_limit = config_uint(q, "bounce_domain_limit");
     qc->queue.sync_filesystem = strcmp(cfg_getstr(q, "sync"), "file") != 0;
-    qc->delivery.connect_timeout = queueconf_uint(d, "connect_timeout");
-    qc->delivery.command_timeout = queueconf_uint(d, "command_timeout");
-    qc->delivery.data_timeout = queueconf_uint(d, "data_timeout");
+    qc->delivery.connect_timeout = config_uint(d, "connect_timeout");
+    qc->delivery.command_timeout = config_uint(d, "command_timeout");
+    qc->delivery.data_timeout = config_uint(d, "data_timeout");
     qc->delivery.starttls = cfg_getbool(d, "starttls") == cfg_true;
 }

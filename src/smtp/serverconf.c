@@ -116,28 +116,22 @@ const struct config_section serverconf_timeouts_section = {
     .bounds = serverconf_timeouts_bounds,
 };
 
-/* serverconf_uint - a number its bound keeps within 0..INT_MAX */
-static unsigned serverconf_uint(cfg_t *sec, const char *name)
-{
-    return (unsigned)cfg_getint(sec, name);
-}
-
 /* serverconf_take_numbers - limits and timeouts */
 static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
 {
     cfg_t *l = cfg_getsec(root, "limits"), *t = cfg_getsec(root, "timeouts");
 
-    sc->limits.max_connections = serverconf_uint(l, "max_connections");
-    sc->limits.max_connections_per_ip = serverconf_uint(l, "max_connections_per_ip");
-    sc->limits.ipv6_prefix = serverconf_uint(l, "ipv6_prefix");
+    sc->limits.max_connections = config_uint(l, "max_connections");
+    sc->limits.max_connections_per_ip = config_uint(l, "max_connections_per_ip");
+    sc->limits.ipv6_prefix = config_uint(l, "ipv6_prefix");
     sc->limits.max_message_size = (uint64_t)cfg_getint(l, "max_message_size");
-    sc->limits.max_recipients = serverconf_uint(l, "max_recipients");
-    sc->limits.max_errors = serverconf_uint(l, "max_errors");
-    sc->limits.max_commands = serverconf_uint(l, "max_commands");
-    sc->timeouts.command = serverconf_uint(t, "command");
-    sc->timeouts.data = serverconf_uint(t, "data");
-    sc->timeouts.greeting_delay = serverconf_uint(t, "greeting_delay");
-    sc->timeouts.session = serverconf_uint(t, "session");
+    sc->limits.max_recipients = config_uint(l, "max_recipients");
+    sc->limits.max_errors = config_uint(l, "max_errors");
+    sc->limits.max_commands = config_uint(l, "max_commands");
+    sc->timeouts.command = config_uint(t, "command");
+    sc->timeouts.data = config_uint(t, "data");
+    sc->timeouts.greeting_delay = config_uint(t, "greeting_delay");
+    sc->timeouts.session = config_uint(t, "session");
 }
 
 struct serverconf *serverconf_load(const struct config *cfg)

@@ -44,16 +44,12 @@ static struct ctx *C;
 static int setup(void **state)
 {
     static struct ctx c;
-    const char *servers[1];
-    char err[256];
 
     memset(&c, 0, sizeof(c));
     C = &c;
     assert_int_equal(ts_fixture_init(&c.fx, "test_spf"), 0);
     ts_dns_fake_start(&c.fake, c.fx.base, table, sizeof(table) / sizeof(table[0]));
-    servers[0] = c.fake.server;
-    c.dns = dns_new(c.fx.base, servers, 1, 2, 1, err, sizeof(err));
-    assert_non_null(c.dns);
+    c.dns = ts_dns_resolver(&c.fake, c.fx.base, 2);
     c.fx.store = ts_store_open(&c.fx, "db", NULL, NULL);
     c.fx.stats = stats_new(c.fx.store);
     *state = &c;

@@ -47,16 +47,12 @@ struct ctx {
 static int setup(void **state)
 {
     static struct ctx c;
-    char err[256] = "";
-    const char *servers[1];
 
     memset(&c, 0, sizeof c);
     c.base = event_base_new();
     assert_non_null(c.base);
     ts_dns_fake_start(&c.fake, c.base, table, sizeof table / sizeof table[0]);
-    servers[0] = c.fake.server;
-    c.dns = dns_new(c.base, servers, 1, 1, 1, err, sizeof err);
-    assert_non_null(c.dns);
+    c.dns = ts_dns_resolver(&c.fake, c.base, 1);
     spf_dns_resolver(&c.res, c.dns);
     *state = &c;
     return 0;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dns/dns.h"
 #include "ts_dns.h"
 
 /* put16 - big-endian 16 bits */
@@ -214,4 +215,16 @@ void ts_dns_fake_stop(struct ts_dns_fake *f)
         close(f->fd);
     f->ev = NULL;
     f->fd = -1;
+}
+
+/* ts_dns_resolver - see ts_dns.h */
+struct dns *ts_dns_resolver(const struct ts_dns_fake *f, struct event_base *base, unsigned timeout)
+{
+    const char *servers[1] = {f->server};
+    char err[256] = "";
+    struct dns *d = dns_new(base, servers, 1, timeout, 1, err, sizeof(err));
+
+    if (!d)
+        fail_msg("dns_new: %s", err);
+    return d;
 }

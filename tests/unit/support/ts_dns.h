@@ -40,6 +40,11 @@ void ts_dns_fake_start(struct ts_dns_fake *f, struct event_base *base,
                        const struct ts_dns_entry *table, size_t n);
 /* ts_dns_fake_stop - stop serving; before the loop is freed */
 void ts_dns_fake_stop(struct ts_dns_fake *f);
+struct dns;
+/* ts_dns_resolver - the daemon's resolver (dns/dns.h) asking only f, with timeout
+ * seconds per try and one try; fails the test when it cannot be made */
+struct dns *ts_dns_resolver(const struct ts_dns_fake *f, struct event_base *base, unsigned timeout);
+
 /* ts_udp_socket - a bound UDP socket on 127.0.0.1 and its port: alone, a server that
  * never answers */
 evutil_socket_t ts_udp_socket(int *port);
