@@ -124,6 +124,83 @@ void *policy_job_data(const struct policy_job *job)
     return job->data;
 }
 
+/* One message's per-check data, in chain order (policy_msg_begin). */
+struct policy_msg {
+    const struct policy_chain *chain;
+    void **data; /* chain->n slots; NULL for checks without msg ops */
+};
+
+/* policy_msg_begin - every msg check of the chain starts on a new message */
+struct policy_msg *policy_msg_begin(const struct policy_chain *c, struct policy_client *cl)
+{
+    struct policy_msg *m;
+    int any = 0;
+
+    for (size_t i = 0; c && i < c->n; i++)
+        any |= c->checks[i]->ops->msg != NULL;
+    if (!any)
+        return NULL;
+    m = xcalloc(1, sizeof(*m));
+    m->chain = c;
+    m->data = xcalloc(c->n, sizeof(*m->data));
+    for (size_t i = 0; i < c->n; i++) {
+        const struct policy_inst *in = c->checks[i];
+        if (in->ops->msg && !(cl->allowlisted && !in->ops->trusted_too))
+            m->data[i] = in->ops->msg->begin(in->state, cl);
+    }
+    return m;
+}
+
+/* policy_msg_header - the header section, to every check that kept data */
+void policy_msg_header(struct policy_msg *m, const char *hdr, size_t len, int truncated)
+{
+    for (size_t i = 0; m && i < m->chain->n; i++)
+        if (m->data[i] && m->chain->checks[i]->ops->msg->header)
+            m->chain->checks[i]->ops->msg->header(m->data[i], hdr, len, truncated);
+}
+
+/* policy_msg_body - body octets, to every check that kept data */
+void policy_msg_body(struct policy_msg *m, const char *data, size_t len)
+{
+    for (size_t i = 0; m && i < m->chain->n; i++)
+        if (m->data[i] && m->chain->checks[i]->ops->msg->body)
+            m->chain->checks[i]->ops->msg->body(m->data[i], data, len);
+}
+
+/* policy_msg_free - the message is decided or abandoned */
+void policy_msg_free(struct policy_msg *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->chain->n; i++)
+        if (m->data[i])
+            m->chain->checks[i]->ops->msg->free(m->data[i]);
+    free(m->data);
+    free(m);
+}
+
+/* policy_job_msg - the running check's data for the message of its session */
+void *policy_job_msg(const struct policy_job *job)
+{
+    const struct policy_msg *m = job->run->cl->msg;
+
+    for (size_t i = 0; m && i < m->chain->n; i++)
+        if (m->chain->checks[i] == job->inst)
+            return m->data[i];
+    return NULL;
+}
+
+/* policy_score_add - points and their name, for the score check and the headers */
+void policy_score_add(struct policy_client *cl, const char *check, int points)
+{
+    size_t have = strlen(cl->score_tests);
+
+    cl->score += points;
+    if (have + strlen(check) + 16 < sizeof(cl->score_tests))
+        snprintf(cl->score_tests + have, sizeof(cl->score_tests) - have, "%s%s=%d", have ? "," : "",
+                 check, points);
+}
+
 /* run_finish - hand the decision to the session and free the run */
 static void run_finish(struct policy_run *r)
 {
@@ -197,7 +274,7 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
         stats_count(r->p->env.stats, counter);
     }
     if (v->action == POLICY_SCORE)
-        r->cl->score += v->score;
+        policy_score_add(r->cl, job->inst->ops->name, v->score);
     if (v->action == POLICY_OK || v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
         r->result = *v;
         r->result.check = job->inst->ops->name;

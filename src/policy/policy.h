@@ -35,8 +35,8 @@ enum policy_stage {
     POLICY_HELO,
     POLICY_MAIL,
     POLICY_RCPT,
-    POLICY_DATA, /* header and body available (later issues) */
-    POLICY_END,  /* after the final dot, before the reply (later issues) */
+    POLICY_DATA, /* reserved (the message is judged at END) */
+    POLICY_END,  /* after the final dot, before the reply: the message (policy_msg) */
     POLICY_NSTAGES
 };
 
@@ -56,6 +56,34 @@ struct policy_verdict {
 
 /* rDNS outcome of the client, as FCrDNS found it */
 enum policy_rdns { RDNS_CONFIRMED, RDNS_NONE, RDNS_UNCONFIRMED, RDNS_TEMPFAIL, RDNS_UNCHECKED };
+
+/*
+ * What the sender-authentication checks found in the current transaction, for
+ * later checks (sender, greylist, dmarc, score) and the Authentication-Results
+ * field (RFC 8601). Results are RFC 8601 tokens: "pass", "fail", "softfail",
+ * "neutral", "none", "temperror", "permerror", "policy"; "" when the check did
+ * not run. The session clears it at MAIL. Domains are lower-case A-labels.
+ */
+#define POLICY_DKIM_MAX 8
+struct policy_auth_dkim {
+    char result[12];
+    char domain[256];  /* d= */
+    char selector[64]; /* s= */
+    char algo[24];     /* a=, e.g. "rsa-sha256" */
+    char b[12];        /* the first 8 characters of b= (header.b, RFC 6008) */
+    char reason[96];   /* short, printable: why it failed ("body hash mismatch") */
+};
+struct policy_auth {
+    char spf[12];           /* MAIL stage (spf) */
+    int spf_helo;           /* the result is for the HELO identity (smtp.helo) */
+    char spf_domain[256];   /* the domain checked: MAIL FROM's, or the HELO name */
+    char spf_identity[512]; /* smtp.mailfrom address, or the HELO name */
+    struct policy_auth_dkim dkim[POLICY_DKIM_MAX]; /* END stage (dkim), in header order */
+    size_t ndkim;
+    char dmarc[12];        /* END stage (dmarc) */
+    char dmarc_policy[12]; /* the policy applied: "none", "quarantine", "reject" */
+    char from_domain[256]; /* END stage: the header From: domain, "" if none or several */
+};
 
 /* What checks see of a session. Strings stay valid during the stage. */
 struct policy_client {
@@ -78,11 +106,21 @@ struct policy_client {
     int suspicious;  /* s25r flagged the client (greylist only_suspicious) */
     char suspicious_why[96];
     int score;
+    /* each SCORE verdict as "check=points", comma-separated (X-Spam-Status tests=,
+     * reject log lines); the pipeline appends, the session resets it with score */
+    char score_tests[512];
+    struct policy_auth auth;
+    /* END stage: the header section as received (CRLF lines, no empty line, not
+     * dot-stuffed), at most POLICY_HEADER_MAX octets; header_truncated when longer */
+    const char *header;
+    size_t header_len;
+    int header_truncated;
+    struct policy_msg *msg; /* END stage: the checks' per-message data (policy_job_msg) */
     /* rewrites a check may ask for; malloc'd, the session takes (and frees) them */
     char *rcpt_rewrite;   /* RCPT stage: deliver to this address instead (BATV tag stripped) */
     char *sender_rewrite; /* MAIL stage: use this envelope sender (BATV signing) */
-    /* header fields a check of the MAIL stage adds on top of the stored message
-     * (e.g. Received-SPF), complete lines with CRLF; malloc'd, the session takes them */
+    /* header fields a check adds on top of the stored message (Received-SPF at MAIL,
+     * X-Spam-Status at END), complete lines with CRLF; malloc'd, the session takes them */
     char *add_headers;
 };
 
@@ -101,6 +139,22 @@ struct policy_env {
 };
 
 struct policy_job; /* one check's turn in one stage of one session */
+
+/*
+ * A check that judges the message text (END stage) has msg ops: while DATA is
+ * read the session streams the transaction's text through policy_msg_*, and
+ * each such check keeps per-message data (a DKIM body hash) that its END run
+ * finds with policy_job_msg(). Calls never block and never fail the session.
+ */
+struct policy_msg_ops {
+    /* begin - a message of cl starts: per-message data, or NULL (nothing to keep) */
+    void *(*begin)(void *state, const struct policy_client *cl);
+    /* header - the complete header section (as cl->header), once, before any body */
+    void (*header)(void *mdata, const char *hdr, size_t len, int truncated);
+    /* body - body octets in order: CRLF lines, dot-stuffing removed */
+    void (*body)(void *mdata, const char *data, size_t len);
+    void (*free)(void *mdata);
+};
 
 struct policy_check_ops {
     const char *name; /* the mechanism: config name, log name, statistics name */
@@ -127,6 +181,8 @@ struct policy_check_ops {
     /* section - the check's configuration section (options, defaults, bounds), or NULL;
      * config_load assembles it with the others (policy_section lists them) */
     const struct config_section *section;
+    /* msg - the check reads the message text as it arrives (NULL: it does not) */
+    const struct policy_msg_ops *msg;
 };
 
 /* policy_job_done - the check's verdict; may be called from inside run or later */
@@ -134,6 +190,8 @@ void policy_job_done(struct policy_job *job, const struct policy_verdict *v);
 /* policy_job_set_data / policy_job_data - per-job storage for an asynchronous check */
 void policy_job_set_data(struct policy_job *job, void *data);
 void *policy_job_data(const struct policy_job *job);
+/* policy_job_msg - END stage: what the check's msg->begin returned for this message */
+void *policy_job_msg(const struct policy_job *job);
 
 /* policy_client_add_header - append "name: value" CRLF to cl->add_headers. The
  * value must already be one line of printable text; a field that would take the
@@ -182,6 +240,22 @@ void policy_cancel(struct policy_run *r);
 /* policy_disconnect - the session of cl ends (after policy_cancel of any pending run):
  * tell every check of the chain; call it once per session that ran any stage */
 void policy_disconnect(const struct policy_chain *c, struct policy_client *cl);
+
+/*
+ * The message, for the session: policy_msg_begin when DATA starts (NULL when no
+ * check of the chain reads the text), then policy_msg_header once with the
+ * header section, policy_msg_body for the body, and policy_msg_free after the
+ * END stage (or when the transaction ends early). cl->msg is the handle.
+ */
+#define POLICY_HEADER_MAX 65536
+struct policy_msg *policy_msg_begin(const struct policy_chain *c, struct policy_client *cl);
+void policy_msg_header(struct policy_msg *m, const char *hdr, size_t len, int truncated);
+void policy_msg_body(struct policy_msg *m, const char *data, size_t len);
+void policy_msg_free(struct policy_msg *m);
+
+/* policy_score_add - a SCORE verdict of check: points into cl->score and "check=points"
+ * into cl->score_tests (the pipeline calls it; exposed for the tests) */
+void policy_score_add(struct policy_client *cl, const char *check, int points);
 
 const char *policy_stage_name(enum policy_stage s);
 const char *policy_action_name(enum policy_action a);

@@ -103,6 +103,21 @@ static void spf_verdict(const struct spf_run *r, const struct spf_outcome *o,
     }
 }
 
+/* spf_auth - the result for later checks (sender, greylist, dmarc) and Authentication-Results */
+static void spf_auth(struct policy_client *cl, const struct spf_outcome *o)
+{
+    struct policy_auth *a = &cl->auth;
+
+    snprintf(a->spf, sizeof(a->spf), "%s", spf_result_name(o->result));
+    a->spf_helo = o->identity == SPF_ID_HELO;
+    snprintf(a->spf_domain, sizeof(a->spf_domain), "%s", o->domain);
+    for (char *p = a->spf_domain; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    snprintf(a->spf_identity, sizeof(a->spf_identity), "%s",
+             a->spf_helo ? o->domain : (o->sender ? o->sender : ""));
+}
+
 /* spf_finish - a result that decides: the header, the verdict, the end of the run */
 static void spf_finish(struct spf_run *r)
 {
@@ -110,6 +125,7 @@ static void spf_finish(struct spf_run *r)
     struct policy_verdict v;
     char hdr[1024];
 
+    spf_auth(r->cl, spf_outcome(r->check));
     spf_verdict(r, spf_outcome(r->check), &v);
     if (spf_received_spf(r->check, hdr, sizeof(hdr)) == 0 &&
         policy_client_add_header(r->cl, "Received-SPF", hdr) < 0)
