@@ -211,6 +211,8 @@ int spool_writer_prepend(struct spool_writer *w, const void *data, size_t len)
         return errno = EINVAL, -1;
     if (len > SPOOL_PREPEND_MAX - w->prepend_len)
         return errno = E2BIG, -1;
+    if (len == 0)
+        return 0;
     wbuf_put(w, data, len);
     if (w->failed)
         return errno = w->failed, -1;
