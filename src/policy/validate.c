@@ -199,6 +199,39 @@ static void validate_score(cfg_t *root, struct config_diag *d)
     }
 }
 
+/* validate_position - where listener l lists check name (its index), or -1 */
+static int validate_position(cfg_t *l, const char *name)
+{
+    for (unsigned i = 0; i < cfg_size(l, "checks"); i++)
+        if (strcmp(cfg_getnstr(l, "checks", i), name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* validate_order - score judges the points of the checks before it; greylist's
+ * dkim_pass = "defer" needs the dkim result, which a check after it has not given */
+static void validate_order(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *gl = cfg_getsec(root, "greylist");
+    int defer = gl && strcmp(cfg_getstr(gl, "dkim_pass"), "defer") == 0;
+
+    for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
+        cfg_t *l = cfg_getnsec(root, "listen", i);
+        int score = validate_position(l, "score"), g = validate_position(l, "greylist");
+        if (score >= 0 && (unsigned)score + 1 != cfg_size(l, "checks"))
+            config_warn(d, l->line,
+                        "listen %s: score is not the last check: the points of the checks "
+                        "after it are not judged",
+                        cfg_title(l));
+        if (defer && g >= 0 &&
+            !(validate_position(l, "dkim") >= 0 && validate_position(l, "dkim") < g))
+            config_warn(d, gl->line ? gl->line : l->line,
+                        "listen %s: greylist dkim_pass = \"defer\" without dkim listed before "
+                        "greylist: every deferred message gets 451 at the end of DATA",
+                        cfg_title(l));
+    }
+}
+
 /* validate_sender_spf - own_domains = "spf" needs SPF results: without the spf
  * check every sender of our domains from outside is refused */
 static void validate_sender_spf(cfg_t *root, struct config_diag *d)
@@ -227,4 +260,5 @@ void policy_validate(const struct policy_env *env, struct config_diag *d)
     validate_unused(env->cfg->raw, d);
     validate_score(env->cfg->raw, d);
     validate_sender_spf(env->cfg->raw, d);
+    validate_order(env->cfg->raw, d);
 }
