@@ -184,12 +184,26 @@ static void snd_result_verdict(const struct snd_conf *sc, enum snd_part part, co
     }
 }
 
-/* snd_invalid_verdict - a name no lookup can find: as a name that does not exist,
- * without quoting it (it is not a host name) */
+/* snd_invalid_verdict - a name no lookup can find (not a host name, or one IDNA
+ * refuses): the part's action as for a name that does not exist, without quoting it */
 static void snd_invalid_verdict(const struct snd_conf *sc, enum snd_part part,
                                 struct policy_verdict *v)
 {
-    snd_result_verdict(sc, part, "(invalid)", EXISTS_NXDOMAIN, "", v);
+    enum snd_action a = sc->action[part];
+    const char *reason = part == PART_HELO       ? "part=helo result=invalid"
+                         : part == PART_MAILFROM ? "part=mailfrom result=invalid"
+                                                 : "part=from result=invalid";
+
+    policy_verdict_dunno(v);
+    if (a == SND_SCORE) {
+        policy_verdict_set(v, POLICY_SCORE, 0, "", "", "%s", "");
+        v->score = sc->score;
+        snprintf(v->reason, sizeof(v->reason), "%s score=%d", reason, sc->score);
+    } else if (a == SND_TEMPFAIL || a == SND_REJECT) {
+        policy_verdict_set(v, a == SND_REJECT ? POLICY_REJECT : POLICY_TEMPFAIL,
+                           a == SND_REJECT ? 550 : 451, a == SND_REJECT ? "5.1.8" : "4.1.8", reason,
+                           "%s is not a valid domain name", part_subject[part]);
+    }
 }
 
 /* snd_on_exists - the lookup decided: the verdict, and the run ends */

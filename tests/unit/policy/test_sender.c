@@ -161,6 +161,11 @@ static void test_mail_from_domains(void **state)
                    "Sender address rejected: domain nullmx.test accepts no mail (null MX, RFC "
                    "7505)");
     assert_string_equal(v.reason, "part=mailfrom domain=nullmx.test result=null-mx");
+    /* a name no DNS lookup can find is not quoted back */
+    v = mail_from("a@bad..test");
+    assert_refused(&v, POLICY_REJECT, 550, "5.1.8",
+                   "Sender address rejected: domain is not a valid domain name");
+    assert_string_equal(v.reason, "part=mailfrom result=invalid");
 }
 
 /* test_dns_errors - SERVFAIL and a silent server give 451 4.1.8, or nothing with
