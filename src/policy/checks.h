@@ -26,6 +26,9 @@ extern const struct policy_check_ops policy_check_spf;
 extern const struct policy_check_ops policy_check_sender;
 extern const struct policy_check_ops policy_check_score;
 
+/* dmarc (RFC 7489 at END, dmarc.c; record, alignment and PSL in dmarc.h) */
+extern const struct policy_check_ops policy_check_dmarc;
+
 /* batv */
 extern const struct policy_check_ops policy_check_batv;
 
