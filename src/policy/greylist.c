@@ -36,7 +36,8 @@
  * keys by network as ever. With `dkim_pass = "defer"` a recipient that would
  * get 451 at RCPT is accepted and the transaction's greylisting is decided at
  * the end of DATA: it passes when the dkim check (listed before greylist)
- * found a pass aligned with the MAIL FROM or header From: domain, else the
+ * found a pass aligned (DMARC's relaxed alignment, the Public Suffix List of
+ * the system or libpsl's) with the MAIL FROM or header From: domain, else the
  * whole message gets 451 4.7.1 there. The first-seen record is written at RCPT
  * either way, so the retry is timed as before.
  */
@@ -56,6 +57,8 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mail/address.h"
+#include "policy/dmarc.h"
+#include "policy/dmarc_lookup.h"
 #include "policy/greylist_auth.h"
 #include "store/store.h"
 
@@ -83,6 +86,7 @@ struct greylist {
     enum gl_spf_mode spf_pass;
     int dkim_defer;             /* dkim_pass = "defer" */
     struct glauth_defer *defer; /* the sessions whose greylisting waits for END */
+    psl_ctx_t *psl;             /* dkim_pass = "defer": organisational domains */
 };
 
 /* One greylist decision: a chain of store reads, one pending at a time. */
@@ -399,7 +403,7 @@ static void gl_end(struct greylist *g, struct policy_job *job, struct policy_cli
         policy_job_done(job, &v);
         return;
     }
-    if ((d = glauth_dkim_aligned(cl)) != NULL) {
+    if ((d = glauth_dkim_aligned(cl, g->psl)) != NULL) {
         snprintf(v.reason, sizeof(v.reason), "dkim-aligned d=%s", d);
         log_info("event=greylist_pass key=%s reason=%s", log_quote(k, sizeof(k), key),
                  log_quote(q, sizeof(q), v.reason));
@@ -480,6 +484,7 @@ static void greylist_free(void *state)
     struct greylist *g = state;
 
     glauth_defer_free(g->defer);
+    dmarc_psl_free(g->psl);
     free(g);
 }
 
@@ -606,6 +611,9 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
     g->store = env->store;
     gl_options(sec, g);
     g->defer = glauth_defer_new();
+    /* the system's Public Suffix List (dmarc's default), else libpsl's own */
+    if (g->dkim_defer && !(g->psl = dmarc_psl_load(DMARC_PSL_DEFAULT)))
+        g->psl = dmarc_psl_load("");
     *state = g;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "core/xmalloc.h"
 #include "mail/address.h"
 #include "mail/from.h"
+#include "policy/dmarc.h"
 
 struct glauth_entry {
     const struct policy_client *cl;
@@ -41,22 +42,11 @@ int glauth_spf_domain(const struct policy_client *cl, char *out, size_t outlen)
     return strcasecmp(out, a->spf_domain) == 0;
 }
 
-/* glauth_aligned - d is dom or a parent domain of dom */
-static int glauth_aligned(const char *d, const char *dom)
-{
-    size_t dl = strlen(d), l = strlen(dom);
-
-    if (!dl || !l)
-        return 0;
-    if (strcasecmp(d, dom) == 0)
-        return 1;
-    return l > dl && dom[l - dl - 1] == '.' && strcasecmp(dom + l - dl, d) == 0;
-}
-
-const char *glauth_dkim_aligned(const struct policy_client *cl)
+const char *glauth_dkim_aligned(const struct policy_client *cl, const psl_ctx_t *psl)
 {
     char env[256] = "", hdr[FROM_DOMAIN_SIZE] = "";
     const struct policy_auth *a = &cl->auth;
+    int i = -1;
 
     if (glauth_sender_domain(cl, env, sizeof(env)) < 0)
         env[0] = '\0';
@@ -64,11 +54,11 @@ const char *glauth_dkim_aligned(const struct policy_client *cl)
         snprintf(hdr, sizeof(hdr), "%s", a->from_domain);
     else if (!cl->header || from_author_domain(cl->header, cl->header_len, hdr) != FROM_ONE)
         hdr[0] = '\0';
-    for (size_t i = 0; i < a->ndkim && i < POLICY_DKIM_MAX; i++)
-        if (strcmp(a->dkim[i].result, "pass") == 0 &&
-            (glauth_aligned(a->dkim[i].domain, env) || glauth_aligned(a->dkim[i].domain, hdr)))
-            return a->dkim[i].domain;
-    return NULL;
+    if (env[0])
+        i = dmarc_dkim_aligned(psl, a, env, 0);
+    if (i < 0 && hdr[0])
+        i = dmarc_dkim_aligned(psl, a, hdr, 0);
+    return i >= 0 ? a->dkim[i].domain : NULL;
 }
 
 struct glauth_defer *glauth_defer_new(void)

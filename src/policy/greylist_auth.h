@@ -15,10 +15,12 @@
  * the HELO's), its domain, lower-case, into out; 1, else 0 */
 int glauth_spf_domain(const struct policy_client *cl, char *out, size_t outlen);
 
+typedef struct psl_ctx_st psl_ctx_t;
+
 /* glauth_dkim_aligned - END stage: the d= of a DKIM pass aligned with the MAIL
- * FROM or the header From: domain (the same domain, or a parent of it: a
- * domain's owner controls its subdomains), or NULL */
-const char *glauth_dkim_aligned(const struct policy_client *cl);
+ * FROM or the header From: domain in DMARC's relaxed sense (one organisational
+ * domain by the Public Suffix List psl, RFC 7489 3.1), or NULL */
+const char *glauth_dkim_aligned(const struct policy_client *cl, const psl_ctx_t *psl);
 
 /* The sessions whose greylisting at RCPT waits for the end of DATA: one entry
  * per session (by its policy_client), with the first triplet key deferred. */

@@ -217,15 +217,17 @@ static void test_dkim_defer(void **state)
     greylisted(end(&cl, "pass", "other.test", "From: a@big.test\r\n"));
     assert_int_equal(transaction(&cl).action, POLICY_DUNNO);
     greylisted(end(&cl, "fail", "big.test", "From: a@big.test\r\n"));
-    /* aligned with MAIL FROM, or with the From: domain (a parent signs for its subdomain) */
+    /* aligned with MAIL FROM, or with the From: domain: one organisational domain */
     assert_int_equal(transaction(&cl).action, POLICY_DUNNO);
     assert_int_equal(end(&cl, "pass", "big.test", "Subject: x\r\n").action, POLICY_DUNNO);
     assert_int_equal(transaction(&cl).action, POLICY_DUNNO);
     assert_int_equal(end(&cl, "pass", "news.test", "From: n@mail.news.test\r\n").action,
                      POLICY_DUNNO);
-    /* a subdomain does not align with its parent */
     assert_int_equal(transaction(&cl).action, POLICY_DUNNO);
-    greylisted(end(&cl, "pass", "x.big.test", "From: a@big.test\r\n"));
+    assert_int_equal(end(&cl, "pass", "dkim.big.test", "Subject: x\r\n").action, POLICY_DUNNO);
+    /* a public suffix is nobody's organisation: co.uk does not align with x.co.uk */
+    assert_int_equal(transaction(&cl).action, POLICY_DUNNO);
+    greylisted(end(&cl, "pass", "co.uk", "From: a@shop.co.uk\r\n"));
     /* after the delay the retry passes at RCPT: nothing waits for the end */
     ts_now = T0 + DELAY;
     assert_int_equal(transaction(&cl).action, POLICY_DUNNO);
