@@ -240,3 +240,24 @@ def test_spf_pass_can_skip_the_greylist(gateway, sender_dns):
     say_quit(c)
     gw.wait_log(r'event=greylist_pass key="?gl:t:spf:pool\.sender\.test:\S+"? '
                 r'reason="spf-pass domain=pool\.sender\.test"')
+
+
+def test_incoming_spam_fields_are_removed_where_we_score(gateway, sink, sender_dns):
+    """A spammer's own "X-Spam-Status: No" must not reach the servers that sort on it."""
+    gw = sender_gateway(gateway, sender_dns, checks=("sender", "spf", "score"),
+                        sections="score { tag = 5  tempfail = 0  reject = 15 }\n")
+    c, r = mail(gw, "127.0.0.37", "a@mx.sender.test")
+    r.check(250)
+    c.cmd("RCPT TO:<bob@example.test>").check(250)
+    c.cmd("DATA").check(354)
+    c.send(b"X-Spam-Status: No, score=-100\r\nX-Spam-Score:\r\n -100\r\nx-spam-flag: NO\r\n"
+           b"X-Spam-Statusbar: kept\r\nSubject: forged\r\nFrom: a@mx.sender.test\r\n\r\nbody\r\n.\r\n")
+    c.read_reply().check(250, "2.0.0")
+    say_quit(c)
+    head = sink.wait_for(1)[0].content.split(b"\r\n\r\n", 1)[0]
+    lines = head.split(b"\r\n")
+    assert [l for l in lines if l.lower().startswith(b"x-spam-")] == [
+        b"X-Spam-Score: 0", b"X-Spam-Status: No, score=0 required=5 tests=none",
+        b"X-Spam-Statusbar: kept"], lines
+    assert b"-100" not in head
+    assert gw.log_text().count("event=spam_field_removed") == 3
