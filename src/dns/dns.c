@@ -310,15 +310,26 @@ static int channel_init(struct dns *dns, unsigned timeout_sec, unsigned tries, c
                         size_t errlen)
 {
     struct ares_options o;
-    int rc;
+    int rc, mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
 
     memset(&o, 0, sizeof(o));
     o.sock_state_cb = sock_state_cb;
     o.sock_state_cb_data = dns;
     o.timeout = (int)(timeout_sec * 1000);
     o.tries = (int)tries;
-    rc = ares_init_options(&dns->channel, &o,
-                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+#ifdef ARES_OPT_QUERY_CACHE
+    /* c-ares 1.23 and newer cache answers by default: every lookup goes to the
+     * servers, as with older ones (a DNSBL delisting, a test zone's update count
+     * at once; the servers cache) */
+    o.qcache_max_ttl = 0;
+    mask |= ARES_OPT_QUERY_CACHE;
+#endif
+#ifdef ARES_OPT_MAXTIMEOUTMS
+    /* and newer ones may stretch a retry's timeout: never past the configured one */
+    o.maxtimeout = (int)(timeout_sec * 1000);
+    mask |= ARES_OPT_MAXTIMEOUTMS;
+#endif
+    rc = ares_init_options(&dns->channel, &o, mask);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "dns: cannot initialise c-ares: %s", ares_strerror(rc));
         return -1;
