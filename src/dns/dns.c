@@ -325,7 +325,7 @@ static int channel_init(struct dns *dns, unsigned timeout_sec, unsigned tries, c
     mask |= ARES_OPT_QUERY_CACHE;
 #endif
 #ifdef ARES_OPT_MAXTIMEOUTMS
-    /* and newer ones may stretch a retry's timeout: never past the configured one */
+    /* newer ones may stretch a retry's timeout: never past the configured one */
     o.maxtimeout = (int)(timeout_sec * 1000);
     mask |= ARES_OPT_MAXTIMEOUTMS;
 #endif

@@ -204,3 +204,35 @@ def test_package_install_run_purge(package, sink):
     left = [p for p in PATHS if os.path.lexists(p)]
     assert not left, left
     assert not user_exists("mxgate") and not group_exists("mxgate")
+
+
+def test_make_install_destdir(tmp_path):
+    """cmake --install (what `make install` runs) into a DESTDIR: the programs, the
+    manual pages, the examples and the configuration, which a second install keeps."""
+    from conftest import MXGATED
+    build = Path(MXGATED).resolve().parent
+    cache = (build / "CMakeCache.txt").read_text()
+    prefix = re.search(r"^CMAKE_INSTALL_PREFIX:PATH=(.*)$", cache, re.M).group(1)
+    sysconf = "/etc" if prefix == "/usr" else prefix + "/etc"
+
+    def install():
+        r = subprocess.run(["cmake", "--install", str(build)], capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, DESTDIR=str(tmp_path)))
+        assert r.returncode == 0, r
+        return r.stdout
+
+    install()
+    root = Path(str(tmp_path) + prefix)
+    for f in ("sbin/mxgated", "bin/mxgatectl"):
+        assert os.access(root / f, os.X_OK), f
+    for f in ("share/man/man5/mxgate.conf.5", "share/man/man8/mxgated.8",
+              "share/man/man8/mxgatectl.8", "share/doc/mxgate/examples/mxgate.conf"):
+        assert (root / f).is_file(), f
+    conf = Path(str(tmp_path) + sysconf) / "mxgate" / "mxgate.conf"
+    assert conf.read_text() == (REPO / "conf" / "system.conf").read_text()
+    # where mxgated looks without -c
+    usage = subprocess.run([str(root / "sbin/mxgated"), "-h"], capture_output=True, text=True)
+    assert "(default %s/mxgate/mxgate.conf)" % sysconf in usage.stderr, usage.stderr
+    conf.write_text(conf.read_text() + "# the operator's change\n")
+    assert "Kept: %s" % conf in install()
+    assert conf.read_text().endswith("# the operator's change\n")
