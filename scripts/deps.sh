@@ -12,10 +12,12 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -eu
 
+# libpsl-dev builds against libpsl, libpsl5 runs it; publicsuffix is
+# the Public Suffix List file that the dmarc check reads at start and on SIGHUP.
 BUILD="build-essential cmake pkg-config
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
 libcrypt-dev libpsl-dev libconfuse-dev zlib1g-dev libidn2-dev libsystemd-dev"
-RUN="openssl swaks libnet-ssleay-perl"
+RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl"
 PACKAGE="debhelper dpkg-dev"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim
