@@ -28,7 +28,7 @@ import pytest
 from conftest import REPO, free_port, make_message, smtp_queue
 
 # What the package owns or makes; none may exist before the test, none after.
-PATHS = ["/etc/mxgate", "/var/spool/mxgate", "/var/lib/mxgate", "/run/mxgate",
+PATHS = ["/etc/mxgate", "/var/spool/mxgate", "/var/lib/mxgate",
          "/usr/sbin/mxgated", "/usr/bin/mxgatectl", "/lib/systemd/system/mxgate.service",
          "/usr/share/man/man8/mxgated.8.gz", "/usr/share/doc/mxgate"]
 
