@@ -107,7 +107,8 @@ def deb_version(deb: Path) -> str:
 def check_installed(deb: Path) -> None:
     for path in ("/usr/sbin/mxgated", "/usr/bin/mxgatectl"):
         assert os.access(path, os.X_OK), path
-    for page in ("man5/mxgate.conf.5.gz", "man8/mxgated.8.gz", "man8/mxgatectl.8.gz"):
+    for page in ("man5/mxgate.conf.5.gz", "man8/mxgated.8.gz", "man8/mxgatectl.8.gz",
+                 "man7/mxgate-migration.7.gz"):
         assert Path("/usr/share/man", page).is_file(), page
     r = subprocess.run(["/usr/sbin/mxgated", "-V"], capture_output=True, text=True, timeout=10)
     assert r.stdout.startswith("mxgated %s (" % deb_version(deb)), r.stdout
@@ -226,7 +227,8 @@ def test_make_install_destdir(tmp_path):
     for f in ("sbin/mxgated", "bin/mxgatectl"):
         assert os.access(root / f, os.X_OK), f
     for f in ("share/man/man5/mxgate.conf.5", "share/man/man8/mxgated.8",
-              "share/man/man8/mxgatectl.8", "share/doc/mxgate/examples/mxgate.conf"):
+              "share/man/man8/mxgatectl.8", "share/man/man7/mxgate-migration.7",
+              "share/doc/mxgate/examples/mxgate.conf"):
         assert (root / f).is_file(), f
     conf = Path(str(tmp_path) + sysconf) / "mxgate" / "mxgate.conf"
     assert conf.read_text() == (REPO / "conf" / "system.conf").read_text()
