@@ -94,6 +94,7 @@ struct policy_client {
     const char *rdns_name; /* FCrDNS-confirmed name, or NULL */
     const char *ptr_name;  /* first PTR name even when not confirmed, or NULL */
     const char *helo;      /* HELO stage on */
+    const char *login;     /* the SMTP AUTH identity (RFC 4954) once authenticated, else NULL */
     const char *sender;    /* MAIL stage on; "" for <> */
     const char *rcpt;      /* RCPT stage: the recipient being judged */
     /* RCPT stage: the session's held connect/HELO refusal, or NULL. The pipeline
