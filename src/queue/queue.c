@@ -33,6 +33,7 @@ struct qentry {
     int flush_req;  /* flushed while an attempt ran: go again at once */
     int unchecked;  /* found in the spool at start: checksum not checked yet */
     struct delivery *d;
+    void *token; /* the configuration the running attempt holds (queue_reconfigure) */
     struct queue *q;
     TAILQ_ENTRY(qentry) link; /* ready or active list */
 };
@@ -49,7 +50,17 @@ struct queue {
     unsigned nactive;
     struct event *timer; /* the heap's earliest due time */
     struct event *kick;  /* run dispatch from the loop, not from the caller */
+    queue_hold_fn hold;  /* keeps the configuration of running attempts (queue_reconfigure) */
+    void *token;
 };
+
+/* queue_unhold - an attempt ended: let go of the configuration it used */
+static void queue_unhold(struct queue *q, struct qentry *e)
+{
+    if (q->hold && e->token)
+        q->hold(e->token, -1);
+    e->token = NULL;
+}
 
 static void queue_dispatch(struct queue *q);
 
@@ -205,6 +216,7 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
     e->d = NULL;
+    queue_unhold(q, e);
     if (o->dsn_id[0])
         queue_add(q, o->dsn_id);
     if (o->finished) {
@@ -238,10 +250,34 @@ static void queue_dispatch(struct queue *q)
             free(e);
             continue;
         }
+        if (q->hold && q->token)
+            q->hold(e->token = q->token, +1);
         e->st = Q_ACTIVE;
         TAILQ_INSERT_TAIL(&q->active, e, link);
         q->nactive++;
     }
+}
+
+/* queue_reconfigure - see queue.h */
+void queue_reconfigure(struct queue *q, const struct config *cfg, const struct routes *routes,
+                       queue_hold_fn hold, void *token)
+{
+    struct queueconf now;
+
+    queueconf_read(cfg, &now);
+    /* the pool, the commit and the bounce limiter were made with these at start */
+    now.queue.fsync_threads = q->ctx.conf.queue.fsync_threads;
+    now.queue.sync_filesystem = q->ctx.conf.queue.sync_filesystem;
+    now.queue.recycle = q->ctx.conf.queue.recycle;
+    now.queue.bounce_limit = q->ctx.conf.queue.bounce_limit;
+    now.queue.bounce_window = q->ctx.conf.queue.bounce_window;
+    now.queue.bounce_domain_limit = q->ctx.conf.queue.bounce_domain_limit;
+    q->ctx.conf = now;
+    q->ctx.cfg = cfg;
+    q->ctx.routes = routes;
+    q->hold = hold;
+    q->token = token;
+    queue_kick(q); /* max_deliveries may have grown */
 }
 
 /* queue_set_nexthops - see queue.h */
@@ -390,6 +426,7 @@ void queue_free(struct queue *q)
     while ((e = TAILQ_FIRST(&q->active))) {
         TAILQ_REMOVE(&q->active, e, link);
         delivery_cancel(e->d);
+        queue_unhold(q, e);
         free(e);
     }
     while ((e = TAILQ_FIRST(&q->ready))) {

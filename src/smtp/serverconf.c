@@ -102,12 +102,13 @@ static cfg_opt_t serverconf_timeouts_opts[] = {
     CFG_INT("data", 180, CFGF_NONE),
     CFG_INT("greeting_delay", 0, CFGF_NONE),
     CFG_INT("session", 3600, CFGF_NONE), /* a whole session at most; then 421 4.4.2 */
+    CFG_INT("shutdown", 30, CFGF_NONE),  /* SIGTERM: messages under way may finish this long */
     CFG_END(),
 };
 
 static const struct config_bound serverconf_timeouts_bounds[] = {
-    {"command", 1, INT_MAX}, {"data", 1, INT_MAX}, {"greeting_delay", 0, INT_MAX},
-    {"session", 1, INT_MAX}, {NULL, 0, 0},
+    {"command", 1, INT_MAX}, {"data", 1, INT_MAX},  {"greeting_delay", 0, INT_MAX},
+    {"session", 1, INT_MAX}, {"shutdown", 0, 3600}, {NULL, 0, 0},
 };
 
 const struct config_section serverconf_timeouts_section = {
@@ -132,6 +133,7 @@ static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
     sc->timeouts.data = config_uint(t, "data");
     sc->timeouts.greeting_delay = config_uint(t, "greeting_delay");
     sc->timeouts.session = config_uint(t, "session");
+    sc->timeouts.shutdown = config_uint(t, "shutdown");
 }
 
 struct serverconf *serverconf_load(const struct config *cfg)

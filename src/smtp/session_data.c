@@ -65,7 +65,7 @@ static int data_received(struct session *s)
         .helo = s->helo,
         .client_name = s->rdns_name ? s->rdns_name : "unknown",
         .client_ip = s->ip,
-        .by = s->srv->cfg->hostname,
+        .by = s->gen->cfg->hostname,
         .esmtp = s->esmtp,
         .tls = s->tls ? s->tls_desc : NULL,
         .id = s->tx->id,
@@ -108,7 +108,7 @@ void session_data_begin(struct session *s)
     tx->prev_crlf = 1; /* the start of DATA counts as a line start */
     tx->size = 0;
     session_set_state(s, SESS_DATA);
-    session_set_timeout(s, s->srv->conf->timeouts.data);
+    session_set_timeout(s, s->gen->conf->timeouts.data);
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -132,7 +132,7 @@ static void data_store(struct session *s, const char *line, size_t len)
         return;
     eightbit_scan_line(&tx->scan, line, len);
     tx->size += len;
-    if (tx->size > s->srv->conf->limits.max_message_size)
+    if (tx->size > s->gen->conf->limits.max_message_size)
         data_fail(tx, DATA_TOO_BIG);
     else if (spool_writer_write(tx->writer, line, len) < 0)
         data_fail(tx, DATA_IO);
@@ -209,7 +209,7 @@ static void data_refuse(struct session *s)
 
     session_tx_free(s);
     session_set_state(s, SESS_COMMAND);
-    session_set_timeout(s, s->srv->conf->timeouts.command);
+    session_set_timeout(s, s->gen->conf->timeouts.command);
     if (e == DATA_BARE)
         session_error(s, "data", "550 5.6.0 Error: bare <CR> or <LF> in message text");
     else if (e == DATA_LONG)
@@ -241,7 +241,7 @@ static void commit_done(void *arg, int rc, int err)
     if (s) {
         s->commit = NULL;
         session_set_state(s, SESS_COMMAND);
-        session_set_timeout(s, s->srv->conf->timeouts.command);
+        session_set_timeout(s, s->gen->conf->timeouts.command);
         if (c->rc == 0) {
             s->nmessages++;
             s->cl.nmessages = s->nmessages;

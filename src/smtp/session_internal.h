@@ -62,6 +62,7 @@ struct session_commit;
 struct session {
     LIST_ENTRY(session) entry;
     struct server *srv;
+    struct server_gen *gen; /* the configuration the session started with (a reference) */
     session_release_fn release; /* gives back the server's per-address slot */
     void *release_arg;
     const struct serverconf_listen *listen;
