@@ -318,6 +318,7 @@ int server_install(struct server *srv, struct server_gen *g, char *err, size_t e
         server_setup_listener(srv, &sls[i], &sc->listen[i], evl[i]);
     }
     server_drop_listeners(srv, evl, sc->nlisten);
+    g->id = old ? old->id + 1 : 1; /* refused reloads take no number */
     srv->listeners = sls;
     srv->nlisteners = sc->nlisten;
     server_set_gen(srv, g);

@@ -44,7 +44,7 @@ struct server_ip_count {
  */
 struct server_gen {
     unsigned refs;
-    unsigned long id; /* 1 at start, +1 per reload */
+    unsigned long id; /* 1 at start, +1 per reload put in place (0 until then) */
     struct config *cfg;
     struct serverconf *conf; /* listeners, limits, timeouts */
     struct routes *routes;   /* is there a route for a recipient's domain */

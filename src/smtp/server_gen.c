@@ -12,8 +12,6 @@
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
 
-static unsigned long server_gen_next = 1;
-
 struct server_gen *server_gen_new(struct config *cfg, struct serverconf *conf,
                                   struct routes *routes, SSL_CTX *tls, struct dns *dns,
                                   struct policy *policy)
@@ -21,7 +19,6 @@ struct server_gen *server_gen_new(struct config *cfg, struct serverconf *conf,
     struct server_gen *g = xcalloc(1, sizeof(*g));
 
     g->refs = 1;
-    g->id = server_gen_next++;
     g->cfg = cfg;
     g->conf = conf;
     g->routes = routes;

@@ -383,7 +383,9 @@ class Gateway:
             text.append('tls {\n    certificate = "%s"\n    key = "%s"\n}' % (cert, key))
         body = "\n".join(text) + "\n"
         body += _section("limits", limits or {})
-        body += _section("timeouts", timeouts or {})
+        # SIGTERM lets messages under way finish for timeouts.shutdown (30 s by
+        # default); stop() waits 5 s, so a test's half-sent message waits 3 at most
+        body += _section("timeouts", dict({"shutdown": 3}, **(timeouts or {})))
         body += _section("queue", queue or {})
         body += _section("delivery", dl)
         body += extra
