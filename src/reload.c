@@ -70,24 +70,24 @@ static struct config *reload_check(const char *path, char *first, size_t firstle
 }
 
 /* reload_keep_str - a string setting that needs a restart: the running value stays */
-static void reload_keep_str(char **now, const char *running, const char *name)
+static void reload_keep_str(char **now, const char *running, const char *option)
 {
     if ((*now == NULL) == (running == NULL) && (!running || strcmp(*now, running) == 0))
         return;
     log_warn("event=reload status=warning setting=%s error=\"changing it needs a restart: the "
              "running value stays\" running=%s",
-             name, log_q(running ? running : ""));
+             option, log_q(running ? running : ""));
     free(*now);
     *now = running ? xstrdup(running) : NULL;
 }
 
 /* reload_keep_num - a number that needs a restart changed: say so (the caller keeps it) */
-static void reload_keep_num(long now, long running, const char *name)
+static void reload_keep_num(long now, long running, const char *option)
 {
     if (now != running)
         log_warn("event=reload status=warning setting=%s error=\"changing it needs a restart: the "
                  "running value stays\" running=%ld",
-                 name, running);
+                 option, running);
 }
 
 /* reload_restart_only - what only a start can change keeps its running value, each with a

@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -33,7 +34,8 @@ struct qentry {
     int flush_req;  /* flushed while an attempt ran: go again at once */
     int unchecked;  /* found in the spool at start: checksum not checked yet */
     struct delivery *d;
-    void *token; /* the configuration the running attempt holds (queue_reconfigure) */
+    void *token;            /* the configuration the running attempt holds (queue_reconfigure) */
+    double arrived, queued; /* for delay= (queue_add_arrived); 0: unknown */
     struct queue *q;
     TAILQ_ENTRY(qentry) link; /* ready or active list */
 };
@@ -244,6 +246,8 @@ static void queue_dispatch(struct queue *q)
         TAILQ_REMOVE(&q->ready, e, link);
         e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
         e->unchecked = 0;
+        if (e->d)
+            delivery_set_times(e->d, e->arrived, e->queued);
         if (!e->d) {
             log_warn("event=dropped id=%s reason=%s", e->id,
                      errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
@@ -355,6 +359,17 @@ int queue_start(struct queue *q)
 void queue_add(struct queue *q, const char *id)
 {
     queue_enqueue(q, id);
+}
+
+/* queue_add_arrived - see queue.h */
+void queue_add_arrived(struct queue *q, const char *id, double arrived)
+{
+    struct qentry *e = queue_enqueue(q, id);
+
+    if (e) {
+        e->arrived = arrived;
+        e->queued = clock_now_precise();
+    }
 }
 
 /* queue_flush - all waiting messages are due now */

@@ -41,6 +41,10 @@ int queue_start(struct queue *q);
 void queue_add(struct queue *q, const char *id);
 
 /* queue_flush - every waiting message becomes due now; returns how many */
+/* queue_add_arrived - queue_add for a message just received: arrived is when its
+ * transaction began (clock_now_precise()), for delay= in the delivery log lines */
+void queue_add_arrived(struct queue *q, const char *id, double arrived);
+
 unsigned queue_flush(struct queue *q);
 
 /* queue_delete - remove a message (after its running attempt, if any). 0, or -1 if unknown */

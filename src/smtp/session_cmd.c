@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -186,6 +187,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
         return;
     }
     s->tx = xcalloc(1, sizeof(*s->tx));
+    s->tx->started = clock_now_precise(); /* the message's arrival, for delay= */
     s->tx->sender = xstrdup(e == ADDR_EMPTY ? "" : buf);
     s->tx->body_8bit = c->body == SMTP_BODY_8BITMIME;
     s->tx->smtputf8 = c->smtputf8;

@@ -28,6 +28,8 @@ struct session_commit {
     char sid[24];
     char ip[64];
     char *sender;
+    char *msgid, *rcpts; /* for the queued line */
+    double arrived;      /* the transaction began (delay=) */
     size_t nrcpt;
     uint64_t size;
     int rc;
@@ -232,11 +234,13 @@ static void commit_done(void *arg, int rc, int err)
     c->rc = rc;
     c->err = err;
     if (c->rc == 0) {
-        log_info("event=queued sid=%s id=%s client=%s from=%s nrcpt=%zu size=%llu", c->sid, c->id,
-                 c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size);
+        log_info("event=queued sid=%s id=%s client=%s from=%s nrcpt=%zu size=%llu msgid=%s "
+                 "rcpts=%s",
+                 c->sid, c->id, c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size,
+                 log_q(c->msgid ? c->msgid : ""), log_q(c->rcpts));
         stats_count(c->srv->stats, "accepted");
         if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
-            queue_add(c->srv->queue, c->id);
+            queue_add_arrived(c->srv->queue, c->id, c->arrived);
     } else {
         log_err("event=error sid=%s id=%s what=\"spool commit\" error=%s", c->sid, c->id,
                 log_q(strerror(c->err)));
@@ -256,6 +260,8 @@ static void commit_done(void *arg, int rc, int err)
     }
     spool_writer_free(c->writer);
     free(c->sender);
+    free(c->msgid);
+    free(c->rcpts);
     free(c);
 }
 
@@ -276,6 +282,9 @@ static void data_commit(struct session *s)
     c->sender = xstrdup(tx->sender);
     c->nrcpt = tx->nrcpt;
     c->size = spool_writer_size(c->writer);
+    c->msgid = session_log_msgid(s);
+    c->rcpts = session_log_rcpts(tx);
+    c->arrived = tx->started;
     session_tx_free(s);
     s->commit = c;
     session_set_state(s, SESS_COMMIT);
@@ -306,7 +315,7 @@ static void end_done(struct session *s, const struct policy_verdict *v)
         session_refuse(s, "data", v);
         session_tx_free(s);
         if (s->state != SESS_CLOSING)
-            session_set_timeout(s, s->srv->conf->timeouts.command);
+            session_set_timeout(s, s->gen->conf->timeouts.command);
         return;
     }
     if (data_prepend(s) < 0) {

@@ -26,6 +26,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import pytest
 
+from logfmt import parse_line
 from sink import Sink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +35,7 @@ MXGATECTL = os.environ.get("MXGATECTL", str(REPO / "build" / "mxgatectl"))
 
 HOSTNAME = "mx.example.test"
 QUEUE_ID_RE = re.compile(r"queued as ([0-9A-F]{16})\b")
+DIAG_LINE = re.compile(rb"^/\S*:\d+: ")  # mxgated -n style, before logging starts
 SANITIZER_PATTERNS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -482,7 +484,25 @@ class Gateway:
                 self.problems.append("sanitizer report in the log:\n"
                                      + text[max(0, i - 200):i + 3000])
                 break
+        self.problems += self.logfmt_problems()
         return self.problems
+
+    def logfmt_problems(self) -> List[str]:
+        """Every line the daemon logged must parse as strict logfmt (logfmt.py), as
+        Loki's parser would read it; the configuration errors printed before the
+        log starts (FILE:LINE: message) are not log lines."""
+        try:
+            raw = self.logfile.read_bytes()
+        except FileNotFoundError:
+            return []
+        for n, line in enumerate(raw.split(b"\n"), 1):
+            if not line or DIAG_LINE.match(line):
+                continue
+            try:
+                parse_line(line)
+            except ValueError as e:
+                return ["%s:%d: not a logfmt line (%s): %r" % (self.logfile, n, e, line)]
+        return []
 
     # -- observation ----------------------------------------------------------
     def log_text(self) -> str:
