@@ -210,7 +210,8 @@ static void setup_tls(const struct config *cfg, const struct queueconf *qc, stru
     if (tlsconf_server_ctx(cfg, &srv->tls, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=tls error=%s", log_q(err));
     *client = NULL;
-    if (qc->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
+    /* made even without delivery.starttls: a reload may turn it on */
+    if (!(*client = tls_client_ctx(err, sizeof(err))))
         log_fatal("event=fatal what=tls-client error=%s", log_q(err));
 }
 
