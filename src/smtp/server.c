@@ -239,11 +239,22 @@ static struct evconnlistener *server_bind(struct server *srv, const struct serve
     return NULL;
 }
 
+/* server_same_address - a and b name one socket address ("127.0.0.1:25", "127.0.0.1:025") */
+static int server_same_address(const char *a, const char *b)
+{
+    struct sockaddr_storage sa, sb;
+    socklen_t la, lb;
+
+    if (sockaddr_parse(a, 25, &sa, &la) < 0 || sockaddr_parse(b, 25, &sb, &lb) < 0)
+        return strcmp(a, b) == 0;
+    return la == lb && memcmp(&sa, &sb, la) == 0;
+}
+
 /* server_find_listener - the listener of the running set bound to address, or NULL */
 static struct server_listener *server_find_listener(struct server *srv, const char *address)
 {
     for (size_t i = 0; i < srv->nlisteners; i++)
-        if (srv->listeners[i].evl && strcmp(srv->listeners[i].conf->address, address) == 0)
+        if (srv->listeners[i].evl && server_same_address(srv->listeners[i].conf->address, address))
             return &srv->listeners[i];
     return NULL;
 }

@@ -34,7 +34,25 @@ static int serverconf_valid_tls_mode(cfg_t *cfg, cfg_opt_t *opt)
     return 0; /* reported; keep parsing to list every error */
 }
 
-/* serverconf_check_listen - an address each; implicit TLS needs a certificate */
+/* serverconf_dup_address - an earlier listen section with the same address as s, or NULL */
+static cfg_t *serverconf_dup_address(cfg_t *root, unsigned i)
+{
+    struct sockaddr_storage a, b;
+    socklen_t la, lb;
+    const char *mine = cfg_getstr(cfg_getnsec(root, "listen", i), "address");
+
+    if (!mine || sockaddr_parse(mine, 25, &a, &la) < 0)
+        return NULL;
+    for (unsigned j = 0; j < i; j++) {
+        cfg_t *o = cfg_getnsec(root, "listen", j);
+        const char *other = cfg_getstr(o, "address");
+        if (other && sockaddr_parse(other, 25, &b, &lb) == 0 && la == lb && memcmp(&a, &b, la) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* serverconf_check_listen - an address each, not another's; implicit TLS needs a certificate */
 static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
 {
     cfg_t *tls = cfg_getsec(root, "tls");
@@ -47,6 +65,9 @@ static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
         else if (strcmp(cfg_getstr(s, "tls"), "implicit") == 0 && !have_tls)
             config_error(d, s->line, "listen %s: tls = \"implicit\" needs a tls section",
                          cfg_title(s));
+        if (serverconf_dup_address(root, i))
+            config_error(d, s->line, "listen %s: address %s is also listen %s's", cfg_title(s),
+                         cfg_getstr(s, "address"), cfg_title(serverconf_dup_address(root, i)));
     }
     if (cfg_size(root, "listen") == 0)
         config_error(d, 0, "no listen section: nothing to serve");
