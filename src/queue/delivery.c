@@ -566,9 +566,9 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
         log_info("event=deferred id=%s rcpt=%s relay=%s reason=%s next_retry=%u %s", d->id, addr,
                  log_q(r->relay), log_q(r->text), d->out.next_retry, delays);
     else
-        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s %s", d->id, addr,
-                 log_q(r->relay), log_q(r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note,
-                 delays);
+        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s %s dsn=%s", d->id, addr,
+                 log_q(r->relay), log_q(r->text), delays,
+                 d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
 }
 
 /* dl_finish_done - on the loop: log, tell the queue, free */

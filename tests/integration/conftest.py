@@ -36,6 +36,9 @@ MXGATECTL = os.environ.get("MXGATECTL", str(REPO / "build" / "mxgatectl"))
 HOSTNAME = "mx.example.test"
 QUEUE_ID_RE = re.compile(r"queued as ([0-9A-F]{16})\b")
 DIAG_LINE = re.compile(rb"^/\S*:\d+: ")  # mxgated -n style, before logging starts
+# a hook's own stderr (contrib/hooks/mx-withdraw: "mx-withdraw: ..."), which the
+# foreground daemon's children share: not mxgated's lines
+CHILD_LINE = re.compile(rb"^(?!mxgated\[)[a-z][a-z0-9_-]*: ")
 SANITIZER_PATTERNS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -490,13 +493,13 @@ class Gateway:
     def logfmt_problems(self) -> List[str]:
         """Every line the daemon logged must parse as strict logfmt (logfmt.py), as
         Loki's parser would read it; the configuration errors printed before the
-        log starts (FILE:LINE: message) are not log lines."""
+        log starts (FILE:LINE: message) and what hooks print are not its lines."""
         try:
             raw = self.logfile.read_bytes()
         except FileNotFoundError:
             return []
         for n, line in enumerate(raw.split(b"\n"), 1):
-            if not line or DIAG_LINE.match(line):
+            if not line or DIAG_LINE.match(line) or CHILD_LINE.match(line):
                 continue
             try:
                 parse_line(line)
