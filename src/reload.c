@@ -196,7 +196,7 @@ int reload_all(void *arg, char *msg, size_t msglen)
     struct server *srv = rc->srv;
     char err[1024] = "";
     struct config *cfg;
-    struct server_gen *g;
+    struct server_gen *g, *old;
 
     log_info("event=reload status=started file=%s", log_q(rc->path));
     if (srv->drain_done)
@@ -206,10 +206,14 @@ int reload_all(void *arg, char *msg, size_t msglen)
     reload_restart_only(cfg, srv->gen->cfg);
     if (!(g = reload_build(rc, cfg, err, sizeof(err))))
         return reload_refused(err, msg, msglen);
+    old = server_gen_ref(srv->gen);
     if (server_install(srv, g, err, sizeof(err)) < 0) {
+        server_gen_unref(old);
         server_gen_unref(g);
         return reload_refused(err, msg, msglen);
     }
+    policy_retire(old->policy); /* its sessions finish on it; its timers stop */
+    server_gen_unref(old);
     reload_next_hops(srv, g->routes);
     if (srv->queue)
         queue_reconfigure(srv->queue, g->cfg, g->routes, server_gen_hold, g);

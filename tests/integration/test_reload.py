@@ -418,3 +418,51 @@ def _free_low(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+# ---------------------------------------------------------------------------
+# checks that run on their own
+# ---------------------------------------------------------------------------
+def _bounces(port: int, n: int) -> None:
+    with RawClient(port) as c:
+        c.ehlo("mta.bouncer.test")
+        for i in range(n):
+            c.cmd("MAIL FROM:<>").check(250)
+            c.cmd("RCPT TO:<forged%d@example.test>" % i).check(250)
+            c.cmd("DATA").check(354)
+            c.send(make_message("bounce %d" % i, to="forged%d@example.test" % i) + b".\r\n")
+            c.read_reply().check(250)
+        c.cmd("QUIT").check(221)
+
+
+def test_bounce_flood_survives_reload(gateway, sink, tmp_path):
+    """A flood declared before a reload goes on under the new configuration (resumed
+    from the store) while bounces keep coming; the old instance, kept alive by a
+    session that started before the reload, must not end it (its own windows go
+    quiet): the stop hook runs once, when the bounces really stop."""
+    calls = tmp_path / "hook.calls"
+    hook = tmp_path / "hook"
+    hook.write_text("#!/bin/sh\necho \"$1\" >> %s\n" % calls)
+    hook.chmod(0o755)
+    section = ('bounce_flood {\n    interval = 1\n    start = 3\n    stop = 1\n    hold = 3\n'
+               '    hook = "%s"\n}\n' % hook)
+    gw = gateway(checks=["bounce_flood"], extra=section)
+    _bounces(gw.port, 4)
+    gw.wait_log(r"event=bounce_flood state=start count=3 interval=1$")
+    old = RawClient(gw.port)  # holds generation 1, and its bounce_flood instance
+    old.ehlo()
+    mark = gw.log_mark()
+    reload(gw, 2)
+    end = time.monotonic() + 5  # past the old instance's hold of quiet windows
+    while time.monotonic() < end:
+        _bounces(gw.port, 3)
+    gw.wait_log(r"event=bounce_flood state=resume since=\d+ interval=1$", since=mark)
+    assert "state=stop" not in gw.log_text()[mark:], gw.log_text()[mark:]
+    old.cmd("QUIT").check(221)
+    old.close()
+    gw.wait_log(r"event=bounce_flood state=stop count=0 interval=1 duration=\d+$", since=mark,
+                timeout=6)
+    wait_until(lambda: calls.exists() and calls.read_text() == "start\nstop\n",
+               what="the hook run for start and stop, once each")
+    events = re.findall(r"event=bounce_flood state=(\w+)", gw.log_text())
+    assert events == ["start", "resume", "stop"], events
