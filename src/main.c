@@ -297,7 +297,7 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
 static int run(struct config *cfg, const struct options *o)
 {
     struct server srv = {.cfg = cfg};
-    struct reload_ctx rc = {.srv = &srv, .path = o->config};
+    struct reload_ctx rc = {.srv = &srv, .path = o->config, .debug = o->debug};
     struct serverconf *sc;
     struct routes *routes;
     struct queueconf qc;

@@ -101,7 +101,6 @@ static void reload_restart_only(struct config *cfg, const struct config *old)
     reload_keep_str(&cfg->user, old->user, "user");
     reload_keep_str(&cfg->spool_dir, old->spool_dir, "spool_dir");
     reload_keep_str(&cfg->state_dir, old->state_dir, "state_dir");
-    reload_keep_str(&cfg->log_level, old->log_level, "log_level");
     storeconf_uri(cfg, uri_now, sizeof(uri_now));
     storeconf_uri(old, uri_old, sizeof(uri_old));
     if (strcmp(uri_now, uri_old) != 0)
@@ -217,6 +216,7 @@ int reload_all(void *arg, char *msg, size_t msglen)
     reload_next_hops(srv, g->routes);
     if (srv->queue)
         queue_reconfigure(srv->queue, g->cfg, g->routes, server_gen_hold, g);
+    log_set_debug(rc->debug || strcmp(g->cfg->log_level, "debug") == 0);
     rc->reloads++;
     log_info("event=reload status=done generation=%lu listeners=%zu domains=%zu routes=%zu", g->id,
              srv->nlisteners, g->cfg->ndomains, routes_count(g->routes));

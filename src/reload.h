@@ -15,6 +15,7 @@ struct reload_ctx {
     struct server *srv;    /* its current generation is replaced */
     struct store *store;   /* the checks' state store (its uri needs a restart) */
     const char *path;      /* the configuration file, as given at start */
+    int debug;             /* -d: debug lines whatever log_level says */
     unsigned long reloads; /* how many were put in place */
 };
 
@@ -32,9 +33,9 @@ void reload_init(struct reload_ctx *rc);
  * returned. On success new sessions and delivery attempts use the new
  * generation and 0 is returned; sessions under way finish on theirs.
  * Settings that need a restart (user, spool_dir, state_dir, store.uri,
- * log_level, limits.ipv6_prefix, queue fsync_threads, sync, recycle and the
- * bounce limits) keep their running value, each with a warning. msg (may be
- * NULL) gets a one-line outcome for mxgatectl. arg is a struct reload_ctx.
+ * limits.ipv6_prefix, queue fsync_threads, sync, recycle and the bounce limits) keep their running
+ * value, each with a warning. msg (may be NULL) gets a one-line outcome for mxgatectl. arg is a
+ * struct reload_ctx.
  */
 int reload_all(void *arg, char *msg, size_t msglen);
 

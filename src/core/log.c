@@ -40,6 +40,12 @@ void log_init(const char *ident, int to_stderr, int debug)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+/* log_set_debug - see log.h */
+void log_set_debug(int debug)
+{
+    log_debug_on = debug;
+}
+
 /* log_seal - a line cut at LOG_LINE_MAX: drop the value the cut went through
  * (it may be inside quotes) and say the line is incomplete */
 static void log_seal(char *line)

@@ -9,6 +9,9 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 /* log_init - choose the sink: stderr (foreground) or syslog(mail facility) */
 void log_init(const char *ident, int to_stderr, int debug);
 
+/* log_set_debug - debug lines on or off from now on (a reload's log_level) */
+void log_set_debug(int debug);
+
 struct event_base;
 /* log_batch - with stderr as the sink, lines logged on the calling thread (the
  * loop's) are buffered and written once per turn of base's loop: one write

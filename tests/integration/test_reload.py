@@ -379,6 +379,17 @@ def test_restart_only_settings_kept_with_warning(gateway, sink, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_log_level_reloads(gateway, sink):
+    """log_level takes effect at once: debug lines (session states) after the reload."""
+    gw = gateway()
+    send_one(gw.port, "bob@example.test", "quiet")
+    assert "debug: " not in gw.log_text()
+    reload(gw, 2, 'log_level = "debug"\n' + gw.config.read_text())
+    mark = gw.log_mark()
+    send_one(gw.port, "bob@example.test", "verbose")
+    gw.wait_log(r"debug: event=state sid=\S+ from=command to=data", since=mark)
+
+
 def test_privileged_port_after_drop_refused(sink):
     """Started as root with a user, mxgated has no right to bind a port below
     1024 any more: a reload that adds one is refused, saying why."""
