@@ -81,6 +81,18 @@ static void reload_keep_str(char **now, const char *running, const char *option)
     *now = running ? xstrdup(running) : NULL;
 }
 
+/* reload_keep_raw - a root string option read from the tree only at start (pidfile) */
+static void reload_keep_raw(const struct config *cfg, const struct config *old, const char *option)
+{
+    const char *now = cfg_getstr(cfg->raw, option), *running = cfg_getstr(old->raw, option);
+
+    if ((now == NULL) == (running == NULL) && (!now || strcmp(now, running) == 0))
+        return;
+    log_warn("event=reload status=warning setting=%s error=\"changing it needs a restart: the "
+             "running value stays\" running=%s",
+             option, log_q(running ? running : ""));
+}
+
 /* reload_keep_num - a number that needs a restart changed: say so (the caller keeps it) */
 static void reload_keep_num(long now, long running, const char *option)
 {
@@ -101,6 +113,7 @@ static void reload_restart_only(struct config *cfg, const struct config *old)
     reload_keep_str(&cfg->user, old->user, "user");
     reload_keep_str(&cfg->spool_dir, old->spool_dir, "spool_dir");
     reload_keep_str(&cfg->state_dir, old->state_dir, "state_dir");
+    reload_keep_raw(cfg, old, "pidfile");
     storeconf_uri(cfg, uri_now, sizeof(uri_now));
     storeconf_uri(old, uri_old, sizeof(uri_old));
     if (strcmp(uri_now, uri_old) != 0)

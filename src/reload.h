@@ -32,7 +32,7 @@ void reload_init(struct reload_ctx *rc);
  * changes: the error is logged (event=reload status=refused) and -1 is
  * returned. On success new sessions and delivery attempts use the new
  * generation and 0 is returned; sessions under way finish on theirs.
- * Settings that need a restart (user, spool_dir, state_dir, store.uri,
+ * Settings that need a restart (user, spool_dir, state_dir, pidfile, store.uri,
  * limits.ipv6_prefix, queue fsync_threads, sync, recycle and the bounce limits) keep their running
  * value, each with a warning. msg (may be NULL) gets a one-line outcome for mxgatectl. arg is a
  * struct reload_ctx.

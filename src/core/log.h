@@ -12,6 +12,10 @@ void log_init(const char *ident, int to_stderr, int debug);
 /* log_set_debug - debug lines on or off from now on (a reload's log_level) */
 void log_set_debug(int debug);
 
+/* log_echo_stderr - with syslog as the sink, also write warnings and errors to
+ * stderr (a daemon starting up: the terminal that started it hears why it failed) */
+void log_echo_stderr(int on);
+
 struct event_base;
 /* log_batch - with stderr as the sink, lines logged on the calling thread (the
  * loop's) are buffered and written once per turn of base's loop: one write
