@@ -10,6 +10,8 @@
 
 #include <confuse.h>
 
+#include "admin/adm.h"
+#include "admin/admin.h"
 #include "admin/control.h"
 #include "dns/dns.h"
 #include "dns/dnsconf.h"
@@ -17,6 +19,7 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -102,6 +105,12 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     log_info("event=reload what=\"access lists and rule files\"");
     policy_reload(arg);
+}
+
+/* request_reload - mxgatectl reload and POST /api/reload: exactly what SIGHUP does */
+static void request_reload(void *arg)
+{
+    kill(getpid(), SIGHUP);
 }
 
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
@@ -290,6 +299,8 @@ static int run(const struct config *cfg, const struct options *o)
     struct queueconf qc;
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
+    struct admin *admin;
+    struct adm_env aenv;
     struct store *st;
     SSL_CTX *client_tls;
     char err[512], sock[4096];
@@ -309,6 +320,8 @@ static int run(const struct config *cfg, const struct options *o)
     setup_tls(cfg, &qc, &srv, &client_tls);
     if (server_listen(&srv, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=%s", log_q(err));
+    if (admin_listen(srv.base, cfg, &admin, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=admin error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=%s", log_q(err));
     srv.spool = setup_dirs(cfg, &qc);
@@ -321,8 +334,11 @@ static int run(const struct config *cfg, const struct options *o)
     setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
     srv.policy = setup_policy(&srv, st);
     config_control_socket(cfg, sock, sizeof(sock));
-    if (!(ctl = control_open(srv.base, sock, srv.queue)))
+    aenv = (struct adm_env){srv.base,    cfg,        srv.queue,      srv.spool, st,
+                            clock_now(), &srv.nconn, request_reload, NULL};
+    if (!(ctl = control_open(srv.base, sock, &aenv)))
         log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
+    admin_start(admin, &aenv);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, srv.policy);
@@ -337,6 +353,7 @@ static int run(const struct config *cfg, const struct options *o)
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
     server_close(&srv);
     control_close(ctl);
+    admin_close(admin);
     queue_free(srv.queue);
     srv.queue = NULL;
     nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */

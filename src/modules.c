@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 
+#include "admin/adminconf.h"
 #include "core/config.h"
 #include "core/privs.h"
 #include "dns/dns.h"
@@ -32,6 +33,7 @@ static const struct config_section *const modules_fixed[] = {
     &queueconf_delivery_section,
     &dnsconf_section,
     &storeconf_section,
+    &adminconf_section,
     NULL,
 };
 

@@ -1,6 +1,7 @@
 /* dns.c - c-ares driven by libevent: one event per c-ares socket, one timer */
 #include "dns/dns_internal.h"
 #include "core/xmalloc.h"
+#include "core/metrics.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -132,6 +133,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     }
     q->res.status =
         status == ARES_SUCCESS ? dns_parse_answer(q, abuf, alen) : dns_map_status(status);
+    if (status == ARES_ETIMEOUT)
+        metrics_inc(METRICS_DNS_TIMEOUTS);
     if (q->res.status != DNS_OK)
         dns_result_clear(&q->res);
     make_ready(q);
@@ -374,6 +377,7 @@ struct dns_query *dns_query_start(struct dns *dns, enum dns_type type, const cha
     q->res.type = type;
     q->done = done;
     q->state = Q_ARES; /* before ares_query: it may answer at once */
+    metrics_inc(METRICS_DNS_LOOKUPS);
     ares_query(dns->channel, name, DNS_CLASS_IN, (int)type, on_answer, q);
     timer_update(dns);
     return q;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 
@@ -105,7 +106,8 @@ struct session {
     int has_held;
     char *pending_rcpt; /* RCPT being judged */
     void (*policy_next)(struct session *s, const struct policy_verdict *v);
-    const char *refused_by; /* mechanism of the last refusal, for statistics */
+    const char *refused_by;  /* mechanism of the last refusal, for statistics */
+    struct timespec started; /* for the session duration metric (0: never started) */
 };
 
 #define SESSION_WAIT_DELAY 1u  /* greeting_delay running */
