@@ -290,6 +290,27 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
     queueconf_read(cfg, qc);
 }
 
+/* setup_control - the control socket and the admin listener, with the daemon's parts */
+static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
+{
+    struct adm_env env = {.base = srv->base,
+                          .cfg = srv->cfg,
+                          .queue = srv->queue,
+                          .spool = srv->spool,
+                          .store = st,
+                          .started = clock_now(),
+                          .sessions = &srv->nconn,
+                          .reload = request_reload};
+    struct control *ctl;
+    char sock[4096];
+
+    config_control_socket(srv->cfg, sock, sizeof(sock));
+    if (!(ctl = control_open(srv->base, sock, &env)))
+        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
+    admin_start(admin, &env);
+    return ctl;
+}
+
 /* run - everything between configuration and exit */
 static int run(const struct config *cfg, const struct options *o)
 {
@@ -300,10 +321,9 @@ static int run(const struct config *cfg, const struct options *o)
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
     struct admin *admin;
-    struct adm_env aenv;
     struct store *st;
     SSL_CTX *client_tls;
-    char err[512], sock[4096];
+    char err[512];
     /* As root, only these directories themselves are touched (core/privs.c);
      * the spool is opened and walked after the drop, as the daemon user. */
     const struct privs_dir dirs[] = {
@@ -333,12 +353,7 @@ static int run(const struct config *cfg, const struct options *o)
     srv.dns = setup_dns(cfg, srv.base);
     setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
     srv.policy = setup_policy(&srv, st);
-    config_control_socket(cfg, sock, sizeof(sock));
-    aenv = (struct adm_env){srv.base,    cfg,        srv.queue,      srv.spool, st,
-                            clock_now(), &srv.nconn, request_reload, NULL};
-    if (!(ctl = control_open(srv.base, sock, &aenv)))
-        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
-    admin_start(admin, &aenv);
+    ctl = setup_control(&srv, st, admin);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, srv.policy);

@@ -101,12 +101,44 @@ enum adm_qaction { ADM_HOLD, ADM_RELEASE, ADM_DELETE };
 int adm_queue_act(const struct adm_env *env, enum adm_qaction a, const struct adm_select *sel);
 
 /* ---- store state: greylist, blocks, bounce flood (adm_state.c) ---- */
-/* adm_greylist_json - {"triplets":[{"network","sender","recipient","state","since"}],
- * "networks":[{"network","passes","since"}]}. 0 or -1 */
+struct adm_grey {
+    int network_only;    /* an auto-whitelist record (gl:c): no sender, recipient, state */
+    const char *network; /* "192.0.2.0/24" */
+    const char *sender, *recipient;
+    int passed;       /* the triplet passed; 0: waiting for the retry */
+    long long since;  /* first attempt or last pass (unix time) */
+    long long passes; /* network_only: the counted passes */
+};
+/* adm_greylist_each - fn for every triplet, then every trusted network. 0 or -1 */
+int adm_greylist_each(struct store *st, void (*fn)(const struct adm_grey *g, void *arg), void *arg);
+/* adm_grey_json - {"network","sender","recipient","state","since"} or {"network","passes","since"}
+ */
+void adm_grey_json(const struct adm_grey *g, struct json *j);
+/* adm_greylist_json - {"triplets":[...],"networks":[...]}. 0 or -1 */
 int adm_greylist_json(struct store *st, struct json *j);
-/* adm_blocks_json - {"harvest":[{"client","key"}],"ratelimit":[{"kind","network","window",
- * "count","limit","over"}]}; cfg gives the limits. 0 or -1 */
+
+struct adm_block {
+    const char *kind;       /* "harvest", or the rate-limit kind ("connections", ...) */
+    const char *client;     /* the address or network */
+    long long count, limit; /* rate limits: this window's count and the limit (0: none) */
+    int over;               /* blocked: a harvest block, or a rate-limit count over its limit */
+};
+/* adm_blocks_each - fn for every harvest block, then every rate-limit counter of the
+ * current window; cfg gives the limits. 0 or -1 */
+int adm_blocks_each(const struct config *cfg, struct store *st,
+                    void (*fn)(const struct adm_block *b, void *arg), void *arg);
+/* adm_blocks_json -
+ * {"harvest":[{"client"}],"ratelimit":[{"kind","network","count","limit","over"}]} */
 int adm_blocks_json(const struct config *cfg, struct store *st, struct json *j);
+
+struct adm_flood {
+    char state[8]; /* "normal", "flood" or "unknown" (a bad record) */
+    long long since;
+    long interval;
+    long long last, current; /* bounces in the last complete window and in this one */
+};
+/* adm_flood_get - the bounce-flood state mirrored in the store. 0 or -1 */
+int adm_flood_get(const struct config *cfg, struct store *st, struct adm_flood *f);
 /* adm_flood_json - {"state","since","interval","last","current"}. 0 or -1 */
 int adm_flood_json(const struct config *cfg, struct store *st, struct json *j);
 /* adm_greylist_allow - let NET (an address or network; masked as the greylist section

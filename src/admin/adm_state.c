@@ -46,159 +46,217 @@ static char *net_end(char *s)
     return *slash == ':' ? slash : NULL;
 }
 
-/* grey_triplet - gl:t:<network>/<prefix>:<sender>:<rcpt> "first|pass <time>" */
-static void grey_triplet(struct json *j, char *rest, const char *val)
-{
-    char *e = net_end(rest), *last, state[8] = "";
-    long long since = 0;
-
-    if (!e || !(last = strrchr(e + 1, ':')))
-        return;
-    *e = '\0';
-    *last = '\0';
-    sscanf(val, "%7s %lld", state, &since);
-    json_obj_begin(j);
-    json_kstr(j, "network", rest);
-    json_kstr(j, "sender", e + 1);
-    json_kstr(j, "recipient", last + 1);
-    json_kstr(j, "state", strcmp(state, "pass") == 0 ? "passed" : "waiting");
-    json_kint(j, "since", since);
-    json_obj_end(j);
-}
-
-struct grey_ctx {
-    struct json *j;
-    int networks; /* 0: the triplets pass, 1: the networks pass */
+struct each_ctx {
+    void (*grey)(const struct adm_grey *g, void *arg);
+    void (*block)(const struct adm_block *b, void *arg);
+    void *arg;
+    long interval; /* ratelimit interval */
+    long limit[3]; /* connections, messages, recipients */
 };
 
-/* grey_item - one greylist record of the pass being written */
+/* grey_item - gl:t:<network>/<prefix>:<sender>:<rcpt> "first|pass <time>", or
+ * gl:c:<network>/<prefix> "<passes> <time>" */
 static int grey_item(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
 {
-    struct grey_ctx *g = arg;
-    char k[ADM_KEY_MAX], v[64];
-    long long passes = 0, since = 0;
+    struct each_ctx *c = arg;
+    char k[ADM_KEY_MAX], v[64], state[8] = "", *e, *last;
+    struct adm_grey g = {0};
 
     kcopy(k, sizeof(k), key, keylen);
     kcopy(v, sizeof(v), val, vlen);
-    if (!g->networks && strncmp(k, "gl:t:", 5) == 0) {
-        grey_triplet(g->j, k + 5, v);
-    } else if (g->networks && strncmp(k, "gl:c:", 5) == 0) {
-        sscanf(v, "%lld %lld", &passes, &since);
-        json_obj_begin(g->j);
-        json_kstr(g->j, "network", k + 5);
-        json_kint(g->j, "passes", passes);
-        json_kint(g->j, "since", since);
-        json_obj_end(g->j);
+    g.network = k + 5;
+    if (strncmp(k, "gl:c:", 5) == 0) {
+        g.network_only = 1;
+        sscanf(v, "%lld %lld", &g.passes, &g.since);
+    } else {
+        if (!(e = net_end(k + 5)) || !(last = strrchr(e + 1, ':')))
+            return 0;
+        *e = *last = '\0';
+        g.sender = e + 1;
+        g.recipient = last + 1;
+        sscanf(v, "%7s %lld", state, &g.since);
+        g.passed = strcmp(state, "pass") == 0;
     }
+    c->grey(&g, c->arg);
     return 0;
+}
+
+int adm_greylist_each(struct store *st, void (*fn)(const struct adm_grey *g, void *arg), void *arg)
+{
+    struct each_ctx c = {.grey = fn, .arg = arg};
+
+    return store_sync_scan_prefix(st, "gl:t:", 5, grey_item, &c) == STORE_OK &&
+                   store_sync_scan_prefix(st, "gl:c:", 5, grey_item, &c) == STORE_OK
+               ? 0
+               : -1;
+}
+
+void adm_grey_json(const struct adm_grey *g, struct json *j)
+{
+    json_obj_begin(j);
+    json_kstr(j, "network", g->network);
+    if (g->network_only) {
+        json_kint(j, "passes", g->passes);
+    } else {
+        json_kstr(j, "sender", g->sender);
+        json_kstr(j, "recipient", g->recipient);
+        json_kstr(j, "state", g->passed ? "passed" : "waiting");
+    }
+    json_kint(j, "since", g->since);
+    json_obj_end(j);
+}
+
+struct json_pass {
+    struct json *j;
+    int second; /* writing the second array: networks, or rate limits */
+};
+
+/* grey_json_one - into "triplets" until the first network, then into "networks" */
+static void grey_json_one(const struct adm_grey *g, void *arg)
+{
+    struct json_pass *p = arg;
+
+    if (g->network_only && !p->second) {
+        json_arr_end(p->j);
+        json_key(p->j, "networks");
+        json_arr_begin(p->j);
+        p->second = 1;
+    }
+    adm_grey_json(g, p->j);
 }
 
 int adm_greylist_json(struct store *st, struct json *j)
 {
-    struct grey_ctx g = {j, 0};
+    struct json_pass p = {j, 0};
     int rc;
 
     json_obj_begin(j);
     json_key(j, "triplets");
     json_arr_begin(j);
-    rc = store_sync_scan_prefix(st, "gl:t:", 5, grey_item, &g);
-    json_arr_end(j);
-    json_key(j, "networks");
-    json_arr_begin(j);
-    g.networks = 1;
-    if (rc == STORE_OK)
-        rc = store_sync_scan_prefix(st, "gl:c:", 5, grey_item, &g);
+    rc = adm_greylist_each(st, grey_json_one, &p);
+    if (!p.second) {
+        json_arr_end(j);
+        json_key(j, "networks");
+        json_arr_begin(j);
+    }
     json_arr_end(j);
     json_obj_end(j);
-    return rc == STORE_OK ? 0 : -1;
+    return rc;
 }
 
-struct blocks_ctx {
-    struct json *j;
-    long interval; /* ratelimit interval */
-    long limit[3]; /* connections, messages, recipients */
-};
-
 /* rl_limit - the configured limit of a rate-limit kind (0: none) */
-static long rl_limit(const struct blocks_ctx *b, const char *kind)
+static long rl_limit(const struct each_ctx *c, const char *kind)
 {
     static const char *const kinds[] = {"connections", "messages", "recipients"};
 
     for (int i = 0; i < 3; i++)
         if (strcmp(kind, kinds[i]) == 0)
-            return b->limit[i];
+            return c->limit[i];
     return 0;
 }
 
 /* rl_item - rl:<kind>:<network>/<prefix>:<window>: only the current window counts */
 static int rl_item(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
 {
-    struct blocks_ctx *b = arg;
-    char k[ADM_KEY_MAX], *kind, *net, *e;
+    struct each_ctx *c = arg;
+    char k[ADM_KEY_MAX], *net, *e;
+    struct adm_block b = {0};
     int64_t count;
     long long window;
-    long limit;
 
     kcopy(k, sizeof(k), key, keylen);
-    kind = k + 3;
-    if (!(net = strchr(kind, ':')) || store_counter_decode(val, vlen, &count) < 0)
+    b.kind = k + 3;
+    if (!(net = strchr(k + 3, ':')) || store_counter_decode(val, vlen, &count) < 0)
         return 0;
     *net++ = '\0';
     if (!(e = net_end(net)))
         return 0;
     *e = '\0';
     window = strtoll(e + 1, NULL, 10);
-    if (b->interval > 0 && window != (long long)(clock_now() / b->interval))
+    if (c->interval > 0 && window != (long long)(clock_now() / c->interval))
         return 0;
-    limit = rl_limit(b, kind);
-    json_obj_begin(b->j);
-    json_kstr(b->j, "kind", kind);
-    json_kstr(b->j, "network", net);
-    json_kint(b->j, "count", count);
-    json_kint(b->j, "limit", limit);
-    json_key(b->j, "over");
-    json_bool(b->j, limit > 0 && count > limit);
-    json_obj_end(b->j);
+    b.client = net;
+    b.count = count;
+    b.limit = rl_limit(c, b.kind);
+    b.over = b.limit > 0 && count > b.limit;
+    c->block(&b, c->arg);
     return 0;
 }
 
 /* hv_item - hv:b:<client> (blocked) */
 static int hv_item(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
 {
-    struct blocks_ctx *b = arg;
+    struct each_ctx *c = arg;
     char k[ADM_KEY_MAX];
+    struct adm_block b = {.kind = "harvest", .over = 1};
 
     kcopy(k, sizeof(k), key, keylen);
-    json_obj_begin(b->j);
-    json_kstr(b->j, "client", k + 5);
-    json_obj_end(b->j);
+    b.client = k + 5;
+    c->block(&b, c->arg);
     return 0;
+}
+
+int adm_blocks_each(const struct config *cfg, struct store *st,
+                    void (*fn)(const struct adm_block *b, void *arg), void *arg)
+{
+    cfg_t *rl = cfg_getsec(cfg->raw, "ratelimit");
+    struct each_ctx c = {.block = fn, .arg = arg};
+
+    if (rl) {
+        c.interval = cfg_getint(rl, "interval");
+        c.limit[0] = cfg_getint(rl, "connections");
+        c.limit[1] = cfg_getint(rl, "messages");
+        c.limit[2] = cfg_getint(rl, "recipients");
+    }
+    return store_sync_scan_prefix(st, "hv:b:", 5, hv_item, &c) == STORE_OK &&
+                   store_sync_scan_prefix(st, "rl:", 3, rl_item, &c) == STORE_OK
+               ? 0
+               : -1;
+}
+
+/* block_json_one - into "harvest" until the first rate limit, then into "ratelimit" */
+static void block_json_one(const struct adm_block *b, void *arg)
+{
+    struct json_pass *p = arg;
+    int harvest = strcmp(b->kind, "harvest") == 0;
+
+    if (!harvest && !p->second) {
+        json_arr_end(p->j);
+        json_key(p->j, "ratelimit");
+        json_arr_begin(p->j);
+        p->second = 1;
+    }
+    json_obj_begin(p->j);
+    if (harvest) {
+        json_kstr(p->j, "client", b->client);
+    } else {
+        json_kstr(p->j, "kind", b->kind);
+        json_kstr(p->j, "network", b->client);
+        json_kint(p->j, "count", b->count);
+        json_kint(p->j, "limit", b->limit);
+        json_key(p->j, "over");
+        json_bool(p->j, b->over);
+    }
+    json_obj_end(p->j);
 }
 
 int adm_blocks_json(const struct config *cfg, struct store *st, struct json *j)
 {
-    cfg_t *rl = cfg_getsec(cfg->raw, "ratelimit");
-    struct blocks_ctx b = {.j = j};
+    struct json_pass p = {j, 0};
     int rc;
 
-    if (rl) {
-        b.interval = cfg_getint(rl, "interval");
-        b.limit[0] = cfg_getint(rl, "connections");
-        b.limit[1] = cfg_getint(rl, "messages");
-        b.limit[2] = cfg_getint(rl, "recipients");
-    }
     json_obj_begin(j);
     json_key(j, "harvest");
     json_arr_begin(j);
-    rc = store_sync_scan_prefix(st, "hv:b:", 5, hv_item, &b);
-    json_arr_end(j);
-    json_key(j, "ratelimit");
-    json_arr_begin(j);
-    if (rc == STORE_OK)
-        rc = store_sync_scan_prefix(st, "rl:", 3, rl_item, &b);
+    rc = adm_blocks_each(cfg, st, block_json_one, &p);
+    if (!p.second) {
+        json_arr_end(j);
+        json_key(j, "ratelimit");
+        json_arr_begin(j);
+    }
     json_arr_end(j);
     json_obj_end(j);
-    return rc == STORE_OK ? 0 : -1;
+    return rc;
 }
 
 /* flood_count - the bf:n counter of the window starting at w (0 when absent) */
@@ -217,32 +275,44 @@ static int64_t flood_count(struct store *st, long long w)
     return n;
 }
 
-int adm_flood_json(const struct config *cfg, struct store *st, struct json *j)
+int adm_flood_get(const struct config *cfg, struct store *st, struct adm_flood *f)
 {
     cfg_t *sec = cfg_getsec(cfg->raw, "bounce_flood");
-    long interval = sec ? cfg_getint(sec, "interval") : 60;
-    char state[48] = "", word[8] = "normal";
-    long long since = 0, now = (long long)clock_now(), w;
+    char state[48] = "";
+    long long now = (long long)clock_now(), w;
     void *val = NULL;
     size_t vlen = 0;
     int s = store_sync_get(st, "bf:state", 8, &val, &vlen);
 
-    if (interval < 1)
-        interval = 60;
-    w = now - now % interval;
+    memset(f, 0, sizeof(*f));
+    snprintf(f->state, sizeof(f->state), "normal");
+    f->interval = sec ? cfg_getint(sec, "interval") : 60;
+    if (f->interval < 1)
+        f->interval = 60;
+    w = now - now % f->interval;
     if (s == STORE_OK) {
         kcopy(state, sizeof(state), val, vlen);
-        if (sscanf(state, "%7s %lld", word, &since) != 2 ||
-            (strcmp(word, "flood") != 0 && strcmp(word, "normal") != 0))
-            snprintf(word, sizeof(word), "unknown");
+        if (sscanf(state, "%7s %lld", f->state, &f->since) != 2 ||
+            (strcmp(f->state, "flood") != 0 && strcmp(f->state, "normal") != 0))
+            snprintf(f->state, sizeof(f->state), "unknown");
     }
     free(val);
-    json_obj_begin(j);
-    json_kstr(j, "state", word);
-    json_kint(j, "since", since);
-    json_kint(j, "interval", interval);
-    json_kint(j, "last", flood_count(st, w - interval));
-    json_kint(j, "current", flood_count(st, w));
-    json_obj_end(j);
+    f->last = flood_count(st, w - f->interval);
+    f->current = flood_count(st, w);
     return s == STORE_OK || s == STORE_NOTFOUND ? 0 : -1;
+}
+
+int adm_flood_json(const struct config *cfg, struct store *st, struct json *j)
+{
+    struct adm_flood f;
+    int rc = adm_flood_get(cfg, st, &f);
+
+    json_obj_begin(j);
+    json_kstr(j, "state", f.state);
+    json_kint(j, "since", f.since);
+    json_kint(j, "interval", f.interval);
+    json_kint(j, "last", f.last);
+    json_kint(j, "current", f.current);
+    json_obj_end(j);
+    return rc;
 }

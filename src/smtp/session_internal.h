@@ -106,8 +106,9 @@ struct session {
     int has_held;
     char *pending_rcpt; /* RCPT being judged */
     void (*policy_next)(struct session *s, const struct policy_verdict *v);
-    const char *refused_by;  /* mechanism of the last refusal, for statistics */
-    struct timespec started; /* for the session duration metric (0: never started) */
+    const char *refused_by; /* mechanism of the last refusal, for statistics */
+    /* for the session duration metric (0: never started) */
+    struct timespec started;
 };
 
 #define SESSION_WAIT_DELAY 1u  /* greeting_delay running */
