@@ -90,6 +90,10 @@ static int json_escape_one(const unsigned char *p, size_t n, char out[8])
         snprintf(out, 8, "\\%c", *p);
         return 1;
     }
+    if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) { /* C1 controls: a terminal may obey them */
+        snprintf(out, 8, "\\u%04x", p[1]);
+        return 1;
+    }
     if (n == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
         snprintf(out, 8, "\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
         return 1;

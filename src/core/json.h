@@ -1,7 +1,7 @@
 /*
  * json.h - a small JSON writer into a growing buffer (the admin API, mxgatectl
  * --json). Strings are escaped completely: quotes, backslash, every control
- * character, DEL, octets that are not well-formed UTF-8 (as U+FFFD), and
+ * character (C0 and C1), DEL, octets that are not well-formed UTF-8 (as U+FFFD), and
  * '<', '>', '&', U+2028, U+2029 (so that output embedded in a page or script
  * cannot end it). Commas and colons are placed by the writer.
  */
