@@ -8,7 +8,8 @@ libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
 libcrypt-dev libpsl-dev libconfuse-dev libcmocka-dev zlib1g-dev libidn2-dev openssl
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim
 swaks libnet-ssleay-perl postfix nsd knot bind9-dnsutils
-libyaml-dev"
+libyaml-dev
+prometheus chromium python3-websocket"
 
 missing=""
 for p in $PKGS; do

@@ -268,7 +268,7 @@ void http_reply(struct http_req *r, int code, const char *type, const char *body
     evhttp_add_header(h, "X-Frame-Options", "DENY");
     evhttp_add_header(h, "Content-Security-Policy",
                       "default-src 'none'; script-src 'self'; style-src 'self'; "
-                      "connect-src 'self'; img-src 'self'; frame-ancestors 'none'");
+                      "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
     if (b)
         evbuffer_add(b, body, len);
     evhttp_send_reply(r->req, code, reason, b);

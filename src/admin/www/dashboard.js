@@ -23,7 +23,8 @@ function el(tag, text, cls) {
 
 function row(tbody, cells, cls) {
   const tr = el("tr", null, cls);
-  cells.forEach((c, i) => tr.appendChild(el("td", c, i > 0 ? "n" : "")));
+  const numeric = c => typeof c === "number" || /^[0-9.]+%$|^[0-9]+\/[0-9]+$/.test(c);
+  cells.forEach(c => tr.appendChild(el("td", c, numeric(c) ? "n" : "")));
   tbody.appendChild(tr);
   return tr;
 }
