@@ -98,6 +98,7 @@ unsigned modules_validate(const struct config *cfg, FILE *out)
             config_error(&d, config_line(cfg, "user"), "%s", err);
         modules_validate_tls(cfg, &d);
         modules_validate_dns(cfg, base, &d);
+        adminconf_validate(cfg, &d);
         policy_validate(&env, &d);
     }
     routes_free(routes);

@@ -2,7 +2,11 @@
 #include "admin/adminconf.h"
 
 #include <confuse.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "core/cidr.h"
@@ -68,4 +72,46 @@ unsigned adminconf_timeout(const struct config *cfg)
     cfg_t *sec = cfg_getsec(cfg->raw, "admin");
 
     return sec ? config_uint(sec, "timeout") : 10;
+}
+
+int adminconf_read_token(const struct config *cfg, char *tok, size_t len, char *err, size_t errlen)
+{
+    const char *path = adminconf_token_file(cfg);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+    ssize_t n;
+    size_t l;
+
+    if (fd < 0) {
+        snprintf(err, errlen, "admin token_file %s: %s", path ? path : "(none)",
+                 path ? strerror(errno) : "not set");
+        return -1;
+    }
+    n = read(fd, tok, len - 1);
+    close(fd);
+    if (n < 0) {
+        snprintf(err, errlen, "admin token_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    tok[n] = '\0';
+    l = strcspn(tok, "\r\n");
+    while (l > 0 && (tok[l - 1] == ' ' || tok[l - 1] == '\t'))
+        l--;
+    tok[l] = '\0';
+    if (l < ADMINCONF_TOKEN_MIN || l > ADMINCONF_TOKEN_MAX) {
+        snprintf(err, errlen, "admin token_file %s: the token must be %d to %d characters", path,
+                 ADMINCONF_TOKEN_MIN, ADMINCONF_TOKEN_MAX);
+        return -1;
+    }
+    return (int)l;
+}
+
+void adminconf_validate(const struct config *cfg, struct config_diag *d)
+{
+    char tok[ADMINCONF_TOKEN_MAX + 2], err[600], addr[8];
+
+    if (!adminconf_address(cfg, addr, sizeof(addr)) || !adminconf_token_file(cfg))
+        return;
+    if (adminconf_read_token(cfg, tok, sizeof(tok), err, sizeof(err)) < 0)
+        config_error(d, cfg_getsec(cfg->raw, "admin")->line, "%s", err);
+    explicit_bzero(tok, sizeof(tok));
 }

@@ -22,4 +22,14 @@ const char *adminconf_address(const struct config *cfg, char *dst, size_t len);
 const char *adminconf_token_file(const struct config *cfg);
 unsigned adminconf_timeout(const struct config *cfg);
 
+#define ADMINCONF_TOKEN_MIN 16 /* shorter is guessable */
+#define ADMINCONF_TOKEN_MAX 1024
+/* adminconf_read_token - the first line of token_file, blanks trimmed, into tok (len >
+ * ADMINCONF_TOKEN_MAX + 1); its length, or -1 with err (unreadable, too short or long) */
+int adminconf_read_token(const struct config *cfg, char *tok, size_t len, char *err, size_t errlen);
+
+struct config_diag;
+/* adminconf_validate - for mxgated -n: the token file reads as the start reads it */
+void adminconf_validate(const struct config *cfg, struct config_diag *d);
+
 #endif

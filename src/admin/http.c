@@ -27,38 +27,17 @@
 #define ADMIN_DEFAULT_PORT 8025
 #define ADMIN_HEADERS_MAX 8192 /* octets of request line and headers */
 #define ADMIN_BODY_MAX 4096    /* a form with a few fields */
-#define ADMIN_TOKEN_MAX 1024
-#define ADMIN_TOKEN_MIN 16 /* shorter is guessable */
 
-/* admin_read_token - the first line of path, whitespace trimmed; 0 or -1 with err */
-static int admin_read_token(struct admin *a, const char *path, char *err, size_t errlen)
+/* admin_read_token - the token's hash; 0 or -1 with err */
+static int admin_read_token(struct admin *a, const struct config *cfg, char *err, size_t errlen)
 {
-    char buf[ADMIN_TOKEN_MAX + 2];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    ssize_t n;
-    size_t len;
+    char tok[ADMINCONF_TOKEN_MAX + 2];
+    int len = adminconf_read_token(cfg, tok, sizeof(tok), err, errlen);
 
-    if (fd < 0) {
-        snprintf(err, errlen, "admin token_file %s: %s", path, strerror(errno));
+    if (len < 0)
         return -1;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n < 0) {
-        snprintf(err, errlen, "admin token_file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    buf[n] = '\0';
-    len = strcspn(buf, "\r\n");
-    while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-        len--;
-    if (len < ADMIN_TOKEN_MIN || len > ADMIN_TOKEN_MAX) {
-        snprintf(err, errlen, "admin token_file %s: the token must be %d to %d characters", path,
-                 ADMIN_TOKEN_MIN, ADMIN_TOKEN_MAX);
-        return -1;
-    }
-    SHA256((const unsigned char *)buf, len, a->token_sha);
-    OPENSSL_cleanse(buf, sizeof(buf));
+    SHA256((const unsigned char *)tok, (size_t)len, a->token_sha);
+    OPENSSL_cleanse(tok, sizeof(tok));
     a->has_token = 1;
     return 0;
 }
@@ -74,7 +53,7 @@ static int admin_authorized(const struct admin *a, struct evhttp_request *req)
         return 401;
     h += 7;
     len = strlen(h);
-    if (!a->has_token || len > ADMIN_TOKEN_MAX)
+    if (!a->has_token || len > ADMINCONF_TOKEN_MAX)
         return 403;
     /* Hashes of equal length compared in constant time: neither the token nor
      * its length leaks through the time the comparison takes. */
@@ -208,7 +187,7 @@ int admin_listen(struct event_base *base, const struct config *cfg, struct admin
     evhttp_set_max_body_size(a->http, ADMIN_BODY_MAX);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(a->http, admin_request, a);
-    if ((tf && admin_read_token(a, tf, err, errlen) < 0) ||
+    if ((tf && admin_read_token(a, cfg, err, errlen) < 0) ||
         admin_bind(a, base, addr, err, errlen) < 0) {
         admin_close(a);
         return -1;

@@ -216,3 +216,20 @@ def test_blocks_and_greylist_actions(gateway, sink, dns_server, tmp_path):
     wait_until(lambda: gw.admin.json("/api/greylist") == {"triplets": [], "networks": []},
                what="greylist records removed")
     gw.admin.post("/api/greylist/allow", {"network": "not-an-address"}, expect=400)
+
+
+def test_check_reports_admin_errors(gateway, tmp_path):
+    """mxgated -n says what the start would refuse in the admin section, as FILE:LINE."""
+    from conftest import MXGATED
+    short = tmp_path / "short.token"
+    short.write_text("too-short\n")
+    gw = gateway(start=False, extra='admin {\n    address = "127.0.0.1:99999"\n}\n'
+                 'admin {\n    address = "127.0.0.1:8025"\n    token_file = "%s"\n}\n' % short)
+    r = subprocess.run([MXGATED, "-n", "-c", str(gw.config)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "admin: bad address \"127.0.0.1:99999\"" in r.stderr, r.stderr
+    gw.config.write_text(gw.config.read_text().replace('admin {\n    address = "127.0.0.1:99999"\n}\n', ""))
+    r = subprocess.run([MXGATED, "-n", "-c", str(gw.config)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert re.search(r"mxgate\.conf:\d+: admin token_file \S+short\.token: the token must be 16 "
+                     r"to 1024 characters", r.stderr), r.stderr
