@@ -212,6 +212,8 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     if (o->dsn_id[0])
         queue_add(q, o->dsn_id);
     if (o->finished) {
+        if (e->hold_req) /* held during its last attempt, which finished it */
+            hold_clear(q->ctx.spool, e->id);
         free(e);
     } else if (e->delete_req) {
         pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
