@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -38,6 +39,7 @@ static cfg_opt_t adminconf_opts[] = {
     CFG_STR("address", NULL, CFGF_NODEFAULT),
     CFG_STR("token_file", NULL, CFGF_NODEFAULT),
     CFG_INT("timeout", 10, CFGF_NONE),
+    CFG_STR_LIST("hosts", "{}", CFGF_NONE), /* names besides addresses a Host: may give */
     CFG_END(),
 };
 
@@ -114,4 +116,30 @@ void adminconf_validate(const struct config *cfg, struct config_diag *d)
     if (adminconf_read_token(cfg, tok, sizeof(tok), err, sizeof(err)) < 0)
         config_error(d, cfg_getsec(cfg->raw, "admin")->line, "%s", err);
     explicit_bzero(tok, sizeof(tok));
+}
+
+int adminconf_host_ok(const struct config *cfg, const char *host)
+{
+    cfg_t *sec = cfg_getsec(cfg->raw, "admin");
+    char name[256], *end;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    size_t n;
+
+    if (!host || !*host || strlen(host) >= sizeof(name))
+        return 0;
+    snprintf(name, sizeof(name), "%s", host);
+    if (name[0] == '[') { /* [IPv6] or [IPv6]:port */
+        end = strchr(name, ']');
+        return end && sockaddr_parse(name, 80, &ss, &sl) == 0;
+    }
+    if ((end = strchr(name, ':')) && end == strrchr(name, ':'))
+        *end = '\0'; /* host:port */
+    if (sockaddr_parse(name, 80, &ss, &sl) == 0 || strcasecmp(name, "localhost") == 0)
+        return 1;
+    n = sec ? cfg_size(sec, "hosts") : 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(cfg_getnstr(sec, "hosts", i), name) == 0)
+            return 1;
+    return 0;
 }

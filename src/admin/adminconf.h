@@ -4,6 +4,7 @@
  *       address    = "127.0.0.1:8025"    # none: no listener (the default)
  *       token_file = "/etc/mxgate/admin.token"  # Bearer token for POST actions
  *       timeout    = 10                   # seconds a request may take
+ *       hosts      = {"mx1.example.org"}  # Host: names accepted besides addresses
  *   }
  */
 #ifndef MX_ADMIN_ADMINCONF_H
@@ -27,6 +28,11 @@ unsigned adminconf_timeout(const struct config *cfg);
 /* adminconf_read_token - the first line of token_file, blanks trimmed, into tok (len >
  * ADMINCONF_TOKEN_MAX + 1); its length, or -1 with err (unreadable, too short or long) */
 int adminconf_read_token(const struct config *cfg, char *tok, size_t len, char *err, size_t errlen);
+
+/* adminconf_host_ok - may a request name host (its Host header) - an IP address,
+ * localhost, or one of the section's hosts - so that a web page whose name is made
+ * to resolve to the listener (DNS rebinding) cannot read it */
+int adminconf_host_ok(const struct config *cfg, const char *host);
 
 struct config_diag;
 /* adminconf_validate - for mxgated -n: the token file reads as the start reads it */

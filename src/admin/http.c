@@ -133,6 +133,10 @@ static void admin_request(struct evhttp_request *req, void *arg)
         http_error(&r, 503, "starting");
         return;
     }
+    if (!adminconf_host_ok(r.a->env.cfg, evhttp_request_get_host(req))) {
+        http_error(&r, 403, "Host not allowed: name it in admin { hosts = ... }");
+        return;
+    }
     if (!path || admin_params(&r) < 0) {
         http_error(&r, 400, "bad request");
         evhttp_clear_headers(&r.params);

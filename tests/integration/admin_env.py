@@ -12,21 +12,23 @@ from checks_env import checks_gateway
 from conftest import Gateway, free_port
 
 
-def admin_section(port: int, token_file: Path, timeout: int = 2) -> str:
+def admin_section(port: int, token_file: Path, timeout: int = 2,
+                  hosts: Sequence[str] = ()) -> str:
     return ('admin {\n    address = "127.0.0.1:%d"\n    token_file = "%s"\n'
-            '    timeout = %d\n}\n' % (port, token_file, timeout))
+            '    timeout = %d\n    hosts = {%s}\n}\n'
+            % (port, token_file, timeout, ", ".join('"%s"' % h for h in hosts)))
 
 
 def admin_gateway(gateway, tmp_path: Path, checks: Optional[Sequence[str]] = None,
                   sections: str = "", dns: Optional[str] = None, timeout: int = 2,
-                  **kw) -> Gateway:
+                  hosts: Sequence[str] = (), **kw) -> Gateway:
     """A started gateway with `admin { ... }`; gw.admin is its Admin client."""
     token = secrets.token_hex(20)
     tf = tmp_path / "admin.token"
     tf.write_text(token + "\n")
     tf.chmod(0o600)
     port = free_port()
-    extra = sections + admin_section(port, tf, timeout)
+    extra = sections + admin_section(port, tf, timeout, hosts)
     if checks is not None:
         gw = checks_gateway(gateway, checks, extra, dns=dns, **kw)
     else:

@@ -137,26 +137,33 @@ def test_actions_need_the_token(gateway, sink, tmp_path):
 
 def test_listener_refuses_what_it_should(gateway, sink, tmp_path):
     """Fixed routes only (no traversal, no files), bounded headers and bodies,
-    idle connections closed after the timeout, JSON escaped."""
-    gw = admin_gateway(gateway, tmp_path, timeout=1)
+    idle connections closed after the timeout, Host names other than addresses,
+    localhost and the configured ones refused."""
+    gw = admin_gateway(gateway, tmp_path, timeout=1, hosts=["MX1.example.org"])
     a = gw.admin
     for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/index.html/..",
                  "/api/../metrics", "/dashboard.js/x", "/api/nothing", "/etc/passwd"):
-        out = a.raw(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = a.raw(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         assert out.startswith(b"HTTP/1.1 404 "), (path, out[:200])
         assert b"root:" not in out
-    out = a.raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+    out = a.raw(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
     assert re.match(rb"HTTP/1\.1 4\d\d ", out) or out == b"", out[:200]
-    out = a.raw(b"POST /api/queue/flush HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+    out = a.raw(b"POST /api/queue/flush HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
                 b"Authorization: Bearer " + a.token.encode() + b"\r\n\r\n" + b"a=" * 5000)
     assert re.match(rb"HTTP/1\.1 413 ", out), out[:200]
-    out = a.raw(b"PUT /api/queue/flush HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = a.raw(b"PUT /api/queue/flush HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert re.match(rb"HTTP/1\.1 (405|501) ", out), out[:200]
     t0 = time.monotonic()
     out = a.raw(b"GET /metr", timeout=10)  # and then nothing
     assert time.monotonic() - t0 < 5, "an idle request was kept open"
     code, headers, _ = a.get("/")
     assert code == 200 and headers["Content-Type"].startswith("text/html")
+    # DNS rebinding: a page whose name points at the listener is refused
+    for host, code in ((b"evil.example", 403), (b"evil.example:%d" % a.port, 403),
+                       (b"localhost:%d" % a.port, 200), (b"[::1]:%d" % a.port, 200),
+                       (b"127.0.0.1", 200), (b"mx1.example.org:%d" % a.port, 200)):
+        out = a.raw(b"GET /api/status HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 %d " % code), (host, out[:300])
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     # still serving
     assert a.json("/api/status")["listeners"] == [{"name": "mx",
