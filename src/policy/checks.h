@@ -21,6 +21,9 @@ extern const struct policy_check_ops policy_check_bounce_flood;
 /* spf (RFC 7208 at MAIL, spf.c; the evaluator is spf_eval.h) */
 extern const struct policy_check_ops policy_check_spf;
 
+/* dmarc (RFC 7489 at END, dmarc.c; record, alignment and PSL in dmarc.h) */
+extern const struct policy_check_ops policy_check_dmarc;
+
 /* batv */
 extern const struct policy_check_ops policy_check_batv;
 

@@ -56,9 +56,25 @@ struct smtp_tx {
     uint64_t size;
     uint64_t mail_size;        /* MAIL SIZE=, 0 when not given */
     struct eightbit_scan scan; /* non-ASCII in the header or body so far */
+    /* the message as the checks see it (session_message.c) */
+    struct policy_msg *msg; /* the checks' per-message data, NULL when none reads the text */
+    int in_header;          /* the empty line that ends the header section is still to come */
+    char *hdr;              /* the header section, unstuffed, up to POLICY_HEADER_MAX */
+    size_t hdr_len, hdr_cap;
+    int hdr_truncated;
+    enum { FIELD_NONE, FIELD_HOLD, FIELD_PASS, FIELD_DROP } field; /* the current header field */
+    char *held;                                                    /* FIELD_HOLD: its lines */
+    size_t held_len, held_cap;
 };
 
 struct session_commit;
+
+/* A point in the score's history to go back to (session_cmd.c). */
+struct session_score {
+    int saved;
+    int score;
+    size_t tests_len; /* of cl.score_tests */
+};
 
 struct session {
     LIST_ENTRY(session) entry;
@@ -106,6 +122,9 @@ struct session {
     int has_held;
     char *pending_rcpt; /* RCPT being judged */
     void (*policy_next)(struct session *s, const struct policy_verdict *v);
+    /* the score after the connect stage (where a HELO starts) and after HELO
+     * (where each transaction starts) */
+    struct session_score score_conn, score_tx;
     const char *refused_by; /* mechanism of the last refusal, for statistics */
     /* for the session duration metric (0: never started) */
     struct timespec started;
@@ -125,6 +144,21 @@ void session_run_stage(struct session *s, enum policy_stage stage,
 void session_refuse(struct session *s, const char *stage, const struct policy_verdict *v);
 /* session_hold - keep a connect/HELO refusal for RCPT, or close now for 421 (session_policy.c) */
 void session_hold(struct session *s, const char *stage, const struct policy_verdict *v);
+/* The message text as the checks see it (session_message.c): begin at DATA, each
+ * stored line, the end of the text, and free with the transaction. */
+void session_message_begin(struct session *s);
+/* session_message_header_line - a header line: kept for the checks, and stored
+ * (session_data_write) unless it belongs to a field claiming our authserv-id */
+void session_message_header_line(struct session *s, const char *line, size_t len);
+void session_message_body_line(struct session *s, const char *line, size_t len);
+void session_message_end(struct session *s);
+/* session_message_fields - the fields the END stage decided, Authentication-Results
+ * first: malloc'd CRLF lines for the queue file's prepend, or NULL */
+char *session_message_fields(struct session *s);
+void session_message_free(struct session *s);
+/* session_data_write - octets of the text into the spool file; 0, or -1 (session_data.c) */
+int session_data_write(struct session *s, const char *p, size_t len);
+
 /* session_policy_end - cancel pending checks and DNS, count the session (session_policy.c) */
 void session_policy_end(struct session *s);
 
