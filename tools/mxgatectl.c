@@ -10,8 +10,9 @@
 #include "core/privs.h"
 #include "ctl.h"
 #include "modules.h"
+#include "version.h"
 
-#define CTL_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
+#define CTL_DEFAULT_CONFIG MXGATE_CONFIG_FILE
 
 void usage(void)
 {
