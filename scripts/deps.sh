@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
 libcrypt-dev libpsl-dev libconfuse-dev libcmocka-dev zlib1g-dev libidn2-dev openssl
-python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim
+python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 swaks libnet-ssleay-perl postfix nsd knot bind9-dnsutils
 libyaml-dev"
 
