@@ -133,7 +133,7 @@ static const cfg_opt_t config_root_opts[] = {
     CFG_STR("hostname", NULL, CFGF_NODEFAULT),       CFG_STR("user", NULL, CFGF_NODEFAULT),
     CFG_STR("spool_dir", "var/spool", CFGF_NONE),    CFG_STR("state_dir", "var/state", CFGF_NONE),
     CFG_STR("log_level", "info", CFGF_NONE),         CFG_STR_LIST("domains", "{}", CFGF_NONE),
-    CFG_STR_LIST("relay_networks", "{}", CFGF_NONE),
+    CFG_STR_LIST("relay_networks", "{}", CFGF_NONE), CFG_STR("authserv_id", NULL, CFGF_NODEFAULT),
 };
 #define CONFIG_NROOT (sizeof(config_root_opts) / sizeof(config_root_opts[0]))
 _Static_assert(CONFIG_NROOT == CONFIG_ROOT_OPTS, "CONFIG_ROOT_OPTS counts the root options");
@@ -147,6 +147,18 @@ static int config_root_index(const char *name)
     return -1;
 }
 
+/* config_valid_authserv_id - it goes into a header field of every message: a
+ * host-name-like token (letters, digits, '.', '-', '_'), as RFC 8601 2.5 advises */
+static int config_valid_authserv_id(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+    size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+
+    if (v[n] != '\0' || n > 253)
+        cfg_error(cfg, "authserv_id must be a host name (letters, digits, '.', '-', '_')");
+    return 0; /* reported; keep parsing to list every error */
+}
+
 static int config_note_line(cfg_t *cfg, cfg_opt_t *opt)
 {
     int i = config_root_index(opt->name);
@@ -157,6 +169,8 @@ static int config_note_line(cfg_t *cfg, cfg_opt_t *opt)
         return config_valid_networks(cfg, opt);
     if (strcmp(opt->name, "log_level") == 0)
         return config_valid_log_level(cfg, opt);
+    if (strcmp(opt->name, "authserv_id") == 0)
+        return config_valid_authserv_id(cfg, opt);
     return 0;
 }
 
@@ -235,6 +249,9 @@ static void config_take_root(struct config *c, cfg_t *root)
         host[sizeof(host) - 1] = '\0';
         c->hostname = xstrdup(host);
     }
+    c->authserv_id = xstrdup(cfg_getstr(root, "authserv_id") && *cfg_getstr(root, "authserv_id")
+                                 ? cfg_getstr(root, "authserv_id")
+                                 : c->hostname);
     if (cfg_getstr(root, "user") && *cfg_getstr(root, "user"))
         c->user = xstrdup(cfg_getstr(root, "user"));
     c->spool_dir = fs_abspath(cfg_getstr(root, "spool_dir"));
@@ -322,6 +339,7 @@ void config_free(struct config *c)
     free(c->relay_networks);
     free(c->path);
     free(c->hostname);
+    free(c->authserv_id);
     free(c->user);
     free(c->spool_dir);
     free(c->state_dir);

@@ -63,17 +63,18 @@ struct config_section {
 };
 
 #define CONFIG_ROOT_OPTS                                                                           \
-    7 /* hostname, user, spool_dir, state_dir, log_level, domains,                                 \
-         relay_networks */
+    8 /* hostname, user, spool_dir, state_dir, log_level, domains,                                 \
+         relay_networks, authserv_id */
 
 struct config {
     char *path;
     cfg_t *raw; /* the parsed libconfuse tree: modules read their own sections */
     char *hostname;
-    char *user;      /* NULL: do not change user */
-    char *spool_dir; /* absolute */
-    char *state_dir; /* absolute */
-    char *log_level; /* "info" or "debug" */
+    char *authserv_id; /* Authentication-Results (RFC 8601): ours; default the hostname */
+    char *user;        /* NULL: do not change user */
+    char *spool_dir;   /* absolute */
+    char *state_dir;   /* absolute */
+    char *log_level;   /* "info" or "debug" */
     char **domains;
     size_t ndomains;
     struct cidr *relay_networks;

@@ -197,6 +197,8 @@ static void dl_client_start(struct dl_leg *leg)
         .body_fd = d->body_fd,
         .body_off = d->body_off,
         .body_len = d->body_len,
+        .prepend = d->env.prepend,
+        .prepend_len = d->env.prepend_len,
         .body_8bit = d->env.body_8bit,
         .smtputf8 = dl_needs_utf8(leg),
         .tls = d->ctx.conf.delivery.starttls ? d->ctx.client_tls : NULL,
@@ -265,9 +267,11 @@ static void dl_maildir_work(void *arg)
         snprintf(m->err, sizeof(m->err), "maildir: bad local part");
         return;
     }
+    struct spool_body body = {d->body_fd, d->body_off, d->body_len, d->env.prepend,
+                              d->env.prepend_len};
+
     m->rc = maildir_deliver(m->leg->route->target.path, mailbox, m->leg->route->create,
-                            d->env.sender, m->rcpt, d->body_fd, d->body_off, d->body_len, m->err,
-                            sizeof(m->err), &m->permanent);
+                            d->env.sender, m->rcpt, &body, m->err, sizeof(m->err), &m->permanent);
 }
 
 /* dl_maildir_done - on the loop: record the outcome */

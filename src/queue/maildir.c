@@ -2,6 +2,7 @@
 #include "core/fsutil.h"
 #include "core/xmalloc.h"
 #include "queue/maildir.h"
+#include "queue/spool.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -348,8 +349,7 @@ static int io_copy_body(struct md_io *io, int body_fd, off_t off, uint64_t len)
 }
 
 /* md_fill - write the delivery headers and the converted body into fd, then fsync */
-static int md_fill(int fd, const char *sender, const char *rcpt, int body_fd, off_t body_off,
-                   uint64_t body_len)
+static int md_fill(int fd, const char *sender, const char *rcpt, const struct spool_body *body)
 {
     struct md_io *io = xmalloc(sizeof *io);
     int rc, saved;
@@ -364,7 +364,9 @@ static int md_fill(int fd, const char *sender, const char *rcpt, int body_fd, of
     io_puts(io, ">\nDelivered-To: ");
     io_puts(io, rcpt);
     io_puts(io, "\n");
-    rc = io_copy_body(io, body_fd, body_off, body_len);
+    /* the fields decided at the end of DATA go first, converted like the body */
+    io_convert(io, body->prepend ? body->prepend : "", body->prepend_len);
+    rc = io_copy_body(io, body->fd, body->off, body->len);
     saved = errno;
     free(io);
     if (rc == 0)
@@ -375,15 +377,15 @@ static int md_fill(int fd, const char *sender, const char *rcpt, int body_fd, of
 }
 
 /* md_store - write tmp/<unique>, then move it into new/ and make that durable */
-static int md_store(const struct md_dirs *d, const char *sender, const char *rcpt, int body_fd,
-                    off_t body_off, uint64_t body_len, char *err, size_t errlen, int *permanent)
+static int md_store(const struct md_dirs *d, const char *sender, const char *rcpt,
+                    const struct spool_body *body, char *err, size_t errlen, int *permanent)
 {
     char name[MD_NAME_MAX];
     int fd = md_create(d, name, sizeof name), saved;
 
     if (fd < 0)
         return md_err(err, errlen, permanent, 0, "create in", d->path, errno);
-    if (md_fill(fd, sender, rcpt, body_fd, body_off, body_len) < 0) {
+    if (md_fill(fd, sender, rcpt, body) < 0) {
         saved = errno;
         close(fd);
         unlinkat(d->tmpfd, name, 0);
@@ -406,8 +408,8 @@ static int md_store(const struct md_dirs *d, const char *sender, const char *rcp
 
 /* maildir_deliver - BLOCKING: deliver one message into root/<mailbox>/new/ */
 int maildir_deliver(const char *root, const char *mailbox, int create, const char *sender,
-                    const char *rcpt, int body_fd, off_t body_off, uint64_t body_len, char *err,
-                    size_t errlen, int *permanent)
+                    const char *rcpt, const struct spool_body *body, char *err, size_t errlen,
+                    int *permanent)
 {
     struct md_dirs d;
     int rc;
@@ -420,7 +422,7 @@ int maildir_deliver(const char *root, const char *mailbox, int create, const cha
         return md_err(err, errlen, permanent, 1, "bad address for", mailbox, 0);
     rc = md_open_dirs(&d, root, mailbox, create, err, errlen, permanent);
     if (rc == 0)
-        rc = md_store(&d, sender, rcpt, body_fd, body_off, body_len, err, errlen, permanent);
+        rc = md_store(&d, sender, rcpt, body, err, errlen, permanent);
     md_close_dirs(&d);
     return rc;
 }

@@ -50,8 +50,9 @@ enum maildir_status maildir_accept(const char *root, const char *rcpt, int creat
  * and *permanent set to 1 (will never work) or 0 (may work later: disk
  * full, permission).
  */
+struct spool_body;
 int maildir_deliver(const char *root, const char *mailbox, int create, const char *sender,
-                    const char *rcpt, int body_fd, off_t body_off, uint64_t body_len, char *err,
-                    size_t errlen, int *permanent);
+                    const char *rcpt, const struct spool_body *body, char *err, size_t errlen,
+                    int *permanent);
 
 #endif

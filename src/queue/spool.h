@@ -10,20 +10,24 @@
  *              ones (spool_set_recycle): their content means nothing
  *
  * queue/ID format (text header, then the body exactly as received on the
- * wire: CRLF lines, still dot-stuffed, without the final ".\r\n"):
- *   "MXQ2 <body-length, 12 decimal digits> <crc, 8 lowercase hex digits>\n"
+ * wire: CRLF lines, still dot-stuffed, without the final ".\r\n", then the
+ * prepend: header fields decided only at the end of DATA, which delivery
+ * puts on top of the body):
+ *   "MXQ3 <body-length, 12 decimal digits> <crc, 8 lowercase hex digits>
+ *    <prepend-length, 5 decimal digits>\n"
  *   "<key> <value>\n" ...      keys: id arrival client-ip client-name helo
  *                              sender rcpt (repeated, in order) body smtputf8
  *                              dsn-ret dsn-envid is-bounce
  *   "\n"
  *   <body-length octets>
+ *   <prepend-length octets>
  * crc is zlib's CRC-32 of every octet after the first line. A file whose
- * body length does not match its size, whose checksum does not match its
+ * body and prepend lengths do not match its size, whose checksum does not match its
  * octets, or whose id is not its name is torn and is moved to corrupt/
  * (with its log as corrupt/ID.log, and corrupt/ID.why: "<unix-time> <reason>\n").
- * Files of the first format ("MXQ1 <body-length>\n", no checksum) are still
- * read. Values are written with CR, LF and NUL impossible by construction
- * (they come from parsed SMTP paths).
+ * Files of the older formats ("MXQ2 <body-length> <crc>\n", no prepend;
+ * "MXQ1 <body-length>\n", no checksum either) are still read. Values are written with CR, LF and
+ * NUL impossible by construction (they come from parsed SMTP paths).
  *
  * log/ID records, one per line: "<unix-time> <rcpt-index> <status> <text>\n"
  * where status is delivered, bounced or deferred.
@@ -66,6 +70,9 @@ struct spool_envelope {
     char *dsn_envid; /* NULL or xtext */
     size_t nrcpt;
     struct spool_rcpt *rcpt;
+    /* loaded: header fields (CRLF lines) delivery puts on top of the body; NULL if none */
+    char *prepend;
+    size_t prepend_len;
 };
 
 struct spool;
@@ -101,6 +108,20 @@ void spool_new_id(char out[SPOOL_ID_LEN + 1]);
 struct spool_writer *spool_writer_begin(struct spool *sp, const struct spool_envelope *env);
 /* spool_writer_write - append body octets (buffered; writes through past 64 KiB). 0 or -1 */
 int spool_writer_write(struct spool_writer *w, const void *data, size_t len);
+/* A loaded message as delivery sends it: prepend, then the body's octets of fd. */
+struct spool_body {
+    int fd;
+    off_t off;
+    uint64_t len;
+    const char *prepend; /* header fields for the top (CRLF lines), or NULL */
+    size_t prepend_len;
+};
+
+/* spool_writer_prepend - after the last write: header fields (CRLF lines, at most
+ * SPOOL_PREPEND_MAX octets in all) that delivery puts on top of the body; they are
+ * stored after it because they are decided only once the body is in. 0 or -1 */
+#define SPOOL_PREPEND_MAX 65536
+int spool_writer_prepend(struct spool_writer *w, const void *data, size_t len);
 /* spool_writer_size - body octets written so far */
 uint64_t spool_writer_size(const struct spool_writer *w);
 /*

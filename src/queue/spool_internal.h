@@ -24,13 +24,16 @@
 #define SPOOL_BUF_SIZE 65536           /* writer buffer */
 #define SPOOL_HDR_MAX (4u << 20)       /* largest envelope header we write or read */
 #define SPOOL_BODY_MAX 999999999999ULL /* what 12 decimal digits can say */
-#define SPOOL_MAGIC "MXQ2 "            /* with a CRC-32 of everything after the first line */
-#define SPOOL_MAGIC_V1 "MXQ1 "         /* without: still read */
+#define SPOOL_MAGIC "MXQ3 "    /* CRC-32 of everything after the first line, prepend length */
+#define SPOOL_MAGIC_V2 "MXQ2 " /* without the prepend length: still read */
+#define SPOOL_MAGIC_V1 "MXQ1 " /* without a checksum either: still read */
 #define SPOOL_MAGIC_LEN 5
 #define SPOOL_LEN_DIGITS 12
 #define SPOOL_CRC_DIGITS 8
+#define SPOOL_PREPEND_DIGITS 5
 #define SPOOL_FIRST_LINE_V1 (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1)
-#define SPOOL_FIRST_LINE (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS + 1)
+#define SPOOL_FIRST_LINE_V2 (SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS + 1)
+#define SPOOL_FIRST_LINE (SPOOL_FIRST_LINE_V2 + SPOOL_PREPEND_DIGITS + 1)
 #define SPOOL_TEXT_MAX 400    /* octets of log text kept */
 #define SPOOL_LOG_REC_MAX 512 /* longest log record we write (about 445) rounded up */
 #define SPOOL_LOG_READ 8192
@@ -78,6 +81,7 @@ struct spool_writer {
     int failed;     /* errno of the first failure, sticky */
     int committed;
     uint64_t body_len;
+    size_t prepend_len; /* octets after the body that go on top of it (spool_writer_prepend) */
     size_t hdr_len;
     unsigned long crc; /* zlib crc32 of what follows the first line */
     size_t crc_skip;   /* octets of the first line not yet put */

@@ -176,26 +176,40 @@ static int parse_hex8(const char *s, uint32_t *out)
     return 0;
 }
 
-/* parse_first_line - "MXQ2 <length> <crc>\n" or the older "MXQ1 <length>\n";
- * returns the line's length, *has_crc says which */
-static size_t parse_first_line(const char *buf, size_t hlen, uint64_t *body_len, int *has_crc,
-                               uint32_t *crc)
-{
-    size_t first = SPOOL_FIRST_LINE;
+/* The numbers of a queue file's first line. */
+struct spool_first {
+    size_t len; /* of the line */
+    uint64_t body_len;
+    uint64_t prepend_len;
+    int has_crc;
+    uint32_t crc;
+};
 
-    *has_crc = memcmp(buf, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0;
-    if (!*has_crc) {
-        if (memcmp(buf, SPOOL_MAGIC_V1, SPOOL_MAGIC_LEN) != 0)
-            return 0;
-        first = SPOOL_FIRST_LINE_V1;
-    }
-    if (hlen <= first || buf[first - 1] != '\n' ||
-        parse_u64(buf + SPOOL_MAGIC_LEN, SPOOL_LEN_DIGITS, SPOOL_BODY_MAX, body_len) < 0)
-        return 0;
-    if (*has_crc && (buf[SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS] != ' ' ||
-                     parse_hex8(buf + SPOOL_MAGIC_LEN + SPOOL_LEN_DIGITS + 1, crc) < 0))
-        return 0;
-    return first;
+/* parse_first_line - "MXQ3 <length> <crc> <prepend>\n", or the older "MXQ2
+ * <length> <crc>\n" and "MXQ1 <length>\n"; f->len 0 when it is none of them */
+static void parse_first_line(const char *buf, size_t hlen, struct spool_first *f)
+{
+    const char *n = buf + SPOOL_MAGIC_LEN;
+
+    memset(f, 0, sizeof(*f));
+    if (memcmp(buf, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0)
+        f->len = SPOOL_FIRST_LINE;
+    else if (memcmp(buf, SPOOL_MAGIC_V2, SPOOL_MAGIC_LEN) == 0)
+        f->len = SPOOL_FIRST_LINE_V2;
+    else if (memcmp(buf, SPOOL_MAGIC_V1, SPOOL_MAGIC_LEN) == 0)
+        f->len = SPOOL_FIRST_LINE_V1;
+    f->has_crc = f->len > SPOOL_FIRST_LINE_V1;
+    if (f->len == 0 || hlen <= f->len || buf[f->len - 1] != '\n' ||
+        parse_u64(n, SPOOL_LEN_DIGITS, SPOOL_BODY_MAX, &f->body_len) < 0)
+        f->len = 0;
+    else if (f->has_crc &&
+             (n[SPOOL_LEN_DIGITS] != ' ' || parse_hex8(n + SPOOL_LEN_DIGITS + 1, &f->crc) < 0))
+        f->len = 0;
+    else if (f->len == SPOOL_FIRST_LINE &&
+             (n[SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS] != ' ' ||
+              parse_u64(n + SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS + 1, SPOOL_PREPEND_DIGITS,
+                        SPOOL_PREPEND_MAX, &f->prepend_len) < 0))
+        f->len = 0;
 }
 
 /* parse_header - parse every key of a header of hlen octets after its first line */
@@ -248,20 +262,37 @@ static int check_crc(int fd, const char *buf, size_t have, off_t size, size_t fi
 /* check_file - the first line against the file: its length, then (verify) its
  * checksum; *why names what failed (for the operator) */
 static int check_file(int fd, const char *hdr, size_t hlen, size_t have, off_t size,
-                      uint64_t *body_len, size_t *first, int verify, const char **why)
+                      struct spool_first *f, int verify, const char **why)
 {
-    uint32_t crc = 0;
-    int has_crc;
-
     *why = "first-line";
-    if (hlen <= SPOOL_FIRST_LINE_V1 ||
-        !(*first = parse_first_line(hdr, hlen, body_len, &has_crc, &crc)))
+    if (hlen <= SPOOL_FIRST_LINE_V1)
+        return spool_bad_msg();
+    parse_first_line(hdr, hlen, f);
+    if (!f->len)
         return spool_bad_msg();
     *why = "length";
-    if ((uint64_t)size - hlen != *body_len)
+    if ((uint64_t)size - hlen != f->body_len + f->prepend_len)
         return spool_bad_msg();
     *why = "checksum";
-    return has_crc && verify ? check_crc(fd, hdr, have, size, *first, crc) : 0;
+    return f->has_crc && verify ? check_crc(fd, hdr, have, size, f->len, f->crc) : 0;
+}
+
+/* load_prepend - the fields stored after the body, into env */
+static int load_prepend(int fd, off_t off, size_t len, struct spool_envelope *env)
+{
+    ssize_t n;
+
+    if (len == 0)
+        return 0;
+    env->prepend = xmalloc(len + 1);
+    n = spool_pread_full(fd, env->prepend, len, off);
+    if (n < 0)
+        return -1;
+    if ((size_t)n != len)
+        return spool_bad_msg();
+    env->prepend[len] = '\0';
+    env->prepend_len = len;
+    return 0;
 }
 
 /* load_queue_file - check queue/ID (length, checksum if verify), then parse its
@@ -270,8 +301,9 @@ static int load_queue_file(int fd, const char *id, struct spool_envelope *env, o
                            uint64_t *body_len, int verify, const char **why)
 {
     struct stat st;
+    struct spool_first f;
     char *hdr = NULL;
-    size_t hlen = 0, have = 0, first = 0;
+    size_t hlen = 0, have = 0;
     int rc;
 
     *why = "not-a-file";
@@ -282,13 +314,18 @@ static int load_queue_file(int fd, const char *id, struct spool_envelope *env, o
     *why = "no-header-end"; /* cut short, or a header larger than any we write */
     if (read_header(fd, st.st_size, &hdr, &hlen, &have) < 0)
         return -1;
-    rc = check_file(fd, hdr, hlen, have, st.st_size, body_len, &first, verify, why);
+    rc = check_file(fd, hdr, hlen, have, st.st_size, &f, verify, why);
     if (rc == 0) {
         *why = "header";
-        rc = parse_header(hdr, hlen, first, id, env);
+        rc = parse_header(hdr, hlen, f.len, id, env);
     }
     free(hdr);
+    if (rc == 0) {
+        *why = "length";
+        rc = load_prepend(fd, (off_t)(hlen + f.body_len), (size_t)f.prepend_len, env);
+    }
     *body_off = (off_t)hlen;
+    *body_len = f.body_len;
     return rc;
 }
 
@@ -431,6 +468,7 @@ void spool_envelope_free(struct spool_envelope *env)
         free(env->rcpt[i].last_text);
     }
     free(env->rcpt);
+    free(env->prepend);
     memset(env, 0, sizeof *env);
 }
 

@@ -101,7 +101,7 @@ static int writer_header(struct spool_writer *w, const struct spool_envelope *en
 
     w->crc = crc32_z(0, NULL, 0);
     w->crc_skip = SPOOL_FIRST_LINE;
-    wbuf_put(w, SPOOL_MAGIC "000000000000 00000000\n", SPOOL_FIRST_LINE);
+    wbuf_put(w, SPOOL_MAGIC "000000000000 00000000 00000\n", SPOOL_FIRST_LINE);
     w->hdr_len = SPOOL_FIRST_LINE;
     wbuf_kv(w, K_ID, env->id);
     snprintf(num, sizeof num, "%lld", (long long)env->arrival);
@@ -189,7 +189,7 @@ int spool_writer_write(struct spool_writer *w, const void *data, size_t len)
 {
     if (w->failed)
         return errno = w->failed, -1;
-    if (w->committed || w->fd < 0)
+    if (w->committed || w->fd < 0 || w->prepend_len)
         return errno = EINVAL, -1;
     if (len > SPOOL_BODY_MAX - w->body_len) {
         w->failed = EFBIG;
@@ -199,6 +199,24 @@ int spool_writer_write(struct spool_writer *w, const void *data, size_t len)
     if (w->failed)
         return errno = w->failed, -1;
     w->body_len += len;
+    return 0;
+}
+
+/* spool_writer_prepend - fields for the top, written after the body */
+int spool_writer_prepend(struct spool_writer *w, const void *data, size_t len)
+{
+    if (w->failed)
+        return errno = w->failed, -1;
+    if (w->committed || w->fd < 0)
+        return errno = EINVAL, -1;
+    if (len > SPOOL_PREPEND_MAX - w->prepend_len)
+        return errno = E2BIG, -1;
+    if (len == 0)
+        return 0;
+    wbuf_put(w, data, len);
+    if (w->failed)
+        return errno = w->failed, -1;
+    w->prepend_len += len;
     return 0;
 }
 
@@ -212,12 +230,14 @@ uint64_t spool_writer_size(const struct spool_writer *w)
 static int writer_finish_file(struct spool_writer *w)
 {
     char num[SPOOL_FIRST_LINE];
-    size_t len = SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS;
+    size_t len = SPOOL_LEN_DIGITS + 1 + SPOOL_CRC_DIGITS + 1 + SPOOL_PREPEND_DIGITS;
+    uint64_t total = w->hdr_len + w->body_len + w->prepend_len;
     ssize_t n;
 
     if (wbuf_flush(w) < 0)
         return errno = w->failed, -1;
-    snprintf(num, sizeof num, "%012" PRIu64 " %08lx", w->body_len, w->crc & 0xffffffffUL);
+    snprintf(num, sizeof num, "%012" PRIu64 " %08lx %05zu", w->body_len, w->crc & 0xffffffffUL,
+             w->prepend_len);
     n = pwrite(w->fd, num, len, SPOOL_MAGIC_LEN);
     if (n != (ssize_t)len) {
         if (n >= 0)
@@ -225,8 +245,7 @@ static int writer_finish_file(struct spool_writer *w)
         return -1;
     }
     /* A recycled file may be longer than this message: cut the old tail. */
-    if (w->old_size > (off_t)(w->hdr_len + w->body_len) &&
-        ftruncate(w->fd, (off_t)(w->hdr_len + w->body_len)) < 0)
+    if (w->old_size > (off_t)total && ftruncate(w->fd, (off_t)total) < 0)
         return -1;
     /* With syncfs group commit the data is flushed with the rename below. A
      * crash before that leaves at most a torn, never acknowledged queue file,

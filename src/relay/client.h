@@ -62,6 +62,9 @@ struct smtp_client_req {
     int body_fd; /* the body: dot-stuffed CRLF lines, no final ".\r\n" */
     off_t body_off;
     uint64_t body_len;
+    const char
+        *prepend; /* header fields sent before the body (CRLF lines, no dot at a line start) */
+    size_t prepend_len;
     int body_8bit;       /* add BODY=8BITMIME when offered */
     int smtputf8;        /* needs SMTPUTF8: 550 5.6.7 if the peer lacks it */
     SSL_CTX *tls;        /* non-NULL: STARTTLS when offered (no verification) */

@@ -208,6 +208,9 @@ int cl_body_start(struct smtp_client *c)
         return cl_fail(c, 0, "cannot set the data timeout");
     if (cl_enter(c, ST_BODY) != 0)
         return 1;
+    if (c->req.prepend_len &&
+        evbuffer_add(bufferevent_get_output(c->bev), c->req.prepend, c->req.prepend_len) != 0)
+        return cl_fail(c, 0, "out of memory sending message body");
     return cl_body_pump(c);
 }
 

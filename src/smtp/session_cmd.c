@@ -24,6 +24,7 @@ void session_tx_free(struct session *s)
 
     if (!tx)
         return;
+    session_message_free(s);
     for (size_t i = 0; i < tx->nrcpt; i++) {
         free(tx->rcpt[i]);
         free(tx->rcpt_key[i]);
@@ -81,6 +82,36 @@ static int cmd_helo_args(struct session *s, const struct smtp_cmd *c)
     return 0;
 }
 
+/* session_score_mark - the first time, remember the score; later, go back to it
+ * (the tests list only grows, so its length is its state) */
+static void session_score_mark(struct session *s, struct session_score *m)
+{
+    if (!m->saved) {
+        m->score = s->cl.score;
+        m->tests_len = strlen(s->cl.score_tests);
+        m->saved = 1;
+        return;
+    }
+    s->cl.score = m->score;
+    s->cl.score_tests[m->tests_len] = '\0';
+}
+
+/* session_tx_judgement - a transaction starts with what the connection earned:
+ * the points of the connect and HELO checks, no authentication results */
+static void session_tx_judgement(struct session *s)
+{
+    session_score_mark(s, &s->score_tx);
+    memset(&s->cl.auth, 0, sizeof(s->cl.auth));
+}
+
+/* session_helo_judgement - a HELO again (after STARTTLS) is judged again, from
+ * what the connect checks gave; every MAIL after it starts from its result */
+static void session_helo_judgement(struct session *s)
+{
+    session_score_mark(s, &s->score_conn);
+    s->score_tx.saved = 0;
+}
+
 /* cmd_helo - HELO and EHLO: a new start, the transaction is reset (RFC 5321 4.1.4) */
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
@@ -89,6 +120,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     s->helo = xstrndup(c->arg, SMTP_DOMAIN_MAX);
     s->cl.helo = s->helo;
     s->esmtp = c->verb == SMTP_VERB_EHLO;
+    session_helo_judgement(s);
     session_run_stage(s, POLICY_HELO, helo_reply);
 }
 
@@ -161,6 +193,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     s->tx->dsn_ret = c->ret ? xstrdup(c->ret) : NULL;
     s->tx->dsn_envid = c->envid ? xstrdup(c->envid) : NULL;
     s->cl.sender = s->tx->sender;
+    session_tx_judgement(s);
     session_run_stage(s, POLICY_MAIL, mail_reply);
 }
 

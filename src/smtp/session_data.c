@@ -107,6 +107,7 @@ void session_data_begin(struct session *s)
     }
     tx->prev_crlf = 1; /* the start of DATA counts as a line start */
     tx->size = 0;
+    session_message_begin(s);
     session_set_state(s, SESS_DATA);
     session_set_timeout(s, s->srv->conf->timeouts.data);
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -136,6 +137,8 @@ static void data_store(struct session *s, const char *line, size_t len)
         data_fail(tx, DATA_TOO_BIG);
     else if (spool_writer_write(tx->writer, line, len) < 0)
         data_fail(tx, DATA_IO);
+    else
+        session_message_line(s, line, len);
 }
 
 /* data_discard - drop n octets of an over-long line, remembering the last one */
@@ -256,18 +259,12 @@ static void commit_done(void *arg, int rc, int err)
     free(c);
 }
 
-/* data_end - the final dot: commit off the loop, answer when it is durable */
-static void data_end(struct session *s)
+/* data_commit - the message is accepted: commit off the loop, answer when it is durable */
+static void data_commit(struct session *s)
 {
     struct smtp_tx *tx = s->tx;
     struct session_commit *c;
 
-    if (tx->derr == DATA_OK && session_accept_end(s) < 0)
-        return; /* a recipient's route could never take it: refused now, not bounced later */
-    if (tx->derr != DATA_OK) {
-        data_refuse(s);
-        return;
-    }
     c = xcalloc(1, sizeof(*c));
     c->srv = s->srv;
     c->s = s;
@@ -283,6 +280,56 @@ static void data_end(struct session *s)
     s->commit = c;
     session_set_state(s, SESS_COMMIT);
     commitq_submit(s->srv->commits, c->writer, commit_done, c);
+}
+
+/* data_prepend - the fields the END checks decided go on top of the stored message */
+static int data_prepend(struct session *s)
+{
+    char *fields = s->cl.add_headers;
+    int rc = 0;
+
+    s->cl.add_headers = NULL;
+    if (fields && spool_writer_prepend(s->tx->writer, fields, strlen(fields)) < 0) {
+        log_err("event=error sid=%s what=\"spool write\" error=%s", s->sid, log_q(strerror(errno)));
+        rc = -1;
+    }
+    free(fields);
+    return rc;
+}
+
+/* end_done - the END checks judged the message: refuse it now, or commit it */
+static void end_done(struct session *s, const struct policy_verdict *v)
+{
+    if (v->action == POLICY_TEMPFAIL || v->action == POLICY_REJECT) {
+        free(s->cl.add_headers);
+        s->cl.add_headers = NULL;
+        session_refuse(s, "data", v);
+        session_tx_free(s);
+        if (s->state != SESS_CLOSING)
+            session_set_timeout(s, s->srv->conf->timeouts.command);
+        return;
+    }
+    if (data_prepend(s) < 0) {
+        session_tx_free(s);
+        session_error(s, "data", "451 4.3.0 Error: queue file write error");
+        return;
+    }
+    data_commit(s);
+}
+
+/* data_end - the final dot: refuse what cannot be taken, judge the message, then commit */
+static void data_end(struct session *s)
+{
+    struct smtp_tx *tx = s->tx;
+
+    if (tx->derr == DATA_OK && session_accept_end(s) < 0)
+        return; /* a recipient's route could never take it: refused now, not bounced later */
+    if (tx->derr != DATA_OK) {
+        data_refuse(s);
+        return;
+    }
+    session_message_end(s);
+    session_run_stage(s, POLICY_END, end_done);
 }
 
 /* session_commit_detach - the client left before the commit finished; the message stays queued */

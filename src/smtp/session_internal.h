@@ -55,9 +55,22 @@ struct smtp_tx {
     uint64_t size;
     uint64_t mail_size;        /* MAIL SIZE=, 0 when not given */
     struct eightbit_scan scan; /* non-ASCII in the header or body so far */
+    /* the message as the checks see it (session_message.c) */
+    struct policy_msg *msg; /* the checks' per-message data, NULL when none reads the text */
+    int in_header;          /* the empty line that ends the header section is still to come */
+    char *hdr;              /* the header section, unstuffed, up to POLICY_HEADER_MAX */
+    size_t hdr_len, hdr_cap;
+    int hdr_truncated;
 };
 
 struct session_commit;
+
+/* A point in the score's history to go back to (session_cmd.c). */
+struct session_score {
+    int saved;
+    int score;
+    size_t tests_len; /* of cl.score_tests */
+};
 
 struct session {
     LIST_ENTRY(session) entry;
@@ -105,6 +118,9 @@ struct session {
     int has_held;
     char *pending_rcpt; /* RCPT being judged */
     void (*policy_next)(struct session *s, const struct policy_verdict *v);
+    /* the score after the connect stage (where a HELO starts) and after HELO
+     * (where each transaction starts) */
+    struct session_score score_conn, score_tx;
     const char *refused_by; /* mechanism of the last refusal, for statistics */
 };
 
@@ -122,6 +138,13 @@ void session_run_stage(struct session *s, enum policy_stage stage,
 void session_refuse(struct session *s, const char *stage, const struct policy_verdict *v);
 /* session_hold - keep a connect/HELO refusal for RCPT, or close now for 421 (session_policy.c) */
 void session_hold(struct session *s, const char *stage, const struct policy_verdict *v);
+/* The message text as the checks see it (session_message.c): begin at DATA, each
+ * stored line, the end of the text, and free with the transaction. */
+void session_message_begin(struct session *s);
+void session_message_line(struct session *s, const char *line, size_t len);
+void session_message_end(struct session *s);
+void session_message_free(struct session *s);
+
 /* session_policy_end - cancel pending checks and DNS, count the session (session_policy.c) */
 void session_policy_end(struct session *s);
 

@@ -1,14 +1,16 @@
 /*
  * fuzz_spool.c - libFuzzer harness for the queue file loader: the input is
  * written as spool/queue/<ID> (on /dev/shm, where syncs cost nothing) and
- * loaded with spool_load. An input whose first line has the MXQ2 shape gets
- * its checksum fixed first, so that the envelope parser behind the check is
+ * loaded with spool_load. An input whose first line has the MXQ3 or MXQ2
+ * shape gets its checksum fixed first, so that the envelope parser behind the check is
  * reached (the mismatch path has its unit test). Properties:
  *   - a refused file is gone from queue/ and kept in corrupt/ (EBADMSG);
  *   - an accepted one has the file's id, at least one recipient, values
- *     without CR or LF, and body_off + body_len equal to the file size;
+ *     without CR or LF, and body_off + body_len + prepend_len equal to the
+ *     file size;
  *   - it can be written again by spool_writer_* and loads back the same
- *     (envelope and body octets): what the loader accepts, the writer can say.
+ *     (envelope, body and prepend octets): what the loader accepts, the
+ *     writer can say.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 
 #define ID "0123456789ABCDEF"
 #define V2_FIRST 27 /* "MXQ2 " 12 digits, space, 8 hex digits, LF */
+#define V3_FIRST 33 /* "MXQ3 " 12 digits, space, 8 hex digits, space, 5 digits, LF */
 
 static char dir[64];
 static struct spool *sp;
@@ -73,18 +76,30 @@ static const char *path_in(const char *sub, const char *name)
     return buf;
 }
 
-/* put_file - the input as queue/ID, its MXQ2 checksum made right */
+/* first_line - the length of an MXQ3 or MXQ2 first line at data, 0 if it is neither */
+static size_t first_line(const uint8_t *data, size_t size)
+{
+    if (size >= V3_FIRST && memcmp(data, "MXQ3 ", 5) == 0 && data[17] == ' ' && data[26] == ' ' &&
+        data[V3_FIRST - 1] == '\n')
+        return V3_FIRST;
+    if (size >= V2_FIRST && memcmp(data, "MXQ2 ", 5) == 0 && data[17] == ' ' &&
+        data[V2_FIRST - 1] == '\n')
+        return V2_FIRST;
+    return 0;
+}
+
+/* put_file - the input as queue/ID, its checksum made right */
 static void put_file(const uint8_t *data, size_t size)
 {
     int fd = open(path_in("queue", ID), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t first = first_line(data, size);
     char crc[9];
 
     if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
         abort();
-    if (size >= V2_FIRST && memcmp(data, "MXQ2 ", 5) == 0 && data[17] == ' ' &&
-        data[V2_FIRST - 1] == '\n') {
+    if (first) {
         snprintf(crc, sizeof crc, "%08lx",
-                 crc32(0, data + V2_FIRST, (unsigned)(size - V2_FIRST)) & 0xffffffffUL);
+                 crc32(0, data + first, (unsigned)(size - first)) & 0xffffffffUL);
         if (pwrite(fd, crc, 8, 18) != 8)
             abort();
     }
@@ -104,7 +119,9 @@ static void check_env(const struct spool_envelope *env, off_t off, uint64_t len,
 
     FUZZ_ASSERT(strcmp(env->id, ID) == 0);
     FUZZ_ASSERT(env->nrcpt >= 1);
-    FUZZ_ASSERT(stat(path, &st) == 0 && (uint64_t)st.st_size == (uint64_t)off + len);
+    FUZZ_ASSERT(stat(path, &st) == 0 &&
+                (uint64_t)st.st_size == (uint64_t)off + len + env->prepend_len);
+    FUZZ_ASSERT(env->prepend_len == 0 || env->prepend != NULL);
     FUZZ_ASSERT(clean(env->client_ip) && clean(env->client_name) && clean(env->helo) &&
                 clean(env->sender) && clean(env->dsn_envid));
     for (size_t i = 0; i < env->nrcpt; i++)
@@ -129,6 +146,7 @@ static void rewrite(const struct spool_envelope *env, const uint8_t *body, uint6
     w = spool_writer_begin(sp, &copy);
     FUZZ_ASSERT(w != NULL);
     FUZZ_ASSERT(spool_writer_write(w, body, len) == 0);
+    FUZZ_ASSERT(spool_writer_prepend(w, env->prepend, env->prepend_len) == 0);
     FUZZ_ASSERT(spool_writer_commit(w) == 0);
     spool_writer_free(w);
     FUZZ_ASSERT(spool_load(sp, copy.id, &back, &off, &blen) == 0);
@@ -141,6 +159,9 @@ static void rewrite(const struct spool_envelope *env, const uint8_t *body, uint6
                 back.is_bounce == env->is_bounce);
     for (size_t i = 0; i < env->nrcpt; i++)
         FUZZ_ASSERT(strcmp(back.rcpt[i].addr, env->rcpt[i].addr) == 0);
+    FUZZ_ASSERT(
+        back.prepend_len == env->prepend_len &&
+        (env->prepend_len == 0 || memcmp(back.prepend, env->prepend, env->prepend_len) == 0));
     spool_envelope_free(&back);
     FUZZ_ASSERT(spool_remove(sp, copy.id) == 0);
 }

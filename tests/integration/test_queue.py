@@ -502,7 +502,7 @@ def test_changed_queue_file_is_quarantined_not_delivered(gateway, sink):
     assert gw.stop() == 0
     path = gw.dir / "spool" / "queue" / qid
     raw = bytearray(path.read_bytes())
-    assert raw.startswith(b"MXQ2 "), raw[:40]
+    assert raw.startswith(b"MXQ3 "), raw[:40]
     i = raw.index(b"to be damaged")
     raw[i] = ord("T")  # same length: only the checksum notices
     path.write_bytes(bytes(raw))

@@ -17,6 +17,7 @@
 
 #include "core/fsutil.h"
 #include "queue/maildir.h"
+#include "queue/spool.h"
 #include "ts_fs.h"
 
 #define CHUNK 65536 /* maildir.c reads the body in chunks of this size */
@@ -112,9 +113,11 @@ static void deliver_ok(struct fixture *f, const char *local, const char *prefix,
     size_t len;
     char *got;
 
-    assert_int_equal(maildir_deliver(f->root, local, 1, "s@example.org", "u@example.test", fd,
-                                     (off_t)strlen(prefix), wirelen, err, sizeof err, &perm),
-                     0);
+    assert_int_equal(
+        maildir_deliver(f->root, local, 1, "s@example.org", "u@example.test",
+                        &(struct spool_body){fd, (off_t)strlen(prefix), wirelen, NULL, 0}, err,
+                        sizeof err, &perm),
+        0);
     close(fd);
     got = delivered(f, local, &len);
     assert_int_equal(len, expectlen);
@@ -227,8 +230,9 @@ static void test_unique_names(void **state)
     int n = 0;
 
     for (int i = 0; i < 2; i++)
-        assert_int_equal(maildir_deliver(f->root, "twice", 1, "", "t@example.test", fd, 0, 3, err,
-                                         sizeof err, &perm),
+        assert_int_equal(maildir_deliver(f->root, "twice", 1, "", "t@example.test",
+                                         &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                         &perm),
                          0);
     close(fd);
     snprintf(pidpart, sizeof pidpart, "P%ldQ", (long)getpid());
@@ -288,8 +292,10 @@ static void test_accept(void **state)
     assert_int_equal(fs_mkdir_p(f->root, 0700), 0);
     assert_int_equal(maildir_accept(f->root, "bob@x.test", 0, name, sizeof name), MAILDIR_UNKNOWN);
     perm = 0;
-    assert_int_equal(
-        maildir_deliver(f->root, "bob", 0, "", "bob@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(maildir_deliver(f->root, "bob", 0, "", "bob@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     assert_int_equal(perm, 1);
     assert_non_null(strstr(err, "no such mailbox"));
     assert_int_equal(count_in(f, "bob", "new", NULL, 0), -1);
@@ -298,8 +304,10 @@ static void test_accept(void **state)
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(maildir_accept(f->root, "\"BOB\"@x.test", 0, name, sizeof name), MAILDIR_OK);
     assert_string_equal(name, "bob");
-    assert_int_equal(
-        maildir_deliver(f->root, name, 0, "", "BOB@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
+    assert_int_equal(maildir_deliver(f->root, name, 0, "", "BOB@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     0);
     assert_int_equal(count_in(f, "bob", "new", NULL, 0), 1);
     close(fd);
 }
@@ -317,8 +325,10 @@ static void test_symlink(void **state)
     snprintf(link, sizeof link, "%s/eve", f->root);
     assert_int_equal(symlink(target, link), 0);
     assert_int_equal(maildir_accept(f->root, "eve@x.test", 1, name, sizeof name), MAILDIR_REFUSED);
-    assert_int_equal(
-        maildir_deliver(f->root, "eve", 1, "", "eve@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(maildir_deliver(f->root, "eve", 1, "", "eve@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     assert_int_equal(perm, 1);
     assert_non_null(strstr(err, "symlinks are not followed"));
     /* new/ of a real mailbox pointing elsewhere */
@@ -327,8 +337,10 @@ static void test_symlink(void **state)
     snprintf(link, sizeof link, "%s/amy/new", f->root);
     assert_int_equal(symlink(target, link), 0);
     perm = 0;
-    assert_int_equal(
-        maildir_deliver(f->root, "amy", 0, "", "amy@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(maildir_deliver(f->root, "amy", 0, "", "amy@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     assert_int_equal(perm, 1);
     close(fd);
     assert_int_equal(count_in(f, "../../elsewhere", ".", NULL, 0), 0); /* nothing written there */
@@ -347,20 +359,23 @@ static void test_bad_local(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         perm = 0;
-        assert_int_equal(
-            maildir_deliver(f->root, bad[i], 1, "", "x@y.test", fd, 0, 3, err, sizeof err, &perm),
-            -1);
+        assert_int_equal(maildir_deliver(f->root, bad[i], 1, "", "x@y.test",
+                                         &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                         &perm),
+                         -1);
         assert_int_equal(perm, 1);
         assert_true(strlen(err) > 0);
     }
     perm = 0;
-    assert_int_equal(maildir_deliver(f->root, "ok", 1, "a@b\r\nX-Evil: 1", "x@y.test", fd, 0, 3,
-                                     err, sizeof err, &perm),
+    assert_int_equal(maildir_deliver(f->root, "ok", 1, "a@b\r\nX-Evil: 1", "x@y.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
                      -1);
     assert_int_equal(perm, 1);
-    assert_int_equal(
-        maildir_deliver(f->root, "ok", 1, "", "x@y\nX-Evil: 1", fd, 0, 3, err, sizeof err, &perm),
-        -1);
+    assert_int_equal(maildir_deliver(f->root, "ok", 1, "", "x@y\nX-Evil: 1",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     assert_int_equal(perm, 1);
     close(fd);
     assert_int_equal(stat(f->root, &st), -1); /* nothing was created */
@@ -379,24 +394,52 @@ static void test_unwritable_root(void **state)
     assert_true(ffd >= 0);
     close(ffd);
     snprintf(root, sizeof root, "%s/file/sub", f->dir);
-    assert_int_equal(
-        maildir_deliver(root, "user", 1, "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), -1);
+    assert_int_equal(maildir_deliver(root, "user", 1, "", "u@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     assert_int_equal(perm, 0);
     assert_non_null(strstr(err, strerror(ENOTDIR)));
 
     /* the maildir itself is a regular file */
-    assert_int_equal(
-        maildir_deliver(f->root, "user", 1, "", "u@x.test", fd, 0, 3, err, sizeof err, &perm), 0);
+    assert_int_equal(maildir_deliver(f->root, "user", 1, "", "u@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     0);
     snprintf(file, sizeof file, "%s/blocked", f->root);
     ffd = open(file, O_WRONLY | O_CREAT, 0600);
     assert_true(ffd >= 0);
     close(ffd);
     perm = 1;
-    assert_int_equal(
-        maildir_deliver(f->root, "blocked", 1, "", "u@x.test", fd, 0, 3, err, sizeof err, &perm),
-        -1);
+    assert_int_equal(maildir_deliver(f->root, "blocked", 1, "", "u@x.test",
+                                     &(struct spool_body){fd, 0, 3, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     assert_int_equal(perm, 1); /* a file where the mailbox belongs: never a directory */
     close(fd);
+}
+
+/* test_prepend - the fields decided at the end of DATA come first, with LF line ends */
+static void test_prepend(void **state)
+{
+    struct fixture *f = *state;
+    static const char pre[] = "Authentication-Results: mx.test; none\r\nX-Spam-Score: 0\r\n";
+    static const char expect[] =
+        HDRS "Authentication-Results: mx.test; none\nX-Spam-Score: 0\nSubject: hi\n\nbody\n";
+    char err[256] = "";
+    int perm = -1, fd = body_fd(f, "", "Subject: hi\r\n\r\nbody\r\n", 21);
+    size_t len;
+    char *got;
+
+    assert_int_equal(maildir_deliver(f->root, "pre", 1, "s@example.org", "u@example.test",
+                                     &(struct spool_body){fd, 0, 21, pre, strlen(pre)}, err,
+                                     sizeof err, &perm),
+                     0);
+    close(fd);
+    got = delivered(f, "pre", &len);
+    assert_int_equal(len, strlen(expect));
+    assert_memory_equal(got, expect, len);
+    free(got);
 }
 
 /* test_short_body - a body file shorter than announced fails temporarily, leaving nothing */
@@ -406,9 +449,10 @@ static void test_short_body(void **state)
     char err[256] = "";
     int perm = 1, fd = body_fd(f, "", "only this\r\n", 11);
 
-    assert_int_equal(
-        maildir_deliver(f->root, "short", 1, "", "u@x.test", fd, 0, 5000, err, sizeof err, &perm),
-        -1);
+    assert_int_equal(maildir_deliver(f->root, "short", 1, "", "u@x.test",
+                                     &(struct spool_body){fd, 0, 5000, NULL, 0}, err, sizeof err,
+                                     &perm),
+                     -1);
     close(fd);
     assert_int_equal(perm, 0);
     assert_true(strlen(err) > 0);
@@ -430,6 +474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_body, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -226,7 +226,7 @@ static void test_on_disk_format(void **state)
              "smtputf8 0\nis-bounce 1\nrcpt alice@example.test\nrcpt bob@example.test\n\n"
              "Subject: x\r\n\r\nhello\r\n",
              env.id);
-    snprintf(expect, sizeof expect, "MXQ2 000000000021 %08lx\n%s",
+    snprintf(expect, sizeof expect, "MXQ3 000000000021 %08lx 00000\n%s",
              crc32(0, (const unsigned char *)rest, (unsigned)strlen(rest)), rest);
     raw = ts_read_file(path_of(f, "queue", env.id), &len);
     assert_int_equal(len, strlen(expect));
@@ -358,6 +358,43 @@ static void valid_header(char *buf, size_t len, const char *id)
              id);
 }
 
+/* test_prepend - fields decided at the end of DATA: stored after the body, loaded
+ * apart from it, counted in the checksum and the length check */
+static void test_prepend(void **state)
+{
+    struct fixture *f = *state;
+    static const char pre[] = "Authentication-Results: mx.test; none\r\n";
+    struct spool_envelope env, got;
+    struct spool_writer *w;
+    char *raw;
+    size_t len;
+    off_t off;
+    uint64_t blen;
+
+    make_env(&env);
+    w = spool_writer_begin(f->sp, &env);
+    assert_non_null(w);
+    assert_int_equal(spool_writer_write(w, "Subject: x\r\n\r\nhi\r\n", 18), 0);
+    assert_int_equal(spool_writer_prepend(w, pre, strlen(pre)), 0);
+    assert_int_equal(spool_writer_write(w, "late", 4), -1); /* the body is closed */
+    assert_int_equal(spool_writer_commit(w), 0);
+    spool_writer_free(w);
+    raw = ts_read_file(path_of(f, "queue", env.id), &len);
+    assert_memory_equal(raw, "MXQ3 000000000018 ", 18);
+    assert_memory_equal(raw + 26, " 00039\n", 7);
+    assert_int_equal(spool_load(f->sp, env.id, &got, &off, &blen), 0);
+    assert_int_equal(blen, 18);
+    assert_int_equal(got.prepend_len, strlen(pre));
+    assert_string_equal(got.prepend, pre);
+    assert_memory_equal(raw + off, "Subject: x\r\n\r\nhi\r\n", 18);
+    spool_envelope_free(&got);
+    /* a prepend one octet short of its announced length is a torn file */
+    write_file(path_of(f, "queue", env.id), raw, len - 1);
+    assert_int_equal(spool_load(f->sp, env.id, &got, &off, &blen), -1);
+    assert_int_equal(errno, EBADMSG);
+    free(raw);
+}
+
 /* replace - copy src into dst with the first "from" replaced by "to" */
 static void replace(char *dst, size_t len, const char *src, const char *from, const char *to)
 {
@@ -371,7 +408,7 @@ static void replace(char *dst, size_t len, const char *src, const char *from, co
 static void test_bad_headers(void **state)
 {
     static const char *const edits[][2] = {
-        {"MXQ1 ", "MXQ3 "},                                /* bad magic */
+        {"MXQ1 ", "MXQ4 "},                                /* bad magic */
         {"MXQ1 ", "MXQ2 "},                                /* new magic, no checksum */
         {"000000000005", "000000000006"},                  /* length does not match */
         {"000000000005", "00000000000x"},                  /* length not decimal */
@@ -1193,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_ids_threads),
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test_setup_teardown(test_torn_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_states, setup, teardown),
