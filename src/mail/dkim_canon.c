@@ -173,24 +173,61 @@ static void dkim_body_eol(struct dkim_body *b)
     b->wsp = 0; /* relaxed: WSP at the end of a line goes */
 }
 
+/* dkim_body_plain_octet - relaxed: an octet that is copied as it is */
+static int dkim_body_plain_octet(char c)
+{
+    return c != '\r' && c != ' ' && c != '\t';
+}
+
+/* dkim_body_plain - octets from i on (data[i] is plain) that canonicalise to
+ * themselves: all but CR; in relaxed mode also a single SP between two such octets
+ * (the one SP a WSP run becomes); their count */
+static size_t dkim_body_plain(const struct dkim_body *b, const char *data, size_t len, size_t i)
+{
+    size_t j = i + 1;
+
+    if (b->canon == DKIM_CANON_SIMPLE) {
+        const char *cr = memchr(data + i, '\r', len - i);
+        return (cr ? (size_t)(cr - data) : len) - i;
+    }
+    while (j < len) {
+        if (dkim_body_plain_octet(data[j]))
+            j++;
+        else if (data[j] == ' ' && j + 1 < len && dkim_body_plain_octet(data[j + 1]))
+            j += 2;
+        else
+            break;
+    }
+    return j - i;
+}
+
 void dkim_body_update(struct dkim_body *b, const char *data, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         char c = data[i];
+        size_t run;
         if (b->cr) {
             b->cr = 0;
             if (c == '\n') {
                 dkim_body_eol(b);
+                i++;
                 continue;
             }
             dkim_body_content(b, '\r'); /* a bare CR is content */
         }
-        if (c == '\r')
+        if (c == '\r') {
             b->cr = 1;
-        else if (b->canon == DKIM_CANON_RELAXED && dkim_wsp(c))
+            i++;
+        } else if (b->canon == DKIM_CANON_RELAXED && dkim_wsp(c)) {
             b->wsp = 1;
-        else
+            i++;
+        } else {
+            /* a run of plain octets: the first decides what is held, the rest is copied */
+            run = dkim_body_plain(b, data, len, i);
             dkim_body_content(b, c);
+            dkim_body_emit(b, data + i + 1, run - 1);
+            i += run;
+        }
     }
 }
 

@@ -100,6 +100,11 @@ static void test_empty_and_blank_bodies(void **state)
     expect_body(DKIM_CANON_RELAXED, "abc  ", "abc\r\n");
     expect_body(DKIM_CANON_SIMPLE, "a \r\n\t\r\n", "a \r\n\t\r\n");
     expect_body(DKIM_CANON_RELAXED, "\t lead\r\n", " lead\r\n");
+    /* single spaces are copied with the words around them, runs become one */
+    expect_body(DKIM_CANON_RELAXED, "a b  c\t d e \r\nf g\r\n", "a b c d e\r\nf g\r\n");
+    expect_body(DKIM_CANON_SIMPLE, "a b  c\t d e \r\nf\rg\r\n", "a b  c\t d e \r\nf\rg\r\n");
+    /* a bare CR is content: the SP before it is not at the end of the line */
+    expect_body(DKIM_CANON_RELAXED, "x\ry \r\r\n", "x\ry \r\r\n");
 }
 
 /* test_length_limit - l= hashes the first octets of the canonical body; a body
