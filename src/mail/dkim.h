@@ -127,7 +127,8 @@ struct dkim_sig {
 };
 
 /* dkim_sig_parse - a DKIM-Signature field ("DKIM-Signature: ..." through its CRLF);
- * DKIM_PASS, or DKIM_PERMERROR with why (syntax, a tag missing or unusable) */
+ * DKIM_PASS, or DKIM_PERMERROR with why (syntax, a tag missing or unusable). Here and
+ * below, why is always a string: "" when there is nothing to say */
 enum dkim_result dkim_sig_parse(const char *field, size_t len, struct dkim_sig *sig, char *why,
                                 size_t whylen);
 /* dkim_sig_acceptable - what the verifier refuses before any DNS: rsa-sha1 (RFC 8301)

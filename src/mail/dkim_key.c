@@ -128,6 +128,8 @@ enum dkim_result dkim_key_parse(const char *txt, size_t len, struct dkim_key *k,
     size_t n;
 
     memset(k, 0, sizeof(*k));
+    if (whylen > 0)
+        why[0] = '\0';
     if (len > DKIM_KEY_TXT_MAX) {
         snprintf(why, whylen, "key record too long");
         return DKIM_PERMERROR;

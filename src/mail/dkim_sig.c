@@ -287,6 +287,8 @@ enum dkim_result dkim_sig_parse(const char *field, size_t len, struct dkim_sig *
     size_t off = 0, n;
 
     memset(sig, 0, sizeof(*sig));
+    if (whylen > 0)
+        why[0] = '\0';
     if (len > DKIM_FIELD_MAX) {
         snprintf(why, whylen, "signature field too long");
         return DKIM_PERMERROR;
@@ -304,6 +306,8 @@ enum dkim_result dkim_sig_parse(const char *field, size_t len, struct dkim_sig *
 enum dkim_result dkim_sig_acceptable(const struct dkim_sig *sig, time_t now, char *why,
                                      size_t whylen)
 {
+    if (whylen > 0)
+        why[0] = '\0';
     if (sig->algo == DKIM_A_RSA_SHA1) {
         snprintf(why, whylen, "rsa-sha1 is not accepted (RFC 8301)");
         return DKIM_POLICY;

@@ -113,9 +113,12 @@ enum dkim_result dkim_verify(const struct dkim_sig *sig, const char *field, size
 {
     const char *names[DKIM_H_MAX];
     struct dkim_buf data = {0};
-    enum dkim_result r = dkim_key_fits(sig, key, why, whylen);
+    enum dkim_result r;
     int ok;
 
+    if (whylen > 0)
+        why[0] = '\0';
+    r = dkim_key_fits(sig, key, why, whylen);
     if (r != DKIM_PASS)
         return r;
     if (sig->bhlen != DKIM_HASH_LEN || CRYPTO_memcmp(sig->bh, bh, DKIM_HASH_LEN) != 0) {
