@@ -105,7 +105,9 @@ static void dkim_msg_sig(struct dkim_msg *m, const struct hdr_field *f, int trun
     struct dkim_one *o = xcalloc(1, sizeof(*o));
 
     m->sigs[m->nsigs++] = o;
-    o->field = xstrndup(f->raw, f->raw_len);
+    o->field = xmalloc(f->raw_len + 1); /* octets as they are: a NUL must not cut it short */
+    memcpy(o->field, f->raw, f->raw_len);
+    o->field[f->raw_len] = '\0';
     o->flen = f->raw_len;
     o->body = -1;
     o->r = dkim_sig_parse(o->field, o->flen, &o->sig, o->why, sizeof(o->why));
