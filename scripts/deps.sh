@@ -3,9 +3,11 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -eu
 
+# libpsl-dev builds against libpsl, libpsl5 runs it; publicsuffix is
+# the Public Suffix List file that the dmarc check reads at start and on SIGHUP.
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
-libcrypt-dev libpsl-dev libconfuse-dev libcmocka-dev zlib1g-dev libidn2-dev openssl
+libcrypt-dev libpsl-dev libpsl5 publicsuffix libconfuse-dev libcmocka-dev zlib1g-dev libidn2-dev openssl
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 swaks libnet-ssleay-perl postfix nsd knot bind9-dnsutils
 libyaml-dev"

@@ -24,6 +24,9 @@ extern const struct policy_check_ops policy_check_spf;
 /* dkim (RFC 6376 at END, dkim.c; the engine is mail/dkim.h) */
 extern const struct policy_check_ops policy_check_dkim;
 
+/* dmarc (RFC 7489 at END, dmarc.c; record, alignment and PSL in dmarc.h) */
+extern const struct policy_check_ops policy_check_dmarc;
+
 /* batv */
 extern const struct policy_check_ops policy_check_batv;
 

@@ -218,9 +218,11 @@ def accepted(gw: Gateway, ip: str, rcpt: str = "bob@example.test", **kw) -> str:
 
 
 def received_from(content: bytes) -> str:
-    """The "from HELO (NAME [IP])" part of the first Received header."""
-    m = re.match(rb"Received: from (\S+ \([^)]*\))", content)
-    assert m, "no Received header first: %r" % content[:300]
+    """The "from HELO (NAME [IP])" part of our Received header: the first one,
+    under our Authentication-Results field (on every message through checks)."""
+    m = re.match(rb"Authentication-Results: mx\.example\.test;[^\r]*\r\n(?:[ \t][^\r]*\r\n)*"
+                 rb"Received: from (\S+ \([^)]*\))", content)
+    assert m, "no Authentication-Results then Received on top: %r" % content[:300]
     return m.group(1).decode()
 
 
