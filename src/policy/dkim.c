@@ -9,9 +9,10 @@
  * those hashers as it arrives, so the message is never read again. At END
  * the key of each signature is looked up (selector._domainkey.domain, TXT,
  * on the c-ares resolver, all at once) and each signature is checked as its
- * key arrives. A message whose signatures all failed gets the `fail` action
- * (dunno by default: DMARC decides), one whose lookups failed `temperror`'s.
- * Signatures under a testing key (t=y) are reported, never acted on.
+ * key arrives. A message none of whose signatures passed gets the `fail`
+ * action (dunno by default: DMARC decides), or `temperror`'s when a lookup
+ * failed. Signatures under a testing key (t=y) are reported, never acted on,
+ * and so are those that could not be checked (neutral: header too long).
  */
 #include "policy/checks.h"
 
@@ -262,7 +263,8 @@ static void dkim_act(const struct dkim_conf *dc, enum dkim_action a, const char 
 }
 
 /* dkim_verdict - pass if any passed; else temperror's action if a lookup failed, else
- * fail's; signatures of testing keys do not count */
+ * fail's if one failed. Signatures of testing keys do not count, nor neutral ones:
+ * they could not be checked (a header section too long to keep), which is no failure */
 static void dkim_verdict(const struct dkim_run *run, struct policy_verdict *v)
 {
     const struct dkim_msg *m = run->m;
@@ -274,10 +276,11 @@ static void dkim_verdict(const struct dkim_run *run, struct policy_verdict *v)
         const struct dkim_one *o = m->sigs[i];
         if (o->r == DKIM_PASS)
             pass++;
-        else if (!o->testing && !first)
+        if (o->r == DKIM_PASS || o->r == DKIM_NEUTRAL || o->testing)
+            continue;
+        if (!first)
             first = o;
-        if (o->r == DKIM_TEMPERROR && !o->testing)
-            temp++;
+        temp += o->r == DKIM_TEMPERROR;
     }
     if (pass > 0 || !first) {
         policy_verdict_dunno(v);

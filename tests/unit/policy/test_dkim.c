@@ -103,9 +103,11 @@ static void load(const char *dkim)
         fail_msg("policy_new: %s", err);
 }
 
-/* stream - msg through the message hooks as the session does: the header once, the
- * body in pieces of step octets */
-static void stream(struct policy_client *cl, const char *msg, size_t step)
+/* stream_n - msg (len octets) through the message hooks as the session does: the
+ * header once (truncated: as when it was over POLICY_HEADER_MAX), the body in pieces
+ * of step octets */
+static void stream_n(struct policy_client *cl, const char *msg, size_t len, size_t step,
+                     int truncated)
 {
     const char *body;
     size_t hlen, blen;
@@ -113,26 +115,39 @@ static void stream(struct policy_client *cl, const char *msg, size_t step)
     ts_client(cl, "192.0.2.9");
     cl->helo = "client.example";
     cl->sender = "alice@dkim.test";
-    ts_dkim_split(msg, strlen(msg), &hlen, &body, &blen);
+    ts_dkim_split(msg, len, &hlen, &body, &blen);
     cl->msg = policy_msg_begin(policy_chain_for(C->fx.pol, "mx"), cl);
     assert_non_null(cl->msg);
-    policy_msg_header(cl->msg, msg, hlen, 0);
+    policy_msg_header(cl->msg, msg, hlen, truncated);
     for (size_t i = 0; i < blen; i += step)
         policy_msg_body(cl->msg, body + i, blen - i < step ? blen - i : step);
     cl->header = msg;
     cl->header_len = hlen;
+    cl->header_truncated = truncated;
+}
+
+static void stream(struct policy_client *cl, const char *msg, size_t step)
+{
+    stream_n(cl, msg, strlen(msg), step, 0);
+}
+
+/* end_n - the END stage of msg, streamed as stream_n does */
+static struct ts_outcome end_n(struct policy_client *cl, const char *msg, size_t len, size_t step,
+                               int truncated)
+{
+    struct ts_outcome o;
+
+    stream_n(cl, msg, len, step, truncated);
+    o = ts_stage(&C->fx, POLICY_END, cl, 5000);
+    policy_msg_free(cl->msg);
+    cl->msg = NULL;
+    return o;
 }
 
 /* end - the END stage of msg, streamed in pieces of step */
 static struct ts_outcome end(struct policy_client *cl, const char *msg, size_t step)
 {
-    struct ts_outcome o;
-
-    stream(cl, msg, step);
-    o = ts_stage(&C->fx, POLICY_END, cl, 5000);
-    policy_msg_free(cl->msg);
-    cl->msg = NULL;
-    return o;
+    return end_n(cl, msg, strlen(msg), step, 0);
 }
 
 /* fixture - a fixture, optionally with one string replaced (malloc'd) */
@@ -352,6 +367,33 @@ static void test_unsigned_and_max_signatures(void **state)
     free(m);
 }
 
+/* test_nul_and_truncated_header - a NUL inside a signature field is a syntax error
+ * (the field is not cut short at it); a header section that was too long to keep
+ * leaves every signature neutral, with no lookup and no action (nothing failed) */
+static void test_nul_and_truncated_header(void **state)
+{
+    struct policy_client cl;
+    size_t len;
+    char *m = fixture("py_rsa_relaxed.eml", NULL, NULL);
+    int before;
+
+    load("fail = \"reject\"");
+    len = strlen(m);
+    strstr(m, "s=rsa2048;")[2] = '\0';
+    end_n(&cl, m, len, 4096, 0);
+    assert_string_equal(cl.auth.dkim[0].result, "permerror");
+    assert_string_equal(cl.auth.dkim[0].reason, "bad character in tag s");
+    free(m);
+    m = fixture("py_two.eml", NULL, NULL);
+    before = C->fake.queries;
+    assert_int_equal(end_n(&cl, m, strlen(m), 4096, 1).v.action, POLICY_DUNNO);
+    assert_int_equal(C->fake.queries, before);
+    assert_int_equal(cl.auth.ndkim, 2);
+    assert_string_equal(cl.auth.dkim[1].result, "neutral");
+    assert_string_equal(cl.auth.dkim[1].reason, "header section too long to check");
+    free(m);
+}
+
 /* test_cancel_mid_lookup - the session ends while DNS is silent: no verdict, nothing
  * leaks (ASan), and the loop runs on */
 static void test_cancel_mid_lookup(void **state)
@@ -401,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_temperror),
         cmocka_unit_test(test_testing_key_never_acted_on),
         cmocka_unit_test(test_unsigned_and_max_signatures),
+        cmocka_unit_test(test_nul_and_truncated_header),
         cmocka_unit_test(test_cancel_mid_lookup),
         cmocka_unit_test(test_bad_configuration),
     };
