@@ -80,6 +80,8 @@ struct dkim_buf {
     size_t len, cap;
 };
 void dkim_buf_add(struct dkim_buf *b, const void *data, size_t len);
+/* dkim_sha256 - the SHA-256 implementation, fetched once (any thread) */
+const EVP_MD *dkim_sha256(void);
 void dkim_buf_free(struct dkim_buf *b);
 
 /* dkim_canon_header - one header field (name, colon, value, with or without its final

@@ -11,6 +11,7 @@
  */
 #include "mail/dkim.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,24 @@ void dkim_buf_free(struct dkim_buf *b)
 {
     free(b->p);
     memset(b, 0, sizeof(*b));
+}
+
+static EVP_MD *dkim_md;
+static pthread_once_t dkim_md_once = PTHREAD_ONCE_INIT;
+
+static void dkim_md_fetch(void)
+{
+    dkim_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!dkim_md)
+        log_panic("event=dkim what=\"no SHA-256\"");
+}
+
+/* dkim_sha256 - SHA-256 fetched once: OpenSSL 3 looks an implicit EVP_sha256() up
+ * again, under a lock, at every use (a tenth of a small message's cost) */
+const EVP_MD *dkim_sha256(void)
+{
+    pthread_once(&dkim_md_once, dkim_md_fetch);
+    return dkim_md;
 }
 
 static int dkim_wsp(char c)
@@ -112,7 +131,7 @@ struct dkim_body *dkim_body_new(enum dkim_canon c, long long limit)
     b->canon = c;
     b->limit = limit;
     b->md = EVP_MD_CTX_new();
-    if (!b->md || EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1)
+    if (!b->md || EVP_DigestInit_ex(b->md, dkim_sha256(), NULL) != 1)
         log_panic("event=dkim what=\"no SHA-256\"");
     return b;
 }

@@ -126,11 +126,11 @@ static size_t dkim_crypto_sign(EVP_PKEY *key, int ed, const struct dkim_buf *dat
     if (!ctx)
         return 0;
     if (ed) {
-        EVP_Digest(data->p, data->len, digest, NULL, EVP_sha256(), NULL);
+        EVP_Digest(data->p, data->len, digest, NULL, dkim_sha256(), NULL);
         ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
              EVP_DigestSign(ctx, sig, &len, digest, sizeof(digest)) == 1;
     } else {
-        ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+        ok = EVP_DigestSignInit(ctx, NULL, dkim_sha256(), NULL, key) == 1 &&
              EVP_DigestSign(ctx, NULL, &len, (const unsigned char *)data->p, data->len) == 1 &&
              len <= max &&
              EVP_DigestSign(ctx, sig, &len, (const unsigned char *)data->p, data->len) == 1;

@@ -75,11 +75,11 @@ static int dkim_crypto_verify(const struct dkim_key *k, const unsigned char *dat
     if (!ctx)
         return 0;
     if (k->ktype == DKIM_K_ED25519) {
-        EVP_Digest(data, len, digest, NULL, EVP_sha256(), NULL);
+        EVP_Digest(data, len, digest, NULL, dkim_sha256(), NULL);
         ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
              EVP_DigestVerify(ctx, sig, siglen, digest, sizeof(digest)) == 1;
     } else {
-        ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
+        ok = EVP_DigestVerifyInit(ctx, NULL, dkim_sha256(), NULL, k->pkey) == 1 &&
              EVP_DigestVerify(ctx, sig, siglen, data, len) == 1;
     }
     EVP_MD_CTX_free(ctx);
