@@ -14,8 +14,7 @@
 
 #include "ts_dkim.h"
 
-/* ts_dkim_path - tests/data/dkim/<name> next to this file's directory */
-static void ts_dkim_path(const char *name, char *out, size_t outlen)
+void ts_dkim_path(const char *name, char *out, size_t outlen)
 {
     char src[1024];
 

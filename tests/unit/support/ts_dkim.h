@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+/* ts_dkim_path - the path of tests/data/dkim/<name> in this source tree */
+void ts_dkim_path(const char *name, char *out, size_t outlen);
 /* ts_dkim_read - tests/data/dkim/<name>, malloc'd and NUL-terminated, *len set (may be
  * NULL); fails the test when it is missing (a shipped file never skips) */
 char *ts_dkim_read(const char *name, size_t *len);
