@@ -129,7 +129,7 @@ def test_modified_message_fails_and_is_refused_when_configured(gateway, sink, dk
     msg = fixture("perl_rsa_relaxed.eml").replace(b"Subject: A  test", b"Subject: A  tent")
     code, text = send(gw, msg)
     assert code == 550, (code, text)
-    wait_stats(gw, verdicts={"dkim.reject": 2})
+    wait_stats(gw, stopped={"dkim": 2}, verdicts={"dkim.reject": 2})
     assert sink.messages == []
 
 
