@@ -44,7 +44,8 @@ def zone_lines():
 
 @pytest.fixture(scope="module")
 def dkim_dns():
-    srv = DNSServer({"dkim.test": zone_lines()}).start()
+    srv = DNSServer({"dkim.test": zone_lines(), "slow.test": []},
+                    silent_zones=["slow.test"]).start()
     yield srv
     srv.stop()
 
@@ -149,6 +150,19 @@ def test_rsa_sha1_is_refused_as_policy(gateway, sink, dkim_dns):
     assert code == 250, (code, text)
     m = dkim_line(gw, "rsa2048", "policy")
     assert m.group(3) == '"rsa-sha1 is not accepted (RFC 8301)"', m.group(0)
+
+
+def test_key_lookup_timeout_is_temperror(gateway, sink, dkim_dns):
+    gw = dkim_gateway(gateway, dkim_dns, 'temperror = "tempfail"')
+    msg = (fixture("py_rsa_relaxed.eml").replace(b"d=dkim.test;", b"d=dkim.slow.test;")
+           .replace(b"i=@dkim.test;", b"i=@dkim.slow.test;"))
+    code, text = send(gw, msg)
+    assert (code, text) == (451, "4.4.3 DKIM: key lookup failed, try again later"), (code, text)
+    m = gw.wait_log(r"event=dkim client=%s result=temperror domain=dkim\.slow\.test "
+                    r"selector=rsa2048 .* reason=\"key lookup: timeout\"$" % re.escape(CLIENT))
+    assert "testing=no" in m.group(0), m.group(0)
+    wait_stats(gw, verdicts={"dkim.tempfail": 1})
+    assert sink.messages == []
 
 
 def auth_results(content: bytes):
