@@ -1,21 +1,48 @@
 #!/bin/sh
-# deps.sh - install the Debian packages mxgate needs to build, run and test.
+# deps.sh - install the Debian packages mxgate needs, by purpose:
+#
+#   scripts/deps.sh build     compile mxgated and mxgatectl
+#   scripts/deps.sh run       run them as `make run` does (and talk to them)
+#   scripts/deps.sh package   build the Debian package (`make deb`)
+#   scripts/deps.sh test      everything `make check` uses (unit, integration,
+#                             fuzz, the package test) on top of build and run
+#   scripts/deps.sh all       all of the above (the default)
+#
+# Several purposes may be named at once (`make run` asks for "build run").
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -eu
 
 # libpsl-dev builds against libpsl, libpsl5 runs it; publicsuffix is
 # the Public Suffix List file that the dmarc check reads at start and on SIGHUP.
-PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+BUILD="build-essential cmake pkg-config
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
-libcrypt-dev libpsl-dev libpsl5 publicsuffix libconfuse-dev libcmocka-dev zlib1g-dev libidn2-dev openssl
+libcrypt-dev libpsl-dev libconfuse-dev zlib1g-dev libidn2-dev libsystemd-dev"
+RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl"
+PACKAGE="debhelper dpkg-dev"
+TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
-swaks libnet-ssleay-perl postfix nsd knot bind9-dnsutils
-libyaml-dev"
+postfix nsd knot bind9-dnsutils systemd"
+
+[ $# -gt 0 ] || set -- all
+PKGS=""
+for what in "$@"; do
+    case $what in
+    build) PKGS="$PKGS $BUILD" ;;
+    run) PKGS="$PKGS $RUN" ;;
+    package) PKGS="$PKGS $PACKAGE" ;;
+    test) PKGS="$PKGS $BUILD $RUN $PACKAGE $TEST" ;;
+    all) PKGS="$PKGS $BUILD $RUN $PACKAGE $TEST" ;;
+    *)
+        echo "usage: $0 [build|run|package|test|all]..." >&2
+        exit 2
+        ;;
+    esac
+done
 
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
+        case " $missing " in *" $p "*) ;; *) missing="$missing $p" ;; esac
     fi
 done
 [ -z "$missing" ] && exit 0

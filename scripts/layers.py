@@ -59,6 +59,8 @@ def resolve(root, rel, target):
         cand = os.path.normpath(os.path.join(base, target))
         if os.path.isfile(os.path.join(root, cand)):
             return cand
+        if os.path.isfile(os.path.join(root, cand + ".in")):  # CMake generates it (version.h)
+            return cand + ".in"
     return None
 
 

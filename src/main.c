@@ -11,6 +11,7 @@
 #include <confuse.h>
 
 #include "admin/control.h"
+#include "daemon.h"
 #include "dns/dns.h"
 #include "dns/dnsconf.h"
 #include "modules.h"
@@ -33,8 +34,9 @@
 #include "store/storeconf.h"
 #include "tls/tls.h"
 #include "tls/tlsconf.h"
+#include "version.h"
 
-#define MXGATE_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
+#define MXGATE_DEFAULT_CONFIG MXGATE_CONFIG_FILE
 /* next-hop capabilities: asked again after REFRESH seconds (every delivery
  * also refreshes them), every RETRY seconds while the next hop is down, and
  * forgotten (not refused on) without an answer for FORGET seconds */
@@ -53,21 +55,23 @@ struct options {
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
-    fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-c config]\n"
+    fprintf(stderr, "usage: mxgated [-f] [-n] [-d] [-V] [-c config]\n"
                     "  -c FILE  configuration (default " MXGATE_DEFAULT_CONFIG ")\n"
                     "  -f       stay in the foreground, log to stderr\n"
                     "  -n       check the configuration as the start does, and exit\n"
-                    "  -d       debug logging\n");
+                    "  -d       debug logging\n"
+                    "  -V       print the version and exit\n");
     exit(2);
 }
 
 /* parse_options - getopt */
 static void parse_options(int argc, char **argv, struct options *o)
 {
+    char version[256];
     int ch;
 
     o->config = MXGATE_DEFAULT_CONFIG;
-    while ((ch = getopt(argc, argv, "c:fndh")) != -1) {
+    while ((ch = getopt(argc, argv, "c:fndhV")) != -1) {
         switch (ch) {
         case 'c':
             o->config = optarg;
@@ -81,6 +85,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 'd':
             o->debug = 1;
             break;
+        case 'V':
+            daemon_version(version, sizeof version);
+            printf("%s\n", version);
+            exit(0);
         default:
             usage();
         }
@@ -93,6 +101,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     log_info("event=stopping signal=%d", (int)sig);
+    daemon_stopping();
     event_base_loopexit(arg, NULL);
 }
 
@@ -101,7 +110,9 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     log_info("event=reload what=\"access lists and rule files\"");
+    daemon_reloading();
     policy_reload(arg);
+    daemon_reloaded();
 }
 
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
@@ -332,6 +343,7 @@ static int run(const struct config *cfg, const struct options *o)
     queue_start(srv.queue);
     server_enable(&srv);
     log_info("event=ready hostname=%s", log_q(cfg->hostname));
+    daemon_ready();
     event_base_dispatch(srv.base);
 
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
@@ -361,6 +373,22 @@ static int run(const struct config *cfg, const struct options *o)
     return 0;
 }
 
+/* start_daemon - detach unless -f (the parent waits for the start-up's result), then the
+ * pidfile, before privileges are dropped */
+static void start_daemon(const struct config *cfg, const struct options *o)
+{
+    char err[512], buf[4096];
+    unsigned mode;
+    const char *pidfile;
+
+    if (!o->foreground && daemon_detach(err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=daemon error=%s", log_q(err));
+    pidfile = daemon_pidfile_path(cfg_getstr(cfg->raw, "pidfile"), cfg->state_dir, !o->foreground,
+                                  buf, sizeof(buf), &mode);
+    if (pidfile && daemon_pidfile(pidfile, mode, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=pidfile error=%s", log_q(err));
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {0};
@@ -383,9 +411,8 @@ int main(int argc, char **argv)
     }
     log_init("mxgated", o.foreground, o.debug || strcmp(cfg->log_level, "debug") == 0);
     signal(SIGPIPE, SIG_IGN);
-    /* nochdir: relative paths of check files (lists, hook) stay as the operator wrote them */
-    if (!o.foreground && daemon(1, 0) < 0)
-        log_fatal("event=fatal what=daemon error=%s", log_q(strerror(errno)));
+    /* no chdir: relative paths of check files (lists, hook) stay as the operator wrote them */
+    start_daemon(cfg, &o);
     rc = run(cfg, &o);
     config_free(cfg);
     return rc;

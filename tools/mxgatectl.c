@@ -19,8 +19,9 @@
 #include "queue/spool.h"
 #include "store/store.h"
 #include "store/storeconf.h"
+#include "version.h"
 
-#define CTL_DEFAULT_CONFIG "/etc/mxgate/mxgate.conf"
+#define CTL_DEFAULT_CONFIG MXGATE_CONFIG_FILE
 #define CTL_HEADER_MAX (64 * 1024)
 
 /* usage - exit 2 */

@@ -134,6 +134,7 @@ static const cfg_opt_t config_root_opts[] = {
     CFG_STR("spool_dir", "var/spool", CFGF_NONE),    CFG_STR("state_dir", "var/state", CFGF_NONE),
     CFG_STR("log_level", "info", CFGF_NONE),         CFG_STR_LIST("domains", "{}", CFGF_NONE),
     CFG_STR_LIST("relay_networks", "{}", CFGF_NONE), CFG_STR("authserv_id", NULL, CFGF_NODEFAULT),
+    CFG_STR("pidfile", NULL, CFGF_NODEFAULT),
 };
 #define CONFIG_NROOT (sizeof(config_root_opts) / sizeof(config_root_opts[0]))
 _Static_assert(CONFIG_NROOT == CONFIG_ROOT_OPTS, "CONFIG_ROOT_OPTS counts the root options");

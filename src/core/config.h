@@ -63,8 +63,8 @@ struct config_section {
 };
 
 #define CONFIG_ROOT_OPTS                                                                           \
-    8 /* hostname, user, spool_dir, state_dir, log_level, domains,                                 \
-         relay_networks, authserv_id */
+    9 /* hostname, user, spool_dir, state_dir, log_level, domains,                                 \
+         relay_networks, authserv_id, pidfile (read by src/main.c from raw) */
 
 struct config {
     char *path;

@@ -19,6 +19,7 @@
 static const char *log_ident = "mxgated";
 static int log_stderr = 1;
 static int log_debug_on;
+static int log_echo; /* syslog lines of warning and error also go to stderr (log_echo_stderr) */
 static long log_pid; /* getpid() once: one line per event must not cost a syscall more */
 
 /* Batching (log_batch): lines from the loop thread collect in stderr's buffer
@@ -38,6 +39,11 @@ void log_init(const char *ident, int to_stderr, int debug)
     log_debug_on = debug;
     if (!to_stderr)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_echo_stderr(int on)
+{
+    log_echo = on;
 }
 
 /* log_seal - a line cut at LOG_LINE_MAX: drop the value the cut went through
@@ -71,6 +77,8 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
         log_seal(line);
     if (!log_stderr) {
         syslog(prio[lvl], "%s%s", tag[lvl], line);
+        if (log_echo && lvl >= LOG_LVL_WARN)
+            fprintf(stderr, "%s: %s%s\n", log_ident, tag[lvl], line);
         return;
     }
     /* One fprintf per line keeps lines whole when several threads log. */

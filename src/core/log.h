@@ -9,6 +9,10 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 /* log_init - choose the sink: stderr (foreground) or syslog(mail facility) */
 void log_init(const char *ident, int to_stderr, int debug);
 
+/* log_echo_stderr - with syslog as the sink, also write warnings and errors to
+ * stderr (a daemon starting up: the terminal that started it hears why it failed) */
+void log_echo_stderr(int on);
+
 struct event_base;
 /* log_batch - with stderr as the sink, lines logged on the calling thread (the
  * loop's) are buffered and written once per turn of base's loop: one write

@@ -121,21 +121,50 @@ static void user_done(struct dns_query *q)
     q->cb(&q->res, q->arg);
 }
 
+/* answer_wanted - 0 (and q freed) when nobody wants q's answer any more */
+static int answer_wanted(struct dns_query *q, int status)
+{
+    if (q->cancelled || q->dns->closing || status == ARES_EDESTRUCTION) {
+        dns_query_free(q);
+        return 0;
+    }
+    return 1;
+}
+
+/* answer_done - the result is in q->res: queue the callback */
+static void answer_done(struct dns_query *q)
+{
+    if (q->res.status != DNS_OK)
+        dns_result_clear(&q->res);
+    make_ready(q);
+}
+
+#if DNS_ARES_DNSREC
+/* on_answer - c-ares query callback; may run inside ares_query_dnsrec() itself */
+static void on_answer(void *arg, ares_status_t status, size_t timeouts,
+                      const ares_dns_record_t *rec)
+{
+    struct dns_query *q = arg;
+
+    if (!answer_wanted(q, (int)status))
+        return;
+    q->res.status =
+        status == ARES_SUCCESS && rec ? dns_parse_record(q, rec) : dns_map_status((int)status);
+    answer_done(q);
+}
+#else
 /* on_answer - c-ares query callback; may run inside ares_query() itself */
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     struct dns_query *q = arg;
 
-    if (q->cancelled || q->dns->closing || status == ARES_EDESTRUCTION) {
-        dns_query_free(q);
+    if (!answer_wanted(q, status))
         return;
-    }
     q->res.status =
         status == ARES_SUCCESS ? dns_parse_answer(q, abuf, alen) : dns_map_status(status);
-    if (q->res.status != DNS_OK)
-        dns_result_clear(&q->res);
-    make_ready(q);
+    answer_done(q);
 }
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* event loop glue                                                         */
@@ -281,15 +310,26 @@ static int channel_init(struct dns *dns, unsigned timeout_sec, unsigned tries, c
                         size_t errlen)
 {
     struct ares_options o;
-    int rc;
+    int rc, mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
 
     memset(&o, 0, sizeof(o));
     o.sock_state_cb = sock_state_cb;
     o.sock_state_cb_data = dns;
     o.timeout = (int)(timeout_sec * 1000);
     o.tries = (int)tries;
-    rc = ares_init_options(&dns->channel, &o,
-                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+#ifdef ARES_OPT_QUERY_CACHE
+    /* c-ares 1.23 and newer cache answers by default: every lookup goes to the
+     * servers, as with older ones (a DNSBL delisting, a test zone's update count
+     * at once; the servers cache) */
+    o.qcache_max_ttl = 0;
+    mask |= ARES_OPT_QUERY_CACHE;
+#endif
+#ifdef ARES_OPT_MAXTIMEOUTMS
+    /* newer ones may stretch a retry's timeout: never past the configured one */
+    o.maxtimeout = (int)(timeout_sec * 1000);
+    mask |= ARES_OPT_MAXTIMEOUTMS;
+#endif
+    rc = ares_init_options(&dns->channel, &o, mask);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "dns: cannot initialise c-ares: %s", ares_strerror(rc));
         return -1;
@@ -374,7 +414,12 @@ struct dns_query *dns_query_start(struct dns *dns, enum dns_type type, const cha
     q->res.type = type;
     q->done = done;
     q->state = Q_ARES; /* before ares_query: it may answer at once */
+#if DNS_ARES_DNSREC
+    ares_query_dnsrec(dns->channel, name, ARES_CLASS_IN, (ares_dns_rec_type_t)type, on_answer, q,
+                      NULL); /* failures come through on_answer too */
+#else
     ares_query(dns->channel, name, DNS_CLASS_IN, (int)type, on_answer, q);
+#endif
     timer_update(dns);
     return q;
 }

@@ -9,6 +9,15 @@
 #include <sys/queue.h>
 
 #define DNS_CLASS_IN 1
+
+/* c-ares 1.28 deprecates ares_query() and the ares_parse_*_reply() family for
+ * ares_query_dnsrec() and the parsed-record API: with 1.28 or newer we use those
+ * (no deprecated call, no warning); with older ones, the calls they replace. */
+#if ARES_VERSION >= 0x011c00
+#define DNS_ARES_DNSREC 1
+#else
+#define DNS_ARES_DNSREC 0
+#endif
 #define DNS_SERVER_TEXT (INET6_ADDRSTRLEN + 10) /* "[addr]:port," */
 
 /* A c-ares socket and the event that watches it. */
@@ -79,7 +88,11 @@ struct dns_query *dns_query_start(struct dns *dns, enum dns_type type, const cha
 
 /* dns_parse.c: answers */
 enum dns_status dns_map_status(int st);
+#if DNS_ARES_DNSREC
+enum dns_status dns_parse_record(struct dns_query *q, const ares_dns_record_t *rec);
+#else
 enum dns_status dns_parse_answer(struct dns_query *q, const unsigned char *abuf, int alen);
+#endif
 
 /* dns_fcrdns.c: forward-confirmed reverse DNS */
 void dns_fcrdns_cancel_steps(struct dns_fcrdns *fc);

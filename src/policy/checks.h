@@ -24,6 +24,11 @@ extern const struct policy_check_ops policy_check_spf;
 /* dkim (RFC 6376 at END, dkim.c; the engine is mail/dkim.h) */
 extern const struct policy_check_ops policy_check_dkim;
 
+/* sender (MAIL FROM, HELO and header From: domains exist; our own domains from
+ * outside only with SPF pass) and score (thresholds on the SCORE points; X-Spam-*) */
+extern const struct policy_check_ops policy_check_sender;
+extern const struct policy_check_ops policy_check_score;
+
 /* dmarc (RFC 7489 at END, dmarc.c; record, alignment and PSL in dmarc.h) */
 extern const struct policy_check_ops policy_check_dmarc;
 

@@ -10,6 +10,9 @@
  * (RFC 8601 5) is a forgery the mail servers behind us would believe: it is
  * not stored. To see its authserv-id, which may follow a fold, such a field
  * is held back until it ends (or FIELD_HOLD_MAX octets of it have come).
+ * Where the score check tags messages, incoming X-Spam-Score, X-Spam-Status
+ * and X-Spam-Flag fields are not stored either: the servers behind us sort on
+ * them, and only ours may say what the score was.
  */
 #include "smtp/session_internal.h"
 
@@ -103,15 +106,34 @@ static void msg_decide(struct session *s)
     tx->held_len = 0;
 }
 
+/* msg_named - the line starts field name (with its colon, as RFC 5322 allows no space) */
+static int msg_named(const char *p, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+
+    return len > n && strncasecmp(p, name, n) == 0 && p[n] == ':';
+}
+
+/* msg_spam_field - one of the fields the score check writes */
+static int msg_spam_field(const char *p, size_t len)
+{
+    return msg_named(p, len, "X-Spam-Score") || msg_named(p, len, "X-Spam-Status") ||
+           msg_named(p, len, "X-Spam-Flag");
+}
+
 /* msg_field_start - a line that begins a field: Authentication-Results is held */
 static void msg_field_start(struct session *s, const char *line, size_t len)
 {
     struct smtp_tx *tx = s->tx;
     const char *p = line[0] == '.' ? line + 1 : line;
-    static const char name[] = "Authentication-Results:";
+    size_t n = (size_t)(line + len - p);
 
-    if ((size_t)(line + len - p) >= sizeof(name) - 1 &&
-        strncasecmp(p, name, sizeof(name) - 1) == 0) {
+    if (policy_has_check(s->chain, "score") && msg_spam_field(p, n)) {
+        char name[16];
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(p, ":"), p);
+        log_info("event=spam_field_removed sid=%s client=%s field=%s", s->sid, s->ip, log_q(name));
+        tx->field = FIELD_DROP;
+    } else if (msg_named(p, n, "Authentication-Results")) {
         tx->field = FIELD_HOLD;
         buf_add(&tx->held, &tx->held_len, &tx->held_cap, line, len);
     } else {
