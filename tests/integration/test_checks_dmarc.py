@@ -243,6 +243,9 @@ def test_bad_settings_are_config_errors(gateway, dmarc_dns):
     assert r.returncode != 0, r.stderr
     assert 'dmarc: quarantine must be "dunno", "tag", "score" or "reject", not "bounce"' in r.stderr
     assert 'dmarc: bad_from must be "dunno" or "reject", not "maybe"' in r.stderr
+    # dmarc reads what spf and dkim found: a listener without them before it is warned about
+    assert ("warning: listen mx: dmarc runs without spf before it: no message passes DMARC by "
+            "spf alignment") in r.stderr, r.stderr
     gw = gateway(start=False, extra='dmarc { psl = "/nonexistent/psl.dat" }\n'
                                    'dns { servers = {"%s"} }\n' % dmarc_dns.address,
                  checks=["dmarc"])
