@@ -21,6 +21,11 @@ extern const struct policy_check_ops policy_check_bounce_flood;
 /* spf (RFC 7208 at MAIL, spf.c; the evaluator is spf_eval.h) */
 extern const struct policy_check_ops policy_check_spf;
 
+/* sender (MAIL FROM, HELO and header From: domains exist; our own domains from
+ * outside only with SPF pass) and score (thresholds on the SCORE points; X-Spam-*) */
+extern const struct policy_check_ops policy_check_sender;
+extern const struct policy_check_ops policy_check_score;
+
 /* dmarc (RFC 7489 at END, dmarc.c; record, alignment and PSL in dmarc.h) */
 extern const struct policy_check_ops policy_check_dmarc;
 

@@ -261,8 +261,9 @@ static void dnsbl_verdict_block(const struct dnsbl_run *r, const struct dnsbl_zq
     snprintf(reason, sizeof(reason), "zone=%s answer=%s weight=%d total=%d", top->zone->name,
              top->answer, top->zone->weight, total);
     if (r->d->action == DNSBL_SCORE) {
-        policy_verdict_set(v, POLICY_SCORE, 0, "", reason, "%s", "");
+        policy_verdict_set(v, POLICY_SCORE, 0, "", "", "%s", "");
         v->score = total;
+        snprintf(v->reason, sizeof(v->reason), "%s score=%d", reason, total);
         return;
     }
     policy_verdict_set(v, tempfail ? POLICY_TEMPFAIL : POLICY_REJECT, tempfail ? 450 : 554,

@@ -26,6 +26,20 @@
  * With `only_suspicious` only clients that s25r flagged are greylisted (the
  * combined S25R+greylist mode): well-configured servers pass at once. The
  * store failing never refuses mail: the check then has no opinion.
+ *
+ * Sender authentication (greylist_auth.h): when SPF passed for the MAIL FROM
+ * domain (the spf check runs at MAIL, before), `spf_pass = "pool"` (default)
+ * keys the triplet by that domain instead of the client's network,
+ *   gl:t:spf:<domain>:<sender>:<rcpt>
+ * so that a large sender's pool retrying from another of its addresses passes
+ * at its second attempt; "skip" lets such a transaction pass at once; "ignore"
+ * keys by network as ever. With `dkim_pass = "defer"` a recipient that would
+ * get 451 at RCPT is accepted and the transaction's greylisting is decided at
+ * the end of DATA: it passes when the dkim check (listed before greylist)
+ * found a pass aligned (DMARC's relaxed alignment, the Public Suffix List of
+ * the system or libpsl's) with the MAIL FROM or header From: domain, else the
+ * whole message gets 451 4.7.1 there. The first-seen record is written at RCPT
+ * either way, so the retry is timed as before.
  */
 #include "policy/checks.h"
 
@@ -43,6 +57,9 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mail/address.h"
+#include "policy/dmarc.h"
+#include "policy/dmarc_lookup.h"
+#include "policy/greylist_auth.h"
 #include "store/store.h"
 
 #define GL_ADDR_MAX 200     /* octets of sender and of recipient kept in a key */
@@ -52,6 +69,9 @@
 
 #define GL_AWL_INTERVAL 3600 /* a network's passes count once an hour (postgrey) */
 #define GL_AWL_COUNT_MAX 1000
+
+enum gl_spf_mode { GL_SPF_POOL, GL_SPF_SKIP, GL_SPF_IGNORE };
+static const char *const gl_spf_modes[] = {"pool", "skip", "ignore"};
 
 struct greylist {
     struct store *store;
@@ -63,12 +83,17 @@ struct greylist {
     int v4prefix;
     int v6prefix;
     int only_suspicious;
+    enum gl_spf_mode spf_pass;
+    int dkim_defer;             /* dkim_pass = "defer" */
+    struct glauth_defer *defer; /* the sessions whose greylisting waits for END */
+    psl_ctx_t *psl;             /* dkim_pass = "defer": organisational domains */
 };
 
 /* One greylist decision: a chain of store reads, one pending at a time. */
 struct gl_job {
     struct greylist *g;
     struct policy_job *job;
+    struct policy_client *cl;
     int cancelled; /* the session went away: the pending callback frees us */
     char why[100]; /* " " + the s25r rule that made the client suspicious, or "" */
     char ckey[8 + GL_NET_MAX];
@@ -104,8 +129,9 @@ static size_t gl_canon(char *dst, const char *s)
     return n;
 }
 
-/* gl_keys - the auto-whitelist key and the triplet key of a client and envelope */
-static int gl_keys(struct gl_job *j, const struct policy_client *cl)
+/* gl_keys - the auto-whitelist key and the triplet key of a client and envelope;
+ * the triplet's first part is the SPF-authorised sender domain when spf is set */
+static int gl_keys(struct gl_job *j, const struct policy_client *cl, const char *spf)
 {
     char net[GL_NET_MAX];
     size_t n;
@@ -113,7 +139,10 @@ static int gl_keys(struct gl_job *j, const struct policy_client *cl)
     if (gl_network(j->g, (const struct sockaddr *)&cl->addr, net, sizeof(net)) < 0)
         return -1;
     snprintf(j->ckey, sizeof(j->ckey), "gl:c:%s", net);
-    n = (size_t)snprintf(j->tkey, sizeof(j->tkey), "gl:t:%s:", net);
+    if (spf)
+        n = (size_t)snprintf(j->tkey, sizeof(j->tkey), "gl:t:spf:%.*s:", GL_NET_MAX, spf);
+    else
+        n = (size_t)snprintf(j->tkey, sizeof(j->tkey), "gl:t:%s:", net);
     n += gl_canon(j->tkey + n, cl->sender);
     j->tkey[n++] = ':';
     gl_canon(j->tkey + n, cl->rcpt);
@@ -190,11 +219,18 @@ static void gl_dunno(struct gl_job *j, const char *reason)
     gl_finish(j, &v);
 }
 
-/* gl_tempfail - 451: come back later */
+/* gl_tempfail - 451: come back later (or, with dkim_pass = "defer", at the end of DATA) */
 static void gl_tempfail(struct gl_job *j, const char *reason)
 {
     struct policy_verdict v;
 
+    if (j->g->dkim_defer) {
+        glauth_defer_mark(j->g->defer, j->cl, j->tkey);
+        policy_verdict_dunno(&v);
+        snprintf(v.reason, sizeof(v.reason), "deferred to end: %s%s", reason, j->why);
+        gl_finish(j, &v);
+        return;
+    }
     policy_verdict_set(&v, POLICY_TEMPFAIL, 451, "4.7.1", "",
                        "Greylisted, please try again in %u seconds", j->g->delay);
     snprintf(v.reason, sizeof(v.reason), "%s%s", reason, j->why);
@@ -355,24 +391,70 @@ static void gl_on_awl(void *arg, int status, const void *val, size_t vlen)
     }
 }
 
-/* greylist_run - RCPT: auto-whitelist first, then the triplet */
+/* gl_end - END: a transaction deferred at RCPT passes with an aligned DKIM pass */
+static void gl_end(struct greylist *g, struct policy_job *job, struct policy_client *cl)
+{
+    char key[8 + GL_NET_MAX + 2 * (GL_ADDR_MAX + 1)], k[2 * sizeof(key)], q[300];
+    const char *d;
+    struct policy_verdict v;
+
+    policy_verdict_dunno(&v);
+    if (!g->dkim_defer || !glauth_defer_take(g->defer, cl, key, sizeof(key))) {
+        policy_job_done(job, &v);
+        return;
+    }
+    if ((d = glauth_dkim_aligned(cl, g->psl)) != NULL) {
+        snprintf(v.reason, sizeof(v.reason), "dkim-aligned d=%s", d);
+        log_info("event=greylist_pass key=%s reason=%s", log_quote(k, sizeof(k), key),
+                 log_quote(q, sizeof(q), v.reason));
+    } else {
+        policy_verdict_set(&v, POLICY_TEMPFAIL, 451, "4.7.1", "deferred, no aligned dkim",
+                           "Greylisted, please try again in %u seconds", g->delay);
+    }
+    policy_job_done(job, &v);
+}
+
+/* gl_spf_skip - spf_pass = "skip": an SPF-authorised sender passes at once */
+static void gl_spf_skip(struct gl_job *j, const char *domain)
+{
+    char k[2 * sizeof(j->tkey)], q[300], reason[GL_NET_MAX + 300];
+
+    snprintf(reason, sizeof(reason), "spf-pass domain=%s", domain);
+    log_info("event=greylist_pass key=%s reason=%s", log_quote(k, sizeof(k), j->tkey),
+             log_quote(q, sizeof(q), reason));
+    gl_dunno(j, reason);
+}
+
+/* greylist_run - MAIL: a new transaction; RCPT: auto-whitelist first, then the
+ * triplet; END: a deferred transaction */
 static void greylist_run(void *state, struct policy_job *job, enum policy_stage stage,
                          struct policy_client *cl)
 {
     struct greylist *g = state;
     struct gl_job *j;
     struct policy_verdict v;
+    char spf[256];
+    int by_spf;
 
     policy_verdict_dunno(&v);
-    if (g->only_suspicious && !cl->suspicious) {
-        snprintf(v.reason, sizeof(v.reason), "not suspicious");
+    if (stage == POLICY_END) {
+        gl_end(g, job, cl);
+        return;
+    }
+    if (stage == POLICY_MAIL)
+        glauth_defer_forget(g->defer, cl);
+    if (stage == POLICY_MAIL || (g->only_suspicious && !cl->suspicious)) {
+        if (stage != POLICY_MAIL)
+            snprintf(v.reason, sizeof(v.reason), "not suspicious");
         policy_job_done(job, &v);
         return;
     }
+    by_spf = g->spf_pass != GL_SPF_IGNORE && glauth_spf_domain(cl, spf, sizeof(spf));
     j = xcalloc(1, sizeof(*j));
     j->g = g;
     j->job = job;
-    if (gl_keys(j, cl) < 0) {
+    j->cl = cl;
+    if (gl_keys(j, cl, by_spf ? spf : NULL) < 0) {
         free(j);
         policy_job_done(job, &v); /* not an IP client: no opinion */
         return;
@@ -380,7 +462,9 @@ static void greylist_run(void *state, struct policy_job *job, enum policy_stage 
     if (cl->suspicious && cl->suspicious_why[0])
         snprintf(j->why, sizeof(j->why), " %s", cl->suspicious_why);
     policy_job_set_data(job, j);
-    if (store_get(g->store, j->ckey, strlen(j->ckey), gl_on_awl, j) < 0)
+    if (by_spf && g->spf_pass == GL_SPF_SKIP)
+        gl_spf_skip(j, spf);
+    else if (store_get(g->store, j->ckey, strlen(j->ckey), gl_on_awl, j) < 0)
         gl_store_failed(j, "get", j->ckey, strerror(errno));
 }
 
@@ -397,7 +481,49 @@ static void greylist_cancel(void *state, struct policy_job *job)
 /* greylist_free - the configuration */
 static void greylist_free(void *state)
 {
-    free(state);
+    struct greylist *g = state;
+
+    glauth_defer_free(g->defer);
+    dmarc_psl_free(g->psl);
+    free(g);
+}
+
+/* greylist_disconnect - the session is gone: forget its deferral */
+static void greylist_disconnect(void *state, struct policy_client *cl)
+{
+    struct greylist *g = state;
+
+    glauth_defer_forget(g->defer, cl);
+}
+
+/* gl_mode - an option's value among names, or -1 */
+static int gl_mode(const char *const *names, size_t n, const char *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* gl_valid_spf - spf_pass names a mode */
+static int gl_valid_spf(cfg_t *sec, cfg_opt_t *opt)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+
+    if (gl_mode(gl_spf_modes, 3, v) < 0)
+        cfg_error(sec, "greylist: spf_pass must be \"pool\", \"skip\" or \"ignore\", not \"%s\"",
+                  v);
+    return 0; /* reported; keep parsing to list every error */
+}
+
+/* gl_valid_dkim - dkim_pass names a mode */
+static int gl_valid_dkim(cfg_t *sec, cfg_opt_t *opt)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+
+    if (strcmp(v, "defer") != 0 && strcmp(v, "ignore") != 0)
+        cfg_error(sec, "greylist: dkim_pass must be \"defer\" or \"ignore\", not \"%s\"", v);
+    return 0;
 }
 
 /* gl_check - what a single bound cannot see */
@@ -419,6 +545,8 @@ static cfg_opt_t gl_opts[] = {
     CFG_INT("ipv4_prefix", 24, CFGF_NONE),
     CFG_INT("ipv6_prefix", 64, CFGF_NONE),
     CFG_BOOL("only_suspicious", cfg_false, CFGF_NONE),
+    CFG_STR("spf_pass", "pool", CFGF_NONE),    /* pool | skip | ignore */
+    CFG_STR("dkim_pass", "ignore", CFGF_NONE), /* defer | ignore */
     CFG_END(),
 };
 
@@ -432,10 +560,17 @@ static const struct config_bound gl_bounds[] = {
     {NULL, 0, 0},
 };
 
+static const struct config_validator gl_validators[] = {
+    {"greylist|spf_pass", gl_valid_spf},
+    {"greylist|dkim_pass", gl_valid_dkim},
+    {NULL, NULL},
+};
+
 static const struct config_section gl_section = {
     .name = "greylist",
     .opts = gl_opts,
     .bounds = gl_bounds,
+    .validators = gl_validators,
     .check = gl_check,
 };
 
@@ -454,6 +589,8 @@ static void gl_options(cfg_t *sec, struct greylist *g)
     g->v4prefix = (int)cfg_getint(sec, "ipv4_prefix");
     g->v6prefix = (int)cfg_getint(sec, "ipv6_prefix");
     g->only_suspicious = cfg_getbool(sec, "only_suspicious") == cfg_true;
+    g->spf_pass = (enum gl_spf_mode)gl_mode(gl_spf_modes, 3, cfg_getstr(sec, "spf_pass"));
+    g->dkim_defer = strcmp(cfg_getstr(sec, "dkim_pass"), "defer") == 0;
 }
 
 /* greylist_init - the greylist section; a state store is required */
@@ -473,18 +610,22 @@ static int greylist_init(const struct policy_env *env, void **state, char *err, 
     g = xcalloc(1, sizeof(*g));
     g->store = env->store;
     gl_options(sec, g);
+    g->defer = glauth_defer_new();
+    /* the system's Public Suffix List (dmarc's default), else libpsl's own */
+    if (g->dkim_defer && !(g->psl = dmarc_psl_load(DMARC_PSL_DEFAULT)))
+        g->psl = dmarc_psl_load("");
     *state = g;
     return 0;
 }
 
 const struct policy_check_ops policy_check_greylist = {
     .name = "greylist",
-    .stages = POLICY_STAGE(POLICY_RCPT),
+    .stages = POLICY_STAGE(POLICY_MAIL) | POLICY_STAGE(POLICY_RCPT) | POLICY_STAGE(POLICY_END),
     .init = greylist_init,
     .run = greylist_run,
     .cancel = greylist_cancel,
     .reload = NULL,
     .free = greylist_free,
-    .disconnect = NULL,
+    .disconnect = greylist_disconnect,
     .section = &gl_section,
 };

@@ -341,6 +341,15 @@ void policy_disconnect(const struct policy_chain *c, struct policy_client *cl)
             c->checks[i]->ops->disconnect(c->checks[i]->state, cl);
 }
 
+/* policy_has_check - whether the chain runs name */
+int policy_has_check(const struct policy_chain *c, const char *name)
+{
+    for (size_t i = 0; c && i < c->n; i++)
+        if (strcmp(c->checks[i]->ops->name, name) == 0)
+            return 1;
+    return 0;
+}
+
 /* policy_has_stage - whether a run for stage would do anything */
 int policy_has_stage(const struct policy_chain *c, enum policy_stage stage)
 {

@@ -219,6 +219,9 @@ void policy_reload(struct policy *p);
 /* policy_chain_for - the checks of a listener, in its order (NULL list = none) */
 const struct policy_chain *policy_chain_for(const struct policy *p, const char *listener);
 
+/* policy_has_check - does the chain run the check called name */
+int policy_has_check(const struct policy_chain *c, const char *name);
+
 /* policy_has_stage - does any check of the chain hook stage (skip the run otherwise);
  * RCPT too when any hooks CONNECT or HELO: the RCPT run answers their held refusals */
 int policy_has_stage(const struct policy_chain *c, enum policy_stage stage);

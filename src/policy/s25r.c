@@ -487,8 +487,9 @@ static void s25r_fire(const struct s25r_state *st, struct policy_verdict *v, con
                            "Client host rejected: %s (S25R rule=%s)", s25r_what(rule), rule);
         break;
     case S25R_SCORE:
-        policy_verdict_set(v, POLICY_SCORE, 0, NULL, reason, "%s", "");
+        policy_verdict_set(v, POLICY_SCORE, 0, NULL, "", "%s", "");
         v->score = st->score;
+        snprintf(v->reason, sizeof(v->reason), "%s score=%d", reason, st->score);
         break;
     }
 }

@@ -95,8 +95,9 @@ static void spf_verdict(const struct spf_run *r, const struct spf_outcome *o,
                            o->result == SPF_TEMPERROR ? "4.7.24" : "4.7.23", reason,
                            "SPF %s for %s: try again later", res, o->domain);
     else if (a == SPF_ACT_SCORE) {
-        policy_verdict_set(v, POLICY_SCORE, 0, "", reason, "%s", "");
+        policy_verdict_set(v, POLICY_SCORE, 0, "", "", "%s", "");
         v->score = r->sc->score;
+        snprintf(v->reason, sizeof(v->reason), "%s score=%d", reason, r->sc->score);
     } else {
         policy_verdict_dunno(v);
         snprintf(v->reason, sizeof(v->reason), "%s", reason);

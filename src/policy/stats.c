@@ -188,6 +188,25 @@ static double stats_pct(int64_t part, int64_t whole)
     return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+/* stats_print_auth - the sender-authentication mechanisms, each always listed: what it
+ * refused (reject), deferred (tempfail) and scored, by its verdict counters */
+static void stats_print_auth(const struct stats_sum *sum, FILE *out)
+{
+    static const char *const mech[] = {"spf", "sender", "dkim", "dmarc", "score"};
+    static const char *const col[] = {"reject", "tempfail", "score"};
+    char name[96];
+
+    fprintf(out, "%-28s %12s %12s %12s\n", "sender authentication:", col[0], col[1], col[2]);
+    for (size_t i = 0; i < sizeof(mech) / sizeof(mech[0]); i++) {
+        fprintf(out, "  %-26s", mech[i]);
+        for (size_t c = 0; c < sizeof(col) / sizeof(col[0]); c++) {
+            snprintf(name, sizeof(name), "%s.%s", mech[i], col[c]);
+            fprintf(out, " %12lld", (long long)stats_get(sum, name));
+        }
+        fprintf(out, "\n");
+    }
+}
+
 /* stats_print - the Miyazaki table */
 static void stats_print(const struct stats_sum *sum, FILE *out)
 {
@@ -203,6 +222,7 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
         if (strncmp(sum->name[i], "stopped.", 8) == 0)
             fprintf(out, "  %-26s %12lld %6.1f%%\n", sum->name[i] + 8, (long long)sum->value[i],
                     stats_pct(sum->value[i], conns));
+    stats_print_auth(sum, out);
     fprintf(out, "verdicts:\n");
     for (size_t i = 0; i < sum->n; i++)
         if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0)

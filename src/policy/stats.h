@@ -29,7 +29,9 @@ void stats_count(struct stats *s, const char *counter);
  * stats_report - for mxgatectl: sum the buckets in [from, to) from a read-only
  * store and print the table (connections, accepted messages, queue files
  * found corrupt ("queue_corrupt", counted by main.c for the queue), stopped in
- * total and by each mechanism, with percentages of connections). 0 or -1.
+ * total and by each mechanism, with percentages of connections; then the
+ * sender-authentication mechanisms (spf, sender, dkim, dmarc, score), each
+ * with its reject, tempfail and score verdicts; then every verdict counter). 0 or -1.
  */
 int stats_report(struct store *ro, time_t from, time_t to, FILE *out);
 

@@ -160,38 +160,97 @@ static void validate_unused(cfg_t *root, struct config_diag *d)
     }
 }
 
-/* validate_score_spf - spf has an action per result; any of them may score */
-static void validate_score_spf(cfg_t *root, struct config_diag *d)
+/* validate_scoring_key - the first option of check's section set to "score" on a
+ * listener that runs it, or NULL (s25r and dnsbl: action; spf: a result; sender: a part;
+ * dmarc: a policy) */
+static const char *validate_scoring_key(cfg_t *root, const char *check)
 {
-    static const char *const results[] = {"pass", "fail",      "softfail", "neutral",
-                                          "none", "temperror", "permerror"};
-    cfg_t *sec = cfg_getsec(root, "spf");
+    static const char *const spf[] = {"pass", "fail",      "softfail",  "neutral",
+                                      "none", "temperror", "permerror", NULL};
+    static const char *const sender[] = {"domain_exists", "helo_exists", "from_exists", NULL};
+    static const char *const dmarc[] = {"reject", "quarantine", "none", NULL};
+    static const char *const action[] = {"action", NULL};
+    const char *const *keys = strcmp(check, "spf") == 0      ? spf
+                              : strcmp(check, "sender") == 0 ? sender
+                              : strcmp(check, "dmarc") == 0  ? dmarc
+                                                             : action;
+    cfg_t *sec = cfg_getsec(root, check);
 
-    if (!sec || !validate_anyone_runs(root, "spf"))
-        return;
-    for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
-        if (strcmp(cfg_getstr(sec, results[i]), "score") == 0)
-            config_warn(d, sec->line,
-                        "spf %s = \"score\" has no effect: nothing reads the score yet "
-                        "(no check refuses on it)",
-                        results[i]);
+    for (size_t i = 0; sec && keys[i]; i++)
+        if (strcmp(cfg_getstr(sec, keys[i]), "score") == 0)
+            return keys[i];
+    return NULL;
 }
 
-/* validate_score - SCORE verdicts add to a score that nothing reads yet */
+/* validate_score - SCORE verdicts count only where the score check reads them */
 static void validate_score(cfg_t *root, struct config_diag *d)
 {
-    static const char *const scorers[] = {"s25r", "dnsbl"};
+    static const char *const scorers[] = {"s25r", "dnsbl", "spf", "sender", "dmarc"};
 
-    for (size_t i = 0; i < sizeof(scorers) / sizeof(scorers[0]); i++) {
-        cfg_t *sec = cfg_getsec(root, scorers[i]);
-        if (strcmp(cfg_getstr(sec, "action"), "score") == 0 &&
-            validate_anyone_runs(root, scorers[i]))
-            config_warn(d, sec->line,
-                        "%s action \"score\" has no effect: nothing reads the score yet "
-                        "(no check refuses on it)",
-                        scorers[i]);
+    for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
+        cfg_t *l = cfg_getnsec(root, "listen", i);
+        if (validate_runs(l, "score"))
+            continue;
+        for (size_t k = 0; k < sizeof(scorers) / sizeof(scorers[0]); k++) {
+            const char *key = validate_scoring_key(root, scorers[k]);
+            if (key && validate_runs(l, scorers[k]))
+                config_warn(d, cfg_getsec(root, scorers[k])->line,
+                            "listen %s: %s %s = \"score\" has no effect: the listener does not "
+                            "run the score check",
+                            cfg_title(l), scorers[k], key);
+        }
     }
-    validate_score_spf(root, d);
+}
+
+/* validate_position - where listener l lists check name (its index), or -1 */
+static int validate_position(cfg_t *l, const char *name)
+{
+    for (unsigned i = 0; i < cfg_size(l, "checks"); i++)
+        if (strcmp(cfg_getnstr(l, "checks", i), name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* validate_order - score judges the points of the checks before it; greylist's
+ * dkim_pass = "defer" needs the dkim result, which a check after it has not given */
+static void validate_order(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *gl = cfg_getsec(root, "greylist");
+    int defer = gl && strcmp(cfg_getstr(gl, "dkim_pass"), "defer") == 0;
+
+    for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
+        cfg_t *l = cfg_getnsec(root, "listen", i);
+        int score = validate_position(l, "score"), g = validate_position(l, "greylist");
+        if (score >= 0 && (unsigned)score + 1 != cfg_size(l, "checks"))
+            config_warn(d, l->line,
+                        "listen %s: score is not the last check: the points of the checks "
+                        "after it are not judged",
+                        cfg_title(l));
+        if (defer && g >= 0 &&
+            !(validate_position(l, "dkim") >= 0 && validate_position(l, "dkim") < g))
+            config_warn(d, gl->line ? gl->line : l->line,
+                        "listen %s: greylist dkim_pass = \"defer\" without dkim listed before "
+                        "greylist: every deferred message gets 451 at the end of DATA",
+                        cfg_title(l));
+    }
+}
+
+/* validate_sender_spf - own_domains = "spf" needs SPF results: without the spf
+ * check every sender of our domains from outside is refused */
+static void validate_sender_spf(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *sec = cfg_getsec(root, "sender");
+
+    if (!sec || strcmp(cfg_getstr(sec, "own_domains"), "spf") != 0)
+        return;
+    for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
+        cfg_t *l = cfg_getnsec(root, "listen", i);
+        if (validate_runs(l, "sender") && !validate_runs(l, "spf"))
+            config_warn(d, sec->line ? sec->line : l->line,
+                        "listen %s: sender own_domains = \"spf\" without the spf check refuses "
+                        "every sender of our domains from outside relay_networks",
+                        cfg_title(l));
+    }
 }
 
 void policy_validate(const struct policy_env *env, struct config_diag *d)
@@ -203,4 +262,6 @@ void policy_validate(const struct policy_env *env, struct config_diag *d)
     validate_marks(env->cfg->raw, d);
     validate_unused(env->cfg->raw, d);
     validate_score(env->cfg->raw, d);
+    validate_sender_spf(env->cfg->raw, d);
+    validate_order(env->cfg->raw, d);
 }

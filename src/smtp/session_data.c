@@ -124,7 +124,20 @@ static void data_fail(struct smtp_tx *tx, enum data_error e)
     }
 }
 
-/* data_store - append one line (with its line end) to the spool file */
+/* session_data_write - octets of the text into the spool file; 0, or -1 (remembered) */
+int session_data_write(struct session *s, const char *p, size_t len)
+{
+    if (s->tx->derr != DATA_OK)
+        return -1;
+    if (spool_writer_write(s->tx->writer, p, len) < 0) {
+        data_fail(s->tx, DATA_IO);
+        return -1;
+    }
+    return 0;
+}
+
+/* data_store - one line (with its line end): the header through the checks'
+ * view of it (which may hold a field back), the body straight to the spool */
 static void data_store(struct session *s, const char *line, size_t len)
 {
     struct smtp_tx *tx = s->tx;
@@ -135,10 +148,10 @@ static void data_store(struct session *s, const char *line, size_t len)
     tx->size += len;
     if (tx->size > s->srv->conf->limits.max_message_size)
         data_fail(tx, DATA_TOO_BIG);
-    else if (spool_writer_write(tx->writer, line, len) < 0)
-        data_fail(tx, DATA_IO);
-    else
-        session_message_line(s, line, len);
+    else if (tx->in_header)
+        session_message_header_line(s, line, len);
+    else if (session_data_write(s, line, len) == 0)
+        session_message_body_line(s, line, len);
 }
 
 /* data_discard - drop n octets of an over-long line, remembering the last one */
@@ -282,13 +295,12 @@ static void data_commit(struct session *s)
     commitq_submit(s->srv->commits, c->writer, commit_done, c);
 }
 
-/* data_prepend - the fields the END checks decided go on top of the stored message */
+/* data_prepend - the fields the END stage decided go on top of the stored message */
 static int data_prepend(struct session *s)
 {
-    char *fields = s->cl.add_headers;
+    char *fields = session_message_fields(s);
     int rc = 0;
 
-    s->cl.add_headers = NULL;
     if (fields && spool_writer_prepend(s->tx->writer, fields, strlen(fields)) < 0) {
         log_err("event=error sid=%s what=\"spool write\" error=%s", s->sid, log_q(strerror(errno)));
         rc = -1;

@@ -61,6 +61,9 @@ struct smtp_tx {
     char *hdr;              /* the header section, unstuffed, up to POLICY_HEADER_MAX */
     size_t hdr_len, hdr_cap;
     int hdr_truncated;
+    enum { FIELD_NONE, FIELD_HOLD, FIELD_PASS, FIELD_DROP } field; /* the current header field */
+    char *held;                                                    /* FIELD_HOLD: its lines */
+    size_t held_len, held_cap;
 };
 
 struct session_commit;
@@ -141,9 +144,17 @@ void session_hold(struct session *s, const char *stage, const struct policy_verd
 /* The message text as the checks see it (session_message.c): begin at DATA, each
  * stored line, the end of the text, and free with the transaction. */
 void session_message_begin(struct session *s);
-void session_message_line(struct session *s, const char *line, size_t len);
+/* session_message_header_line - a header line: kept for the checks, and stored
+ * (session_data_write) unless it belongs to a field claiming our authserv-id */
+void session_message_header_line(struct session *s, const char *line, size_t len);
+void session_message_body_line(struct session *s, const char *line, size_t len);
 void session_message_end(struct session *s);
+/* session_message_fields - the fields the END stage decided, Authentication-Results
+ * first: malloc'd CRLF lines for the queue file's prepend, or NULL */
+char *session_message_fields(struct session *s);
 void session_message_free(struct session *s);
+/* session_data_write - octets of the text into the spool file; 0, or -1 (session_data.c) */
+int session_data_write(struct session *s, const char *p, size_t len);
 
 /* session_policy_end - cancel pending checks and DNS, count the session (session_policy.c) */
 void session_policy_end(struct session *s);

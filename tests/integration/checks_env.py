@@ -218,9 +218,11 @@ def accepted(gw: Gateway, ip: str, rcpt: str = "bob@example.test", **kw) -> str:
 
 
 def received_from(content: bytes) -> str:
-    """The "from HELO (NAME [IP])" part of the first Received header."""
-    m = re.match(rb"Received: from (\S+ \([^)]*\))", content)
-    assert m, "no Received header first: %r" % content[:300]
+    """The "from HELO (NAME [IP])" part of our Received header: the first one,
+    under our Authentication-Results field (on every message through checks)."""
+    m = re.match(rb"Authentication-Results: mx\.example\.test;[^\r]*\r\n(?:[ \t][^\r]*\r\n)*"
+                 rb"Received: from (\S+ \([^)]*\))", content)
+    assert m, "no Authentication-Results then Received on top: %r" % content[:300]
     return m.group(1).decode()
 
 
@@ -248,8 +250,14 @@ def reject_line(gw: Gateway, ip: str, code: int, status: str, check: str, stage:
 _STAT = re.compile(r"^( *)(\S+(?: \S+)*?) +(\d+)(?: +(\d+\.\d)%)?$")
 
 
+_AUTH_HEAD = re.compile(r"^sender authentication: +reject +tempfail +score$")
+_AUTH_ROW = re.compile(r"^  (\S+) +(\d+) +(\d+) +(\d+)$")
+AUTH_MECHANISMS = ("spf", "sender", "dkim", "dmarc", "score")
+
+
 class Stats:
-    """`mxgatectl stats` parsed: totals, stopped-by mechanism, verdicts."""
+    """`mxgatectl stats` parsed: totals, stopped-by mechanism, the sender-authentication
+    rows (auth[mechanism] = {"reject": n, "tempfail": n, "score": n}), verdicts."""
 
     def __init__(self, text: str):
         self.text = text
@@ -257,10 +265,20 @@ class Stats:
         self.stopped: Dict[str, int] = {}
         self.pct: Dict[str, str] = {}
         self.verdicts: Dict[str, int] = {}
-        in_verdicts = False
+        self.auth: Dict[str, Dict[str, int]] = {}
+        in_verdicts = in_auth = False
         for ln in text.splitlines():
             if ln == "verdicts:":
-                in_verdicts = True
+                in_verdicts, in_auth = True, False
+                continue
+            if _AUTH_HEAD.match(ln):
+                in_auth = True
+                continue
+            if in_auth:
+                a = _AUTH_ROW.match(ln)
+                assert a, "bad sender authentication line %r in:\n%s" % (ln, text)
+                self.auth[a.group(1)] = {"reject": int(a.group(2)),
+                                         "tempfail": int(a.group(3)), "score": int(a.group(4))}
                 continue
             m = _STAT.match(ln)
             assert m, "unexpected line %r in mxgatectl stats output:\n%s" % (ln, text)
@@ -278,6 +296,10 @@ class Stats:
                     self.pct[name] = pct
         for key in ("connections", "messages accepted", "connections refused"):
             assert key in self.totals, "no %r line in:\n%s" % (key, text)
+        assert tuple(self.auth) == AUTH_MECHANISMS, "sender authentication rows:\n%s" % text
+        for mech, cols in self.auth.items():  # the rows are the verdict counters
+            for col, n in cols.items():
+                assert self.verdicts.get("%s.%s" % (mech, col), 0) == n, text
 
     def check_percentages(self) -> None:
         conns = self.totals["connections"]

@@ -75,10 +75,15 @@ def test_pass_is_accepted_with_received_spf_on_top(gateway, sink, spf_dns):
     c.cmd("RCPT TO:<bob@example.test>").check(250)
     finish_data(c)
     content = sink.wait_for(1)[0].content
-    first = content.split(b"\r\n", 1)[0].decode()
+    # Authentication-Results on top, then Received-SPF right above Received
+    assert content.startswith(b"Authentication-Results: mx.example.test;"), content
+    lines = content.split(b"\r\n")
+    at = [i for i, l in enumerate(lines) if l.startswith(b"Received-SPF:")]
+    assert len(at) == 1, content
+    first = lines[at[0]].decode()
     assert first.startswith("Received-SPF: pass "), first
     assert "client-ip=127.0.0.21;" in first and 'envelope-from="alice@pass.spf.test";' in first, first
-    assert content.split(b"\r\n")[1].startswith(b"Received: from good-helo.spf.test"), content
+    assert lines[at[0] + 1].startswith(b"Received: from good-helo.spf.test"), content
 
 
 def test_softfail_and_none_pass_by_default_and_are_recorded(gateway, sink, spf_dns):
@@ -89,8 +94,8 @@ def test_softfail_and_none_pass_by_default_and_are_recorded(gateway, sink, spf_d
         c.cmd("RCPT TO:<bob@example.test>").check(250)
         finish_data(c)
     got = sink.wait_for(2)
-    assert got[0].content.startswith(b"Received-SPF: softfail "), got[0].content[:200]
-    assert got[1].content.startswith(b"Received-SPF: none "), got[1].content[:200]
+    assert b"\r\nReceived-SPF: softfail " in got[0].content, got[0].content[:300]
+    assert b"\r\nReceived-SPF: none " in got[1].content, got[1].content[:300]
 
 
 def test_a_failing_helo_decides_before_mail_from(gateway, spf_dns):

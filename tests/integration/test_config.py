@@ -301,12 +301,23 @@ def test_valid_tls_and_user_pass(tmp_path, tls_files):
     ('"access"', ['harvest { threshold = 5 }'], 8,
      'harvest section has no effect: no listener runs the harvest check'),
     ('"s25r"', ['s25r { action = "score" }'], 8,
-     's25r action "score" has no effect: nothing reads the score yet'),
+     's25r action = "score" has no effect: the listener does not run the score check'),
     ('"dnsbl"', ['dns { servers = {"127.0.0.1:53"} }',
                  'dnsbl { action = "score"  zone "bl.example" { weight = 1 } }'], 9,
-     'dnsbl action "score" has no effect: nothing reads the score yet'),
+     'dnsbl action = "score" has no effect: the listener does not run the score check'),
+    ('"spf"', ['dns { servers = {"127.0.0.1:53"} }', 'spf { softfail = "score" }'], 9,
+     'spf softfail = "score" has no effect: the listener does not run the score check'),
+    ('"sender", "spf"', ['dns { servers = {"127.0.0.1:53"} }', 'sender { helo_exists = "score" }'],
+     9, 'sender helo_exists = "score" has no effect: the listener does not run the score check'),
+    ('"sender"', ['dns { servers = {"127.0.0.1:53"} }', 'sender { }'], 9,
+     'sender own_domains = "spf" without the spf check refuses every sender of our domains'),
+    ('"score", "access"', [], 6,
+     'listen mx: score is not the last check: the points of the checks after it are not judged'),
+    ('"greylist"', ['greylist { dkim_pass = "defer" }'], 8,
+     'listen mx: greylist dkim_pass = "defer" without dkim listed before greylist'),
 ], ids=["s25r-greylist-without-greylist", "only-suspicious-without-s25r", "recipients-unused",
-        "batv-unused", "harvest-unused", "s25r-score", "dnsbl-score"])
+        "batv-unused", "harvest-unused", "s25r-score", "dnsbl-score", "spf-score",
+        "sender-score", "sender-own-without-spf", "score-not-last", "dkim-defer-without-dkim"])
 def test_warnings(tmp_path, checks, extra, line, text):
     lines = list(BASE_LINES)
     lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {%s} }' % checks
@@ -328,6 +339,30 @@ def test_no_warning_when_it_all_works(tmp_path):
     r = check(p, tmp_path)
     assert r.returncode == 0, r
     assert r.stderr == "", r.stderr
+
+
+def test_no_score_warning_with_the_score_check(tmp_path):
+    lines = list(BASE_LINES)
+    lines[5] = ('listen mx { address = "127.0.0.1:2525"  checks = {"s25r", "sender", "spf", '
+                '"score"} }')
+    lines += ['dns { servers = {"127.0.0.1:53"} }', 's25r { action = "score" }',
+              'spf { softfail = "score" }', 'sender { helo_exists = "score" }',
+              'score { tag = 3  tempfail = 0  reject = 12 }']
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 0, r
+    assert r.stderr == "", r.stderr
+
+
+def test_score_thresholds_in_order(tmp_path):
+    lines = list(BASE_LINES)
+    lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {"score"} }'
+    lines += ['score { tempfail = 15  reject = 15 }']
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    assert error_lines(p, r.stderr) == {8: ["score: tempfail (15) must be below reject (15)"]}, \
+        r.stderr
 
 
 def test_warning_at_start(gateway):
