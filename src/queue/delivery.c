@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "relay/routes.h"
 #include "mail/address.h"
 #include "relay/client.h"
+#include "relay/mx.h"
 #include "relay/nexthop.h"
 #include "relay/resolve.h"
 #include "mail/eightbit.h"
@@ -50,6 +52,11 @@ struct dl_leg {
     struct smtp_client *client;
     struct relay_resolve *resolving;
     struct relay_addr ra;
+    /* route "mx": the domain of the leg's recipients, its servers in order, the one tried */
+    const char *domain;
+    struct mx_lookup *mxq;
+    struct mx_result *mx;
+    size_t mx_at;
 };
 
 struct delivery {
@@ -87,6 +94,8 @@ static void delivery_free(struct delivery *d)
         if (d->legs[i].client)
             smtp_client_cancel(d->legs[i].client);
         relay_resolve_cancel(d->legs[i].resolving);
+        mx_cancel(d->legs[i].mxq);
+        free(d->legs[i].mx);
         free(d->legs[i].rcpt);
         free(d->legs[i].addrs);
     }
@@ -134,17 +143,37 @@ static void dl_leg_done(struct delivery *d)
         delivery_finish(d);
 }
 
+/* dl_relay - the next hop for logs: the route, or the MX host and address tried */
+static void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen)
+{
+    char ip[64];
+
+    if (leg->mx && leg->mx_at < leg->mx->naddr) {
+        const struct mx_addr *m = &leg->mx->addr[leg->mx_at];
+        snprintf(dst, dstlen, "%s[%s]:%d", m->host,
+                 sockaddr_ip((const struct sockaddr *)&m->addr, ip, sizeof(ip)),
+                 leg->route->target.port);
+    } else if (leg->route && leg->route->target.kind == ROUTE_MX)
+        snprintf(dst, dstlen, "mx:%s", leg->domain);
+    else if (leg->route)
+        route_target_format(&leg->route->target, dst, dstlen);
+    else
+        snprintf(dst, dstlen, "none");
+}
+
 /* dl_leg_fail - every recipient of the leg gets the same outcome */
 static void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
 {
-    char relay[320] = "none";
+    char relay[320];
 
-    if (leg->route)
-        route_target_format(&leg->route->target, relay, sizeof(relay));
+    dl_relay(leg, relay, sizeof(relay));
     for (size_t i = 0; i < leg->n; i++)
         dl_set(leg->rcpt[i], code, text, relay);
     dl_leg_done(leg->d);
 }
+
+static void dl_client_start(struct dl_leg *leg);
+static int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res);
 
 /* dl_client_done - the SMTP/LMTP client's per-recipient answers; its
  * EHLO refreshes what the next hop is known to take */
@@ -154,8 +183,10 @@ static void dl_client_done(void *arg, const struct smtp_client_result *res)
     char relay[320], text[512];
 
     leg->client = NULL;
+    if (dl_mx_next(leg, res))
+        return;
     nexthops_learn(leg->d->ctx.nexthops, &leg->route->target, res);
-    route_target_format(&leg->route->target, relay, sizeof(relay));
+    dl_relay(leg, relay, sizeof(relay));
     for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
         leg->rcpt[i]->t_ready = res->ready_at;
         if (!res->rcpt[i].maybe_delivered) {
@@ -207,7 +238,7 @@ static void dl_client_start(struct dl_leg *leg)
         .prepend_len = d->env.prepend_len,
         .body_8bit = d->env.body_8bit,
         .smtputf8 = dl_needs_utf8(leg),
-        .tls = d->ctx.conf.delivery.starttls ? d->ctx.client_tls : NULL,
+        .tls = d->ctx.conf.delivery.starttls || leg->mx ? d->ctx.client_tls : NULL,
         .connect_timeout = (int)d->ctx.conf.delivery.connect_timeout,
         .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
         .data_timeout = (int)d->ctx.conf.delivery.data_timeout,
@@ -248,6 +279,72 @@ static void dl_start_remote(struct dl_leg *leg)
         return;
     }
     leg->resolving = relay_resolve(leg->d->ctx.pool, t, dl_resolved, leg);
+}
+
+/* dl_mx_try - the leg's next MX address that is not ourselves; 0 when none is left */
+static int dl_mx_try(struct dl_leg *leg)
+{
+    for (; leg->mx_at < leg->mx->naddr; leg->mx_at++) {
+        const struct mx_addr *m = &leg->mx->addr[leg->mx_at];
+        if (mx_is_self(leg->d->ctx.cfg, &m->addr))
+            continue;
+        memset(&leg->ra, 0, sizeof(leg->ra));
+        memcpy(&leg->ra.addr, &m->addr, sizeof(m->addr));
+        leg->ra.addrlen = m->addrlen;
+        dl_client_start(leg);
+        return 1;
+    }
+    return 0;
+}
+
+/* dl_mx_next - no host took responsibility (no connection, a 4xx greeting, 421):
+ * the next MX address gets the leg; 1 when one was started */
+static int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res)
+{
+    if (!leg->mx)
+        return 0;
+    for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
+        int c = res->rcpt[i].code;
+        if (res->rcpt[i].maybe_delivered ||
+            !(c == 0 || c == 421 || (res->ready_at == 0 && c / 100 == 4)))
+            return 0;
+    }
+    leg->mx_at++;
+    return leg->mx_at < leg->mx->naddr && dl_mx_try(leg);
+}
+
+/* dl_mx_done - the domain's servers: the first one gets the leg; none is a bounce or a deferral */
+static void dl_mx_done(void *arg, const struct mx_result *res)
+{
+    struct dl_leg *leg = arg;
+    char text[400];
+
+    leg->mxq = NULL;
+    if (res->status != MX_OK) {
+        dl_leg_fail(leg,
+                    res->status == MX_NULLMX     ? 556
+                    : res->status == MX_NODOMAIN ? 550
+                                                 : 0,
+                    res->text);
+        return;
+    }
+    leg->mx = xmalloc(sizeof(*leg->mx));
+    *leg->mx = *res;
+    leg->mx_at = 0;
+    if (dl_mx_try(leg))
+        return;
+    snprintf(text, sizeof(text), "5.4.6 mail for %s loops back to myself", leg->domain);
+    free(leg->mx);
+    leg->mx = NULL;
+    dl_leg_fail(leg, 554, text);
+}
+
+/* dl_start_mx - route "mx": the recipient domain's MX records on c-ares */
+static void dl_start_mx(struct dl_leg *leg)
+{
+    leg->mxq = mx_lookup(leg->d->ctx.dns, leg->domain, leg->route->target.port, dl_mx_done, leg);
+    if (!leg->mxq)
+        dl_leg_fail(leg, 0, "4.4.3 no DNS resolver for MX lookups");
 }
 
 /* A maildir delivery of one recipient, run in the pool. */
@@ -326,7 +423,7 @@ static const char *dl_domain(const char *addr)
     return at ? at + 1 : "";
 }
 
-/* dl_group - recipients sharing a route become one leg */
+/* dl_group - recipients sharing a route become one leg (for route "mx": a route and a domain) */
 static int dl_group(struct delivery *d)
 {
     d->legs = xcalloc(d->nr ? d->nr : 1, sizeof(*d->legs));
@@ -334,13 +431,16 @@ static int dl_group(struct delivery *d)
         const char *addr = d->env.rcpt[d->r[i].idx].addr;
         const struct routes_entry *rt = routes_find(d->ctx.routes, dl_domain(addr));
         struct dl_leg *leg = NULL;
+        int by_domain = rt && rt->target.kind == ROUTE_MX;
         for (size_t j = 0; j < d->nlegs && !leg; j++)
-            if (d->legs[j].route == rt)
+            if (d->legs[j].route == rt &&
+                (!by_domain || strcasecmp(d->legs[j].domain, dl_domain(addr)) == 0))
                 leg = &d->legs[j];
         if (!leg) {
             leg = &d->legs[d->nlegs++];
             leg->d = d;
             leg->route = rt;
+            leg->domain = dl_domain(addr);
             leg->rcpt = xcalloc(d->nr, sizeof(*leg->rcpt));
             leg->addrs = xcalloc(d->nr, sizeof(*leg->addrs));
         }
@@ -360,6 +460,8 @@ static void dl_start_legs(struct delivery *d)
             dl_leg_fail(leg, 0, "4.3.5 no route for the recipient's domain");
         else if (leg->route->target.kind == ROUTE_MAILDIR)
             dl_start_maildir(leg);
+        else if (leg->route->target.kind == ROUTE_MX)
+            dl_start_mx(leg);
         else
             dl_start_remote(leg);
     }
@@ -444,6 +546,8 @@ void delivery_cancel(struct delivery *d)
         }
         relay_resolve_cancel(d->legs[i].resolving);
         d->legs[i].resolving = NULL;
+        mx_cancel(d->legs[i].mxq);
+        d->legs[i].mxq = NULL;
     }
     if (d->pool_jobs == 0)
         delivery_free(d);

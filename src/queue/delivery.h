@@ -15,6 +15,7 @@ struct pool;
 struct bouncelimit;
 struct conncache;
 struct nexthops;
+struct dns;
 struct routes;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -30,6 +31,7 @@ struct delivery_ctx {
     struct bouncelimit *bounces;
     struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
     struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
+    struct dns *dns;              /* route "mx": MX, A and AAAA lookups; NULL: none */
 };
 
 struct delivery_outcome {

@@ -299,6 +299,12 @@ void queue_set_nexthops(struct queue *q, struct nexthops *nh)
     q->ctx.nexthops = nh;
 }
 
+/* queue_set_dns - see queue.h */
+void queue_set_dns(struct queue *q, struct dns *dns)
+{
+    q->ctx.dns = dns;
+}
+
 /* queue_new - an idle scheduler */
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,

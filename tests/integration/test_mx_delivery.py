@@ -1,0 +1,174 @@
+"""route "*" { to = "mx" }: delivery by the recipient domain's MX records.
+
+A small Internet on loopback: NSD serves mx.test, whose domains' MX records
+name aiosmtpd servers on 127.0.0.21-26 (all on one port, given to the route as
+"mx:PORT" since port 25 is not ours to take in a test). mxgate looks them up
+on its c-ares resolver and must deliver to the right server, or bounce with a
+clear diagnostic.
+"""
+
+import re
+
+import pytest
+
+from checks_env import dns_section
+from conftest import RawClient, free_port, make_message, smtp_queue, wait_until
+from dnsserver import DNSServer
+from sink import Sink
+
+ZONES = {
+    "silent.test": [],  # never answers: a DNS error
+    "mx.test": [
+        # the first MX is down (nothing listens on .21): the second takes it
+        "two MX 10 down.mx.test.",
+        "two MX 20 up.mx.test.",
+        "down A 127.0.0.21",
+        "up A 127.0.0.22",
+        # two MX of equal preference: both get mail
+        "eq MX 10 e1.mx.test.",
+        "eq MX 10 e2.mx.test.",
+        "e1 A 127.0.0.23",
+        "e2 A 127.0.0.24",
+        # no MX: the domain's own address (RFC 5321 5.1)
+        "implicit A 127.0.0.25",
+        # "this domain takes no mail" (RFC 7505)
+        "nullmx MX 0 .",
+        # an MX that is our own listener: a loop, never a delivery
+        "self MX 10 me.mx.test.",
+        "me A 127.0.0.26",
+        # an MX host without an address: try later
+        "noaddr MX 10 nowhere.mx.test.",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def dns():
+    srv = DNSServer(ZONES, silent_zones=["silent.test"]).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def mxnet():
+    """Sinks on 127.0.0.22-25 (and none on .21), all on one port."""
+    port = free_port()
+    sinks = {ip: Sink(port, host="127.0.0.%d" % ip).start() for ip in (22, 23, 24, 25)}
+    yield port, sinks
+    for s in sinks.values():
+        s.stop()
+
+
+def mx_gateway(gateway, dns, port, sink_port, extra=""):
+    return gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink_port,
+                           "*": "mx:%d" % port},
+                   relay_networks=["127.0.0.0/8"],
+                   extra=dns_section(dns.address) + extra)
+
+
+def test_first_mx_down_goes_to_second(gateway, sink, dns, mxnet):
+    port, sinks = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port)
+    qid = smtp_queue(gw.port, "alice@example.test", ["bob@two.mx.test"], make_message("two"))
+    got = sinks[22].wait_for(1, timeout=15)
+    assert got[0].rcpt_tos == ["bob@two.mx.test"]
+    assert b"Subject: two" in got[0].content
+    gw.wait_log(r"event=delivered id=%s rcpt=<bob@two\.mx\.test> relay=up\.mx\.test\[127\.0\.0\.22\]:%d"
+                % (qid, port), timeout=5)
+
+
+def test_equal_preferences_both_used(gateway, sink, dns, mxnet):
+    port, sinks = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port)
+    n = 16
+    for i in range(n):
+        smtp_queue(gw.port, "alice@example.test", ["u%d@eq.mx.test" % i], make_message("eq%d" % i))
+    # chance that one server gets all 16 with a fair order: 2 * 2^-16
+    wait_until(lambda: len(sinks[23].messages) + len(sinks[24].messages) == n, timeout=30)
+    assert len(sinks[23].messages) >= 1 and len(sinks[24].messages) >= 1, \
+        (len(sinks[23].messages), len(sinks[24].messages))
+
+
+def test_implicit_mx(gateway, sink, dns, mxnet):
+    port, sinks = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port)
+    smtp_queue(gw.port, "alice@example.test", ["carol@implicit.mx.test"], make_message("impl"))
+    got = sinks[25].wait_for(1, timeout=15)
+    assert got[0].rcpt_tos == ["carol@implicit.mx.test"]
+
+
+def unfolded(content: bytes) -> bytes:
+    return re.sub(rb"\r\n[ \t]+", b" ", content)
+
+
+@pytest.mark.parametrize("domain,text", [
+    ("nullmx.mx.test", "Diagnostic-Code: smtp; 556 5.1.10 domain nullmx.mx.test accepts no mail "
+                       "(null MX)"),
+    ("nonexistent.mx.test", "Diagnostic-Code: smtp; 550 5.1.10 domain nonexistent.mx.test does "
+                            "not exist"),
+])
+def test_queued_mail_to_dead_domain_bounces(gateway, sink, dns, mxnet, domain, text):
+    """Mail queued while the route was elsewhere (so RCPT did not look at the MX)
+    meets the null MX or the missing domain at delivery: a bounce that says why."""
+    port, _ = mxnet
+    gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink.port,
+                         "*": "smtp:[127.0.0.1]:%d" % free_port()},  # nothing listens: deferred
+                 relay_networks=["127.0.0.0/8"], extra=dns_section(dns.address))
+    qid = smtp_queue(gw.port, "alice@example.test", ["dave@" + domain], make_message("perm"))
+    gw.wait_log(r"event=deferred id=%s " % qid, timeout=10)
+    gw.stop()
+    text_conf = gw.config.read_text()
+    gw.config.write_text(re.sub(r'route "\*" \{ to = "[^"]*" \}', 'route "*" { to = "mx:%d" }' % port,
+                                text_conf))
+    gw.start()
+    gw.wait_log(r"event=bounced id=%s rcpt=<dave@%s> .*" % (qid, domain.replace(".", r"\.")),
+                timeout=10)
+    dsn = sink.wait_for(1, timeout=10)[0]
+    assert dsn.rcpt_tos == ["alice@example.test"]
+    assert text.encode() in unfolded(dsn.content), dsn.content
+
+
+@pytest.mark.parametrize("domain,reply", [
+    ("nullmx.mx.test", "556 5.1.10 <dave@nullmx.mx.test>: Recipient address rejected: "
+                       "domain nullmx.mx.test accepts no mail (null MX)"),
+    ("nonexistent.mx.test", "550 5.1.10 <dave@nonexistent.mx.test>: Recipient address "
+                            "rejected: domain nonexistent.mx.test does not exist"),
+    ("silent.test", "451 4.4.3 <dave@silent.test>: Recipient address rejected: "
+                    "MX lookup of silent.test failed: timeout"),
+])
+def test_refused_at_rcpt(gateway, sink, dns, mxnet, domain, reply):
+    """A relay client hears at RCPT that the domain cannot take mail; the next
+    recipient of the same transaction, whose domain works, is still accepted."""
+    port, sinks = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port)
+    c = RawClient(gw.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<alice@example.test>").check(250)
+    r = c.cmd("RCPT TO:<dave@%s>" % domain)
+    assert "%d %s" % (r.code, r.text) == reply
+    c.cmd("RCPT TO:<carol@implicit.mx.test>").check(250)
+    c.cmd("DATA").check(354)
+    c.send(make_message("after refusal") + b".\r\n")
+    c.read_reply().check(250)
+    c.cmd("QUIT")
+    got = sinks[25].wait_for(1, timeout=15)
+    assert got[0].rcpt_tos == ["carol@implicit.mx.test"]
+    gw.wait_log(r"event=reject .*check=mx .*rcpt=<dave@%s>" % domain.replace(".", r"\."))
+
+
+def test_mx_that_is_ourselves_is_a_loop(gateway, sink, dns, mxnet):
+    port, _ = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port,
+                    extra='listen loop { address = "127.0.0.26:%d" }\n' % port)
+    smtp_queue(gw.port, "alice@example.test", ["eve@self.mx.test"], make_message("loop"))
+    dsn = sink.wait_for(1, timeout=10)[0]
+    assert b"5.4.6 mail for self.mx.test loops back to myself" in unfolded(dsn.content), dsn.content
+
+
+def test_mx_without_address_defers(gateway, sink, dns, mxnet):
+    port, _ = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port)
+    qid = smtp_queue(gw.port, "alice@example.test", ["fay@noaddr.mx.test"], make_message("later"))
+    gw.wait_log(r"event=deferred id=%s rcpt=<fay@noaddr\.mx\.test> .*"
+                r"4\.4\.4 no address for the mail servers of noaddr\.mx\.test" % qid, timeout=10)
+    assert sink.messages == []
