@@ -1,5 +1,6 @@
 /* delivery.c - one attempt: route, hand over, record, bounce, dequeue */
 #include "queue/delivery.h"
+#include "queue/delivery_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -9,6 +10,8 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "core/cidr.h"
 #include "core/clock.h"
@@ -24,66 +27,11 @@
 #include "relay/routes.h"
 #include "mail/address.h"
 #include "relay/client.h"
+#include "relay/dest.h"
 #include "relay/mx.h"
 #include "relay/nexthop.h"
 #include "relay/resolve.h"
 #include "mail/eightbit.h"
-
-enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
-
-/* One pending recipient in this attempt. */
-struct dl_rcpt {
-    size_t idx; /* into env.rcpt */
-    enum dl_result res;
-    int code;
-    char text[512];
-    char relay[320];
-    int maybe;              /* the reply to the final dot was lost: it may have arrived */
-    double t_ready, t_done; /* ready to send (MAIL FROM), outcome known: delay= */
-};
-
-/* The recipients that share a route, handed over together. */
-struct dl_leg {
-    struct delivery *d;
-    const struct routes_entry *route;
-    struct dl_rcpt **rcpt;
-    const char **addrs;
-    size_t n;
-    struct smtp_client *client;
-    struct relay_resolve *resolving;
-    struct relay_addr ra;
-    /* route "mx": the domain of the leg's recipients, its servers in order, the one tried */
-    const char *domain;
-    struct mx_lookup *mxq;
-    struct mx_result *mx;
-    size_t mx_at;
-};
-
-struct delivery {
-    struct delivery_ctx ctx;
-    char id[SPOOL_ID_LEN + 1];
-    double t_arrived, t_queued, t_started; /* delay=: see delivery_set_times */
-    struct spool_envelope env;
-    off_t body_off;
-    uint64_t body_len;
-    int body_fd;
-    struct dl_rcpt *r;
-    size_t nr;
-    struct dl_leg *legs;
-    size_t nlegs;
-    unsigned pending;   /* legs not finished */
-    unsigned pool_jobs; /* jobs in the pool that point at us */
-    int cancelled;
-    int starting; /* inside delivery_start: finishing must not be synchronous */
-    delivery_done_fn done;
-    void *arg;
-    /* decided in delivery_finish, carried out in the pool */
-    int make_dsn;
-    const char *dsn_note; /* none, suppressed or failed, when no DSN id */
-    int dsn_ok;
-    int remove_ok;
-    struct delivery_outcome out;
-};
 
 static void delivery_finish(struct delivery *d);
 
@@ -95,6 +43,9 @@ static void delivery_free(struct delivery *d)
             smtp_client_cancel(d->legs[i].client);
         relay_resolve_cancel(d->legs[i].resolving);
         mx_cancel(d->legs[i].mxq);
+        dl_dest_end(&d->legs[i], DEST_OTHER);
+        if (d->legs[i].gate)
+            event_free(d->legs[i].gate);
         free(d->legs[i].mx);
         free(d->legs[i].rcpt);
         free(d->legs[i].addrs);
@@ -144,7 +95,7 @@ static void dl_leg_done(struct delivery *d)
 }
 
 /* dl_relay - the next hop for logs: the route, or the MX host and address tried */
-static void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen)
+void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen)
 {
     char ip[64];
 
@@ -162,18 +113,16 @@ static void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen)
 }
 
 /* dl_leg_fail - every recipient of the leg gets the same outcome */
-static void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
+void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
 {
     char relay[320];
 
+    dl_dest_end(leg, dest_classify(code, text));
     dl_relay(leg, relay, sizeof(relay));
     for (size_t i = 0; i < leg->n; i++)
         dl_set(leg->rcpt[i], code, text, relay);
     dl_leg_done(leg->d);
 }
-
-static void dl_client_start(struct dl_leg *leg);
-static int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res);
 
 /* dl_client_done - the SMTP/LMTP client's per-recipient answers; its
  * EHLO refreshes what the next hop is known to take */
@@ -187,6 +136,7 @@ static void dl_client_done(void *arg, const struct smtp_client_result *res)
         return;
     nexthops_learn(leg->d->ctx.nexthops, &leg->route->target, res);
     dl_relay(leg, relay, sizeof(relay));
+    dl_dest_end(leg, res->nrcpt ? dest_classify(res->rcpt[0].code, res->rcpt[0].text) : DEST_OTHER);
     for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
         leg->rcpt[i]->t_ready = res->ready_at;
         if (!res->rcpt[i].maybe_delivered) {
@@ -220,7 +170,7 @@ static int dl_needs_utf8(const struct dl_leg *leg)
 }
 
 /* dl_client_start - hand the leg's recipients to a new client connection */
-static void dl_client_start(struct dl_leg *leg)
+void dl_client_start(struct dl_leg *leg)
 {
     struct delivery *d = leg->d;
     const struct config *cfg = d->ctx.cfg;
@@ -279,72 +229,6 @@ static void dl_start_remote(struct dl_leg *leg)
         return;
     }
     leg->resolving = relay_resolve(leg->d->ctx.pool, t, dl_resolved, leg);
-}
-
-/* dl_mx_try - the leg's next MX address that is not ourselves; 0 when none is left */
-static int dl_mx_try(struct dl_leg *leg)
-{
-    for (; leg->mx_at < leg->mx->naddr; leg->mx_at++) {
-        const struct mx_addr *m = &leg->mx->addr[leg->mx_at];
-        if (mx_is_self(leg->d->ctx.cfg, &m->addr))
-            continue;
-        memset(&leg->ra, 0, sizeof(leg->ra));
-        memcpy(&leg->ra.addr, &m->addr, sizeof(m->addr));
-        leg->ra.addrlen = m->addrlen;
-        dl_client_start(leg);
-        return 1;
-    }
-    return 0;
-}
-
-/* dl_mx_next - no host took responsibility (no connection, a 4xx greeting, 421):
- * the next MX address gets the leg; 1 when one was started */
-static int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res)
-{
-    if (!leg->mx)
-        return 0;
-    for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
-        int c = res->rcpt[i].code;
-        if (res->rcpt[i].maybe_delivered ||
-            !(c == 0 || c == 421 || (res->ready_at == 0 && c / 100 == 4)))
-            return 0;
-    }
-    leg->mx_at++;
-    return leg->mx_at < leg->mx->naddr && dl_mx_try(leg);
-}
-
-/* dl_mx_done - the domain's servers: the first one gets the leg; none is a bounce or a deferral */
-static void dl_mx_done(void *arg, const struct mx_result *res)
-{
-    struct dl_leg *leg = arg;
-    char text[400];
-
-    leg->mxq = NULL;
-    if (res->status != MX_OK) {
-        dl_leg_fail(leg,
-                    res->status == MX_NULLMX     ? 556
-                    : res->status == MX_NODOMAIN ? 550
-                                                 : 0,
-                    res->text);
-        return;
-    }
-    leg->mx = xmalloc(sizeof(*leg->mx));
-    *leg->mx = *res;
-    leg->mx_at = 0;
-    if (dl_mx_try(leg))
-        return;
-    snprintf(text, sizeof(text), "5.4.6 mail for %s loops back to myself", leg->domain);
-    free(leg->mx);
-    leg->mx = NULL;
-    dl_leg_fail(leg, 554, text);
-}
-
-/* dl_start_mx - route "mx": the recipient domain's MX records on c-ares */
-static void dl_start_mx(struct dl_leg *leg)
-{
-    leg->mxq = mx_lookup(leg->d->ctx.dns, leg->domain, leg->route->target.port, dl_mx_done, leg);
-    if (!leg->mxq)
-        dl_leg_fail(leg, 0, "4.4.3 no DNS resolver for MX lookups");
 }
 
 /* A maildir delivery of one recipient, run in the pool. */
@@ -548,6 +432,9 @@ void delivery_cancel(struct delivery *d)
         d->legs[i].resolving = NULL;
         mx_cancel(d->legs[i].mxq);
         d->legs[i].mxq = NULL;
+        if (d->legs[i].gate)
+            evtimer_del(d->legs[i].gate);
+        dl_dest_end(&d->legs[i], DEST_OTHER);
     }
     if (d->pool_jobs == 0)
         delivery_free(d);

@@ -16,6 +16,7 @@ struct bouncelimit;
 struct conncache;
 struct nexthops;
 struct dns;
+struct dests;
 struct routes;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -32,6 +33,7 @@ struct delivery_ctx {
     struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
     struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
     struct dns *dns;              /* route "mx": MX, A and AAAA lookups; NULL: none */
+    struct dests *dests;          /* route "mx": flow control per destination, or NULL */
 };
 
 struct delivery_outcome {

@@ -172,3 +172,28 @@ def test_mx_without_address_defers(gateway, sink, dns, mxnet):
     gw.wait_log(r"event=deferred id=%s rcpt=<fay@noaddr\.mx\.test> .*"
                 r"4\.4\.4 no address for the mail servers of noaddr\.mx\.test" % qid, timeout=10)
     assert sink.messages == []
+
+
+def test_throttled_destination_keeps_its_rate(gateway, sink, dns, mxnet):
+    """destination "implicit.mx.test" { rate = "3/2" }: arrivals at its server, by
+    their timestamps, never exceed 3 in 2 s, while eq.mx.test (no limit) receives
+    its whole batch before the throttled one is half done."""
+    port, sinks = mxnet
+    gw = mx_gateway(gateway, dns, port, sink.port,
+                    extra='destination "implicit.mx.test" { rate = "3/2" }\n')
+    n = 9
+    for i in range(n):
+        smtp_queue(gw.port, "alice@example.test", ["s%d@implicit.mx.test" % i],
+                   make_message("slow%d" % i))
+        smtp_queue(gw.port, "alice@example.test", ["f%d@eq.mx.test" % i],
+                   make_message("fast%d" % i))
+    slow = sinks[25].wait_for(n, timeout=30)
+    fast = sinks[23].messages + sinks[24].messages
+    assert len(fast) == n
+    times = sorted(m.when for m in slow)
+    # starts are limited to 3 per 2 s; an arrival lags its start by a little, so
+    # any 4 consecutive arrivals span at least 2 s minus that lag
+    for i in range(len(times) - 3):
+        assert times[i + 3] - times[i] > 1.7, times
+    # the unlimited destination was not held up behind the throttled one
+    assert max(m.when for m in fast) < times[4], (sorted(m.when for m in fast), times)
