@@ -198,6 +198,8 @@ void dl_client_start(struct dl_leg *leg)
     };
 
     memcpy(&req.addr, &leg->ra.addr, sizeof(req.addr));
+    if (leg->mx && leg->dest)
+        dl_tls_policy(leg, &req);
     leg->client = smtp_client_start(d->ctx.base, &req);
     if (!leg->client)
         dl_leg_fail(leg, 0, "cannot start a delivery connection");

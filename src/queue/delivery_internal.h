@@ -83,5 +83,7 @@ void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen);
 void dl_dest_end(struct dl_leg *leg, enum dest_outcome o);
 int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res);
 void dl_start_mx(struct dl_leg *leg);
+struct smtp_client_req;
+void dl_tls_policy(const struct dl_leg *leg, struct smtp_client_req *req);
 
 #endif

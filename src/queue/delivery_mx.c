@@ -23,6 +23,22 @@ void dl_dest_end(struct dl_leg *leg, enum dest_outcome o)
     leg->dest_on = 0;
 }
 
+/* dl_tls_policy - the destination's TLS policy on a request to its current MX: a
+ * required TLS session is never taken from the cache (it may be a clear one) */
+void dl_tls_policy(const struct dl_leg *leg, struct smtp_client_req *req)
+{
+    const struct dest *dst = leg->dest;
+
+    if (dst->conf.tls == DEST_TLS_MAY)
+        return;
+    req->tls_required = 1;
+    req->cache = NULL;
+    if (dst->conf.tls == DEST_TLS_VERIFY) {
+        req->tls = dst->verify; /* NULL (no CAs): no STARTTLS, so the delivery defers */
+        req->tls_verify_name = leg->mx->addr[leg->mx_at].host;
+    }
+}
+
 /* dl_mx_try - the leg's next MX address that is not ourselves; 0 when none is left */
 static int dl_mx_try(struct dl_leg *leg)
 {
@@ -51,8 +67,11 @@ int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res)
             !(c == 0 || c == 421 || (res->ready_at == 0 && c / 100 == 4)))
             return 0;
     }
-    leg->mx_at++;
-    return leg->mx_at < leg->mx->naddr && dl_mx_try(leg);
+    size_t last = leg->mx_at++;
+    if (dl_mx_try(leg))
+        return 1;
+    leg->mx_at = last; /* the log names the last server tried */
+    return 0;
 }
 
 /* dl_mx_done - the domain's servers: the first one gets the leg; none is a bounce or a deferral */

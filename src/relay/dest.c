@@ -7,8 +7,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/ssl.h>
+
 #include "core/config.h"
+#include "core/log.h"
 #include "core/xmalloc.h"
+#include "tls/tls.h"
 
 #define DEST_DEFAULT_CONCURRENCY 20
 #define DEST_BACKOFF_FIRST 10.0 /* seconds after the first throttle; doubles */
@@ -26,11 +30,11 @@ struct dest_preset {
  * or sends fast; the large providers tolerate more but throttle bursts (421). */
 static const struct dest_preset presets[] = {
     {"carrier",
-     {2, 30, 60, 10},
+     {2, 30, 60, 10, DEST_TLS_MAY},
      {"docomo.ne.jp", "ezweb.ne.jp", "au.com", "softbank.ne.jp", "i.softbank.jp", "ymobile.ne.jp",
       "emobile.ne.jp", "uqmobile.jp", NULL}},
     {"provider",
-     {10, 600, 60, 100},
+     {10, 600, 60, 100, DEST_TLS_MAY},
      {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "outlook.jp",
       "hotmail.co.jp", "yahoo.co.jp", "yahoo.com", "icloud.com", "aol.com", NULL}},
 };
@@ -38,6 +42,7 @@ static const struct dest_preset presets[] = {
 struct dests {
     char **name; /* the sections' titles */
     struct dest_conf *conf;
+    SSL_CTX **verify; /* per section with tls = "verify": its CAs (ca_file, or the system's) */
     size_t n;
     struct dest **st; /* states, made by dests_get */
     size_t nst;
@@ -99,7 +104,19 @@ static int dest_valid_preset(cfg_t *cfg, cfg_opt_t *opt)
     return 0;
 }
 
+/* dest_valid_tls - validator of "tls" */
+static int dest_valid_tls(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+
+    if (strcmp(v, "may") != 0 && strcmp(v, "encrypt") != 0 && strcmp(v, "verify") != 0)
+        cfg_error(cfg, "tls: want \"may\", \"encrypt\" or \"verify\", not \"%s\"", v);
+    return 0;
+}
+
 static cfg_opt_t dest_opts[] = {
+    CFG_STR("tls", "may", CFGF_NONE),
+    CFG_STR("ca_file", NULL, CFGF_NODEFAULT),
     CFG_STR("preset", NULL, CFGF_NODEFAULT),
     CFG_INT("concurrency", 0, CFGF_NODEFAULT),
     CFG_STR("rate", NULL, CFGF_NODEFAULT),
@@ -116,6 +133,7 @@ static const struct config_bound dest_bounds[] = {
 static const struct config_validator dest_validators[] = {
     {"destination|rate", dest_valid_rate},
     {"destination|preset", dest_valid_preset},
+    {"destination|tls", dest_valid_tls},
     {NULL, NULL},
 };
 
@@ -134,7 +152,7 @@ static void dest_section_conf(cfg_t *s, struct dest_conf *c)
                                       ? dest_preset_named(cfg_getstr(s, "preset"))
                                       : dest_preset_of(cfg_title(s));
 
-    *c = p ? p->conf : (struct dest_conf){DEST_DEFAULT_CONCURRENCY, 0, 0, 0};
+    *c = p ? p->conf : (struct dest_conf){DEST_DEFAULT_CONCURRENCY, 0, 0, 0, DEST_TLS_MAY};
     if (cfg_size(s, "concurrency"))
         c->concurrency = (unsigned)cfg_getint(s, "concurrency");
     if (cfg_getstr(s, "rate") &&
@@ -142,6 +160,9 @@ static void dest_section_conf(cfg_t *s, struct dest_conf *c)
         c->rate_n = c->rate_secs = 0;
     if (cfg_size(s, "per_connection"))
         c->per_connection = (unsigned)cfg_getint(s, "per_connection");
+    c->tls = strcmp(cfg_getstr(s, "tls"), "verify") == 0    ? DEST_TLS_VERIFY
+             : strcmp(cfg_getstr(s, "tls"), "encrypt") == 0 ? DEST_TLS_ENCRYPT
+                                                            : DEST_TLS_MAY;
 }
 
 /* dests_load - see dest.h */
@@ -152,10 +173,18 @@ struct dests *dests_load(const struct config *cfg)
 
     t->name = xcalloc(n + 1, sizeof(*t->name));
     t->conf = xcalloc(n + 1, sizeof(*t->conf));
+    t->verify = xcalloc(n + 1, sizeof(*t->verify));
     for (unsigned i = 0; i < n; i++) {
         cfg_t *s = cfg_getnsec(cfg->raw, "destination", i);
+        char err[512];
         t->name[t->n] = xstrdup(cfg_title(s));
-        dest_section_conf(s, &t->conf[t->n++]);
+        dest_section_conf(s, &t->conf[t->n]);
+        /* no context: its mail waits (deferred), it is never sent unverified */
+        if (t->conf[t->n].tls == DEST_TLS_VERIFY &&
+            !(t->verify[t->n] = tls_client_verify_ctx(cfg_getstr(s, "ca_file"), err, sizeof(err))))
+            log_warn("event=tls_verify_unavailable destination=%s error=%s", log_q(t->name[t->n]),
+                     log_q(err));
+        t->n++;
     }
     return t;
 }
@@ -165,8 +194,11 @@ void dests_free(struct dests *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n; i++)
+    for (size_t i = 0; i < t->n; i++) {
         free(t->name[i]);
+        SSL_CTX_free(t->verify[i]);
+    }
+    free(t->verify);
     for (size_t i = 0; i < t->nst; i++) {
         free(t->st[i]->starts);
         free(t->st[i]);
@@ -196,7 +228,7 @@ void dest_conf_for(const struct dests *t, const char *domain, struct dest_conf *
     else if (star)
         *c = *star;
     else
-        *c = (struct dest_conf){DEST_DEFAULT_CONCURRENCY, 0, 0, 0};
+        *c = (struct dest_conf){DEST_DEFAULT_CONCURRENCY, 0, 0, 0, DEST_TLS_MAY};
 }
 
 /* dests_get - see dest.h */
@@ -213,6 +245,10 @@ struct dest *dests_get(struct dests *t, const char *domain)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     dest_conf_for(t, domain, &d->conf);
     d->window = d->conf.concurrency;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->verify[i] &&
+            (strcasecmp(t->name[i], domain) == 0 || (strcmp(t->name[i], "*") == 0 && !d->verify)))
+            d->verify = t->verify[i];
     if (d->conf.rate_secs)
         d->starts = xcalloc(d->conf.rate_n, sizeof(*d->starts));
     t->st = xreallocarray(t->st, t->nst + 1, sizeof(*t->st));

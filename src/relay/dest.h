@@ -19,6 +19,10 @@
 
 struct config;
 struct config_section;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* TLS policy: opportunistic; required; required with the certificate naming the MX host. */
+enum dest_tls { DEST_TLS_MAY, DEST_TLS_ENCRYPT, DEST_TLS_VERIFY };
 
 /* A destination's limits. */
 struct dest_conf {
@@ -26,6 +30,7 @@ struct dest_conf {
     unsigned rate_n;         /* at most rate_n deliveries start ... */
     unsigned rate_secs;      /* ... per rate_secs seconds; 0: no rate limit */
     unsigned per_connection; /* messages per connection; 0: no limit */
+    enum dest_tls tls;       /* "may" (default), "encrypt", "verify" */
 };
 
 /* A destination's state. */
@@ -38,6 +43,7 @@ struct dest {
     unsigned throttles;   /* in a row: the back-off doubles */
     double backoff_until; /* no new delivery before (clock_now_precise) */
     double *starts;       /* ring of the last rate_n start times */
+    SSL_CTX *verify;      /* tls "verify": the context with its CAs (owned by the table) */
     size_t nstarts, head;
 };
 

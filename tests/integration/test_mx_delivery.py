@@ -8,6 +8,8 @@ clear diagnostic.
 """
 
 import re
+import ssl
+import subprocess
 
 import pytest
 
@@ -38,6 +40,11 @@ ZONES = {
         "me A 127.0.0.26",
         # an MX host without an address: try later
         "noaddr MX 10 nowhere.mx.test.",
+        # TLS: a server whose certificate names it, and one whose certificate names another
+        "tlsok MX 10 good.mx.test.",
+        "good A 127.0.0.27",
+        "tlsbad MX 10 wrong.mx.test.",
+        "wrong A 127.0.0.28",
     ],
 }
 
@@ -197,3 +204,55 @@ def test_throttled_destination_keeps_its_rate(gateway, sink, dns, mxnet):
         assert times[i + 3] - times[i] > 1.7, times
     # the unlimited destination was not held up behind the throttled one
     assert max(m.when for m in fast) < times[4], (sorted(m.when for m in fast), times)
+
+
+def make_ca(d):
+    """A test CA and two server certificates it signed: good.mx.test and other.example."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA",
+        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
+    for name in ("good.mx.test", "other.example"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name,
+            "-keyout", str(d / (name + ".key")), "-out", str(d / (name + ".csr")))
+        (d / (name + ".ext")).write_text("subjectAltName=DNS:%s\n" % name)
+        run("x509", "-req", "-in", str(d / (name + ".csr")), "-CA", str(d / "ca.pem"),
+            "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
+            "-extfile", str(d / (name + ".ext")), "-out", str(d / (name + ".pem")))
+    return d / "ca.pem"
+
+
+def server_ctx(d, name):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(d / (name + ".pem")), str(d / (name + ".key")))
+    return ctx
+
+
+def test_tls_policy(gateway, sink, dns, mxnet, tmp_path):
+    """tls = "verify": delivered over TLS to the server whose certificate names the
+    MX host; deferred (nothing sent) to one whose certificate names another host.
+    tls = "encrypt": deferred when the server offers no STARTTLS."""
+    port, sinks = mxnet
+    ca = make_ca(tmp_path)
+    good = Sink(port, host="127.0.0.27", tls_context=server_ctx(tmp_path, "good.mx.test")).start()
+    wrong = Sink(port, host="127.0.0.28", tls_context=server_ctx(tmp_path, "other.example")).start()
+    try:
+        gw = mx_gateway(gateway, dns, port, sink.port, extra=(
+            'destination "tlsok.mx.test" { tls = "verify"  ca_file = "%s" }\n'
+            'destination "tlsbad.mx.test" { tls = "verify"  ca_file = "%s" }\n'
+            'destination "implicit.mx.test" { tls = "encrypt" }\n' % (ca, ca)))
+        smtp_queue(gw.port, "alice@example.test", ["a@tlsok.mx.test"], make_message("ok"))
+        bad = smtp_queue(gw.port, "alice@example.test", ["b@tlsbad.mx.test"], make_message("x"))
+        clear = smtp_queue(gw.port, "alice@example.test", ["c@implicit.mx.test"],
+                           make_message("y"))
+        got = good.wait_for(1, timeout=15)
+        assert got[0].tls and got[0].rcpt_tos == ["a@tlsok.mx.test"]
+        gw.wait_log(r"event=deferred id=%s rcpt=<b@tlsbad\.mx\.test> .*"
+                    r"relay=wrong\.mx\.test\[127\.0\.0\.28\]:%d .*"
+                    r"TLS handshake failed: .*certificate verify failed" % (bad, port), timeout=15)
+        gw.wait_log(r"event=deferred id=%s rcpt=<c@implicit\.mx\.test> .*"
+                    r"4\.7\.4 TLS required but not offered" % clear, timeout=15)
+        assert wrong.messages == [] and sinks[25].messages == []
+    finally:
+        good.stop()
+        wrong.stop()

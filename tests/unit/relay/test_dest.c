@@ -34,7 +34,7 @@ static void test_presets_and_defaults(void **state)
 /* test_concurrency - no more than the limit at once; one ending frees a slot */
 static void test_concurrency(void **state)
 {
-    struct dest d = {.conf = {2, 0, 0, 0}, .window = 2};
+    struct dest d = {.conf = {2, 0, 0, 0, DEST_TLS_MAY}, .window = 2};
     double wait;
     (void)state;
 
@@ -51,7 +51,7 @@ static void test_concurrency(void **state)
 static void test_rate(void **state)
 {
     double starts[3];
-    struct dest d = {.conf = {100, 3, 10, 0}, .window = 100, .starts = starts};
+    struct dest d = {.conf = {100, 3, 10, 0, DEST_TLS_MAY}, .window = 100, .starts = starts};
     double wait;
     (void)state;
 
@@ -72,7 +72,7 @@ static void test_rate(void **state)
  * worth of successes grows it by one, up to the limit */
 static void test_feedback(void **state)
 {
-    struct dest d = {.conf = {8, 0, 0, 0}, .window = 8};
+    struct dest d = {.conf = {8, 0, 0, 0, DEST_TLS_MAY}, .window = 8};
     double wait;
     (void)state;
 
