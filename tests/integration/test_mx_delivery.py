@@ -10,6 +10,7 @@ clear diagnostic.
 import re
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -256,3 +257,52 @@ def test_tls_policy(gateway, sink, dns, mxnet, tmp_path):
     finally:
         good.stop()
         wrong.stop()
+
+
+class ThrottlingSink(Sink):
+    """Answers RCPT number first..last (1-based) with 421 "too many connections";
+    records when each RCPT came."""
+
+    def __init__(self, *a, first=4, last=6, **kw):
+        super().__init__(*a, **kw)
+        self.first, self.last = first, last
+        self.rcpt_times = []
+
+    def rule_for(self, address):
+        with self._cond:
+            self.rcpt_times.append(time.monotonic())
+            n = len(self.rcpt_times)
+        if self.first <= n <= self.last:
+            return "421 4.7.0 Too many connections, try later"
+        return super().rule_for(address)
+
+
+def test_421_backs_off_and_delivers_everything(gateway, sink, dns, mxnet):
+    """A destination that answers 421 after three messages: mxgate stops sending
+    to it for the back-off (no RCPT reaches it for 8 s after the 421), then
+    delivers every message."""
+    port, sinks = mxnet
+    sinks[25].stop()
+    slow = ThrottlingSink(port, host="127.0.0.25", first=4, last=4).start()
+    try:
+        gw = gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink.port,
+                             "*": "mx:%d" % port},
+                     relay_networks=["127.0.0.0/8"], queue={"retry_min": 1, "retry_max": 2},
+                     extra=dns_section(dns.address)
+                     + 'destination "implicit.mx.test" { concurrency = 1 }\n')
+        n = 8
+        for i in range(n):
+            smtp_queue(gw.port, "alice@example.test", ["t%d@implicit.mx.test" % i],
+                       make_message("t%d" % i))
+        got = slow.wait_for(n, timeout=60)
+        assert sorted(m.rcpt_tos[0] for m in got) == sorted("t%d@implicit.mx.test" % i
+                                                             for i in range(n))
+        times = slow.rcpt_times
+        # concurrency 1: the first 421 (RCPT 4) is the only one before the back-off
+        t421 = times[3]
+        after = [t for t in times[4:] if t > t421]
+        assert after and min(after) - t421 > 8, [round(t - t421, 2) for t in times]
+        gw.wait_log(r"event=deferred .*rcpt=<t3@implicit\.mx\.test> .*Too many connections")
+    finally:
+        slow.stop()
+        sinks[25].start()
