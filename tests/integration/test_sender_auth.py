@@ -213,3 +213,21 @@ def test_dns_trouble_is_a_temporary_refusal(gw):
     c, r = session(gw, OTHER, "a@broken.other.test", "mail.other.test")
     r.check(451, "4.7.24")
     say_quit(c)
+
+
+def test_aligned_dkim_lets_a_first_attempt_through_deferred_greylisting(gateway, sink, auth_dns):
+    """dkim_pass = "defer": what greylisting would delay at RCPT is decided at the
+    final dot — an aligned DKIM pass goes in at once, anything else gets 451 there."""
+    gw = checks_gateway(gateway, ["dkim", "greylist"], dns=auth_dns.address,
+                        sections='greylist { dkim_pass = "defer"  delay = 300 }\n')
+    c, r = session(gw, OTHER, "news@company.test", "mail.other.test")
+    r.check(250)
+    deliver(c, signed("news@company.test", "signed")).check(250, "2.0.0")
+    c.cmd("MAIL FROM:<news@company.test>").check(250)
+    deliver(c, make_message("unsigned", sender="news@company.test")).check(451, "4.7.1")
+    say_quit(c)
+    got = sink.wait_for(1)
+    assert b"Subject: signed" in got[0].content
+    time.sleep(0.5)
+    assert len(sink.messages) == 1
+    assert "check=greylist" in reject_line(gw, OTHER, 451, "4.7.1", "greylist", stage="data")
