@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <confuse.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,7 +250,37 @@ void mx_cancel(struct mx_lookup *q)
     free(q);
 }
 
-/* mx_same_addr - a listener's address la covers a: same port, same address or a wildcard */
+/* mx_local - a is one of this host's own addresses (a wildcard listener takes those):
+ * loopback, or an interface's (getifaddrs asks the kernel; no DNS, no file) */
+static int mx_local(const struct sockaddr_storage *a)
+{
+    struct ifaddrs *ifs, *i;
+    int found = 0;
+
+    if (a->ss_family == AF_INET &&
+        (ntohl(((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr) >> 24) == 127)
+        return 1;
+    if (a->ss_family == AF_INET6 &&
+        IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr))
+        return 1;
+    if (getifaddrs(&ifs) < 0)
+        return 0;
+    for (i = ifs; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != a->ss_family)
+            continue;
+        if (a->ss_family == AF_INET)
+            found = ((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr.s_addr ==
+                    ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr;
+        else
+            found = memcmp(&((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr,
+                           &((const struct sockaddr_in6 *)(const void *)a)->sin6_addr, 16) == 0;
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+/* mx_same_addr - a listener's address la takes a: same port, and the same address, or a
+ * wildcard listener and one of our own addresses */
 static int mx_same_addr(const struct sockaddr_storage *la, const struct sockaddr_storage *a)
 {
     static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
@@ -258,12 +289,12 @@ static int mx_same_addr(const struct sockaddr_storage *la, const struct sockaddr
         return 0;
     if (a->ss_family == AF_INET) {
         const struct sockaddr_in *l = (const void *)la, *x = (const void *)a;
-        return l->sin_port == x->sin_port &&
-               (l->sin_addr.s_addr == x->sin_addr.s_addr || l->sin_addr.s_addr == INADDR_ANY);
+        return l->sin_port == x->sin_port && (l->sin_addr.s_addr == x->sin_addr.s_addr ||
+                                              (l->sin_addr.s_addr == INADDR_ANY && mx_local(a)));
     }
     const struct sockaddr_in6 *l = (const void *)la, *x = (const void *)a;
-    return l->sin6_port == x->sin6_port &&
-           (memcmp(&l->sin6_addr, &x->sin6_addr, 16) == 0 || memcmp(&l->sin6_addr, &any6, 16) == 0);
+    return l->sin6_port == x->sin6_port && (memcmp(&l->sin6_addr, &x->sin6_addr, 16) == 0 ||
+                                            (memcmp(&l->sin6_addr, &any6, 16) == 0 && mx_local(a)));
 }
 
 /* mx_is_self - see mx.h */

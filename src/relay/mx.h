@@ -61,8 +61,8 @@ void mx_order(struct mx_host *h, size_t n, size_t (*rnd)(size_t n));
 /* mx_is_null - a null MX answer (RFC 7505): one record, exchange "." */
 int mx_is_null(const char *const *names, size_t n);
 
-/* mx_is_self - a is one of cfg's listen addresses (same port; the same address or a
- * wildcard one): delivering there would loop back to ourselves */
+/* mx_is_self - a is one of cfg's listen addresses (same port; the same address, or a
+ * wildcard one and one of our own addresses): delivering there would loop back to ourselves */
 struct config;
 int mx_is_self(const struct config *cfg, const struct sockaddr_storage *a);
 
