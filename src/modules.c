@@ -18,6 +18,7 @@
 #include "queue/queueconf.h"
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
+#include "smtp/signconf.h"
 #include "store/storeconf.h"
 #include "tls/tlsconf.h"
 
@@ -34,6 +35,7 @@ static const struct config_section *const modules_fixed[] = {
     &dnsconf_section,
     &storeconf_section,
     &adminconf_section,
+    &signconf_section,
     NULL,
 };
 
@@ -99,6 +101,7 @@ unsigned modules_validate(const struct config *cfg, FILE *out)
         modules_validate_tls(cfg, &d);
         modules_validate_dns(cfg, base, &d);
         adminconf_validate(cfg, &d);
+        signconf_validate(cfg, &d);
         policy_validate(&env, &d);
     }
     routes_free(routes);
