@@ -232,6 +232,7 @@ struct signconf *signconf_load(const struct config *cfg, char *err, size_t errle
         char why[700], warn[700];
         if (signconf_section_load(s, &sc->d[i], why, sizeof(why), warn, sizeof(warn)) < 0) {
             snprintf(err, errlen, "dkim_sign %s: %s", cfg_title(s), why);
+            signconf_domain_free(&sc->d[i]); /* what it loaded before the error */
             signconf_free(sc);
             return NULL;
         }
