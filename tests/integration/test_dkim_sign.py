@@ -8,6 +8,7 @@ the event=dkim_signed log lines, no signature on inbound mail, and mxgated -n
 refusing keys that others can read, of the wrong type or too short.
 """
 
+import base64
 import os
 import re
 import stat
@@ -113,12 +114,17 @@ def send(gw, msg, source=RELAY, sender="alice@sign.test"):
 
 
 def test_both_signatures_verify_with_dkimpy_and_mail_dkim(gateway, sink, keys, tmp_path):
-    gw = gateway(relay_networks=[RELAY + "/32"], extra=conf(keys))
+    # the dkim check too: its Authentication-Results goes below our signatures
+    gw = gateway(relay_networks=[RELAY + "/32"], checks=["dkim"],
+                 extra=conf(keys) + 'dns { servers = {"%s"} }\n' % keys["dns"].address)
     msg = message()
     send(gw, msg)
     got = sink.wait_for(1)[0].content
     head = got.split(b"\r\n\r\n", 1)[0]
     assert got.startswith(b"DKIM-Signature: "), got[:300]
+    names = [f.split(b":", 1)[0].lower() for f in re.split(rb"\r\n(?![ \t])", head)]
+    assert names[:3] == [b"dkim-signature", b"dkim-signature", b"authentication-results"], names
+    assert got.endswith(msg)
     sigs = [f for f in re.split(rb"\r\n(?![ \t])", head) if f.lower().startswith(b"dkim-signature:")]
     assert len(sigs) == 2, head
     flat = [re.sub(rb"\s", b"", s) for s in sigs]
@@ -238,7 +244,6 @@ def test_key_made_unreadable_refuses_reload(gateway, sink, keys, tmp_path):
 
 
 def test_keygen_writes_0600_and_matching_record(tmp_path):
-    from cryptography.hazmat.primitives import serialization
     for typ in ("rsa", "ed25519"):
         path, rec = keygen(tmp_path, "gen.test", "sel-" + typ, "--type", typ)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -246,17 +251,18 @@ def test_keygen_writes_0600_and_matching_record(tmp_path):
         assert m, rec
         value = "".join(re.findall(r'"([^"]*)"', m.group(1)))
         assert value.startswith("v=DKIM1; k=%s; p=" % typ), value
-        pub = value.split("p=", 1)[1]
-        priv = serialization.load_pem_private_key(path.read_bytes(), None)
+        pub = base64.b64decode(value.split("p=", 1)[1])
+        # the public half of the key file, by OpenSSL: SubjectPublicKeyInfo (DER)
+        der = subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        text = subprocess.run(["openssl", "pkey", "-in", str(path), "-noout", "-text"],
+                              check=True, capture_output=True, text=True).stdout
         if typ == "rsa":
-            assert priv.key_size == 2048
-            der = priv.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+            assert "Private-Key: (2048 bit" in text, text[:200]
+            assert pub == der
         else:
-            der = priv.public_key().public_bytes(serialization.Encoding.Raw,
-                                                 serialization.PublicFormat.Raw)
-        import base64
-        assert base64.b64decode(pub) == der
+            assert "ED25519 Private-Key" in text, text[:200]
+            assert len(pub) == 32 and der.endswith(pub) and len(der) == 44  # RFC 8463: raw key
         # never over an existing key
         p = subprocess.run([MXGATECTL, "dkim", "keygen", "gen.test", "sel-" + typ, "--dir",
                             str(tmp_path), "--type", typ], capture_output=True, text=True)
@@ -267,3 +273,9 @@ def test_keygen_writes_0600_and_matching_record(tmp_path):
     p = subprocess.run([MXGATECTL, "dkim", "keygen", "../evil", "x", "--dir", str(tmp_path)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and not list(tmp_path.glob("*evil*"))
+    # a symbolic link where the key goes is not followed
+    target = tmp_path / "target"
+    (tmp_path / "gen.test.sym.key").symlink_to(target)
+    p = subprocess.run([MXGATECTL, "dkim", "keygen", "gen.test", "sym", "--dir", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "File exists" in p.stderr and not target.exists(), p.stderr
