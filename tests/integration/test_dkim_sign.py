@@ -279,3 +279,35 @@ def test_keygen_writes_0600_and_matching_record(tmp_path):
     p = subprocess.run([MXGATECTL, "dkim", "keygen", "gen.test", "sym", "--dir", str(tmp_path)],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "File exists" in p.stderr and not target.exists(), p.stderr
+
+
+def test_reload_rotates_keys(gateway, sink, keys, tmp_path):
+    """A new selector and key in the file: SIGHUP, and new mail carries them."""
+    gw = gateway(relay_networks=[RELAY + "/32"], extra=conf(keys, ed=False))
+    send(gw, message())
+    text = gw.config.read_text().replace(conf(keys, ed=False), conf(keys, rsa=False))
+    gw.config.write_text(text)
+    mark = gw.log_mark()
+    gw.proc.send_signal(1)
+    gw.wait_log(r"event=reload status=done ", since=mark)
+    send(gw, message())
+    got = sink.wait_for(2)
+    heads = [re.sub(rb"\s", b"", m.content.split(b"\r\n\r\n", 1)[0]) for m in got]
+    assert b";s=s2026;" in heads[0] and b";s=e2026;" not in heads[0]
+    assert b";s=e2026;" in heads[1] and b";s=s2026;" not in heads[1]
+    assert dkimpy_results(got[1].content, keys["dns"]) == [True]
+
+
+def test_unsignable_messages_pass_unsigned(gateway, sink, keys):
+    """Two From: fields, or a header section over 64 KiB: delivered, unsigned, logged."""
+    gw = gateway(relay_networks=[RELAY + "/32"], extra=conf(keys))
+    two = message().replace(b"\r\n\r\n", b"\r\nFrom: other@sign.test\r\n\r\n", 1)
+    send(gw, two)
+    gw.wait_log(r'event=dkim_sign status=skipped sid=\S+ id=\S+ reason="From: many"')
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 900) for i in range(80))
+    big = message().replace(b"\r\n\r\n", b"\r\n" + filler + b"\r\n", 1)
+    send(gw, big)
+    gw.wait_log(r'event=dkim_sign status=skipped sid=\S+ id=\S+ reason="header section over '
+                r'65536 octets"')
+    for m in sink.wait_for(2):
+        assert b"DKIM-Signature" not in m.content.split(b"\r\n\r\n", 1)[0]
