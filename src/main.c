@@ -318,7 +318,7 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
 static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
 {
     struct adm_env env = {.base = srv->base,
-                          .cfg = srv->cfg,
+                          .cfg = &srv->cfg,
                           .queue = srv->queue,
                           .spool = srv->spool,
                           .store = st,
