@@ -35,6 +35,7 @@
 #include "reload.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
+#include "smtp/signconf.h"
 #include "store/storeconf.h"
 #include "tls/tls.h"
 #include "tls/tlsconf.h"
@@ -384,6 +385,8 @@ static int run(struct config *cfg, const struct options *o)
     setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
     srv.gen->policy = srv.policy = setup_policy(&srv, st);
     srv.gen->dns = srv.dns;
+    if (!(srv.gen->sign = signconf_load(cfg, err, sizeof(err))))
+        log_fatal("event=fatal what=dkim_sign error=%s", log_q(err));
     rc.store = st;
     reload_init(&rc);
     ctl = setup_control(&srv, st, admin);

@@ -19,6 +19,7 @@
 #include "relay/dest.h"
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
+#include "smtp/signconf.h"
 #include "store/storeconf.h"
 #include "tls/tlsconf.h"
 
@@ -36,6 +37,7 @@ static const struct config_section *const modules_fixed[] = {
     &dnsconf_section,
     &storeconf_section,
     &adminconf_section,
+    &signconf_section,
     NULL,
 };
 
@@ -101,6 +103,7 @@ unsigned modules_validate(const struct config *cfg, FILE *out)
         modules_validate_tls(cfg, &d);
         modules_validate_dns(cfg, base, &d);
         adminconf_validate(cfg, &d);
+        signconf_validate(cfg, &d);
         policy_validate(&env, &d);
     }
     routes_free(routes);

@@ -21,6 +21,7 @@
 #include "relay/routes.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
+#include "smtp/signconf.h"
 #include "store/storeconf.h"
 #include "tls/tlsconf.h"
 
@@ -187,6 +188,8 @@ static struct server_gen *reload_build(struct reload_ctx *rc, struct config *cfg
         what = "dns";
     else if (env.dns = g->dns, !(g->policy = policy_new(&env, why, sizeof(why))))
         what = "policy";
+    else if (!(g->sign = signconf_load(cfg, why, sizeof(why))))
+        what = "dkim_sign";
     if (!what)
         return g;
     snprintf(err, errlen, "%s: %s", what, why);

@@ -1,4 +1,5 @@
-/* mxgatectl - look at and act on mxgated: queue, statistics, greylist, blocks, status */
+/* mxgatectl - look at and act on mxgated: queue, statistics, greylist, blocks, status;
+ * make DKIM keys */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@ void usage(void)
             "  blocks list\n"
             "  blocks clear ADDRESS|NETWORK|all\n"
             "  status\n"
-            "  reload\n");
+            "  reload\n"
+            "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits 2048] [--dir DIR]\n");
     exit(2);
 }
 
@@ -96,6 +98,8 @@ int main(int argc, char **argv)
     c.json |= strip_json(&argc, argv);
     if (argc < 1)
         usage();
+    if (strcmp(argv[0], "dkim") == 0)
+        return dkim_command(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[0], commands[i].name) != 0)
             continue;

@@ -14,6 +14,7 @@ struct event_base;
 struct evconnlistener;
 struct config;
 struct serverconf;
+struct signconf;
 struct serverconf_listen;
 struct routes;
 struct pool;
@@ -51,6 +52,7 @@ struct server_gen {
     SSL_CTX *tls;            /* NULL when no tls section */
     struct dns *dns;         /* NULL: no FCrDNS, no DNS checks */
     struct policy *policy;
+    struct signconf *sign; /* dkim_sign: NULL or empty when nothing is signed */
 };
 
 /* server_gen_new - a generation owning what it is given (any may be NULL but cfg), refs 1 */

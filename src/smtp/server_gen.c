@@ -11,6 +11,7 @@
 #include "policy/policy.h"
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
+#include "smtp/signconf.h"
 
 struct server_gen *server_gen_new(struct config *cfg, struct serverconf *conf,
                                   struct routes *routes, SSL_CTX *tls, struct dns *dns,
@@ -42,6 +43,7 @@ void server_gen_unref(struct server_gen *g)
         return;
     log_debug("event=generation_freed generation=%lu", g->id);
     policy_free(g->policy);
+    signconf_free(g->sign);
     if (g->dns)
         dns_free(g->dns);
     SSL_CTX_free(g->tls);

@@ -29,6 +29,7 @@ enum session_state {
 };
 
 struct session;
+struct dkim_body;
 
 /* session_set_state - the one place the state changes; logs the change at debug level */
 void session_set_state(struct session *s, enum session_state st);
@@ -66,6 +67,7 @@ struct smtp_tx {
     enum { FIELD_NONE, FIELD_HOLD, FIELD_PASS, FIELD_DROP } field; /* the current header field */
     char *held;                                                    /* FIELD_HOLD: its lines */
     size_t held_len, held_cap;
+    struct dkim_body *sign_body; /* session_sign.c: the body hash, when the message is signed */
 };
 
 struct session_commit;
@@ -137,6 +139,14 @@ struct session {
 
 #define SESSION_WAIT_DELAY 1u  /* greeting_delay running */
 #define SESSION_WAIT_CHECKS 2u /* FCrDNS and connect checks running */
+
+/* DKIM signing of our own clients' mail (session_sign.c): begin at DATA, each
+ * stored body line (unstuffed), then the DKIM-Signature fields (malloc'd, NULL
+ * when the message is not signed) at the final dot; free with the transaction */
+void session_sign_begin(struct session *s);
+void session_sign_body(struct session *s, const char *line, size_t len);
+char *session_sign_fields(struct session *s);
+void session_sign_free(struct session *s);
 
 /* session_connect_checks - FCrDNS, then the connect stage; greet when done (session_policy.c) */
 void session_connect_checks(struct session *s);

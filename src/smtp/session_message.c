@@ -40,6 +40,7 @@ void session_message_begin(struct session *s)
     tx->field = FIELD_NONE;
     tx->msg = policy_msg_begin(s->chain, &s->cl);
     s->cl.msg = tx->msg;
+    session_sign_begin(s);
 }
 
 /* buf_add - append to a growing buffer (kept NUL-terminated) */
@@ -194,11 +195,11 @@ void session_message_header_line(struct session *s, const char *line, size_t len
 /* session_message_body_line - a stored body line (dot-stuffed) to the checks that read it */
 void session_message_body_line(struct session *s, const char *line, size_t len)
 {
-    if (!s->tx->msg)
-        return;
     if (len > 0 && line[0] == '.')
         line++, len--;
-    policy_msg_body(s->tx->msg, line, len);
+    session_sign_body(s, line, len);
+    if (s->tx->msg)
+        policy_msg_body(s->tx->msg, line, len);
 }
 
 /* session_message_end - the final dot: a message without a body ends its header here */
@@ -211,8 +212,8 @@ void session_message_end(struct session *s)
 char *session_message_fields(struct session *s)
 {
     char value[AUTHRES_MAX];
-    char *out = NULL;
-    size_t len = 0, cap = 0;
+    char *out = session_sign_fields(s); /* first: nothing of ours above it is signed */
+    size_t len = out ? strlen(out) : 0, cap = out ? len + 1 : 0;
 
     if (s->chain && authres_format(&s->cl, s->gen->cfg->authserv_id, value, sizeof(value)) == 0) {
         buf_add(&out, &len, &cap, "Authentication-Results: ", 24);
@@ -233,6 +234,7 @@ void session_message_free(struct session *s)
 
     policy_msg_free(tx->msg);
     tx->msg = NULL;
+    session_sign_free(s);
     free(tx->hdr);
     free(tx->held);
     tx->hdr = tx->held = NULL;
