@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -33,6 +34,8 @@ struct qentry {
     int flush_req;  /* flushed while an attempt ran: go again at once */
     int unchecked;  /* found in the spool at start: checksum not checked yet */
     struct delivery *d;
+    void *token;            /* the configuration the running attempt holds (queue_reconfigure) */
+    double arrived, queued; /* for delay= (queue_add_arrived); 0: unknown */
     struct queue *q;
     TAILQ_ENTRY(qentry) link; /* ready or active list */
 };
@@ -49,7 +52,17 @@ struct queue {
     unsigned nactive;
     struct event *timer; /* the heap's earliest due time */
     struct event *kick;  /* run dispatch from the loop, not from the caller */
+    queue_hold_fn hold;  /* keeps the configuration of running attempts (queue_reconfigure) */
+    void *token;
 };
+
+/* queue_unhold - an attempt ended: let go of the configuration it used */
+static void queue_unhold(struct queue *q, struct qentry *e)
+{
+    if (q->hold && e->token)
+        q->hold(e->token, -1);
+    e->token = NULL;
+}
 
 static void queue_dispatch(struct queue *q);
 
@@ -205,6 +218,7 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
     e->d = NULL;
+    queue_unhold(q, e);
     if (o->dsn_id[0])
         queue_add(q, o->dsn_id);
     if (o->finished) {
@@ -232,16 +246,42 @@ static void queue_dispatch(struct queue *q)
         TAILQ_REMOVE(&q->ready, e, link);
         e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
         e->unchecked = 0;
+        if (e->d)
+            delivery_set_times(e->d, e->arrived, e->queued);
         if (!e->d) {
             log_warn("event=dropped id=%s reason=%s", e->id,
                      errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
             free(e);
             continue;
         }
+        if (q->hold && q->token)
+            q->hold(e->token = q->token, +1);
         e->st = Q_ACTIVE;
         TAILQ_INSERT_TAIL(&q->active, e, link);
         q->nactive++;
     }
+}
+
+/* queue_reconfigure - see queue.h */
+void queue_reconfigure(struct queue *q, const struct config *cfg, const struct routes *routes,
+                       queue_hold_fn hold, void *token)
+{
+    struct queueconf now;
+
+    queueconf_read(cfg, &now);
+    /* the pool, the commit and the bounce limiter were made with these at start */
+    now.queue.fsync_threads = q->ctx.conf.queue.fsync_threads;
+    now.queue.sync_filesystem = q->ctx.conf.queue.sync_filesystem;
+    now.queue.recycle = q->ctx.conf.queue.recycle;
+    now.queue.bounce_limit = q->ctx.conf.queue.bounce_limit;
+    now.queue.bounce_window = q->ctx.conf.queue.bounce_window;
+    now.queue.bounce_domain_limit = q->ctx.conf.queue.bounce_domain_limit;
+    q->ctx.conf = now;
+    q->ctx.cfg = cfg;
+    q->ctx.routes = routes;
+    q->hold = hold;
+    q->token = token;
+    queue_kick(q); /* max_deliveries may have grown */
 }
 
 /* queue_set_nexthops - see queue.h */
@@ -321,6 +361,17 @@ void queue_add(struct queue *q, const char *id)
     queue_enqueue(q, id);
 }
 
+/* queue_add_arrived - see queue.h */
+void queue_add_arrived(struct queue *q, const char *id, double arrived)
+{
+    struct qentry *e = queue_enqueue(q, id);
+
+    if (e) {
+        e->arrived = arrived;
+        e->queued = clock_now_precise();
+    }
+}
+
 /* queue_flush - all waiting messages are due now */
 unsigned queue_flush(struct queue *q)
 {
@@ -390,6 +441,7 @@ void queue_free(struct queue *q)
     while ((e = TAILQ_FIRST(&q->active))) {
         TAILQ_REMOVE(&q->active, e, link);
         delivery_cancel(e->d);
+        queue_unhold(q, e);
         free(e);
     }
     while ((e = TAILQ_FIRST(&q->ready))) {

@@ -19,6 +19,18 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
                         SSL_CTX *client_tls, struct store *st);
 
+/*
+ * queue_reconfigure - a reload: attempts started from now on deliver with cfg's
+ * queue and delivery settings and through routes (those that need a restart,
+ * fsync_threads, sync, recycle and the bounce limits, stay as at start). Each
+ * attempt holds token while it runs: hold(token, +1) when it starts and
+ * hold(token, -1) when it ends, so that the caller keeps cfg and routes alive
+ * until the last attempt that uses them is over. hold may be NULL.
+ */
+typedef void (*queue_hold_fn)(void *token, int delta);
+void queue_reconfigure(struct queue *q, const struct config *cfg, const struct routes *routes,
+                       queue_hold_fn hold, void *token);
+
 /* queue_set_nexthops - deliveries refresh what each next hop takes (relay/nexthop.h) */
 void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 
@@ -29,6 +41,10 @@ int queue_start(struct queue *q);
 void queue_add(struct queue *q, const char *id);
 
 /* queue_flush - every waiting message becomes due now; returns how many */
+/* queue_add_arrived - queue_add for a message just received: arrived is when its
+ * transaction began (clock_now_precise()), for delay= in the delivery log lines */
+void queue_add_arrived(struct queue *q, const char *id, double arrived);
+
 unsigned queue_flush(struct queue *q);
 
 /* queue_delete - remove a message (after its running attempt, if any). 0, or -1 if unknown */

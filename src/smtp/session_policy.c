@@ -51,8 +51,8 @@ void session_refuse(struct session *s, const char *stage, const struct policy_ve
         return;
     }
     session_reply(s, "%d %s %s", v->code, v->status, v->text);
-    if (++s->nerrors >= s->srv->conf->limits.max_errors)
-        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
+    if (++s->nerrors >= s->gen->conf->limits.max_errors)
+        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->gen->cfg->hostname);
 }
 
 /* session_hold - connect and HELO refusals wait for RCPT (delayed reject); 421 is immediate */
@@ -160,14 +160,14 @@ static void rdns_done(enum dns_status st, const char *name, const char *ptr, voi
 /* session_connect_checks - start FCrDNS (if a resolver exists) and the connect checks */
 void session_connect_checks(struct session *s)
 {
-    s->chain = policy_chain_for(s->srv->policy, s->listen->name);
+    s->chain = policy_chain_for(s->gen->policy, s->listen->name);
     memcpy(&s->cl.addr, &s->peer, sizeof(s->cl.addr));
     snprintf(s->cl.ip, sizeof(s->cl.ip), "%s", s->ip);
     s->cl.listener = s->listen->name;
     s->cl.rdns = RDNS_UNCHECKED;
     stats_count(s->srv->stats, "connections");
-    if (s->srv->dns &&
-        (s->rdns_q = dns_fcrdns(s->srv->dns, (struct sockaddr *)&s->peer, rdns_done, s)))
+    if (s->gen->dns &&
+        (s->rdns_q = dns_fcrdns(s->gen->dns, (struct sockaddr *)&s->peer, rdns_done, s)))
         return;
     connect_stage(s);
 }
