@@ -10,6 +10,8 @@
 
 #include <confuse.h>
 
+#include "admin/adm.h"
+#include "admin/admin.h"
 #include "admin/control.h"
 #include "daemon.h"
 #include "dns/dns.h"
@@ -18,6 +20,7 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -124,6 +127,12 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     daemon_reloading();
     reload_all(arg, NULL, 0);
     daemon_reloaded();
+}
+
+/* request_reload - mxgatectl reload and POST /api/reload: exactly what SIGHUP does */
+static void request_reload(void *arg)
+{
+    kill(getpid(), SIGHUP);
 }
 
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
@@ -304,6 +313,27 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
     queueconf_read(cfg, qc);
 }
 
+/* setup_control - the control socket and the admin listener, with the daemon's parts */
+static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
+{
+    struct adm_env env = {.base = srv->base,
+                          .cfg = srv->cfg,
+                          .queue = srv->queue,
+                          .spool = srv->spool,
+                          .store = st,
+                          .started = clock_now(),
+                          .sessions = &srv->nconn,
+                          .reload = request_reload};
+    struct control *ctl;
+    char sock[4096];
+
+    config_control_socket(srv->cfg, sock, sizeof(sock));
+    if (!(ctl = control_open(srv->base, sock, &env)))
+        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
+    admin_start(admin, &env);
+    return ctl;
+}
+
 /* run - everything between configuration and exit */
 static int run(struct config *cfg, const struct options *o)
 {
@@ -314,9 +344,10 @@ static int run(struct config *cfg, const struct options *o)
     struct queueconf qc;
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
+    struct admin *admin;
     struct store *st;
     SSL_CTX *client_tls;
-    char err[512], sock[4096];
+    char err[512];
     /* As root, only these directories themselves are touched (core/privs.c);
      * the spool is opened and walked after the drop, as the daemon user. */
     const struct privs_dir dirs[] = {
@@ -334,6 +365,8 @@ static int run(struct config *cfg, const struct options *o)
     if (server_listen(&srv, server_gen_new(cfg, sc, routes, srv.tls, NULL, NULL), err,
                       sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=%s", log_q(err));
+    if (admin_listen(srv.base, cfg, &admin, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=admin error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=%s", log_q(err));
     srv.spool = setup_dirs(cfg, &qc);
@@ -348,9 +381,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.gen->dns = srv.dns;
     rc.store = st;
     reload_init(&rc);
-    config_control_socket(cfg, sock, sizeof(sock));
-    if (!(ctl = control_open(srv.base, sock, srv.queue)))
-        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
+    ctl = setup_control(&srv, st, admin);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, &srv);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, &rc);
@@ -366,6 +397,7 @@ static int run(struct config *cfg, const struct options *o)
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
     server_close(&srv);
     control_close(ctl);
+    admin_close(admin);
     queue_free(srv.queue);
     srv.queue = NULL;
     nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pool.h"
 #include "core/xmalloc.h"
 #include "queue/bouncelimit.h"
@@ -554,6 +555,12 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
     const char *addr = log_qaddr(d->env.rcpt[r->idx].addr);
 
     dl_delays(d, r, delays, sizeof(delays));
+    metrics_inc(r->res == DL_OK      ? METRICS_DELIVERED
+                : r->res == DL_DEFER ? METRICS_DEFERRED
+                                     : METRICS_BOUNCED);
+    if (r->res == DL_OK)
+        metrics_observe(METRICS_DELIVERY_SECONDS, difftime(time(NULL), d->env.arrival));
+
     if (r->maybe)
         log_warn("event=maybe_delivered id=%s rcpt=%s relay=%s reason=%s next_retry=%u "
                  "note=\"not re-sent before next_retry\"",

@@ -50,6 +50,22 @@ unsigned queue_flush(struct queue *q);
 /* queue_delete - remove a message (after its running attempt, if any). 0, or -1 if unknown */
 int queue_delete(struct queue *q, const char *id);
 
+/* queue_hold - keep id from delivery until queue_release (after its running attempt, if any);
+ * the hold is on disk (queue/hold.h). 0, or -1 (ENOENT: unknown id; or the marker failed) */
+int queue_hold(struct queue *q, const char *id);
+/* queue_release - deliver a held message again (at once). 0, or -1 (ENOENT) */
+int queue_release(struct queue *q, const char *id);
+
+struct queue_info {
+    unsigned messages; /* known to the scheduler */
+    unsigned active;   /* being delivered now */
+    unsigned deferred; /* waiting for their retry time */
+    unsigned held;
+    long long oldest; /* arrival of the oldest (unix time), 0 when empty */
+};
+/* queue_info - the queue's size and age, counted now (for status and metrics) */
+void queue_info(const struct queue *q, struct queue_info *in);
+
 /* queue_free - cancel running deliveries (messages stay in the spool) and free */
 void queue_free(struct queue *q);
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 
@@ -127,6 +128,8 @@ struct session {
      * (where each transaction starts) */
     struct session_score score_conn, score_tx;
     const char *refused_by; /* mechanism of the last refusal, for statistics */
+    /* for the session duration metric (0: never started) */
+    struct timespec started;
 };
 
 #define SESSION_WAIT_DELAY 1u  /* greeting_delay running */

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 #include "dns/dns.h"
 #include "policy/stats.h"
@@ -166,6 +168,7 @@ void session_connect_checks(struct session *s)
     s->cl.listener = s->listen->name;
     s->cl.rdns = RDNS_UNCHECKED;
     stats_count(s->srv->stats, "connections");
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
     if (s->gen->dns &&
         (s->rdns_q = dns_fcrdns(s->gen->dns, (struct sockaddr *)&s->peer, rdns_done, s)))
         return;
@@ -185,6 +188,12 @@ void session_policy_end(struct session *s)
     s->prun = NULL;
     if (s->chain) /* checks that count open sessions (ratelimit concurrent) let go */
         policy_disconnect(s->chain, &s->cl);
+    if (s->started.tv_sec || s->started.tv_nsec) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        metrics_observe(METRICS_SESSION_SECONDS, (double)(now.tv_sec - s->started.tv_sec) +
+                                                     (now.tv_nsec - s->started.tv_nsec) / 1e9);
+    }
     if (s->nmessages == 0 && s->refused_by) {
         stats_count(s->srv->stats, "stopped");
         snprintf(counter, sizeof(counter), "stopped.%s", s->refused_by);

@@ -231,6 +231,15 @@ def test_harvester_tarpitted_and_blocked(gateway, sink, tmp_path):
     wait_stats(gw, {"harvest": "3", "harvest.score": "5", "harvest.tempfail": "3",
                     "recipients.reject": "11"})
 
+    # the operator lifts the block (mxgatectl blocks): the next connection is served
+    r = gw.ctl("blocks", "list")
+    assert r.returncode == 0 and "127.0.0.2  harvest  blocked\n" in r.stdout, r
+    r = gw.ctl("blocks", "clear", HARVESTER)
+    assert r.returncode == 0 and r.stdout == "cleared 2 record(s)\n", r  # block, counter
+    wait_until(lambda: "harvest" not in gw.ctl("blocks", "list").stdout, what="block gone")
+    with session(gw, source=HARVESTER) as c:
+        assert rcpt(c, "alice@example.test")[0].code == 250
+
 
 def wait_stats(gw, want: Dict[str, str]) -> None:
     """Poll `mxgatectl stats` until its lines "<name> <count> ..." show want
