@@ -14,6 +14,7 @@
 #include "auth/sasl.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mail/from.h"
 #include "policy/stats.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
@@ -204,7 +205,45 @@ void session_auth_free(struct session *s)
     s->cl.login = NULL;
 }
 
-int session_auth_sender_ok(const struct session *s, const char *addr)
+/* auth_mismatch - log and count a sender the login may not use */
+static void auth_mismatch(struct session *s, const char *where, const char *addr)
 {
-    return !s->login || !s->gen->auth || auth_sender_ok(s->gen->auth, s->login, addr);
+    s->refused_by = "sender_mismatch";
+    stats_count(s->srv->stats, "submission.sender_mismatch");
+    log_info("event=sender_mismatch sid=%s client=%s login=%s %s=%s", s->sid, s->ip,
+             log_q(s->login), where, log_qaddr(addr));
+}
+
+int session_auth_sender_ok(struct session *s, const char *addr)
+{
+    if (!s->login || !s->gen->auth || auth_sender_ok(s->gen->auth, s->login, addr))
+        return 1;
+    auth_mismatch(s, "sender", addr);
+    return 0;
+}
+
+int session_auth_header_ok(struct session *s)
+{
+    char addrs[FROM_MAX_ADDRS][ADDR_CANON_MAX];
+    const struct smtp_tx *tx = s->tx;
+    int n;
+
+    if (!s->login || !s->gen->auth || !auth_conf(s->gen->auth)->header_from)
+        return 1;
+    n = from_addresses(tx->hdr ? tx->hdr : "", tx->hdr_len, addrs, FROM_MAX_ADDRS);
+    if (n <= 0) {
+        auth_mismatch(s, "from", "");
+        session_error(s, "data",
+                      "550 5.7.1 Error: the message needs one From: field "
+                      "with your address");
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (!auth_sender_ok(s->gen->auth, s->login, addrs[i])) {
+            auth_mismatch(s, "from", addrs[i]);
+            session_error(s, "data", "550 5.7.1 <%s>: From: address not owned by user %s", addrs[i],
+                          s->login);
+            return 0;
+        }
+    return 1;
 }

@@ -3,6 +3,9 @@ LOGIN against a users file of crypt(3) hashes, AUTH id = MAIL FROM, and what a
 submitted message looks like at the next hop."""
 
 import base64
+import hashlib
+import hmac
+import time
 import re
 import smtplib
 import ssl
@@ -54,15 +57,17 @@ def submission(gateway, hashes, tmp_path):
     """gateway with a STARTTLS submission listener (.sub_port) and an implicit-TLS one
     (.subs_port); every domain routed to the sink."""
 
-    def make(auth_extra="", senders=None, **kw):
+    def make(auth_extra="", senders=None, sub_checks=(), **kw):
         users = tmp_path / "users"
         users.write_text("# test users\n" + "".join(
             "%s:%s%s\n" % (login, h, ":created=2026-01-01" if login == "bob" else "")
             for login, h in hashes.items()))
         sub, subs = free_port(), free_port()
-        extra = ('listen submission { address = "127.0.0.1:%d" role = "submission" }\n'
+        checks = "{%s}" % ", ".join('"%s"' % c for c in sub_checks)
+        extra = ('listen submission { address = "127.0.0.1:%d" role = "submission" '
+                 'checks = %s }\n'
                  'listen submissions { address = "127.0.0.1:%d" role = "submission" '
-                 'tls = "implicit" }\n' % (sub, subs))
+                 'tls = "implicit" checks = %s }\n' % (sub, checks, subs, checks))
         auth = 'users = "%s"\n' % users
         if senders is not None:
             (tmp_path / "senders").write_text(senders)
@@ -207,3 +212,41 @@ def test_swaks_auth(submission, sink):
         assert out.returncode == 0, out.stdout + out.stderr
         assert "235 2.7.0 Authentication successful" in out.stdout
     assert len(sink.wait_for(2)) == 2
+
+
+def test_header_from_must_match(submission, sink):
+    gw = submission(routes=routed(sink), auth_extra="header_from = true",
+                    senders="bob bob.alias@example.test\n")
+    with tls_client(gw.sub_port) as c:
+        c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(235)
+        bad = b"From: Alice <alice@example.test>\r\nSubject: x\r\n\r\nhi\r\n.\r\n"
+        send_data(c, "bob@example.test", ["x@far.test"], bad, helo=False).check(
+            550, "5.7.1", "<alice@example.test>: From: address not owned by user bob")
+        none = b"Subject: no from\r\n\r\nhi\r\n.\r\n"
+        send_data(c, "bob@example.test", ["x@far.test"], none, helo=False).check(550, "5.7.1")
+        good = (b"From: \"Bob (work)\" <Bob.Alias@example.test>, bob@example.test\r\n"
+                b"Subject: ok\r\n\r\nhi\r\n.\r\n")
+        send_data(c, "bob@example.test", ["x@far.test"], good, helo=False).check(250)
+    assert len(sink.wait_for(1)) == 1
+    sink.wait_quiet(1, 0.3)
+    gw.wait_log(r"event=sender_mismatch sid=\S+ client=127\.0\.0\.1 login=bob "
+                r"from=<alice@example\.test>")
+
+
+def test_submitted_mail_is_batv_signed(submission, sink):
+    batv = ('batv {\n    domains = {"example.test"}\n    key = 1\n'
+            '    secrets = {"1:s3cret"}\n    days = 7\n}\n')
+    gw = submission(routes=routed(sink), sub_checks=["batv"], extra=batv)
+    msg = make_message("signed")
+    with smtplib.SMTP("127.0.0.1", gw.sub_port, timeout=10) as s:
+        s.starttls(context=tls_ctx())
+        s.login("alice@example.test", PASSWORDS["alice@example.test"])
+        s.sendmail("alice@example.test", ["far@elsewhere.test"], msg)
+    m = sink.wait_for(1)[0]
+    day = "%03d" % ((int(time.time()) // 86400 + 7) % 1000)
+    sig = hmac.new(b"s3cret", ("1%salice@example.test" % day).encode(),
+                   hashlib.sha1).hexdigest()[:6]
+    assert m.mail_from == "prvs=1%s%s=alice@example.test" % (day, sig), m.mail_from
+    head = m.content.split(b"\r\n\r\n", 1)[0].decode()
+    assert re.search(r"\r\n\tby mx\.example\.test \(mxgate\) with ESMTPSA \(using TLSv1\.[23] ",
+                     head), head
