@@ -382,6 +382,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.gen->policy = srv.policy = setup_policy(&srv, st);
     srv.gen->dns = srv.dns;
     rc.store = st;
+    srv.store = st;
     reload_init(&rc);
     ctl = setup_control(&srv, st, admin);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);

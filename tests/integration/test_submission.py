@@ -250,3 +250,34 @@ def test_submitted_mail_is_batv_signed(submission, sink):
     head = m.content.split(b"\r\n\r\n", 1)[0].decode()
     assert re.search(r"\r\n\tby mx\.example\.test \(mxgate\) with ESMTPSA \(using TLSv1\.[23] ",
                      head), head
+
+
+def test_guesser_slowed_then_locked_out(submission, sink):
+    gw = submission(routes=routed(sink), auth_extra="max_failures = 3\ntarpit_after = 1\n"
+                    "tarpit_delay = 1\nfailure_window = 600\nlockout = 600")
+    with tls_client(gw.sub_port) as c:
+        start = time.monotonic()
+        c.cmd("AUTH PLAIN " + plain("bob", "guess1")).check(535, "5.7.8")
+        assert time.monotonic() - start < 0.9, "first failure delayed"
+        start = time.monotonic()
+        c.cmd("AUTH PLAIN " + plain("bob", "guess2")).check(535, "5.7.8")
+        assert time.monotonic() - start >= 0.9, "second failure not delayed"
+        c.cmd("AUTH PLAIN " + plain("bob", "guess3")).check(535, "5.7.8")
+        # locked now: even the right password is refused, and the session ends
+        c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(421, "4.7.0")
+    gw.wait_log(r"event=auth_lockout sid=\S+ client=127\.0\.0\.1 login=bob failures=3 "
+                r"lockout=600")
+    with RawClient(gw.sub_port, source="127.0.0.2") as c:  # another user, another address
+        c.ehlo()
+        c.cmd("STARTTLS").check(220)
+        c.starttls()
+        c.ehlo()
+        c.cmd("AUTH PLAIN " + plain("carol@example.test", PASSWORDS["carol@example.test"])
+              ).check(235, "2.7.0")
+    with RawClient(gw.sub_port, source="127.0.0.2") as c:  # the locked login, elsewhere
+        c.ehlo()
+        c.cmd("STARTTLS").check(220)
+        c.starttls()
+        c.ehlo()
+        c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(421, "4.7.0")
+    gw.wait_log(r"event=auth sid=\S+ client=127\.0\.0\.2 status=locked mech=PLAIN login=bob")
