@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import RawClient, free_port, make_message, queue_id, send_data
+from conftest import RawClient, free_port, make_message, send_data, wait_until
 
 PASSWORDS = {"alice@example.test": "alice secret", "bob": "b0b-pass",
              "carol@example.test": "carol pw", "admin@example.test": "admin pw"}
@@ -94,6 +94,12 @@ def tls_client(port):
     return c
 
 
+def stat_is(gw, row, n):
+    """Wait until `mxgatectl stats` shows row with value n."""
+    rx = re.compile(r"^%s +%d$" % (re.escape(row), n), re.M)
+    wait_until(lambda: rx.search(gw.ctl("stats").stdout), what="stats %s = %d" % (row, n))
+
+
 def test_auth_needs_tls_and_is_not_on_mx(submission, sink):
     gw = submission(routes=routed(sink))
     with RawClient(gw.port) as c:  # the MX listener
@@ -163,6 +169,8 @@ def test_smtplib_submits_and_next_hop_sees_esmtpsa(submission, sink):
                       "\r\n".join(head.split("\r\n")[1:3]))
     assert re.search(r"with ESMTPSA \(using TLSv1\.[23] with cipher", received), received
     assert "alice" not in received, "login shown without show_login: %r" % received
+    stat_is(gw, "submissions accepted", 1)
+    stat_is(gw, "messages accepted", 0)
     gw.wait_log(r"event=auth sid=\S+ client=127\.0\.0\.1 status=ok mech=\S+ "
                 r"login=alice@example\.test")
 
@@ -197,6 +205,7 @@ def test_sender_must_match_login(submission, sink):
         c.cmd("MAIL FROM:<anyone@other.test>").check(553, "5.7.1")
     gw.wait_log(r"event=sender_mismatch sid=\S+ client=127\.0\.0\.1 login=bob "
                 r"sender=<alice@example\.test>")
+    stat_is(gw, "submission sender mismatch", 3)
 
 
 def test_swaks_auth(submission, sink):
@@ -281,3 +290,5 @@ def test_guesser_slowed_then_locked_out(submission, sink):
         c.ehlo()
         c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(421, "4.7.0")
     gw.wait_log(r"event=auth sid=\S+ client=127\.0\.0\.2 status=locked mech=PLAIN login=bob")
+    stat_is(gw, "submission auth failures", 3)
+    stat_is(gw, "submission lock-outs", 1)
