@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 import re
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -292,3 +293,28 @@ def test_guesser_slowed_then_locked_out(submission, sink):
     gw.wait_log(r"event=auth sid=\S+ client=127\.0\.0\.2 status=locked mech=PLAIN login=bob")
     stat_is(gw, "submission auth failures", 3)
     stat_is(gw, "submission lock-outs", 1)
+
+
+def test_users_file_reloaded_on_sighup(submission, sink, tmp_path):
+    gw = submission(routes=routed(sink), auth_extra="cache_ttl = 300")
+    with tls_client(gw.sub_port) as c:
+        c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(235)
+    users = tmp_path / "users"
+    good = users.read_text()
+    users.write_text("bob:%s\n" % crypt_hash("new pass", "sha512crypt"))
+    mark = len(gw.log_text())
+    gw.proc.send_signal(signal.SIGHUP)
+    gw.wait_log(r"event=reload status=done", since=mark)
+    with tls_client(gw.sub_port) as c:  # the cached old password is gone with the old file
+        c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(535, "5.7.8")
+        c.cmd("AUTH PLAIN " + plain("bob", "new pass")).check(235)
+    with tls_client(gw.sub_port) as c:
+        c.cmd("AUTH PLAIN " + plain("alice@example.test", PASSWORDS["alice@example.test"])
+              ).check(535)
+    users.write_text(good + "broken line without a hash\n")
+    mark = len(gw.log_text())
+    gw.proc.send_signal(signal.SIGHUP)
+    gw.wait_log(r'event=reload status=refused error=".*auth: \S*/users:6: expected login:hash"',
+                since=mark)
+    with tls_client(gw.sub_port) as c:  # the running users stay
+        c.cmd("AUTH PLAIN " + plain("bob", "new pass")).check(235)
