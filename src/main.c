@@ -317,7 +317,7 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
 static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
 {
     struct adm_env env = {.base = srv->base,
-                          .cfg = srv->cfg,
+                          .cfg = &srv->cfg,
                           .queue = srv->queue,
                           .spool = srv->spool,
                           .store = st,
@@ -345,7 +345,6 @@ static int run(struct config *cfg, const struct options *o)
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
     struct admin *admin;
-    struct server_gen *admin_gen;
     struct store *st;
     SSL_CTX *client_tls;
     char err[512];
@@ -385,9 +384,6 @@ static int run(struct config *cfg, const struct options *o)
     rc.store = st;
     srv.store = st;
     reload_init(&rc);
-    /* The control socket and the admin listener read the start-up configuration:
-     * they keep its generation, so a reload does not free it under them. */
-    admin_gen = server_gen_ref(srv.gen);
     ctl = setup_control(&srv, st, admin);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, &srv);
@@ -411,7 +407,6 @@ static int run(struct config *cfg, const struct options *o)
     pool_free(srv.pool);
     commitq_free(srv.commits);
     server_gen_unref(srv.gen); /* the configuration, routes, TLS, resolver and checks */
-    server_gen_unref(admin_gen);
     stats_free(srv.stats);
     store_close(st);
     spool_close(srv.spool);

@@ -15,6 +15,7 @@ static const struct policy_check_ops *const policy_checks[] = {
     &policy_check_recipients,
     &policy_check_harvest,
     &policy_check_spf,
+    &policy_check_dkim,
     &policy_check_sender,
     &policy_check_score,
     &policy_check_dmarc,
