@@ -5,12 +5,16 @@ submitted message looks like at the next hop."""
 import base64
 import hashlib
 import hmac
+import os
+import shutil
 import time
 import re
 import signal
 import smtplib
 import ssl
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -318,3 +322,53 @@ def test_users_file_reloaded_on_sighup(submission, sink, tmp_path):
                 since=mark)
     with tls_client(gw.sub_port) as c:  # the running users stay
         c.cmd("AUTH PLAIN " + plain("bob", "new pass")).check(235)
+
+
+@pytest.fixture
+def dovecot(tmp_path):
+    """A private Dovecot (Debian's dovecot-core) whose auth-client socket checks a
+    passwd-file in the test's tmp dir; its path."""
+    exe = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not os.path.exists(exe):
+        pytest.skip("dovecot-core is not installed")
+    # Dovecot's auth process runs as user dovecot: pytest's tmp dirs (0700) are closed
+    # to it, so its files go to a directory of their own
+    d = Path(tempfile.mkdtemp(prefix="mxgate-dovecot."))
+    os.chmod(d, 0o755)
+    (d / "run").mkdir()
+    (d / "state").mkdir()
+    (d / "passwd").write_text("dave@example.test:%s\n" % crypt_hash("dave pw", "sha512crypt"))
+    conf = d / "dovecot.conf"
+    conf.write_text(
+        "base_dir = %s/run\nstate_dir = %s/state\nlog_path = %s/dovecot.log\n"
+        "protocols =\nssl = no\nauth_mechanisms = plain login\n"
+        "disable_plaintext_auth = no\nauth_failure_delay = 0\n"
+        "passdb {\n  driver = passwd-file\n  args = scheme=CRYPT %s/passwd\n}\n"
+        "userdb {\n  driver = static\n  args = uid=65534 gid=65534 home=%s\n}\n"
+        "service auth {\n  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
+        % (d, d, d, d, d))
+    subprocess.run([exe, "-c", str(conf)], check=True)
+    sock = d / "run" / "auth-client"
+    wait_until(sock.exists, what="dovecot's auth-client socket")
+    yield str(sock)
+    subprocess.run([exe, "-c", str(conf), "stop"], check=False)
+    wait_until(lambda: not (d / "run" / "master.pid").exists(), what="dovecot stopped")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_dovecot_authentication(gateway, sink, dovecot, tls_files):
+    sub = free_port()
+    gw = gateway(tls=True, routes=routed(sink), extra=(
+        'listen submission { address = "127.0.0.1:%d" role = "submission" }\n'
+        'auth { dovecot = "%s" }\n' % (sub, dovecot)))
+    with tls_client(sub) as c:
+        c.cmd("AUTH PLAIN " + plain("dave@example.test", "wrong")).check(535, "5.7.8")
+        c.cmd("AUTH LOGIN").check(334)
+        c.cmd(b64("dave@example.test")).check(334)
+        c.cmd(b64("dave pw")).check(235, "2.7.0")
+        c.cmd("MAIL FROM:<eve@example.test>").check(553, "5.7.1")
+        send_data(c, "dave@example.test", ["x@far.test"],
+                  b"Subject: via dovecot\r\n\r\nhi\r\n.\r\n", helo=False).check(250)
+    assert sink.wait_for(1)[0].mail_from == "dave@example.test"
+    gw.wait_log(r"event=auth sid=\S+ client=127\.0\.0\.1 status=ok mech=LOGIN "
+                r"login=dave@example\.test cached=no")
