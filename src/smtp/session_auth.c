@@ -37,7 +37,7 @@ static void auth_failed_reply(struct session *s)
     session_set_state(s, SESS_COMMAND);
     auth_reset(s);
     session_error(s, "auth", "535 5.7.8 Error: authentication failed");
-    if (s->state == SESS_COMMAND)
+    if (s->state == SESS_COMMAND && !s->auth_inline) /* else the caller's loop goes on */
         session_process(s);
 }
 
@@ -106,7 +106,7 @@ static void auth_done(void *arg, enum auth_result r, int cached)
         session_reply(s, "454 4.7.0 Temporary authentication failure");
     }
     auth_reset(s);
-    if (s->state == SESS_COMMAND)
+    if (s->state == SESS_COMMAND && !s->auth_inline) /* else the caller's loop goes on */
         session_process(s);
 }
 
@@ -137,10 +137,13 @@ static void auth_check(struct session *s, const char *user, const char *password
     snprintf(s->auth_pass, sizeof(s->auth_pass), "%s", password);
     s->auth_step = AUTH_STEP_CHECKING;
     session_set_state(s, SESS_POLICY);
+    /* the store and the cache may answer before their call returns */
+    s->auth_inline = 1;
     if (!s->srv->store)
         auth_checked(s, 0, 0);
     else
         s->guard = guard_check(s->srv->store, s->ip, auth_known(s), auth_checked, s);
+    s->auth_inline = 0;
 }
 
 /* auth_plain - a decoded PLAIN response; an authzid other than the user is refused */
