@@ -130,9 +130,24 @@ static void auth_checked(void *arg, unsigned failures, int locked)
     sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
 }
 
+/* auth_login_ok - a login as the users file allows them (printable ASCII, no blanks):
+ * it appears in replies, headers and logs, and Dovecot's logins are the client's */
+static int auth_login_ok(const char *l)
+{
+    for (; *l; l++)
+        if ((unsigned char)*l <= 0x20 || (unsigned char)*l >= 0x7f)
+            return 0;
+    return 1;
+}
+
 /* auth_check - user and password known: the lock-outs, then the password off the loop */
 static void auth_check(struct session *s, const char *user, const char *password)
 {
+    if (!auth_login_ok(user)) {
+        auth_reset(s);
+        session_error(s, "auth", "535 5.7.8 Error: authentication failed");
+        return;
+    }
     snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
     snprintf(s->auth_pass, sizeof(s->auth_pass), "%s", password);
     s->auth_step = AUTH_STEP_CHECKING;

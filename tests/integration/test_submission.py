@@ -372,3 +372,12 @@ def test_dovecot_authentication(gateway, sink, dovecot, tls_files):
     assert sink.wait_for(1)[0].mail_from == "dave@example.test"
     gw.wait_log(r"event=auth sid=\S+ client=127\.0\.0\.1 status=ok mech=LOGIN "
                 r"login=dave@example\.test cached=no")
+
+
+def test_login_with_controls_refused(submission, sink):
+    gw = submission(routes=routed(sink))
+    with tls_client(gw.sub_port) as c:
+        c.cmd("AUTH PLAIN " + plain("bob\r\n250 fake", PASSWORDS["bob"])).check(535, "5.7.8")
+        c.cmd("AUTH LOGIN " + b64("bo b")).check(334)
+        c.cmd(b64(PASSWORDS["bob"])).check(535, "5.7.8")
+        c.cmd("AUTH PLAIN " + plain("bob", PASSWORDS["bob"])).check(235)
