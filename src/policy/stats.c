@@ -209,6 +209,21 @@ static void stats_print_auth(const struct stats_sum *sum, FILE *out)
     }
 }
 
+/* stats_print_submission - the outbound side: what authenticated users sent and
+ * what the submission listeners refused (session_auth.c counts them) */
+static void stats_print_submission(const struct stats_sum *sum, FILE *out)
+{
+    static const char *const rows[][2] = {
+        {"submissions accepted", "submission.accepted"},
+        {"submission auth failures", "submission.auth_failures"},
+        {"submission lock-outs", "submission.lockouts"},
+        {"submission sender mismatch", "submission.sender_mismatch"},
+    };
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        fprintf(out, "%-28s %12lld\n", rows[i][0], (long long)stats_get(sum, rows[i][1]));
+}
+
 /* stats_print - the Miyazaki table */
 static void stats_print(const struct stats_sum *sum, FILE *out)
 {
@@ -218,6 +233,7 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
     fprintf(out, "%-28s %12lld\n", "messages accepted", (long long)stats_get(sum, "accepted"));
     fprintf(out, "%-28s %12lld\n", "queue files corrupt",
             (long long)stats_get(sum, "queue_corrupt"));
+    stats_print_submission(sum, out);
     fprintf(out, "%-28s %12lld %6.1f%%\n", "connections refused", (long long)stopped,
             stats_pct(stopped, conns));
     for (size_t i = 0; i < sum->n; i++)
@@ -227,7 +243,8 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
     stats_print_auth(sum, out);
     fprintf(out, "verdicts:\n");
     for (size_t i = 0; i < sum->n; i++)
-        if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0)
+        if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0 &&
+            strncmp(sum->name[i], "submission.", 11) != 0)
             fprintf(out, "  %-26s %12lld\n", sum->name[i], (long long)sum->value[i]);
 }
 
