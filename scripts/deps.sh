@@ -21,7 +21,8 @@ RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl"
 PACKAGE="debhelper dpkg-dev"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim
-postfix nsd knot bind9-dnsutils systemd"
+postfix nsd knot bind9-dnsutils systemd
+prometheus chromium python3-websocket"
 
 [ $# -gt 0 ] || set -- all
 PKGS=""

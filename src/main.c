@@ -10,6 +10,8 @@
 
 #include <confuse.h>
 
+#include "admin/adm.h"
+#include "admin/admin.h"
 #include "admin/control.h"
 #include "daemon.h"
 #include "dns/dns.h"
@@ -18,6 +20,7 @@
 #include "policy/policy.h"
 #include "policy/stats.h"
 #include "store/store.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -29,6 +32,7 @@
 #include "relay/routes.h"
 #include "queue/spool.h"
 #include "relay/nexthop.h"
+#include "reload.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
 #include "store/storeconf.h"
@@ -97,22 +101,38 @@ static void parse_options(int argc, char **argv, struct options *o)
         usage();
 }
 
-/* on_stop - SIGTERM/SIGINT: leave the loop; shutdown happens in main */
-static void on_stop(evutil_socket_t sig, short what, void *arg)
+/* on_drained - the sessions ended (or their time is up): leave the loop */
+static void on_drained(void *arg)
 {
-    log_info("event=stopping signal=%d", (int)sig);
-    daemon_stopping();
     event_base_loopexit(arg, NULL);
 }
 
-/* on_hup - re-read the checks' list and rule files; the rest of the configuration needs a restart
- */
+/* on_stop - SIGTERM/SIGINT: stop accepting, let messages under way finish (server_drain),
+ * then leave the loop; a second signal leaves at once. Shutdown happens in main. */
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    log_info("event=stopping signal=%d", (int)sig);
+    daemon_stopping();
+    if (srv->drain_done)
+        event_base_loopexit(srv->base, NULL);
+    else
+        server_drain(srv, srv->conf->timeouts.shutdown, on_drained, srv->base);
+}
+
+/* on_hup - the whole configuration again (reload.c) */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-    log_info("event=reload what=\"access lists and rule files\"");
     daemon_reloading();
-    policy_reload(arg);
+    reload_all(arg, NULL, 0);
     daemon_reloaded();
+}
+
+/* request_reload - mxgatectl reload and POST /api/reload: exactly what SIGHUP does */
+static void request_reload(void *arg)
+{
+    kill(getpid(), SIGHUP);
 }
 
 /* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
@@ -210,7 +230,8 @@ static void setup_tls(const struct config *cfg, const struct queueconf *qc, stru
     if (tlsconf_server_ctx(cfg, &srv->tls, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=tls error=%s", log_q(err));
     *client = NULL;
-    if (qc->delivery.starttls && !(*client = tls_client_ctx(err, sizeof(err))))
+    /* made even without delivery.starttls: a reload may turn it on */
+    if (!(*client = tls_client_ctx(err, sizeof(err))))
         log_fatal("event=fatal what=tls-client error=%s", log_q(err));
 }
 
@@ -292,18 +313,42 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
     queueconf_read(cfg, qc);
 }
 
+/* setup_control - the control socket and the admin listener, with the daemon's parts */
+static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
+{
+    struct adm_env env = {.base = srv->base,
+                          .cfg = srv->cfg,
+                          .queue = srv->queue,
+                          .spool = srv->spool,
+                          .store = st,
+                          .started = clock_now(),
+                          .sessions = &srv->nconn,
+                          .reload = request_reload};
+    struct control *ctl;
+    char sock[4096];
+
+    config_control_socket(srv->cfg, sock, sizeof(sock));
+    if (!(ctl = control_open(srv->base, sock, &env)))
+        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
+    admin_start(admin, &env);
+    return ctl;
+}
+
 /* run - everything between configuration and exit */
-static int run(const struct config *cfg, const struct options *o)
+static int run(struct config *cfg, const struct options *o)
 {
     struct server srv = {.cfg = cfg};
+    struct reload_ctx rc = {.srv = &srv, .path = o->config, .debug = o->debug};
     struct serverconf *sc;
     struct routes *routes;
     struct queueconf qc;
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
+    struct admin *admin;
+    struct server_gen *start_gen;
     struct store *st;
     SSL_CTX *client_tls;
-    char err[512], sock[4096];
+    char err[512];
     /* As root, only these directories themselves are touched (core/privs.c);
      * the spool is opened and walked after the drop, as the daemon user. */
     const struct privs_dir dirs[] = {
@@ -318,8 +363,11 @@ static int run(const struct config *cfg, const struct options *o)
     log_batch(srv.base);
     LIST_INIT(&srv.sessions);
     setup_tls(cfg, &qc, &srv, &client_tls);
-    if (server_listen(&srv, err, sizeof(err)) < 0)
+    if (server_listen(&srv, server_gen_new(cfg, sc, routes, srv.tls, NULL, NULL), err,
+                      sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=%s", log_q(err));
+    if (admin_listen(srv.base, cfg, &admin, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=admin error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=privileges error=%s", log_q(err));
     srv.spool = setup_dirs(cfg, &qc);
@@ -330,13 +378,16 @@ static int run(const struct config *cfg, const struct options *o)
     spool_on_corrupt(srv.spool, on_corrupt, &srv);
     srv.dns = setup_dns(cfg, srv.base);
     setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
-    srv.policy = setup_policy(&srv, st);
-    config_control_socket(cfg, sock, sizeof(sock));
-    if (!(ctl = control_open(srv.base, sock, srv.queue)))
-        log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
-    sig_term = evsignal_new(srv.base, SIGTERM, on_stop, srv.base);
-    sig_int = evsignal_new(srv.base, SIGINT, on_stop, srv.base);
-    sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, srv.policy);
+    srv.gen->policy = srv.policy = setup_policy(&srv, st);
+    srv.gen->dns = srv.dns;
+    rc.store = st;
+    reload_init(&rc);
+    /* The admin parts keep the start configuration: held so a reload cannot free it. */
+    start_gen = server_gen_ref(srv.gen);
+    ctl = setup_control(&srv, st, admin);
+    sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);
+    sig_int = evsignal_new(srv.base, SIGINT, on_stop, &srv);
+    sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, &rc);
     evsignal_add(sig_term, NULL);
     evsignal_add(sig_int, NULL);
     evsignal_add(sig_hup, NULL);
@@ -349,26 +400,23 @@ static int run(const struct config *cfg, const struct options *o)
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
     server_close(&srv);
     control_close(ctl);
+    admin_close(admin);
+    server_gen_unref(start_gen);
     queue_free(srv.queue);
     srv.queue = NULL;
     nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
     pool_free(srv.pool);
     commitq_free(srv.commits);
-    policy_free(srv.policy);
-    if (srv.dns)
-        dns_free(srv.dns);
+    server_gen_unref(srv.gen); /* the configuration, routes, TLS, resolver and checks */
     stats_free(srv.stats);
     store_close(st);
     spool_close(srv.spool);
     event_free(sig_term);
     event_free(sig_int);
     event_free(sig_hup);
-    SSL_CTX_free(srv.tls);
     SSL_CTX_free(client_tls);
     log_batch_end();
     event_base_free(srv.base);
-    routes_free(routes);
-    serverconf_free(sc);
     log_info("event=stopped");
     return 0;
 }
@@ -413,7 +461,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* no chdir: relative paths of check files (lists, hook) stay as the operator wrote them */
     start_daemon(cfg, &o);
-    rc = run(cfg, &o);
-    config_free(cfg);
+    rc = run(cfg, &o); /* cfg now belongs to the first configuration generation */
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 
+#include "admin/adminconf.h"
 #include "core/config.h"
 #include "core/privs.h"
 #include "dns/dns.h"
@@ -32,6 +33,7 @@ static const struct config_section *const modules_fixed[] = {
     &queueconf_delivery_section,
     &dnsconf_section,
     &storeconf_section,
+    &adminconf_section,
     NULL,
 };
 
@@ -96,6 +98,7 @@ unsigned modules_validate(const struct config *cfg, FILE *out)
             config_error(&d, config_line(cfg, "user"), "%s", err);
         modules_validate_tls(cfg, &d);
         modules_validate_dns(cfg, base, &d);
+        adminconf_validate(cfg, &d);
         policy_validate(&env, &d);
     }
     routes_free(routes);

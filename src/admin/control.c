@@ -1,4 +1,4 @@
-/* control.c - the control socket: flush and delete for mxgatectl */
+/* control.c - the control socket: mxgatectl's requests, answered by admin/adm.h */
 #include "admin/control.h"
 
 #include <errno.h>
@@ -12,31 +12,131 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admin/adm.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 
-#define CONTROL_LINE_MAX 256
+#define CONTROL_LINE_MAX 1024
+#define CONTROL_ARGS_MAX 6
 
 struct control {
     struct evconnlistener *evl;
-    struct queue *q;
+    struct adm_env env;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* control_execute - one request, one reply line */
-static void control_execute(struct control *c, const char *req, struct evbuffer *out)
+/* control_split - the request's words (at most CONTROL_ARGS_MAX); their count */
+static int control_split(char *req, char **argv)
 {
-    if (strcmp(req, "flush") == 0) {
-        unsigned n = queue_flush(c->q);
+    int argc = 0;
+    char *save = NULL;
+
+    for (char *w = strtok_r(req, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        if (argc == CONTROL_ARGS_MAX)
+            return -1;
+        argv[argc++] = w;
+    }
+    return argc;
+}
+
+/* control_queue - hold|release|delete SELECTOR */
+static void control_queue(struct control *c, int argc, char **argv, struct evbuffer *out)
+{
+    enum adm_qaction a = strcmp(argv[0], "hold") == 0      ? ADM_HOLD
+                         : strcmp(argv[0], "release") == 0 ? ADM_RELEASE
+                                                           : ADM_DELETE;
+    struct adm_select sel;
+    int n;
+
+    if (adm_select_parse(argc - 1, argv + 1, &sel) < 0) {
+        evbuffer_add_printf(out, "error bad selector\n");
+        return;
+    }
+    n = adm_queue_act(&c->env, a, &sel);
+    if (n < 0 && errno == ENOENT) {
+        evbuffer_add_printf(out, "error no such message\n");
+    } else if (n < 0) {
+        evbuffer_add_printf(out, "error %s\n", strerror(errno));
+    } else {
+        log_info("event=admin action=%s via=control count=%d", argv[0], n);
+        evbuffer_add_printf(out, "ok %d\n", n);
+    }
+}
+
+/* control_store - greylist allow|remove NET [SENDER RCPT]; blocks clear WHO */
+static void control_store(struct control *c, int argc, char **argv, struct evbuffer *out)
+{
+    char err[128] = "bad request";
+    int n = -1;
+
+    if (strcmp(argv[0], "blocks") == 0 && argc == 3 && strcmp(argv[1], "clear") == 0)
+        n = adm_blocks_clear(&c->env, argv[2], err, sizeof(err));
+    else if (strcmp(argv[0], "greylist") == 0 && (argc == 3 || argc == 5)) {
+        const char *s = argc == 5 ? argv[3] : NULL, *r = argc == 5 ? argv[4] : NULL;
+        if (strcmp(argv[1], "allow") == 0)
+            n = adm_greylist_allow(&c->env, argv[2], s, r, err, sizeof(err)) == 0 ? 1 : -1;
+        else if (strcmp(argv[1], "remove") == 0)
+            n = adm_greylist_remove(&c->env, argv[2], s, r, err, sizeof(err));
+    }
+    if (n < 0)
+        evbuffer_add_printf(out, "error %s\n", err);
+    else
+        evbuffer_add_printf(out, "ok %d\n", n);
+}
+
+/* control_status - "ok" then the text lines, or "ok " and the JSON */
+static void control_status(struct control *c, int json, struct evbuffer *out)
+{
+    struct json j;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (json) {
+        json_init(&j);
+        adm_status_json(&c->env, &j);
+        evbuffer_add_printf(out, "ok %s\n", j.buf);
+        json_free(&j);
+        return;
+    }
+    if (!(f = open_memstream(&text, &len))) {
+        evbuffer_add_printf(out, "error out of memory\n");
+        return;
+    }
+    adm_status_text(&c->env, f);
+    fclose(f);
+    evbuffer_add_printf(out, "ok\n%s", text);
+    free(text);
+}
+
+/* control_execute - one request, one reply */
+static void control_execute(struct control *c, char *req, struct evbuffer *out)
+{
+    char *argv[CONTROL_ARGS_MAX];
+    int argc = control_split(req, argv);
+
+    if (argc <= 0) {
+        evbuffer_add_printf(out, "error unknown request\n");
+    } else if (strcmp(argv[0], "flush") == 0 && argc == 1) {
+        unsigned n = queue_flush(c->env.queue);
         log_info("event=flush messages=%u", n);
         evbuffer_add_printf(out, "ok %u\n", n);
-    } else if (strncmp(req, "delete ", 7) == 0 && spool_valid_id(req + 7)) {
-        if (queue_delete(c->q, req + 7) == 0)
-            evbuffer_add_printf(out, "ok\n");
-        else
-            evbuffer_add_printf(out, "error no such message\n");
+    } else if ((strcmp(argv[0], "hold") == 0 || strcmp(argv[0], "release") == 0 ||
+                strcmp(argv[0], "delete") == 0) &&
+               argc >= 2) {
+        control_queue(c, argc, argv, out);
+    } else if (strcmp(argv[0], "greylist") == 0 || strcmp(argv[0], "blocks") == 0) {
+        control_store(c, argc, argv, out);
+    } else if (strcmp(argv[0], "reload") == 0 && argc == 1 && c->env.reload) {
+        log_info("event=reload via=control");
+        c->env.reload(c->env.reload_arg);
+        evbuffer_add_printf(out, "ok 1\n");
+    } else if (strcmp(argv[0], "status") == 0 &&
+               (argc == 1 || (argc == 2 && strcmp(argv[1], "json") == 0))) {
+        control_status(c, argc == 2, out);
     } else {
         evbuffer_add_printf(out, "error unknown request\n");
     }
@@ -91,7 +191,7 @@ static void control_accept(struct evconnlistener *evl, evutil_socket_t fd, struc
 }
 
 /* control_open - bind the socket where only our user can reach it */
-struct control *control_open(struct event_base *base, const char *path, struct queue *q)
+struct control *control_open(struct event_base *base, const char *path, const struct adm_env *env)
 {
     struct control *c = xcalloc(1, sizeof(*c));
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -104,7 +204,7 @@ struct control *control_open(struct event_base *base, const char *path, struct q
     }
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
     snprintf(c->path, sizeof(c->path), "%s", path);
-    c->q = q;
+    c->env = *env;
     unlink(path); /* a stale socket of a previous run */
     old = umask(077);
     c->evl = evconnlistener_new_bind(base, control_accept, c,

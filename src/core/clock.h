@@ -16,6 +16,10 @@ typedef time_t (*clock_fn)(void);
 /* clock_now - seconds since the epoch: time(NULL), or the injected clock */
 time_t clock_now(void);
 
+/* clock_now_precise - clock_now with its fraction of a second (the injected clock's
+ * whole seconds under a test): for durations in logs (delay=) */
+double clock_now_precise(void);
+
 /* clock_is_injected - a test moves time: timers that wait for the next
  * second of the real clock poll the injected one instead */
 int clock_is_injected(void);

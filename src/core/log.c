@@ -41,6 +41,12 @@ void log_init(const char *ident, int to_stderr, int debug)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+/* log_set_debug - see log.h */
+void log_set_debug(int debug)
+{
+    log_debug_on = debug;
+}
+
 void log_echo_stderr(int on)
 {
     log_echo = on;

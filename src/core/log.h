@@ -9,6 +9,9 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 /* log_init - choose the sink: stderr (foreground) or syslog(mail facility) */
 void log_init(const char *ident, int to_stderr, int debug);
 
+/* log_set_debug - debug lines on or off from now on (a reload's log_level) */
+void log_set_debug(int debug);
+
 /* log_echo_stderr - with syslog as the sink, also write warnings and errors to
  * stderr (a daemon starting up: the terminal that started it hears why it failed) */
 void log_echo_stderr(int on);

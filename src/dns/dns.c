@@ -1,6 +1,7 @@
 /* dns.c - c-ares driven by libevent: one event per c-ares socket, one timer */
 #include "dns/dns_internal.h"
 #include "core/xmalloc.h"
+#include "core/metrics.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -134,6 +135,8 @@ static int answer_wanted(struct dns_query *q, int status)
 /* answer_done - the result is in q->res: queue the callback */
 static void answer_done(struct dns_query *q)
 {
+    if (q->res.status == DNS_TIMEOUT)
+        metrics_inc(METRICS_DNS_TIMEOUTS);
     if (q->res.status != DNS_OK)
         dns_result_clear(&q->res);
     make_ready(q);
@@ -414,6 +417,7 @@ struct dns_query *dns_query_start(struct dns *dns, enum dns_type type, const cha
     q->res.type = type;
     q->done = done;
     q->state = Q_ARES; /* before ares_query: it may answer at once */
+    metrics_inc(METRICS_DNS_LOOKUPS);
 #if DNS_ARES_DNSREC
     ares_query_dnsrec(dns->channel, name, ARES_CLASS_IN, (ares_dns_rec_type_t)type, on_answer, q,
                       NULL); /* failures come through on_answer too */

@@ -101,6 +101,7 @@ struct bounceflood {
     enum bf_event waiting;  /* the event for the next hook, BF_NONE: none */
     uint64_t waiting_count; /* its MXGATE_COUNT */
     struct bf_load *load;
+    int retired; /* a reload's instance took over: count, decide nothing (bounceflood_retire) */
 };
 
 struct bf_load {
@@ -396,6 +397,10 @@ static void bf_count(struct bounceflood *bf)
 {
     time_t now = bf_now();
 
+    if (bf->retired) { /* the store's counter still gets the bounce (mxgatectl flood) */
+        bf_store_count(bf);
+        return;
+    }
     bf_roll(bf, now);
     if (bf->count < UINT64_MAX)
         bf->count++;
@@ -556,6 +561,20 @@ static void bounceflood_free(void *state)
     free(bf);
 }
 
+/*
+ * bounceflood_retire - after a reload the new instance alone declares and ends
+ * floods (it resumes a recorded flood from the store): the old one, still
+ * counting the bounces of its last sessions, would see its windows go quiet
+ * and run the stop hook in the middle of a flood.
+ */
+static void bounceflood_retire(void *state)
+{
+    struct bounceflood *bf = state;
+
+    bf->retired = 1;
+    evtimer_del(bf->tick);
+}
+
 /* bounceflood_init - the section (defaults when absent), the timers, the recorded state */
 static int bounceflood_init(const struct policy_env *env, void **state, char *err, size_t errlen)
 {
@@ -597,6 +616,7 @@ const struct policy_check_ops policy_check_bounce_flood = {
     .run = bounceflood_run,
     .cancel = NULL,
     .reload = NULL,
+    .retire = bounceflood_retire,
     .free = bounceflood_free,
     .disconnect = NULL,
     .section = &bf_section,

@@ -445,6 +445,14 @@ void policy_reload(struct policy *p)
             p->inst[i].ops->reload(p->inst[i].state);
 }
 
+/* policy_retire - see policy.h */
+void policy_retire(struct policy *p)
+{
+    for (size_t i = 0; p && i < p->ninst; i++)
+        if (p->inst[i].ops->retire)
+            p->inst[i].ops->retire(p->inst[i].state);
+}
+
 /* policy_free - checks and chains */
 void policy_free(struct policy *p)
 {

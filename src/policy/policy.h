@@ -169,6 +169,10 @@ struct policy_check_ops {
     void (*cancel)(void *state, struct policy_job *job);
     /* reload - SIGHUP: re-read list and rule files (may be NULL) */
     void (*reload)(void *state);
+    /* retire - a reload put a newer instance of the check in place: stop what runs on
+     * its own (timers, hooks) and leave shared state to the new one; the sessions that
+     * started with this instance still finish on it (may be NULL) */
+    void (*retire)(void *state);
     void (*free)(void *state);
     /* disconnect - the session of cl ended: drop per-session state, e.g. a
      * concurrency count taken at CONNECT (may be NULL) */
@@ -216,6 +220,8 @@ struct policy_run;
 struct policy *policy_new(const struct policy_env *env, char *err, size_t errlen);
 void policy_free(struct policy *p);
 void policy_reload(struct policy *p);
+/* policy_retire - a newer instance took over (SIGHUP): each check's retire */
+void policy_retire(struct policy *p);
 
 /* policy_chain_for - the checks of a listener, in its order (NULL list = none) */
 const struct policy_chain *policy_chain_for(const struct policy *p, const char *listener);

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
 
@@ -118,6 +119,7 @@ void stats_count(struct stats *s, const char *counter)
     char key[160];
     int n;
 
+    metrics_event(counter); /* since start, for /metrics */
     if (!s || !s->st)
         return;
     n = stats_key(key, sizeof(key), clock_now(), counter);
@@ -245,4 +247,26 @@ int stats_report(struct store *ro, time_t from, time_t to, FILE *out)
         stats_print(sum, out);
     free(sum);
     return rc == STORE_OK ? 0 : -1;
+}
+
+/* stats_decode - see stats.h */
+int stats_decode(const void *key, size_t keylen, const void *val, size_t vlen, time_t *hour,
+                 char *name, size_t namelen, int64_t *value)
+{
+    const char *k = key;
+    size_t pl = sizeof(STATS_PREFIX) - 1;
+    struct tm tm = {0};
+    char digits[11];
+
+    if (keylen < pl + 12 || keylen - pl - 11 >= namelen || k[pl + 10] != ':' ||
+        store_counter_decode(val, vlen, value) < 0)
+        return -1;
+    memcpy(digits, k + pl, 10);
+    digits[10] = '\0';
+    if (strspn(digits, "0123456789") != 10 || !strptime(digits, "%Y%m%d%H", &tm))
+        return -1;
+    *hour = timegm(&tm);
+    memcpy(name, k + pl + 11, keylen - pl - 11);
+    name[keylen - pl - 11] = '\0';
+    return 0;
 }

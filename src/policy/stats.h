@@ -6,6 +6,7 @@
 #ifndef MX_POLICY_STATS_H
 #define MX_POLICY_STATS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -34,5 +35,16 @@ void stats_count(struct stats *s, const char *counter);
  * with its reject, tempfail and score verdicts; then every verdict counter). 0 or -1.
  */
 int stats_report(struct store *ro, time_t from, time_t to, FILE *out);
+
+/* The store records' key prefix, for a scan of every bucket. */
+#define STATS_KEY_PREFIX "stats:"
+
+/*
+ * stats_decode - one record of a scan under STATS_KEY_PREFIX (the admin API and
+ * mxgatectl --json sum them themselves): the start of its hour, its counter name
+ * (NUL-terminated in name) and value. 0, or -1 when it is not a counter record.
+ */
+int stats_decode(const void *key, size_t keylen, const void *val, size_t vlen, time_t *hour,
+                 char *name, size_t namelen, int64_t *value);
 
 #endif

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "core/cidr.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pool.h"
 #include "core/xmalloc.h"
 #include "queue/bouncelimit.h"
@@ -34,7 +36,8 @@ struct dl_rcpt {
     int code;
     char text[512];
     char relay[320];
-    int maybe; /* the reply to the final dot was lost: it may have arrived */
+    int maybe;              /* the reply to the final dot was lost: it may have arrived */
+    double t_ready, t_done; /* ready to send (MAIL FROM), outcome known: delay= */
 };
 
 /* The recipients that share a route, handed over together. */
@@ -52,6 +55,7 @@ struct dl_leg {
 struct delivery {
     struct delivery_ctx ctx;
     char id[SPOOL_ID_LEN + 1];
+    double t_arrived, t_queued, t_started; /* delay=: see delivery_set_times */
     struct spool_envelope env;
     off_t body_off;
     uint64_t body_len;
@@ -120,6 +124,7 @@ static void dl_set(struct dl_rcpt *r, int code, const char *text, const char *re
     r->res = code >= 200 && code < 300 ? DL_OK : code >= 500 && code < 600 ? DL_BOUNCE : DL_DEFER;
     snprintf(r->text, sizeof(r->text), "%s", text);
     snprintf(r->relay, sizeof(r->relay), "%s", relay);
+    r->t_done = clock_now_precise();
 }
 
 /* dl_leg_done - one route finished */
@@ -152,6 +157,7 @@ static void dl_client_done(void *arg, const struct smtp_client_result *res)
     nexthops_learn(leg->d->ctx.nexthops, &leg->route->target, res);
     route_target_format(&leg->route->target, relay, sizeof(relay));
     for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
+        leg->rcpt[i]->t_ready = res->ready_at;
         if (!res->rcpt[i].maybe_delivered) {
             dl_set(leg->rcpt[i], res->rcpt[i].code, res->rcpt[i].text, relay);
             continue;
@@ -286,6 +292,7 @@ static void dl_maildir_done(void *arg)
         return;
     }
     route_target_format(&leg->route->target, relay, sizeof(relay));
+    m->r->t_ready = leg->d->t_started; /* no connection to make */
     if (m->rc == 0)
         dl_set(m->r, 250, "2.0.0 delivered to maildir", relay);
     else {
@@ -407,6 +414,7 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, 
         return NULL;
     }
     d->starting = 1;
+    d->t_started = clock_now_precise();
     if (time(NULL) - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
         dl_expire(d);
         d->pending = 1;
@@ -416,6 +424,13 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, 
     }
     d->starting = 0;
     return d;
+}
+
+/* delivery_set_times - see delivery.h */
+void delivery_set_times(struct delivery *d, double arrived, double queued)
+{
+    d->t_arrived = arrived;
+    d->t_queued = queued;
 }
 
 /* delivery_cancel - shutdown: stop clients; pool jobs finish and then free d */
@@ -511,11 +526,40 @@ static void dl_finish_work(void *arg)
     dl_record(d);
 }
 
+/*
+ * dl_delays - Postfix's delay=total and delays=a/b/c/d: before the queue
+ * (arrival to durable in the queue: the client's transmission and our
+ * commit), in the queue (waiting, retries included), connection set-up
+ * (resolving, connecting, greeting, EHLO, STARTTLS; 0 on a cached
+ * connection) and transmission (MAIL FROM to the outcome). A part that did
+ * not happen counts 0; the parts add up to the total.
+ */
+static const char *dl_delays(const struct delivery *d, const struct dl_rcpt *r, char *dst,
+                             size_t len)
+{
+    double arrived = d->t_arrived > 0 ? d->t_arrived : (double)d->env.arrival;
+    double queued = d->t_queued > arrived ? d->t_queued : arrived;
+    double started = d->t_started > queued ? d->t_started : queued;
+    double done = r->t_done > started ? r->t_done : started;
+    double ready = r->t_ready < started ? done : r->t_ready > done ? done : r->t_ready;
+
+    snprintf(dst, len, "delay=%.2f delays=%.2f/%.2f/%.2f/%.2f", done - arrived, queued - arrived,
+             started - queued, ready - started, done - ready);
+    return dst;
+}
+
 /* dl_log_rcpt - one log line per recipient outcome */
 static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
 {
-    char reply[sizeof(r->text) + 16];
+    char reply[sizeof(r->text) + 16], delays[128];
     const char *addr = log_qaddr(d->env.rcpt[r->idx].addr);
+
+    dl_delays(d, r, delays, sizeof(delays));
+    metrics_inc(r->res == DL_OK      ? METRICS_DELIVERED
+                : r->res == DL_DEFER ? METRICS_DEFERRED
+                                     : METRICS_BOUNCED);
+    if (r->res == DL_OK)
+        metrics_observe(METRICS_DELIVERY_SECONDS, difftime(time(NULL), d->env.arrival));
 
     if (r->maybe)
         log_warn("event=maybe_delivered id=%s rcpt=%s relay=%s reason=%s next_retry=%u "
@@ -523,14 +567,15 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
                  d->id, addr, log_q(r->relay), log_q(r->text), d->out.next_retry);
     if (r->res == DL_OK) {
         snprintf(reply, sizeof(reply), "%d %s", r->code, r->text);
-        log_info("event=delivered id=%s rcpt=%s relay=%s reply=%s", d->id, addr, log_q(r->relay),
-                 log_q(reply));
+        log_info("event=delivered id=%s rcpt=%s relay=%s reply=%s %s", d->id, addr, log_q(r->relay),
+                 log_q(reply), delays);
     } else if (r->res == DL_DEFER)
-        log_info("event=deferred id=%s rcpt=%s relay=%s reason=%s next_retry=%u", d->id, addr,
-                 log_q(r->relay), log_q(r->text), d->out.next_retry);
+        log_info("event=deferred id=%s rcpt=%s relay=%s reason=%s next_retry=%u %s", d->id, addr,
+                 log_q(r->relay), log_q(r->text), d->out.next_retry, delays);
     else
-        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s dsn=%s", d->id, addr,
-                 log_q(r->relay), log_q(r->text), d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
+        log_info("event=bounced id=%s rcpt=%s relay=%s reason=%s %s dsn=%s", d->id, addr,
+                 log_q(r->relay), log_q(r->text), delays,
+                 d->out.dsn_id[0] ? d->out.dsn_id : d->dsn_note);
 }
 
 /* dl_finish_done - on the loop: log, tell the queue, free */

@@ -53,6 +53,11 @@ struct delivery;
 struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
                                 delivery_done_fn done, void *arg);
 
+/* delivery_set_times - when the message arrived (its transaction began) and when it
+ * was durable in the queue, clock_now_precise(), for delay= in the log lines; 0 when
+ * not known (a message found in the spool at start): the envelope's arrival then */
+void delivery_set_times(struct delivery *d, double arrived, double queued);
+
 /* delivery_cancel - stop (shutdown); the message stays queued; done is not called */
 void delivery_cancel(struct delivery *d);
 

@@ -8,12 +8,14 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/xmalloc.h"
 #include "queue/bouncelimit.h"
 #include "queue/delivery.h"
+#include "queue/hold.h"
 #include "queue/queueconf.h"
 #include "queue/spool.h"
 #include "relay/client.h"
@@ -22,7 +24,7 @@
 #define QUEUE_CONN_IDLE_MAX 64 /* idle delivery connections kept at most */
 #define QUEUE_CONN_IDLE_SECS 5 /* and for how long (below servers' own idle timeouts) */
 
-enum qstate { Q_WAIT, Q_READY, Q_ACTIVE };
+enum qstate { Q_WAIT, Q_READY, Q_ACTIVE, Q_HELD };
 
 struct qentry {
     char id[SPOOL_ID_LEN + 1];
@@ -31,8 +33,11 @@ struct qentry {
     size_t heap_idx;
     int delete_req; /* mxgatectl asked while an attempt ran */
     int flush_req;  /* flushed while an attempt ran: go again at once */
+    int hold_req;   /* held while an attempt ran: hold after it */
     int unchecked;  /* found in the spool at start: checksum not checked yet */
     struct delivery *d;
+    void *token;            /* the configuration the running attempt holds (queue_reconfigure) */
+    double arrived, queued; /* for delay= (queue_add_arrived); 0: unknown */
     struct queue *q;
     TAILQ_ENTRY(qentry) link; /* ready or active list */
 };
@@ -46,10 +51,21 @@ struct queue {
     size_t heap_cap;
     struct qlist ready;
     struct qlist active;
+    struct qlist held; /* mxgatectl queue hold: not delivered until released */
     unsigned nactive;
     struct event *timer; /* the heap's earliest due time */
     struct event *kick;  /* run dispatch from the loop, not from the caller */
+    queue_hold_fn hold;  /* keeps the configuration of running attempts (queue_reconfigure) */
+    void *token;
 };
+
+/* queue_unhold - an attempt ended: let go of the configuration it used */
+static void queue_unhold(struct queue *q, struct qentry *e)
+{
+    if (q->hold && e->token)
+        q->hold(e->token, -1);
+    e->token = NULL;
+}
 
 static void queue_dispatch(struct queue *q);
 
@@ -185,6 +201,7 @@ static void queue_remove_work(void *arg)
     struct qentry *e = arg;
 
     spool_remove(e->q->ctx.spool, e->id);
+    hold_clear(e->q->ctx.spool, e->id);
 }
 
 /* queue_remove_done - forget the entry */
@@ -205,12 +222,18 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
     e->d = NULL;
+    queue_unhold(q, e);
     if (o->dsn_id[0])
         queue_add(q, o->dsn_id);
     if (o->finished) {
+        if (e->hold_req) /* held during its last attempt, which finished it */
+            hold_clear(q->ctx.spool, e->id);
         free(e);
     } else if (e->delete_req) {
         pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
+    } else if (e->hold_req) {
+        e->st = Q_HELD;
+        TAILQ_INSERT_TAIL(&q->held, e, link);
     } else if (e->flush_req) {
         e->flush_req = 0;
         queue_make_ready(q, e);
@@ -232,16 +255,42 @@ static void queue_dispatch(struct queue *q)
         TAILQ_REMOVE(&q->ready, e, link);
         e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
         e->unchecked = 0;
+        if (e->d)
+            delivery_set_times(e->d, e->arrived, e->queued);
         if (!e->d) {
             log_warn("event=dropped id=%s reason=%s", e->id,
                      errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
             free(e);
             continue;
         }
+        if (q->hold && q->token)
+            q->hold(e->token = q->token, +1);
         e->st = Q_ACTIVE;
         TAILQ_INSERT_TAIL(&q->active, e, link);
         q->nactive++;
     }
+}
+
+/* queue_reconfigure - see queue.h */
+void queue_reconfigure(struct queue *q, const struct config *cfg, const struct routes *routes,
+                       queue_hold_fn hold, void *token)
+{
+    struct queueconf now;
+
+    queueconf_read(cfg, &now);
+    /* the pool, the commit and the bounce limiter were made with these at start */
+    now.queue.fsync_threads = q->ctx.conf.queue.fsync_threads;
+    now.queue.sync_filesystem = q->ctx.conf.queue.sync_filesystem;
+    now.queue.recycle = q->ctx.conf.queue.recycle;
+    now.queue.bounce_limit = q->ctx.conf.queue.bounce_limit;
+    now.queue.bounce_window = q->ctx.conf.queue.bounce_window;
+    now.queue.bounce_domain_limit = q->ctx.conf.queue.bounce_domain_limit;
+    q->ctx.conf = now;
+    q->ctx.cfg = cfg;
+    q->ctx.routes = routes;
+    q->hold = hold;
+    q->token = token;
+    queue_kick(q); /* max_deliveries may have grown */
 }
 
 /* queue_set_nexthops - see queue.h */
@@ -272,6 +321,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
     q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
     TAILQ_INIT(&q->ready);
     TAILQ_INIT(&q->active);
+    TAILQ_INIT(&q->held);
     q->timer = evtimer_new(base, queue_timer_cb, q);
     q->kick = event_new(base, -1, 0, queue_kick_cb, q);
     if (!q->ctx.bounces || !q->ctx.conn_cache || !q->timer || !q->kick) {
@@ -299,10 +349,16 @@ static struct qentry *queue_enqueue(struct queue *q, const char *id)
 /* queue_start_one - spool_list callback: a crash may have torn what was there */
 static void queue_start_one(const char *id, void *arg)
 {
-    struct qentry *e = queue_enqueue(arg, id);
+    struct queue *q = arg;
+    struct qentry *e = queue_enqueue(q, id);
 
     if (e)
         e->unchecked = 1;
+    if (e && hold_is(q->ctx.spool, id)) { /* held before the restart: stays held */
+        TAILQ_REMOVE(&q->ready, e, link);
+        e->st = Q_HELD;
+        TAILQ_INSERT_TAIL(&q->held, e, link);
+    }
 }
 
 /* queue_start - everything in the spool is due now */
@@ -319,6 +375,17 @@ int queue_start(struct queue *q)
 void queue_add(struct queue *q, const char *id)
 {
     queue_enqueue(q, id);
+}
+
+/* queue_add_arrived - see queue.h */
+void queue_add_arrived(struct queue *q, const char *id, double arrived)
+{
+    struct qentry *e = queue_enqueue(q, id);
+
+    if (e) {
+        e->arrived = arrived;
+        e->queued = clock_now_precise();
+    }
 }
 
 /* queue_flush - all waiting messages are due now */
@@ -357,6 +424,9 @@ static struct qentry *queue_find(struct queue *q, const char *id)
     TAILQ_FOREACH(e, &q->active, link)
     if (strcmp(e->id, id) == 0)
         return e;
+    TAILQ_FOREACH(e, &q->held, link)
+    if (strcmp(e->id, id) == 0)
+        return e;
     return NULL;
 }
 
@@ -374,10 +444,90 @@ int queue_delete(struct queue *q, const char *id)
     if (e->st == Q_WAIT)
         heap_remove(q, e);
     else
-        TAILQ_REMOVE(&q->ready, e, link);
+        TAILQ_REMOVE(e->st == Q_HELD ? &q->held : &q->ready, e, link);
     queue_arm(q);
     pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
     return 0;
+}
+
+/* queue_hold - see queue.h */
+int queue_hold(struct queue *q, const char *id)
+{
+    struct qentry *e = queue_find(q, id);
+
+    if (!e)
+        return errno = ENOENT, -1;
+    if (e->st == Q_HELD)
+        return 0;
+    if (hold_set(q->ctx.spool, id) < 0)
+        return -1;
+    if (e->st == Q_ACTIVE) {
+        e->hold_req = 1;
+        return 0;
+    }
+    if (e->st == Q_WAIT) {
+        heap_remove(q, e);
+        queue_arm(q);
+    } else {
+        TAILQ_REMOVE(&q->ready, e, link);
+    }
+    e->st = Q_HELD;
+    TAILQ_INSERT_TAIL(&q->held, e, link);
+    return 0;
+}
+
+/* queue_release - see queue.h */
+int queue_release(struct queue *q, const char *id)
+{
+    struct qentry *e = queue_find(q, id);
+
+    if (!e)
+        return errno = ENOENT, -1;
+    if (hold_clear(q->ctx.spool, id) < 0)
+        return -1;
+    if (e->st == Q_ACTIVE)
+        e->hold_req = 0;
+    if (e->st != Q_HELD)
+        return 0;
+    TAILQ_REMOVE(&q->held, e, link);
+    queue_make_ready(q, e);
+    queue_kick(q);
+    return 0;
+}
+
+/* queue_info_one - count e; the id's first 8 hex digits are its arrival second */
+static void queue_info_one(struct queue_info *in, const struct qentry *e)
+{
+    char hex[9];
+    long long t;
+
+    memcpy(hex, e->id, 8);
+    hex[8] = '\0';
+    t = (long long)strtoull(hex, NULL, 16);
+
+    in->messages++;
+    if (in->oldest == 0 || t < in->oldest)
+        in->oldest = t;
+}
+
+/* queue_info - see queue.h */
+void queue_info(const struct queue *q, struct queue_info *in)
+{
+    const struct qentry *e;
+
+    *in = (struct queue_info){.active = q->nactive};
+    for (size_t i = 0; i < q->nheap; i++)
+        queue_info_one(in, q->heap[i]);
+    TAILQ_FOREACH(e, &q->ready, link)
+    queue_info_one(in, e);
+    TAILQ_FOREACH(e, &q->active, link)
+    queue_info_one(in, e);
+    TAILQ_FOREACH(e, &q->held, link)
+    {
+        queue_info_one(in, e);
+        in->held++;
+    }
+    in->deferred = (unsigned)q->nheap;
 }
 
 /* queue_free - cancel attempts; everything stays in the spool for the next start */
@@ -390,10 +540,15 @@ void queue_free(struct queue *q)
     while ((e = TAILQ_FIRST(&q->active))) {
         TAILQ_REMOVE(&q->active, e, link);
         delivery_cancel(e->d);
+        queue_unhold(q, e);
         free(e);
     }
     while ((e = TAILQ_FIRST(&q->ready))) {
         TAILQ_REMOVE(&q->ready, e, link);
+        free(e);
+    }
+    while ((e = TAILQ_FIRST(&q->held))) {
+        TAILQ_REMOVE(&q->held, e, link);
         free(e);
     }
     for (size_t i = 0; i < q->nheap; i++)

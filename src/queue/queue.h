@@ -19,6 +19,18 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
                         SSL_CTX *client_tls, struct store *st);
 
+/*
+ * queue_reconfigure - a reload: attempts started from now on deliver with cfg's
+ * queue and delivery settings and through routes (those that need a restart,
+ * fsync_threads, sync, recycle and the bounce limits, stay as at start). Each
+ * attempt holds token while it runs: hold(token, +1) when it starts and
+ * hold(token, -1) when it ends, so that the caller keeps cfg and routes alive
+ * until the last attempt that uses them is over. hold may be NULL.
+ */
+typedef void (*queue_hold_fn)(void *token, int delta);
+void queue_reconfigure(struct queue *q, const struct config *cfg, const struct routes *routes,
+                       queue_hold_fn hold, void *token);
+
 /* queue_set_nexthops - deliveries refresh what each next hop takes (relay/nexthop.h) */
 void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 
@@ -29,10 +41,30 @@ int queue_start(struct queue *q);
 void queue_add(struct queue *q, const char *id);
 
 /* queue_flush - every waiting message becomes due now; returns how many */
+/* queue_add_arrived - queue_add for a message just received: arrived is when its
+ * transaction began (clock_now_precise()), for delay= in the delivery log lines */
+void queue_add_arrived(struct queue *q, const char *id, double arrived);
+
 unsigned queue_flush(struct queue *q);
 
 /* queue_delete - remove a message (after its running attempt, if any). 0, or -1 if unknown */
 int queue_delete(struct queue *q, const char *id);
+
+/* queue_hold - keep id from delivery until queue_release (after its running attempt, if any);
+ * the hold is on disk (queue/hold.h). 0, or -1 (ENOENT: unknown id; or the marker failed) */
+int queue_hold(struct queue *q, const char *id);
+/* queue_release - deliver a held message again (at once). 0, or -1 (ENOENT) */
+int queue_release(struct queue *q, const char *id);
+
+struct queue_info {
+    unsigned messages; /* known to the scheduler */
+    unsigned active;   /* being delivered now */
+    unsigned deferred; /* waiting for their retry time */
+    unsigned held;
+    long long oldest; /* arrival of the oldest (unix time), 0 when empty */
+};
+/* queue_info - the queue's size and age, counted now (for status and metrics) */
+void queue_info(const struct queue *q, struct queue_info *in);
 
 /* queue_free - cancel running deliveries (messages stay in the spool) and free */
 void queue_free(struct queue *q);

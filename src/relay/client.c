@@ -23,6 +23,7 @@
  * silently starts over on a fresh connection, once.
  */
 #include "relay/client.h"
+#include "core/clock.h"
 #include "core/xmalloc.h"
 #include "relay/client_internal.h"
 
@@ -178,6 +179,7 @@ static int send_mail(struct smtp_client *c)
     int bad = b == NULL;
 
     c->pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+    c->res.ready_at = clock_now_precise();
     if ((c->ext & SMTP_EXT_SIZE) && !c->req.probe)
         snprintf(size, sizeof size, " SIZE=%llu", (unsigned long long)c->req.body_len);
     bad = bad || evbuffer_add_printf(

@@ -49,6 +49,8 @@ struct smtp_client_result {
     int ehlo_ok;
     unsigned ext;      /* SMTP_EXT_* */
     uint64_t size_max; /* SIZE parameter; 0: no limit given */
+    double ready_at;   /* clock_now_precise() when MAIL FROM went out, 0 if never: the
+                        * end of connection set-up (delay= in the delivery logs) */
 };
 
 struct smtp_client_req {

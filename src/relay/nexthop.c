@@ -15,8 +15,8 @@
 
 struct nh_entry {
     struct nexthops *nh;
-    const struct route_target *t;
-    char key[NH_KEY_MAX]; /* route_target_format: equal targets are one entry */
+    struct route_target t; /* a copy: the route tables of reloads come and go */
+    char key[NH_KEY_MAX];  /* route_target_format: equal targets are one entry */
     struct nexthop_caps caps;
     time_t answered;  /* last EHLO answer (0: never) */
     time_t attempted; /* last probe started (0: never) */
@@ -29,6 +29,7 @@ struct nexthops {
     struct event_base *base;
     struct pool *pool;
     struct nexthop_opts o;
+    char helo[256]; /* o.helo's copy: it outlives the configuration it came from */
     struct nh_entry **e;
     size_t n, cap;
 };
@@ -44,6 +45,8 @@ struct nexthops *nexthops_new(struct event_base *base, struct pool *pool,
     nh->base = base;
     nh->pool = pool;
     nh->o = *o;
+    snprintf(nh->helo, sizeof(nh->helo), "%s", o->helo ? o->helo : "localhost");
+    nh->o.helo = nh->helo;
     return nh;
 }
 
@@ -56,7 +59,7 @@ static struct nh_entry *nh_find(struct nexthops *nh, const struct route_target *
         return NULL;
     route_target_format(t, key, sizeof(key));
     for (size_t i = 0; i < nh->n; i++)
-        if (nh->e[i]->t == t || strcmp(nh->e[i]->key, key) == 0)
+        if (strcmp(nh->e[i]->key, key) == 0)
             return nh->e[i];
     return NULL;
 }
@@ -76,7 +79,7 @@ void nexthops_add(struct nexthops *nh, const struct route_target *t)
     }
     e = xcalloc(1, sizeof(*e));
     e->nh = nh;
-    e->t = t;
+    e->t = *t;
     route_target_format(t, e->key, sizeof(e->key));
     nh->e[nh->n++] = e;
 }
@@ -123,7 +126,7 @@ static void nh_connect(struct nh_entry *e, const struct relay_addr *ra)
 {
     const struct nexthop_opts *o = &e->nh->o;
     struct smtp_client_req req = {
-        .lmtp = e->t->kind == ROUTE_LMTP,
+        .lmtp = e->t.kind == ROUTE_LMTP,
         .addrlen = ra->addrlen,
         .helo = o->helo,
         .sender = "",
@@ -166,13 +169,13 @@ static void nh_probe(struct nh_entry *e)
     if (e->client || e->resolving)
         return;
     e->attempted = clock_now();
-    if (relay_target_addr(e->t, &ra)) {
+    if (relay_target_addr(&e->t, &ra)) {
         if (ra.err == 0)
             nh_connect(e, &ra);
         return;
     }
     if (e->nh->pool)
-        e->resolving = relay_resolve(e->nh->pool, e->t, nh_resolved, e);
+        e->resolving = relay_resolve(e->nh->pool, &e->t, nh_resolved, e);
 }
 
 /* nexthops_start - see nexthop.h */

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/cidr.h"
@@ -47,10 +49,11 @@ void server_client_key(const struct sockaddr *sa, unsigned v6prefix, uint8_t key
     }
 }
 
-/* server_ip_key - the group key of sa under this server's configuration */
+/* server_ip_key - the group key of sa: with the prefix of the start, since a
+ * session's counter is given back under the key it was taken with */
 static void server_ip_key(const struct server *srv, const struct sockaddr *sa, uint8_t key[16])
 {
-    server_client_key(sa, srv->conf->limits.ipv6_prefix, key);
+    server_client_key(sa, srv->v6prefix, key);
 }
 
 /* server_ip_bucket - FNV-1a over the key */
@@ -196,57 +199,180 @@ static void server_accept_error(struct evconnlistener *evl, void *arg)
         evtimer_add(sl->resume, &tv);
 }
 
-/* server_listen - bind each configured address */
-int server_listen(struct server *srv, char *err, size_t errlen)
+/* server_set_gen - g is current: new sessions take it */
+static void server_set_gen(struct server *srv, struct server_gen *g)
 {
-    const struct serverconf *sc = srv->conf;
+    srv->gen = g;
+    srv->cfg = g->cfg;
+    srv->conf = g->conf;
+    srv->routes = g->routes;
+    srv->tls = g->tls;
+    srv->dns = g->dns;
+    srv->policy = g->policy;
+}
 
-    srv->listeners = xcalloc(sc->nlisten ? sc->nlisten : 1, sizeof(*srv->listeners));
+/* server_bind - a listening socket for l (disabled), or NULL with err */
+static struct evconnlistener *server_bind(struct server *srv, const struct serverconf_listen *l,
+                                          char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct evconnlistener *evl;
+    int port;
+
+    sockaddr_parse(l->address, 25, &ss, &len);
+    evl = evconnlistener_new_bind(srv->base, NULL, NULL,
+                                  LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+                                      LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+                                  511, (struct sockaddr *)&ss, (int)len);
+    if (evl)
+        return evl;
+    port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+    if (errno == EACCES && port < 1024 && geteuid() != 0)
+        snprintf(err, errlen,
+                 "listen %s: bind %s: %s (a port below 1024 needs root, and mxgated dropped "
+                 "its privileges at start: restart mxgated to bind it)",
+                 l->name, l->address, strerror(errno));
+    else
+        snprintf(err, errlen, "listen %s: bind %s: %s", l->name, l->address, strerror(errno));
+    return NULL;
+}
+
+/* server_same_address - a and b name one socket address ("127.0.0.1:25", "127.0.0.1:025") */
+static int server_same_address(const char *a, const char *b)
+{
+    struct sockaddr_storage sa, sb;
+    socklen_t la, lb;
+
+    if (sockaddr_parse(a, 25, &sa, &la) < 0 || sockaddr_parse(b, 25, &sb, &lb) < 0)
+        return strcmp(a, b) == 0;
+    return la == lb && memcmp(&sa, &sb, la) == 0;
+}
+
+/* server_find_listener - the listener of the running set bound to address, or NULL */
+static struct server_listener *server_find_listener(struct server *srv, const char *address)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (srv->listeners[i].evl && server_same_address(srv->listeners[i].conf->address, address))
+            return &srv->listeners[i];
+    return NULL;
+}
+
+/* server_setup_listener - sl (in its final place) takes evl: callbacks, resume timer */
+static void server_setup_listener(struct server *srv, struct server_listener *sl,
+                                  const struct serverconf_listen *l, struct evconnlistener *evl)
+{
+    sl->srv = srv;
+    sl->conf = l;
+    sl->evl = evl;
+    evconnlistener_set_cb(evl, server_accept, sl);
+    evconnlistener_set_error_cb(evl, server_accept_error);
+    sl->resume = evtimer_new(srv->base, server_resume, sl);
+}
+
+/* server_bind_new - sockets for g's listeners: the running one of the same address, else
+ * a new one. 0, or -1 with err after closing what this call bound */
+static int server_bind_new(struct server *srv, const struct serverconf *sc,
+                           struct evconnlistener **evl, char *err, size_t errlen)
+{
     for (size_t i = 0; i < sc->nlisten; i++) {
-        struct server_listener *sl = &srv->listeners[i];
-        struct sockaddr_storage ss;
-        socklen_t len;
-
-        sl->srv = srv;
-        sl->conf = &sc->listen[i];
-        sockaddr_parse(sl->conf->address, 25, &ss, &len);
-        sl->evl = evconnlistener_new_bind(srv->base, server_accept, sl,
-                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-                                              LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
-                                          511, (struct sockaddr *)&ss, (int)len);
-        if (!sl->evl) {
-            snprintf(err, errlen, "listen %s: bind %s: %s", sl->conf->name, sl->conf->address,
-                     strerror(errno));
-            return -1;
-        }
-        evconnlistener_set_error_cb(sl->evl, server_accept_error);
-        sl->resume = evtimer_new(srv->base, server_resume, sl);
-        srv->nlisteners++;
-        log_info("event=listen listener=%s address=%s", log_q(sl->conf->name),
-                 log_q(sl->conf->address));
+        struct server_listener *old = server_find_listener(srv, sc->listen[i].address);
+        evl[i] = old ? old->evl : server_bind(srv, &sc->listen[i], err, errlen);
+        if (evl[i])
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (!server_find_listener(srv, sc->listen[j].address))
+                evconnlistener_free(evl[j]);
+        return -1;
     }
     return 0;
+}
+
+/* server_drop_listeners - the running set goes; sockets still in keep stay open */
+static void server_drop_listeners(struct server *srv, struct evconnlistener *const *keep,
+                                  size_t nkeep)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct server_listener *sl = &srv->listeners[i];
+        int kept = 0;
+        for (size_t j = 0; j < nkeep; j++)
+            kept |= keep[j] == sl->evl;
+        if (sl->resume)
+            event_free(sl->resume);
+        if (kept)
+            continue;
+        log_info("event=listen_closed listener=%s address=%s", log_q(sl->conf->name),
+                 log_q(sl->conf->address));
+        evconnlistener_free(sl->evl);
+    }
+    free(srv->listeners);
+}
+
+/* server_install - see server.h */
+int server_install(struct server *srv, struct server_gen *g, char *err, size_t errlen)
+{
+    const struct serverconf *sc = g->conf;
+    struct evconnlistener **evl = xcalloc(sc->nlisten ? sc->nlisten : 1, sizeof(*evl));
+    struct server_listener *sls = xcalloc(sc->nlisten ? sc->nlisten : 1, sizeof(*sls));
+    struct server_gen *old = srv->gen;
+
+    if (server_bind_new(srv, sc, evl, err, errlen) < 0) {
+        free(evl);
+        free(sls);
+        return -1;
+    }
+    for (size_t i = 0; i < sc->nlisten; i++) {
+        if (!server_find_listener(srv, sc->listen[i].address))
+            log_info("event=listen listener=%s address=%s", log_q(sc->listen[i].name),
+                     log_q(sc->listen[i].address));
+        server_setup_listener(srv, &sls[i], &sc->listen[i], evl[i]);
+    }
+    server_drop_listeners(srv, evl, sc->nlisten);
+    g->id = old ? old->id + 1 : 1; /* refused reloads take no number */
+    srv->listeners = sls;
+    srv->nlisteners = sc->nlisten;
+    server_set_gen(srv, g);
+    if (srv->enabled)
+        server_enable(srv);
+    free(evl);
+    if (old)
+        server_gen_unref(old);
+    return 0;
+}
+
+/* server_listen - the first generation: bind each configured address */
+int server_listen(struct server *srv, struct server_gen *g, char *err, size_t errlen)
+{
+    srv->v6prefix = g->conf->limits.ipv6_prefix;
+    return server_install(srv, g, err, errlen);
 }
 
 /* server_enable - accept from now on */
 void server_enable(struct server *srv)
 {
+    srv->enabled = 1;
     for (size_t i = 0; i < srv->nlisteners; i++)
         evconnlistener_enable(srv->listeners[i].evl);
+}
+
+/* server_close_listeners - every listening socket closed; sessions go on */
+void server_close_listeners(struct server *srv)
+{
+    server_drop_listeners(srv, NULL, 0);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
+    srv->enabled = 0;
 }
 
 /* server_close - listeners first, so nothing new arrives while sessions end */
 void server_close(struct server *srv)
 {
-    for (size_t i = 0; i < srv->nlisteners; i++) {
-        evconnlistener_free(srv->listeners[i].evl);
-        if (srv->listeners[i].resume)
-            event_free(srv->listeners[i].resume);
-    }
-    free(srv->listeners);
-    srv->listeners = NULL;
-    srv->nlisteners = 0;
+    server_close_listeners(srv);
     session_free_all(srv);
+    if (srv->drain_ev)
+        event_free(srv->drain_ev);
+    srv->drain_ev = NULL;
     if (srv->flush_ev)
         event_free(srv->flush_ev);
     srv->flush_ev = NULL;
@@ -257,4 +383,27 @@ void server_close(struct server *srv)
             free(c);
         }
     }
+}
+
+/*
+ * server_session_id - sids name sessions in logs gathered from many hosts and
+ * restarts: a 12-character prefix made at the first session (6 characters of
+ * the start time in seconds, 6 of randomness, base 32) and a counter. Two
+ * starts share a prefix only in the same second with the same 30 random bits.
+ */
+void server_session_id(struct server *srv, char *dst, size_t dstlen)
+{
+    static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+    if (!srv->sid_prefix[0]) {
+        uint64_t t = (uint64_t)time(NULL), r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            r = (uint64_t)getpid() * 2654435761u ^ (uint64_t)clock();
+        for (int i = 5; i >= 0; i--, t >>= 5)
+            srv->sid_prefix[i] = b32[t & 31];
+        for (int i = 11; i >= 6; i--, r >>= 5)
+            srv->sid_prefix[i] = b32[r & 31];
+        srv->sid_prefix[12] = '\0';
+    }
+    snprintf(dst, dstlen, "%s%llx", srv->sid_prefix, (unsigned long long)++srv->next_sid);
 }

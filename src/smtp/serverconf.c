@@ -34,7 +34,25 @@ static int serverconf_valid_tls_mode(cfg_t *cfg, cfg_opt_t *opt)
     return 0; /* reported; keep parsing to list every error */
 }
 
-/* serverconf_check_listen - an address each; implicit TLS needs a certificate */
+/* serverconf_dup_address - an earlier listen section with the same address as s, or NULL */
+static cfg_t *serverconf_dup_address(cfg_t *root, unsigned i)
+{
+    struct sockaddr_storage a, b;
+    socklen_t la, lb;
+    const char *mine = cfg_getstr(cfg_getnsec(root, "listen", i), "address");
+
+    if (!mine || sockaddr_parse(mine, 25, &a, &la) < 0)
+        return NULL;
+    for (unsigned j = 0; j < i; j++) {
+        cfg_t *o = cfg_getnsec(root, "listen", j);
+        const char *other = cfg_getstr(o, "address");
+        if (other && sockaddr_parse(other, 25, &b, &lb) == 0 && la == lb && memcmp(&a, &b, la) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* serverconf_check_listen - an address each, not another's; implicit TLS needs a certificate */
 static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
 {
     cfg_t *tls = cfg_getsec(root, "tls");
@@ -47,6 +65,9 @@ static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
         else if (strcmp(cfg_getstr(s, "tls"), "implicit") == 0 && !have_tls)
             config_error(d, s->line, "listen %s: tls = \"implicit\" needs a tls section",
                          cfg_title(s));
+        if (serverconf_dup_address(root, i))
+            config_error(d, s->line, "listen %s: address %s is also listen %s's", cfg_title(s),
+                         cfg_getstr(s, "address"), cfg_title(serverconf_dup_address(root, i)));
     }
     if (cfg_size(root, "listen") == 0)
         config_error(d, 0, "no listen section: nothing to serve");
@@ -102,12 +123,13 @@ static cfg_opt_t serverconf_timeouts_opts[] = {
     CFG_INT("data", 180, CFGF_NONE),
     CFG_INT("greeting_delay", 0, CFGF_NONE),
     CFG_INT("session", 3600, CFGF_NONE), /* a whole session at most; then 421 4.4.2 */
+    CFG_INT("shutdown", 30, CFGF_NONE),  /* SIGTERM: messages under way may finish this long */
     CFG_END(),
 };
 
 static const struct config_bound serverconf_timeouts_bounds[] = {
-    {"command", 1, INT_MAX}, {"data", 1, INT_MAX}, {"greeting_delay", 0, INT_MAX},
-    {"session", 1, INT_MAX}, {NULL, 0, 0},
+    {"command", 1, INT_MAX}, {"data", 1, INT_MAX},  {"greeting_delay", 0, INT_MAX},
+    {"session", 1, INT_MAX}, {"shutdown", 0, 3600}, {NULL, 0, 0},
 };
 
 const struct config_section serverconf_timeouts_section = {
@@ -132,6 +154,7 @@ static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
     sc->timeouts.data = config_uint(t, "data");
     sc->timeouts.greeting_delay = config_uint(t, "greeting_delay");
     sc->timeouts.session = config_uint(t, "session");
+    sc->timeouts.shutdown = config_uint(t, "shutdown");
 }
 
 struct serverconf *serverconf_load(const struct config *cfg)

@@ -33,6 +33,7 @@ struct serverconf_timeouts {
     unsigned data;           /* between data blocks: 180 s (client side 4.5.3.2.5) */
     unsigned greeting_delay; /* pause before the 220; 0 = none */
     unsigned session;        /* a whole session at most, default 3600 s; then 421 4.4.2 */
+    unsigned shutdown;       /* SIGTERM: how long messages under way may take, default 30 s */
 };
 
 struct serverconf {

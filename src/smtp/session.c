@@ -90,6 +90,7 @@ void session_free(struct session *s)
     if (!s->fd_in_bev)
         close(s->fd);
     s->release(s->release_arg, (struct sockaddr *)&s->peer);
+    server_gen_unref(s->gen);
     free(s->helo);
     free(s);
 }
@@ -104,7 +105,7 @@ static void session_deadline_cb(evutil_socket_t fd, short what, void *arg)
     case SESS_DATA:
         log_info("event=timeout sid=%s client=%s state=%s", s->sid, s->ip,
                  s->state == SESS_DATA ? "data" : "command");
-        session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
+        session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->gen->cfg->hostname);
         break;
     case SESS_POLICY:
     case SESS_COMMIT:
@@ -159,7 +160,7 @@ static void session_lifetime_cb(evutil_socket_t fd, short what, void *arg)
     case SESS_DATA:
         log_info("event=timeout sid=%s client=%s state=session", s->sid, s->ip);
         session_close(s, "lifetime", "421 4.4.2 %s Error: session lifetime exceeded",
-                      s->srv->cfg->hostname);
+                      s->gen->cfg->hostname);
         break;
     case SESS_POLICY:
     case SESS_COMMIT:
@@ -178,7 +179,7 @@ static void session_lifetime_cb(evutil_socket_t fd, short what, void *arg)
 /* session_start_lifetime - arm timeouts.session once, at the start */
 static int session_start_lifetime(struct session *s)
 {
-    struct timeval tv = {.tv_sec = s->srv->conf->timeouts.session, .tv_usec = 0};
+    struct timeval tv = {.tv_sec = s->gen->conf->timeouts.session, .tv_usec = 0};
 
     s->lifetime = evtimer_new(s->srv->base, session_lifetime_cb, s);
     return s->lifetime && evtimer_add(s->lifetime, &tv) == 0 ? 0 : -1;
@@ -194,7 +195,7 @@ static void session_tls_done(struct session *s)
     log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, log_q(SSL_get_version(ssl)),
              log_q(SSL_get_cipher_name(ssl)));
     session_set_state(s, s->greeted ? SESS_COMMAND : SESS_GREETING);
-    session_set_timeout(s, s->srv->conf->timeouts.command);
+    session_set_timeout(s, s->gen->conf->timeouts.command);
     session_process(s);
 }
 
@@ -211,7 +212,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
         (s->state == SESS_COMMAND || s->state == SESS_DATA)) {
         log_info("event=timeout sid=%s client=%s state=%s", s->sid, s->ip,
                  s->state == SESS_DATA ? "data" : "command");
-        session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
+        session_close(s, "timeout", "421 4.4.2 %s Error: timeout exceeded", s->gen->cfg->hostname);
         return;
     }
     if ((what & BEV_EVENT_EOF) && session_eof(s))
@@ -241,7 +242,7 @@ static void session_setup_bev(struct session *s, unsigned timeout)
 /* session_new_tls_bev - wrap fd in a server-side TLS bufferevent */
 static int session_new_tls_bev(struct session *s)
 {
-    SSL *ssl = SSL_new(s->srv->tls);
+    SSL *ssl = SSL_new(s->gen->tls);
 
     if (!ssl)
         return -1;
@@ -253,7 +254,7 @@ static int session_new_tls_bev(struct session *s)
     }
     s->fd_in_bev = 1;
     session_set_state(s, SESS_TLS_HANDSHAKE);
-    session_setup_bev(s, s->srv->conf->timeouts.command);
+    session_setup_bev(s, s->gen->conf->timeouts.command);
     return 0;
 }
 
@@ -282,7 +283,7 @@ static void session_greet(struct session *s)
     s->greeted = 1;
     if (s->state == SESS_GREETING)
         session_set_state(s, SESS_COMMAND);
-    session_reply(s, "220 %s ESMTP mxgate", s->srv->cfg->hostname);
+    session_reply(s, "220 %s ESMTP mxgate", s->gen->cfg->hostname);
 }
 
 /* session_greet_ready - the greeting goes once the delay and the connect checks are over */
@@ -302,7 +303,7 @@ static void session_greet_timer(evutil_socket_t fd, short what, void *arg)
 /* session_init_io - plaintext or implicit-TLS bufferevent; the greeting waits for the checks */
 static int session_init_io(struct session *s)
 {
-    const struct serverconf *sc = s->srv->conf;
+    const struct serverconf *sc = s->gen->conf;
 
     s->greet_wait = SESSION_WAIT_CHECKS;
     if (s->listen->implicit_tls)
@@ -331,13 +332,14 @@ void session_start(struct server *srv, const struct serverconf_listen *l, evutil
     struct session *s = xcalloc(1, sizeof(*s));
 
     s->srv = srv;
+    s->gen = server_gen_ref(srv->gen);
     s->release = release;
     s->release_arg = release_arg;
     s->listen = l;
     s->fd = fd;
     memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
     sockaddr_ip(sa, s->ip, sizeof(s->ip));
-    snprintf(s->sid, sizeof(s->sid), "%llx", (unsigned long long)++srv->next_sid);
+    server_session_id(srv, s->sid, sizeof(s->sid));
     LIST_INSERT_HEAD(&srv->sessions, s, entry);
     log_info("event=connect sid=%s client=%s port=%u listener=%s", s->sid, s->ip,
              sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)

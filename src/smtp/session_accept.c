@@ -31,7 +31,7 @@ static void accept_verdict(const struct accept_reply *r, struct policy_verdict *
 /* session_accept_offer - what the EHLO reply announces */
 void session_accept_offer(struct session *s, struct accept_offer *o)
 {
-    accept_offer(s->srv->routes, s->srv->nexthops, s->srv->conf->limits.max_message_size, o);
+    accept_offer(s->gen->routes, s->srv->nexthops, s->gen->conf->limits.max_message_size, o);
 }
 
 /* session_accept_rcpt - 0 when rcpt's route can take it; else refused (replied, logged) */
@@ -42,7 +42,7 @@ int session_accept_rcpt(struct session *s, const char *rcpt)
 
     if (s->has_held) /* a connect/HELO refusal answers first: tell such a client nothing */
         return 0;
-    if (accept_rcpt(s->srv->routes, s->srv->nexthops, s->tx->sender, rcpt, s->tx->mail_size, &r) ==
+    if (accept_rcpt(s->gen->routes, s->srv->nexthops, s->tx->sender, rcpt, s->tx->mail_size, &r) ==
         0)
         return 0;
     accept_verdict(&r, &v);
@@ -60,7 +60,7 @@ static int session_accept_message(struct session *s, uint64_t size, struct polic
     struct smtp_tx *tx = s->tx;
     struct accept_reply r;
 
-    if (accept_message(s->srv->routes, s->srv->nexthops, tx->rcpt, tx->nrcpt, tx->smtputf8,
+    if (accept_message(s->gen->routes, s->srv->nexthops, tx->rcpt, tx->nrcpt, tx->smtputf8,
                        &tx->scan, size, &r) == 0)
         return 0;
     accept_verdict(&r, v);
@@ -80,7 +80,7 @@ int session_accept_end(struct session *s)
     session_tx_free(s);
     if (s->state != SESS_CLOSING) {
         s->state = SESS_COMMAND;
-        session_set_timeout(s, s->srv->conf->timeouts.command);
+        session_set_timeout(s, s->gen->conf->timeouts.command);
     }
     return -1;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -46,7 +47,7 @@ void session_tx_free(struct session *s)
 /* helo_reply - the HELO/EHLO answer, after the HELO checks (their refusals wait for RCPT) */
 static void helo_reply(struct session *s, const struct policy_verdict *v)
 {
-    const struct config *cfg = s->srv->cfg;
+    const struct config *cfg = s->gen->cfg;
     struct accept_offer o;
 
     session_hold(s, "helo", v);
@@ -62,7 +63,7 @@ static void helo_reply(struct session *s, const struct policy_verdict *v)
     session_reply(s, "250-SIZE %llu", (unsigned long long)o.size);
     if (o.eightbitmime)
         session_reply(s, "250-8BITMIME");
-    if (s->srv->tls && s->listen->starttls && !s->tls)
+    if (s->gen->tls && s->listen->starttls && !s->tls)
         session_reply(s, "250-STARTTLS");
     if (o.smtputf8)
         session_reply(s, "250-SMTPUTF8");
@@ -142,7 +143,7 @@ static int cmd_mail_args(struct session *s, const struct smtp_cmd *c)
         session_error(s, "mail", "555 5.5.4 Unsupported parameter");
         return 0;
     }
-    if (c->has_size && c->size > s->srv->conf->limits.max_message_size) {
+    if (c->has_size && c->size > s->gen->conf->limits.max_message_size) {
         session_error(s, "mail", "552 5.3.4 Message size exceeds fixed limit");
         return 0;
     }
@@ -186,6 +187,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
         return;
     }
     s->tx = xcalloc(1, sizeof(*s->tx));
+    s->tx->started = clock_now_precise(); /* the message's arrival, for delay= */
     s->tx->sender = xstrdup(e == ADDR_EMPTY ? "" : buf);
     s->tx->body_8bit = c->body == SMTP_BODY_8BITMIME;
     s->tx->smtputf8 = c->smtputf8;
@@ -200,7 +202,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 /* cmd_client_may_relay - the client is in relay_networks */
 static int cmd_client_may_relay(const struct session *s)
 {
-    const struct config *cfg = s->srv->cfg;
+    const struct config *cfg = s->gen->cfg;
 
     for (size_t i = 0; i < cfg->nrelay_networks; i++)
         if (cidr_match(&cfg->relay_networks[i], (const struct sockaddr *)&s->peer))
@@ -215,7 +217,7 @@ static int cmd_client_may_relay(const struct session *s)
  */
 static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char *addr)
 {
-    const struct config *cfg = s->srv->cfg;
+    const struct config *cfg = s->gen->cfg;
 
     if (addr_is_relay_trick(a) ||
         (!config_is_local_domain(cfg, a->domain) && !cmd_client_may_relay(s))) {
@@ -223,7 +225,7 @@ static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char 
         session_error(s, "rcpt", "554 5.7.1 <%s>: Relay access denied", addr);
         return 0;
     }
-    if (!routes_find(s->srv->routes, a->domain)) {
+    if (!routes_find(s->gen->routes, a->domain)) {
         session_error(s, "rcpt", "550 5.4.4 <%s>: No route to the recipient's domain", addr);
         return 0;
     }
@@ -234,7 +236,7 @@ static int cmd_rcpt_allowed(struct session *s, const struct addr *a, const char 
 static int cmd_rcpt_parse(struct session *s, const struct smtp_cmd *c, struct addr *a, char *buf,
                           size_t buflen)
 {
-    const struct config *cfg = s->srv->cfg;
+    const struct config *cfg = s->gen->cfg;
 
     if (addr_parse(c->path, s->tx->smtputf8, a) != ADDR_OK)
         return -1;
@@ -305,7 +307,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     struct addr a;
     char buf[SMTP_PATH_MAX * 2];
 
-    if (s->tx->nrcpt >= s->srv->conf->limits.max_recipients) {
+    if (s->tx->nrcpt >= s->gen->conf->limits.max_recipients) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest later; not an error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
@@ -329,7 +331,7 @@ static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
-    if (!s->srv->tls || !s->listen->starttls) {
+    if (!s->gen->tls || !s->listen->starttls) {
         session_error(s, "command", "502 5.5.1 Error: command not implemented");
         return;
     }

@@ -28,6 +28,8 @@ struct session_commit {
     char sid[24];
     char ip[64];
     char *sender;
+    char *msgid, *rcpts; /* for the queued line */
+    double arrived;      /* the transaction began (delay=) */
     size_t nrcpt;
     uint64_t size;
     int rc;
@@ -65,7 +67,7 @@ static int data_received(struct session *s)
         .helo = s->helo,
         .client_name = s->rdns_name ? s->rdns_name : "unknown",
         .client_ip = s->ip,
-        .by = s->srv->cfg->hostname,
+        .by = s->gen->cfg->hostname,
         .esmtp = s->esmtp,
         .tls = s->tls ? s->tls_desc : NULL,
         .id = s->tx->id,
@@ -109,7 +111,7 @@ void session_data_begin(struct session *s)
     tx->size = 0;
     session_message_begin(s);
     session_set_state(s, SESS_DATA);
-    session_set_timeout(s, s->srv->conf->timeouts.data);
+    session_set_timeout(s, s->gen->conf->timeouts.data);
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -146,7 +148,7 @@ static void data_store(struct session *s, const char *line, size_t len)
         return;
     eightbit_scan_line(&tx->scan, line, len);
     tx->size += len;
-    if (tx->size > s->srv->conf->limits.max_message_size)
+    if (tx->size > s->gen->conf->limits.max_message_size)
         data_fail(tx, DATA_TOO_BIG);
     else if (tx->in_header)
         session_message_header_line(s, line, len);
@@ -225,7 +227,7 @@ static void data_refuse(struct session *s)
 
     session_tx_free(s);
     session_set_state(s, SESS_COMMAND);
-    session_set_timeout(s, s->srv->conf->timeouts.command);
+    session_set_timeout(s, s->gen->conf->timeouts.command);
     if (e == DATA_BARE)
         session_error(s, "data", "550 5.6.0 Error: bare <CR> or <LF> in message text");
     else if (e == DATA_LONG)
@@ -245,11 +247,13 @@ static void commit_done(void *arg, int rc, int err)
     c->rc = rc;
     c->err = err;
     if (c->rc == 0) {
-        log_info("event=queued sid=%s id=%s client=%s from=%s nrcpt=%zu size=%llu", c->sid, c->id,
-                 c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size);
+        log_info("event=queued sid=%s id=%s client=%s from=%s nrcpt=%zu size=%llu msgid=%s "
+                 "rcpts=%s",
+                 c->sid, c->id, c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size,
+                 log_q(c->msgid ? c->msgid : ""), log_q(c->rcpts));
         stats_count(c->srv->stats, "accepted");
         if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
-            queue_add(c->srv->queue, c->id);
+            queue_add_arrived(c->srv->queue, c->id, c->arrived);
     } else {
         log_err("event=error sid=%s id=%s what=\"spool commit\" error=%s", c->sid, c->id,
                 log_q(strerror(c->err)));
@@ -257,7 +261,7 @@ static void commit_done(void *arg, int rc, int err)
     if (s) {
         s->commit = NULL;
         session_set_state(s, SESS_COMMAND);
-        session_set_timeout(s, s->srv->conf->timeouts.command);
+        session_set_timeout(s, s->gen->conf->timeouts.command);
         if (c->rc == 0) {
             s->nmessages++;
             s->cl.nmessages = s->nmessages;
@@ -269,6 +273,8 @@ static void commit_done(void *arg, int rc, int err)
     }
     spool_writer_free(c->writer);
     free(c->sender);
+    free(c->msgid);
+    free(c->rcpts);
     free(c);
 }
 
@@ -289,6 +295,9 @@ static void data_commit(struct session *s)
     c->sender = xstrdup(tx->sender);
     c->nrcpt = tx->nrcpt;
     c->size = spool_writer_size(c->writer);
+    c->msgid = session_log_msgid(s);
+    c->rcpts = session_log_rcpts(tx);
+    c->arrived = tx->started;
     session_tx_free(s);
     s->commit = c;
     session_set_state(s, SESS_COMMIT);
@@ -318,7 +327,7 @@ static void end_done(struct session *s, const struct policy_verdict *v)
         session_refuse(s, "data", v);
         session_tx_free(s);
         if (s->state != SESS_CLOSING)
-            session_set_timeout(s, s->srv->conf->timeouts.command);
+            session_set_timeout(s, s->gen->conf->timeouts.command);
         return;
     }
     if (data_prepend(s) < 0) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 
@@ -47,6 +48,7 @@ struct smtp_tx {
     size_t nrcpt;
     size_t rcpt_cap;
     char id[SPOOL_ID_LEN + 1];
+    double started; /* MAIL: clock_now_precise(), for delay= */
     struct spool_writer *writer;
     enum data_error derr;
     int prev_crlf;   /* the previous text line ended with CRLF: "." may end DATA */
@@ -78,6 +80,7 @@ struct session_score {
 struct session {
     LIST_ENTRY(session) entry;
     struct server *srv;
+    struct server_gen *gen;     /* the configuration the session started with (a reference) */
     session_release_fn release; /* gives back the server's per-address slot */
     void *release_arg;
     const struct serverconf_listen *listen;
@@ -125,6 +128,8 @@ struct session {
      * (where each transaction starts) */
     struct session_score score_conn, score_tx;
     const char *refused_by; /* mechanism of the last refusal, for statistics */
+    /* for the session duration metric (0: never started) */
+    struct timespec started;
 };
 
 #define SESSION_WAIT_DELAY 1u  /* greeting_delay running */
@@ -197,6 +202,10 @@ void session_starttls_switch(struct session *s);
 void session_data_begin(struct session *s);
 /* session_data_step - consume one text line; 0 when more input is needed (session_data.c) */
 int session_data_step(struct session *s, struct evbuffer *in);
+/* session_log_msgid - the Message-ID of the kept header section, or NULL (session_log.c) */
+char *session_log_msgid(const struct session *s);
+/* session_log_rcpts - the recipients as one log value "<a@x>,<b@y>" (session_log.c) */
+char *session_log_rcpts(const struct smtp_tx *tx);
 /* session_commit_detach - the session goes away while its commit runs (session_data.c) */
 void session_commit_detach(struct session *s);
 

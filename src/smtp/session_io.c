@@ -168,8 +168,8 @@ void session_error(struct session *s, const char *stage, const char *fmt, ...)
         snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_qaddr(s->cur_rcpt));
     log_info("event=reject sid=%s client=%s stage=%s code=%.3s status=%.5s reason=%s%s%s", s->sid,
              s->ip, stage, text, text + 4, log_q(text + 10), from, rcpt);
-    if (++s->nerrors >= s->srv->conf->limits.max_errors)
-        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
+    if (++s->nerrors >= s->gen->conf->limits.max_errors)
+        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->gen->cfg->hostname);
 }
 
 /* session_line_error - refuse a malformed command line without parsing it */
@@ -217,9 +217,9 @@ static int session_command_step(struct session *s, struct evbuffer *in)
     evbuffer_remove(in, line, len + 1);
     line[len] = '\0';
     session_arm_deadline(s); /* a whole line: the next one gets its full time */
-    if (++s->ncommands > s->srv->conf->limits.max_commands) {
+    if (++s->ncommands > s->gen->conf->limits.max_commands) {
         session_close(s, "commands", "421 4.7.0 %s Error: too many commands",
-                      s->srv->cfg->hostname);
+                      s->gen->cfg->hostname);
         return 1;
     }
     if (session_line_error(s, line, len))
@@ -253,7 +253,7 @@ static void session_early_talk(struct session *s, struct evbuffer *in)
              "reason=\"talked before greeting\"",
              s->sid, s->ip);
     session_close(s, "earlytalk", "554 5.5.0 %s Error: talked before greeting",
-                  s->srv->cfg->hostname);
+                  s->gen->cfg->hostname);
 }
 
 /* session_consume - run the state machine over buffered input */

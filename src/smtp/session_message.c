@@ -81,7 +81,7 @@ static int msg_claims_ours(const struct session *s)
     const char *colon = memchr(tx->held, ':', tx->held_len);
 
     return colon && authres_claims(colon + 1, tx->held_len - (size_t)(colon + 1 - tx->held),
-                                   s->srv->cfg->authserv_id);
+                                   s->gen->cfg->authserv_id);
 }
 
 /* msg_decide - the held field is complete (or long enough): drop it, or store it */
@@ -92,7 +92,7 @@ static void msg_decide(struct session *s)
 
     if (msg_claims_ours(s)) {
         log_info("event=authres_removed sid=%s client=%s authserv_id=%s", s->sid, s->ip,
-                 log_q(s->srv->cfg->authserv_id));
+                 log_q(s->gen->cfg->authserv_id));
         tx->field = FIELD_DROP;
     } else {
         tx->field = FIELD_PASS;
@@ -208,7 +208,7 @@ char *session_message_fields(struct session *s)
     char *out = NULL;
     size_t len = 0, cap = 0;
 
-    if (s->chain && authres_format(&s->cl, s->srv->cfg->authserv_id, value, sizeof(value)) == 0) {
+    if (s->chain && authres_format(&s->cl, s->gen->cfg->authserv_id, value, sizeof(value)) == 0) {
         buf_add(&out, &len, &cap, "Authentication-Results: ", 24);
         buf_add(&out, &len, &cap, value, strlen(value));
         buf_add(&out, &len, &cap, "\r\n", 2);

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 #include "dns/dns.h"
 #include "policy/stats.h"
@@ -51,8 +53,8 @@ void session_refuse(struct session *s, const char *stage, const struct policy_ve
         return;
     }
     session_reply(s, "%d %s %s", v->code, v->status, v->text);
-    if (++s->nerrors >= s->srv->conf->limits.max_errors)
-        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
+    if (++s->nerrors >= s->gen->conf->limits.max_errors)
+        session_close(s, "errors", "421 4.7.0 %s Error: too many errors", s->gen->cfg->hostname);
 }
 
 /* session_hold - connect and HELO refusals wait for RCPT (delayed reject); 421 is immediate */
@@ -160,14 +162,15 @@ static void rdns_done(enum dns_status st, const char *name, const char *ptr, voi
 /* session_connect_checks - start FCrDNS (if a resolver exists) and the connect checks */
 void session_connect_checks(struct session *s)
 {
-    s->chain = policy_chain_for(s->srv->policy, s->listen->name);
+    s->chain = policy_chain_for(s->gen->policy, s->listen->name);
     memcpy(&s->cl.addr, &s->peer, sizeof(s->cl.addr));
     snprintf(s->cl.ip, sizeof(s->cl.ip), "%s", s->ip);
     s->cl.listener = s->listen->name;
     s->cl.rdns = RDNS_UNCHECKED;
     stats_count(s->srv->stats, "connections");
-    if (s->srv->dns &&
-        (s->rdns_q = dns_fcrdns(s->srv->dns, (struct sockaddr *)&s->peer, rdns_done, s)))
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    if (s->gen->dns &&
+        (s->rdns_q = dns_fcrdns(s->gen->dns, (struct sockaddr *)&s->peer, rdns_done, s)))
         return;
     connect_stage(s);
 }
@@ -185,6 +188,12 @@ void session_policy_end(struct session *s)
     s->prun = NULL;
     if (s->chain) /* checks that count open sessions (ratelimit concurrent) let go */
         policy_disconnect(s->chain, &s->cl);
+    if (s->started.tv_sec || s->started.tv_nsec) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        metrics_observe(METRICS_SESSION_SECONDS, (double)(now.tv_sec - s->started.tv_sec) +
+                                                     (now.tv_nsec - s->started.tv_nsec) / 1e9);
+    }
     if (s->nmessages == 0 && s->refused_by) {
         stats_count(s->srv->stats, "stopped");
         snprintf(counter, sizeof(counter), "stopped.%s", s->refused_by);

@@ -31,6 +31,7 @@
 #include <lmdb.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 
 #define LMDB_DB_NAME "mxgate"
@@ -156,6 +157,7 @@ static int lmdb_fail(struct lmdb_store *l, const char *what, int rc)
 {
     MDB_envinfo info;
 
+    metrics_inc(METRICS_STORE_ERRORS);
     if (rc == MDB_MAP_FULL) {
         if (!l->full && mdb_env_info(l->env, &info) == 0)
             log_warn("event=store_full map_size=%zu map_max=%zu", info.me_mapsize, l->map_max);

@@ -323,6 +323,8 @@ static void server_setup(void)
         fprintf(stderr, "fuzz_session: setup: %s\n", err);
         abort();
     }
+    /* the configuration generation sessions take (it owns cfg, conf, routes, tls) */
+    srv->gen = server_gen_new(F.cfg, F.conf, F.routes, srv->tls, NULL, NULL);
     srv->pool = pool_new(srv->base, 1);
     srv->commits = srv->pool ? commitq_new(srv->pool, 1) : NULL;
     srv->queue =
@@ -340,12 +342,9 @@ static void fuzz_cleanup(void)
     pool_free(F.srv.pool);
     commitq_free(F.srv.commits);
     spool_close(F.srv.spool);
-    SSL_CTX_free(F.srv.tls);
+    server_gen_unref(F.srv.gen);
     event_free(F.tick);
     event_base_free(F.srv.base);
-    routes_free(F.routes);
-    serverconf_free(F.conf);
-    config_free(F.cfg);
     clear_tree(F.dir);
     rmdir(F.dir);
 }

@@ -26,6 +26,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import pytest
 
+from logfmt import parse_line
 from sink import Sink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +35,10 @@ MXGATECTL = os.environ.get("MXGATECTL", str(REPO / "build" / "mxgatectl"))
 
 HOSTNAME = "mx.example.test"
 QUEUE_ID_RE = re.compile(r"queued as ([0-9A-F]{16})\b")
+DIAG_LINE = re.compile(rb"^/\S*:\d+: ")  # mxgated -n style, before logging starts
+# a hook's own stderr (contrib/hooks/mx-withdraw: "mx-withdraw: ..."), which the
+# foreground daemon's children share: not mxgated's lines
+CHILD_LINE = re.compile(rb"^(?!mxgated\[)[a-z][a-z0-9_-]*: ")
 SANITIZER_PATTERNS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -383,7 +388,9 @@ class Gateway:
             text.append('tls {\n    certificate = "%s"\n    key = "%s"\n}' % (cert, key))
         body = "\n".join(text) + "\n"
         body += _section("limits", limits or {})
-        body += _section("timeouts", timeouts or {})
+        # SIGTERM lets messages under way finish for timeouts.shutdown (30 s by
+        # default); stop() waits 5 s, so a test's half-sent message waits 3 at most
+        body += _section("timeouts", dict({"shutdown": 3}, **(timeouts or {})))
         body += _section("queue", queue or {})
         body += _section("delivery", dl)
         body += extra
@@ -480,7 +487,25 @@ class Gateway:
                 self.problems.append("sanitizer report in the log:\n"
                                      + text[max(0, i - 200):i + 3000])
                 break
+        self.problems += self.logfmt_problems()
         return self.problems
+
+    def logfmt_problems(self) -> List[str]:
+        """Every line the daemon logged must parse as strict logfmt (logfmt.py), as
+        Loki's parser would read it; the configuration errors printed before the
+        log starts (FILE:LINE: message) and what hooks print are not its lines."""
+        try:
+            raw = self.logfile.read_bytes()
+        except FileNotFoundError:
+            return []
+        for n, line in enumerate(raw.split(b"\n"), 1):
+            if not line or DIAG_LINE.match(line) or CHILD_LINE.match(line):
+                continue
+            try:
+                parse_line(line)
+            except ValueError as e:
+                return ["%s:%d: not a logfmt line (%s): %r" % (self.logfile, n, e, line)]
+        return []
 
     # -- observation ----------------------------------------------------------
     def log_text(self) -> str:

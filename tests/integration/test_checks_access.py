@@ -119,15 +119,17 @@ def test_access_list_reloaded_on_sighup(gateway, tmp_path, dns_server):
     clients.write_text("%s deny Reloaded deny\n" % ip)
     mark = gw.log_mark()
     os.kill(gw.proc.pid, signal.SIGHUP)
-    gw.wait_log(r"event=reload check=access status=ok", since=mark)
+    gw.wait_log(r"event=reload status=done generation=2 ", since=mark)
     r = refused(gw, ip, 554, "5.7.1")
     assert r.text == "5.7.1 Reloaded deny", r
 
     clients.write_text("%s perhaps\n" % ip)
     mark = gw.log_mark()
     os.kill(gw.proc.pid, signal.SIGHUP)
-    line = gw.wait_log(r"^.*event=reload check=access status=failed.*$", since=mark).group(0)
-    assert "clients:1" in line, "the warning does not name file and line: %s" % line
+    line = gw.wait_log(r"^.*event=reload status=refused error=.*$", since=mark).group(0)
+    assert "clients:1" in line, "the refusal does not name file and line: %s" % line
+    gw.wait_log(r"event=reload status=refused error=.*action=\"the running configuration stays\"",
+                since=mark)
     r = refused(gw, ip, 554, "5.7.1")
     assert r.text == "5.7.1 Reloaded deny", r
     assert gw.running

@@ -73,8 +73,9 @@ def test_base_config_passes(tmp_path):
     (5, 'relay_networks = {"10.0.0.0/33"}'),
     (5, 'relay_networks = {"not-a-network"}'),
     (8, 'limits { max_recipients = "many" }'),
+    (7, 'listen again { address = "127.0.0.1:02525" }'),
 ], ids=["unknown-key", "bad-route-scheme", "bad-route-port", "empty-maildir", "bad-listen-ip",
-        "bad-listen-tls", "bad-cidr-prefix", "bad-cidr", "bad-number"])
+        "bad-listen-tls", "bad-cidr-prefix", "bad-cidr", "bad-number", "listen-same-address"])
 def test_errors_name_their_line(tmp_path, line, text):
     lines = list(BASE_LINES)
     if line <= len(lines) and text.split()[0] == lines[line - 1].split()[0]:

@@ -98,8 +98,7 @@ def test_file_reload(gateway, sink, tmp_path):
     (tmp_path / "recipients.example.test").write_text("alice@example.test\ndave@example.test\n")
     mark = gw.log_mark()
     gw.proc.send_signal(signal.SIGHUP)
-    gw.wait_log(r"event=reload check=recipients domain=example\.test status=ok entries=2",
-                since=mark)
+    gw.wait_log(r"event=reload status=done generation=2 ", since=mark)
     with session(gw) as c:
         assert rcpt(c, "dave@example.test")[0].code == 250
 
@@ -231,6 +230,15 @@ def test_harvester_tarpitted_and_blocked(gateway, sink, tmp_path):
     # refused at connect), 5 tarpitted replies, 3 blocks; 11 unknown recipients
     wait_stats(gw, {"harvest": "3", "harvest.score": "5", "harvest.tempfail": "3",
                     "recipients.reject": "11"})
+
+    # the operator lifts the block (mxgatectl blocks): the next connection is served
+    r = gw.ctl("blocks", "list")
+    assert r.returncode == 0 and "127.0.0.2  harvest  blocked\n" in r.stdout, r
+    r = gw.ctl("blocks", "clear", HARVESTER)
+    assert r.returncode == 0 and r.stdout == "cleared 2 record(s)\n", r  # block, counter
+    wait_until(lambda: "harvest" not in gw.ctl("blocks", "list").stdout, what="block gone")
+    with session(gw, source=HARVESTER) as c:
+        assert rcpt(c, "alice@example.test")[0].code == 250
 
 
 def wait_stats(gw, want: Dict[str, str]) -> None:
