@@ -209,6 +209,22 @@ static void stats_print_auth(const struct stats_sum *sum, FILE *out)
     }
 }
 
+/* stats_print_submission - the submission service (quota.c, admin suspensions) */
+static void stats_print_submission(const struct stats_sum *sum, FILE *out)
+{
+    static const char *const row[][2] = {
+        {"quota.messages", "quota refused (messages)"},
+        {"quota.recipients", "quota refused (recipients)"},
+        {"quota.suspended", "refused: account suspended"},
+        {"quota.suspend", "accounts suspended"},
+        {"quota.resume", "accounts resumed"},
+    };
+
+    fprintf(out, "submission:\n");
+    for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
+        fprintf(out, "  %-26s %12lld\n", row[i][1], (long long)stats_get(sum, row[i][0]));
+}
+
 /* stats_print - the Miyazaki table */
 static void stats_print(const struct stats_sum *sum, FILE *out)
 {
@@ -225,6 +241,7 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
             fprintf(out, "  %-26s %12lld %6.1f%%\n", sum->name[i] + 8, (long long)sum->value[i],
                     stats_pct(sum->value[i], conns));
     stats_print_auth(sum, out);
+    stats_print_submission(sum, out);
     fprintf(out, "verdicts:\n");
     for (size_t i = 0; i < sum->n; i++)
         if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0)
