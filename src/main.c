@@ -313,8 +313,10 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
     queueconf_read(cfg, qc);
 }
 
-/* setup_control - the control socket and the admin listener, with the daemon's parts */
-static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
+/* setup_control - the control socket and the admin listener, with the daemon's parts. They
+ * keep the start configuration: its generation is held (*held) so a reload cannot free it. */
+static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin,
+                                     struct server_gen **held)
 {
     struct adm_env env = {.base = srv->base,
                           .cfg = srv->cfg,
@@ -327,6 +329,7 @@ static struct control *setup_control(struct server *srv, struct store *st, struc
     struct control *ctl;
     char sock[4096];
 
+    *held = server_gen_ref(srv->gen);
     config_control_socket(srv->cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv->base, sock, &env)))
         log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
@@ -382,9 +385,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.gen->dns = srv.dns;
     rc.store = st;
     reload_init(&rc);
-    /* The admin parts keep the start configuration: held so a reload cannot free it. */
-    start_gen = server_gen_ref(srv.gen);
-    ctl = setup_control(&srv, st, admin);
+    ctl = setup_control(&srv, st, admin, &start_gen);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, &srv);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, &rc);
