@@ -51,5 +51,6 @@ int greylist_command(struct ctl *c, int argc, char **argv);
 int blocks_command(struct ctl *c, int argc, char **argv);
 int status_command(struct ctl *c, int argc, char **argv);
 int reload_command(struct ctl *c, int argc, char **argv);
+int user_command(struct ctl *c, int argc, char **argv);
 
 #endif
