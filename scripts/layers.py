@@ -18,7 +18,7 @@ import sys
 LAYERS = [
     ["core"],                          # config assembly, log, pool, CIDR, fs, privileges
     ["dns", "tls", "store", "mail"],   # c-ares; OpenSSL; LMDB; addresses and headers
-    ["relay"],                         # SMTP/LMTP client, routes
+    ["relay", "auth"],                 # SMTP/LMTP client, routes; users, SASL, credentials
     ["queue"],                         # spool, group commit, scheduler, delivery, DSN
     ["policy"],                        # pipeline and one file per check
     ["smtp", "admin"],                 # the SMTP server; the control socket
