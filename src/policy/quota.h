@@ -71,6 +71,13 @@ int quota_login_ok(const char *login);
 typedef int (*quota_created_fn)(void *arg, const char *login, time_t *created);
 void quota_created_source(quota_created_fn fn, void *arg);
 int quota_created(const char *login, time_t *created);
+/* quota_users_created - the users file's source (arg: its struct users, auth/users.h):
+ * the account's "created=YYYY-MM-DD" (midnight UTC). Whoever loads the users table
+ * registers it, quota_created_source(quota_users_created, users), and again with the
+ * new table when a reload replaces it */
+int quota_users_created(void *arg, const char *login, time_t *created);
+/* quota_date_parse - "YYYY-MM-DD" as midnight UTC; 0 or -1 */
+int quota_date_parse(const char *s, time_t *t);
 
 /* ---- the hook (quota_hook.c): `HOOK LOGIN REFUSALS`, spawned without a shell ---- */
 struct quota_hook;

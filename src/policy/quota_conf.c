@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/users.h"
 #include "core/config.h"
 
 #define QUOTA_SECS_MAX (31u * 86400)
@@ -193,4 +194,22 @@ int quota_created(const char *login, time_t *created)
 int quota_suspend_value(char *dst, size_t len, time_t now)
 {
     return snprintf(dst, len, "%lld", (long long)now);
+}
+
+int quota_date_parse(const char *s, time_t *t)
+{
+    struct tm tm = {0};
+    char *end;
+
+    if (!s || strlen(s) != 10 || !(end = strptime(s, "%Y-%m-%d", &tm)) || *end)
+        return -1;
+    *t = timegm(&tm);
+    return *t == (time_t)-1 ? -1 : 0;
+}
+
+int quota_users_created(void *arg, const char *login, time_t *created)
+{
+    const struct users_entry *e = users_find(arg, login);
+
+    return e ? quota_date_parse(users_attr(e, "created"), created) : -1;
 }

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "auth/users.h"
 #include "core/json.h"
 #include "policy/checks.h"
 #include "policy/policy.h"
@@ -417,6 +418,46 @@ static void test_users_list(void **state)
     json_free(&j);
 }
 
+/* test_users_file_age - created= in the users file decides; a login without it is new
+ * from its first sight */
+static void test_users_file_age(void **state)
+{
+    static const char file[] = "young:$6$x$y:created=2023-11-10\n" /* 5 days before T0 */
+                               "elder:$6$x$y:created=2020-01-01\n"
+                               "plain:$6$x$y\n";
+    char err[256];
+    struct users *u = users_parse("users", file, sizeof(file) - 1, err, sizeof(err));
+    struct policy_verdict v;
+    time_t t;
+
+    assert_non_null(u);
+    assert_int_equal(quota_date_parse("2023-11-15", &t), 0);
+    assert_int_equal(t, T0);
+    assert_int_equal(quota_date_parse("2023-11-15x", &t), -1);
+    assert_int_equal(quota_date_parse("15/11/2023", &t), -1);
+    load("quota { default = {\"100/3600\"}  new_account = {\"1/86400\"}  new_days = 14 }");
+    quota_created_source(quota_users_created, u);
+    for (int i = 0; i < 2; i++) {
+        v = mail("elder");
+        assert_pass(&v);
+    }
+    v = mail("young");
+    assert_pass(&v);
+    v = mail("young");
+    assert_quota(&v, MSG_TEXT("1", "messages", "24 hours"), "messages 2/1 per 86400s");
+    v = mail("plain");
+    assert_pass(&v);
+    v = mail("plain");
+    assert_int_equal(v.action, POLICY_TEMPFAIL);
+    ts_now = T0 + 9 * DAY; /* young is 14 days old now */
+    for (int i = 0; i < 2; i++) {
+        v = mail("young");
+        assert_pass(&v);
+    }
+    quota_created_source(NULL, NULL);
+    users_free(u);
+}
+
 /* test_config_errors - bad windows do not load */
 static void test_config_errors(void **state)
 {
@@ -440,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_recipients),     cmocka_unit_test(test_new_account),
         cmocka_unit_test(test_suspend_resume), cmocka_unit_test(test_hook_after),
         cmocka_unit_test(test_users_list),     cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_users_file_age),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
