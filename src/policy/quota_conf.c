@@ -37,29 +37,42 @@ int quota_window_parse(const char *s, struct quota_window *w)
     return 0;
 }
 
-/* quota_valid_list - every value "N/SECONDS", at most QUOTA_WINDOWS_MAX, no length twice */
-static int quota_valid_list(cfg_t *sec, cfg_opt_t *opt)
+/* quota_check_list - every value "N/SECONDS", not too many, no window length twice
+ * (after parsing: libconfuse's validators see a list once per value and once more) */
+static void quota_check_list(cfg_t *sec, const char *name, struct config_diag *d)
 {
-    struct quota_window w[QUOTA_WINDOWS_MAX];
-    unsigned n = cfg_opt_size(opt);
+    struct quota_window w[QUOTA_WINDOWS_MAX + 1];
+    unsigned n = cfg_size(sec, name);
 
     if (n > QUOTA_WINDOWS_MAX) {
-        cfg_error(sec, "quota: %s: at most %d windows", opt->name, QUOTA_WINDOWS_MAX);
-        return 0;
+        config_error(d, sec->line, "quota: %s: at most %d windows", name, QUOTA_WINDOWS_MAX);
+        return;
     }
     for (unsigned i = 0; i < n; i++) {
-        const char *v = cfg_opt_getnstr(opt, i);
+        const char *v = cfg_getnstr(sec, name, i);
         if (quota_window_parse(v, &w[i]) < 0) {
-            cfg_error(sec,
-                      "quota: %s: \"%s\" is not \"COUNT/SECONDS\" (COUNT 1..%u, SECONDS 1..%u)",
-                      opt->name, v, QUOTA_LIMIT_MAX, QUOTA_SECS_MAX);
+            config_error(d, sec->line,
+                         "quota: %s: \"%s\" is not \"COUNT/SECONDS\" (COUNT 1..%u, SECONDS 1..%u)",
+                         name, v, QUOTA_LIMIT_MAX, QUOTA_SECS_MAX);
+            w[i].secs = 0;
             continue;
         }
         for (unsigned k = 0; k < i; k++)
             if (w[k].secs == w[i].secs)
-                cfg_error(sec, "quota: %s: two windows of %u seconds", opt->name, w[i].secs);
+                config_error(d, sec->line, "quota: %s: two windows of %u seconds", name, w[i].secs);
     }
-    return 0;
+}
+
+/* quota_check - the three window lists */
+static void quota_check(cfg_t *root, struct config_diag *d)
+{
+    cfg_t *sec = cfg_getsec(root, "quota");
+
+    if (!sec)
+        return;
+    quota_check_list(sec, "default", d);
+    quota_check_list(sec, "recipients", d);
+    quota_check_list(sec, "new_account", d);
 }
 
 static cfg_opt_t quota_opts[] = {
@@ -78,18 +91,11 @@ static const struct config_bound quota_bounds[] = {
     {NULL, 0, 0},
 };
 
-static const struct config_validator quota_validators[] = {
-    {"default", quota_valid_list},
-    {"recipients", quota_valid_list},
-    {"new_account", quota_valid_list},
-    {NULL, NULL},
-};
-
 const struct config_section quota_section = {
     .name = "quota",
     .opts = quota_opts,
     .bounds = quota_bounds,
-    .validators = quota_validators,
+    .check = quota_check,
 };
 
 /* quota_list - a validated list option into w */
