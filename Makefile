@@ -14,7 +14,8 @@ VERSION    := $(shell sed -n '/^project.mxgate VERSION/s/.*VERSION \([0-9.]*\).*
 # libFuzzer: seconds per harness for `make fuzz`, and within `make check`.
 FUZZ_TIME       ?= 60
 FUZZ_CHECK_TIME ?= 20
-FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool fuzz_spf
+FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool fuzz_spf fuzz_dkim \
+                   fuzz_authres
 
 .PHONY: all deps run check layers sizes unit integration format clean fuzz fuzz-build install deb
 
@@ -93,7 +94,7 @@ fuzz: fuzz-build
 	@mkdir -p $(FUZZBUILD)/crashes
 	@for f in $(FUZZERS); do \
 	    case $$f in fuzz_parse|fuzz_session) opt=-dict=tests/fuzz/session.dict;; *) opt=;; esac; \
-	    case $$f in fuzz_session|fuzz_dsn|fuzz_spool) opt="$$opt -max_len=8192";; esac; \
+	    case $$f in fuzz_session|fuzz_dsn|fuzz_spool|fuzz_dkim) opt="$$opt -max_len=8192";; esac; \
 	    mkdir -p $(FUZZBUILD)/corpus/$$f; \
 	    echo "fuzz: $$f for $(FUZZ_TIME) s"; \
 	    $(FUZZBUILD)/fuzz/$$f -max_total_time=$(FUZZ_TIME) -timeout=30 -rss_limit_mb=2048 \

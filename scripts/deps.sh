@@ -20,7 +20,7 @@ libcrypt-dev libpsl-dev libconfuse-dev zlib1g-dev libidn2-dev libsystemd-dev"
 RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl"
 PACKAGE="debhelper dpkg-dev"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
-python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim
+python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 postfix nsd knot bind9-dnsutils systemd
 prometheus chromium python3-websocket"
 

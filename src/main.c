@@ -313,13 +313,11 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
     queueconf_read(cfg, qc);
 }
 
-/* setup_control - the control socket and the admin listener, with the daemon's parts. They
- * keep the start configuration: its generation is held (*held) so a reload cannot free it. */
-static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin,
-                                     struct server_gen **held)
+/* setup_control - the control socket and the admin listener, with the daemon's parts */
+static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
 {
     struct adm_env env = {.base = srv->base,
-                          .cfg = srv->cfg,
+                          .cfg = &srv->cfg,
                           .queue = srv->queue,
                           .spool = srv->spool,
                           .store = st,
@@ -329,7 +327,6 @@ static struct control *setup_control(struct server *srv, struct store *st, struc
     struct control *ctl;
     char sock[4096];
 
-    *held = server_gen_ref(srv->gen);
     config_control_socket(srv->cfg, sock, sizeof(sock));
     if (!(ctl = control_open(srv->base, sock, &env)))
         log_fatal("event=fatal what=control path=%s error=%s", log_q(sock), log_q(strerror(errno)));
@@ -348,7 +345,6 @@ static int run(struct config *cfg, const struct options *o)
     struct event *sig_term, *sig_int, *sig_hup;
     struct control *ctl;
     struct admin *admin;
-    struct server_gen *start_gen;
     struct store *st;
     SSL_CTX *client_tls;
     char err[512];
@@ -385,7 +381,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.gen->dns = srv.dns;
     rc.store = st;
     reload_init(&rc);
-    ctl = setup_control(&srv, st, admin, &start_gen);
+    ctl = setup_control(&srv, st, admin);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);
     sig_int = evsignal_new(srv.base, SIGINT, on_stop, &srv);
     sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, &rc);
@@ -402,7 +398,6 @@ static int run(struct config *cfg, const struct options *o)
     server_close(&srv);
     control_close(ctl);
     admin_close(admin);
-    server_gen_unref(start_gen);
     queue_free(srv.queue);
     srv.queue = NULL;
     nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */

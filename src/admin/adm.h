@@ -29,7 +29,9 @@ struct store;
 /* The daemon's parts the admin front ends use (main.c fills it). */
 struct adm_env {
     struct event_base *base;
-    const struct config *cfg;
+    /* the daemon's current configuration: a reload replaces *cfg (and frees the old
+     * one once its sessions end), so read it through adm_cfg() each time */
+    const struct config *const *cfg;
     struct queue *queue;
     struct spool *spool;
     struct store *store;
@@ -39,6 +41,12 @@ struct adm_env {
     void (*reload)(void *arg);
     void *reload_arg;
 };
+
+/* adm_cfg - the configuration in force now */
+static inline const struct config *adm_cfg(const struct adm_env *env)
+{
+    return *env->cfg;
+}
 
 /* ---- statistics (adm_stats.c) ---- */
 #define ADM_TABLE_MAX 128

@@ -61,7 +61,7 @@ static void adm_canon(const char *s, char *dst)
 static int grey_net(const struct adm_env *env, const char *net, char *out, size_t len, char *err,
                     size_t errlen)
 {
-    cfg_t *g = cfg_getsec(env->cfg->raw, "greylist");
+    cfg_t *g = cfg_getsec(adm_cfg(env)->raw, "greylist");
 
     if (adm_network(net, (int)cfg_getint(g, "ipv4_prefix"), (int)cfg_getint(g, "ipv6_prefix"), out,
                     len) < 0) {
@@ -85,7 +85,7 @@ static void grey_triplet_key(char *key, size_t len, const char *net, const char 
 int adm_greylist_allow(const struct adm_env *env, const char *net, const char *sender,
                        const char *rcpt, char *err, size_t errlen)
 {
-    cfg_t *g = cfg_getsec(env->cfg->raw, "greylist");
+    cfg_t *g = cfg_getsec(adm_cfg(env)->raw, "greylist");
     unsigned ttl = (unsigned)cfg_getint(g, "pass_ttl");
     long awl = cfg_getint(g, "awl_count");
     char n[80], key[ADM_KEY_MAX], val[64];

@@ -38,7 +38,7 @@ static void status_store(const struct adm_env *env, struct json *j)
     int s = store_sync_get(env->store, "bf:state", 8, &val, &vlen);
 
     free(val);
-    storeconf_uri(env->cfg, uri, sizeof(uri));
+    storeconf_uri(adm_cfg(env), uri, sizeof(uri));
     json_key(j, "store");
     json_obj_begin(j);
     json_kstr(j, "uri", uri);
@@ -56,11 +56,11 @@ void adm_status_json(const struct adm_env *env, struct json *j)
 
     queue_info(env->queue, &qi);
     json_obj_begin(j);
-    json_kstr(j, "hostname", env->cfg->hostname);
+    json_kstr(j, "hostname", adm_cfg(env)->hostname);
     json_kstr(j, "started", adm_time(env->started, when, sizeof(when)));
     json_kint(j, "uptime", (long long)(now - env->started));
-    status_listeners(env->cfg, j);
-    json_kstr(j, "admin", adminconf_address(env->cfg, addr, sizeof(addr)) ? addr : NULL);
+    status_listeners(adm_cfg(env), j);
+    json_kstr(j, "admin", adminconf_address(adm_cfg(env), addr, sizeof(addr)) ? addr : NULL);
     json_kint(j, "sessions", env->sessions ? *env->sessions : 0);
     json_key(j, "queue");
     json_obj_begin(j);
@@ -87,18 +87,18 @@ void adm_status_text(const struct adm_env *env, FILE *out)
     queue_info(env->queue, &qi);
     fprintf(out, "up since:  %s (%lld s)\n", adm_time(env->started, when, sizeof(when)),
             (long long)(now - env->started));
-    for (unsigned i = 0; i < cfg_size(env->cfg->raw, "listen"); i++) {
-        cfg_t *l = cfg_getnsec(env->cfg->raw, "listen", i);
+    for (unsigned i = 0; i < cfg_size(adm_cfg(env)->raw, "listen"); i++) {
+        cfg_t *l = cfg_getnsec(adm_cfg(env)->raw, "listen", i);
         fprintf(out, "listener:  %s %s\n", cfg_title(l), cfg_getstr(l, "address"));
     }
-    if (adminconf_address(env->cfg, addr, sizeof(addr)))
+    if (adminconf_address(adm_cfg(env), addr, sizeof(addr)))
         fprintf(out, "admin:     http://%s/\n", addr);
     fprintf(out, "sessions:  %u\n", env->sessions ? *env->sessions : 0);
     fprintf(out, "queue:     %u messages (%u being delivered, %u deferred, %u held)", qi.messages,
             qi.active, qi.deferred, qi.held);
     if (qi.oldest)
         fprintf(out, ", oldest %lld s", (long long)now - qi.oldest);
-    storeconf_uri(env->cfg, uri, sizeof(uri));
+    storeconf_uri(adm_cfg(env), uri, sizeof(uri));
     fprintf(out, "\nstore:     %s %s\n", uri,
             st == STORE_OK || st == STORE_NOTFOUND ? "ok" : store_strerror(st));
 }

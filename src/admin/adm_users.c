@@ -64,5 +64,5 @@ int adm_user_set(const struct adm_env *env, const char *login, int suspend, char
 
 int adm_users_json(const struct adm_env *env, struct json *j)
 {
-    return env->store ? quota_users_json(env->cfg, env->store, clock_now(), j) : -1;
+    return env->store ? quota_users_json(adm_cfg(env), env->store, clock_now(), j) : -1;
 }

@@ -133,7 +133,7 @@ static void admin_request(struct evhttp_request *req, void *arg)
         http_error(&r, 503, "starting");
         return;
     }
-    if (!adminconf_host_ok(r.a->env.cfg, evhttp_request_get_host(req))) {
+    if (!adminconf_host_ok(adm_cfg(&r.a->env), evhttp_request_get_host(req))) {
         http_error(&r, 403, "Host not allowed: name it in admin { hosts = ... }");
         return;
     }

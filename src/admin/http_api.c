@@ -103,9 +103,9 @@ static void api_store_listing(struct http_req *r, const char *what)
     if (strcmp(what, "greylist") == 0)
         rc = adm_greylist_json(env->store, &j);
     else if (strcmp(what, "blocks") == 0)
-        rc = adm_blocks_json(env->cfg, env->store, &j);
+        rc = adm_blocks_json(adm_cfg(env), env->store, &j);
     else
-        rc = adm_flood_json(env->cfg, env->store, &j);
+        rc = adm_flood_json(adm_cfg(env), env->store, &j);
     if (rc < 0)
         http_error(r, 500, "cannot read the store");
     else

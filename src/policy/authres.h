@@ -10,8 +10,9 @@
 
 struct policy_client;
 
-/* A buffer that holds any value authres_format makes (8 DKIM results at most) */
-#define AUTHRES_MAX 8192
+/* A buffer that holds any value authres_format makes, whatever the results hold
+ * (8 DKIM results at most, every outside octet escaped) */
+#define AUTHRES_MAX 16384
 
 /*
  * authres_format - the field VALUE (without "Authentication-Results:"):

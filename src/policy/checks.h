@@ -21,6 +21,9 @@ extern const struct policy_check_ops policy_check_bounce_flood;
 /* spf (RFC 7208 at MAIL, spf.c; the evaluator is spf_eval.h) */
 extern const struct policy_check_ops policy_check_spf;
 
+/* dkim (RFC 6376 at END, dkim.c; the engine is mail/dkim.h) */
+extern const struct policy_check_ops policy_check_dkim;
+
 /* sender (MAIL FROM, HELO and header From: domains exist; our own domains from
  * outside only with SPF pass) and score (thresholds on the SCORE points; X-Spam-*) */
 extern const struct policy_check_ops policy_check_sender;

@@ -414,6 +414,33 @@ static int dmarc_init(const struct policy_env *env, void **state, char *err, siz
     return 0;
 }
 
+/* dmarc_position - where name stands in a listener's checks, -1 when it is not there */
+static int dmarc_position(cfg_t *l, const char *name)
+{
+    for (unsigned i = 0; i < cfg_size(l, "checks"); i++)
+        if (strcmp(cfg_getnstr(l, "checks", i), name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* dmarc_check - dmarc reads what spf and dkim found: a listener that runs dmarc
+ * without them before it fails DMARC for mail that only they would pass */
+static void dmarc_check(cfg_t *root, struct config_diag *d)
+{
+    static const char *const needs[] = {"spf", "dkim"};
+
+    for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
+        cfg_t *l = cfg_getnsec(root, "listen", i);
+        int at = dmarc_position(l, "dmarc");
+        for (size_t k = 0; at >= 0 && k < 2; k++)
+            if (dmarc_position(l, needs[k]) < 0 || dmarc_position(l, needs[k]) > at)
+                config_warn(d, l->line,
+                            "listen %s: dmarc runs without %s before it: no message passes "
+                            "DMARC by %s alignment",
+                            cfg_title(l), needs[k], needs[k]);
+    }
+}
+
 static cfg_opt_t dmarc_opts[] = {
     CFG_STR("reject", "reject", CFGF_NONE),
     CFG_STR("quarantine", "tag", CFGF_NONE),
@@ -446,6 +473,7 @@ static const struct config_section dmarc_section = {
     .opts = dmarc_opts,
     .bounds = dmarc_bounds,
     .validators = dmarc_validators,
+    .check = dmarc_check,
 };
 
 const struct policy_check_ops policy_check_dmarc = {

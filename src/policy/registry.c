@@ -5,11 +5,22 @@
 #include <string.h>
 
 static const struct policy_check_ops *const policy_checks[] = {
-    &policy_check_dnsbl,    &policy_check_access,     &policy_check_s25r,
-    &policy_check_greylist, &policy_check_ratelimit,  &policy_check_bounce_flood,
-    &policy_check_batv,     &policy_check_recipients, &policy_check_harvest,
-    &policy_check_spf,      &policy_check_sender,     &policy_check_score,
-    &policy_check_dmarc,    &policy_check_quota,      NULL,
+    &policy_check_dnsbl,
+    &policy_check_access,
+    &policy_check_s25r,
+    &policy_check_greylist,
+    &policy_check_ratelimit,
+    &policy_check_bounce_flood,
+    &policy_check_batv,
+    &policy_check_recipients,
+    &policy_check_harvest,
+    &policy_check_spf,
+    &policy_check_dkim,
+    &policy_check_sender,
+    &policy_check_score,
+    &policy_check_dmarc,
+    &policy_check_quota,
+    NULL,
 };
 
 const struct config_section *policy_section(size_t i)

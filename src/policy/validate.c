@@ -162,17 +162,19 @@ static void validate_unused(cfg_t *root, struct config_diag *d)
 
 /* validate_scoring_key - the first option of check's section set to "score" on a
  * listener that runs it, or NULL (s25r and dnsbl: action; spf: a result; sender: a part;
- * dmarc: a policy) */
+ * dmarc: a policy; dkim: fail or temperror) */
 static const char *validate_scoring_key(cfg_t *root, const char *check)
 {
     static const char *const spf[] = {"pass", "fail",      "softfail",  "neutral",
                                       "none", "temperror", "permerror", NULL};
     static const char *const sender[] = {"domain_exists", "helo_exists", "from_exists", NULL};
     static const char *const dmarc[] = {"reject", "quarantine", "none", NULL};
+    static const char *const dkim[] = {"fail", "temperror", NULL};
     static const char *const action[] = {"action", NULL};
     const char *const *keys = strcmp(check, "spf") == 0      ? spf
                               : strcmp(check, "sender") == 0 ? sender
                               : strcmp(check, "dmarc") == 0  ? dmarc
+                              : strcmp(check, "dkim") == 0   ? dkim
                                                              : action;
     cfg_t *sec = cfg_getsec(root, check);
 
@@ -185,7 +187,7 @@ static const char *validate_scoring_key(cfg_t *root, const char *check)
 /* validate_score - SCORE verdicts count only where the score check reads them */
 static void validate_score(cfg_t *root, struct config_diag *d)
 {
-    static const char *const scorers[] = {"s25r", "dnsbl", "spf", "sender", "dmarc"};
+    static const char *const scorers[] = {"s25r", "dnsbl", "spf", "sender", "dkim", "dmarc"};
 
     for (unsigned i = 0; i < cfg_size(root, "listen"); i++) {
         cfg_t *l = cfg_getnsec(root, "listen", i);

@@ -554,13 +554,13 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
     char reply[sizeof(r->text) + 16], delays[128];
     const char *addr = log_qaddr(d->env.rcpt[r->idx].addr);
 
-    dl_delays(d, r, delays, sizeof(delays));
     metrics_inc(r->res == DL_OK      ? METRICS_DELIVERED
                 : r->res == DL_DEFER ? METRICS_DEFERRED
                                      : METRICS_BOUNCED);
     if (r->res == DL_OK)
         metrics_observe(METRICS_DELIVERY_SECONDS, difftime(time(NULL), d->env.arrival));
 
+    dl_delays(d, r, delays, sizeof(delays));
     if (r->maybe)
         log_warn("event=maybe_delivered id=%s rcpt=%s relay=%s reason=%s next_retry=%u "
                  "note=\"not re-sent before next_retry\"",

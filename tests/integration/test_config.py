@@ -310,6 +310,8 @@ def test_valid_tls_and_user_pass(tmp_path, tls_files):
      'spf softfail = "score" has no effect: the listener does not run the score check'),
     ('"sender", "spf"', ['dns { servers = {"127.0.0.1:53"} }', 'sender { helo_exists = "score" }'],
      9, 'sender helo_exists = "score" has no effect: the listener does not run the score check'),
+    ('"dkim"', ['dns { servers = {"127.0.0.1:53"} }', 'dkim { temperror = "score" }'], 9,
+     'dkim temperror = "score" has no effect: the listener does not run the score check'),
     ('"sender"', ['dns { servers = {"127.0.0.1:53"} }', 'sender { }'], 9,
      'sender own_domains = "spf" without the spf check refuses every sender of our domains'),
     ('"score", "access"', [], 6,
@@ -318,7 +320,7 @@ def test_valid_tls_and_user_pass(tmp_path, tls_files):
      'listen mx: greylist dkim_pass = "defer" without dkim listed before greylist'),
 ], ids=["s25r-greylist-without-greylist", "only-suspicious-without-s25r", "recipients-unused",
         "batv-unused", "harvest-unused", "s25r-score", "dnsbl-score", "spf-score",
-        "sender-score", "sender-own-without-spf", "score-not-last", "dkim-defer-without-dkim"])
+        "sender-score", "dkim-score", "sender-own-without-spf", "score-not-last", "dkim-defer-without-dkim"])
 def test_warnings(tmp_path, checks, extra, line, text):
     lines = list(BASE_LINES)
     lines[5] = 'listen mx { address = "127.0.0.1:2525"  checks = {%s} }' % checks
