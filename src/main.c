@@ -365,6 +365,8 @@ static int run(struct config *cfg, const struct options *o)
     if (server_listen(&srv, server_gen_new(cfg, sc, routes, srv.tls, NULL, NULL), err,
                       sizeof(err)) < 0)
         log_fatal("event=fatal what=listen error=%s", log_q(err));
+    if (server_gen_load_auth(srv.gen, err, sizeof(err)) < 0) /* before the drop: root may own it */
+        log_fatal("event=fatal what=auth error=%s", log_q(err));
     if (admin_listen(srv.base, cfg, &admin, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=admin error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)

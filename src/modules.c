@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 #include "admin/adminconf.h"
+#include "auth/auth.h"
+#include "auth/authconf.h"
 #include "core/config.h"
 #include "core/privs.h"
 #include "dns/dns.h"
@@ -34,6 +36,7 @@ static const struct config_section *const modules_fixed[] = {
     &dnsconf_section,
     &storeconf_section,
     &adminconf_section,
+    &authconf_section,
     NULL,
 };
 
@@ -83,6 +86,17 @@ static void modules_validate_dns(const struct config *cfg, struct event_base *ba
         dns_free(dns);
 }
 
+/* modules_validate_auth - the users file and senders map parse */
+static void modules_validate_auth(const struct config *cfg, struct config_diag *d)
+{
+    char err[512];
+    struct auth *a = auth_new(cfg, err, sizeof(err));
+
+    if (!a && err[0])
+        config_error(d, cfg_getsec(cfg->raw, "auth")->line, "auth: %s", err);
+    auth_free(a);
+}
+
 unsigned modules_validate(const struct config *cfg, FILE *out)
 {
     struct config_diag d = {.out = out, .path = cfg->path};
@@ -99,6 +113,7 @@ unsigned modules_validate(const struct config *cfg, FILE *out)
         modules_validate_tls(cfg, &d);
         modules_validate_dns(cfg, base, &d);
         adminconf_validate(cfg, &d);
+        modules_validate_auth(cfg, &d);
         policy_validate(&env, &d);
     }
     routes_free(routes);

@@ -168,6 +168,8 @@ static struct server_gen *reload_build(struct reload_ctx *rc, struct config *cfg
         what = "tls";
     else if (reload_dns(cfg, srv->base, &g->dns, why, sizeof(why)) < 0)
         what = "dns";
+    else if (server_gen_load_auth(g, why, sizeof(why)) < 0)
+        what = "auth";
     else if (env.dns = g->dns, !(g->policy = policy_new(&env, why, sizeof(why))))
         what = "policy";
     if (!what)

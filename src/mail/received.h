@@ -9,11 +9,13 @@ struct received_info {
     const char *helo;        /* as the client gave it; shown only when a domain or literal */
     const char *client_name; /* confirmed rDNS name or "unknown"; shown only when plain */
     const char *client_ip;
-    const char *by;   /* our hostname */
-    int esmtp;        /* EHLO was used */
-    const char *tls;  /* "TLSv1.3 with cipher ..." or NULL */
-    const char *id;   /* queue id */
-    const char *rcpt; /* the recipient when there is exactly one, else NULL */
+    const char *by;    /* our hostname */
+    int esmtp;         /* EHLO was used */
+    const char *tls;   /* "TLSv1.3 with cipher ..." or NULL */
+    int auth;          /* SMTP AUTH was used: ESMTPA / ESMTPSA (RFC 3848) */
+    const char *login; /* shown as "(Authenticated sender: ...)" when not NULL */
+    const char *id;    /* queue id */
+    const char *rcpt;  /* the recipient when there is exactly one, else NULL */
     time_t when;
 };
 

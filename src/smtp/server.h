@@ -23,6 +23,7 @@ struct queue;
 struct session;
 struct dns;
 struct policy;
+struct auth;
 struct stats;
 struct nexthops;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -51,6 +52,7 @@ struct server_gen {
     SSL_CTX *tls;            /* NULL when no tls section */
     struct dns *dns;         /* NULL: no FCrDNS, no DNS checks */
     struct policy *policy;
+    struct auth *auth; /* users and senders of SMTP AUTH; NULL: no auth section */
 };
 
 /* server_gen_new - a generation owning what it is given (any may be NULL but cfg), refs 1 */
@@ -60,6 +62,8 @@ struct server_gen *server_gen_new(struct config *cfg, struct serverconf *conf,
 struct server_gen *server_gen_ref(struct server_gen *g);
 /* server_gen_unref - drop one reference; the last frees the generation and what it owns */
 void server_gen_unref(struct server_gen *g);
+/* server_gen_load_auth - the auth section's files into g->auth; 0, or -1 with err */
+int server_gen_load_auth(struct server_gen *g, char *err, size_t errlen);
 /* server_gen_hold - the queue's holds on the generation its attempts use (queue_hold_fn) */
 void server_gen_hold(void *gen, int delta);
 

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 
+#include "auth/auth.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -42,6 +43,7 @@ void server_gen_unref(struct server_gen *g)
         return;
     log_debug("event=generation_freed generation=%lu", g->id);
     policy_free(g->policy);
+    auth_free(g->auth);
     if (g->dns)
         dns_free(g->dns);
     SSL_CTX_free(g->tls);
@@ -58,4 +60,10 @@ void server_gen_hold(void *gen, int delta)
         server_gen_ref(gen);
     else
         server_gen_unref(gen);
+}
+
+int server_gen_load_auth(struct server_gen *g, char *err, size_t errlen)
+{
+    g->auth = auth_new(g->cfg, err, errlen);
+    return g->auth || err[0] == '\0' ? 0 : -1;
 }

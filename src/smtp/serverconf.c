@@ -52,6 +52,34 @@ static cfg_t *serverconf_dup_address(cfg_t *root, unsigned i)
     return NULL;
 }
 
+/* serverconf_valid_role - listen role is mx or submission */
+static int serverconf_valid_role(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *m = cfg_opt_getnstr(opt, 0);
+
+    if (strcmp(m, "mx") && strcmp(m, "submission"))
+        cfg_error(cfg, "listen %s: role must be \"mx\" or \"submission\"", cfg_title(cfg));
+    return 0;
+}
+
+/* serverconf_check_role - a submission listener needs TLS (AUTH is offered only under
+ * it) and users to authenticate */
+static void serverconf_check_role(cfg_t *root, cfg_t *s, int have_tls, struct config_diag *d)
+{
+    cfg_t *auth = cfg_getsec(root, "auth");
+
+    if (strcmp(cfg_getstr(s, "role"), "submission") != 0)
+        return;
+    if (!have_tls || strcmp(cfg_getstr(s, "tls"), "none") == 0)
+        config_error(d, s->line,
+                     "listen %s: role = \"submission\" needs TLS (a tls section, "
+                     "tls = \"starttls\" or \"implicit\")",
+                     cfg_title(s));
+    if (!auth || !cfg_getstr(auth, "users"))
+        config_error(d, s->line, "listen %s: role = \"submission\" needs auth { users = FILE }",
+                     cfg_title(s));
+}
+
 /* serverconf_check_listen - an address each, not another's; implicit TLS needs a certificate */
 static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
 {
@@ -65,6 +93,7 @@ static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
         else if (strcmp(cfg_getstr(s, "tls"), "implicit") == 0 && !have_tls)
             config_error(d, s->line, "listen %s: tls = \"implicit\" needs a tls section",
                          cfg_title(s));
+        serverconf_check_role(root, s, have_tls, d);
         if (serverconf_dup_address(root, i))
             config_error(d, s->line, "listen %s: address %s is also listen %s's", cfg_title(s),
                          cfg_getstr(s, "address"), cfg_title(serverconf_dup_address(root, i)));
@@ -76,6 +105,7 @@ static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
 static cfg_opt_t serverconf_listen_opts[] = {
     CFG_STR("address", NULL, CFGF_NODEFAULT),
     CFG_STR("tls", "starttls", CFGF_NONE),
+    CFG_STR("role", "mx", CFGF_NONE),        /* "submission": AUTH after TLS, no MAIL before it */
     CFG_STR_LIST("checks", "{}", CFGF_NONE), /* the policy checks, in order (policy/ reads it) */
     CFG_END(),
 };
@@ -83,6 +113,7 @@ static cfg_opt_t serverconf_listen_opts[] = {
 static const struct config_validator serverconf_listen_validators[] = {
     {"listen|address", serverconf_valid_address},
     {"listen|tls", serverconf_valid_tls_mode},
+    {"listen|role", serverconf_valid_role},
     {NULL, NULL},
 };
 
@@ -171,6 +202,7 @@ struct serverconf *serverconf_load(const struct config *cfg)
         l->address = xstrdup(cfg_getstr(s, "address")); /* required by the check */
         l->implicit_tls = strcmp(mode, "implicit") == 0;
         l->starttls = strcmp(mode, "starttls") == 0;
+        l->submission = strcmp(cfg_getstr(s, "role"), "submission") == 0;
     }
     serverconf_take_numbers(sc, cfg->raw);
     return sc;

@@ -16,6 +16,7 @@ struct serverconf_listen {
     char *address;    /* "127.0.0.1:2525" as written */
     int implicit_tls; /* tls = "implicit" (port 465 style) */
     int starttls;     /* tls = "starttls" (the default): offered when the tls section is set */
+    int submission;   /* role = "submission": AUTH (after TLS) before MAIL; relay for users */
 };
 
 struct serverconf_limits {

@@ -79,6 +79,7 @@ void session_free(struct session *s)
     if (s->commit)
         session_commit_detach(s);
     session_tx_free(s);
+    session_auth_free(s);
     if (s->greet_timer)
         event_free(s->greet_timer);
     if (s->deadline)

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mail/address.h"
+#include "policy/stats.h"
 #include "queue/accept.h"
 #include "relay/routes.h"
 #include "smtp/server.h"
@@ -65,6 +66,8 @@ static void helo_reply(struct session *s, const struct policy_verdict *v)
         session_reply(s, "250-8BITMIME");
     if (s->gen->tls && s->listen->starttls && !s->tls)
         session_reply(s, "250-STARTTLS");
+    if (s->listen->submission && s->gen->auth && s->tls && !s->login)
+        session_reply(s, "250-AUTH PLAIN LOGIN"); /* RFC 4954: only where PLAIN is safe */
     if (o.smtputf8)
         session_reply(s, "250-SMTPUTF8");
     session_reply(s, "250 ENHANCEDSTATUSCODES");
@@ -173,6 +176,26 @@ static void mail_reply(struct session *s, const struct policy_verdict *v)
     session_reply(s, "250 2.1.0 Ok");
 }
 
+/* cmd_mail_sender_ok - a submission session: authenticated, and as one of its addresses */
+static int cmd_mail_sender_ok(struct session *s, const char *sender)
+{
+    if (!s->listen->submission)
+        return 1;
+    if (!s->login) {
+        session_error(s, "mail", "530 5.7.0 Authentication required");
+        return 0;
+    }
+    if (session_auth_sender_ok(s, sender))
+        return 1;
+    s->refused_by = "sender_mismatch";
+    stats_count(s->srv->stats, "submission.sender_mismatch");
+    log_info("event=sender_mismatch sid=%s client=%s login=%s sender=%s", s->sid, s->ip,
+             log_q(s->login), log_qaddr(sender));
+    session_error(s, "mail", "553 5.7.1 <%s>: Sender address not owned by user %s", sender,
+                  s->login);
+    return 0;
+}
+
 /* cmd_mail - MAIL FROM: opens a transaction */
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
@@ -186,6 +209,8 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
         session_error(s, "mail", "501 5.1.7 Bad sender address syntax");
         return;
     }
+    if (!cmd_mail_sender_ok(s, e == ADDR_EMPTY ? "" : buf))
+        return;
     s->tx = xcalloc(1, sizeof(*s->tx));
     s->tx->started = clock_now_precise(); /* the message's arrival, for delay= */
     s->tx->sender = xstrdup(e == ADDR_EMPTY ? "" : buf);
@@ -199,11 +224,13 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     session_run_stage(s, POLICY_MAIL, mail_reply);
 }
 
-/* cmd_client_may_relay - the client is in relay_networks */
+/* cmd_client_may_relay - the client is authenticated, or in relay_networks */
 static int cmd_client_may_relay(const struct session *s)
 {
     const struct config *cfg = s->gen->cfg;
 
+    if (s->login)
+        return 1;
     for (size_t i = 0; i < cfg->nrelay_networks; i++)
         if (cidr_match(&cfg->relay_networks[i], (const struct sockaddr *)&s->peer))
             return 1;
@@ -376,10 +403,10 @@ static void cmd_quit(struct session *s, const struct smtp_cmd *c)
     session_close(s, "quit", "221 2.0.0 Bye");
 }
 
-/* cmd_auth - AUTH: not offered on this server */
+/* cmd_auth - AUTH: on a submission listener under TLS (session_auth.c) */
 static void cmd_auth(struct session *s, const struct smtp_cmd *c)
 {
-    session_error(s, "command", "502 5.5.1 Error: authentication not enabled");
+    session_auth_command(s, c->arg);
 }
 
 /* cmd_not_implemented - EXPN, BDAT, LHLO: not offered here */
@@ -496,10 +523,15 @@ static const struct cmd_entry *cmd_lookup(enum smtp_verb verb)
 void session_command(struct session *s, char *line, size_t len)
 {
     struct smtp_cmd c;
-    enum smtp_parse_err e = smtp_parse_command(line, len, &c);
+    enum smtp_parse_err e;
     const struct cmd_entry *ce;
     enum cmd_phase ph;
 
+    if (s->auth_step != AUTH_STEP_NONE) { /* a SASL response, not a command */
+        session_auth_line(s, line);
+        return;
+    }
+    e = smtp_parse_command(line, len, &c);
     if (e == SMTP_PARSE_OK && !(ce = cmd_lookup(c.verb)))
         e = SMTP_PARSE_UNKNOWN_VERB;
     if (e != SMTP_PARSE_OK) {

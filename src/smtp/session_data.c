@@ -15,6 +15,7 @@
 #include "policy/stats.h"
 #include "queue/queue.h"
 #include "mail/address.h"
+#include "auth/auth.h"
 #include "mail/received.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
@@ -32,6 +33,7 @@ struct session_commit {
     double arrived;      /* the transaction began (delay=) */
     size_t nrcpt;
     uint64_t size;
+    int submitted; /* from an authenticated session: counted as a submission too */
     int rc;
     int err;
 };
@@ -70,6 +72,8 @@ static int data_received(struct session *s)
         .by = s->gen->cfg->hostname,
         .esmtp = s->esmtp,
         .tls = s->tls ? s->tls_desc : NULL,
+        .auth = s->login != NULL,
+        .login = s->login && auth_conf(s->gen->auth)->show_login ? s->login : NULL,
         .id = s->tx->id,
         .rcpt = s->tx->nrcpt == 1 ? s->tx->rcpt[0] : NULL,
         .when = time(NULL),
@@ -251,7 +255,7 @@ static void commit_done(void *arg, int rc, int err)
                  "rcpts=%s",
                  c->sid, c->id, c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size,
                  log_q(c->msgid ? c->msgid : ""), log_q(c->rcpts));
-        stats_count(c->srv->stats, "accepted");
+        stats_count(c->srv->stats, c->submitted ? "submission.accepted" : "accepted");
         if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
             queue_add_arrived(c->srv->queue, c->id, c->arrived);
     } else {
@@ -294,6 +298,7 @@ static void data_commit(struct session *s)
     memcpy(c->ip, s->ip, sizeof(c->ip));
     c->sender = xstrdup(tx->sender);
     c->nrcpt = tx->nrcpt;
+    c->submitted = s->login != NULL;
     c->size = spool_writer_size(c->writer);
     c->msgid = session_log_msgid(s);
     c->rcpts = session_log_rcpts(tx);

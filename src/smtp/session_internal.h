@@ -13,6 +13,7 @@
 #include "policy/policy.h"
 #include "queue/spool.h"
 #include "smtp/parse.h"
+#include "smtp/session_auth.h"
 #include "smtp/session.h"
 
 typedef struct ssl_st SSL;
@@ -128,6 +129,12 @@ struct session {
      * (where each transaction starts) */
     struct session_score score_conn, score_tx;
     const char *refused_by; /* mechanism of the last refusal, for statistics */
+    /* SMTP AUTH (session_auth.c) */
+    char *login; /* the authenticated identity (cl.login), NULL before AUTH */
+    enum session_auth_step auth_step;
+    const char *auth_mech;     /* "PLAIN" or "LOGIN" */
+    char auth_user[256];       /* the login being checked */
+    struct auth_job *auth_job; /* the password check under way */
     /* for the session duration metric (0: never started) */
     struct timespec started;
 };
