@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/authconf.h"
+#include "auth/users.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/json.h"
@@ -36,16 +38,34 @@ static void user_print(const struct quota_user *u, void *arg)
     n->suspended += (unsigned)u->suspended;
 }
 
+/* user_users - the users file, for the accounts' created= dates as the daemon reads
+ * them (NULL when there is none or it cannot be read: then the first sight counts) */
+static struct users *user_users(const struct config *cfg)
+{
+    struct authconf ac;
+    struct users *u = NULL;
+    char err[512];
+
+    authconf_read(cfg, &ac);
+    if (ac.users && !(u = users_load(ac.users, err, sizeof(err))))
+        fprintf(stderr, "mxgatectl: %s (account ages from the first sight only)\n", err);
+    authconf_clear(&ac);
+    return u;
+}
+
 /* user_list - every login with a record, or the one named */
 static int user_list(struct ctl *c, const char *only)
 {
     struct user_count n = {0, 0};
+    struct users *users;
     struct store *st;
     struct json j;
     int rc;
 
     if (!(st = ctl_store(c->cfg)))
         return 1;
+    if ((users = user_users(c->cfg)))
+        quota_created_source(quota_users_created, users);
     json_init(&j);
     if (c->json)
         rc = quota_users_json(c->cfg, st, clock_now(), &j);
@@ -59,6 +79,8 @@ static int user_list(struct ctl *c, const char *only)
         printf("-- %u login(s), %u suspended\n", n.users, n.suspended);
     json_free(&j);
     store_close(st);
+    quota_created_source(NULL, NULL);
+    users_free(users);
     return rc < 0 ? 1 : 0;
 }
 

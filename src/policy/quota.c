@@ -294,7 +294,9 @@ static void quota_run(void *state, struct policy_job *job, enum policy_stage sta
     j->q = q;
     j->job = job;
     j->v = v;
-    snprintf(j->login, sizeof(j->login), "%s", cl->login);
+    for (size_t i = 0; cl->login[i]; i++) /* as quota_key folds it, for the log and hook */
+        j->login[i] =
+            (cl->login[i] >= 'A' && cl->login[i] <= 'Z') ? (char)(cl->login[i] + 32) : cl->login[i];
     policy_job_set_data(job, j);
     if (stage == POLICY_RCPT) {
         j->kind = 'r';

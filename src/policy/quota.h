@@ -56,8 +56,8 @@ size_t quota_effective(const struct quota_limits *l, int fresh, struct quota_win
 /* quota_period - "1 hour", "24 hours", "90 seconds": a window length for replies */
 const char *quota_period(unsigned secs, char *dst, size_t len);
 
-/* quota_key - "q:LOGIN\0SUFFIX" into dst (binary: it holds a NUL); its length, 0 if
- * login is empty or too long */
+/* quota_key - "q:LOGIN\0SUFFIX" into dst (binary: it holds a NUL), LOGIN folded to ASCII
+ * lower case as the users file compares logins; its length, 0 if login is empty or too long */
 size_t quota_key(char *dst, size_t len, const char *login, const char *suffix);
 /* quota_login_ok - 1..QUOTA_LOGIN_MAX octets, no control characters */
 int quota_login_ok(const char *login);

@@ -180,7 +180,10 @@ size_t quota_key(char *dst, size_t len, const char *login, const char *suffix)
     if (ll == 0 || ll > QUOTA_LOGIN_MAX || 2 + ll + 1 + sl > len)
         return 0;
     memcpy(dst, QUOTA_PREFIX, 2);
-    memcpy(dst + 2, login, ll);
+    /* the users file compares logins ignoring ASCII case: so do the records, or a
+     * client could split its quota by spelling its login differently */
+    for (size_t i = 0; i < ll; i++)
+        dst[2 + i] = (login[i] >= 'A' && login[i] <= 'Z') ? (char)(login[i] + 32) : login[i];
     dst[2 + ll] = '\0';
     memcpy(dst + 3 + ll, suffix, sl);
     return 3 + ll + sl;

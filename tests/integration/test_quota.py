@@ -14,11 +14,14 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_quota.py
 
 import json
 import re
+import smtplib
 import subprocess
+
+import pytest
 
 from admin_env import admin_gateway
 from checks_env import dns_server  # noqa: F401  (the NSD fixture, by name)
-from conftest import MXGATED, make_message, smtp_send, wait_until
+from conftest import MXGATED, free_port, make_message, smtp_send, wait_until
 
 QUOTA = 'quota {\n  default = {"1/3600", "5/86400"}\n  recipients = {"3/3600"}\n' \
         '  new_account = {"1/86400"}\n  new_days = 14\n}\n'
@@ -96,3 +99,98 @@ def test_quota_config_errors(gateway):
     assert '"10" is not "COUNT/SECONDS"' in r.stderr, r.stderr
     assert '"5/0" is not "COUNT/SECONDS"' in r.stderr, r.stderr
     assert "two windows of 60 seconds" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# with SMTP AUTH (the submission listener): real clients hitting their quotas
+# ---------------------------------------------------------------------------
+SUB_QUOTA = ('quota {\n  default = {"5/3600"}\n  recipients = {"3/3600"}\n'
+             '  new_account = {"2/86400"}\n  new_days = 14\n  hook = "%s"\n  hook_after = 2\n}\n')
+
+
+def submission_gateway(gateway, sink, tmp_path):
+    """A STARTTLS submission listener running quota; alice is new (no created=, never
+    seen), bob was created in 2020; a hook that writes its arguments."""
+    from test_submission import PASSWORDS, crypt_hash
+    users = tmp_path / "users"
+    users.write_text("alice@example.test:%s\nbob:%s:created=2020-01-01\n" % (
+        crypt_hash(PASSWORDS["alice@example.test"], "yescrypt"),
+        crypt_hash(PASSWORDS["bob"], "sha512crypt")))
+    hook, out = tmp_path / "hook.sh", tmp_path / "hook.out"
+    hook.write_text('#!/bin/sh\necho "$# $1 $2 $MXGATE_EVENT" >> "%s"\n' % out)
+    hook.chmod(0o755)
+    sub = free_port()
+    extra = ('listen submission { address = "127.0.0.1:%d" role = "submission" '
+             'checks = {"quota"} }\nauth {\n  users = "%s"\n}\n' % (sub, users))
+    gw = admin_gateway(gateway, tmp_path, tls=True, routes={"*": "smtp:[127.0.0.1]:%d"
+                                                              % sink.port},
+                       sections=extra + SUB_QUOTA % hook)
+    gw.sub_port, gw.hook_out = sub, out
+    return gw
+
+
+def send_as(gw, login, sender, rcpts, subject):
+    """One message through the submission port as login; smtplib raises on a refusal."""
+    from test_submission import PASSWORDS, tls_ctx
+    with smtplib.SMTP("127.0.0.1", gw.sub_port, timeout=10) as s:
+        s.starttls(context=tls_ctx())
+        s.login(login, PASSWORDS[login.lower()] if login.lower() in PASSWORDS
+                else PASSWORDS[login])
+        s.sendmail(sender, rcpts, make_message(subject, sender=sender))
+
+
+def test_authenticated_quota(gateway, sink, tmp_path):
+    gw = submission_gateway(gateway, sink, tmp_path)
+
+    # alice is new: 2 messages a day; the 3rd refused at MAIL, naming the limit
+    for i in range(2):
+        send_as(gw, "alice@example.test", "alice@example.test", ["x%d@elsewhere.test" % i],
+                "a%d" % i)
+    with pytest.raises(smtplib.SMTPSenderRefused) as e:
+        send_as(gw, "alice@example.test", "alice@example.test", ["y@elsewhere.test"], "a2")
+    assert e.value.smtp_code == 450, e.value
+    assert e.value.smtp_error.decode() == (
+        "4.7.1 Sending quota exceeded: at most 2 messages per 24 hours, try again later")
+    gw.wait_log(r"event=quota login=alice@example\.test kind=messages limit=2 window=86400 "
+                r"count=3 action=tempfail")
+    # the same account in other letters shares the counter; the 2nd refusal runs the hook
+    with pytest.raises(smtplib.SMTPSenderRefused) as e:
+        send_as(gw, "Alice@Example.TEST", "alice@example.test", ["y@elsewhere.test"], "a3")
+    assert e.value.smtp_code == 450
+    wait_until(lambda: gw.hook_out.exists() and gw.hook_out.read_text(), what="the hook ran")
+    assert gw.hook_out.read_text() == "2 alice@example.test 2 quota\n"
+
+    # bob's account is old: more than alice's 2 messages, until his recipients run out
+    for i in range(3):
+        send_as(gw, "bob", "bob@example.test", ["b%d@elsewhere.test" % i], "b%d" % i)
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+        send_as(gw, "bob", "bob@example.test", ["b3@elsewhere.test"], "b3")
+    code, text = e.value.recipients["b3@elsewhere.test"]
+    assert code == 450 and text.decode() == (
+        "4.7.1 Sending quota exceeded: at most 3 recipients per 1 hour, try again later")
+    sink.wait_for(5)
+
+    # suspended: 550 5.7.13 at MAIL; resumed: back to the quota's answer
+    assert gw.ctl("user", "suspend", "alice@example.test").returncode == 0
+    with pytest.raises(smtplib.SMTPSenderRefused) as e:
+        send_as(gw, "alice@example.test", "alice@example.test", ["y@elsewhere.test"], "s")
+    assert e.value.smtp_code == 550
+    assert e.value.smtp_error.decode() == (
+        "5.7.13 Account suspended: sending is disabled, contact your provider")
+    assert gw.admin.post("/api/users/resume", {"login": "alice@example.test"})["ok"] is True
+    with pytest.raises(smtplib.SMTPSenderRefused) as e:
+        send_as(gw, "alice@example.test", "alice@example.test", ["y@elsewhere.test"], "r")
+    assert e.value.smtp_code == 450
+
+    # the listing: usage against each window, the tier
+    u = users(gw)
+    assert u["alice@example.test"]["new"] is True and u["bob"]["new"] is False, u
+    assert [(w["kind"], w["limit"], w["count"], w["exhausted"])
+            for w in u["alice@example.test"]["windows"]] == [
+        ("messages", 5, 2, False), ("messages", 2, 2, True), ("recipients", 3, 2, False)], u
+    assert [(w["kind"], w["limit"], w["count"]) for w in u["bob"]["windows"]] == [
+        ("messages", 5, 4), ("recipients", 3, 3)], u
+    want = (r"  quota refused \(messages\)\s+3\n  quota refused \(recipients\)\s+1\n"
+            r"  refused: account suspended\s+1\n  accounts suspended\s+1\n"
+            r"  accounts resumed\s+1\n")
+    wait_until(lambda: re.search(want, gw.ctl("stats").stdout), what="the counts in stats")
