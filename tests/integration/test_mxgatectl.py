@@ -179,7 +179,7 @@ def test_greylist_blocks_status_reload(gateway, sink, dns_server, tmp_path):
     r = gw.ctl("reload")
     assert r.returncode == 0 and r.stdout == "reload requested\n", r
     gw.wait_log(r"event=reload via=control", since=mark)
-    gw.wait_log(r"event=reload what=", since=mark)  # what SIGHUP does
+    gw.wait_log(r"event=reload status=done ", since=mark)  # what SIGHUP does
     assert gw.running
 
     flood = json.loads(gw.ctl("flood", "--json").stdout)
