@@ -135,8 +135,10 @@ static void request_reload(void *arg)
     kill(getpid(), SIGHUP);
 }
 
-/* setup_dns - a resolver when checks may need one or servers are named; none means no DNS at all */
-static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
+/* setup_dns - a resolver when checks may need one, servers are named or a route is "mx";
+ * none means no DNS at all */
+static struct dns *setup_dns(const struct config *cfg, struct event_base *base,
+                             const struct routes *routes)
 {
     size_t checks = 0;
     char err[512];
@@ -144,6 +146,8 @@ static struct dns *setup_dns(const struct config *cfg, struct event_base *base)
 
     for (unsigned i = 0; i < cfg_size(cfg->raw, "listen"); i++)
         checks += cfg_size(cfg_getnsec(cfg->raw, "listen", i), "checks");
+    for (size_t i = 0; i < routes_count(routes); i++)
+        checks += routes_at(routes, i)->target.kind == ROUTE_MX;
     if (!dnsconf_has_servers(cfg) && checks == 0)
         return NULL;
     dns = dnsconf_open(cfg, base, err, sizeof(err));
@@ -219,6 +223,7 @@ static void setup_delivery(struct server *srv, const struct queueconf *qc, struc
         log_fatal("event=fatal what=\"out of memory\"");
     srv->nexthops = setup_nexthops(srv->cfg, qc, srv->routes, srv->base, srv->pool, client_tls);
     queue_set_nexthops(srv->queue, srv->nexthops);
+    queue_set_dns(srv->queue, srv->dns);
 }
 
 /* setup_tls - server and client contexts */
@@ -377,7 +382,7 @@ static int run(struct config *cfg, const struct options *o)
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
     spool_on_corrupt(srv.spool, on_corrupt, &srv);
-    srv.dns = setup_dns(cfg, srv.base);
+    srv.dns = setup_dns(cfg, srv.base, srv.routes);
     setup_delivery(&srv, &qc, st, client_tls); /* before the checks: they share the pool */
     srv.gen->policy = srv.policy = setup_policy(&srv, st);
     srv.gen->dns = srv.dns;

@@ -18,6 +18,7 @@
 #include "policy/registry.h"
 #include "policy/validate.h"
 #include "queue/queueconf.h"
+#include "relay/dest.h"
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
 #include "store/storeconf.h"
@@ -28,6 +29,7 @@
 static const struct config_section *const modules_fixed[] = {
     &serverconf_listen_section,
     &routes_section,
+    &dests_section,
     &tlsconf_section,
     &serverconf_limits_section,
     &serverconf_timeouts_section,

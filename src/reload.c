@@ -93,6 +93,21 @@ static void reload_keep_raw(const struct config *cfg, const struct config *old, 
              option, log_q(running ? running : ""));
 }
 
+/* reload_keep_sec - an option of an optional section read only at start (the admin
+ * listener binds before the privilege drop and reads its token as root) */
+static void reload_keep_sec(const struct config *cfg, const struct config *old, const char *sec,
+                            const char *opt)
+{
+    cfg_t *sn = cfg_getsec(cfg->raw, sec), *so = cfg_getsec(old->raw, sec);
+    const char *now = sn ? cfg_getstr(sn, opt) : NULL, *running = so ? cfg_getstr(so, opt) : NULL;
+
+    if ((now == NULL) == (running == NULL) && (!now || strcmp(now, running) == 0))
+        return;
+    log_warn("event=reload status=warning setting=%s.%s error=\"changing it needs a restart: "
+             "the running value stays\" running=%s",
+             sec, opt, log_q(running ? running : ""));
+}
+
 /* reload_keep_num - a number that needs a restart changed: say so (the caller keeps it) */
 static void reload_keep_num(long now, long running, const char *option)
 {
@@ -114,6 +129,8 @@ static void reload_restart_only(struct config *cfg, const struct config *old)
     reload_keep_str(&cfg->spool_dir, old->spool_dir, "spool_dir");
     reload_keep_str(&cfg->state_dir, old->state_dir, "state_dir");
     reload_keep_raw(cfg, old, "pidfile");
+    reload_keep_sec(cfg, old, "admin", "address");
+    reload_keep_sec(cfg, old, "admin", "token_file");
     storeconf_uri(cfg, uri_now, sizeof(uri_now));
     storeconf_uri(old, uri_old, sizeof(uri_old));
     if (strcmp(uri_now, uri_old) != 0)

@@ -297,7 +297,7 @@ static int rv_route(struct rv_domain *d, const struct routes *routes, char *err,
 {
     const struct routes_entry *r = routes_find(routes, d->name);
 
-    if (!r || r->target.kind == ROUTE_MAILDIR) {
+    if (!r || r->target.kind == ROUTE_MAILDIR || r->target.kind == ROUTE_MX) {
         snprintf(err, errlen, "recipients %s: probe needs an smtp or lmtp route", d->name);
         return -1;
     }

@@ -1,13 +1,17 @@
 /* delivery.c - one attempt: route, hand over, record, bounce, dequeue */
 #include "queue/delivery.h"
+#include "queue/delivery_internal.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "core/cidr.h"
 #include "core/clock.h"
@@ -23,60 +27,11 @@
 #include "relay/routes.h"
 #include "mail/address.h"
 #include "relay/client.h"
+#include "relay/dest.h"
+#include "relay/mx.h"
 #include "relay/nexthop.h"
 #include "relay/resolve.h"
 #include "mail/eightbit.h"
-
-enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
-
-/* One pending recipient in this attempt. */
-struct dl_rcpt {
-    size_t idx; /* into env.rcpt */
-    enum dl_result res;
-    int code;
-    char text[512];
-    char relay[320];
-    int maybe;              /* the reply to the final dot was lost: it may have arrived */
-    double t_ready, t_done; /* ready to send (MAIL FROM), outcome known: delay= */
-};
-
-/* The recipients that share a route, handed over together. */
-struct dl_leg {
-    struct delivery *d;
-    const struct routes_entry *route;
-    struct dl_rcpt **rcpt;
-    const char **addrs;
-    size_t n;
-    struct smtp_client *client;
-    struct relay_resolve *resolving;
-    struct relay_addr ra;
-};
-
-struct delivery {
-    struct delivery_ctx ctx;
-    char id[SPOOL_ID_LEN + 1];
-    double t_arrived, t_queued, t_started; /* delay=: see delivery_set_times */
-    struct spool_envelope env;
-    off_t body_off;
-    uint64_t body_len;
-    int body_fd;
-    struct dl_rcpt *r;
-    size_t nr;
-    struct dl_leg *legs;
-    size_t nlegs;
-    unsigned pending;   /* legs not finished */
-    unsigned pool_jobs; /* jobs in the pool that point at us */
-    int cancelled;
-    int starting; /* inside delivery_start: finishing must not be synchronous */
-    delivery_done_fn done;
-    void *arg;
-    /* decided in delivery_finish, carried out in the pool */
-    int make_dsn;
-    const char *dsn_note; /* none, suppressed or failed, when no DSN id */
-    int dsn_ok;
-    int remove_ok;
-    struct delivery_outcome out;
-};
 
 static void delivery_finish(struct delivery *d);
 
@@ -87,6 +42,11 @@ static void delivery_free(struct delivery *d)
         if (d->legs[i].client)
             smtp_client_cancel(d->legs[i].client);
         relay_resolve_cancel(d->legs[i].resolving);
+        mx_cancel(d->legs[i].mxq);
+        dl_dest_end(&d->legs[i], DEST_OTHER);
+        if (d->legs[i].gate)
+            event_free(d->legs[i].gate);
+        free(d->legs[i].mx);
         free(d->legs[i].rcpt);
         free(d->legs[i].addrs);
     }
@@ -134,13 +94,31 @@ static void dl_leg_done(struct delivery *d)
         delivery_finish(d);
 }
 
-/* dl_leg_fail - every recipient of the leg gets the same outcome */
-static void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
+/* dl_relay - the next hop for logs: the route, or the MX host and address tried */
+void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen)
 {
-    char relay[320] = "none";
+    char ip[64];
 
-    if (leg->route)
-        route_target_format(&leg->route->target, relay, sizeof(relay));
+    if (leg->mx && leg->mx_at < leg->mx->naddr) {
+        const struct mx_addr *m = &leg->mx->addr[leg->mx_at];
+        snprintf(dst, dstlen, "%s[%s]:%d", m->host,
+                 sockaddr_ip((const struct sockaddr *)&m->addr, ip, sizeof(ip)),
+                 leg->route->target.port);
+    } else if (leg->route && leg->route->target.kind == ROUTE_MX)
+        snprintf(dst, dstlen, "mx:%s", leg->domain);
+    else if (leg->route)
+        route_target_format(&leg->route->target, dst, dstlen);
+    else
+        snprintf(dst, dstlen, "none");
+}
+
+/* dl_leg_fail - every recipient of the leg gets the same outcome */
+void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
+{
+    char relay[320];
+
+    dl_dest_end(leg, dest_classify(code, text));
+    dl_relay(leg, relay, sizeof(relay));
     for (size_t i = 0; i < leg->n; i++)
         dl_set(leg->rcpt[i], code, text, relay);
     dl_leg_done(leg->d);
@@ -154,8 +132,11 @@ static void dl_client_done(void *arg, const struct smtp_client_result *res)
     char relay[320], text[512];
 
     leg->client = NULL;
+    if (dl_mx_next(leg, res))
+        return;
     nexthops_learn(leg->d->ctx.nexthops, &leg->route->target, res);
-    route_target_format(&leg->route->target, relay, sizeof(relay));
+    dl_relay(leg, relay, sizeof(relay));
+    dl_dest_end(leg, res->nrcpt ? dest_classify(res->rcpt[0].code, res->rcpt[0].text) : DEST_OTHER);
     for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
         leg->rcpt[i]->t_ready = res->ready_at;
         if (!res->rcpt[i].maybe_delivered) {
@@ -189,7 +170,7 @@ static int dl_needs_utf8(const struct dl_leg *leg)
 }
 
 /* dl_client_start - hand the leg's recipients to a new client connection */
-static void dl_client_start(struct dl_leg *leg)
+void dl_client_start(struct dl_leg *leg)
 {
     struct delivery *d = leg->d;
     const struct config *cfg = d->ctx.cfg;
@@ -207,7 +188,7 @@ static void dl_client_start(struct dl_leg *leg)
         .prepend_len = d->env.prepend_len,
         .body_8bit = d->env.body_8bit,
         .smtputf8 = dl_needs_utf8(leg),
-        .tls = d->ctx.conf.delivery.starttls ? d->ctx.client_tls : NULL,
+        .tls = d->ctx.conf.delivery.starttls || leg->mx ? d->ctx.client_tls : NULL,
         .connect_timeout = (int)d->ctx.conf.delivery.connect_timeout,
         .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
         .data_timeout = (int)d->ctx.conf.delivery.data_timeout,
@@ -217,6 +198,8 @@ static void dl_client_start(struct dl_leg *leg)
     };
 
     memcpy(&req.addr, &leg->ra.addr, sizeof(req.addr));
+    if (leg->mx && leg->dest)
+        dl_tls_policy(leg, &req);
     leg->client = smtp_client_start(d->ctx.base, &req);
     if (!leg->client)
         dl_leg_fail(leg, 0, "cannot start a delivery connection");
@@ -326,7 +309,7 @@ static const char *dl_domain(const char *addr)
     return at ? at + 1 : "";
 }
 
-/* dl_group - recipients sharing a route become one leg */
+/* dl_group - recipients sharing a route become one leg (for route "mx": a route and a domain) */
 static int dl_group(struct delivery *d)
 {
     d->legs = xcalloc(d->nr ? d->nr : 1, sizeof(*d->legs));
@@ -334,13 +317,16 @@ static int dl_group(struct delivery *d)
         const char *addr = d->env.rcpt[d->r[i].idx].addr;
         const struct routes_entry *rt = routes_find(d->ctx.routes, dl_domain(addr));
         struct dl_leg *leg = NULL;
+        int by_domain = rt && rt->target.kind == ROUTE_MX;
         for (size_t j = 0; j < d->nlegs && !leg; j++)
-            if (d->legs[j].route == rt)
+            if (d->legs[j].route == rt &&
+                (!by_domain || strcasecmp(d->legs[j].domain, dl_domain(addr)) == 0))
                 leg = &d->legs[j];
         if (!leg) {
             leg = &d->legs[d->nlegs++];
             leg->d = d;
             leg->route = rt;
+            leg->domain = dl_domain(addr);
             leg->rcpt = xcalloc(d->nr, sizeof(*leg->rcpt));
             leg->addrs = xcalloc(d->nr, sizeof(*leg->addrs));
         }
@@ -360,6 +346,8 @@ static void dl_start_legs(struct delivery *d)
             dl_leg_fail(leg, 0, "4.3.5 no route for the recipient's domain");
         else if (leg->route->target.kind == ROUTE_MAILDIR)
             dl_start_maildir(leg);
+        else if (leg->route->target.kind == ROUTE_MX)
+            dl_start_mx(leg);
         else
             dl_start_remote(leg);
     }
@@ -444,6 +432,11 @@ void delivery_cancel(struct delivery *d)
         }
         relay_resolve_cancel(d->legs[i].resolving);
         d->legs[i].resolving = NULL;
+        mx_cancel(d->legs[i].mxq);
+        d->legs[i].mxq = NULL;
+        if (d->legs[i].gate)
+            evtimer_del(d->legs[i].gate);
+        dl_dest_end(&d->legs[i], DEST_OTHER);
     }
     if (d->pool_jobs == 0)
         delivery_free(d);

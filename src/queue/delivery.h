@@ -15,6 +15,8 @@ struct pool;
 struct bouncelimit;
 struct conncache;
 struct nexthops;
+struct dns;
+struct dests;
 struct routes;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -30,6 +32,8 @@ struct delivery_ctx {
     struct bouncelimit *bounces;
     struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
     struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
+    struct dns *dns;              /* route "mx": MX, A and AAAA lookups; NULL: none */
+    struct dests *dests;          /* route "mx": flow control per destination, or NULL */
 };
 
 struct delivery_outcome {

@@ -18,6 +18,7 @@
 #include "queue/hold.h"
 #include "queue/queueconf.h"
 #include "queue/spool.h"
+#include "relay/dest.h"
 #include "relay/client.h"
 #include "relay/conncache.h"
 
@@ -299,6 +300,12 @@ void queue_set_nexthops(struct queue *q, struct nexthops *nh)
     q->ctx.nexthops = nh;
 }
 
+/* queue_set_dns - see queue.h */
+void queue_set_dns(struct queue *q, struct dns *dns)
+{
+    q->ctx.dns = dns;
+}
+
 /* queue_new - an idle scheduler */
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
                         const struct routes *routes, struct spool *sp, struct pool *pool,
@@ -319,6 +326,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
     q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
+    q->ctx.dests = dests_load(cfg); /* the limits of the start (a reload keeps them) */
     TAILQ_INIT(&q->ready);
     TAILQ_INIT(&q->active);
     TAILQ_INIT(&q->held);
@@ -560,5 +568,6 @@ void queue_free(struct queue *q)
         event_free(q->kick);
     bouncelimit_free(q->ctx.bounces);
     conncache_free(q->ctx.conn_cache); /* after the attempts that used it */
+    dests_free(q->ctx.dests);
     free(q);
 }

@@ -34,6 +34,10 @@ void queue_reconfigure(struct queue *q, const struct config *cfg, const struct r
 /* queue_set_nexthops - deliveries refresh what each next hop takes (relay/nexthop.h) */
 void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 
+/* queue_set_dns - the resolver of route "mx" (dns/dns.h); without one MX delivery defers */
+struct dns;
+void queue_set_dns(struct queue *q, struct dns *dns);
+
 /* queue_start - pick up every message in the spool (after a restart); returns the count */
 int queue_start(struct queue *q);
 

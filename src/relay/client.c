@@ -208,6 +208,10 @@ static int after_hello(struct smtp_client *c)
 {
     if (c->req.tls && (c->ext & SMTP_EXT_STARTTLS) && !c->res.tls && !c->tls_refused)
         return send_cmd(c, ST_STARTTLS, "STARTTLS");
+    if (c->req.tls_required && !c->res.tls) { /* the destination's policy: never in clear */
+        cl_fail_all(c, 0, "4.7.4 TLS required but not offered (or refused) by the server");
+        return quit(c);
+    }
     c->res.ehlo_ok = 1; /* what this next hop takes now, for the next-hop cache */
     c->res.ext = c->ext;
     c->res.size_max = c->size_max;

@@ -67,9 +67,12 @@ struct smtp_client_req {
     const char
         *prepend; /* header fields sent before the body (CRLF lines, no dot at a line start) */
     size_t prepend_len;
-    int body_8bit;       /* add BODY=8BITMIME when offered */
-    int smtputf8;        /* needs SMTPUTF8: 550 5.6.7 if the peer lacks it */
-    SSL_CTX *tls;        /* non-NULL: STARTTLS when offered (no verification) */
+    int body_8bit;    /* add BODY=8BITMIME when offered */
+    int smtputf8;     /* needs SMTPUTF8: 550 5.6.7 if the peer lacks it */
+    SSL_CTX *tls;     /* non-NULL: STARTTLS when offered (no verification) */
+    int tls_required; /* no STARTTLS, or it failed: nothing is sent in clear (code 0) */
+    /* non-NULL: the certificate must name this host (tls then verifies the chain) */
+    const char *tls_verify_name;
     int connect_timeout; /* seconds */
     int command_timeout;
     int data_timeout; /* for the reply to the final dot */

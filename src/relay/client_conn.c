@@ -128,6 +128,12 @@ int cl_tls_start(struct smtp_client *c)
 
     if (ssl == NULL)
         return cl_fail(c, 0, "TLS handshake failed: cannot create a TLS session");
+    if (c->req.tls_verify_name && /* the MX host name, as RFC 7672 3.2.2 does for DANE */
+        (SSL_set1_host(ssl, c->req.tls_verify_name) != 1 ||
+         SSL_set_tlsext_host_name(ssl, c->req.tls_verify_name) != 1)) {
+        SSL_free(ssl);
+        return cl_fail(c, 0, "TLS handshake failed: cannot set the name to verify");
+    }
     /* Whatever the peer sent after the 220 dies with the plaintext
      * bufferevent (CVE-2011-0411); the socket now belongs to the TLS one. */
     bufferevent_setfd(c->bev, -1);

@@ -69,7 +69,7 @@ void nexthops_add(struct nexthops *nh, const struct route_target *t)
 {
     struct nh_entry *e;
 
-    if (t->kind == ROUTE_MAILDIR || nh_find(nh, t))
+    if (t->kind == ROUTE_MAILDIR || t->kind == ROUTE_MX || nh_find(nh, t))
         return;
     if (nh->n == nh->cap) {
         size_t cap = nh->cap ? nh->cap * 2 : 8;

@@ -73,6 +73,16 @@ static int route_parse_host(const char *s, struct route_target *t, char *err, si
 int route_target_parse(const char *s, struct route_target *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof(*t));
+    if (strcmp(s, "mx") == 0 || strncmp(s, "mx:", 3) == 0) {
+        /* the MX records of each recipient's domain; port 25 unless given (test set-ups) */
+        t->kind = ROUTE_MX;
+        t->port = 25;
+        if (s[2] == ':' && route_parse_port(s + 3, &t->port) < 0) {
+            snprintf(err, errlen, "bad port in \"%s\"", s);
+            return -1;
+        }
+        return 0;
+    }
     if (strncmp(s, "smtp:", 5) == 0) {
         t->kind = ROUTE_SMTP;
         t->port = 25;
@@ -97,7 +107,7 @@ int route_target_parse(const char *s, struct route_target *t, char *err, size_t 
         t->port = 24;
         return route_parse_host(s + 5, t, err, errlen);
     }
-    snprintf(err, errlen, "unknown route target \"%s\" (want smtp:, lmtp: or maildir:)", s);
+    snprintf(err, errlen, "unknown route target \"%s\" (want smtp:, lmtp:, maildir: or mx)", s);
     return -1;
 }
 
@@ -106,6 +116,8 @@ void route_target_format(const struct route_target *t, char *dst, size_t dstlen)
 {
     if (t->kind == ROUTE_MAILDIR)
         snprintf(dst, dstlen, "maildir:%s", t->path);
+    else if (t->kind == ROUTE_MX)
+        snprintf(dst, dstlen, "mx%s%.0d", t->port == 25 ? "" : ":", t->port == 25 ? 0 : t->port);
     else if (t->kind == ROUTE_LMTP && t->path[0])
         snprintf(dst, dstlen, "lmtp:unix:%s", t->path);
     else

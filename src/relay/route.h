@@ -1,11 +1,12 @@
-/* route.h - where mail for a domain goes: "smtp:[host]:port", "lmtp:unix:/path", "maildir:/path" */
+/* route.h - where mail for a domain goes: "smtp:[host]:port", "lmtp:unix:/path", "maildir:/path",
+ * or "mx": the recipient domain's own mail servers (relay/mx.h) */
 #ifndef MX_RELAY_ROUTE_H
 #define MX_RELAY_ROUTE_H
 
 #include <limits.h>
 #include <stddef.h>
 
-enum route_kind { ROUTE_SMTP, ROUTE_LMTP, ROUTE_MAILDIR };
+enum route_kind { ROUTE_SMTP, ROUTE_LMTP, ROUTE_MAILDIR, ROUTE_MX };
 
 struct route_target {
     enum route_kind kind;

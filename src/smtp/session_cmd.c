@@ -343,7 +343,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     if (cmd_rcpt_parse(s, c, &a, buf, sizeof(buf)) < 0)
         session_error(s, "rcpt", "501 5.1.3 Bad recipient address syntax");
     else if (cmd_rcpt_allowed(s, &a, buf) && session_accept_rcpt(s, buf) == 0)
-        cmd_rcpt_judge(s, buf);
+        session_rcpt_mx(s, buf, cmd_rcpt_judge);
     s->cur_rcpt = NULL;
 }
 

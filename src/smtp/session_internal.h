@@ -119,6 +119,9 @@ struct session {
     struct policy_client cl;
     struct policy_run *prun;
     struct dns_query *rdns_q;
+    struct mx_lookup *mxq; /* RCPT for a route "mx": its domain's MX (session_mx.c) */
+    char *mx_rcpt;
+    void (*mx_next)(struct session *s, const char *rcpt);
     char *rdns_name;
     char *ptr_name;
     struct policy_verdict held; /* a connect/HELO refusal, given at RCPT */
@@ -217,6 +220,7 @@ char *session_log_rcpts(const struct smtp_tx *tx);
 void session_commit_detach(struct session *s);
 
 struct accept_offer;
+struct mx_lookup;
 /* session_accept_offer - what EHLO announces for the routes (session_accept.c) */
 void session_accept_offer(struct session *s, struct accept_offer *o);
 /* session_accept_rcpt - can rcpt's route take it? 0, or -1 refused and answered (session_accept.c)
@@ -224,5 +228,13 @@ void session_accept_offer(struct session *s, struct accept_offer *o);
 int session_accept_rcpt(struct session *s, const char *rcpt);
 /* session_accept_end - can every route take the message? 0, or -1 refused and answered */
 int session_accept_end(struct session *s);
+
+/* session_rcpt_mx - rcpt routed to "mx": the session waits for its domain's MX lookup;
+ * a domain that does not exist (550 5.1.10), a null MX (556 5.1.10) or a DNS error
+ * (451 4.4.3) is refused, anything else goes on to next (session_mx.c) */
+void session_rcpt_mx(struct session *s, const char *rcpt,
+                     void (*next)(struct session *s, const char *rcpt));
+/* session_mx_cancel - the session ends: no lookup may call back into it */
+void session_mx_cancel(struct session *s);
 
 #endif

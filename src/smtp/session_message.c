@@ -11,8 +11,9 @@
  * not stored. To see its authserv-id, which may follow a fold, such a field
  * is held back until it ends (or FIELD_HOLD_MAX octets of it have come).
  * Where the score check tags messages, incoming X-Spam-Score, X-Spam-Status
- * and X-Spam-Flag fields are not stored either: the servers behind us sort on
- * them, and only ours may say what the score was.
+ * and X-Spam-Flag fields are not stored either, nor X-Mxgate-DMARC where the
+ * dmarc check tags: the servers behind us sort on them, and only ours may
+ * say what the verdict was.
  */
 #include "smtp/session_internal.h"
 
@@ -91,8 +92,9 @@ static void msg_decide(struct session *s)
     const char *line = tx->held, *end = tx->held + tx->held_len;
 
     if (msg_claims_ours(s)) {
-        log_info("event=authres_removed sid=%s client=%s authserv_id=%s", s->sid, s->ip,
-                 log_q(s->gen->cfg->authserv_id));
+        log_info("event=field_removed sid=%s client=%s field=Authentication-Results "
+                 "why=\"claims our authserv-id\"",
+                 s->sid, s->ip);
         tx->field = FIELD_DROP;
     } else {
         tx->field = FIELD_PASS;
@@ -114,11 +116,14 @@ static int msg_named(const char *p, size_t len, const char *name)
     return len > n && strncasecmp(p, name, n) == 0 && p[n] == ':';
 }
 
-/* msg_spam_field - one of the fields the score check writes */
-static int msg_spam_field(const char *p, size_t len)
+/* msg_verdict_field - one of the fields a check of this session's chain writes */
+static int msg_verdict_field(const struct session *s, const char *p, size_t len)
 {
-    return msg_named(p, len, "X-Spam-Score") || msg_named(p, len, "X-Spam-Status") ||
-           msg_named(p, len, "X-Spam-Flag");
+    if (policy_has_check(s->chain, "score") &&
+        (msg_named(p, len, "X-Spam-Score") || msg_named(p, len, "X-Spam-Status") ||
+         msg_named(p, len, "X-Spam-Flag")))
+        return 1;
+    return policy_has_check(s->chain, "dmarc") && msg_named(p, len, "X-Mxgate-DMARC");
 }
 
 /* msg_field_start - a line that begins a field: Authentication-Results is held */
@@ -128,10 +133,11 @@ static void msg_field_start(struct session *s, const char *line, size_t len)
     const char *p = line[0] == '.' ? line + 1 : line;
     size_t n = (size_t)(line + len - p);
 
-    if (policy_has_check(s->chain, "score") && msg_spam_field(p, n)) {
+    if (msg_verdict_field(s, p, n)) {
         char name[16];
         snprintf(name, sizeof(name), "%.*s", (int)strcspn(p, ":"), p);
-        log_info("event=spam_field_removed sid=%s client=%s field=%s", s->sid, s->ip, log_q(name));
+        log_info("event=field_removed sid=%s client=%s field=%s why=\"ours to write\"", s->sid,
+                 s->ip, log_q(name));
         tx->field = FIELD_DROP;
     } else if (msg_named(p, n, "Authentication-Results")) {
         tx->field = FIELD_HOLD;

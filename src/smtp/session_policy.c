@@ -184,6 +184,7 @@ void session_policy_end(struct session *s)
         dns_cancel(s->rdns_q);
     if (s->prun)
         policy_cancel(s->prun);
+    session_mx_cancel(s);
     s->rdns_q = NULL;
     s->prun = NULL;
     if (s->chain) /* checks that count open sessions (ratelimit concurrent) let go */

@@ -69,6 +69,25 @@ SSL_CTX *tls_client_ctx(char *err, size_t errlen)
     return ctx;
 }
 
+/* tls_client_verify_ctx - see tls.h */
+SSL_CTX *tls_client_verify_ctx(const char *ca_file, char *err, size_t errlen)
+{
+    char e[256];
+    SSL_CTX *ctx = tls_client_ctx(err, errlen);
+
+    if (!ctx)
+        return NULL;
+    if ((ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                 : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+        snprintf(err, errlen, "CA file %s: %s", ca_file ? ca_file : "(system)",
+                 tls_error(e, sizeof(e)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
 /* tls_describe - protocol and cipher of an established session */
 void tls_describe(const SSL *ssl, char *dst, size_t dstlen)
 {

@@ -102,8 +102,9 @@ class Sink:
 
     def __init__(self, port: int, lmtp: bool = False, tls_context=None,
                  unix_path: Optional[str] = None, smtputf8: bool = True,
-                 size: Optional[int] = None):
+                 size: Optional[int] = None, host: str = "127.0.0.1"):
         self.port = port
+        self.host = host  # the loopback address to listen on (MX tests: 127.0.0.x)
         self.smtputf8 = smtputf8  # announce (and accept) SMTPUTF8
         self.size = size  # announce and enforce SIZE (None: aiosmtpd's default 32 MiB)
         self.unix_path = unix_path  # listen there instead of 127.0.0.1:port
@@ -157,7 +158,7 @@ class Sink:
         return _SinkController(
             _Handler(self),
             lmtp=self.lmtp,
-            hostname="127.0.0.1",
+            hostname=self.host,
             port=self.port,
             server_hostname="sink.internal.test",
             decode_data=False,

@@ -83,7 +83,8 @@ def test_ours_on_top_and_forgeries_removed(gateway, sink, ar_dns):
     # the rest of the message is as sent
     assert b"\r\nSubject: authres\r\nFrom: alice@pass.ar.test\r\n\r\nhello\r\n.dotted line\r\n" \
         in content, content
-    assert gw.log_text().count("event=authres_removed") == 3, gw.log_text()
+    assert gw.log_text().count("event=field_removed") == 3, gw.log_text()
+    assert 'field=Authentication-Results why="claims our authserv-id"' in gw.log_text()
 
 
 def test_authserv_id_option_and_long_forgery(gateway, sink, ar_dns):

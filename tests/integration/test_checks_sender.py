@@ -260,4 +260,5 @@ def test_incoming_spam_fields_are_removed_where_we_score(gateway, sink, sender_d
         b"X-Spam-Score: 0", b"X-Spam-Status: No, score=0 required=5 tests=none",
         b"X-Spam-Statusbar: kept"], lines
     assert b"-100" not in head
-    assert gw.log_text().count("event=spam_field_removed") == 3
+    assert gw.log_text().count("event=field_removed") == 3
+    assert 'field=x-spam-flag why="ours to write"' in gw.log_text()

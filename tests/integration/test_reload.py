@@ -369,11 +369,14 @@ def test_restart_only_settings_kept_with_warning(gateway, sink, tmp_path):
     text = gw.config.read_text().replace(str(old_spool), str(tmp_path / "elsewhere"))
     text = text.replace('domains = {"example.test"}', 'domains = {"example.test", "new.test"}')
     text += 'route "new.test" { to = "smtp:[127.0.0.1]:%d" }\n' % sink.port
+    text += 'admin { address = "127.0.0.1:1" }\n'  # the admin listener binds only at start
     mark = gw.log_mark()
     reload(gw, 2, text)
     gw.wait_log(r'event=reload status=warning setting=spool_dir error="changing it needs a '
                 r'restart: the running value stays" running=%s' % re.escape(str(old_spool)),
                 since=mark)
+    gw.wait_log(r'event=reload status=warning setting=admin.address error="changing it needs a '
+                r'restart: the running value stays" running=""', since=mark)
     send_one(gw.port, "carol@new.test", "new domain, old spool")
     sink.wait_for(1)
     assert not (tmp_path / "elsewhere").exists()

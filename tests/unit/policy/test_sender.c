@@ -48,26 +48,15 @@ static const struct ts_dns_entry table[] = {
     {"tempspf.example", 16, TS_RCODE_SERVFAIL, 0, {{0, NULL, 0}}},
 };
 
-struct ctx {
-    struct ts_fixture fx;
-    struct ts_dns_fake fake;
-    struct dns *dns;
-};
-
-static struct ctx *C;
+static struct ts_dns_world *C;
 
 /* setup - loop, fake server, resolver (1 s per try), a store for the statistics */
 static int setup(void **state)
 {
-    static struct ctx c;
+    static struct ts_dns_world c;
 
-    memset(&c, 0, sizeof(c));
     C = &c;
-    assert_int_equal(ts_fixture_init(&c.fx, "test_sender"), 0);
-    ts_dns_fake_start(&c.fake, c.fx.base, table, sizeof(table) / sizeof(table[0]));
-    c.dns = ts_dns_resolver(&c.fake, c.fx.base, 1);
-    c.fx.store = ts_store_open(&c.fx, "db", NULL, NULL);
-    c.fx.stats = stats_new(c.fx.store);
+    ts_dns_world_start(&c, "test_sender", table, sizeof(table) / sizeof(table[0]), 1);
     *state = &c;
     return 0;
 }
@@ -75,10 +64,7 @@ static int setup(void **state)
 /* teardown - the resolver and the server before their loop */
 static int teardown(void **state)
 {
-    ts_fixture_unload(&C->fx);
-    dns_free(C->dns);
-    ts_dns_fake_stop(&C->fake);
-    ts_fixture_free(&C->fx);
+    ts_dns_world_stop(C);
     return 0;
 }
 

@@ -32,26 +32,15 @@ static const struct ts_dns_entry table[] = {
     {"*.silent.test", 16, 0, 1, {{0, NULL, 0}}},
 };
 
-struct ctx {
-    struct ts_fixture fx;
-    struct ts_dns_fake fake;
-    struct dns *dns;
-};
-
-static struct ctx *C;
+static struct ts_dns_world *C;
 
 /* setup - loop, fake server, resolver, a store for the statistics */
 static int setup(void **state)
 {
-    static struct ctx c;
+    static struct ts_dns_world c;
 
-    memset(&c, 0, sizeof(c));
     C = &c;
-    assert_int_equal(ts_fixture_init(&c.fx, "test_spf"), 0);
-    ts_dns_fake_start(&c.fake, c.fx.base, table, sizeof(table) / sizeof(table[0]));
-    c.dns = ts_dns_resolver(&c.fake, c.fx.base, 2);
-    c.fx.store = ts_store_open(&c.fx, "db", NULL, NULL);
-    c.fx.stats = stats_new(c.fx.store);
+    ts_dns_world_start(&c, "test_spf", table, sizeof(table) / sizeof(table[0]), 2);
     *state = &c;
     return 0;
 }
@@ -59,10 +48,7 @@ static int setup(void **state)
 /* teardown - the resolver and the server before their loop */
 static int teardown(void **state)
 {
-    ts_fixture_unload(&C->fx);
-    dns_free(C->dns);
-    ts_dns_fake_stop(&C->fake);
-    ts_fixture_free(&C->fx);
+    ts_dns_world_stop(C);
     return 0;
 }
 

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "dns/dns.h"
+#include "policy/stats.h"
 #include "modules.h"
 #include "relay/routes.h"
 #include "ts_fs.h"
@@ -130,4 +132,23 @@ struct ts_outcome ts_stage(struct ts_fixture *fx, enum policy_stage st, struct p
     assert_int_equal(o.calls, 1);
     o.secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     return o;
+}
+
+void ts_dns_world_start(struct ts_dns_world *w, const char *name, const struct ts_dns_entry *table,
+                        size_t n, unsigned timeout)
+{
+    memset(w, 0, sizeof(*w));
+    assert_int_equal(ts_fixture_init(&w->fx, name), 0);
+    ts_dns_fake_start(&w->fake, w->fx.base, table, n);
+    w->dns = ts_dns_resolver(&w->fake, w->fx.base, timeout);
+    w->fx.store = ts_store_open(&w->fx, "db", NULL, NULL);
+    w->fx.stats = stats_new(w->fx.store);
+}
+
+void ts_dns_world_stop(struct ts_dns_world *w)
+{
+    ts_fixture_unload(&w->fx);
+    dns_free(w->dns);
+    ts_dns_fake_stop(&w->fake);
+    ts_fixture_free(&w->fx);
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "policy/policy.h"
+#include "ts_dns.h"
 #include "ts_fixture.h"
 
 /* ts_env - the environment checks see: the fixture's loop, store and statistics */
@@ -41,5 +42,18 @@ void ts_on_verdict(void *arg, const struct policy_verdict *v);
  * on a timer. Asserts exactly one verdict */
 struct ts_outcome ts_stage(struct ts_fixture *fx, enum policy_stage st, struct policy_client *cl,
                            int ms);
+
+/* A fixture with the fake DNS server answering from table, a real resolver
+ * pointed at it (timeout seconds per try) and a store for the statistics:
+ * what the tests of the checks that use DNS share. */
+struct ts_dns_world {
+    struct ts_fixture fx;
+    struct ts_dns_fake fake;
+    struct dns *dns;
+};
+void ts_dns_world_start(struct ts_dns_world *w, const char *name, const struct ts_dns_entry *table,
+                        size_t n, unsigned timeout);
+/* ts_dns_world_stop - the policy, then the resolver and the server before their loop */
+void ts_dns_world_stop(struct ts_dns_world *w);
 
 #endif

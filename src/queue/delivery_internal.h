@@ -1,0 +1,89 @@
+/* delivery_internal.h - one attempt's state, shared by delivery.c and delivery_mx.c */
+#ifndef MX_QUEUE_DELIVERY_INTERNAL_H
+#define MX_QUEUE_DELIVERY_INTERNAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "queue/delivery.h"
+#include "relay/dest.h"
+#include "relay/resolve.h"
+
+struct smtp_client;
+struct smtp_client_result;
+struct mx_lookup;
+struct mx_result;
+struct event;
+
+enum dl_result { DL_PENDING, DL_OK, DL_DEFER, DL_BOUNCE };
+
+/* One pending recipient in this attempt. */
+struct dl_rcpt {
+    size_t idx; /* into env.rcpt */
+    enum dl_result res;
+    int code;
+    char text[512];
+    char relay[320];
+    int maybe;              /* the reply to the final dot was lost: it may have arrived */
+    double t_ready, t_done; /* ready to send (MAIL FROM), outcome known: delay= */
+};
+
+/* The recipients that share a route, handed over together. */
+struct dl_leg {
+    struct delivery *d;
+    const struct routes_entry *route;
+    struct dl_rcpt **rcpt;
+    const char **addrs;
+    size_t n;
+    struct smtp_client *client;
+    struct relay_resolve *resolving;
+    struct relay_addr ra;
+    /* route "mx": the domain of the leg's recipients, its servers in order, the one tried */
+    const char *domain;
+    struct mx_lookup *mxq;
+    struct mx_result *mx;
+    size_t mx_at;
+    struct dest *dest; /* its flow control (relay/dest.h); counted while dest_on */
+    int dest_on;
+    struct event *gate; /* waiting for the destination to take one more */
+};
+
+struct delivery {
+    struct delivery_ctx ctx;
+    char id[SPOOL_ID_LEN + 1];
+    double t_arrived, t_queued, t_started; /* delay=: see delivery_set_times */
+    struct spool_envelope env;
+    off_t body_off;
+    uint64_t body_len;
+    int body_fd;
+    struct dl_rcpt *r;
+    size_t nr;
+    struct dl_leg *legs;
+    size_t nlegs;
+    unsigned pending;   /* legs not finished */
+    unsigned pool_jobs; /* jobs in the pool that point at us */
+    int cancelled;
+    int starting; /* inside delivery_start: finishing must not be synchronous */
+    delivery_done_fn done;
+    void *arg;
+    /* decided in delivery_finish, carried out in the pool */
+    int make_dsn;
+    const char *dsn_note; /* none, suppressed or failed, when no DSN id */
+    int dsn_ok;
+    int remove_ok;
+    struct delivery_outcome out;
+};
+
+/* delivery.c */
+void dl_leg_fail(struct dl_leg *leg, int code, const char *text);
+void dl_client_start(struct dl_leg *leg);
+void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen);
+
+/* delivery_mx.c */
+void dl_dest_end(struct dl_leg *leg, enum dest_outcome o);
+int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res);
+void dl_start_mx(struct dl_leg *leg);
+struct smtp_client_req;
+void dl_tls_policy(const struct dl_leg *leg, struct smtp_client_req *req);
+
+#endif

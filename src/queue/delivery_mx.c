@@ -1,0 +1,143 @@
+/* delivery_mx.c - the legs of route "mx": wait for the destination's flow control
+ * (relay/dest.h), look its MX up (relay/mx.h), try its servers in order */
+#include "queue/delivery_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "core/clock.h"
+#include "core/xmalloc.h"
+#include "relay/client.h"
+#include "relay/dest.h"
+#include "relay/mx.h"
+#include "relay/routes.h"
+
+/* dl_dest_end - the leg no longer counts against its destination; o is the feedback */
+void dl_dest_end(struct dl_leg *leg, enum dest_outcome o)
+{
+    if (leg->dest_on)
+        dest_finished(leg->dest, clock_now_precise(), o);
+    leg->dest_on = 0;
+}
+
+/* dl_tls_policy - the destination's TLS policy on a request to its current MX: a
+ * required TLS session is never taken from the cache (it may be a clear one) */
+void dl_tls_policy(const struct dl_leg *leg, struct smtp_client_req *req)
+{
+    const struct dest *dst = leg->dest;
+
+    if (dst->conf.tls == DEST_TLS_MAY)
+        return;
+    req->tls_required = 1;
+    req->cache = NULL;
+    if (dst->conf.tls == DEST_TLS_VERIFY) {
+        req->tls = dst->verify; /* NULL (no CAs): no STARTTLS, so the delivery defers */
+        req->tls_verify_name = leg->mx->addr[leg->mx_at].host;
+    }
+}
+
+/* dl_mx_try - the leg's next MX address that is not ourselves; 0 when none is left */
+static int dl_mx_try(struct dl_leg *leg)
+{
+    for (; leg->mx_at < leg->mx->naddr; leg->mx_at++) {
+        const struct mx_addr *m = &leg->mx->addr[leg->mx_at];
+        if (mx_is_self(leg->d->ctx.cfg, &m->addr))
+            continue;
+        memset(&leg->ra, 0, sizeof(leg->ra));
+        memcpy(&leg->ra.addr, &m->addr, sizeof(m->addr));
+        leg->ra.addrlen = m->addrlen;
+        dl_client_start(leg);
+        return 1;
+    }
+    return 0;
+}
+
+/* dl_mx_next - no host took responsibility (no connection, a 4xx greeting, 421):
+ * the next MX address gets the leg; 1 when one was started */
+int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res)
+{
+    if (!leg->mx)
+        return 0;
+    for (size_t i = 0; i < leg->n && i < res->nrcpt; i++) {
+        int c = res->rcpt[i].code;
+        if (res->rcpt[i].maybe_delivered ||
+            !(c == 0 || c == 421 || (res->ready_at == 0 && c / 100 == 4)))
+            return 0;
+    }
+    size_t last = leg->mx_at++;
+    if (dl_mx_try(leg))
+        return 1;
+    leg->mx_at = last; /* the log names the last server tried */
+    return 0;
+}
+
+/* dl_mx_done - the domain's servers: the first one gets the leg; none is a bounce or a deferral */
+static void dl_mx_done(void *arg, const struct mx_result *res)
+{
+    struct dl_leg *leg = arg;
+    char text[400];
+
+    leg->mxq = NULL;
+    if (res->status != MX_OK) {
+        dl_leg_fail(leg,
+                    res->status == MX_NULLMX     ? 556
+                    : res->status == MX_NODOMAIN ? 550
+                                                 : 0,
+                    res->text);
+        return;
+    }
+    leg->mx = xmalloc(sizeof(*leg->mx));
+    *leg->mx = *res;
+    leg->mx_at = 0;
+    if (dl_mx_try(leg))
+        return;
+    snprintf(text, sizeof(text), "5.4.6 mail for %s loops back to myself", leg->domain);
+    free(leg->mx);
+    leg->mx = NULL;
+    dl_leg_fail(leg, 554, text);
+}
+
+/* dl_gate_cb - ask the destination again */
+static void dl_gate_cb(evutil_socket_t fd, short what, void *arg)
+{
+    dl_start_mx(arg);
+}
+
+/* dl_dest_wait - 1 while the leg's destination takes no more (concurrency, rate,
+ * back-off): the leg waits on a timer; the queue's other destinations go on */
+static int dl_dest_wait(struct dl_leg *leg)
+{
+    struct delivery *d = leg->d;
+    double wait, now = clock_now_precise();
+    struct timeval tv;
+
+    if (!d->ctx.dests)
+        return 0;
+    if (!leg->dest)
+        leg->dest = dests_get(d->ctx.dests, leg->domain);
+    if (dest_may_start(leg->dest, now, &wait)) {
+        dest_started(leg->dest, now);
+        leg->dest_on = 1;
+        return 0;
+    }
+    if (!leg->gate && !(leg->gate = evtimer_new(d->ctx.base, dl_gate_cb, leg)))
+        return 0;                         /* no timer: no waiting rather than no delivery */
+    wait = wait > 0 ? wait + 0.01 : 0.05; /* a slot frees when a delivery ends */
+    tv.tv_sec = (time_t)wait;
+    tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
+    evtimer_add(leg->gate, &tv);
+    return 1;
+}
+
+/* dl_start_mx - route "mx": when the destination takes it, its MX records on c-ares */
+void dl_start_mx(struct dl_leg *leg)
+{
+    if (dl_dest_wait(leg))
+        return;
+    leg->mxq = mx_lookup(leg->d->ctx.dns, leg->domain, leg->route->target.port, dl_mx_done, leg);
+    if (!leg->mxq)
+        dl_leg_fail(leg, 0, "4.4.3 no DNS resolver for MX lookups");
+}

@@ -1,0 +1,81 @@
+/*
+ * dest.h - flow control per destination (the recipient domain of route "mx"):
+ * how many deliveries run at once, how many start per time window, and the
+ * feedback of Postfix's scheduler: a destination that answers 421 or a 4xx
+ * "too many connections"/"try later" gets a smaller concurrency and a
+ * back-off; successes raise the concurrency again up to its limit.
+ *
+ * destination "docomo.ne.jp" { concurrency = 2  rate = "30/60" }
+ * destination "ezweb.ne.jp"  { preset = "carrier" }
+ * destination "*"            { concurrency = 20 }
+ *
+ * The presets (dest_presets) name the Japanese mobile carriers and the large
+ * mailbox providers; a destination section overrides them.
+ */
+#ifndef MX_RELAY_DEST_H
+#define MX_RELAY_DEST_H
+
+#include <stddef.h>
+
+struct config;
+struct config_section;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* TLS policy: opportunistic; required; required with the certificate naming the MX host. */
+enum dest_tls { DEST_TLS_MAY, DEST_TLS_ENCRYPT, DEST_TLS_VERIFY };
+
+/* A destination's limits. */
+struct dest_conf {
+    unsigned concurrency;    /* deliveries at once, >= 1 */
+    unsigned rate_n;         /* at most rate_n deliveries start ... */
+    unsigned rate_secs;      /* ... per rate_secs seconds; 0: no rate limit */
+    unsigned per_connection; /* messages per connection; 0: no limit */
+    enum dest_tls tls;       /* "may" (default), "encrypt", "verify" */
+};
+
+/* A destination's state. */
+struct dest {
+    char name[256]; /* the domain (lower case) */
+    struct dest_conf conf;
+    unsigned active;      /* deliveries running */
+    unsigned window;      /* the concurrency feedback allows now, 1..conf.concurrency */
+    unsigned successes;   /* since the window last grew */
+    unsigned throttles;   /* in a row: the back-off doubles */
+    double backoff_until; /* no new delivery before (clock_now_precise) */
+    double *starts;       /* ring of the last rate_n start times */
+    SSL_CTX *verify;      /* tls "verify": the context with its CAs (owned by the table) */
+    size_t nstarts, head;
+};
+
+enum dest_outcome { DEST_OK, DEST_THROTTLED, DEST_OTHER };
+
+/* The destination sections. */
+extern const struct config_section dests_section;
+
+struct dests;
+
+/* dests_load - the table of cfg's destination sections over the presets */
+struct dests *dests_load(const struct config *cfg);
+void dests_free(struct dests *t);
+
+/* dests_get - the state of domain (made on first use with its limits) */
+struct dest *dests_get(struct dests *t, const char *domain);
+
+/* dests_count, dests_at - every destination with state, for queue listings */
+size_t dests_count(const struct dests *t);
+const struct dest *dests_at(const struct dests *t, size_t i);
+
+/* dest_conf_for - the limits of domain: its section, else a preset, else "*", else defaults */
+void dest_conf_for(const struct dests *t, const char *domain, struct dest_conf *c);
+
+/* dest_may_start - 1 when a delivery may start at now; else 0 and *wait (seconds)
+ * says when to ask again (a back-off or the rate window; 0: when one ends) */
+int dest_may_start(const struct dest *d, double now, double *wait);
+void dest_started(struct dest *d, double now);
+void dest_finished(struct dest *d, double now, enum dest_outcome o);
+
+/* dest_classify - a reply code and text as feedback: 421, or a 4xx that says
+ * "too many", "try later", "rate" or "throttl", is DEST_THROTTLED */
+enum dest_outcome dest_classify(int code, const char *text);
+
+#endif
