@@ -339,6 +339,20 @@ static struct control *setup_control(struct server *srv, struct store *st, struc
     return ctl;
 }
 
+/* setup_listen - the listeners and the first generation, with the auth section's files
+ * (read before privileges are dropped: root may own them) */
+static void setup_listen(struct server *srv, struct config *cfg, struct serverconf *sc,
+                         struct routes *routes)
+{
+    char err[512];
+
+    if (server_listen(srv, server_gen_new(cfg, sc, routes, srv->tls, NULL, NULL), err,
+                      sizeof(err)) < 0)
+        log_fatal("event=fatal what=listen error=%s", log_q(err));
+    if (server_gen_load_auth(srv->gen, err, sizeof(err)) < 0)
+        log_fatal("event=fatal what=auth error=%s", log_q(err));
+}
+
 /* run - everything between configuration and exit */
 static int run(struct config *cfg, const struct options *o)
 {
@@ -367,11 +381,7 @@ static int run(struct config *cfg, const struct options *o)
     log_batch(srv.base);
     LIST_INIT(&srv.sessions);
     setup_tls(cfg, &qc, &srv, &client_tls);
-    if (server_listen(&srv, server_gen_new(cfg, sc, routes, srv.tls, NULL, NULL), err,
-                      sizeof(err)) < 0)
-        log_fatal("event=fatal what=listen error=%s", log_q(err));
-    if (server_gen_load_auth(srv.gen, err, sizeof(err)) < 0) /* before the drop: root may own it */
-        log_fatal("event=fatal what=auth error=%s", log_q(err));
+    setup_listen(&srv, cfg, sc, routes);
     if (admin_listen(srv.base, cfg, &admin, err, sizeof(err)) < 0)
         log_fatal("event=fatal what=admin error=%s", log_q(err));
     if (privs_drop(cfg->user, dirs, err, sizeof(err)) < 0)
@@ -387,6 +397,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.gen->policy = srv.policy = setup_policy(&srv, st);
     srv.gen->dns = srv.dns;
     rc.store = st;
+    srv.store = st;
     reload_init(&rc);
     ctl = setup_control(&srv, st, admin);
     sig_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/dovecot.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "auth/users.h"
@@ -35,7 +36,9 @@ struct auth_job {
     struct auth *a; /* NULL once cancelled */
     auth_done_fn done;
     void *arg;
-    char *hash; /* a copy: the users table may be replaced while we run */
+    char *hash;    /* a copy: the users table may be replaced while we run */
+    char *dovecot; /* or Dovecot's socket (a copy) */
+    char login[SASL_FIELD_MAX + 1];
     char password[SASL_FIELD_MAX + 1];
     unsigned char digest[AUTH_DIGEST];
     enum auth_result result;
@@ -53,9 +56,9 @@ struct auth *auth_new(const struct config *cfg, char *err, size_t errlen)
 
     err[0] = '\0';
     authconf_read(cfg, &a->conf);
-    if (!a->conf.users)
+    if (!a->conf.users && !a->conf.dovecot)
         goto fail;
-    if (!(a->users = users_load(a->conf.users, err, errlen)))
+    if (a->conf.users && !(a->users = users_load(a->conf.users, err, errlen)))
         goto fail;
     if (a->conf.senders && !(a->senders = senders_load(a->conf.senders, err, errlen)))
         goto fail;
@@ -134,10 +137,17 @@ static int auth_cache_hit(const struct auth *a, const unsigned char *d)
 static void auth_work(void *arg)
 {
     struct auth_job *j = arg;
-    struct crypt_data *cd = xcalloc(1, sizeof(*cd));
-    const char *setting = j->hash ? j->hash : auth_dummy_hash;
-    const char *out = crypt_rn(j->password, setting, cd, sizeof(*cd));
+    struct crypt_data *cd;
+    const char *setting = j->hash ? j->hash : auth_dummy_hash, *out;
     size_t n = strlen(setting);
+
+    if (j->dovecot) {
+        j->result = dovecot_auth(j->dovecot, j->login, j->password);
+        OPENSSL_cleanse(j->password, sizeof(j->password));
+        return;
+    }
+    cd = xcalloc(1, sizeof(*cd));
+    out = crypt_rn(j->password, setting, cd, sizeof(*cd));
 
     if (!out || out[0] == '*')
         j->result = j->hash ? AUTH_TEMPFAIL : AUTH_FAIL;
@@ -160,7 +170,7 @@ static void auth_job_free(struct auth_job *j)
 static void auth_work_done(void *arg)
 {
     struct auth_job *j = arg;
-    char *hash = j->hash;
+    char *hash = j->hash, *dovecot = j->dovecot;
 
     if (j->a) {
         if (j->result == AUTH_OK && j->a->cache) {
@@ -172,6 +182,7 @@ static void auth_work_done(void *arg)
         j->done(j->arg, j->result, 0);
     }
     free(hash);
+    free(dovecot);
     auth_job_free(j);
 }
 
@@ -182,7 +193,7 @@ struct auth_job *auth_verify(struct auth *a, struct pool *pool, const char *logi
     struct auth_job *j = xcalloc(1, sizeof(*j));
 
     auth_digest(a, login, password, j->digest);
-    if (e && e->hash[0] == '$' && auth_cache_hit(a, j->digest)) {
+    if (((e && e->hash[0] == '$') || a->conf.dovecot) && auth_cache_hit(a, j->digest)) {
         auth_job_free(j);
         done(arg, AUTH_OK, 1);
         return NULL;
@@ -192,6 +203,8 @@ struct auth_job *auth_verify(struct auth *a, struct pool *pool, const char *logi
     j->arg = arg;
     /* "!" or "*" (a disabled account) is checked like an unknown login */
     j->hash = e && e->hash[0] == '$' ? xstrdup(e->hash) : NULL;
+    j->dovecot = a->conf.dovecot ? xstrdup(a->conf.dovecot) : NULL;
+    snprintf(j->login, sizeof(j->login), "%s", login);
     snprintf(j->password, sizeof(j->password), "%s", password);
     pool_submit(pool, auth_work, auth_work_done, j);
     return j;

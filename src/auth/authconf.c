@@ -10,19 +10,13 @@
 #include "core/xmalloc.h"
 
 static cfg_opt_t authconf_opts[] = {
-    CFG_STR("users", NULL, CFGF_NODEFAULT),
-    CFG_STR("senders", NULL, CFGF_NODEFAULT),
-    CFG_STR("default_domain", NULL, CFGF_NODEFAULT),
-    CFG_BOOL("show_login", cfg_false, CFGF_NONE),
-    CFG_BOOL("header_from", cfg_false, CFGF_NONE),
-    CFG_INT("cache_ttl", 300, CFGF_NONE),
-    CFG_INT("cache_size", 4096, CFGF_NONE),
-    CFG_INT("max_failures", 10, CFGF_NONE),
-    CFG_INT("tarpit_after", 3, CFGF_NONE),
-    CFG_INT("tarpit_delay", 5, CFGF_NONE),
-    CFG_INT("failure_window", 600, CFGF_NONE),
-    CFG_INT("lockout", 900, CFGF_NONE),
-    CFG_END(),
+    CFG_STR("users", NULL, CFGF_NODEFAULT),       CFG_STR("senders", NULL, CFGF_NODEFAULT),
+    CFG_STR("dovecot", NULL, CFGF_NODEFAULT),     CFG_STR("default_domain", NULL, CFGF_NODEFAULT),
+    CFG_BOOL("show_login", cfg_false, CFGF_NONE), CFG_BOOL("header_from", cfg_false, CFGF_NONE),
+    CFG_INT("cache_ttl", 300, CFGF_NONE),         CFG_INT("cache_size", 4096, CFGF_NONE),
+    CFG_INT("max_failures", 10, CFGF_NONE),       CFG_INT("tarpit_after", 3, CFGF_NONE),
+    CFG_INT("tarpit_delay", 5, CFGF_NONE),        CFG_INT("failure_window", 600, CFGF_NONE),
+    CFG_INT("lockout", 900, CFGF_NONE),           CFG_END(),
 };
 
 static const struct config_bound authconf_bounds[] = {
@@ -32,13 +26,13 @@ static const struct config_bound authconf_bounds[] = {
     {"auth|lockout", 1, 7 * 86400},  {NULL, 0, 0},
 };
 
-/* authconf_check - a senders map or default_domain means nothing without users */
+/* authconf_check - one source of passwords */
 static void authconf_check(cfg_t *root, struct config_diag *d)
 {
     cfg_t *a = cfg_getsec(root, "auth");
 
-    if (a && !cfg_getstr(a, "users") && cfg_getstr(a, "senders"))
-        config_error(d, a->line, "auth: senders needs users");
+    if (a && cfg_getstr(a, "users") && cfg_getstr(a, "dovecot"))
+        config_error(d, a->line, "auth: users and dovecot are exclusive");
 }
 
 const struct config_section authconf_section = {
@@ -66,6 +60,7 @@ void authconf_read(const struct config *cfg, struct authconf *ac)
         return;
     ac->users = authconf_path(a, "users");
     ac->senders = authconf_path(a, "senders");
+    ac->dovecot = authconf_path(a, "dovecot");
     dd = cfg_getstr(a, "default_domain");
     if (!dd && cfg->ndomains > 0)
         dd = cfg->domains[0];
@@ -85,6 +80,7 @@ void authconf_clear(struct authconf *ac)
 {
     free(ac->users);
     free(ac->senders);
+    free(ac->dovecot);
     free(ac->default_domain);
     memset(ac, 0, sizeof(*ac));
 }

@@ -8,6 +8,7 @@ struct config_section;
 struct authconf {
     char *users;             /* the users file (absolute), NULL: no SMTP AUTH */
     char *senders;           /* the senders map (absolute), or NULL */
+    char *dovecot;           /* Dovecot's auth-client socket: passwords checked there */
     char *default_domain;    /* for logins without a domain; default the first of domains */
     int show_login;          /* the login in the Received header */
     int header_from;         /* the header From: too must be the login's */

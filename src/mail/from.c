@@ -128,14 +128,14 @@ static void from_strip(const char *value, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-int from_domains(const char *value, char dom[][FROM_DOMAIN_SIZE], int max)
+/* from_split - each mailbox of a stripped value (groups' names skipped) to fn; the
+ * number of mailboxes, or -1 when fn refuses one or there are more than max */
+static int from_split(char *v, int max, int (*fn)(const char *m, size_t len, int i, void *arg),
+                      void *arg)
 {
-    char v[FROM_VALUE_MAX];
-    size_t start = 0, i = 0, len;
+    size_t start = 0, i = 0, len = strlen(v);
     int n = 0, in_angle = 0;
 
-    from_strip(value, v, sizeof(v));
-    len = strlen(v);
     while (i <= len) {
         char c = v[i];
         if (c == '"') {
@@ -149,7 +149,7 @@ int from_domains(const char *value, char dom[][FROM_DOMAIN_SIZE], int max)
         }
         if (((c == ',' || c == ';') && !in_angle) || c == '\0') {
             if (!from_blank(v + start, i - start)) {
-                if (n >= max || from_mailbox(v + start, i - start, dom[n]) < 0)
+                if (n >= max || fn(v + start, i - start, n, arg) < 0)
                     return -1;
                 n++;
             }
@@ -158,6 +158,67 @@ int from_domains(const char *value, char dom[][FROM_DOMAIN_SIZE], int max)
         i++;
     }
     return n;
+}
+
+static int from_domain_fn(const char *m, size_t len, int i, void *arg)
+{
+    return from_mailbox(m, len, ((char(*)[FROM_DOMAIN_SIZE])arg)[i]);
+}
+
+int from_domains(const char *value, char dom[][FROM_DOMAIN_SIZE], int max)
+{
+    char v[FROM_VALUE_MAX];
+
+    from_strip(value, v, sizeof(v));
+    return from_split(v, max, from_domain_fn, dom);
+}
+
+/* from_addr_fn - one mailbox's addr-spec (its angle-addr, else the whole text), canonical */
+static int from_addr_fn(const char *m, size_t len, int i, void *arg)
+{
+    char spec[ADDR_CANON_MAX];
+    size_t lt = len, gt = len;
+
+    for (size_t j = 0; j < len; j++) {
+        if (m[j] == '"') {
+            j = from_skip_quoted(m, j) - 1;
+            continue;
+        }
+        if (m[j] == '<' && lt == len)
+            lt = j;
+        else if (m[j] == '>' && lt != len && gt == len)
+            gt = j;
+    }
+    if (lt != len && gt == len)
+        return -1;
+    if (lt != len)
+        m += lt + 1, len = gt - lt - 1;
+    while (len && (*m == ' ' || *m == '\t'))
+        m++, len--;
+    while (len && (m[len - 1] == ' ' || m[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len >= sizeof(spec))
+        return -1;
+    memcpy(spec, m, len);
+    spec[len] = '\0';
+    return addr_canon(spec, ADDR_CANON_FOLD, ((char(*)[ADDR_CANON_MAX])arg)[i], ADDR_CANON_MAX) < 0
+               ? -1
+               : 0;
+}
+
+int from_addresses(const char *hdr, size_t len, char addrs[][ADDR_CANON_MAX], int max)
+{
+    struct hdr_field f, from;
+    char value[FROM_VALUE_MAX], v[FROM_VALUE_MAX];
+    size_t off = 0, n = 0;
+
+    while (hdr_next(hdr, len, &off, &f))
+        if (hdr_is(&f, "From") && n++ == 0)
+            from = f;
+    if (n != 1 || hdr_unfold(&from, value, sizeof(value)) < 0)
+        return -1;
+    from_strip(value, v, sizeof(v));
+    return from_split(v, max, from_addr_fn, addrs);
 }
 
 /* from_one_domain - every address of the field in one domain */

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "mail/address.h"
+
 #define FROM_MAX_ADDRS 8
 #define FROM_DOMAIN_SIZE 256
 
@@ -29,6 +31,11 @@ int from_domains(const char *value, char dom[][FROM_DOMAIN_SIZE], int max);
 /* from_author_domain - the author domain of a header section (CRLF lines)
  * into dom (FROM_DOMAIN_SIZE octets; "" unless FROM_ONE) */
 enum from_status from_author_domain(const char *hdr, size_t len, char *dom);
+
+/* from_addresses - the canonical addresses (mail/address.h, ADDR_CANON_FOLD) of the
+ * mailboxes of the one From: field of a header section, up to max; their count, or
+ * -1 when there is not exactly one From: field or a mailbox is not an address */
+int from_addresses(const char *hdr, size_t len, char addrs[][ADDR_CANON_MAX], int max);
 
 const char *from_status_name(enum from_status st);
 

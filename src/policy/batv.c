@@ -14,7 +14,8 @@
  * long a new tag lives; keep 7 (Exim's fixed value) when Exim also checks
  * our tags, since Exim's prvscheck only copes with wrap-around for 7.
  *
- * MAIL (outbound signing): a client in relay_networks sending from an
+ * MAIL (outbound signing): a client in relay_networks or authenticated
+ * (SMTP AUTH, cl->login) sending from an
  * address of a BATV domain gets that sender signed with `key` (the
  * session uses cl->sender_rewrite as the envelope sender). Not signed: the
  * null sender, a sender already tagged, a quoted local part (the tag would
@@ -237,9 +238,11 @@ static int batv_is_domain(const struct batv_state *st, const char *addr)
     return 0;
 }
 
-/* batv_may_relay - the client is in relay_networks */
+/* batv_may_relay - the client is authenticated (SMTP AUTH) or in relay_networks */
 static int batv_may_relay(const struct batv_state *st, const struct policy_client *cl)
 {
+    if (cl->login)
+        return 1;
     for (size_t i = 0; i < st->nrelay; i++)
         if (cidr_match(&st->relay[i], (const struct sockaddr *)&cl->addr))
             return 1;

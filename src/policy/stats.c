@@ -209,20 +209,25 @@ static void stats_print_auth(const struct stats_sum *sum, FILE *out)
     }
 }
 
-/* stats_print_submission - the submission service (quota.c, admin suspensions) */
+/* stats_print_submission - the outbound side: what authenticated users sent and
+ * what the submission listeners refused (session_auth.c counts them), quotas and
+ * suspensions (quota.c, mxgatectl user) */
 static void stats_print_submission(const struct stats_sum *sum, FILE *out)
 {
-    static const char *const row[][2] = {
-        {"quota.messages", "quota refused (messages)"},
-        {"quota.recipients", "quota refused (recipients)"},
-        {"quota.suspended", "refused: account suspended"},
-        {"quota.suspend", "accounts suspended"},
-        {"quota.resume", "accounts resumed"},
+    static const char *const rows[][2] = {
+        {"submissions accepted", "submission.accepted"},
+        {"submission auth failures", "submission.auth_failures"},
+        {"submission lock-outs", "submission.lockouts"},
+        {"submission sender mismatch", "submission.sender_mismatch"},
+        {"quota refused messages", "quota.messages"},
+        {"quota refused recipients", "quota.recipients"},
+        {"suspended login refused", "quota.suspended"},
+        {"logins suspended", "quota.suspend"},
+        {"logins resumed", "quota.resume"},
     };
 
-    fprintf(out, "submission:\n");
-    for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
-        fprintf(out, "  %-26s %12lld\n", row[i][1], (long long)stats_get(sum, row[i][0]));
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        fprintf(out, "%-28s %12lld\n", rows[i][0], (long long)stats_get(sum, rows[i][1]));
 }
 
 /* stats_print - the Miyazaki table */
@@ -234,6 +239,7 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
     fprintf(out, "%-28s %12lld\n", "messages accepted", (long long)stats_get(sum, "accepted"));
     fprintf(out, "%-28s %12lld\n", "queue files corrupt",
             (long long)stats_get(sum, "queue_corrupt"));
+    stats_print_submission(sum, out);
     fprintf(out, "%-28s %12lld %6.1f%%\n", "connections refused", (long long)stopped,
             stats_pct(stopped, conns));
     for (size_t i = 0; i < sum->n; i++)
@@ -241,10 +247,10 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
             fprintf(out, "  %-26s %12lld %6.1f%%\n", sum->name[i] + 8, (long long)sum->value[i],
                     stats_pct(sum->value[i], conns));
     stats_print_auth(sum, out);
-    stats_print_submission(sum, out);
     fprintf(out, "verdicts:\n");
     for (size_t i = 0; i < sum->n; i++)
-        if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0)
+        if (strchr(sum->name[i], '.') && strncmp(sum->name[i], "stopped.", 8) != 0 &&
+            strncmp(sum->name[i], "submission.", 11) != 0)
             fprintf(out, "  %-26s %12lld\n", sum->name[i], (long long)sum->value[i]);
 }
 

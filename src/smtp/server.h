@@ -25,6 +25,7 @@ struct dns;
 struct policy;
 struct auth;
 struct stats;
+struct store;
 struct nexthops;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -91,6 +92,7 @@ struct server {
     struct dns *dns;
     struct policy *policy;
     struct stats *stats;
+    struct store *store;       /* the state store (SMTP AUTH failure counters), or NULL */
     struct nexthops *nexthops; /* what each route's next hop takes (NULL: unknown) */
     struct server_listener *listeners;
     size_t nlisteners;

@@ -75,8 +75,10 @@ static void serverconf_check_role(cfg_t *root, cfg_t *s, int have_tls, struct co
                      "listen %s: role = \"submission\" needs TLS (a tls section, "
                      "tls = \"starttls\" or \"implicit\")",
                      cfg_title(s));
-    if (!auth || !cfg_getstr(auth, "users"))
-        config_error(d, s->line, "listen %s: role = \"submission\" needs auth { users = FILE }",
+    if (!auth || (!cfg_getstr(auth, "users") && !cfg_getstr(auth, "dovecot")))
+        config_error(d, s->line,
+                     "listen %s: role = \"submission\" needs auth { users = FILE } "
+                     "(or dovecot = SOCKET)",
                      cfg_title(s));
 }
 

@@ -5,15 +5,20 @@
  */
 #include "smtp/session_auth.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "auth/guard.h"
 #include "auth/sasl.h"
+#include "auth/users.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mail/from.h"
 #include "policy/stats.h"
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
@@ -26,12 +31,68 @@ static void auth_reset(struct session *s)
     sasl_wipe(s->auth_user, sizeof(s->auth_user));
 }
 
+/* auth_failed_reply - the 535, once the failure is counted (and the tarpit waited) */
+static void auth_failed_reply(struct session *s)
+{
+    session_set_state(s, SESS_COMMAND);
+    auth_reset(s);
+    session_error(s, "auth", "535 5.7.8 Error: authentication failed");
+    if (s->state == SESS_COMMAND && !s->auth_inline) /* else the caller's loop goes on */
+        session_process(s);
+}
+
+static void auth_tarpit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    auth_failed_reply(arg);
+}
+
+/* auth_counted - the failure is in the store: lock-out logged, reply delayed past
+ * tarpit_after failures */
+static void auth_counted(void *arg, unsigned failures, int locked)
+{
+    struct session *s = arg;
+    const struct authconf *ac = auth_conf(s->gen->auth);
+    struct timeval tv = {ac->tarpit_delay, 0};
+
+    s->guard = NULL;
+    if (locked) {
+        stats_count(s->srv->stats, "submission.lockouts");
+        log_warn("event=auth_lockout sid=%s client=%s login=%s failures=%u lockout=%u", s->sid,
+                 s->ip, log_q(s->auth_user), failures, ac->lockout);
+    }
+    if (failures > ac->tarpit_after && ac->tarpit_delay > 0 &&
+        (s->tarpit || (s->tarpit = evtimer_new(s->srv->base, auth_tarpit_cb, s))) &&
+        evtimer_add(s->tarpit, &tv) == 0) {
+        log_info("event=auth_tarpit sid=%s client=%s failures=%u delay=%u", s->sid, s->ip, failures,
+                 ac->tarpit_delay);
+        return;
+    }
+    auth_failed_reply(s);
+}
+
+/* auth_known - the login to count failures under: only the users file's (see guard.h) */
+static const char *auth_known(const struct session *s)
+{
+    return users_find(auth_users(s->gen->auth), s->auth_user) ? s->auth_user : NULL;
+}
+
 /* auth_done - the pool checked the password */
 static void auth_done(void *arg, enum auth_result r, int cached)
 {
     struct session *s = arg;
 
     s->auth_job = NULL;
+    if (r == AUTH_FAIL) {
+        log_info("event=auth sid=%s client=%s status=fail mech=%s login=%s", s->sid, s->ip,
+                 s->auth_mech, log_q(s->auth_user));
+        stats_count(s->srv->stats, "submission.auth_failures");
+        if (!s->srv->store)
+            auth_counted(s, 0, 0);
+        else
+            s->guard = guard_fail(s->srv->store, auth_conf(s->gen->auth), s->ip, auth_known(s),
+                                  auth_counted, s);
+        return;
+    }
     session_set_state(s, SESS_COMMAND);
     if (r == AUTH_OK) {
         s->login = xstrdup(s->auth_user);
@@ -39,28 +100,65 @@ static void auth_done(void *arg, enum auth_result r, int cached)
         log_info("event=auth sid=%s client=%s status=ok mech=%s login=%s cached=%s", s->sid, s->ip,
                  s->auth_mech, log_q(s->login), cached ? "yes" : "no");
         session_reply(s, "235 2.7.0 Authentication successful");
-    } else if (r == AUTH_TEMPFAIL) {
+    } else {
         log_warn("event=auth sid=%s client=%s status=tempfail mech=%s login=%s", s->sid, s->ip,
                  s->auth_mech, log_q(s->auth_user));
         session_reply(s, "454 4.7.0 Temporary authentication failure");
-    } else {
-        log_info("event=auth sid=%s client=%s status=fail mech=%s login=%s", s->sid, s->ip,
-                 s->auth_mech, log_q(s->auth_user));
-        stats_count(s->srv->stats, "submission.auth_failures");
-        session_error(s, "auth", "535 5.7.8 Error: authentication failed");
     }
     auth_reset(s);
-    if (s->state == SESS_COMMAND)
+    if (s->state == SESS_COMMAND && !s->auth_inline) /* else the caller's loop goes on */
         session_process(s);
 }
 
-/* auth_check - user and password known: check them off the loop */
+/* auth_checked - the lock-out state is known: refuse, or check the password */
+static void auth_checked(void *arg, unsigned failures, int locked)
+{
+    struct session *s = arg;
+
+    s->guard = NULL;
+    if (locked) {
+        sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
+        log_warn("event=auth sid=%s client=%s status=locked mech=%s login=%s", s->sid, s->ip,
+                 s->auth_mech, log_q(s->auth_user));
+        auth_reset(s);
+        session_close(s, "auth_lockout",
+                      "421 4.7.0 %s Error: too many failed authentications, try again later",
+                      s->gen->cfg->hostname);
+        return;
+    }
+    s->auth_job = auth_verify(s->gen->auth, s->srv->pool, s->auth_user, s->auth_pass, auth_done, s);
+    sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
+}
+
+/* auth_login_ok - a login as the users file allows them (printable ASCII, no blanks):
+ * it appears in replies, headers and logs, and Dovecot's logins are the client's */
+static int auth_login_ok(const char *l)
+{
+    for (; *l; l++)
+        if ((unsigned char)*l <= 0x20 || (unsigned char)*l >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* auth_check - user and password known: the lock-outs, then the password off the loop */
 static void auth_check(struct session *s, const char *user, const char *password)
 {
+    if (!auth_login_ok(user)) {
+        auth_reset(s);
+        session_error(s, "auth", "535 5.7.8 Error: authentication failed");
+        return;
+    }
     snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+    snprintf(s->auth_pass, sizeof(s->auth_pass), "%s", password);
     s->auth_step = AUTH_STEP_CHECKING;
     session_set_state(s, SESS_POLICY);
-    s->auth_job = auth_verify(s->gen->auth, s->srv->pool, user, password, auth_done, s);
+    /* the store and the cache may answer before their call returns */
+    s->auth_inline = 1;
+    if (!s->srv->store)
+        auth_checked(s, 0, 0);
+    else
+        s->guard = guard_check(s->srv->store, s->ip, auth_known(s), auth_checked, s);
+    s->auth_inline = 0;
 }
 
 /* auth_plain - a decoded PLAIN response; an authzid other than the user is refused */
@@ -198,13 +296,57 @@ void session_auth_free(struct session *s)
 {
     auth_cancel(s->auth_job);
     s->auth_job = NULL;
+    guard_cancel(s->guard);
+    s->guard = NULL;
+    if (s->tarpit)
+        event_free(s->tarpit);
+    s->tarpit = NULL;
+    sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
     auth_reset(s);
     free(s->login);
     s->login = NULL;
     s->cl.login = NULL;
 }
 
-int session_auth_sender_ok(const struct session *s, const char *addr)
+/* auth_mismatch - log and count a sender the login may not use */
+static void auth_mismatch(struct session *s, const char *where, const char *addr)
 {
-    return !s->login || !s->gen->auth || auth_sender_ok(s->gen->auth, s->login, addr);
+    s->refused_by = "sender_mismatch";
+    stats_count(s->srv->stats, "submission.sender_mismatch");
+    log_info("event=sender_mismatch sid=%s client=%s login=%s %s=%s", s->sid, s->ip,
+             log_q(s->login), where, log_qaddr(addr));
+}
+
+int session_auth_sender_ok(struct session *s, const char *addr)
+{
+    if (!s->login || !s->gen->auth || auth_sender_ok(s->gen->auth, s->login, addr))
+        return 1;
+    auth_mismatch(s, "sender", addr);
+    return 0;
+}
+
+int session_auth_header_ok(struct session *s)
+{
+    char addrs[FROM_MAX_ADDRS][ADDR_CANON_MAX];
+    const struct smtp_tx *tx = s->tx;
+    int n;
+
+    if (!s->login || !s->gen->auth || !auth_conf(s->gen->auth)->header_from)
+        return 1;
+    n = from_addresses(tx->hdr ? tx->hdr : "", tx->hdr_len, addrs, FROM_MAX_ADDRS);
+    if (n <= 0) {
+        auth_mismatch(s, "from", "");
+        session_error(s, "data",
+                      "550 5.7.1 Error: the message needs one From: field "
+                      "with your address");
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (!auth_sender_ok(s->gen->auth, s->login, addrs[i])) {
+            auth_mismatch(s, "from", addrs[i]);
+            session_error(s, "data", "550 5.7.1 <%s>: From: address not owned by user %s", addrs[i],
+                          s->login);
+            return 0;
+        }
+    return 1;
 }

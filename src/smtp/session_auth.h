@@ -18,7 +18,11 @@ void session_auth_command(struct session *s, const char *arg);
 void session_auth_line(struct session *s, const char *line);
 /* session_auth_free - cancel a check under way, forget the login */
 void session_auth_free(struct session *s);
-/* session_auth_sender_ok - may the authenticated login use addr (true when not authenticated) */
-int session_auth_sender_ok(const struct session *s, const char *addr);
+/* session_auth_sender_ok - may the authenticated login use addr as envelope sender (true
+ * when not authenticated); a mismatch is logged and counted */
+int session_auth_sender_ok(struct session *s, const char *addr);
+/* session_auth_header_ok - with auth { header_from = true }, the From: addresses of the
+ * message are the login's too; 0 after refusing with 550 5.7.1 */
+int session_auth_header_ok(struct session *s);
 
 #endif

@@ -13,7 +13,6 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mail/address.h"
-#include "policy/stats.h"
 #include "queue/accept.h"
 #include "relay/routes.h"
 #include "smtp/server.h"
@@ -187,10 +186,6 @@ static int cmd_mail_sender_ok(struct session *s, const char *sender)
     }
     if (session_auth_sender_ok(s, sender))
         return 1;
-    s->refused_by = "sender_mismatch";
-    stats_count(s->srv->stats, "submission.sender_mismatch");
-    log_info("event=sender_mismatch sid=%s client=%s login=%s sender=%s", s->sid, s->ip,
-             log_q(s->login), log_qaddr(sender));
     session_error(s, "mail", "553 5.7.1 <%s>: Sender address not owned by user %s", sender,
                   s->login);
     return 0;

@@ -355,6 +355,14 @@ static void data_end(struct session *s)
         return;
     }
     session_message_end(s);
+    if (!session_auth_header_ok(s)) { /* the header From: is not the login's: refused */
+        session_tx_free(s);
+        if (s->state != SESS_CLOSING) {
+            session_set_state(s, SESS_COMMAND);
+            session_set_timeout(s, s->gen->conf->timeouts.command);
+        }
+        return;
+    }
     session_run_stage(s, POLICY_END, end_done);
 }
 

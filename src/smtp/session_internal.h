@@ -138,6 +138,10 @@ struct session {
     const char *auth_mech;     /* "PLAIN" or "LOGIN" */
     char auth_user[256];       /* the login being checked */
     struct auth_job *auth_job; /* the password check under way */
+    struct guard_job *guard;   /* the failure counters being read or counted */
+    struct event *tarpit;      /* a failure's reply held back */
+    char auth_pass[256];       /* only between the lock-out check and auth_verify */
+    int auth_inline;           /* auth_check still on the stack: no session_process */
     /* for the session duration metric (0: never started) */
     struct timespec started;
 };

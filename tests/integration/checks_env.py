@@ -257,8 +257,7 @@ AUTH_MECHANISMS = ("spf", "sender", "dkim", "dmarc", "score")
 
 class Stats:
     """`mxgatectl stats` parsed: totals, stopped-by mechanism, the sender-authentication
-    rows (auth[mechanism] = {"reject": n, "tempfail": n, "score": n}), the submission
-    block (submission[row text] = n), verdicts."""
+    rows (auth[mechanism] = {"reject": n, "tempfail": n, "score": n}), verdicts."""
 
     def __init__(self, text: str):
         self.text = text
@@ -267,19 +266,10 @@ class Stats:
         self.pct: Dict[str, str] = {}
         self.verdicts: Dict[str, int] = {}
         self.auth: Dict[str, Dict[str, int]] = {}
-        self.submission: Dict[str, int] = {}
-        in_verdicts = in_auth = in_sub = False
+        in_verdicts = in_auth = False
         for ln in text.splitlines():
             if ln == "verdicts:":
-                in_verdicts, in_auth, in_sub = True, False, False
-                continue
-            if ln == "submission:":
-                in_sub, in_auth = True, False
-                continue
-            if in_sub:
-                r = re.match(r"^  (\S.*?) +(\d+)$", ln)
-                assert r, "bad submission line %r in:\n%s" % (ln, text)
-                self.submission[r.group(1)] = int(r.group(2))
+                in_verdicts, in_auth = True, False
                 continue
             if _AUTH_HEAD.match(ln):
                 in_auth = True
