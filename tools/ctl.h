@@ -53,5 +53,6 @@ int status_command(struct ctl *c, int argc, char **argv);
 int reload_command(struct ctl *c, int argc, char **argv);
 /* dkim_command - "dkim keygen ...": needs no configuration (ctl_dkim.c) */
 int dkim_command(int argc, char **argv);
+int user_command(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ void usage(void)
             "  greylist allow|remove ADDRESS|NETWORK [SENDER RECIPIENT]\n"
             "  blocks list\n"
             "  blocks clear ADDRESS|NETWORK|all\n"
+            "  user list [LOGIN]       submission logins: quota usage, suspension\n"
+            "  user suspend|resume LOGIN\n"
             "  status\n"
             "  reload\n"
             "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits 2048] [--dir DIR]\n");
@@ -73,7 +75,7 @@ static const struct {
 } commands[] = {
     {"queue", queue_command},        {"stats", stats_command},       {"flood", flood_command},
     {"bounce-flood", flood_command}, {"greylist", greylist_command}, {"blocks", blocks_command},
-    {"status", status_command},      {"reload", reload_command},
+    {"status", status_command},      {"reload", reload_command},     {"user", user_command},
 };
 
 int main(int argc, char **argv)

@@ -160,6 +160,15 @@ int adm_greylist_remove(const struct adm_env *env, const char *net, const char *
  * network ("all": every one); the count removed, or -1 */
 int adm_blocks_clear(const struct adm_env *env, const char *who, char *err, size_t errlen);
 
+/* ---- submission accounts (adm_users.c; the records are policy/quota.h's) ---- */
+/* adm_login_decode - a percent-encoded login (as mxgatectl sends it) into dst; 0 or -1 */
+int adm_login_decode(const char *s, char *dst, size_t len);
+/* adm_user_set - suspend (1) or resume (0) login; 0, or -1 with err */
+int adm_user_set(const struct adm_env *env, const char *login, int suspend, char *err,
+                 size_t errlen);
+/* adm_users_json - quota_users_json of the daemon's store at clock_now(). 0 or -1 */
+int adm_users_json(const struct adm_env *env, struct json *j);
+
 /* ---- status (adm_status.c) ---- */
 /* adm_status_json - {"version","started","uptime","listeners":[{"name","address"}],
  * "sessions","queue":{...},"store":{"uri","ok"},"admin"} */

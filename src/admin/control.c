@@ -87,6 +87,20 @@ static void control_store(struct control *c, int argc, char **argv, struct evbuf
         evbuffer_add_printf(out, "ok %d\n", n);
 }
 
+/* control_user - user suspend|resume LOGIN (percent-encoded) */
+static void control_user(struct control *c, int argc, char **argv, struct evbuffer *out)
+{
+    char login[300], err[128] = "bad request";
+    int on = argc == 3 && strcmp(argv[1], "suspend") == 0;
+
+    if (argc != 3 || (!on && strcmp(argv[1], "resume") != 0) ||
+        adm_login_decode(argv[2], login, sizeof(login)) < 0 ||
+        adm_user_set(&c->env, login, on, err, sizeof(err)) < 0)
+        evbuffer_add_printf(out, "error %s\n", err);
+    else
+        evbuffer_add_printf(out, "ok 1\n");
+}
+
 /* control_status - "ok" then the text lines, or "ok " and the JSON */
 static void control_status(struct control *c, int json, struct evbuffer *out)
 {
@@ -130,6 +144,8 @@ static void control_execute(struct control *c, char *req, struct evbuffer *out)
         control_queue(c, argc, argv, out);
     } else if (strcmp(argv[0], "greylist") == 0 || strcmp(argv[0], "blocks") == 0) {
         control_store(c, argc, argv, out);
+    } else if (strcmp(argv[0], "user") == 0) {
+        control_user(c, argc, argv, out);
     } else if (strcmp(argv[0], "reload") == 0 && argc == 1 && c->env.reload) {
         log_info("event=reload via=control");
         c->env.reload(c->env.reload_arg);

@@ -124,6 +124,13 @@ int http_api_get(struct http_req *r, const char *path)
     } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0 ||
                strcmp(path, "/api/flood") == 0) {
         api_store_listing(r, path + 5);
+    } else if (strcmp(path, "/api/users") == 0) {
+        json_init(&j);
+        if (adm_users_json(&r->a->env, &j) < 0)
+            http_error(r, 500, "cannot read the store");
+        else
+            http_json(r, 200, &j);
+        json_free(&j);
     } else if (strcmp(path, "/api/status") == 0) {
         json_init(&j);
         adm_status_json(&r->a->env, &j);
@@ -193,6 +200,18 @@ static void api_store_action(struct http_req *r, const char *what)
         api_count(r, n);
 }
 
+/* api_user_action - POST /api/users/{suspend,resume} with login= */
+static void api_user_action(struct http_req *r, int suspend)
+{
+    const char *login = http_param(r, "login");
+    char err[128] = "missing login";
+
+    if (!login || adm_user_set(&r->a->env, login, suspend, err, sizeof(err)) < 0)
+        http_error(r, 400, err);
+    else
+        api_count(r, 1);
+}
+
 int http_api_post(struct http_req *r, const char *path)
 {
     if (strcmp(path, "/api/queue/flush") == 0) {
@@ -209,6 +228,8 @@ int http_api_post(struct http_req *r, const char *path)
                strcmp(path, "/api/greylist/remove") == 0 ||
                strcmp(path, "/api/blocks/clear") == 0) {
         api_store_action(r, path + 5);
+    } else if (strcmp(path, "/api/users/suspend") == 0 || strcmp(path, "/api/users/resume") == 0) {
+        api_user_action(r, path[11] == 's');
     } else if (strcmp(path, "/api/reload") == 0 && r->a->env.reload) {
         r->a->env.reload(r->a->env.reload_arg);
         api_count(r, 1);

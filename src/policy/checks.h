@@ -39,4 +39,7 @@ extern const struct policy_check_ops policy_check_batv;
 extern const struct policy_check_ops policy_check_recipients;
 extern const struct policy_check_ops policy_check_harvest;
 
+/* quota (per-login message and recipient quotas on submission listeners; quota.h) */
+extern const struct policy_check_ops policy_check_quota;
+
 #endif

@@ -210,7 +210,8 @@ static void stats_print_auth(const struct stats_sum *sum, FILE *out)
 }
 
 /* stats_print_submission - the outbound side: what authenticated users sent and
- * what the submission listeners refused (session_auth.c counts them) */
+ * what the submission listeners refused (session_auth.c counts them), quotas and
+ * suspensions (quota.c, mxgatectl user) */
 static void stats_print_submission(const struct stats_sum *sum, FILE *out)
 {
     static const char *const rows[][2] = {
@@ -218,6 +219,11 @@ static void stats_print_submission(const struct stats_sum *sum, FILE *out)
         {"submission auth failures", "submission.auth_failures"},
         {"submission lock-outs", "submission.lockouts"},
         {"submission sender mismatch", "submission.sender_mismatch"},
+        {"quota refused messages", "quota.messages"},
+        {"quota refused recipients", "quota.recipients"},
+        {"suspended login refused", "quota.suspended"},
+        {"logins suspended", "quota.suspend"},
+        {"logins resumed", "quota.resume"},
     };
 
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)

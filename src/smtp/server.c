@@ -16,6 +16,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "auth/auth.h"
+#include "policy/quota.h"
 #include "policy/stats.h"
 #include "smtp/serverconf.h"
 #include "smtp/session.h"
@@ -309,6 +311,17 @@ static void server_drop_listeners(struct server *srv, struct evconnlistener *con
     free(srv->listeners);
 }
 
+/* server_account_created - the quota check's account ages: created= in the users file of
+ * the generation in force (quota.h) */
+static int server_account_created(void *arg, const char *login, time_t *created)
+{
+    const struct server *srv = arg;
+
+    if (!srv->gen || !srv->gen->auth)
+        return -1;
+    return quota_users_created((void *)auth_users(srv->gen->auth), login, created);
+}
+
 /* server_install - see server.h */
 int server_install(struct server *srv, struct server_gen *g, char *err, size_t errlen)
 {
@@ -333,6 +346,7 @@ int server_install(struct server *srv, struct server_gen *g, char *err, size_t e
     srv->listeners = sls;
     srv->nlisteners = sc->nlisten;
     server_set_gen(srv, g);
+    quota_created_source(server_account_created, srv);
     if (srv->enabled)
         server_enable(srv);
     free(evl);
@@ -370,6 +384,7 @@ void server_close(struct server *srv)
 {
     server_close_listeners(srv);
     session_free_all(srv);
+    quota_created_source(NULL, NULL);
     if (srv->drain_ev)
         event_free(srv->drain_ev);
     srv->drain_ev = NULL;

@@ -67,7 +67,10 @@ def test_s25r_reject_names_each_rule(gateway, sink, dns_server):
     assert past.totals == {"connections": 0, "messages accepted": 0,
                            "queue files corrupt": 0, "submissions accepted": 0,
                            "submission auth failures": 0, "submission lock-outs": 0,
-                           "submission sender mismatch": 0, "connections refused": 0}, past.text
+                           "submission sender mismatch": 0, "quota refused messages": 0,
+                           "quota refused recipients": 0, "suspended login refused": 0,
+                           "logins suspended": 0, "logins resumed": 0,
+                           "connections refused": 0}, past.text
     assert past.stopped == {} and past.verdicts == {}, past.text
 
 

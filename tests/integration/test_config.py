@@ -1,9 +1,11 @@
 """Configuration checking (mxgated -n) and the daemon's life cycle."""
 
+import os
 import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -374,3 +376,44 @@ def test_warning_at_start(gateway):
     gw.wait_log(r"^%s:\d+: warning: listen mx: s25r action \"greylist\" has no effect"
                 % re.escape(str(gw.config)))
     gw.wait_log(r"event=ready\b")
+
+
+def man_examples():
+    """The configurations in mxgate.conf(5)'s EXAMPLES: (title, text)."""
+    man = (Path(__file__).resolve().parent.parent.parent / "docs" / "mxgate.conf.5").read_text()
+    part = man.split(".SH EXAMPLES", 1)[1].split(".SH ", 1)[0]
+    out = []
+    for sec in part.split(".SS ")[1:]:
+        title = sec.split("\n", 1)[0]
+        body = sec.split(".nf\n.RS\n", 1)[1].split(".RE\n.fi", 1)[0]
+        out.append((title, body.replace("\\(dq", '"').replace("\\-", "-")))
+    return out
+
+
+def test_man_page_examples_pass(tmp_path, tls_files):
+    """Each worked example of mxgate.conf(5) is a configuration mxgated takes
+    (its files made up in a scratch directory, the user line left out)."""
+    examples = man_examples()
+    assert [t for t, _ in examples] == ["A university gateway", "An ISP submission service"]
+    cert, key = tls_files
+    etc = tmp_path / "etc"
+    (etc / "dkim").mkdir(parents=True)
+    for name in ("access.client", "access.rcpt", "senders"):
+        (etc / name).write_text("")
+    (etc / "users").write_text("alice:$6$salt$abcdefghijklmnopqrstuvwxyz0123456789:created=2026-01-31\n")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(etc / "dkim" / "isp.example.jp.s2026.key")],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(etc / "dkim" / "isp.example.jp.s2026.key", 0o600)
+    for title, text in examples:
+        text = "\n".join(l for l in text.splitlines() if not l.startswith("user "))
+        for pem in ("mx", "smtp"):
+            text = text.replace("/etc/mxgate/%s.pem" % pem, cert)
+            text = text.replace("/etc/mxgate/%s.key" % pem, key)
+        text = text.replace("/etc/mxgate/", str(etc) + "/")
+        text = text.replace("/var/spool/mxgate", str(tmp_path / "spool"))
+        text = text.replace("/var/lib/mxgate", str(tmp_path / "state"))
+        p = tmp_path / "example.conf"
+        p.write_text(text + "\n")
+        r = check(p, tmp_path)
+        assert r.returncode == 0, (title, r.stdout, r.stderr, text)
