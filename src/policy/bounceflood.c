@@ -52,7 +52,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +63,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/spawn.h"
 #include "policy/stats.h"
 #include "store/store.h"
 
@@ -75,7 +75,6 @@
 #define BF_REAP_MS 100     /* how often a running hook is looked at */
 #define BF_TICK_SLACK_MS 5 /* fire just after the window's end, never just before */
 #define BF_TEST_POLL_MS 10 /* with an injected clock the timer polls it */
-#define BF_ENV_MAX 4096    /* environment entries passed on to the hook */
 #define BF_STATE_KEY "bf:state"
 
 enum bf_event { BF_NONE, BF_START, BF_STOP };
@@ -150,69 +149,17 @@ static void bf_store_count(struct bounceflood *bf)
                  log_q(strerror(errno)));
 }
 
-/* bf_env - the daemon's environment without MXGATE_*, then ours */
-static char **bf_env(char *event, char *count)
-{
-    extern char **environ;
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ && environ[n] && n < BF_ENV_MAX)
-        n++;
-    env = xcalloc(n + 3, sizeof(*env));
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "MXGATE_EVENT=", 13) != 0 &&
-            strncmp(environ[i], "MXGATE_COUNT=", 13) != 0)
-            env[k++] = environ[i];
-    env[k++] = event;
-    env[k] = count;
-    return env;
-}
-
-/* bf_spawn_setup - stdin from /dev/null, no inherited descriptors, default signals */
-static int bf_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
-{
-    sigset_t none, all;
-    int rc;
-
-    sigemptyset(&none);
-    sigfillset(&all);
-    if ((rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-        (rc = posix_spawn_file_actions_addclosefrom_np(fa, 3)) != 0 ||
-        (rc = posix_spawnattr_setsigmask(at, &none)) != 0 ||
-        (rc = posix_spawnattr_setsigdefault(at, &all)) != 0 ||
-        (rc = posix_spawnattr_setpgroup(at, 0)) != 0)
-        return rc;
-    return posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETPGROUP);
-}
-
 /* bf_spawn - start `hook event` without waiting for it; 0 or an errno value */
 static int bf_spawn(struct bounceflood *bf, enum bf_event ev, uint64_t count)
 {
     char evar[32], cvar[48], arg[8];
-    char *argv[] = {bf->hook, arg, NULL}, **env;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    int rc;
+    char *argv[] = {bf->hook, arg, NULL};
+    char *vars[] = {evar, cvar, NULL};
 
     snprintf(arg, sizeof(arg), "%s", bf_event_name(ev));
     snprintf(evar, sizeof(evar), "MXGATE_EVENT=%s", arg);
     snprintf(cvar, sizeof(cvar), "MXGATE_COUNT=%" PRIu64, count);
-    env = bf_env(evar, cvar);
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
-        free(env);
-        return rc;
-    }
-    if ((rc = posix_spawnattr_init(&at)) == 0) {
-        rc = bf_spawn_setup(&fa, &at);
-        if (rc == 0)
-            rc = posix_spawn(&bf->pid, bf->hook, &fa, &at, argv, env);
-        posix_spawnattr_destroy(&at);
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    free(env);
-    return rc;
+    return spawn_hook(&bf->pid, bf->hook, argv, vars);
 }
 
 /* bf_hook_run - spawn the hook for ev now and watch it */

@@ -16,7 +16,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +26,12 @@
 
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/spawn.h"
 #include "core/xmalloc.h"
 
 #define QH_TIMEOUT 60
 #define QH_REAP_MS 100
 #define QH_WAIT_MAX 16
-#define QH_ENV_MAX 4096
 
 struct qh_job {
     char login[QUOTA_LOGIN_MAX + 1];
@@ -49,68 +48,17 @@ struct quota_hook {
     size_t nwait;
 };
 
-/* qh_env - the daemon's environment without MXGATE_*, then ours */
-static char **qh_env(char *ev, char *login, char *count)
-{
-    extern char **environ;
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ && environ[n] && n < QH_ENV_MAX)
-        n++;
-    env = xcalloc(n + 4, sizeof(*env));
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "MXGATE_", 7) != 0)
-            env[k++] = environ[i];
-    env[k++] = ev;
-    env[k++] = login;
-    env[k] = count;
-    return env;
-}
-
-/* qh_setup - stdin from /dev/null, no inherited descriptors, default signals, own group */
-static int qh_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
-{
-    sigset_t none, all;
-    int rc;
-
-    sigemptyset(&none);
-    sigfillset(&all);
-    if ((rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-        (rc = posix_spawn_file_actions_addclosefrom_np(fa, 3)) != 0 ||
-        (rc = posix_spawnattr_setsigmask(at, &none)) != 0 ||
-        (rc = posix_spawnattr_setsigdefault(at, &all)) != 0 ||
-        (rc = posix_spawnattr_setpgroup(at, 0)) != 0)
-        return rc;
-    return posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETPGROUP);
-}
-
 /* qh_spawn - start the hook for the running job; 0 or an errno value */
 static int qh_spawn(struct quota_hook *h)
 {
     char count[32], ev[] = "MXGATE_EVENT=quota", lvar[QUOTA_LOGIN_MAX + 16], cvar[48];
-    char *argv[] = {h->path, h->running.login, count, NULL}, **env;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    int rc;
+    char *argv[] = {h->path, h->running.login, count, NULL};
+    char *vars[] = {ev, lvar, cvar, NULL};
 
     snprintf(count, sizeof(count), "%lld", h->running.count);
     snprintf(lvar, sizeof(lvar), "MXGATE_LOGIN=%s", h->running.login);
     snprintf(cvar, sizeof(cvar), "MXGATE_COUNT=%s", count);
-    env = qh_env(ev, lvar, cvar);
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
-        free(env);
-        return rc;
-    }
-    if ((rc = posix_spawnattr_init(&at)) == 0) {
-        if ((rc = qh_setup(&fa, &at)) == 0)
-            rc = posix_spawn(&h->pid, h->path, &fa, &at, argv, env);
-        posix_spawnattr_destroy(&at);
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    free(env);
-    return rc;
+    return spawn_hook(&h->pid, h->path, argv, vars);
 }
 
 /* qh_start - spawn for job now and watch it */
