@@ -191,9 +191,6 @@ struct dkim_sign_req {
     long long x; /* expiry, -1: none */
 };
 
-/* dkim_sign_headers_default - a sensible list of fields to sign (NULL-terminated) */
-extern const char *const dkim_sign_headers_default[];
-
 /* dkim_sign - the DKIM-Signature field (relaxed/relaxed, folded, CRLF-terminated,
  * malloc'd) for the header section hdr and the relaxed body hash bh; NULL with err */
 char *dkim_sign(const struct dkim_sign_req *rq, const char *hdr, size_t hlen,

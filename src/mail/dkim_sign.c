@@ -21,25 +21,6 @@
 
 #define DKIM_LINE 76 /* fold before a line would pass this */
 
-const char *const dkim_sign_headers_default[] = {
-    "from",
-    "reply-to",
-    "subject",
-    "date",
-    "to",
-    "cc",
-    "message-id",
-    "in-reply-to",
-    "references",
-    "mime-version",
-    "content-type",
-    "content-transfer-encoding",
-    "list-id",
-    "list-unsubscribe",
-    "list-unsubscribe-post",
-    NULL,
-};
-
 /* dkim_fold_add - s to the field, on a new line when the current one would grow too long */
 static void dkim_fold_add(struct dkim_buf *b, size_t *col, const char *s, size_t len)
 {
