@@ -89,6 +89,18 @@ int policy_client_add_header(struct policy_client *cl, const char *name, const c
     return 0;
 }
 
+/* policy_client_quarantine - the first check that asks decides */
+int policy_client_quarantine(struct policy_client *cl, const char *check, const char *why)
+{
+    if (cl->quarantine[0] || cl->discard)
+        return -1;
+    snprintf(cl->quarantine, sizeof(cl->quarantine), "%s: %s", check, why);
+    for (char *p = cl->quarantine; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return 0;
+}
+
 /* policy_verdict_dunno - no opinion */
 void policy_verdict_dunno(struct policy_verdict *v)
 {

@@ -123,6 +123,14 @@ struct policy_client {
     /* header fields a check adds on top of the stored message (Received-SPF at MAIL,
      * X-Spam-Status at END), complete lines with CRLF; malloc'd, the session takes them */
     char *add_headers;
+    /* END stage: what becomes of an accepted message instead of delivery. The
+     * first check that asks decides (policy_client_quarantine); the session
+     * clears both when a transaction starts. quarantine: kept in
+     * spool/quarantine/ until an operator releases it ("" = deliver), the text
+     * says which check asked and why. discard: accepted and dropped (a milter's
+     * discard), logged, never delivered. */
+    char quarantine[192];
+    int discard;
 };
 
 /* Daemon-wide services a check may use. */
@@ -203,6 +211,11 @@ void *policy_job_msg(const struct policy_job *job);
  * total over POLICY_HEADERS_MAX octets is dropped (0 added, -1 dropped). */
 #define POLICY_HEADERS_MAX 8192
 int policy_client_add_header(struct policy_client *cl, const char *name, const char *value);
+
+/* policy_client_quarantine - END stage: keep the message in quarantine instead of
+ * delivering it; the first request wins, later ones are ignored (returns 0 when
+ * this one decided, -1 otherwise). why is printable text for the log and list. */
+int policy_client_quarantine(struct policy_client *cl, const char *check, const char *why);
 
 /* Verdict helpers for checks. */
 void policy_verdict_dunno(struct policy_verdict *v);

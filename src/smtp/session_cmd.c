@@ -105,6 +105,8 @@ static void session_tx_judgement(struct session *s)
 {
     session_score_mark(s, &s->score_tx);
     memset(&s->cl.auth, 0, sizeof(s->cl.auth));
+    s->cl.quarantine[0] = '\0';
+    s->cl.discard = 0;
 }
 
 /* session_helo_judgement - a HELO again (after STARTTLS) is judged again, from
