@@ -160,13 +160,16 @@ static struct dns *setup_dns(const struct config *cfg, struct event_base *base,
 /* setup_store - the state store (greylist, rate limits, statistics) */
 static struct store *setup_store(const struct config *cfg, struct event_base *base)
 {
-    char uri[4200], err[512];
+    char uri[4200], err[512], safe[4200];
+    struct store_options opt;
     struct store *st;
 
     storeconf_uri(cfg, uri, sizeof(uri));
-    st = store_open(base, uri, err, sizeof(err));
+    storeconf_options(cfg, &opt);
+    st = store_open_opts(base, uri, &opt, err, sizeof(err));
     if (!st)
-        log_fatal("event=fatal what=store uri=%s error=%s", log_q(uri), log_q(err));
+        log_fatal("event=fatal what=store uri=%s error=%s",
+                  log_q(store_uri_safe(uri, safe, sizeof(safe))), log_q(err));
     store_set_expire_interval(st, storeconf_cleanup(cfg));
     return st;
 }
