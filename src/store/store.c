@@ -361,14 +361,15 @@ static const struct store_backend *parse_uri(const char *uri, const char **locat
 int store_uri_check(const char *uri, char *err, size_t errlen)
 {
     const char *location;
+    const struct store_backend *be = parse_uri(uri, &location, err, errlen);
 
-    if (!parse_uri(uri, &location, err, errlen))
+    if (!be)
         return -1;
     if (!*location) {
         snprintf(err, errlen, "store uri \"%s\" has no location", uri);
         return -1;
     }
-    return 0;
+    return be->check ? be->check(location, err, errlen) : 0;
 }
 
 /* store_uri_safe - "scheme://:secret@host" as "scheme://:***@host" */

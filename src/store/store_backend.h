@@ -41,6 +41,8 @@ struct store_backend {
     /* lease - see store_lease; NULL: the front end does it with sync_get and set */
     int (*lease)(void *h, const void *key, size_t keylen, const char *owner, unsigned ttl_ms,
                  store_done_cb cb, void *arg);
+    /* check - is location one open would take (mxgated -n)? 0, or -1 with err; may be NULL */
+    int (*check)(const char *location, char *err, size_t errlen);
     int shared; /* other gateways may use the same store */
 };
 

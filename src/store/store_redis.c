@@ -563,7 +563,21 @@ static void rds_close(void *h)
     free(r);
 }
 
-#define RDS_BACKEND(sym, sch, openfn)                                                              \
+static int rds_check_tcp(const char *location, char *err, size_t errlen)
+{
+    struct rds_uri u;
+
+    return rds_uri_parse("redis", location, &u, err, errlen);
+}
+
+static int rds_check_unix(const char *location, char *err, size_t errlen)
+{
+    struct rds_uri u;
+
+    return rds_uri_parse("redis+unix", location, &u, err, errlen);
+}
+
+#define RDS_BACKEND(sym, sch, openfn, checkfn)                                                              \
     const struct store_backend sym = {                                                             \
         .scheme = sch,                                                                             \
         .open = openfn,                                                                            \
@@ -578,8 +592,9 @@ static void rds_close(void *h)
         .sync_scan_prefix = rds_sync_scan_prefix,                                                  \
         .close = rds_close,                                                                        \
         .lease = rds_lease,                                                                        \
+        .check = checkfn,                                                                          \
         .shared = 1,                                                                               \
     }
 
-RDS_BACKEND(store_backend_redis, "redis", rds_open_tcp);
-RDS_BACKEND(store_backend_redis_unix, "redis+unix", rds_open_unix);
+RDS_BACKEND(store_backend_redis, "redis", rds_open_tcp, rds_check_tcp);
+RDS_BACKEND(store_backend_redis_unix, "redis+unix", rds_open_unix, rds_check_unix);

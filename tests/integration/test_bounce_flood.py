@@ -181,6 +181,7 @@ def flood_state(gw) -> str:
     return r.stdout.strip()
 
 
+@pytest.mark.usefixtures("store_backend")  # on LMDB, and on a shared Redis
 def test_flood_withdraws_and_restores_primary_mx(gateway, knot, sink):
     env = {
         "MXW_SERVER": "127.0.0.1", "MXW_PORT": str(knot.port), "MXW_ZONE": ZONE,

@@ -12,6 +12,8 @@ Run with Debian's interpreter:  /usr/bin/python3 -m pytest tests/integration/tes
 import signal
 import threading
 import time
+
+import pytest
 from typing import Dict, List, Optional, Tuple
 
 from checks_env import checks_gateway
@@ -179,6 +181,7 @@ def harvest(gw, results: List[Tuple[Reply, float]], started: threading.Event,
         c.close()
 
 
+@pytest.mark.usefixtures("store_backend")  # on LMDB, and on a shared Redis
 def test_harvester_tarpitted_and_blocked(gateway, sink, tmp_path):
     """threshold 5, tarpit 1 s: 5 unknown recipients are refused at once, the next
     5 after a second each, then 421 4.7.0 and the connection closes. Meanwhile
