@@ -393,6 +393,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.spool = setup_dirs(cfg, &qc);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
+    stats_set_host(srv.stats, cfg->hostname);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
     spool_on_corrupt(srv.spool, on_corrupt, &srv);

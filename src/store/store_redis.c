@@ -577,7 +577,7 @@ static int rds_check_unix(const char *location, char *err, size_t errlen)
     return rds_uri_parse("redis+unix", location, &u, err, errlen);
 }
 
-#define RDS_BACKEND(sym, sch, openfn, checkfn)                                                              \
+#define RDS_BACKEND(sym, sch, openfn, checkfn)                                                     \
     const struct store_backend sym = {                                                             \
         .scheme = sch,                                                                             \
         .open = openfn,                                                                            \
