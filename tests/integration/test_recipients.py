@@ -12,9 +12,9 @@ Run with Debian's interpreter:  /usr/bin/python3 -m pytest tests/integration/tes
 import signal
 import threading
 import time
+from typing import Dict, List, Optional, Tuple
 
 import pytest
-from typing import Dict, List, Optional, Tuple
 
 from checks_env import checks_gateway
 from conftest import RawClient, Reply, free_port, make_message, queue_id, wait_until
