@@ -17,13 +17,16 @@ set -eu
 BUILD="build-essential cmake pkg-config
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
 libcrypt-dev libpsl-dev libconfuse-dev zlib1g-dev libidn2-dev libsystemd-dev"
-RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl"
-PACKAGE="debhelper dpkg-dev"
+# libhiredis0.14 runs the Redis store (store { uri = "redis://..." }), built
+# against libhiredis-dev above; redis-server is the private one of the tests.
+RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl libhiredis0.14"
+PACKAGE="debhelper dpkg-dev libhiredis-dev"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 postfix nsd knot bind9-dnsutils systemd
 prometheus chromium python3-websocket
-whois dovecot-core"  # mkpasswd and a private Dovecot for the submission tests
+whois dovecot-core
+redis-server"  # mkpasswd and a private Dovecot for the submission tests; a private Redis
 
 [ $# -gt 0 ] || set -- all
 PKGS=""
