@@ -195,6 +195,12 @@ def test_password_over_tcp(gateway, sink, dns_server, tmp_path):
         refused(gw, "127.0.0.61", 451, "4.7.1", "Greylisted")
         assert srv.keys("mxgate:gl:t:127.0.0.61*")
         assert "s3cr" not in gw.log_text()
+        st = gw.ctl("status")  # the store is named, its password not shown
+        assert st.returncode == 0, st.stderr
+        assert "store:     redis://:***@127.0.0.1:%d/0 ok\n" % srv.port in st.stdout, st.stdout
+        # mxgatectl's own connection authenticates too (counters arrive within a second)
+        wait_until(lambda: "gateways sharing the store: 1 (gw1.mx.example.test)\n"
+                   in gw.ctl("stats").stdout, what="the gateway in mxgatectl stats")
         bad = srv.tcp_uri.replace("s3cr=t", "wrong")
         gw2, = fleet(gateway, srv, ["greylist"], GREYLIST, dns_server.address, n=1,
                      on_error="tempfail", uri=bad)
