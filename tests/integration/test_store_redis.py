@@ -2,7 +2,8 @@
 redis-server on a UNIX socket and a loopback port): a greylist pass on one is
 honoured by the other, rate limits and harvest blocks are global, the
 statistics are the fleet's; Redis stopped in the middle: each check does what
-store { on_error } says, the outage is logged once and counted, the gateways
+store { on_error } says (Redis stopped, or hanging: the timeout), the outage is
+logged once and counted, the gateways
 recover by themselves; AUTH with a password, over TCP.
 
 The checks' own tests run on both stores too (store_backend in
@@ -12,8 +13,8 @@ test_bounce_flood.py); the bounce-flood leader of a fleet is tested here.
 Run:  /usr/bin/python3 -m pytest tests/integration/test_store_redis.py
 """
 
-import os
 import re
+import signal
 import subprocess
 import time
 
@@ -283,3 +284,28 @@ def test_bounce_flood_of_the_fleet_runs_the_hook_once(gateway, sink, redis, tmp_
     assert not gws[1].log_lines(r"event=(bounce_flood|hook) ")
     assert len(gws[0].log_lines(r"event=bounce_flood state=")) == 2
     assert redis.cmd("GET", "mxgate:bf:state").startswith(b"vnormal ")
+
+
+def test_redis_that_hangs_times_out(gateway, sink, dns_server, redis):
+    """Redis stopped with SIGSTOP (connected, never answering): a session waits the
+    store's timeout (1 s here) at most, then greylisting gives no opinion; the
+    outage is logged once as a timeout; SIGCONT and the gateway is back by itself."""
+    gw, = fleet(gateway, redis, ["greylist"], GREYLIST, dns_server.address, n=1)
+    refused(gw, "127.0.0.71", 451, "4.7.1", "Greylisted")
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        accepted(gw, "127.0.0.72")
+        took = time.monotonic() - t0
+        assert 0.8 < took < 3.0, "the session took %.2f s with a 1 s store timeout" % took
+        gw.wait_log(r"event=store_down backend=redis server=unix:\S+ error=timeout")
+        for ip in ("127.0.0.73", "127.0.0.74"):  # while it hangs: reconnections fail fast
+            t0 = time.monotonic()
+            accepted(gw, ip)
+            assert time.monotonic() - t0 < 3.0
+        assert len(gw.log_lines(r"event=store_down")) == 1
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    gw.wait_log(r"event=store_up backend=redis", timeout=8)
+    refused(gw, "127.0.0.75", 451, "4.7.1", "Greylisted")
+    assert len(sink.wait_for(3)) == 3
