@@ -1,14 +1,14 @@
 """test_store_redis.py - several gateways sharing one Redis (a private Debian
 redis-server on a UNIX socket and a loopback port): a greylist pass on one is
 honoured by the other, rate limits and harvest blocks are global, the
-statistics are the fleet's; Redis stopped in the middle: each check does what
-store { on_error } says (Redis stopped, or hanging: the timeout), the outage is
-logged once and counted, the gateways
-recover by themselves; AUTH with a password, over TCP.
+statistics are the fleet's, the bounce-flood hook runs once for the fleet;
+Redis stopped (or hanging: the timeout) in the middle: each check does what
+store { on_error } says, the outage is logged once and counted, the gateways
+recover by themselves; AUTH with a password, over TCP; mxgated -n on the URIs.
 
 The checks' own tests run on both stores too (store_backend in
 test_checks_greylist.py, test_checks_ratelimit.py, test_recipients.py,
-test_bounce_flood.py); the bounce-flood leader of a fleet is tested here.
+test_bounce_flood.py, test_quota.py).
 
 Run:  /usr/bin/python3 -m pytest tests/integration/test_store_redis.py
 """
