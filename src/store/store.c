@@ -60,9 +60,6 @@ static const struct store_backend *const store_backends[] = {
     &store_backend_redis_unix,
 };
 
-/* Schemes the design reserves but this binary does not contain. */
-static const char *const store_unbuilt[] = {"memcached"};
-
 #define NITEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* store_now - the store's clock */
@@ -330,12 +327,6 @@ static const struct store_backend *find_backend(const char *scheme, char *err, s
     for (size_t i = 0; i < NITEMS(store_backends); i++)
         if (strcmp(store_backends[i]->scheme, scheme) == 0)
             return store_backends[i];
-    for (size_t i = 0; i < NITEMS(store_unbuilt); i++) {
-        if (strcmp(store_unbuilt[i], scheme) == 0) {
-            snprintf(err, errlen, "%s backend not built", scheme);
-            return NULL;
-        }
-    }
     snprintf(err, errlen, "unknown store backend \"%s\"", scheme);
     return NULL;
 }

@@ -261,10 +261,13 @@ def test_unreadable_access_file(tmp_path):
 
 @pytest.mark.parametrize("uri,text", [
     ("nosuch:/var/x", 'unknown store backend "nosuch"'),
-    ("redis:127.0.0.1:6379", "redis backend not built"),
+    ("redis:127.0.0.1:6379", "redis uri: expected redis://..."),
+    ("redis://:s3cret@127.0.0.1:6379/99", 'redis uri: database "99" is not 0..15'),
+    ("redis+unix://run/redis.sock", "redis+unix uri: the socket must be an absolute path"),
     ("lmdb:", 'store uri "lmdb:" has no location'),
     ("just-a-path", 'store uri "just-a-path" is not scheme:location'),
-], ids=["unknown-scheme", "unbuilt", "no-location", "no-scheme"])
+], ids=["unknown-scheme", "redis-no-slashes", "redis-bad-db", "redis-unix-relative",
+        "no-location", "no-scheme"])
 def test_bad_store_uri(tmp_path, uri, text):
     lines = list(BASE_LINES) + ['store { uri = "%s" }' % uri]                   # 8
     p = write_conf(tmp_path, lines)
