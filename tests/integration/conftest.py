@@ -652,7 +652,10 @@ def store_backend(request):
         if b.redis.proc is None:  # a test stopped it and failed before restarting it
             b.redis.start()
         b.redis.cmd("FLUSHALL")
-    return b
+    yield b
+    if b.redis is not None and b.redis.proc is not None:
+        # the redis variant really ran on Redis: its gateways wrote their state there
+        assert b.redis.keys("mxgate:*"), "no gateway of this test wrote to Redis"
 
 
 def store_section(backend, on_error: str = "pass", uri: Optional[str] = None) -> str:
