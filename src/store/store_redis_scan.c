@@ -65,7 +65,8 @@ static void on_scan(void *arg, struct redisReply *rep)
         scan_step(sc);
         return;
     }
-    qsort(sc->k, sc->n, sizeof(*sc->k), rds_key_cmp);
+    if (sc->n > 1) /* qsort wants an array, even of nothing */
+        qsort(sc->k, sc->n, sizeof(*sc->k), rds_key_cmp);
     mget_step(sc);
 }
 

@@ -182,7 +182,8 @@ static int sync_keys(struct rds *r, const char *match, struct rds_keys *ks)
                      (size_t)rep->element[1]->element[i]->len);
         freeReplyObject(rep);
     } while (strcmp(cursor, "0") != 0);
-    qsort(ks->k, ks->n, sizeof(*ks->k), rds_key_cmp);
+    if (ks->n > 1) /* qsort wants an array, even of nothing */
+        qsort(ks->k, ks->n, sizeof(*ks->k), rds_key_cmp);
     return STORE_OK;
 }
 
