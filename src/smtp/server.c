@@ -165,7 +165,10 @@ static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
 {
     struct server_listener *sl = arg;
 
-    server_adopt(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
+    if (sl->conf->proxy)
+        server_proxy_accept(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
+    else
+        server_adopt(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
 }
 
 /* server_resume - try accepting again after a pause */
@@ -383,6 +386,7 @@ void server_close_listeners(struct server *srv)
 void server_close(struct server *srv)
 {
     server_close_listeners(srv);
+    server_proxy_close_all(srv);
     session_free_all(srv);
     quota_created_source(NULL, NULL);
     if (srv->drain_ev)
