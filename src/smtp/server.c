@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "policy/quota.h"
 #include "policy/stats.h"
+#include "policysrv/policysrv.h"
 #include "smtp/serverconf.h"
 #include "smtp/session.h"
 
@@ -156,7 +157,10 @@ void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_
     }
     c->count++;
     srv->nconn++;
-    session_start(srv, l, fd, sa, salen, server_ip_release, srv);
+    if (l->policy)
+        server_policy_start(srv, l, fd, sa, salen, server_ip_release, srv);
+    else
+        session_start(srv, l, fd, sa, salen, server_ip_release, srv);
 }
 
 /* server_accept - a listener accepted fd */
@@ -387,6 +391,8 @@ void server_close(struct server *srv)
 {
     server_close_listeners(srv);
     server_proxy_close_all(srv);
+    policysrv_free(srv->policysrv);
+    srv->policysrv = NULL;
     session_free_all(srv);
     quota_created_source(NULL, NULL);
     if (srv->drain_ev)

@@ -28,6 +28,7 @@ struct auth;
 struct stats;
 struct store;
 struct nexthops;
+struct policysrv;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define SERVER_IP_BUCKETS 4096
@@ -115,6 +116,7 @@ struct server {
     unsigned nproxies;
     struct event *flush_ev; /* active while flushq is not empty; the server's own */
     struct server_ip_count *per_ip[SERVER_IP_BUCKETS];
+    struct policysrv *policysrv; /* connections of role = "policy" listeners (made at the first) */
 };
 
 /* server_listen - bind every listen section (as root, before dropping privileges);
@@ -170,6 +172,16 @@ void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_
  */
 void server_proxy_accept(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                          const struct sockaddr *sa, socklen_t salen);
+/*
+ * server_policy_start - a connection to a role = "policy" listener that passed the
+ * limits: Postfix's policy delegation protocol (policysrv/) with the listener's
+ * checks; release(release_arg, sa) gives the limits' slot back at the end
+ * (server_policy.c)
+ */
+void server_policy_start(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
+                         const struct sockaddr *sa, socklen_t salen,
+                         void (*release)(void *arg, const struct sockaddr *sa), void *release_arg);
+
 /* server_proxy_close_all - drop every connection still waiting for its header */
 void server_proxy_close_all(struct server *srv);
 
