@@ -35,8 +35,8 @@ struct policysrv_instance {
     struct policy_verdict refusal; /* a MAIL refusal or a 421: every later answer */
     int refused;
     char *prepend; /* a header field a check added, for the next answer that is no refusal */
-    const char *refused_by;
-    int passed; /* a request of the transaction was answered without a refusal */
+    const char *refused_by; /* counted as stopped by this mechanism */
+    int passed;             /* a request of the transaction was answered without a refusal */
     /* the request being judged */
     const struct policysrv_req *req;
     unsigned todo;
@@ -126,7 +126,7 @@ int policysrv_instance_same(const struct policysrv_instance *ins, const struct p
     int same = ins->instance && r->instance && strcmp(ins->instance, r->instance) == 0 &&
                sockaddr_parse(r->client_address, 0, &ss, &len) == 0 &&
                strcmp(sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip)), ins->cl.ip) == 0 &&
-               policysrv_same_str(helo, ins->helo) &&
+               (!ins->helo || policysrv_same_str(helo, ins->helo)) &&
                (!ins->sender || policysrv_same_str(sender, ins->sender)) &&
                policysrv_same_str(r->sasl_username && r->sasl_username[0] ? r->sasl_username : NULL,
                                   ins->login);
@@ -163,6 +163,23 @@ static const char *policysrv_mechanism(const struct policysrv_instance *ins,
     return v->check ? v->check : "policy";
 }
 
+/*
+ * policysrv_count_stopped - the transaction's first refusal, unless a request of it
+ * passed: counted as stopped at once, not when the transaction ends, since Postfix
+ * keeps the connection (and the last transaction) open for minutes
+ */
+static void policysrv_count_stopped(struct policysrv_instance *ins, const struct policy_verdict *v)
+{
+    char counter[96];
+
+    if (ins->refused_by || ins->passed)
+        return;
+    ins->refused_by = policysrv_mechanism(ins, v);
+    stats_count(ins->env->stats, "stopped");
+    snprintf(counter, sizeof(counter), "stopped.%s", ins->refused_by);
+    stats_count(ins->env->stats, counter);
+}
+
 /* policysrv_refused_log - the reject line of an SMTP session's, for the same tools */
 static void policysrv_refused_log(struct policysrv_instance *ins, const char *stage,
                                   const struct policy_verdict *v)
@@ -180,8 +197,7 @@ static void policysrv_refused_log(struct policysrv_instance *ins, const char *st
              "text=%s%s%s%s",
              ins->sid, ins->cl.ip, stage, v->code, v->status, v->check ? v->check : "-",
              log_q(v->reason), log_q(v->text), helo, from, rcpt);
-    if (!ins->refused_by)
-        ins->refused_by = policysrv_mechanism(ins, v);
+    policysrv_count_stopped(ins, v);
 }
 
 /* policysrv_take_headers - the first field a check added (Received-SPF), unfolded, to
@@ -333,6 +349,10 @@ void policysrv_instance_judge(struct policysrv_instance *ins, const struct polic
     ins->req = r;
     ins->answer = answer;
     ins->arg = arg;
+    if (!ins->helo) /* a transaction seen first at CONNECT learns its HELO and sender later */
+        ins->helo = policysrv_known(r->helo_name);
+    if (!ins->sender && r->sender)
+        ins->sender = policysrv_address(r->sender);
     ins->todo = policysrv_stages(ins, r) & ~ins->judged;
     memset(&ins->rcpt_v, 0, sizeof(ins->rcpt_v));
     free((char *)ins->cl.rcpt);
@@ -349,18 +369,11 @@ void policysrv_instance_judge(struct policysrv_instance *ins, const struct polic
 /* policysrv_instance_end - see instance.h */
 void policysrv_instance_end(struct policysrv_instance *ins)
 {
-    char counter[96];
-
     if (ins->run)
         policy_cancel(ins->run);
     if (ins->kick)
         event_free(ins->kick);
     policy_disconnect(ins->env->chain, &ins->cl);
-    if (ins->refused_by && !ins->passed) {
-        stats_count(ins->env->stats, "stopped");
-        snprintf(counter, sizeof(counter), "stopped.%s", ins->refused_by);
-        stats_count(ins->env->stats, counter);
-    }
     free((char *)ins->cl.rcpt);
     free(ins->cl.rcpt_rewrite);
     free(ins->cl.sender_rewrite);

@@ -15,7 +15,7 @@ struct policysrv_instance;
 struct policysrv_instance *policysrv_instance_new(const struct policysrv_env *env,
                                                   const struct policysrv_req *r);
 /* policysrv_instance_same - does r belong to the transaction (same instance=, client,
- * HELO, login and sender; a request without instance= never does) */
+ * login, and HELO and sender once known; a request without instance= never does) */
 int policysrv_instance_same(const struct policysrv_instance *ins, const struct policysrv_req *r);
 
 typedef void (*policysrv_answer_fn)(void *arg, const char *action);
