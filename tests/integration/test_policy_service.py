@@ -31,6 +31,7 @@ from checks_env import (BL_TXT, accepted, checks_gateway, refused, reject_line, 
                         say_quit, wait_stats)
 from checks_env import dns_server  # noqa: F401  (the NSD fixture, by name)
 from conftest import RawClient, free_port, make_message, wait_until
+from dnsserver import DNSServer
 from sink import Sink
 
 DELAY = 2
@@ -255,6 +256,51 @@ def test_refuses_and_passes_like_mxgate(gateway, sink, dns_server, postfix_env):
     accepted(gw, "127.0.0.10", helo="mail.good.test")
     sink.wait_for(1)
     wait_stats(gw, stopped={"dnsbl": 2, "s25r": 2})
+
+
+SPF_ZONES = {"spf.test": ['pass.spf.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+                         'fail.spf.test. TXT "v=spf1 ip4:192.0.2.1 -all"']}
+
+
+@pytest.fixture(scope="module")
+def spf_dns():
+    srv = DNSServer(SPF_ZONES).start()
+    yield srv
+    srv.stop()
+
+
+def test_spf_prepends_and_refuses_like_mxgate(gateway, sink, spf_dns, postfix_env):
+    """SPF behind Postfix: a pass gets its Received-SPF field prepended (PREPEND) once
+    on the message Postfix delivers; a fail is refused with mxgate's own 550 5.7.23
+    and text (given at RCPT: Postfix asks there), which mxgate gives at MAIL."""
+    pf, pf_sink, pport = postfix_env
+    gw = checks_gateway(gateway, ["spf"], policy_listener(pport, ["spf"]),
+                        dns=spf_dns.address)
+    c, r = postfix_rcpt(pf, "127.0.0.21", sender="alice@fail.spf.test")
+    r.check(550, "5.7.23", "<bob@example.test>: Recipient address rejected: SPF fail for "
+            "fail.spf.test")
+    say_quit(c)
+    own = RawClient(gw.port, source="127.0.0.21")
+    own.ehlo("client.example.org")
+    o = own.cmd("MAIL FROM:<alice@fail.spf.test>").check(550, "5.7.23")
+    say_quit(own)
+    assert r.text == o.text.replace("5.7.23 ", "5.7.23 <bob@example.test>: Recipient address "
+                                    "rejected: ", 1), (r, o)
+    reject_line(gw, "127.0.0.21", 550, "5.7.23", "spf", stage="mail")
+
+    n = len(pf_sink.messages)
+    c, r = postfix_rcpt(pf, "127.0.0.21", sender="alice@pass.spf.test")
+    r.check(250, "2.1.5")
+    c.cmd("RCPT TO:<carol@example.test>").check(250, "2.1.5")
+    c.cmd("DATA").check(354)
+    c.send(make_message("spf pass") + b".\r\n")
+    c.read_reply().check(250)
+    say_quit(c)
+    msg = pf_sink.wait_for(n + 1, timeout=30)[n]
+    fields = [l for l in msg.content.split(b"\r\n") if l.startswith(b"Received-SPF:")]
+    assert len(fields) == 1, msg.content[:600]
+    assert fields[0].startswith(b"Received-SPF: pass (mx.example.test: domain of "
+                                b"alice@pass.spf.test designates 127.0.0.21"), fields[0]
 
 
 # ---------------------------------------------------------------------------
