@@ -22,6 +22,7 @@
 
 struct policysrv {
     LIST_HEAD(, policysrv_conn) conns;
+    int draining; /* SIGTERM: answer the requests under way, take no more */
 };
 
 struct policysrv_conn {
@@ -90,6 +91,11 @@ static void policysrv_answered(void *arg, const char *action)
     policysrv_send(c, action);
     policysrv_req_clear(&c->req);
     c->busy = 0;
+    if (c->ps->draining) { /* closed once the answer is written */
+        c->closing = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
     policysrv_process(c); /* a request already buffered behind this one */
 }
 
@@ -192,6 +198,21 @@ void policysrv_start(struct policysrv *ps, const struct policysrv_env *env, evut
     bufferevent_setwatermark(c->bev, EV_READ, 0, POLICYSRV_READ_HIGH_WATER);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* policysrv_drain - see policysrv.h */
+void policysrv_drain(struct policysrv *ps)
+{
+    struct policysrv_conn *c, *next;
+
+    if (!ps)
+        return;
+    ps->draining = 1;
+    for (c = LIST_FIRST(&ps->conns); c; c = next) {
+        next = LIST_NEXT(c, entry);
+        if (!c->busy && !c->closing)
+            policysrv_conn_free(c);
+    }
 }
 
 /* policysrv_close_all - see policysrv.h */

@@ -40,7 +40,10 @@ struct policysrv *policysrv_new(void);
 /* policysrv_start - serve the connected socket fd (non-blocking) from peer_ip */
 void policysrv_start(struct policysrv *ps, const struct policysrv_env *env, evutil_socket_t fd,
                      const char *peer_ip);
-/* policysrv_close_all - close every connection (shutdown; Postfix asks again elsewhere) */
+/* policysrv_drain - SIGTERM: close the idle connections now (Postfix opens a new one at
+ * its next request), the others once their answer is written */
+void policysrv_drain(struct policysrv *ps);
+/* policysrv_close_all - close every connection (shutdown) */
 void policysrv_close_all(struct policysrv *ps);
 void policysrv_free(struct policysrv *ps);
 

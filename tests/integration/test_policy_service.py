@@ -421,3 +421,15 @@ def test_endless_line_closed(policy_gw):
     c = PolicyClient(policy_gw.policy_port)
     c.send(request(client_address="127.0.0.11", instance="y"))
     assert c.answer().startswith("554 5.7.1 ")
+
+
+def test_shutdown_closes_policy_connections(policy_gw):
+    """SIGTERM: an idle policy connection is closed at once (Postfix opens a new one
+    at its next request) and the daemon stops without waiting for it."""
+    c = PolicyClient(policy_gw.policy_port)
+    c.send(request(client_address="127.0.0.11", instance="z"))
+    assert c.answer().startswith("554 5.7.1 ")
+    t0 = time.monotonic()
+    assert policy_gw.stop() == 0
+    assert time.monotonic() - t0 < 3
+    assert c.closed()
