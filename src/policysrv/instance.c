@@ -67,17 +67,26 @@ static char *policysrv_address(const char *s)
     return xstrdup(s);
 }
 
+/* policysrv_sockaddr - client_address (an IPv4 or IPv6 literal, policysrv_req_complete
+ * checked) as a socket address */
+static void policysrv_sockaddr(const char *text, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, text, &s4->sin_addr) == 1)
+        s4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1)
+        s6->sin6_family = AF_INET6;
+}
+
 /* policysrv_client - the policy_client of r: address, names as Postfix resolved them */
 static void policysrv_client(struct policysrv_instance *ins, const struct policysrv_req *r)
 {
     struct policy_client *cl = &ins->cl;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&cl->addr;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cl->addr;
 
-    if (inet_pton(AF_INET, r->client_address, &s4->sin_addr) == 1)
-        s4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, r->client_address, &s6->sin6_addr) == 1)
-        s6->sin6_family = AF_INET6; /* policysrv_req_complete checked it is one of both */
+    policysrv_sockaddr(r->client_address, &cl->addr);
     sockaddr_ip((struct sockaddr *)&cl->addr, cl->ip, sizeof(cl->ip));
     cl->listener = ins->env->listener;
     ins->client_name = policysrv_known(r->client_name);
@@ -120,17 +129,20 @@ int policysrv_instance_same(const struct policysrv_instance *ins, const struct p
 {
     char ip[64];
     struct sockaddr_storage ss;
-    socklen_t len;
-    char *helo = policysrv_known(r->helo_name),
-         *sender = r->sender ? policysrv_address(r->sender) : NULL;
-    int same = ins->instance && r->instance && strcmp(ins->instance, r->instance) == 0 &&
-               sockaddr_parse(r->client_address, 0, &ss, &len) == 0 &&
-               strcmp(sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip)), ins->cl.ip) == 0 &&
-               (!ins->helo || policysrv_same_str(helo, ins->helo)) &&
-               (!ins->sender || policysrv_same_str(sender, ins->sender)) &&
-               policysrv_same_str(r->sasl_username && r->sasl_username[0] ? r->sasl_username : NULL,
-                                  ins->login);
+    const char *login = r->sasl_username && r->sasl_username[0] ? r->sasl_username : NULL;
+    char *helo, *sender;
+    int same;
 
+    if (!ins->instance || !r->instance || strcmp(ins->instance, r->instance) != 0)
+        return 0;
+    policysrv_sockaddr(r->client_address, &ss);
+    if (strcmp(sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip)), ins->cl.ip) != 0 ||
+        !policysrv_same_str(login, ins->login))
+        return 0;
+    helo = policysrv_known(r->helo_name);
+    sender = r->sender ? policysrv_address(r->sender) : NULL;
+    same = (!ins->helo || policysrv_same_str(helo, ins->helo)) &&
+           (!ins->sender || policysrv_same_str(sender, ins->sender));
     free(helo);
     free(sender);
     return same;

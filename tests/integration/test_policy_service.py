@@ -374,10 +374,19 @@ def test_requests_per_connection_and_instance(policy_gw):
                           "bl.test; " + BL_TXT)
     assert len(policy_gw.log_lines(r"event=policy_client .*client=127\.0\.0\.11 .*"
                                    r"instance=x2$")) == 1
-    # IPv6 client, no instance: its own transaction
-    c.send(request(client_address="2001:db8::25", instance=None))
-    assert c.answer().startswith("DEFER_IF_PERMIT 4.7.1 Greylisted")
+    # IPv6 client (written in full, logged canonical): one transaction for two
+    # recipients; without instance= each request is its own
+    v6 = "2001:db8:0:0:0:0:0:25"
+    c.send(request(client_address=v6, instance="x3") +
+           request(client_address=v6, instance="x3", recipient="carol@example.test") +
+           request(client_address=v6, instance=None))
+    for _ in range(3):
+        assert c.answer().startswith("DEFER_IF_PERMIT 4.7.1 Greylisted")
     policy_gw.wait_log(r"event=reject sid=\S+ client=2001:db8::25 stage=rcpt code=451")
+    assert len(policy_gw.log_lines(r"event=policy_client .*client=2001:db8::25 .*"
+                                   r"instance=x3$")) == 1
+    assert len(policy_gw.log_lines(r"event=policy_client .*client=2001:db8::25 .*"
+                                   r"instance=-$")) == 1
 
 
 BAD = [
