@@ -32,21 +32,25 @@ DELAY = 2
 class Balancer:
     """HAProxy: .v1_port and .v2_port forward to 127.0.0.1:.backend_port."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, backend_port=None, checked=False):
         self.dir = workdir
-        self.backend_port = free_port()
+        self.backend_port = backend_port or free_port()
         self.v1_port = free_port()
         self.v2_port = free_port()
         self.cfg = workdir / "haproxy.cfg"
+        # health checks: an SMTP check (EHLO, expects 2xx) behind a PROXY header of its own
+        check = (" check check-send-proxy inter 300ms" if checked else "")
+        smtpchk = ("    option smtpchk EHLO haproxy.example.test\n" if checked else "")
         self.cfg.write_text(
             "global\n    maxconn 100\n"
             "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n"
             "    timeout server 30s\n"
             "frontend v1\n    bind 127.0.0.1:%d\n    default_backend gw_v1\n"
             "frontend v2\n    bind 127.0.0.1:%d\n    default_backend gw_v2\n"
-            "backend gw_v1\n    server gw 127.0.0.1:%d send-proxy\n"
-            "backend gw_v2\n    server gw 127.0.0.1:%d send-proxy-v2\n"
-            % (self.v1_port, self.v2_port, self.backend_port, self.backend_port))
+            "backend gw_v1\n%s    server gw 127.0.0.1:%d send-proxy%s\n"
+            "backend gw_v2\n%s    server gw 127.0.0.1:%d send-proxy-v2%s\n"
+            % (self.v1_port, self.v2_port, smtpchk, self.backend_port, check, smtpchk,
+               self.backend_port, check))
         self.log = open(workdir / "haproxy.log", "wb")
         self.proc = subprocess.Popen([HAPROXY, "-f", str(self.cfg), "-db"], cwd=str(workdir),
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
@@ -85,10 +89,10 @@ class Via:
         return getattr(self.gw, name)
 
 
-def lb_listener(balancer, checks, proxy_from=("127.0.0.1",), protocol="any", extra=""):
+def lb_listener(port, checks, proxy_from=("127.0.0.1",), protocol="any", extra=""):
     return ('listen lb {\n    address = "127.0.0.1:%d"\n    proxy_protocol = "%s"\n'
             '    proxy_from = {%s}\n    checks = {%s}\n%s}\n'
-            % (balancer.backend_port, protocol, ", ".join('"%s"' % a for a in proxy_from),
+            % (port, protocol, ", ".join('"%s"' % a for a in proxy_from),
                ", ".join('"%s"' % c for c in checks), extra))
 
 
@@ -103,7 +107,7 @@ def test_s25r_and_received_see_the_client(gateway, sink, dns_server, balancer):
     field; the log's connect, rdns and reject lines name the client."""
     checks = ["s25r"]
     gw = checks_gateway(gateway, checks, 's25r {\n    action = "reject"\n}\n' +
-                        lb_listener(balancer, checks), dns=dns_server.address)
+                        lb_listener(balancer.backend_port, checks), dns=dns_server.address)
     for version, port in ((1, balancer.v1_port), (2, balancer.v2_port)):
         mark = gw.log_mark()
         via = Via(gw, port)
@@ -133,7 +137,8 @@ def test_dnsbl_and_greylist_see_the_client(gateway, sink, dns_server, balancer):
     gw = checks_gateway(gateway, checks,
                         'dnsbl {\n    zone "bl.test" { weight = 1 }\n}\n'
                         "greylist {\n    delay = %d\n    retry_window = 3600\n"
-                        "    only_suspicious = false\n}\n" % DELAY + lb_listener(balancer, checks),
+                        "    only_suspicious = false\n}\n" % DELAY +
+                        lb_listener(balancer.backend_port, checks),
                         dns=dns_server.address)
     r = refused(Via(gw, balancer.v2_port), "127.0.0.11", 554, "5.7.1")
     assert "client [127.0.0.11] blocked using bl.test" in r.text, r.text
@@ -153,8 +158,8 @@ def test_dnsbl_and_greylist_see_the_client(gateway, sink, dns_server, balancer):
 def test_only_from_proxy_from(gateway, dns_server, balancer):
     """proxy_from names another host: the balancer's connection is closed unanswered
     and logged with its address; the mx listener is untouched."""
-    gw = checks_gateway(gateway, [], lb_listener(balancer, [], proxy_from=("127.0.0.200",
-                                                                            "10.0.0.0/8")))
+    lb = lb_listener(balancer.backend_port, [], proxy_from=("127.0.0.200", "10.0.0.0/8"))
+    gw = checks_gateway(gateway, [], lb)
     c = RawClient(balancer.v1_port, source="127.0.0.5", greeting=False)
     c.expect_closed()
     line = gw.wait_log(r"event=proxy_refused client=127\.0\.0\.1 listener=lb "
@@ -173,7 +178,8 @@ def test_bad_headers_closed_and_logged(gateway, sink, balancer):
     107 octets, a v2 header of a UNIX socket, and a header that never comes are
     each closed with a proxy_error line; a good v2 header with TLVs and a v1
     UNKNOWN (a health check) start sessions as the named and the real peer."""
-    gw = checks_gateway(gateway, [], lb_listener(balancer, [], extra='    proxy_timeout = 1\n'))
+    gw = checks_gateway(gateway, [], lb_listener(balancer.backend_port, [],
+                                                 extra="    proxy_timeout = 1\n"))
     cases = [
         (b"EHLO client.example\r\n", "no PROXY header"),
         (b"PROXY TCP4 " + b"1" * 120, "v1: no CRLF within 107 octets"),
@@ -223,10 +229,35 @@ def test_bad_headers_closed_and_logged(gateway, sink, balancer):
 def test_client_early_talk_after_header(gateway, balancer):
     """The octets after the header are the client's: sent before the greeting with
     the header in one segment, they make it an early talker as on a direct listener."""
-    gw = checks_gateway(gateway, [], lb_listener(balancer, []),
+    gw = checks_gateway(gateway, [], lb_listener(balancer.backend_port, []),
                         timeouts={"greeting_delay": 1})
     c = raw_lb(balancer)
     c.send(b"PROXY TCP4 127.0.0.8 127.0.0.1 5555 25\r\nEHLO early.example\r\n")
     c.read_reply(timeout=5).check(554, "5.5.0", "talked before greeting")
     c.expect_closed()
     gw.wait_log(r"event=disconnect sid=\S+ client=127\.0\.0\.8 .*reason=earlytalk")
+
+
+def test_health_checks_are_the_balancers_own(gateway, tmp_path):
+    """HAProxy's SMTP health checks with check-send-proxy (v1: its own address, v2:
+    LOCAL): each is a short session of the balancer's own (EHLO, 250), never a
+    proxy_error; and a client still comes through as itself."""
+    port = free_port()
+    gw = checks_gateway(gateway, [], lb_listener(port, []))
+    b = Balancer(tmp_path, backend_port=port, checked=True)
+    try:
+        gw.wait_log(r"event=proxy client=127\.0\.0\.1 via=127\.0\.0\.1 listener=lb version=1$")
+        gw.wait_log(r"event=proxy client=127\.0\.0\.1 via=127\.0\.0\.1 listener=lb version=2 "
+                    r"local=yes$")
+        c = RawClient(b.v2_port, source="127.0.0.26")
+        c.greeting.check(220)
+        c.cmd("QUIT").check(221)
+        gw.wait_log(r"event=connect sid=\S+ client=127\.0\.0\.26 port=\d+ listener=lb$")
+        time.sleep(1)  # a few more rounds of checks
+    finally:
+        b.stop()
+    assert not gw.log_lines(r"event=proxy_(?:error|refused)")
+    checks = gw.log_lines(r"event=proxy client=127\.0\.0\.1 via=127\.0\.0\.1 listener=lb ")
+    assert len(checks) >= 4, checks
+    assert len(gw.log_lines(r"event=disconnect sid=\S+ client=127\.0\.0\.1 commands=2 "
+                            r"messages=0 reason=quit$")) >= 3
