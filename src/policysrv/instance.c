@@ -371,7 +371,7 @@ void policysrv_instance_judge(struct policysrv_instance *ins, const struct polic
     ins->cl.rcpt = r->recipient && (ins->todo & STAGE_BIT(POLICY_RCPT))
                        ? policysrv_address(r->recipient)
                        : NULL;
-    stats_count(ins->env->stats, "policy_requests");
+    stats_count(ins->env->stats, "policy_service.requests");
     if (!ins->kick)
         ins->kick = evtimer_new(ins->env->base, policysrv_kick, ins);
     if (!ins->kick || evtimer_add(ins->kick, &now) < 0)

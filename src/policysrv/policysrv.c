@@ -74,7 +74,7 @@ static void policysrv_fail(struct policysrv_conn *c, const char *why)
 
     log_warn("event=policy_error client=%s listener=%s error=%s", c->peer, log_q(c->env.listener),
              log_q(why));
-    stats_count(c->env.stats, "policy_errors");
+    stats_count(c->env.stats, "policy_service.errors");
     snprintf(action, sizeof(action), "451 4.3.0 Policy service error: %s", why);
     policysrv_send(c, action);
     c->closing = 1;

@@ -60,7 +60,7 @@ static void server_proxy_fail(struct server_proxy *p, const char *why)
 {
     log_warn("event=proxy_error client=%s listener=%s error=%s", p->ip, log_q(p->l->name),
              log_q(why));
-    stats_count(p->srv->stats, "proxy_errors");
+    stats_count(p->srv->stats, "proxy.errors");
     server_proxy_free(p, 1);
 }
 
@@ -168,7 +168,7 @@ static void server_proxy_refuse(struct server *srv, const struct serverconf_list
                                 evutil_socket_t fd, const char *ip, const char *why)
 {
     log_warn("event=proxy_refused client=%s listener=%s reason=%s", ip, log_q(l->name), log_q(why));
-    stats_count(srv->stats, "proxy_errors");
+    stats_count(srv->stats, "proxy.refused");
     close(fd);
 }
 

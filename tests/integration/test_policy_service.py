@@ -387,6 +387,8 @@ def test_requests_per_connection_and_instance(policy_gw):
                                    r"instance=x3$")) == 1
     assert len(policy_gw.log_lines(r"event=policy_client .*client=2001:db8::25 .*"
                                    r"instance=-$")) == 1
+    wait_stats(policy_gw, verdicts={"policy_service.requests": 8,
+                                    "policy_service.errors": 0})
 
 
 BAD = [
@@ -418,6 +420,7 @@ def test_malformed_requests(policy_gw, data, why):
     assert c.closed()
     policy_gw.wait_log(r"warning: event=policy_error client=127\.0\.0\.1 listener=policy "
                        r"error=\"%s\"$" % re.escape(why), since=mark)
+    wait_stats(policy_gw, verdicts={"policy_service.errors": 1})
 
 
 def test_endless_line_closed(policy_gw):

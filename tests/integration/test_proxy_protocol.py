@@ -167,6 +167,7 @@ def test_only_from_proxy_from(gateway, dns_server, balancer):
     assert line
     assert not gw.log_lines(r"event=connect .*listener=lb")
     RawClient(gw.port).greeting.check(220)
+    wait_stats(gw, verdicts={"proxy.refused": 1, "proxy.errors": 0})
 
 
 def raw_lb(balancer, source="127.0.0.1"):
@@ -202,6 +203,7 @@ def test_bad_headers_closed_and_logged(gateway, sink, balancer):
     assert 0.8 < time.monotonic() - t0 < 4
     gw.wait_log(r"event=proxy_error .*error=\"no complete PROXY header in time\"", since=mark)
     assert not gw.log_lines(r"event=connect .*listener=lb")
+    wait_stats(gw, verdicts={"proxy.errors": 5, "proxy.refused": 0})
 
     # v2 with a NOOP and an AUTHORITY TLV, sent in two pieces
     block = socket.inet_aton("127.0.0.9") + socket.inet_aton("127.0.0.1") + struct.pack("!HH",
