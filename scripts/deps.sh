@@ -23,7 +23,7 @@ RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl libhiredis0.14"
 PACKAGE="debhelper dpkg-dev libhiredis-dev"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
-postfix nsd knot bind9-dnsutils systemd
+postfix nsd knot bind9-dnsutils systemd haproxy dnsdist
 prometheus chromium python3-websocket
 whois dovecot-core
 redis-server"  # mkpasswd and a private Dovecot for the submission tests; a private Redis
@@ -55,11 +55,12 @@ done
 echo "deps: installing:$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-# Postfix is only wanted for its load tools (smtp-source, smtp-sink): no
-# configuration questions, and it must not start a mail server here.
+# Postfix is wanted for its load tools (smtp-source, smtp-sink) and for private
+# instances the tests start (the policy service): no configuration questions,
+# and it must not start a mail server here.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
-# Servers we install for tests (nsd, postfix) must not start as system
+# Servers we install for tests (nsd, postfix, haproxy, dnsdist) must not start as system
 # services: policy-rc.d answering 101 forbids it during the install.
 cleanup=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then

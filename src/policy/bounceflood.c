@@ -28,6 +28,8 @@
  *   event=bounce_flood state=stop count=N interval=I duration=SECONDS
  * counted in statistics (bounce_flood.start, bounce_flood.stop) and runs
  *   HOOK start|stop   with MXGATE_EVENT=start|stop and MXGATE_COUNT=N added
+ * (and at start MXGATE_NETWORKS: the busiest client networks of the deciding
+ * window, /24 or /48, busiest first, space-separated, see bfnets.h)
  * to the daemon's environment: spawned (no shell), stdin /dev/null, stdout
  * and stderr the daemon's, no other descriptor, its own process group, as
  * the daemon's user. One hook runs at a time, so they finish in order; an
@@ -75,6 +77,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/spawn.h"
+#include "policy/bfnets.h"
 #include "policy/stats.h"
 #include "store/store.h"
 
@@ -124,6 +127,7 @@ struct bounceflood {
     enum bf_event waiting;  /* the event for the next hook, BF_NONE: none */
     uint64_t waiting_count; /* its MXGATE_COUNT */
     struct bf_load *load;
+    struct bfnets nets; /* where the current window's bounces come from */
     int retired; /* a reload's instance took over: count, decide nothing (bounceflood_retire) */
     int shared;  /* the store is a fleet's (store_shared) */
     int leader;  /* this gateway decides floods and runs the hooks */
@@ -210,13 +214,15 @@ static void bf_store_count(struct bounceflood *bf)
 /* bf_spawn - start `hook event` without waiting for it; 0 or an errno value */
 static int bf_spawn(struct bounceflood *bf, enum bf_event ev, uint64_t count)
 {
-    char evar[32], cvar[48], arg[8];
+    char evar[32], cvar[48], arg[8], nvar[16 + BFNETS_TOP * 48];
     char *argv[] = {bf->hook, arg, NULL};
-    char *vars[] = {evar, cvar, NULL};
+    char *vars[] = {evar, cvar, ev == BF_START ? nvar : NULL, NULL};
 
     snprintf(arg, sizeof(arg), "%s", bf_event_name(ev));
     snprintf(evar, sizeof(evar), "MXGATE_EVENT=%s", arg);
     snprintf(cvar, sizeof(cvar), "MXGATE_COUNT=%" PRIu64, count);
+    memcpy(nvar, "MXGATE_NETWORKS=", 16);
+    bfnets_top(&bf->nets, BFNETS_TOP, nvar + 16, sizeof(nvar) - 16);
     return spawn_hook(&bf->pid, bf->hook, argv, vars);
 }
 
@@ -359,6 +365,7 @@ static void bf_roll(struct bounceflood *bf, time_t now)
     if (w < bf->window) { /* the clock went back: start afresh from here */
         bf->window = w;
         bf->count = 0;
+        bfnets_clear(&bf->nets);
         return;
     }
     gap = (uint64_t)(w - bf->window) / bf->interval - 1; /* empty windows in between */
@@ -367,6 +374,7 @@ static void bf_roll(struct bounceflood *bf, time_t now)
         bf_window_end(bf, 0, gap > BF_HOLD_MAX ? BF_HOLD_MAX : gap * bf->interval, now);
     bf->window = w;
     bf->count = 0;
+    bfnets_clear(&bf->nets);
 }
 
 /* bf_arm - the timer for the end of the current window */
@@ -403,8 +411,8 @@ static void bf_tick(evutil_socket_t fd, short what, void *arg)
     bf_arm(bf);
 }
 
-/* bf_count - one bounce now */
-static void bf_count(struct bounceflood *bf)
+/* bf_count - one bounce from sa now */
+static void bf_count(struct bounceflood *bf, const struct sockaddr *sa)
 {
     time_t now = bf_now();
 
@@ -415,6 +423,7 @@ static void bf_count(struct bounceflood *bf)
     bf_roll(bf, now);
     if (bf->count < UINT64_MAX)
         bf->count++;
+    bfnets_add(&bf->nets, sa);
     bf_store_count(bf);
     if (bf->leader && !bf->flooding && bf->count >= bf->start)
         bf_flood_start(bf, now);
@@ -427,7 +436,7 @@ static void bounceflood_run(void *state, struct policy_job *job, enum policy_sta
     struct policy_verdict v;
 
     if (stage == POLICY_RCPT && cl->sender && cl->sender[0] == '\0')
-        bf_count(state);
+        bf_count(state, (const struct sockaddr *)&cl->addr);
     policy_verdict_dunno(&v);
     policy_job_done(job, &v);
 }
