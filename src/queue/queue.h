@@ -70,6 +70,25 @@ struct queue_info {
 /* queue_info - the queue's size and age, counted now (for status and metrics) */
 void queue_info(const struct queue *q, struct queue_info *in);
 
+/* What the scheduler knows of one destination: a recipient domain of route "mx"
+ * (relay/dest.h: its limits and feedback) or a relay route's next hop. */
+struct queue_dest_info {
+    const char *name; /* the domain, or the next hop's target ("smtp:[192.0.2.1]:25") */
+    int nexthop;
+    unsigned active;      /* deliveries running to it now */
+    unsigned window;      /* concurrency allowed now by the feedback (0: no limit) */
+    unsigned concurrency; /* its limit (0: no limit but max_deliveries) */
+    unsigned rate_n, rate_secs, per_connection;
+    double backoff_until;     /* unix time; 0: not backing off */
+    double unreachable_since; /* unix time; 0: reachable */
+    double probe_due;         /* when an unreachable destination is tried next; 0 */
+    unsigned messages;        /* queued for it: ready + deferred + parked + delivering */
+    unsigned ready, deferred, parked, delivering;
+};
+typedef void (*queue_dest_fn)(const struct queue_dest_info *in, void *arg);
+/* queue_dests - fn for every destination the scheduler has met since the start */
+void queue_dests(const struct queue *q, queue_dest_fn fn, void *arg);
+
 /* queue_free - cancel running deliveries (messages stay in the spool) and free */
 void queue_free(struct queue *q);
 
