@@ -26,6 +26,7 @@
 
 #define QUEUE_CONN_IDLE_MAX 64 /* idle delivery connections kept at most */
 #define QUEUE_CONN_IDLE_SECS 5 /* and for how long (below servers' own idle timeouts) */
+#define QUEUE_SCAN_SLICE 4096  /* queue files listed per loop turn at the start */
 
 /* queue_unhold - an attempt ended: let go of the configuration it used */
 static void queue_unhold(struct queue *q, struct qentry *e)
@@ -341,14 +342,44 @@ static void queue_start_one(const char *id, void *arg)
     }
 }
 
-/* queue_start - everything in the spool is due now */
+/* queue_scan_cb - one slice of the start's listing; the next on a later loop turn, so
+ * that clients are served meanwhile whatever the queue's size */
+static void queue_scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue *q = arg;
+    struct timeval now = {0, 0};
+    int n = spool_scan_next(q->scan, QUEUE_SCAN_SLICE, queue_start_one, q);
+
+    if (n > 0) {
+        q->scanned += (unsigned)n;
+        evtimer_add(q->scan_ev, &now);
+        return;
+    }
+    if (n < 0)
+        log_err("event=error what=\"listing the queue\" error=%s", log_q(strerror(errno)));
+    spool_scan_close(q->scan, n == 0);
+    q->scan = NULL;
+    log_info("event=queue_loaded messages=%u seconds=%.2f", q->scanned,
+             clock_now_precise() - q->scan_started);
+}
+
+/* queue_start - everything in the spool is due now: listed in slices from the loop */
 int queue_start(struct queue *q)
 {
-    int n = spool_list(q->ctx.spool, queue_start_one, q);
+    struct timeval now = {0, 0};
 
-    if (n > 0)
-        log_info("event=queue_loaded messages=%d", n);
-    return n;
+    if (!(q->scan = spool_scan_open(q->ctx.spool))) {
+        log_err("event=error what=\"listing the queue\" error=%s", log_q(strerror(errno)));
+        return -1;
+    }
+    q->scan_started = clock_now_precise();
+    if (!(q->scan_ev = evtimer_new(q->ctx.base, queue_scan_cb, q)) ||
+        evtimer_add(q->scan_ev, &now) < 0) {
+        queue_scan_cb(-1, 0, q); /* no timer: all at once */
+        while (q->scan)
+            queue_scan_cb(-1, 0, q);
+    }
+    return 0;
 }
 
 /* queue_add - deliver id as soon as there is room */
@@ -550,6 +581,9 @@ void queue_free(struct queue *q)
         event_free(q->timer);
     if (q->kick)
         event_free(q->kick);
+    if (q->scan_ev)
+        event_free(q->scan_ev);
+    spool_scan_close(q->scan, 0);
     bouncelimit_free(q->ctx.bounces);
     conncache_free(q->ctx.conn_cache); /* after the attempts that used it */
     qd_free_all(q);

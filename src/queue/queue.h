@@ -38,7 +38,8 @@ void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 struct dns;
 void queue_set_dns(struct queue *q, struct dns *dns);
 
-/* queue_start - pick up every message in the spool (after a restart); returns the count */
+/* queue_start - pick up every message in the spool (after a restart), listed in slices
+ * from the loop (event=queue_loaded when done); 0, or -1 when queue/ cannot be read */
 int queue_start(struct queue *q);
 
 /* queue_add - a message just committed: deliver it at once */

@@ -75,6 +75,10 @@ struct queue {
     struct qdlist dests;
     size_t nring;
     struct qdest *admitting; /* dispatch checked this destination for the entry it starts */
+    struct spool_scan *scan; /* the start's listing of the spool, in slices */
+    struct event *scan_ev;
+    unsigned scanned;
+    double scan_started;
 };
 
 /* queue.c */

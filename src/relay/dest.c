@@ -47,7 +47,8 @@ struct dests {
     size_t n;
     struct dest **st; /* states, made by dests_get */
     size_t nst;
-    SSL_CTX **retired; /* the verify contexts of sections a reload replaced */
+    const struct config *cfg; /* the configuration the sections come from */
+    SSL_CTX **retired;        /* the verify contexts of sections a reload replaced */
     size_t nretired;
 };
 
@@ -197,6 +198,7 @@ struct dests *dests_load(const struct config *cfg)
     struct dests *t = xcalloc(1, sizeof(*t));
 
     dests_sections(t, cfg);
+    t->cfg = cfg;
     return t;
 }
 
@@ -302,6 +304,9 @@ struct dest *dests_get_nexthop(struct dests *t, const char *name)
 /* dests_reconfigure - see dest.h */
 void dests_reconfigure(struct dests *t, const struct config *cfg)
 {
+    if (cfg && cfg == t->cfg)
+        return; /* the start's own (reload_init): nothing to read again */
+    t->cfg = cfg;
     t->retired = xreallocarray(t->retired, t->nretired + t->n + 1, sizeof(*t->retired));
     for (size_t i = 0; i < t->n; i++) {
         free(t->name[i]);

@@ -176,6 +176,13 @@ def test_listing_shows_backoff(gateway, sink, dns, tmp_path):
         assert d["backoff_until"] and d["unreachable_since"] is None
         assert gw.admin.json("/api/destinations") == [d]
         assert gw.admin.json("/api/queue")["destinations"] == [d]
+        # a reload applies new limits; the back-off (the destination's state) stays
+        gw.config.write_text(gw.config.read_text().replace("concurrency = 3", "concurrency = 4"))
+        assert gw.ctl("reload").returncode == 0
+        gw.wait_log(r"event=reload status=done", timeout=5)
+        d2 = json.loads(gw.ctl("--json", "queue", "destinations").stdout)["destinations"][0]
+        assert (d2["concurrency"], d2["state"], d2["backoff_until"]) == (4, "backoff",
+                                                                         d["backoff_until"]), d2
     finally:
         busy.stop()
 
