@@ -7,9 +7,11 @@ Issue 17, case 1. One mxgated relays example.test to a Postfix smtp-sink on
   1. relay rate, empty queue: BATCH messages through smtp-source with the sink
      up, timed until the sink has counted the last one (acc+deliv/s);
   2. the sink is stopped (connection refused: the next hop is down) and BATCH
-     messages are accepted with the queue empty: the accept-rate baseline;
-  3. for each SIZE: smtp-source fills the queue up to SIZE - BATCH, then BATCH
-     more are timed (accept rate with SIZE queued); then mxgated's RSS (VmRSS)
+     messages are accepted with the queue empty, REPEAT times: the median rate
+     is the accept-rate baseline;
+  3. for each SIZE: smtp-source fills the queue up to SIZE - REPEAT x BATCH, then
+     REPEAT batches of BATCH more are timed (the median: accept rate with SIZE
+     queued; the machine is shared, one batch is noisy); then mxgated's RSS (VmRSS)
      less its RSS with the queue empty, per queued message; the spool's disk
      use (du) per message; and the CPU seconds mxgated spends per second over
      IDLE seconds while nothing can be delivered;
@@ -25,7 +27,11 @@ Issue 17, case 1. One mxgated relays example.test to a Postfix smtp-sink on
 Load: smtp-source -s SESSIONS -l 2048 (2 KiB messages), one recipient each.
 
     /usr/bin/python3 bench/queue_growth.py [--sizes 10000,100000,1000000]
-        [--batch 5000] [--sessions 20] [--idle 10] [--keep]
+        [--batch 5000] [--repeat 3] [--sessions 20] [--idle 10] [--keep] [--postfix]
+
+--postfix measures Debian's Postfix the same way (its retries matched:
+queue_run_delay and minimal_backoff_time 5 s, maximal_backoff_time 60 s); "all
+scheduled" has no counterpart there and is not measured.
 """
 import argparse
 import json
@@ -33,6 +39,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -165,6 +172,142 @@ queue { retry_min = 5  retry_max = 60 }
         return sum(d["messages"] for d in json.loads(r.stdout)["destinations"])
 
 
+class Postfix:
+    """Debian's Postfix as the same relay, in a private instance (as bench/compare sets
+    it up), its retries matched to mxgated's: queue_run_delay and minimal_backoff_time
+    5 s, maximal_backoff_time 60 s. Its memory (PSS) and CPU are those of every
+    process of the instance (found by a tag in their environment)."""
+
+    def __init__(self, d, port, hop):
+        self.d, self.port = d, port
+        self.etc, self.queue, data = (os.path.join(d, x) for x in ("etc", "queue", "data"))
+        self.tag = "MXQG_TAG=" + os.path.basename(d)
+        os.chmod(d, 0o755)  # the postfix user walks into its directories
+        for x in (self.etc, self.queue, data):
+            os.makedirs(x)
+            os.chmod(x, 0o755)
+        shutil.chown(data, "postfix")
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("""compatibility_level = 3.6
+config_directory = %(etc)s
+queue_directory = %(queue)s
+data_directory = %(data)s
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C %(tag)s
+myhostname = postfix.example.test
+mydomain = example.test
+myorigin = $myhostname
+mydestination =
+local_recipient_maps =
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = example.test
+transport_maps = inline:{ example.test=smtp:[127.0.0.1]:%(hop)d }
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions =
+smtpd_peername_lookup = no
+disable_dns_lookups = yes
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+default_process_limit = 300
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+smtpd_client_recipient_rate_limit = 0
+smtp_destination_concurrency_limit = 100
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+maximal_backoff_time = 60s
+maillog_file_prefixes = /var, /dev/stdout, %(dir)s
+maillog_file = %(dir)s/maillog
+biff = no
+append_dot_mydomain = no
+""" % {"etc": self.etc, "queue": self.queue, "data": data, "tag": self.tag, "hop": hop,
+                "dir": d})
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write("""127.0.0.1:%d inet n - n - - smtpd
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+""" % port)
+
+    def start(self):
+        t0 = time.monotonic()
+        env = dict(os.environ, MAIL_CONFIG=self.etc)
+        subprocess.run(["postfix", "-c", self.etc, "start"], env=env, capture_output=True,
+                       timeout=120, check=True)
+        while not greets(self.port):
+            if time.monotonic() - t0 > 600:
+                raise RuntimeError("postfix did not start; see %s" % self.d)
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True, timeout=120)
+        time.sleep(2)
+
+    def pids(self):
+        out = []
+        for p in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/environ" % p, "rb") as f:
+                    if self.tag.encode() in f.read().split(b"\0"):
+                        out.append(int(p))
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def rss(self):
+        """the processes' proportional set sizes (PSS: a shared page counts once in all)"""
+        total = 0
+        for p in self.pids():
+            try:
+                with open("/proc/%d/smaps_rollup" % p) as f:
+                    total += int(re.search(r"Pss:\s+(\d+) kB", f.read()).group(1)) * 1024
+            except (OSError, AttributeError):
+                pass
+        return total
+
+    def cpu(self):
+        """live processes' CPU and what their exited children used"""
+        total = 0.0
+        for p in self.pids():
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    x = f.read().rsplit(")", 1)[1].split()
+                total += sum(int(v) for v in x[11:15]) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return total
+
+    def ctl(self, *args):
+        if args == ("queue", "flush"):
+            return subprocess.run(["postqueue", "-c", self.etc, "-f"], capture_output=True)
+        return None
+
+    def scheduled(self):
+        return None
+
+
 def source(port, n, sessions):
     """accepted messages per second (smtp-source stops at the first refusal)"""
     t0 = time.monotonic()
@@ -186,12 +329,15 @@ def main():
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--idle", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="accept rates are the median of this many batches")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--postfix", action="store_true", help="measure Postfix instead")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     d = tempfile.mkdtemp(prefix="mxqueue.")
     port, hop = free_port(), free_port()
-    mx = Mxgated(d, port, hop)
+    mx = (Postfix if args.postfix else Mxgated)(d, port, hop)
     sink = Sink(hop)
     mx.start()
     rows = []
@@ -204,21 +350,25 @@ def main():
         sink.stop()
         time.sleep(1)
         rss0 = mx.rss()
-        base = source(port, args.batch, args.sessions)
+        base = statistics.median(source(port, args.batch, args.sessions)
+                                 for _ in range(args.repeat))
         log("empty queue: relay %.0f/s, accept %.0f/s (next hop down), RSS %.1f MiB"
             % (relay, base, rss0 / 2**20))
-        queued = args.batch
+        queued = args.batch * args.repeat
         for size in sizes:
-            if size - args.batch > queued:
-                source(port, size - args.batch - queued, args.sessions)
-            rate = source(port, args.batch, args.sessions)
-            queued = max(queued + args.batch, size)
+            timed = args.batch * args.repeat
+            if size - timed > queued:
+                source(port, size - timed - queued, args.sessions)
+                queued = size - timed
+            rate = statistics.median(source(port, args.batch, args.sessions)
+                                     for _ in range(args.repeat))
+            queued += timed
             time.sleep(2)
             rss = mx.rss()
             c0 = mx.cpu()
             time.sleep(args.idle)
             cpu = (mx.cpu() - c0) / args.idle
-            disk = du(os.path.join(d, "spool"))
+            disk = du(os.path.join(d, "queue" if args.postfix else "spool"))
             row = {"queued": queued, "accept": rate, "accept_pct": 100 * rate / base,
                    "rss_per_msg": (rss - rss0) / queued, "rss_mib": rss / 2**20,
                    "disk_per_msg": disk / queued, "disk_mib": disk / 2**20, "idle_cpu": cpu}
@@ -229,11 +379,13 @@ def main():
         mx.stop()
         t0 = time.monotonic()
         ready = mx.start()
-        while mx.scheduled() < queued and time.monotonic() - t0 < 1800:
+        sched = None
+        while not args.postfix and mx.scheduled() < queued and time.monotonic() - t0 < 1800:
             time.sleep(0.2)
-        sched = time.monotonic() - t0
-        log("restart with %d queued: greeting after %.2f s, all scheduled after %.1f s"
-            % (queued, ready, sched))
+        if not args.postfix:
+            sched = time.monotonic() - t0
+        log("restart with %d queued: greeting after %.2f s, all scheduled after %s s"
+            % (queued, ready, "%.1f" % sched if sched is not None else "n/a"))
         sink = Sink(hop)
         mx.ctl("queue", "flush")
         if not sink.wait_count(queued, 3600):
@@ -244,7 +396,9 @@ def main():
                           "restart_greeting_s": ready, "restart_scheduled_s": sched,
                           "drain": drain, "queued": queued}, indent=1))
     finally:
-        if mx.proc and mx.proc.poll() is None:
+        if args.postfix:
+            mx.stop()
+        elif mx.proc and mx.proc.poll() is None:
             mx.stop()
         if sink.proc.poll() is None:
             sink.stop()
