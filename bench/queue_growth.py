@@ -166,9 +166,11 @@ queue { retry_min = 5  retry_max = 60 }
                               text=True, timeout=600)
 
     def scheduled(self):
+        """messages whose destination the scheduler knows; None: it cannot say (an
+        mxgated without per-destination scheduling)"""
         r = self.ctl("--json", "queue", "destinations")
         if r.returncode != 0:
-            return 0
+            return None
         return sum(d["messages"] for d in json.loads(r.stdout)["destinations"])
 
 
@@ -380,10 +382,12 @@ def main():
         t0 = time.monotonic()
         ready = mx.start()
         sched = None
-        while not args.postfix and mx.scheduled() < queued and time.monotonic() - t0 < 1800:
+        while not args.postfix and time.monotonic() - t0 < 1800:
+            n = mx.scheduled()
+            if n is None or n >= queued:
+                sched = None if n is None else time.monotonic() - t0
+                break
             time.sleep(0.2)
-        if not args.postfix:
-            sched = time.monotonic() - t0
         log("restart with %d queued: greeting after %.2f s, all scheduled after %s s"
             % (queued, ready, "%.1f" % sched if sched is not None else "n/a"))
         sink = Sink(hop)
