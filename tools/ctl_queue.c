@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/json.h"
 #include "ctl.h"
+#include "ctl_dests.h"
 #include "queue/hold.h"
 #include "queue/spool.h"
 
@@ -291,29 +292,34 @@ static int cmd_list(struct ctl *c, struct spool *sp, int argc, char **argv)
     const char *sort = list_sort_arg(argc, argv);
     struct list_ctx lc = {.cfg = c->cfg, .print = !c->json};
     struct adm_queue q;
+    struct ctl_dests cd;
     struct json j;
 
     spool_keep_corrupt(sp);
     spool_on_corrupt(sp, ctl_corrupt, &lc);
+    ctl_dests_fetch(c->cfg, &cd); /* what only the running daemon knows */
     if (adm_queue_load(sp, NULL, &q) < 0) {
+        ctl_dests_free(&cd);
         fprintf(stderr, "mxgatectl: cannot read the queue: %s\n", strerror(errno));
         return 1;
     }
     if (sort && adm_queue_sort(&q, sort) < 0) {
         fprintf(stderr, "mxgatectl: sort by age, size, sender, recipients or attempts\n");
         adm_queue_free(&q);
+        ctl_dests_free(&cd);
         return 2;
     }
     if (c->json) {
         json_init(&j);
-        adm_queue_json(&q, &j);
+        adm_queue_json_with(&q, &j, ctl_dests_json, &cd);
         ctl_json_print(&j);
         json_free(&j);
         adm_queue_free(&q);
+        ctl_dests_free(&cd);
         return 0;
     }
-    for (size_t i = 0; i < q.n; i++)
-        list_one(&q.msg[i]);
+    ctl_dests_list(c->cfg, &cd, &q, list_one);
+    ctl_dests_free(&cd);
     if (q.n)
         list_totals(&q);
     else if (lc.corrupt == 0)
@@ -325,6 +331,30 @@ static int cmd_list(struct ctl *c, struct spool *sp, int argc, char **argv)
                "remove with \"mxgatectl queue delete ID\"\n",
                lc.corrupt);
     adm_queue_free(&q);
+    return 0;
+}
+
+/* cmd_dests - every destination mxgated knows, with its state (none without the daemon) */
+static int cmd_dests(struct ctl *c)
+{
+    struct ctl_dests cd;
+    struct json j;
+
+    if (ctl_dests_fetch(c->cfg, &cd) < 0) {
+        fprintf(stderr, "mxgatectl: mxgated is not running: no delivery state\n");
+        return 1;
+    }
+    if (c->json) {
+        json_init(&j);
+        json_obj_begin(&j);
+        ctl_dests_json(&j, &cd);
+        json_obj_end(&j);
+        ctl_json_print(&j);
+        json_free(&j);
+    } else {
+        ctl_dests_print(&cd);
+    }
+    ctl_dests_free(&cd);
     return 0;
 }
 
@@ -429,6 +459,8 @@ int queue_command(struct ctl *c, int argc, char **argv)
         usage();
     if (strcmp(argv[0], "flush") == 0 && argc == 1)
         return cmd_flush(c);
+    if (strcmp(argv[0], "destinations") == 0 && argc == 1)
+        return cmd_dests(c);
     sp = spool_open(c->cfg->spool_dir, err, sizeof(err));
     if (!sp) {
         fprintf(stderr, "mxgatectl: %s\n", err);

@@ -21,6 +21,7 @@ void usage(void)
             "usage: mxgatectl [-c config] [--json] COMMAND\n"
             "  queue list [--sort age|size|sender|recipients|attempts]\n"
             "  queue show ID [--body]\n"
+            "  queue destinations\n"
             "  queue flush\n"
             "  queue hold|release|delete ID|all|sender ADDRESS|domain DOMAIN\n"
             "  stats [FROM [TO]]       FROM, TO: YYYY-MM-DD, YYYY-MM-DDTHH (UTC), today, all\n"

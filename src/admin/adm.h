@@ -100,8 +100,27 @@ void adm_queue_free(struct adm_queue *q);
 /* adm_queue_json - {"messages":[...],"total":{"messages","recipients","size","held"},
  * "oldest", "domains":[{"domain","recipients","messages"}]} */
 void adm_queue_json(const struct adm_queue *q, struct json *j);
+/* adm_queue_json_with - adm_queue_json with more keys written by extra(j, arg) at the end
+ * ("destinations" from the daemon) */
+void adm_queue_json_with(const struct adm_queue *q, struct json *j,
+                         void (*extra)(struct json *j, void *arg), void *arg);
 /* adm_msg_json - one message with its recipients' state */
 void adm_msg_json(const struct adm_msg *m, struct json *j);
+
+/* ---- the scheduler's destinations (adm_dests.c) ---- */
+struct queue_dest_info;
+/* adm_dest_state - "unreachable", "backoff", "busy" (at its concurrency) or "ready" */
+const char *adm_dest_state(const struct queue_dest_info *in, time_t now);
+/* adm_dest_json - {"destination","kind":"domain"|"nexthop","state","active","window",
+ * "concurrency","rate","per_connection","backoff_until","unreachable_since","next_probe",
+ * "messages","ready","deferred","parked","delivering"} */
+void adm_dest_json(const struct queue_dest_info *in, struct json *j);
+/* adm_dests_json - the daemon's destinations as a JSON array */
+void adm_dests_json(const struct adm_env *env, struct json *j);
+/* adm_dests_lines - the same, one "dest ..." line each (the control socket's form) */
+void adm_dests_lines(const struct adm_env *env, FILE *f);
+/* adm_dest_parse - one such line back (in->name points into name); 0 or -1 */
+int adm_dest_parse(const char *line, struct queue_dest_info *in, char *name, size_t namelen);
 
 enum adm_qaction { ADM_HOLD, ADM_RELEASE, ADM_DELETE };
 /* adm_queue_act - hold, release or delete what sel names, in the daemon; the count

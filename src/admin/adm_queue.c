@@ -247,6 +247,12 @@ static void queue_domains_json(const struct adm_queue *q, struct json *j)
 
 void adm_queue_json(const struct adm_queue *q, struct json *j)
 {
+    adm_queue_json_with(q, j, NULL, NULL);
+}
+
+void adm_queue_json_with(const struct adm_queue *q, struct json *j,
+                         void (*extra)(struct json *j, void *arg), void *arg)
+{
     unsigned long long size = 0, rcpts = 0, held = 0;
     time_t oldest = 0;
     char when[32];
@@ -277,6 +283,8 @@ void adm_queue_json(const struct adm_queue *q, struct json *j)
         json_null(j);
     json_obj_end(j);
     queue_domains_json(q, j);
+    if (extra)
+        extra(j, arg);
     json_obj_end(j);
 }
 

@@ -126,6 +126,23 @@ static void control_status(struct control *c, int json, struct evbuffer *out)
     free(text);
 }
 
+/* control_dests - "ok" then a "dest ..." line per destination (adm_dests_lines) */
+static void control_dests(struct control *c, struct evbuffer *out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    if (!f) {
+        evbuffer_add_printf(out, "error out of memory\n");
+        return;
+    }
+    adm_dests_lines(&c->env, f);
+    fclose(f);
+    evbuffer_add_printf(out, "ok\n%s", text);
+    free(text);
+}
+
 /* control_execute - one request, one reply */
 static void control_execute(struct control *c, char *req, struct evbuffer *out)
 {
@@ -150,6 +167,8 @@ static void control_execute(struct control *c, char *req, struct evbuffer *out)
         log_info("event=reload via=control");
         c->env.reload(c->env.reload_arg);
         evbuffer_add_printf(out, "ok 1\n");
+    } else if (strcmp(argv[0], "destinations") == 0 && argc == 1) {
+        control_dests(c, out);
     } else if (strcmp(argv[0], "status") == 0 &&
                (argc == 1 || (argc == 2 && strcmp(argv[1], "json") == 0))) {
         control_status(c, argc == 2, out);

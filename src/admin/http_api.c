@@ -67,6 +67,13 @@ static int api_selector(struct http_req *r, struct adm_select *sel)
     return 0;
 }
 
+/* api_queue_dests - the scheduler's destinations beside the spool's listing */
+static void api_queue_dests(struct json *j, void *arg)
+{
+    json_key(j, "destinations");
+    adm_dests_json(arg, j);
+}
+
 /* api_queue - GET /api/queue[?sort=&sender=&domain=&id=] */
 static void api_queue(struct http_req *r)
 {
@@ -86,7 +93,7 @@ static void api_queue(struct http_req *r)
         return;
     }
     json_init(&j);
-    adm_queue_json(&q, &j);
+    adm_queue_json_with(&q, &j, api_queue_dests, &r->a->env);
     http_json(r, 200, &j);
     json_free(&j);
     adm_queue_free(&q);
@@ -121,6 +128,11 @@ int http_api_get(struct http_req *r, const char *path)
         api_stats(r, path[10] == '/');
     } else if (strcmp(path, "/api/queue") == 0) {
         api_queue(r);
+    } else if (strcmp(path, "/api/destinations") == 0) {
+        json_init(&j);
+        adm_dests_json(&r->a->env, &j);
+        http_json(r, 200, &j);
+        json_free(&j);
     } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0 ||
                strcmp(path, "/api/flood") == 0) {
         api_store_listing(r, path + 5);

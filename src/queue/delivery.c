@@ -124,6 +124,18 @@ void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
     dl_leg_done(leg->d);
 }
 
+/* dl_reachability - what the leg's last connection says of its next hop: a greeting
+ * (fresh or on a cached connection) is an answer; no reply at all, for every recipient,
+ * and nothing possibly delivered, is a server that did not answer */
+static void dl_reachability(struct dl_leg *leg, const struct smtp_client_result *res)
+{
+    leg->reached = res->peer_greeting[0] != '\0';
+    leg->unreachable = !leg->reached && res->nrcpt > 0;
+    for (size_t i = 0; i < res->nrcpt; i++)
+        if (res->rcpt[i].code != 0 || res->rcpt[i].maybe_delivered)
+            leg->unreachable = 0;
+}
+
 /* dl_client_done - the SMTP/LMTP client's per-recipient answers; its
  * EHLO refreshes what the next hop is known to take */
 static void dl_client_done(void *arg, const struct smtp_client_result *res)
@@ -134,6 +146,7 @@ static void dl_client_done(void *arg, const struct smtp_client_result *res)
     leg->client = NULL;
     if (dl_mx_next(leg, res))
         return;
+    dl_reachability(leg, res);
     nexthops_learn(leg->d->ctx.nexthops, &leg->route->target, res);
     dl_relay(leg, relay, sizeof(relay));
     dl_dest_end(leg, res->nrcpt ? dest_classify(res->rcpt[0].code, res->rcpt[0].text) : DEST_OTHER);
@@ -193,6 +206,7 @@ void dl_client_start(struct dl_leg *leg)
         .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
         .data_timeout = (int)d->ctx.conf.delivery.data_timeout,
         .cache = d->ctx.conn_cache,
+        .max_uses = leg->dest ? leg->dest->conf.per_connection : 0,
         .done = dl_client_done,
         .arg = leg,
     };
@@ -403,6 +417,13 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, 
     }
     d->starting = 1;
     d->t_started = clock_now_precise();
+    d->primary = d->out.dest = dl_primary_dest(d);
+    if (time(NULL) - d->env.arrival < (time_t)ctx->conf.queue.lifetime && ctx->admit &&
+        !ctx->admit(arg, d->primary)) {
+        delivery_free(d); /* filed by the scheduler: no connection, no log line */
+        errno = EAGAIN;
+        return NULL;
+    }
     if (time(NULL) - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
         dl_expire(d);
         d->pending = 1;
@@ -580,6 +601,10 @@ static void dl_finish_done(void *arg)
         return;
     if (d->make_dsn && !d->dsn_ok)
         d->dsn_note = "failed";
+    if (d->nlegs && d->primary) {
+        d->out.reached = d->legs[0].reached;
+        d->out.unreachable = d->legs[0].unreachable;
+    }
     for (size_t i = 0; i < d->nr; i++)
         dl_log_rcpt(d, &d->r[i]);
     if (d->out.finished)

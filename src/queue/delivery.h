@@ -18,7 +18,17 @@ struct nexthops;
 struct dns;
 struct dests;
 struct routes;
+struct dest;
 typedef struct ssl_ctx_st SSL_CTX;
+
+/*
+ * delivery_admit_fn - the scheduler's say once the message is loaded: dest is
+ * where its first pending recipient goes (route "mx": the domain's state; a
+ * relay route: its next hop's; NULL for a maildir or no route). 1: go on; 0:
+ * not now (the scheduler has filed the message under dest), the attempt ends
+ * before any connection.
+ */
+typedef int (*delivery_admit_fn)(void *arg, struct dest *dest);
 
 /* What every attempt needs; owned by the queue. */
 struct delivery_ctx {
@@ -33,7 +43,8 @@ struct delivery_ctx {
     struct conncache *conn_cache; /* idle SMTP/LMTP connections to reuse, or NULL */
     struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
     struct dns *dns;              /* route "mx": MX, A and AAAA lookups; NULL: none */
-    struct dests *dests;          /* route "mx": flow control per destination, or NULL */
+    struct dests *dests;          /* flow control and reachability per destination, or NULL */
+    delivery_admit_fn admit;      /* NULL: every attempt goes on */
 };
 
 struct delivery_outcome {
@@ -41,6 +52,11 @@ struct delivery_outcome {
     unsigned attempts;             /* attempts made so far for the pending recipients */
     unsigned next_retry;           /* seconds until the next attempt, when not finished */
     char dsn_id[SPOOL_ID_LEN + 1]; /* a DSN was queued ("" if none) */
+    /* the destination of the first pending recipient (as given to admit) and what the
+     * attempt learned of it: no server answered a connection, or one did */
+    struct dest *dest;
+    int unreachable;
+    int reached;
 };
 
 typedef void (*delivery_done_fn)(void *arg, const struct delivery_outcome *o);
@@ -52,7 +68,7 @@ struct delivery;
  * verify: check the queue file's checksum (a file found in the spool at
  * start, which a crash may have torn). NULL (errno ENOENT or EBADMSG) when
  * the message cannot be loaded: it is gone or was moved to corrupt/, and no
- * callback follows.
+ * callback follows; NULL with errno EAGAIN when ctx->admit said not now.
  */
 struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
                                 delivery_done_fn done, void *arg);

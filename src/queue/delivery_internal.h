@@ -46,6 +46,8 @@ struct dl_leg {
     struct dest *dest; /* its flow control (relay/dest.h); counted while dest_on */
     int dest_on;
     struct event *gate; /* waiting for the destination to take one more */
+    int reached;        /* a server of the leg answered (a greeting) */
+    int unreachable;    /* none did: every connection failed before a greeting */
 };
 
 struct delivery {
@@ -72,6 +74,7 @@ struct delivery {
     int dsn_ok;
     int remove_ok;
     struct delivery_outcome out;
+    struct dest *primary; /* the first leg's destination (out.dest), or NULL */
 };
 
 /* delivery.c */
@@ -80,6 +83,7 @@ void dl_client_start(struct dl_leg *leg);
 void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen);
 
 /* delivery_mx.c */
+struct dest *dl_primary_dest(struct delivery *d);
 void dl_dest_end(struct dl_leg *leg, enum dest_outcome o);
 int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res);
 void dl_start_mx(struct dl_leg *leg);

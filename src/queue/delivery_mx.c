@@ -13,6 +13,7 @@
 #include "relay/client.h"
 #include "relay/dest.h"
 #include "relay/mx.h"
+#include "relay/route.h"
 #include "relay/routes.h"
 
 /* dl_dest_end - the leg no longer counts against its destination; o is the feedback */
@@ -140,4 +141,20 @@ void dl_start_mx(struct dl_leg *leg)
     leg->mxq = mx_lookup(leg->d->ctx.dns, leg->domain, leg->route->target.port, dl_mx_done, leg);
     if (!leg->mxq)
         dl_leg_fail(leg, 0, "4.4.3 no DNS resolver for MX lookups");
+}
+
+/* dl_primary_dest - the destination the scheduler files the message under: its first
+ * leg's (route "mx": the recipient domain; a relay route: its next hop); NULL for a
+ * maildir, no route, or without a destination table */
+struct dest *dl_primary_dest(struct delivery *d)
+{
+    struct dl_leg *leg = d->nlegs ? &d->legs[0] : NULL;
+    char name[320];
+
+    if (!leg || !leg->route || !d->ctx.dests || leg->route->target.kind == ROUTE_MAILDIR)
+        return NULL;
+    if (leg->route->target.kind == ROUTE_MX)
+        return leg->dest = dests_get(d->ctx.dests, leg->domain);
+    route_target_format(&leg->route->target, name, sizeof(name));
+    return dests_get_nexthop(d->ctx.dests, name);
 }

@@ -1,5 +1,7 @@
-/* queue.c - the scheduler: a ready list, a time heap of deferred messages, a concurrency cap */
+/* queue.c - the scheduler: a time heap of deferred messages, a concurrency cap, the
+ * operator's actions; the destinations' ready lists are queue_dest.c's */
 #include "queue/queue.h"
+#include "queue/queue_internal.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -24,41 +26,7 @@
 
 #define QUEUE_CONN_IDLE_MAX 64 /* idle delivery connections kept at most */
 #define QUEUE_CONN_IDLE_SECS 5 /* and for how long (below servers' own idle timeouts) */
-
-enum qstate { Q_WAIT, Q_READY, Q_ACTIVE, Q_HELD };
-
-struct qentry {
-    char id[SPOOL_ID_LEN + 1];
-    enum qstate st;
-    time_t due;
-    size_t heap_idx;
-    int delete_req; /* mxgatectl asked while an attempt ran */
-    int flush_req;  /* flushed while an attempt ran: go again at once */
-    int hold_req;   /* held while an attempt ran: hold after it */
-    int unchecked;  /* found in the spool at start: checksum not checked yet */
-    struct delivery *d;
-    void *token;            /* the configuration the running attempt holds (queue_reconfigure) */
-    double arrived, queued; /* for delay= (queue_add_arrived); 0: unknown */
-    struct queue *q;
-    TAILQ_ENTRY(qentry) link; /* ready or active list */
-};
-
-TAILQ_HEAD(qlist, qentry);
-
-struct queue {
-    struct delivery_ctx ctx;
-    struct qentry **heap;
-    size_t nheap;
-    size_t heap_cap;
-    struct qlist ready;
-    struct qlist active;
-    struct qlist held; /* mxgatectl queue hold: not delivered until released */
-    unsigned nactive;
-    struct event *timer; /* the heap's earliest due time */
-    struct event *kick;  /* run dispatch from the loop, not from the caller */
-    queue_hold_fn hold;  /* keeps the configuration of running attempts (queue_reconfigure) */
-    void *token;
-};
+#define QUEUE_SCAN_SLICE 4096  /* queue files listed per loop turn at the start */
 
 /* queue_unhold - an attempt ended: let go of the configuration it used */
 static void queue_unhold(struct queue *q, struct qentry *e)
@@ -67,8 +35,6 @@ static void queue_unhold(struct queue *q, struct qentry *e)
         q->hold(e->token, -1);
     e->token = NULL;
 }
-
-static void queue_dispatch(struct queue *q);
 
 /* heap_swap - exchange two heap slots, keeping indexes right */
 static void heap_swap(struct queue *q, size_t a, size_t b)
@@ -106,8 +72,8 @@ static void heap_down(struct queue *q, size_t i)
     }
 }
 
-/* heap_push - a deferred message waits for its time */
-static int heap_push(struct queue *q, struct qentry *e)
+/* queue_heap_push - a deferred message waits for its time */
+int queue_heap_push(struct queue *q, struct qentry *e)
 {
     if (q->nheap == q->heap_cap) {
         size_t cap = q->heap_cap ? q->heap_cap * 2 : 64;
@@ -116,6 +82,8 @@ static int heap_push(struct queue *q, struct qentry *e)
         q->heap_cap = cap;
     }
     e->st = Q_WAIT;
+    if (e->qd)
+        e->qd->nwait++;
     e->heap_idx = q->nheap;
     q->heap[q->nheap++] = e;
     heap_up(q, e->heap_idx);
@@ -127,6 +95,8 @@ static void heap_remove(struct queue *q, struct qentry *e)
 {
     size_t i = e->heap_idx;
 
+    if (e->qd)
+        e->qd->nwait--;
     heap_swap(q, i, q->nheap - 1);
     q->nheap--;
     if (i < q->nheap) {
@@ -136,7 +106,7 @@ static void heap_remove(struct queue *q, struct qentry *e)
 }
 
 /* queue_arm - wake up when the earliest deferred message is due */
-static void queue_arm(struct queue *q)
+void queue_arm(struct queue *q)
 {
     struct timeval tv = {0, 0};
     time_t now = time(NULL);
@@ -150,13 +120,6 @@ static void queue_arm(struct queue *q)
     evtimer_add(q->timer, &tv);
 }
 
-/* queue_make_ready - append to the ready list */
-static void queue_make_ready(struct queue *q, struct qentry *e)
-{
-    e->st = Q_READY;
-    TAILQ_INSERT_TAIL(&q->ready, e, link);
-}
-
 /* queue_timer_cb - move due messages to the ready list */
 static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -166,20 +129,20 @@ static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     while (q->nheap > 0 && q->heap[0]->due <= now) {
         struct qentry *e = q->heap[0];
         heap_remove(q, e);
-        queue_make_ready(q, e);
+        qd_make_ready(q, e);
     }
     queue_arm(q);
-    queue_dispatch(q);
+    qd_dispatch(q);
 }
 
 /* queue_kick_cb - dispatch outside of whoever added work */
 static void queue_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    queue_dispatch(arg);
+    qd_dispatch(arg);
 }
 
 /* queue_kick - schedule a dispatch on the next loop turn */
-static void queue_kick(struct queue *q)
+void queue_kick(struct queue *q)
 {
     event_active(q->kick, EV_TIMEOUT, 0);
 }
@@ -222,11 +185,15 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
 
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
+    if (e->qd)
+        e->qd->nactive--;
     e->d = NULL;
     queue_unhold(q, e);
     if (o->dsn_id[0])
         queue_add(q, o->dsn_id);
-    if (o->finished) {
+    if (qd_outcome(q, e, o)) {
+        /* parked behind its unreachable destination: no retry time of its own */
+    } else if (o->finished) {
         if (e->hold_req) /* held during its last attempt, which finished it */
             hold_clear(q->ctx.spool, e->id);
         free(e);
@@ -237,39 +204,41 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
         TAILQ_INSERT_TAIL(&q->held, e, link);
     } else if (e->flush_req) {
         e->flush_req = 0;
-        queue_make_ready(q, e);
+        qd_make_ready(q, e);
     } else {
         e->due = time(NULL) + o->next_retry;
-        if (heap_push(q, e) < 0)
-            queue_make_ready(q, e); /* no memory for the heap: retry rather than forget */
+        if (queue_heap_push(q, e) < 0)
+            qd_make_ready(q, e); /* no memory for the heap: retry rather than forget */
         queue_arm(q);
     }
     queue_kick(q);
 }
 
-/* queue_dispatch - start attempts while there is room */
-static void queue_dispatch(struct queue *q)
+/* queue_start_entry - see queue_internal.h: e's attempt; 1 when it runs, 0 when the
+ * scheduler filed it (qd_admit) or it is gone (e freed) */
+int queue_start_entry(struct queue *q, struct qentry *e)
 {
-    struct qentry *e;
-
-    while (q->nactive < q->ctx.conf.queue.max_deliveries && (e = TAILQ_FIRST(&q->ready))) {
-        TAILQ_REMOVE(&q->ready, e, link);
-        e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
-        e->unchecked = 0;
-        if (e->d)
-            delivery_set_times(e->d, e->arrived, e->queued);
-        if (!e->d) {
-            log_warn("event=dropped id=%s reason=%s", e->id,
-                     errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
-            free(e);
-            continue;
-        }
-        if (q->hold && q->token)
-            q->hold(e->token = q->token, +1);
-        e->st = Q_ACTIVE;
-        TAILQ_INSERT_TAIL(&q->active, e, link);
-        q->nactive++;
+    e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
+    if (!e->d && errno == EAGAIN) {
+        e->unchecked = 0; /* loaded, so checked */
+        return 0;
     }
+    e->unchecked = 0;
+    if (!e->d) {
+        log_warn("event=dropped id=%s reason=%s", e->id,
+                 errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
+        free(e);
+        return 0;
+    }
+    delivery_set_times(e->d, e->arrived, e->queued);
+    if (q->hold && q->token)
+        q->hold(e->token = q->token, +1);
+    e->st = Q_ACTIVE;
+    TAILQ_INSERT_TAIL(&q->active, e, link);
+    q->nactive++;
+    if (e->qd)
+        e->qd->nactive++;
+    return 1;
 }
 
 /* queue_reconfigure - see queue.h */
@@ -291,7 +260,8 @@ void queue_reconfigure(struct queue *q, const struct config *cfg, const struct r
     q->ctx.routes = routes;
     q->hold = hold;
     q->token = token;
-    queue_kick(q); /* max_deliveries may have grown */
+    dests_reconfigure(q->ctx.dests, cfg); /* new limits; each destination's state stays */
+    queue_kick(q);                        /* max_deliveries may have grown */
 }
 
 /* queue_set_nexthops - see queue.h */
@@ -318,7 +288,8 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                                    .routes = routes,
                                    .spool = sp,
                                    .pool = pool,
-                                   .client_tls = client_tls};
+                                   .client_tls = client_tls,
+                                   .admit = qd_admit};
     queueconf_read(cfg, &q->ctx.conf);
     q->ctx.bounces =
         bouncelimit_new(st, q->ctx.conf.queue.bounce_limit, q->ctx.conf.queue.bounce_domain_limit,
@@ -326,8 +297,10 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
     /* one connection per message to the same internal server would cost a
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
     q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
-    q->ctx.dests = dests_load(cfg); /* the limits of the start (a reload keeps them) */
+    q->ctx.dests = dests_load(cfg); /* a reload reads them again (queue_reconfigure) */
     TAILQ_INIT(&q->ready);
+    TAILQ_INIT(&q->ring);
+    TAILQ_INIT(&q->dests);
     TAILQ_INIT(&q->active);
     TAILQ_INIT(&q->held);
     q->timer = evtimer_new(base, queue_timer_cb, q);
@@ -349,7 +322,7 @@ static struct qentry *queue_enqueue(struct queue *q, const char *id)
         log_err("event=error id=%s what=\"out of memory scheduling\"", id);
         return NULL;
     }
-    queue_make_ready(q, e);
+    qd_make_ready(q, e);
     queue_kick(q);
     return e;
 }
@@ -363,20 +336,50 @@ static void queue_start_one(const char *id, void *arg)
     if (e)
         e->unchecked = 1;
     if (e && hold_is(q->ctx.spool, id)) { /* held before the restart: stays held */
-        TAILQ_REMOVE(&q->ready, e, link);
+        qd_unready(q, e);
         e->st = Q_HELD;
         TAILQ_INSERT_TAIL(&q->held, e, link);
     }
 }
 
-/* queue_start - everything in the spool is due now */
+/* queue_scan_cb - one slice of the start's listing; the next on a later loop turn, so
+ * that clients are served meanwhile whatever the queue's size */
+static void queue_scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue *q = arg;
+    struct timeval now = {0, 0};
+    int n = spool_scan_next(q->scan, QUEUE_SCAN_SLICE, queue_start_one, q);
+
+    if (n > 0) {
+        q->scanned += (unsigned)n;
+        evtimer_add(q->scan_ev, &now);
+        return;
+    }
+    if (n < 0)
+        log_err("event=error what=\"listing the queue\" error=%s", log_q(strerror(errno)));
+    spool_scan_close(q->scan, n == 0);
+    q->scan = NULL;
+    log_info("event=queue_loaded messages=%u seconds=%.2f", q->scanned,
+             clock_now_precise() - q->scan_started);
+}
+
+/* queue_start - everything in the spool is due now: listed in slices from the loop */
 int queue_start(struct queue *q)
 {
-    int n = spool_list(q->ctx.spool, queue_start_one, q);
+    struct timeval now = {0, 0};
 
-    if (n > 0)
-        log_info("event=queue_loaded messages=%d", n);
-    return n;
+    if (!(q->scan = spool_scan_open(q->ctx.spool))) {
+        log_err("event=error what=\"listing the queue\" error=%s", log_q(strerror(errno)));
+        return -1;
+    }
+    q->scan_started = clock_now_precise();
+    if (!(q->scan_ev = evtimer_new(q->ctx.base, queue_scan_cb, q)) ||
+        evtimer_add(q->scan_ev, &now) < 0) {
+        queue_scan_cb(-1, 0, q); /* no timer: all at once */
+        while (q->scan)
+            queue_scan_cb(-1, 0, q);
+    }
+    return 0;
 }
 
 /* queue_add - deliver id as soon as there is room */
@@ -399,13 +402,13 @@ void queue_add_arrived(struct queue *q, const char *id, double arrived)
 /* queue_flush - all waiting messages are due now */
 unsigned queue_flush(struct queue *q)
 {
-    unsigned n = 0;
+    unsigned n = qd_flush(q);
     struct qentry *e;
 
     while (q->nheap > 0) {
         e = q->heap[0];
         heap_remove(q, e);
-        queue_make_ready(q, e);
+        qd_make_ready(q, e);
         n++;
     }
     TAILQ_FOREACH(e, &q->active, link)
@@ -435,7 +438,7 @@ static struct qentry *queue_find(struct queue *q, const char *id)
     TAILQ_FOREACH(e, &q->held, link)
     if (strcmp(e->id, id) == 0)
         return e;
-    return NULL;
+    return qd_find(q, id);
 }
 
 /* queue_delete - remove now, or right after the running attempt */
@@ -451,8 +454,12 @@ int queue_delete(struct queue *q, const char *id)
     }
     if (e->st == Q_WAIT)
         heap_remove(q, e);
+    else if (e->st == Q_HELD)
+        TAILQ_REMOVE(&q->held, e, link);
+    else if (e->st == Q_PARKED)
+        qd_unpark(q, e);
     else
-        TAILQ_REMOVE(e->st == Q_HELD ? &q->held : &q->ready, e, link);
+        qd_unready(q, e);
     queue_arm(q);
     pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
     return 0;
@@ -476,8 +483,10 @@ int queue_hold(struct queue *q, const char *id)
     if (e->st == Q_WAIT) {
         heap_remove(q, e);
         queue_arm(q);
+    } else if (e->st == Q_PARKED) {
+        qd_unpark(q, e);
     } else {
-        TAILQ_REMOVE(&q->ready, e, link);
+        qd_unready(q, e);
     }
     e->st = Q_HELD;
     TAILQ_INSERT_TAIL(&q->held, e, link);
@@ -498,20 +507,25 @@ int queue_release(struct queue *q, const char *id)
     if (e->st != Q_HELD)
         return 0;
     TAILQ_REMOVE(&q->held, e, link);
-    queue_make_ready(q, e);
+    qd_make_ready(q, e);
     queue_kick(q);
     return 0;
 }
 
-/* queue_info_one - count e; the id's first 8 hex digits are its arrival second */
-static void queue_info_one(struct queue_info *in, const struct qentry *e)
+/* queue_id_time - see queue_internal.h: an id's first 8 hex digits are its arrival second */
+time_t queue_id_time(const char *id)
 {
     char hex[9];
-    long long t;
 
-    memcpy(hex, e->id, 8);
+    memcpy(hex, id, 8);
     hex[8] = '\0';
-    t = (long long)strtoull(hex, NULL, 16);
+    return (time_t)strtoull(hex, NULL, 16);
+}
+
+/* queue_info_one - count e */
+static void queue_info_one(struct queue_info *in, const struct qentry *e)
+{
+    long long t = (long long)queue_id_time(e->id);
 
     in->messages++;
     if (in->oldest == 0 || t < in->oldest)
@@ -536,6 +550,7 @@ void queue_info(const struct queue *q, struct queue_info *in)
         in->held++;
     }
     in->deferred = (unsigned)q->nheap;
+    qd_info(q, in, queue_info_one);
 }
 
 /* queue_free - cancel attempts; everything stays in the spool for the next start */
@@ -566,8 +581,12 @@ void queue_free(struct queue *q)
         event_free(q->timer);
     if (q->kick)
         event_free(q->kick);
+    if (q->scan_ev)
+        event_free(q->scan_ev);
+    spool_scan_close(q->scan, 0);
     bouncelimit_free(q->ctx.bounces);
     conncache_free(q->ctx.conn_cache); /* after the attempts that used it */
+    qd_free_all(q);
     dests_free(q->ctx.dests);
     free(q);
 }

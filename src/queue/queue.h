@@ -38,7 +38,8 @@ void queue_set_nexthops(struct queue *q, struct nexthops *nh);
 struct dns;
 void queue_set_dns(struct queue *q, struct dns *dns);
 
-/* queue_start - pick up every message in the spool (after a restart); returns the count */
+/* queue_start - pick up every message in the spool (after a restart), listed in slices
+ * from the loop (event=queue_loaded when done); 0, or -1 when queue/ cannot be read */
 int queue_start(struct queue *q);
 
 /* queue_add - a message just committed: deliver it at once */
@@ -69,6 +70,25 @@ struct queue_info {
 };
 /* queue_info - the queue's size and age, counted now (for status and metrics) */
 void queue_info(const struct queue *q, struct queue_info *in);
+
+/* What the scheduler knows of one destination: a recipient domain of route "mx"
+ * (relay/dest.h: its limits and feedback) or a relay route's next hop. */
+struct queue_dest_info {
+    const char *name; /* the domain, or the next hop's target ("smtp:[192.0.2.1]:25") */
+    int nexthop;
+    unsigned active;      /* deliveries running to it now */
+    unsigned window;      /* concurrency allowed now by the feedback (0: no limit) */
+    unsigned concurrency; /* its limit (0: no limit but max_deliveries) */
+    unsigned rate_n, rate_secs, per_connection;
+    double backoff_until;     /* unix time; 0: not backing off */
+    double unreachable_since; /* unix time; 0: reachable */
+    double probe_due;         /* when an unreachable destination is tried next; 0 */
+    unsigned messages;        /* queued for it: ready + deferred + parked + delivering */
+    unsigned ready, deferred, parked, delivering;
+};
+typedef void (*queue_dest_fn)(const struct queue_dest_info *in, void *arg);
+/* queue_dests - fn for every destination the scheduler has met since the start */
+void queue_dests(const struct queue *q, queue_dest_fn fn, void *arg);
 
 /* queue_free - cancel running deliveries (messages stay in the spool) and free */
 void queue_free(struct queue *q);

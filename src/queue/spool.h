@@ -215,6 +215,19 @@ int spool_foreign(const char *dir, uid_t uid, char *first, size_t firstlen);
  * stale tmp/ files and orphaned log/ files. Returns the count or -1. */
 int spool_list(struct spool *sp, void (*fn)(const char *id, void *arg), void *arg);
 
+/*
+ * spool_scan_open, spool_scan_next, spool_scan_close - spool_list in slices, so
+ * that a daemon starting with a large queue serves clients between them: open
+ * sweeps tmp/; each next calls fn for up to max ids of queue/ and returns how
+ * many (0 at the end, -1 with errno); close after the end removes the orphaned
+ * log/ files (sweep 1) as spool_list does. NULL with errno from open.
+ */
+struct spool_scan;
+struct spool_scan *spool_scan_open(struct spool *sp);
+int spool_scan_next(struct spool_scan *s, unsigned max, void (*fn)(const char *id, void *arg),
+                    void *arg);
+void spool_scan_close(struct spool_scan *s, int sweep);
+
 /* spool_valid_id - 1 if s has the shape of a queue id (guards path building) */
 int spool_valid_id(const char *s);
 

@@ -7,7 +7,10 @@
 #include <limits.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+#include "core/xmalloc.h"
 
 /* spool_dir_walk - call cb for every queue-id-shaped name in subdirectory sub */
 int spool_dir_walk(struct spool *sp, enum spool_sub sub, spool_entry_fn cb, void *ctx)
@@ -100,4 +103,62 @@ int spool_list(struct spool *sp, void (*fn)(const char *id, void *arg), void *ar
         spool_dir_walk(sp, SUB_LOG, sweep_log, NULL) < 0)
         return -1;
     return lc.count;
+}
+
+struct spool_scan {
+    struct spool *sp;
+    DIR *d;
+};
+
+/* spool_scan_open - see spool.h */
+struct spool_scan *spool_scan_open(struct spool *sp)
+{
+    struct spool_scan *s;
+    int fd, saved;
+
+    if (spool_dir_walk(sp, SUB_TMP, sweep_tmp, NULL) < 0)
+        return NULL;
+    fd = openat(sp->fds[SUB_QUEUE], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    s = xcalloc(1, sizeof(*s));
+    s->sp = sp;
+    if (!(s->d = fdopendir(fd))) {
+        saved = errno;
+        close(fd);
+        free(s);
+        errno = saved;
+        return NULL;
+    }
+    return s;
+}
+
+/* spool_scan_next - see spool.h */
+int spool_scan_next(struct spool_scan *s, unsigned max, void (*fn)(const char *id, void *arg),
+                    void *arg)
+{
+    struct dirent *de;
+    int n = 0;
+
+    while ((unsigned)n < max) {
+        errno = 0;
+        if (!(de = readdir(s->d)))
+            return errno ? -1 : n;
+        if (spool_valid_id(de->d_name)) {
+            fn(de->d_name, arg);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* spool_scan_close - see spool.h */
+void spool_scan_close(struct spool_scan *s, int sweep)
+{
+    if (!s)
+        return;
+    closedir(s->d);
+    if (sweep)
+        spool_dir_walk(s->sp, SUB_LOG, sweep_log, NULL);
+    free(s);
 }

@@ -96,6 +96,9 @@ struct smtp_client_req {
      * Never used for probes. NULL: a connection per request
      * (relay/conncache.h). */
     struct conncache *cache;
+    /* max_uses: a connection that carried this many transactions is closed, not parked
+     * (a destination's per_connection); 0: no limit */
+    unsigned max_uses;
     void (*done)(void *arg, const struct smtp_client_result *res);
     void *arg;
 };

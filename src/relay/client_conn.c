@@ -230,6 +230,7 @@ static void session_save(const struct smtp_client *c, struct conncache_session *
     cs->tls = c->res.tls;
     memcpy(cs->tls_desc, c->res.tls_desc, sizeof cs->tls_desc);
     memcpy(cs->peer_greeting, c->res.peer_greeting, sizeof cs->peer_greeting);
+    cs->uses = c->uses + 1;
 }
 
 /* cache_want - the cache key of c's request */
@@ -251,6 +252,7 @@ int cl_park(struct smtp_client *c)
     struct conncache_want w;
 
     if (!conncache_enabled(c->req.cache) || c->req.probe || c->req.ehlo_only || c->rlines != 0 ||
+        (c->req.max_uses && c->uses + 1 >= c->req.max_uses) ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) != 0 ||
         bufferevent_set_timeouts(c->bev, NULL, NULL) != 0)
@@ -353,6 +355,7 @@ static void session_restore(struct smtp_client *c, const struct conncache_sessio
     c->res.tls = cs->tls;
     memcpy(c->res.tls_desc, cs->tls_desc, sizeof c->res.tls_desc);
     memcpy(c->res.peer_greeting, cs->peer_greeting, sizeof c->res.peer_greeting);
+    c->uses = cs->uses;
 }
 
 /* session_forget - back to the state of a client that never connected */
@@ -364,6 +367,7 @@ static void session_forget(struct smtp_client *c)
     c->res.tls = 0;
     c->res.tls_desc[0] = '\0';
     c->res.peer_greeting[0] = '\0';
+    c->uses = 0;
     c->rlines = 0;
     c->reuse_pending = 0;
 }

@@ -64,6 +64,7 @@ struct smtp_client {
     unsigned ext;                   /* X_* */
     uint64_t size_max;              /* SIZE parameter, 0 for no limit */
     int tls_refused;                /* STARTTLS got no 220: go on in clear */
+    unsigned uses;                  /* transactions on this connection before this one */
     int pipelining;                 /* this transaction is pipelined */
     int rcode;                      /* the reply being read */
     size_t rlines;                  /* lines of it read so far */

@@ -24,6 +24,7 @@ struct conncache_session {
     int tls;
     char tls_desc[96];
     char peer_greeting[128];
+    unsigned uses; /* transactions made on the connection so far */
 };
 
 /* What a connection is for: a request may only take one with the same key. */

@@ -18,6 +18,7 @@
 #define DEST_BACKOFF_FIRST 10.0 /* seconds after the first throttle; doubles */
 #define DEST_BACKOFF_MAX 600.0
 #define DEST_RATE_MAX 100000
+#define DEST_NEXTHOP_CONCURRENCY 100000 /* a relay next hop: the queue's max_deliveries limits */
 
 /* A preset: the limits the named destinations get unless a section says otherwise. */
 struct dest_preset {
@@ -46,6 +47,9 @@ struct dests {
     size_t n;
     struct dest **st; /* states, made by dests_get */
     size_t nst;
+    const struct config *cfg; /* the configuration the sections come from */
+    SSL_CTX **retired;        /* the verify contexts of sections a reload replaced */
+    size_t nretired;
 };
 
 /* dest_preset_named - the preset called name, or NULL */
@@ -165,12 +169,12 @@ static void dest_section_conf(cfg_t *s, struct dest_conf *c)
                                                             : DEST_TLS_MAY;
 }
 
-/* dests_load - see dest.h */
-struct dests *dests_load(const struct config *cfg)
+/* dests_sections - read cfg's destination sections into t (empty before) */
+static void dests_sections(struct dests *t, const struct config *cfg)
 {
-    struct dests *t = xcalloc(1, sizeof(*t));
     unsigned n = cfg && cfg->raw ? cfg_size(cfg->raw, "destination") : 0;
 
+    t->n = 0;
     t->name = xcalloc(n + 1, sizeof(*t->name));
     t->conf = xcalloc(n + 1, sizeof(*t->conf));
     t->verify = xcalloc(n + 1, sizeof(*t->verify));
@@ -186,6 +190,15 @@ struct dests *dests_load(const struct config *cfg)
                      log_q(err));
         t->n++;
     }
+}
+
+/* dests_load - see dest.h */
+struct dests *dests_load(const struct config *cfg)
+{
+    struct dests *t = xcalloc(1, sizeof(*t));
+
+    dests_sections(t, cfg);
+    t->cfg = cfg;
     return t;
 }
 
@@ -199,6 +212,9 @@ void dests_free(struct dests *t)
         SSL_CTX_free(t->verify[i]);
     }
     free(t->verify);
+    for (size_t i = 0; i < t->nretired; i++)
+        SSL_CTX_free(t->retired[i]);
+    free(t->retired);
     for (size_t i = 0; i < t->nst; i++) {
         free(t->st[i]->starts);
         free(t->st[i]);
@@ -231,29 +247,105 @@ void dest_conf_for(const struct dests *t, const char *domain, struct dest_conf *
         *c = (struct dest_conf){DEST_DEFAULT_CONCURRENCY, 0, 0, 0, DEST_TLS_MAY};
 }
 
-/* dests_get - see dest.h */
-struct dest *dests_get(struct dests *t, const char *domain)
+/* dest_limits - d's limits and TLS context from t's sections (its state stays) */
+static void dest_limits(const struct dests *t, struct dest *d)
+{
+    unsigned rate_n = d->conf.rate_n, rate_secs = d->conf.rate_secs;
+
+    if (d->nexthop)
+        d->conf = (struct dest_conf){DEST_NEXTHOP_CONCURRENCY, 0, 0, 0, DEST_TLS_MAY};
+    else
+        dest_conf_for(t, d->name, &d->conf);
+    if (d->window == 0 || d->window > d->conf.concurrency)
+        d->window = d->conf.concurrency;
+    d->verify = NULL;
+    for (size_t i = 0; !d->nexthop && i < t->n; i++)
+        if (t->verify[i] &&
+            (strcasecmp(t->name[i], d->name) == 0 || (strcmp(t->name[i], "*") == 0 && !d->verify)))
+            d->verify = t->verify[i];
+    if (d->starts && rate_n == d->conf.rate_n && rate_secs == d->conf.rate_secs)
+        return;
+    free(d->starts); /* a new rate starts with an empty window */
+    d->starts = d->conf.rate_secs ? xcalloc(d->conf.rate_n, sizeof(*d->starts)) : NULL;
+    d->nstarts = d->head = 0;
+}
+
+/* dests_make - the state named name (made on first use) */
+static struct dest *dests_make(struct dests *t, const char *name, int nexthop)
 {
     struct dest *d;
 
     for (size_t i = 0; i < t->nst; i++)
-        if (strcasecmp(t->st[i]->name, domain) == 0)
+        if (t->st[i]->nexthop == nexthop && strcasecmp(t->st[i]->name, name) == 0)
             return t->st[i];
     d = xcalloc(1, sizeof(*d));
-    snprintf(d->name, sizeof(d->name), "%s", domain);
-    for (char *p = d->name; *p; p++)
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    for (char *p = d->name; *p && !nexthop; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    dest_conf_for(t, domain, &d->conf);
-    d->window = d->conf.concurrency;
-    for (size_t i = 0; i < t->n; i++)
-        if (t->verify[i] &&
-            (strcasecmp(t->name[i], domain) == 0 || (strcmp(t->name[i], "*") == 0 && !d->verify)))
-            d->verify = t->verify[i];
-    if (d->conf.rate_secs)
-        d->starts = xcalloc(d->conf.rate_n, sizeof(*d->starts));
+    d->nexthop = nexthop;
+    dest_limits(t, d);
     t->st = xreallocarray(t->st, t->nst + 1, sizeof(*t->st));
     t->st[t->nst++] = d;
     return d;
+}
+
+/* dests_get - see dest.h */
+struct dest *dests_get(struct dests *t, const char *domain)
+{
+    return dests_make(t, domain, 0);
+}
+
+/* dests_get_nexthop - see dest.h */
+struct dest *dests_get_nexthop(struct dests *t, const char *name)
+{
+    return dests_make(t, name, 1);
+}
+
+/* dests_reconfigure - see dest.h */
+void dests_reconfigure(struct dests *t, const struct config *cfg)
+{
+    if (cfg && cfg == t->cfg)
+        return; /* the start's own (reload_init): nothing to read again */
+    t->cfg = cfg;
+    t->retired = xreallocarray(t->retired, t->nretired + t->n + 1, sizeof(*t->retired));
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->name[i]);
+        if (t->verify[i])
+            t->retired[t->nretired++] = t->verify[i];
+    }
+    free(t->name);
+    free(t->conf);
+    free(t->verify);
+    dests_sections(t, cfg);
+    for (size_t i = 0; i < t->nst; i++)
+        dest_limits(t, t->st[i]);
+}
+
+/* dest_unreachable - see dest.h: the first probe after first_wait, doubling to max_wait */
+int dest_unreachable(struct dest *d, double now, unsigned first_wait, unsigned max_wait)
+{
+    int news = d->unreachable_since == 0;
+
+    if (news)
+        d->unreachable_since = now;
+    d->probe_wait = news || d->probe_wait == 0 ? first_wait : d->probe_wait * 2;
+    if (d->probe_wait > max_wait)
+        d->probe_wait = max_wait;
+    if (d->probe_wait == 0)
+        d->probe_wait = 1;
+    d->probe_due = now + d->probe_wait;
+    return news;
+}
+
+/* dest_reachable - see dest.h */
+int dest_reachable(struct dest *d)
+{
+    int news = d->unreachable_since != 0;
+
+    d->reached = 1;
+    d->unreachable_since = d->probe_due = 0;
+    d->probe_wait = 0;
+    return news;
 }
 
 size_t dests_count(const struct dests *t)

@@ -45,6 +45,15 @@ struct dest {
     double *starts;       /* ring of the last rate_n start times */
     SSL_CTX *verify;      /* tls "verify": the context with its CAs (owned by the table) */
     size_t nstarts, head;
+    /* reachability (Postfix's dead destination): since when no server of it answered a
+     * connection (0: it answers, or nothing is known yet); a dead destination gets one
+     * probe at a time, at probe_due, and no other delivery */
+    double unreachable_since;
+    double probe_due;
+    unsigned probe_wait; /* seconds between probes: doubles up to the queue's retry_max */
+    int reached;         /* a server answered once since the start (slow start until then) */
+    int nexthop;         /* a relay route's next hop, not a domain: no limits of its own */
+    void *sched;         /* the scheduler's waiting mail for it (queue/), NULL: none yet */
 };
 
 enum dest_outcome { DEST_OK, DEST_THROTTLED, DEST_OTHER };
@@ -60,6 +69,21 @@ void dests_free(struct dests *t);
 
 /* dests_get - the state of domain (made on first use with its limits) */
 struct dest *dests_get(struct dests *t, const char *domain);
+
+/* dests_get_nexthop - the state of a relay route's next hop (name: its target, e.g.
+ * "smtp:[127.0.0.1]:25"): reachability only, no concurrency or rate limit */
+struct dest *dests_get_nexthop(struct dests *t, const char *name);
+
+/* dests_reconfigure - a reload: cfg's destination sections replace the running ones; each
+ * destination's limits are looked up again, its state (deliveries running, feedback,
+ * back-off, reachability) stays. TLS contexts of the old sections live until dests_free
+ * (a running delivery may still use one). */
+void dests_reconfigure(struct dests *t, const struct config *cfg);
+
+/* dest_unreachable - no server of d answered: 1 when this is news (d was reachable) */
+int dest_unreachable(struct dest *d, double now, unsigned first_wait, unsigned max_wait);
+/* dest_reachable - a server of d answered: 1 when this is news (d was unreachable) */
+int dest_reachable(struct dest *d);
 
 /* dests_count, dests_at - every destination with state, for queue listings */
 size_t dests_count(const struct dests *t);

@@ -114,6 +114,52 @@ static void test_classify(void **state)
 }
 
 /* main - run the destination tests */
+/* test_reachability - the first failure is news (one log line), later ones are not
+ * and double the probe interval up to the cap; an answer is news once */
+static void test_reachability(void **state)
+{
+    struct dest d = {.conf = {2, 0, 0, 0, DEST_TLS_MAY}, .window = 2};
+    (void)state;
+
+    assert_true(dest_unreachable(&d, 100, 5, 30));
+    assert_true(d.unreachable_since == 100 && d.probe_due == 105);
+    assert_false(dest_unreachable(&d, 105, 5, 30)); /* the probe failed */
+    assert_true(d.unreachable_since == 100 && d.probe_due == 115);
+    assert_false(dest_unreachable(&d, 115, 5, 30));
+    assert_false(dest_unreachable(&d, 135, 5, 30));
+    assert_true(d.probe_due == 165); /* 40 capped at 30 */
+    assert_true(dest_reachable(&d));
+    assert_true(d.unreachable_since == 0 && d.probe_due == 0 && d.reached);
+    assert_false(dest_reachable(&d));
+    assert_true(dest_unreachable(&d, 200, 5, 30)); /* down again: news, from retry_min */
+    assert_true(d.probe_due == 205);
+}
+
+/* test_nexthop - a relay next hop has no limits of its own and is not a domain's state;
+ * a reload keeps the states (their feedback) and applies the new limits */
+static void test_nexthop(void **state)
+{
+    struct dests *t = dests_load(NULL);
+    struct dest *hop = dests_get_nexthop(t, "smtp:[127.0.0.1]:25");
+    struct dest *dom = dests_get(t, "Example.ORG");
+    double wait;
+    (void)state;
+
+    assert_ptr_equal(dests_get_nexthop(t, "smtp:[127.0.0.1]:25"), hop);
+    assert_ptr_equal(dests_get(t, "example.org"), dom);
+    assert_ptr_not_equal(hop, dom);
+    assert_string_equal(dom->name, "example.org");
+    assert_true(hop->nexthop && hop->conf.concurrency >= 1000 && hop->conf.rate_secs == 0);
+    for (int i = 0; i < 100; i++)
+        dest_started(hop, 1);
+    assert_true(dest_may_start(hop, 1, &wait));
+    dest_finished(dom, 10, DEST_THROTTLED);
+    dests_reconfigure(t, NULL);
+    assert_true(dom->backoff_until > 10 && dom->conf.concurrency == 20);
+    assert_int_equal(dests_count(t), 2);
+    dests_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +168,8 @@ int main(void)
         cmocka_unit_test(test_rate),
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_reachability),
+        cmocka_unit_test(test_nexthop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
