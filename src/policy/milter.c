@@ -289,21 +289,34 @@ static void env_macros(struct milter_sess *ss, unsigned item, struct milter_pkt 
     port_of(cl, port, sizeof(port));
     snprintf(underscore, sizeof(underscore), "%s [%s]", name, cl->ip);
     if (item == TODO_CONNECT) {
-        const char *kv[] = {"j", ss->st->cfg->hostname, "{daemon_name}", cl->listener,
-                            "v", "mxgate", "_", underscore, "{client_addr}", cl->ip,
-                            "{client_port}", port, "{client_name}", name};
+        const char *kv[] = {"j",
+                            ss->st->cfg->hostname,
+                            "{daemon_name}",
+                            cl->listener,
+                            "v",
+                            "mxgate",
+                            "_",
+                            underscore,
+                            "{client_addr}",
+                            cl->ip,
+                            "{client_port}",
+                            port,
+                            "{client_name}",
+                            name};
         milter_proto_macros(k, SMFIC_CONNECT, kv, 7);
     } else if (item == TODO_HELO) {
         const char *kv[] = {"{client_ptr}", cl->ptr_name};
         milter_proto_macros(k, SMFIC_HELO, kv, 1);
     } else if (item == TODO_MAIL) {
-        const char *kv[] = {"{auth_authen}", cl->login, "{auth_type}", cl->login ? "PLAIN" : NULL,
-                            "{mail_mailer}", "smtp", "{mail_addr}", cl->sender,
-                            "{mail_host}", mail_at ? mail_at + 1 : NULL};
+        const char *kv[] = {"{auth_authen}", cl->login,
+                            "{auth_type}",   cl->login ? "PLAIN" : NULL,
+                            "{mail_mailer}", "smtp",
+                            "{mail_addr}",   cl->sender,
+                            "{mail_host}",   mail_at ? mail_at + 1 : NULL};
         milter_proto_macros(k, SMFIC_MAIL, kv, 5);
     } else {
-        const char *kv[] = {"{rcpt_mailer}", "smtp", "{rcpt_addr}", cl->rcpt, "{rcpt_host}",
-                            rcpt_at ? rcpt_at + 1 : NULL};
+        const char *kv[] = {"{rcpt_mailer}", "smtp",        "{rcpt_addr}",
+                            cl->rcpt,        "{rcpt_host}", rcpt_at ? rcpt_at + 1 : NULL};
         milter_proto_macros(k, SMFIC_RCPT, kv, 3);
     }
 }
@@ -593,8 +606,8 @@ static const struct policy_msg_ops milter_msg_ops = {
 
 const struct policy_check_ops policy_check_milter = {
     .name = "milter",
-    .stages = POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO) |
-              POLICY_STAGE(POLICY_MAIL) | POLICY_STAGE(POLICY_RCPT) | POLICY_STAGE(POLICY_END),
+    .stages = POLICY_STAGE(POLICY_CONNECT) | POLICY_STAGE(POLICY_HELO) | POLICY_STAGE(POLICY_MAIL) |
+              POLICY_STAGE(POLICY_RCPT) | POLICY_STAGE(POLICY_END),
     .init = milter_init,
     .run = milter_run,
     .cancel = milter_cancel,

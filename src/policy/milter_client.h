@@ -23,8 +23,7 @@ enum milter_client_err {
 
 /* Each reply (err 0), or the one error after which the connection is dead
  * (r NULL; why is a short token for the log). The callback may close c. */
-typedef void (*milter_client_fn)(void *arg, const struct milter_reply *r, int err,
-                                 const char *why);
+typedef void (*milter_client_fn)(void *arg, const struct milter_reply *r, int err, const char *why);
 
 /* milter_client_open - connect to mc's socket; NULL when no socket could be made */
 struct milter_conn *milter_client_open(struct event_base *base, const struct milter_conf *mc,

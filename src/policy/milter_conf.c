@@ -100,8 +100,8 @@ static int conf_valid_on_error(cfg_t *sec, cfg_opt_t *opt)
     const char *v = cfg_opt_getnstr(opt, 0);
 
     if (conf_on_error(v) < 0)
-        cfg_error(sec, "milter: on_error must be \"tempfail\", \"accept\" or \"reject\", not \"%s\"",
-                  v);
+        cfg_error(sec,
+                  "milter: on_error must be \"tempfail\", \"accept\" or \"reject\", not \"%s\"", v);
     return 0;
 }
 
@@ -181,8 +181,7 @@ static void conf_check(cfg_t *root, struct config_diag *d)
     for (unsigned i = 0; i < cfg_size(root, "milter"); i++) {
         cfg_t *sec = cfg_getnsec(root, "milter", i);
         if (!cfg_getstr(sec, "socket"))
-            config_error(d, sec->line,
-                         "milter %s: socket is required", cfg_title(sec));
+            config_error(d, sec->line, "milter %s: socket is required", cfg_title(sec));
     }
 }
 

@@ -52,8 +52,8 @@ struct milter_link {
     int in_tx;     /* MAIL was sent and no end of message since: ABORT before the next */
     int sent_conn; /* CONNECT (or its skip) done */
     /* END stage */
-    int mstep;        /* milter_msg_next's position */
-    size_t hdr_pos;   /* next header field in cl->header */
+    int mstep;      /* milter_msg_next's position */
+    size_t hdr_pos; /* next header field in cl->header */
     uint64_t body_pos;
     int body_skip; /* SMFIR_SKIP: the rest of the body is not wanted */
     int eom;       /* end of message sent: modifications may come */
@@ -86,8 +86,7 @@ struct milter_sess {
 
 /* milter_msg_next - the END stage's next packet for l (DATA, header fields, EOH, body,
  * end of message); 1 with *want (an answer is due), or 0 when l is through */
-int milter_msg_next(struct milter_sess *ss, struct milter_link *l, struct milter_pkt *k,
-                    int *want);
+int milter_msg_next(struct milter_sess *ss, struct milter_link *l, struct milter_pkt *k, int *want);
 /* milter_msg_modify - a modification reply at the end of message: applied to the
  * session's client; 0, or -1 with why (not negotiated, unsupported, too big) */
 int milter_msg_modify(struct milter_sess *ss, struct milter_link *l, const struct milter_reply *r,

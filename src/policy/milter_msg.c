@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "policy/stats.h"
 
 void *milter_msg_begin(void *state, const struct policy_client *cl)
 {
@@ -116,8 +117,7 @@ static int msg_body_chunk(struct milter_sess *ss, struct milter_link *l, struct 
 }
 
 /* msg_step - one step of the END sequence; 1 with a packet, 0 to go on, -1 when through */
-static int msg_step(struct milter_sess *ss, struct milter_link *l, struct milter_pkt *k,
-                    int *want)
+static int msg_step(struct milter_sess *ss, struct milter_link *l, struct milter_pkt *k, int *want)
 {
     char name[MILTER_PROTO_NAME_MAX + 1];
     const char *value;
@@ -173,8 +173,7 @@ static int msg_step(struct milter_sess *ss, struct milter_link *l, struct milter
     }
 }
 
-int milter_msg_next(struct milter_sess *ss, struct milter_link *l, struct milter_pkt *k,
-                    int *want)
+int milter_msg_next(struct milter_sess *ss, struct milter_link *l, struct milter_pkt *k, int *want)
 {
     int rc;
 
@@ -259,6 +258,11 @@ int milter_msg_modify(struct milter_sess *ss, struct milter_link *l, const struc
             return *why = "body-too-long", -1;
         return 0;
     default: /* SMFIR_QUARANTINE */
+        log_info("event=milter name=%s stage=end action=quarantine client=%s reason=%s",
+                 log_q(l->mc->name), cl->ip, log_q(r->arg));
+        snprintf(by, sizeof(by), "milter:%s.quarantine", l->mc->name);
+        stats_count(ss->st->stats, by);
+        snprintf(by, sizeof(by), "milter %s", l->mc->name);
         policy_client_quarantine(cl, by, r->arg[0] ? r->arg : "quarantined");
         return 0;
     }

@@ -278,8 +278,7 @@ static int parse_arg(const unsigned char *p, size_t len, struct milter_reply *r,
     return 0;
 }
 
-int milter_proto_parse(const unsigned char *p, size_t len, struct milter_reply *r,
-                       const char **why)
+int milter_proto_parse(const unsigned char *p, size_t len, struct milter_reply *r, const char **why)
 {
     long n;
 
@@ -294,8 +293,13 @@ int milter_proto_parse(const unsigned char *p, size_t len, struct milter_reply *
             return *why = "short", -1;
         r->version = get_u32(p), r->actions = get_u32(p + 4), r->protocol = get_u32(p + 8);
         return 0;
-    case SMFIR_ACCEPT: case SMFIR_CONTINUE: case SMFIR_DISCARD: case SMFIR_PROGRESS:
-    case SMFIR_SKIP: case SMFIR_CONN_FAIL: case SMFIR_SHUTDOWN:
+    case SMFIR_ACCEPT:
+    case SMFIR_CONTINUE:
+    case SMFIR_DISCARD:
+    case SMFIR_PROGRESS:
+    case SMFIR_SKIP:
+    case SMFIR_CONN_FAIL:
+    case SMFIR_SHUTDOWN:
         return 0;
     case SMFIR_REJECT:
         r->code = 550;
@@ -314,12 +318,16 @@ int milter_proto_parse(const unsigned char *p, size_t len, struct milter_reply *
         return parse_replycode((const char *)p, (size_t)n, r, why);
     case SMFIR_ADDHEADER:
         return parse_header(p, len, 0, r, why);
-    case SMFIR_INSHEADER: case SMFIR_CHGHEADER:
+    case SMFIR_INSHEADER:
+    case SMFIR_CHGHEADER:
         return parse_header(p, len, 1, r, why);
     case SMFIR_REPLBODY:
         r->data = p, r->len = len;
         return 0;
-    case SMFIR_QUARANTINE: case SMFIR_ADDRCPT: case SMFIR_DELRCPT: case SMFIR_ADDRCPT_PAR:
+    case SMFIR_QUARANTINE:
+    case SMFIR_ADDRCPT:
+    case SMFIR_DELRCPT:
+    case SMFIR_ADDRCPT_PAR:
     case SMFIR_CHGFROM:
         return parse_arg(p, len, r, why);
     default:

@@ -105,7 +105,7 @@ enum {
 #define MILTER_PROTO_OFFER                                                                         \
     (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NORCPT | SMFIP_NOBODY | SMFIP_NOHDRS |  \
      SMFIP_NOEOH | SMFIP_NR_HDR | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_SKIP | SMFIP_NR_CONN |    \
-     SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN |              \
+     SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN |               \
      SMFIP_NR_EOH | SMFIP_NR_BODY)
 /* the actions offered (recipient and sender changes are offered so that milters
  * registering them start, and refused when used: milter.c) */

@@ -328,9 +328,9 @@ static int data_prepend(struct session *s)
 /* end_discarded - a check (a milter) discarded the message: accepted, never queued */
 static void end_discarded(struct session *s, const struct policy_verdict *v)
 {
-    log_info("event=discarded sid=%s id=%s client=%s from=%s nrcpt=%zu check=%s reason=%s",
-             s->sid, s->tx->id, s->ip, log_qaddr(s->tx->sender), s->tx->nrcpt,
-             v->check ? v->check : "-", log_q(v->reason));
+    log_info("event=discarded sid=%s id=%s client=%s from=%s nrcpt=%zu check=%s reason=%s", s->sid,
+             s->tx->id, s->ip, log_qaddr(s->tx->sender), s->tx->nrcpt, v->check ? v->check : "-",
+             log_q(v->reason));
     stats_count(s->srv->stats, "discarded");
     s->nmessages++;
     s->cl.nmessages = s->nmessages;

@@ -81,8 +81,8 @@ static unsigned edit_count(const char *h, const char *end, const char *name, siz
 }
 
 /* edit_field_out - one field, changed or as it was */
-static void edit_field_out(struct edit_buf *b, struct policy_edit_field *f, const char *p,
-                           size_t n, int *bol)
+static void edit_field_out(struct edit_buf *b, struct policy_edit_field *f, const char *p, size_t n,
+                           int *bol)
 {
     if (!f) {
         eb_stuffed(b, p, n, bol);
