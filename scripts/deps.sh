@@ -23,7 +23,8 @@ TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 postfix nsd knot bind9-dnsutils systemd
 prometheus chromium python3-websocket
-whois dovecot-core"  # mkpasswd and a private Dovecot for the submission tests
+whois dovecot-core
+rspamd opendkim opendkim-tools clamav-daemon clamav-milter libmilter-dev"  # mkpasswd and a private Dovecot for the submission tests; real milters (test_milter_real.py)
 
 [ $# -gt 0 ] || set -- all
 PKGS=""
