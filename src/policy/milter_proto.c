@@ -262,7 +262,7 @@ static int parse_header(const unsigned char *p, size_t len, int indexed, struct 
     r->name[nl] = '\0';
     p += nl + 1, len -= (size_t)nl + 1;
     vl = cstr(p, len);
-    if (vl < 0)
+    if (vl < 0 || (size_t)vl + 1 != len)
         return *why = "header-value-nul", -1;
     return header_value(p, (size_t)vl, r, why);
 }
@@ -274,6 +274,7 @@ static int parse_arg(const unsigned char *p, size_t len, struct milter_reply *r,
 
     if (n < 0)
         return *why = "no-nul", -1;
+    (void)len; /* ESMTP arguments may follow (ADDRCPT_PAR, CHGFROM): the first string decides */
     printable_copy(r->arg, sizeof(r->arg), p, (size_t)n);
     return 0;
 }
@@ -313,6 +314,8 @@ int milter_proto_parse(const unsigned char *p, size_t len, struct milter_reply *
         return 0;
     case SMFIR_REPLYCODE:
         n = cstr(p, len);
+        if (n >= 0 && (size_t)n + 1 != len)
+            return *why = "data-after-nul", -1;
         if (n < 0 || n > 1024)
             return *why = n < 0 ? "no-nul" : "reply-length", -1;
         return parse_replycode((const char *)p, (size_t)n, r, why);
