@@ -394,7 +394,8 @@ def test_man_page_examples_pass(tmp_path, tls_files):
     """Each worked example of mxgate.conf(5) is a configuration mxgated takes
     (its files made up in a scratch directory, the user line left out)."""
     examples = man_examples()
-    assert [t for t, _ in examples] == ["A university gateway", "An ISP submission service"]
+    assert [t for t, _ in examples] == ["A university gateway", "An ISP submission service",
+                                       "A gateway with milters"]
     cert, key = tls_files
     etc = tmp_path / "etc"
     (etc / "dkim").mkdir(parents=True)
