@@ -126,10 +126,11 @@ static void link_fail(struct milter_link *l, int err, const char *why)
 {
     struct milter_sess *ss = l->ss;
     int waited = l->awaiting;
+    const char *kind = milter_client_errname(err); /* a fixed token */
 
     log_warn("event=milter_error name=%s stage=%s client=%s error=%s why=%s on_error=%s",
-             log_q(l->mc->name), policy_stage_name(ss->stage), ss->cl->ip,
-             milter_client_errname(err), log_q(why ? why : ""),
+             log_q(l->mc->name), policy_stage_name(ss->stage), ss->cl->ip, kind,
+             log_q(why ? why : ""),
              l->mc->on_error == MILTER_ON_TEMPFAIL ? "tempfail"
              : l->mc->on_error == MILTER_ON_ACCEPT ? "accept"
                                                    : "reject");
