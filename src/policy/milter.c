@@ -332,10 +332,9 @@ static void env_command(struct milter_sess *ss, struct milter_link *l, unsigned 
         char fam = cl->addr.ss_family == AF_INET6 ? '6' : '4';
         char port[8];
         port_of(cl, port, sizeof(port));
-        char host[320];
-        snprintf(host, sizeof(host), cl->rdns_name ? "%s" : "[%s]",
-                 cl->rdns_name ? cl->rdns_name : cl->ip);
-        milter_proto_connect(k, host, fam, (uint16_t)atoi(port), cl->ip);
+        /* the client's name as Postfix sends it: "unknown" without a confirmed one */
+        milter_proto_connect(k, cl->rdns_name ? cl->rdns_name : "unknown", fam,
+                             (uint16_t)atoi(port), cl->ip);
         *want = !(l->proto & SMFIP_NR_CONN);
     } else if (item == TODO_HELO) {
         milter_proto_simple(k, SMFIC_HELO, cl->helo ? cl->helo : "");

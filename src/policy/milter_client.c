@@ -4,6 +4,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +92,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 {
     struct milter_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    int one = 1;
+
+    /* a milter answers the end of message in several packets, which its Nagle
+     * holds back until our ACK: acknowledge at once rather than after 40 ms */
+    if (c->mc->addr.ss_family != AF_UNIX)
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 
     while (!c->dead && !c->closing) {
         unsigned char hdr[4];
@@ -122,8 +130,11 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
     struct milter_conn *c = arg;
 
-    (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        /* small packets, each answered: Nagle would hold one back for an ACK */
+        if (c->mc->addr.ss_family != AF_UNIX)
+            setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (!c->waiting && !c->closing)
             event_del(c->timer);
         return;

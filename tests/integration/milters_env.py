@@ -19,6 +19,7 @@ import pwd
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -42,6 +43,23 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout:
             time.sleep(0.2)
     raise AssertionError("%s not listening on %d after %.0f s:\n%s" % (what, port, timeout,
                                                                       _tail(log)))
+
+
+def _wait_milter(port: int, timeout: float) -> None:
+    """Until the milter answers a negotiation (its workers are up, not just its socket)."""
+    deadline = time.monotonic() + timeout
+    offer = struct.pack(">III", 6, 0x1FF, 0)
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(struct.pack(">I", len(offer) + 1) + b"O" + offer)
+                if s.recv(5)[4:5] == b"O":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("milter on port %d does not negotiate" % port)
+        time.sleep(0.3)
 
 
 def _tail(log: Path) -> str:
@@ -122,6 +140,7 @@ class Rspamd(_Daemon):
                          "--var", "RUNDIR=%s" % (d / "run"),
                          "--var", "LOGDIR=%s" % (d / "log")], log)
         _wait_port(self.port, p, "rspamd", d / "log/rspamd.log", timeout)
+        _wait_milter(self.port, timeout)
         return self
 
 
@@ -155,6 +174,7 @@ class OpenDKIM(_Daemon):
         log = d / "opendkim.log"
         p = self._spawn(["opendkim", "-f", "-x", str(conf)], log)
         _wait_port(self.port, p, "opendkim", log, timeout)
+        _wait_milter(self.port, timeout)
         return self
 
 
@@ -192,4 +212,5 @@ class ClamMilter(_Daemon):
         mlog = d / "milter.out"
         p = self._spawn(["clamav-milter", "-c", str(mconf)], mlog)
         _wait_port(self.port, p, "clamav-milter", mlog, timeout)
+        _wait_milter(self.port, timeout)
         return self
