@@ -332,6 +332,8 @@ static void end_discarded(struct session *s, const struct policy_verdict *v)
              s->tx->id, s->ip, log_qaddr(s->tx->sender), s->tx->nrcpt, v->check ? v->check : "-",
              log_q(v->reason));
     stats_count(s->srv->stats, "discarded");
+    free(s->cl.add_headers);
+    s->cl.add_headers = NULL;
     s->nmessages++;
     s->cl.nmessages = s->nmessages;
     session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->id);

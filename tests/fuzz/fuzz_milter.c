@@ -47,13 +47,17 @@ static void check_value(const char *v)
 static void check(const struct milter_reply *r, const unsigned char *p, size_t len)
 {
     switch (r->cmd) {
-    case SMFIR_REPLYCODE: case SMFIR_REJECT: case SMFIR_TEMPFAIL:
+    case SMFIR_REPLYCODE:
+    case SMFIR_REJECT:
+    case SMFIR_TEMPFAIL:
         FUZZ_ASSERT(r->code >= 400 && r->code <= 599);
         FUZZ_ASSERT(r->status[0] == '0' + r->code / 100 && r->status[1] == '.');
         check_text(r->status, 7);
         check_text(r->text, MILTER_PROTO_TEXT_MAX);
         break;
-    case SMFIR_ADDHEADER: case SMFIR_INSHEADER: case SMFIR_CHGHEADER:
+    case SMFIR_ADDHEADER:
+    case SMFIR_INSHEADER:
+    case SMFIR_CHGHEADER:
         FUZZ_ASSERT(r->name[0] != '\0' && r->value != NULL);
         for (const char *n = r->name; *n; n++)
             FUZZ_ASSERT(*n > 0x20 && *n < 0x7f && *n != ':');
@@ -63,7 +67,10 @@ static void check(const struct milter_reply *r, const unsigned char *p, size_t l
     case SMFIR_REPLBODY:
         FUZZ_ASSERT(r->data == p + 1 && r->len == len - 1);
         break;
-    case SMFIR_QUARANTINE: case SMFIR_ADDRCPT: case SMFIR_DELRCPT: case SMFIR_ADDRCPT_PAR:
+    case SMFIR_QUARANTINE:
+    case SMFIR_ADDRCPT:
+    case SMFIR_DELRCPT:
+    case SMFIR_ADDRCPT_PAR:
     case SMFIR_CHGFROM:
         check_text(r->arg, sizeof(r->arg) - 1);
         break;

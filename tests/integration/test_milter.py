@@ -142,7 +142,7 @@ def test_end_of_data_modifications_reach_the_delivered_message(gateway, sink, mi
 
 
 def test_discard_accepts_and_drops(gateway, sink, milter):
-    milter.on("E", lambda c, p, i: [(b"d", b"")])
+    milter.on("E", lambda c, p, i: [(b"h", header("X-Dropped", "1")), (b"d", b"")])
     gw = milter_gw(gateway, [("py", milter.socket_spec, "")])
     mail, rr, data = send(gw)
     assert data.code == 250
@@ -150,6 +150,22 @@ def test_discard_accepts_and_drops(gateway, sink, milter):
                 r'nrcpt=1 check=milter reason="milter py: discard"')
     gw.wait_log(r'event=milter name="?py"? stage=end action=discard')
     sink.wait_quiet(0, quiet=1.0)
+    wait_stats(gw, verdicts={"milter:py.discard": 1, "milter.ok": 1})
+    # in one session: a discarded message, then one delivered with nothing of the first
+    calls = []
+    milter.on("E", lambda c, p, i: calls.append(1) or (
+        [(b"h", header("X-Dropped", "1")), (b"d", b"")] if len(calls) == 1 else None))
+    with RawClient(gw.port) as c:
+        c.ehlo()
+        for n in range(2):
+            assert c.cmd("MAIL FROM:<alice@client.test>").code == 250
+            assert c.cmd("RCPT TO:<bob@example.test>").code == 250
+            assert c.cmd("DATA").code == 354
+            c.send(make_message(subject="n%d" % n) + b".\r\n")
+            assert c.read_reply().code == 250
+    got = sink.wait_for(1)[0].content
+    assert b"Subject: n1" in got and b"X-Dropped" not in got
+    sink.wait_quiet(1, quiet=0.5)
 
 
 def test_reject_at_end_with_default_code(gateway, sink, milter):

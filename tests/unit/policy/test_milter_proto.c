@@ -20,8 +20,8 @@ static int parse(const char *p, size_t len, struct milter_reply *r, const char *
 static void test_optneg_packet(void **state)
 {
     struct milter_pkt k = {0};
-    static const unsigned char want[] = {0, 0, 0, 13, 'O', 0, 0, 0, 6, 0, 0, 0, 0x3f,
-                                         0, 0x0f, 0xf7, 0xff};
+    static const unsigned char want[] = {0, 0, 0, 13,   'O', 0,    0,    0,   6,
+                                         0, 0, 0, 0x3f, 0,   0x0f, 0xf7, 0xff};
 
     (void)state;
     milter_proto_optneg(&k, 0x3f, MILTER_PROTO_OFFER);
@@ -34,9 +34,14 @@ static void test_connect_macros_and_envelope(void **state)
 {
     struct milter_pkt k = {0};
     const char *kv[] = {"j", "mx.test", "{auth_authen}", NULL, "i", "ABC"};
-    static const char conn[] = "\0\0\0\x18" "Cmail.test\0" "4\x30\x39" "192.0.2.1\0";
-    static const char mac[] = "\0\0\0\x12" "DCj\0mx.test\0i\0ABC\0";
-    static const char rcpt[] = "\0\0\0\x09" "R<a@b.c>\0";
+    static const char conn[] = "\0\0\0\x18"
+                               "Cmail.test\0"
+                               "4\x30\x39"
+                               "192.0.2.1\0";
+    static const char mac[] = "\0\0\0\x12"
+                              "DCj\0mx.test\0i\0ABC\0";
+    static const char rcpt[] = "\0\0\0\x09"
+                               "R<a@b.c>\0";
 
     (void)state;
     milter_proto_connect(&k, "mail.test", '4', 12345, "192.0.2.1");
@@ -55,7 +60,8 @@ static void test_header_folds_become_lf(void **state)
 {
     struct milter_pkt k = {0};
     const char *v = "a\r\n\tb";
-    static const char want[] = "\0\0\0\x0b" "LSubj\0a\n\tb\0";
+    static const char want[] = "\0\0\0\x0b"
+                               "LSubj\0a\n\tb\0";
 
     (void)state;
     milter_proto_header(&k, "Subj", v, strlen(v));

@@ -430,7 +430,7 @@ static void test_splice(void **state)
     assert_int_equal(spool_writer_write(w, orig, strlen(orig)), 0);
     assert_int_equal(spool_writer_splice(w, 6, 6, chg, strlen(chg)), 0);
     assert_int_equal(spool_writer_splice(w, 26, 6, "new\r\n", 5), 0); /* the body */
-    assert_int_equal(spool_writer_splice(w, 30, 10, "x", 1), -1);         /* out of range */
+    assert_int_equal(spool_writer_splice(w, 30, 10, "x", 1), -1);     /* out of range */
     assert_int_equal(errno, EINVAL);
     assert_int_equal(spool_writer_size(w), 31);
     assert_int_equal(spool_writer_prepend(w, "X-P: 1\r\n", 8), 0);
