@@ -48,7 +48,7 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout:
 def _wait_milter(port: int, timeout: float) -> None:
     """Until the milter answers a negotiation (its workers are up, not just its socket)."""
     deadline = time.monotonic() + timeout
-    offer = struct.pack(">III", 6, 0x1FF, 0)
+    offer = struct.pack(">III", 6, 0xFF, 0xFF7FF)  # what mxgate offers (libmilter needs enough)
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
