@@ -16,7 +16,7 @@ import time
 import pytest
 
 from checks_env import checks_gateway, wait_stats
-from conftest import RawClient, make_message, smtp_send, queue_id
+from conftest import RawClient, make_message, smtp_send, queue_id, wait_until
 from pymilter import PyMilter, header, replycode
 
 CLIENT = "127.0.0.1"
@@ -72,6 +72,8 @@ def test_clean_message_passes_and_milter_sees_the_session(gateway, sink, milter)
     qid = queue_id(data.text)
     got = sink.wait_for(1)[0]
     assert got.content.endswith(msg.split(b"\r\n\r\n", 1)[1])
+    # the milter's QUIT comes after our session's end: wait for it
+    wait_until(lambda: milter.seen and milter.commands()[-1:] == [b"Q"], what="milter QUIT")
     cmds = milter.commands()
     # negotiation, connect, helo, mail, rcpt, data, headers, EOH, body, EOM, quit
     assert cmds[0] == b"O"
