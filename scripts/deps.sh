@@ -26,7 +26,8 @@ python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-n
 postfix nsd knot bind9-dnsutils systemd haproxy dnsdist
 prometheus chromium python3-websocket
 whois dovecot-core
-redis-server"  # mkpasswd and a private Dovecot for the submission tests; a private Redis
+redis-server
+rspamd opendkim opendkim-tools clamav-daemon clamav-milter libmilter-dev"  # mkpasswd and a private Dovecot for the submission tests; a private Redis; real milters (test_milter_real.py)
 
 [ $# -gt 0 ] || set -- all
 PKGS=""

@@ -42,4 +42,7 @@ extern const struct policy_check_ops policy_check_harvest;
 /* quota (per-login message and recipient quotas on submission listeners; quota.h) */
 extern const struct policy_check_ops policy_check_quota;
 
+/* milter (the Sendmail milter protocol, several milters in order; milter.c) */
+extern const struct policy_check_ops policy_check_milter;
+
 #endif

@@ -131,6 +131,34 @@ struct policy_client {
      * discard), logged, never delivered. */
     char quarantine[192];
     int discard;
+    /* END stage: the message's queue id (a milter's macro i) */
+    const char *queue_id;
+    /* END stage: changes to the stored header section and body a check asks for
+     * (a milter's change or delete header, replaced body), policy_edit_*; the
+     * session applies them before the commit and frees them */
+    struct policy_edit *edit;
+};
+
+/*
+ * An edit of the message, for the session to apply. A field edit names the
+ * index-th field called name (1 = the first; case-insensitive) of the header
+ * section as the checks saw it (cl->header): value replaces its value (CRLF
+ * folds allowed), NULL deletes it; a field that is not there is added at the
+ * end. body: the new body (CRLF lines, not dot-stuffed) when body_set.
+ */
+#define POLICY_EDIT_FIELDS_MAX 256
+struct policy_edit_field {
+    char *name;
+    unsigned index;
+    char *value;
+};
+struct policy_edit {
+    struct policy_edit_field *fields;
+    size_t nfields;
+    char *body;
+    size_t body_len;
+    int body_set;
+    char by[64]; /* the check (and milter) that asked, for the log */
 };
 
 /* Daemon-wide services a check may use. */
@@ -216,6 +244,16 @@ int policy_client_add_header(struct policy_client *cl, const char *name, const c
  * delivering it; the first request wins, later ones are ignored (returns 0 when
  * this one decided, -1 otherwise). why is printable text for the log and list. */
 int policy_client_quarantine(struct policy_client *cl, const char *check, const char *why);
+
+/* policy_edit_field - ask for a field change (value) or removal (NULL); 0, or -1
+ * when POLICY_EDIT_FIELDS_MAX are asked for already */
+int policy_edit_field(struct policy_client *cl, const char *by, const char *name, unsigned index,
+                      const char *value);
+/* policy_edit_body - append to the replaced body (the first call starts it); 0, or -1
+ * when it would pass max octets */
+int policy_edit_body(struct policy_client *cl, const char *by, const void *data, size_t len,
+                     size_t max);
+void policy_edit_free(struct policy_edit *e);
 
 /* Verdict helpers for checks. */
 void policy_verdict_dunno(struct policy_verdict *v);

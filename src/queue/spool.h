@@ -122,6 +122,12 @@ struct spool_body {
  * stored after it because they are decided only once the body is in. 0 or -1 */
 #define SPOOL_PREPEND_MAX 65536
 int spool_writer_prepend(struct spool_writer *w, const void *data, size_t len);
+/* spool_writer_splice - before the prepend: replace body octets [off, off+len) by
+ * dlen octets of data (an edit decided at the end of DATA: a milter's changed header
+ * or replaced body). The file stays in tmp/ (a crash loses nothing acknowledged).
+ * 0, or -1 with errno (EINVAL: out of range; otherwise the writer has failed) */
+int spool_writer_splice(struct spool_writer *w, uint64_t off, uint64_t len, const void *data,
+                        size_t dlen);
 /* spool_writer_size - body octets written so far */
 uint64_t spool_writer_size(const struct spool_writer *w);
 /*

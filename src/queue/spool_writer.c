@@ -135,7 +135,7 @@ static int writer_open(struct spool_writer *w)
     int fd;
 
     while (spool_free_pop(sp, w->tmp_name, &w->old_size) == 0) {
-        fd = openat(sp->fds[SUB_FREE], w->tmp_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(sp->fds[SUB_FREE], w->tmp_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) {
             w->tmp_sub = SUB_FREE;
             return fd;
@@ -146,7 +146,7 @@ static int writer_open(struct spool_writer *w)
     w->tmp_sub = SUB_TMP;
     w->old_size = 0;
     memcpy(w->tmp_name, w->id, sizeof w->tmp_name);
-    fd = openat(sp->fds[SUB_TMP], w->id, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    fd = openat(sp->fds[SUB_TMP], w->id, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     /* The lock tells spool_list this tmp file is alive, not a crash leftover. */
     if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
         int saved = errno;
@@ -218,6 +218,92 @@ int spool_writer_prepend(struct spool_writer *w, const void *data, size_t len)
         return errno = w->failed, -1;
     w->prepend_len += len;
     return 0;
+}
+
+/* splice_tail - a copy of the file from off on, in an unnamed file of tmp/; fd or -1 */
+static int splice_tail(struct spool_writer *w, off_t off, uint64_t n)
+{
+    char buf[SPOOL_BUF_SIZE];
+    int t = openat(w->sp->fds[SUB_TMP], ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    for (uint64_t done = 0; t >= 0 && done < n;) {
+        size_t want = n - done < sizeof buf ? (size_t)(n - done) : sizeof buf;
+        ssize_t got = spool_pread_full(w->fd, buf, want, off + (off_t)done);
+        if (got <= 0 || spool_write_all(t, buf, (size_t)got) < 0) {
+            close(t);
+            return errno = got == 0 ? EIO : errno, -1;
+        }
+        done += (uint64_t)got;
+    }
+    return t;
+}
+
+/* splice_crc - the checksum of the file's first off octets (after its first line) */
+static int splice_crc(struct spool_writer *w, off_t off)
+{
+    char buf[SPOOL_BUF_SIZE];
+
+    w->crc = crc32_z(0, NULL, 0);
+    w->crc_skip = 0;
+    for (off_t at = SPOOL_FIRST_LINE; at < off;) {
+        size_t want = off - at < (off_t)sizeof buf ? (size_t)(off - at) : sizeof buf;
+        ssize_t got = spool_pread_full(w->fd, buf, want, at);
+        if (got <= 0)
+            return errno = got == 0 ? EIO : errno, -1;
+        w->crc = crc32_z(w->crc, (const unsigned char *)buf, (size_t)got);
+        at += got;
+    }
+    return 0;
+}
+
+/* splice_back - the saved tail after the new octets */
+static void splice_back(struct spool_writer *w, int t, uint64_t n)
+{
+    char buf[SPOOL_BUF_SIZE];
+
+    for (uint64_t done = 0; done < n && !w->failed;) {
+        size_t want = n - done < sizeof buf ? (size_t)(n - done) : sizeof buf;
+        ssize_t got = spool_pread_full(t, buf, want, (off_t)done);
+        if (got <= 0) {
+            w->failed = got == 0 ? EIO : errno;
+            return;
+        }
+        wbuf_put(w, buf, (size_t)got);
+        done += (uint64_t)got;
+    }
+}
+
+/* spool_writer_splice - see spool.h: the tail is saved aside, the file cut at off,
+ * the new octets and the tail written again (the checksum recomputed) */
+int spool_writer_splice(struct spool_writer *w, uint64_t off, uint64_t len, const void *data,
+                        size_t dlen)
+{
+    off_t cut = (off_t)(w->hdr_len + off);
+    uint64_t tail;
+    int t = -1;
+
+    if (w->failed)
+        return errno = w->failed, -1;
+    if (w->committed || w->fd < 0 || w->prepend_len || off > w->body_len ||
+        len > w->body_len - off || dlen > SPOOL_BODY_MAX - (w->body_len - len))
+        return errno = EINVAL, -1;
+    if (wbuf_flush(w) < 0)
+        return errno = w->failed, -1;
+    tail = w->body_len - off - len;
+    if ((tail && (t = splice_tail(w, cut + (off_t)len, tail)) < 0) || ftruncate(w->fd, cut) < 0 ||
+        lseek(w->fd, 0, SEEK_END) < 0 || splice_crc(w, cut) < 0) {
+        w->failed = errno;
+        if (t >= 0)
+            close(t);
+        return -1;
+    }
+    w->body_len = off + dlen + tail;
+    wbuf_put(w, data, dlen);
+    if (t >= 0) {
+        splice_back(w, t, tail);
+        close(t);
+    }
+    return w->failed ? (errno = w->failed, -1) : 0;
 }
 
 /* spool_writer_size - body octets written so far */

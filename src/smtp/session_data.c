@@ -113,6 +113,8 @@ void session_data_begin(struct session *s)
     }
     tx->prev_crlf = 1; /* the start of DATA counts as a line start */
     tx->size = 0;
+    tx->hdr_off = spool_writer_size(tx->writer);
+    s->cl.queue_id = tx->id;
     session_message_begin(s);
     session_set_state(s, SESS_DATA);
     session_set_timeout(s, s->gen->conf->timeouts.data);
@@ -323,6 +325,22 @@ static int data_prepend(struct session *s)
     return rc;
 }
 
+/* end_discarded - a check (a milter) discarded the message: accepted, never queued */
+static void end_discarded(struct session *s, const struct policy_verdict *v)
+{
+    log_info("event=discarded sid=%s id=%s client=%s from=%s nrcpt=%zu check=%s reason=%s", s->sid,
+             s->tx->id, s->ip, log_qaddr(s->tx->sender), s->tx->nrcpt, v->check ? v->check : "-",
+             log_q(v->reason));
+    stats_count(s->srv->stats, "discarded");
+    free(s->cl.add_headers);
+    s->cl.add_headers = NULL;
+    s->nmessages++;
+    s->cl.nmessages = s->nmessages;
+    session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->id);
+    session_tx_free(s);
+    session_set_timeout(s, s->gen->conf->timeouts.command);
+}
+
 /* end_done - the END checks judged the message: refuse it now, or commit it */
 static void end_done(struct session *s, const struct policy_verdict *v)
 {
@@ -335,7 +353,11 @@ static void end_done(struct session *s, const struct policy_verdict *v)
             session_set_timeout(s, s->gen->conf->timeouts.command);
         return;
     }
-    if (data_prepend(s) < 0) {
+    if (s->cl.discard) {
+        end_discarded(s, v);
+        return;
+    }
+    if (session_edit_apply(s) < 0 || data_prepend(s) < 0) {
         session_tx_free(s);
         session_error(s, "data", "451 4.3.0 Error: queue file write error");
         return;

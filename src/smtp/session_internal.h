@@ -69,6 +69,9 @@ struct smtp_tx {
     char *held;                                                    /* FIELD_HOLD: its lines */
     size_t held_len, held_cap;
     struct dkim_body *sign_body; /* session_sign.c: the body hash, when the message is signed */
+    /* where the stored header section starts and the body starts (after the empty
+     * line; 0: none came) in the queue file's body, for session_edit.c */
+    uint64_t hdr_off, body_off;
 };
 
 struct session_commit;
@@ -182,6 +185,9 @@ void session_message_end(struct session *s);
  * first: malloc'd CRLF lines for the queue file's prepend, or NULL */
 char *session_message_fields(struct session *s);
 void session_message_free(struct session *s);
+/* session_edit_apply - the END stage's edits (cl.edit: changed or deleted header fields,
+ * a replaced body) into the queue file before the prepend; 0, or -1 (write error) */
+int session_edit_apply(struct session *s);
 /* session_data_write - octets of the text into the spool file; 0, or -1 (session_data.c) */
 int session_data_write(struct session *s, const char *p, size_t len);
 

@@ -176,7 +176,8 @@ void session_message_header_line(struct session *s, const char *line, size_t len
 
     if (len == 2 && line[0] == '\r' && line[1] == '\n') {
         msg_header_done(s);
-        session_data_write(s, line, len); /* the empty line belongs to neither */
+        if (session_data_write(s, line, len) == 0) /* the empty line belongs to neither */
+            tx->body_off = spool_writer_size(tx->writer);
         return;
     }
     if (!hdr_line_continues(line, len) || tx->field == FIELD_NONE) {
@@ -240,6 +241,9 @@ void session_message_free(struct session *s)
     tx->hdr = tx->held = NULL;
     tx->hdr_len = tx->hdr_cap = tx->held_len = tx->held_cap = 0;
     s->cl.msg = NULL;
+    policy_edit_free(s->cl.edit);
+    s->cl.edit = NULL;
+    s->cl.queue_id = NULL;
     s->cl.header = NULL;
     s->cl.header_len = 0;
     s->cl.header_truncated = 0;

@@ -399,7 +399,8 @@ def test_man_page_examples_pass(tmp_path, tls_files):
     examples = man_examples()
     assert [t for t, _ in examples] == ["A university gateway", "An ISP submission service",
                                         "Two gateways sharing Redis",
-                                        "Behind a load balancer, beside Postfix"]
+                                        "Behind a load balancer, beside Postfix",
+                                        "A gateway with milters"]
     cert, key = tls_files
     etc = tmp_path / "etc"
     (etc / "dkim").mkdir(parents=True)

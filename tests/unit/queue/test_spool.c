@@ -395,6 +395,65 @@ static void test_prepend(void **state)
     free(raw);
 }
 
+/* splice_check - the committed message loads (checksum verified) with body want */
+static void splice_check(struct fixture *f, const char *id, const char *want)
+{
+    struct spool_envelope got;
+    char *raw;
+    size_t len;
+    off_t off;
+    uint64_t blen;
+
+    assert_int_equal(spool_load(f->sp, id, &got, &off, &blen), 0);
+    raw = ts_read_file(path_of(f, "queue", id), &len);
+    assert_int_equal(blen, strlen(want));
+    assert_memory_equal(raw + off, want, strlen(want));
+    assert_string_equal(got.prepend, "X-P: 1\r\n");
+    spool_envelope_free(&got);
+    free(raw);
+}
+
+/* test_splice - an edit at the end of DATA rewrites a range of the body in tmp/:
+ * the checksum, the lengths and the prepend after it stay right */
+static void test_splice(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_envelope env;
+    struct spool_writer *w;
+    char big[100000];
+
+    make_env(&env);
+    w = spool_writer_begin(f->sp, &env);
+    assert_non_null(w);
+    static const char orig[] = "A: 1\r\nB: 2\r\n\r\nbody\r\n", chg[] = "B: changed\r\nC: 3\r\n";
+
+    assert_int_equal(spool_writer_write(w, orig, strlen(orig)), 0);
+    assert_int_equal(spool_writer_splice(w, 6, 6, chg, strlen(chg)), 0);
+    assert_int_equal(spool_writer_splice(w, 26, 6, "new\r\n", 5), 0); /* the body */
+    assert_int_equal(spool_writer_splice(w, 30, 10, "x", 1), -1);     /* out of range */
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(spool_writer_size(w), 31);
+    assert_int_equal(spool_writer_prepend(w, "X-P: 1\r\n", 8), 0);
+    assert_int_equal(spool_writer_splice(w, 0, 0, "x", 1), -1); /* after the prepend */
+    assert_int_equal(spool_writer_commit(w), 0);
+    spool_writer_free(w);
+    splice_check(f, env.id, "A: 1\r\nB: changed\r\nC: 3\r\n\r\nnew\r\n");
+    /* a tail longer than the writer's buffer is carried over whole */
+    make_env(&env);
+    memset(big, 'z', sizeof big);
+    w = spool_writer_begin(f->sp, &env);
+    assert_int_equal(spool_writer_write(w, "H: 1\r\n", 7), 0);
+    assert_int_equal(spool_writer_write(w, big, sizeof big), 0);
+    assert_int_equal(spool_writer_splice(w, 0, 7, "", 0), 0);
+    assert_int_equal(spool_writer_prepend(w, "X-P: 1\r\n", 8), 0);
+    assert_int_equal(spool_writer_commit(w), 0);
+    spool_writer_free(w);
+    char *want = calloc(1, sizeof big + 1);
+    memcpy(want, big, sizeof big);
+    splice_check(f, env.id, want);
+    free(want);
+}
+
 /* replace - copy src into dst with the first "from" replaced by "to" */
 static void replace(char *dst, size_t len, const char *src, const char *from, const char *to)
 {
@@ -1231,6 +1290,7 @@ int main(void)
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test_setup_teardown(test_torn_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_splice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_states, setup, teardown),
