@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/looptime.h"
 #include "core/pool.h"
 #include "queue/commitq.h"
 #include "core/privs.h"
@@ -413,6 +414,7 @@ static int run(struct config *cfg, const struct options *o)
     server_enable(&srv);
     log_info("event=ready hostname=%s", log_q(cfg->hostname));
     daemon_ready();
+    looptime_watch();
     event_base_dispatch(srv.base);
 
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */
