@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/fdlimit.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/looptime.h"
@@ -320,6 +321,23 @@ static void setup_settings(const struct config *cfg, struct serverconf **sc, str
     queueconf_read(cfg, qc);
 }
 
+/* setup_fdlimit - descriptors for every connection the limits allow, while root may
+ * still raise the hard limit: sessions, deliveries, and a margin for spool files,
+ * DNS, the store, logs and the admin listener */
+static void setup_fdlimit(const struct serverconf *sc, const struct queueconf *qc)
+{
+    long want = (long)sc->limits.max_connections + (long)qc->queue.max_deliveries + 1024;
+    long got = fdlimit_raise(want);
+
+    if (got < want)
+        log_warn("event=fd_limit limit=%ld want=%ld max_connections=%u "
+                 "what=\"RLIMIT_NOFILE below what limits need; new connections wait when it is "
+                 "reached\"",
+                 got, want, sc->limits.max_connections);
+    else
+        log_info("event=fd_limit limit=%ld want=%ld", got, want);
+}
+
 /* setup_control - the control socket and the admin listener, with the daemon's parts */
 static struct control *setup_control(struct server *srv, struct store *st, struct admin *admin)
 {
@@ -375,6 +393,7 @@ static int run(struct config *cfg, const struct options *o)
         {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
     setup_settings(cfg, &sc, &routes, &qc);
+    setup_fdlimit(sc, &qc);
     srv.conf = sc;
     srv.routes = routes;
     srv.base = new_event_base();
