@@ -175,6 +175,10 @@ void http_metrics(struct http_req *r)
              "The longest event loop turn since start (work between two waits).");
     evbuffer_add_printf(b, "mxgate_loop_turn_max_seconds %.6f\n",
                         (double)looptime_max_usec() / 1e6);
+    m_family(b, "mxgate_loop_turn_max_cpu_seconds", "gauge",
+             "The most CPU time one event loop turn used since start.");
+    evbuffer_add_printf(b, "mxgate_loop_turn_max_cpu_seconds %.6f\n",
+                        (double)looptime_max_cpu_usec() / 1e6);
     m_hist(b, "mxgate_loop_turn_seconds", METRICS_LOOP_TURN_SECONDS,
            "Event loop turns: the work between two waits for events.");
     m_counter(b, "mxgate_dns_lookups_total", METRICS_DNS_LOOKUPS, "DNS queries sent.");

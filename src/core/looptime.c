@@ -20,16 +20,25 @@
 
 static _Thread_local int looptime_on;      /* this thread runs the watched loop */
 static _Thread_local uint64_t looptime_t0; /* when the last wait returned; 0 = none yet */
+static _Thread_local uint64_t looptime_c0; /* this thread's CPU time then */
 static uint64_t looptime_max;
+static uint64_t looptime_cpu_max;
 static uint64_t looptime_n;
 
-/* now_usec - the monotonic clock in microseconds */
-static uint64_t now_usec(void)
+/* usec - clock id in microseconds */
+static uint64_t usec(clockid_t id)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* max_store - *m = v if v is larger (one writer: the loop's thread) */
+static void max_store(uint64_t *m, uint64_t v)
+{
+    if (v > __atomic_load_n(m, __ATOMIC_RELAXED))
+        __atomic_store_n(m, v, __ATOMIC_RELAXED);
 }
 
 /* turn_end - account for the turn that ends now */
@@ -37,8 +46,8 @@ static void turn_end(uint64_t now)
 {
     uint64_t d = now - looptime_t0;
 
-    if (d > __atomic_load_n(&looptime_max, __ATOMIC_RELAXED))
-        __atomic_store_n(&looptime_max, d, __ATOMIC_RELAXED);
+    max_store(&looptime_max, d);
+    max_store(&looptime_cpu_max, usec(CLOCK_THREAD_CPUTIME_ID) - looptime_c0);
     __atomic_fetch_add(&looptime_n, 1, __ATOMIC_RELAXED);
     metrics_observe(METRICS_LOOP_TURN_SECONDS, (double)d / 1e6);
 }
@@ -50,9 +59,10 @@ int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
     if (!looptime_on)
         return epoll_pwait(epfd, events, maxevents, timeout, NULL);
     if (looptime_t0)
-        turn_end(now_usec());
+        turn_end(usec(CLOCK_MONOTONIC));
     rc = epoll_pwait(epfd, events, maxevents, timeout, NULL);
-    looptime_t0 = now_usec();
+    looptime_t0 = usec(CLOCK_MONOTONIC);
+    looptime_c0 = usec(CLOCK_THREAD_CPUTIME_ID);
     return rc;
 }
 
@@ -67,6 +77,11 @@ uint64_t looptime_max_usec(void)
     return __atomic_load_n(&looptime_max, __ATOMIC_RELAXED);
 }
 
+uint64_t looptime_max_cpu_usec(void)
+{
+    return __atomic_load_n(&looptime_cpu_max, __ATOMIC_RELAXED);
+}
+
 uint64_t looptime_turns(void)
 {
     return __atomic_load_n(&looptime_n, __ATOMIC_RELAXED);
@@ -75,4 +90,5 @@ uint64_t looptime_turns(void)
 void looptime_reset_max(void)
 {
     __atomic_store_n(&looptime_max, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&looptime_cpu_max, 0, __ATOMIC_RELAXED);
 }

@@ -7,7 +7,7 @@
  * A turn is measured from the moment the loop's wait for events returns to
  * the moment it waits again. Only the thread that called looptime_watch()
  * is measured (the worker pool's threads never wait in the event loop).
- * Durations also go to the METRICS_LOOP_TURN_SECONDS histogram.
+ * Durations (wall clock) also go to the METRICS_LOOP_TURN_SECONDS histogram.
  */
 #ifndef MX_CORE_LOOPTIME_H
 #define MX_CORE_LOOPTIME_H
@@ -19,6 +19,11 @@ void looptime_watch(void);
 
 /* looptime_max_usec - the longest turn since looptime_watch(), in microseconds */
 uint64_t looptime_max_usec(void);
+
+/* looptime_max_cpu_usec - the most CPU time one turn used (the loop's thread):
+ * far below looptime_max_usec() when the longest turn waited for a CPU (a
+ * loaded machine) or for the disk, not for its own work */
+uint64_t looptime_max_cpu_usec(void);
 
 /* looptime_turns - how many turns were measured */
 uint64_t looptime_turns(void);
