@@ -312,15 +312,6 @@ static struct event_base *new_event_base(void)
     return base;
 }
 
-/* setup_settings - the typed settings each module reads from the tree */
-static void setup_settings(const struct config *cfg, struct serverconf **sc, struct routes **rt,
-                           struct queueconf *qc)
-{
-    *sc = serverconf_load(cfg);
-    *rt = routes_load(cfg);
-    queueconf_read(cfg, qc);
-}
-
 /* setup_fdlimit - descriptors for every connection the limits allow, while root may
  * still raise the hard limit: sessions, deliveries, and a margin for spool files,
  * DNS, the store, logs and the admin listener */
@@ -336,6 +327,17 @@ static void setup_fdlimit(const struct serverconf *sc, const struct queueconf *q
                  got, want, sc->limits.max_connections);
     else
         log_info("event=fd_limit limit=%ld want=%ld", got, want);
+}
+
+/* setup_settings - the typed settings each module reads from the tree, and the
+ * descriptor limit they need */
+static void setup_settings(const struct config *cfg, struct serverconf **sc, struct routes **rt,
+                           struct queueconf *qc)
+{
+    *sc = serverconf_load(cfg);
+    *rt = routes_load(cfg);
+    queueconf_read(cfg, qc);
+    setup_fdlimit(*sc, qc);
 }
 
 /* setup_control - the control socket and the admin listener, with the daemon's parts */
@@ -393,7 +395,6 @@ static int run(struct config *cfg, const struct options *o)
         {cfg->state_dir, NULL}, {cfg->spool_dir, spool_subdirs}, {NULL, NULL}};
 
     setup_settings(cfg, &sc, &routes, &qc);
-    setup_fdlimit(sc, &qc);
     srv.conf = sc;
     srv.routes = routes;
     srv.base = new_event_base();
