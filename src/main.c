@@ -22,8 +22,10 @@
 #include "store/store.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/fdlimit.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/looptime.h"
 #include "core/pool.h"
 #include "queue/commitq.h"
 #include "core/privs.h"
@@ -313,13 +315,32 @@ static struct event_base *new_event_base(void)
     return base;
 }
 
-/* setup_settings - the typed settings each module reads from the tree */
+/* setup_fdlimit - descriptors for every connection the limits allow, while root may
+ * still raise the hard limit: sessions, deliveries, and a margin for spool files,
+ * DNS, the store, logs and the admin listener */
+static void setup_fdlimit(const struct serverconf *sc, const struct queueconf *qc)
+{
+    long want = (long)sc->limits.max_connections + (long)qc->queue.max_deliveries + 1024;
+    long got = fdlimit_raise(want);
+
+    if (got < want)
+        log_warn("event=fd_limit limit=%ld want=%ld max_connections=%u "
+                 "what=\"RLIMIT_NOFILE below what limits need; new connections wait when it is "
+                 "reached\"",
+                 got, want, sc->limits.max_connections);
+    else
+        log_info("event=fd_limit limit=%ld want=%ld", got, want);
+}
+
+/* setup_settings - the typed settings each module reads from the tree, and the
+ * descriptor limit they need */
 static void setup_settings(const struct config *cfg, struct serverconf **sc, struct routes **rt,
                            struct queueconf *qc)
 {
     *sc = serverconf_load(cfg);
     *rt = routes_load(cfg);
     queueconf_read(cfg, qc);
+    setup_fdlimit(*sc, qc);
 }
 
 /* setup_control - the control socket and the admin listener, with the daemon's parts */
@@ -417,6 +438,7 @@ static int run(struct config *cfg, const struct options *o)
     server_enable(&srv);
     log_info("event=ready hostname=%s", log_q(cfg->hostname));
     daemon_ready();
+    looptime_watch();
     event_base_dispatch(srv.base);
 
     /* Sessions first (their commits detach), then deliveries, then the pool drains. */

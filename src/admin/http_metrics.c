@@ -6,6 +6,7 @@
 
 #include "admin/http_internal.h"
 #include "core/clock.h"
+#include "core/looptime.h"
 #include "core/metrics.h"
 #include "queue/queue.h"
 
@@ -170,6 +171,16 @@ void http_metrics(struct http_req *r)
     m_hist(b, "mxgate_smtp_session_duration_seconds", METRICS_SESSION_SECONDS,
            "SMTP session duration, connect to close.");
     m_queue(b, env);
+    m_family(b, "mxgate_loop_turn_max_seconds", "gauge",
+             "The longest event loop turn since start (work between two waits).");
+    evbuffer_add_printf(b, "mxgate_loop_turn_max_seconds %.6f\n",
+                        (double)looptime_max_usec() / 1e6);
+    m_family(b, "mxgate_loop_turn_max_cpu_seconds", "gauge",
+             "The most CPU time one event loop turn used since start.");
+    evbuffer_add_printf(b, "mxgate_loop_turn_max_cpu_seconds %.6f\n",
+                        (double)looptime_max_cpu_usec() / 1e6);
+    m_hist(b, "mxgate_loop_turn_seconds", METRICS_LOOP_TURN_SECONDS,
+           "Event loop turns: the work between two waits for events.");
     m_counter(b, "mxgate_dns_lookups_total", METRICS_DNS_LOOKUPS, "DNS queries sent.");
     m_counter(b, "mxgate_dns_timeouts_total", METRICS_DNS_TIMEOUTS, "DNS queries timed out.");
     m_counter(b, "mxgate_store_errors_total", METRICS_STORE_ERRORS,

@@ -12,6 +12,9 @@ static const double metrics_bounds[METRICS_NHISTS][METRICS_BUCKETS] = {
                                   432000},
     [METRICS_SESSION_SECONDS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
                                  300},
+    /* A turn should take microseconds; 50 ms is already a stall every client feels. */
+    [METRICS_LOOP_TURN_SECONDS] = {0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                   0.25, 0.5, 1, 2.5, 10},
 };
 
 struct metrics_hist_state {

@@ -22,8 +22,9 @@ enum metrics_counter {
 };
 
 enum metrics_hist {
-    METRICS_DELIVERY_SECONDS, /* arrival to the next hop's 250, per recipient */
-    METRICS_SESSION_SECONDS,  /* an SMTP session, connect to close */
+    METRICS_DELIVERY_SECONDS,  /* arrival to the next hop's 250, per recipient */
+    METRICS_SESSION_SECONDS,   /* an SMTP session, connect to close */
+    METRICS_LOOP_TURN_SECONDS, /* event loop work between two waits (core/looptime.h) */
     METRICS_NHISTS
 };
 

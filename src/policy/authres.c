@@ -209,7 +209,7 @@ static void ar_dmarc(struct ar_buf *b, const struct policy_auth *a)
 int authres_format(const struct policy_client *cl, const char *authserv_id, char *out,
                    size_t outlen)
 {
-    const struct policy_auth *a = &cl->auth;
+    const struct policy_auth *a = cl->auth;
     struct ar_buf b = {out, outlen, 0, AR_NAME_LEN, outlen == 0};
     char id[AR_VALUE_MAX + 8];
     size_t ndkim = a->ndkim < POLICY_DKIM_MAX ? a->ndkim : POLICY_DKIM_MAX;

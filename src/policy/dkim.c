@@ -1,7 +1,7 @@
 /*
  * dkim.c - the dkim check: every DKIM signature of a message (RFC 6376,
  * RFC 8463, RFC 8301) verified at the end of DATA, the results in
- * cl->auth.dkim for dmarc and Authentication-Results.
+ * cl->auth->dkim for dmarc and Authentication-Results.
  *
  * While DATA is read (policy_msg_ops): the header section gives up to
  * max_signatures DKIM-Signature fields, each parsed at once, and one body
@@ -217,10 +217,10 @@ static void dkim_key_done(const struct dns_result *res, void *arg)
         dkim_finish(run);
 }
 
-/* dkim_auth - one signature into cl->auth.dkim (RFC 8601 result, header.d/s/b) */
+/* dkim_auth - one signature into cl->auth->dkim (RFC 8601 result, header.d/s/b) */
 static void dkim_auth(struct policy_client *cl, const struct dkim_one *o)
 {
-    struct policy_auth_dkim *a = &cl->auth.dkim[cl->auth.ndkim++];
+    struct policy_auth_dkim *a = &cl->auth->dkim[cl->auth->ndkim++];
 
     memset(a, 0, sizeof(*a));
     snprintf(a->result, sizeof(a->result), "%s", dkim_result_name(o->r));
@@ -301,7 +301,7 @@ static void dkim_finish(struct dkim_run *run)
     struct policy_job *job = run->job;
     struct policy_verdict v;
 
-    run->cl->auth.ndkim = 0;
+    run->cl->auth->ndkim = 0;
     for (size_t i = 0; i < run->m->nsigs; i++) {
         dkim_auth(run->cl, run->m->sigs[i]);
         dkim_log(run->cl, run->m->sigs[i]);
@@ -359,7 +359,7 @@ static void dkim_run_check(void *state, struct policy_job *job, enum policy_stag
                 snprintf(m->sigs[i]->why, sizeof(m->sigs[i]->why), "no header section");
             }
     if (!m || m->nsigs == 0) {
-        cl->auth.ndkim = 0;
+        cl->auth->ndkim = 0;
         policy_verdict_dunno(&v);
         snprintf(v.reason, sizeof(v.reason), "signatures=0");
         policy_job_done(job, &v);

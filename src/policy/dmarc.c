@@ -159,11 +159,11 @@ static const struct dmarc_domain *dmarc_decisive(const struct dmarc_run *r)
 /* dmarc_auth - the outcome for Authentication-Results and later checks */
 static void dmarc_auth(struct policy_client *cl, const struct dmarc_domain *d, int ndom)
 {
-    snprintf(cl->auth.dmarc, sizeof(cl->auth.dmarc), "%s", dmarc_result_name(d->result));
-    snprintf(cl->auth.dmarc_policy, sizeof(cl->auth.dmarc_policy), "%s",
+    snprintf(cl->auth->dmarc, sizeof(cl->auth->dmarc), "%s", dmarc_result_name(d->result));
+    snprintf(cl->auth->dmarc_policy, sizeof(cl->auth->dmarc_policy), "%s",
              d->applied != DMARC_P_UNSET ? dmarc_policy_name(d->applied) : "");
     /* several author domains: header.from would name one of them only */
-    snprintf(cl->auth.from_domain, sizeof(cl->auth.from_domain), "%s", ndom == 1 ? d->name : "");
+    snprintf(cl->auth->from_domain, sizeof(cl->auth->from_domain), "%s", ndom == 1 ? d->name : "");
 }
 
 /* dmarc_action_of - what the outcome of the deciding domain asks for */
@@ -269,7 +269,7 @@ static void dmarc_refuse_from(struct policy_job *job, struct policy_client *cl, 
     snprintf(reason, sizeof(reason), "result=permerror from=%s", why);
     policy_verdict_set(&v, POLICY_REJECT, 550, "5.7.1", reason, "%s", text);
     log_info("event=dmarc client=%s from=- result=permerror action=reject problem=%s", cl->ip, why);
-    snprintf(cl->auth.dmarc, sizeof(cl->auth.dmarc), "permerror");
+    snprintf(cl->auth->dmarc, sizeof(cl->auth->dmarc), "permerror");
     policy_job_done(job, &v);
 }
 
@@ -281,7 +281,7 @@ static void dmarc_no_author(struct policy_job *job, struct policy_client *cl, co
 
     policy_verdict_dunno(&v);
     snprintf(v.reason, sizeof(v.reason), "result=%s from=%s", result, why);
-    snprintf(cl->auth.dmarc, sizeof(cl->auth.dmarc), "%s", result);
+    snprintf(cl->auth->dmarc, sizeof(cl->auth->dmarc), "%s", result);
     log_info("event=dmarc client=%s from=- result=%s action=dunno problem=%s", cl->ip, result, why);
     policy_job_done(job, &v);
 }
@@ -326,7 +326,7 @@ static void dmarc_run_check(void *state, struct policy_job *job, enum policy_sta
     r->dc = state;
     r->job = job;
     r->cl = cl;
-    cl->auth.from_domain[0] = '\0';
+    cl->auth->from_domain[0] = '\0';
     r->ndom = dmarc_start(r->dc, job, cl, r->dom);
     if (r->ndom == 0) {
         free(r);

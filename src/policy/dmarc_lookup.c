@@ -125,9 +125,9 @@ static void dmarc_evaluate(struct dmarc_lookup *l)
     enum dmarc_policy p = d->from_org ? dmarc_subdomain_policy(&l->rec) : l->rec.p;
 
     d->pct = l->rec.pct;
-    d->spf_aligned = dmarc_spf_aligned(l->env->psl, &cl->auth, !cl->sender || !cl->sender[0],
+    d->spf_aligned = dmarc_spf_aligned(l->env->psl, cl->auth, !cl->sender || !cl->sender[0],
                                        d->name, l->rec.aspf_strict);
-    d->dkim_aligned = dmarc_dkim_aligned(l->env->psl, &cl->auth, d->name, l->rec.adkim_strict) >= 0;
+    d->dkim_aligned = dmarc_dkim_aligned(l->env->psl, cl->auth, d->name, l->rec.adkim_strict) >= 0;
     if (d->spf_aligned || d->dkim_aligned) {
         d->result = DMARC_PASS;
         d->published = p;
@@ -218,8 +218,8 @@ struct dmarc_lookup *dmarc_lookup_start(const struct dmarc_lookup_env *env,
     dmarc_org_domain(env->psl, d->name, d->org, sizeof(d->org));
     /* relaxed alignment for the log of a domain without a record; a record's
      * adkim and aspf decide again in dmarc_evaluate */
-    d->spf_aligned = dmarc_spf_aligned(env->psl, &cl->auth, null_sender, d->name, 0);
-    d->dkim_aligned = dmarc_dkim_aligned(env->psl, &cl->auth, d->name, 0) >= 0;
+    d->spf_aligned = dmarc_spf_aligned(env->psl, cl->auth, null_sender, d->name, 0);
+    d->dkim_aligned = dmarc_dkim_aligned(env->psl, cl->auth, d->name, 0) >= 0;
     l = xcalloc(1, sizeof(*l));
     l->env = env;
     l->cl = cl;

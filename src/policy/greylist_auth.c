@@ -33,7 +33,7 @@ static int glauth_sender_domain(const struct policy_client *cl, char *out, size_
 
 int glauth_spf_domain(const struct policy_client *cl, char *out, size_t outlen)
 {
-    const struct policy_auth *a = &cl->auth;
+    const struct policy_auth *a = cl->auth;
 
     if (strcmp(a->spf, "pass") != 0 || a->spf_helo || !a->spf_domain[0] ||
         glauth_sender_domain(cl, out, outlen) < 0)
@@ -45,7 +45,7 @@ int glauth_spf_domain(const struct policy_client *cl, char *out, size_t outlen)
 const char *glauth_dkim_aligned(const struct policy_client *cl, const psl_ctx_t *psl)
 {
     char env[256] = "", hdr[FROM_DOMAIN_SIZE] = "";
-    const struct policy_auth *a = &cl->auth;
+    const struct policy_auth *a = cl->auth;
     int i = -1;
 
     if (glauth_sender_domain(cl, env, sizeof(env)) < 0)

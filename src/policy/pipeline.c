@@ -205,11 +205,14 @@ void *policy_job_msg(const struct policy_job *job)
 /* policy_score_add - points and their name, for the score check and the headers */
 void policy_score_add(struct policy_client *cl, const char *check, int points)
 {
-    size_t have = strlen(cl->score_tests);
+    size_t have;
 
+    if (!cl->score_tests)
+        cl->score_tests = xcalloc(1, POLICY_SCORE_TESTS_MAX);
+    have = strlen(cl->score_tests);
     cl->score += points;
-    if (have + strlen(check) + 16 < sizeof(cl->score_tests))
-        snprintf(cl->score_tests + have, sizeof(cl->score_tests) - have, "%s%s=%d", have ? "," : "",
+    if (have + strlen(check) + 16 < POLICY_SCORE_TESTS_MAX)
+        snprintf(cl->score_tests + have, POLICY_SCORE_TESTS_MAX - have, "%s%s=%d", have ? "," : "",
                  check, points);
 }
 

@@ -62,9 +62,13 @@ enum policy_rdns { RDNS_CONFIRMED, RDNS_NONE, RDNS_UNCONFIRMED, RDNS_TEMPFAIL, R
  * later checks (sender, greylist, dmarc, score) and the Authentication-Results
  * field (RFC 8601). Results are RFC 8601 tokens: "pass", "fail", "softfail",
  * "neutral", "none", "temperror", "permerror", "policy"; "" when the check did
- * not run. The session clears it at MAIL. Domains are lower-case A-labels.
+ * not run. The session allocates it (zeroed) at MAIL and frees it with the
+ * transaction: it is there for every check from the MAIL stage on, and NULL
+ * before (an idle connection does not carry its 4.7 KB). Domains are
+ * lower-case A-labels.
  */
 #define POLICY_DKIM_MAX 8
+#define POLICY_SCORE_TESTS_MAX 512 /* octets of policy_client.score_tests */
 struct policy_auth_dkim {
     char result[12];
     char domain[256];  /* d= */
@@ -108,9 +112,12 @@ struct policy_client {
     char suspicious_why[96];
     int score;
     /* each SCORE verdict as "check=points", comma-separated (X-Spam-Status tests=,
-     * reject log lines); the pipeline appends, the session resets it with score */
-    char score_tests[512];
-    struct policy_auth auth;
+     * reject log lines); the pipeline appends, the session resets it with score.
+     * NULL until the first SCORE verdict: the pipeline then allocates
+     * POLICY_SCORE_TESTS_MAX octets (most connections never get one), the
+     * session frees it */
+    char *score_tests;
+    struct policy_auth *auth; /* MAIL stage on; see struct policy_auth */
     /* END stage: the header section as received (CRLF lines, no empty line, not
      * dot-stuffed), at most POLICY_HEADER_MAX octets; header_truncated when longer */
     const char *header;

@@ -35,7 +35,7 @@ struct score_conf {
 /* score_tests - the tests list as the header and the reason show it */
 static const char *score_tests(const struct policy_client *cl)
 {
-    return cl->score_tests[0] ? cl->score_tests : "none";
+    return cl->score_tests && cl->score_tests[0] ? cl->score_tests : "none";
 }
 
 /* score_refusal - the verdict of a total over a threshold, or 0 */
@@ -66,7 +66,7 @@ static int score_refusal(const struct score_conf *sc, const struct policy_client
 static void score_tag(const struct score_conf *sc, struct policy_client *cl,
                       struct policy_verdict *v)
 {
-    char n[16], status[sizeof(cl->score_tests) + 64];
+    char n[16], status[POLICY_SCORE_TESTS_MAX + 64];
 
     snprintf(n, sizeof(n), "%d", cl->score);
     snprintf(status, sizeof(status), "%s, score=%d required=%d tests=%s",

@@ -257,7 +257,7 @@ static int snd_trusted(const struct snd_conf *sc, const struct policy_client *cl
 /* snd_spf_for - the SPF result for the MAIL FROM identity of domain, or "none" */
 static const char *snd_spf_for(const struct policy_client *cl, const char *domain)
 {
-    const struct policy_auth *a = &cl->auth;
+    const struct policy_auth *a = cl->auth;
 
     if (!a->spf[0] || a->spf_helo || strcasecmp(a->spf_domain, domain) != 0)
         return "none";

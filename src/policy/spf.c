@@ -107,7 +107,7 @@ static void spf_verdict(const struct spf_run *r, const struct spf_outcome *o,
 /* spf_auth - the result for later checks (sender, greylist, dmarc) and Authentication-Results */
 static void spf_auth(struct policy_client *cl, const struct spf_outcome *o)
 {
-    struct policy_auth *a = &cl->auth;
+    struct policy_auth *a = cl->auth;
 
     snprintf(a->spf, sizeof(a->spf), "%s", spf_result_name(o->result));
     a->spf_helo = o->identity == SPF_ID_HELO;

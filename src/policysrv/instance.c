@@ -110,6 +110,7 @@ struct policysrv_instance *policysrv_instance_new(const struct policysrv_env *en
     env->new_id(env->arg, ins->sid, sizeof(ins->sid));
     ins->instance = r->instance ? xstrdup(r->instance) : NULL;
     policysrv_client(ins, r);
+    ins->cl.auth = xcalloc(1, sizeof(*ins->cl.auth)); /* one transaction: the checks' results */
     stats_count(env->stats, "connections");
     log_info("event=policy_client sid=%s client=%s name=%s ptr=%s listener=%s instance=%s",
              ins->sid, ins->cl.ip, ins->client_name ? log_q(ins->client_name) : "unknown",
@@ -390,6 +391,8 @@ void policysrv_instance_end(struct policysrv_instance *ins)
     free(ins->cl.rcpt_rewrite);
     free(ins->cl.sender_rewrite);
     free(ins->cl.add_headers);
+    free(ins->cl.auth);
+    free(ins->cl.score_tests);
     free(ins->prepend);
     free(ins->instance);
     free(ins->client_name);

@@ -93,6 +93,9 @@ void session_free(struct session *s)
     s->release(s->release_arg, (struct sockaddr *)&s->peer);
     server_gen_unref(s->gen);
     free(s->helo);
+    free(s->held);
+    free(s->tls_desc);
+    free(s->cl.score_tests);
     free(s);
 }
 
@@ -192,7 +195,9 @@ static void session_tls_done(struct session *s)
     SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
     s->tls = 1;
-    tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+    free(s->tls_desc);
+    s->tls_desc = xmalloc(SESSION_TLS_DESC);
+    tls_describe(ssl, s->tls_desc, SESSION_TLS_DESC);
     log_info("event=tls sid=%s protocol=%s cipher=%s", s->sid, log_q(SSL_get_version(ssl)),
              log_q(SSL_get_cipher_name(ssl)));
     session_set_state(s, s->greeted ? SESS_COMMAND : SESS_GREETING);

@@ -40,7 +40,7 @@ int session_accept_rcpt(struct session *s, const char *rcpt)
     struct accept_reply r;
     struct policy_verdict v;
 
-    if (s->has_held) /* a connect/HELO refusal answers first: tell such a client nothing */
+    if (s->held) /* a connect/HELO refusal answers first: tell such a client nothing */
         return 0;
     if (accept_rcpt(s->gen->routes, s->srv->nexthops, s->tx->sender, rcpt, s->tx->mail_size, &r) ==
         0)

@@ -24,11 +24,22 @@
 #include "smtp/serverconf.h"
 #include "smtp/session_internal.h"
 
+/* auth_fields - the login and password buffers, from the first AUTH of the session
+ * (most sessions never authenticate: they do not carry them) */
+static void auth_fields(struct session *s)
+{
+    if (!s->auth_user) {
+        s->auth_user = xcalloc(1, SESSION_AUTH_FIELD);
+        s->auth_pass = xcalloc(1, SESSION_AUTH_FIELD);
+    }
+}
+
 /* auth_reset - the exchange is over: forget what the client sent */
 static void auth_reset(struct session *s)
 {
     s->auth_step = AUTH_STEP_NONE;
-    sasl_wipe(s->auth_user, sizeof(s->auth_user));
+    if (s->auth_user)
+        sasl_wipe(s->auth_user, SESSION_AUTH_FIELD);
 }
 
 /* auth_failed_reply - the 535, once the failure is counted (and the tarpit waited) */
@@ -117,7 +128,7 @@ static void auth_checked(void *arg, unsigned failures, int locked)
 
     s->guard = NULL;
     if (locked) {
-        sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
+        sasl_wipe(s->auth_pass, SESSION_AUTH_FIELD);
         log_warn("event=auth sid=%s client=%s status=locked mech=%s login=%s", s->sid, s->ip,
                  s->auth_mech, log_q(s->auth_user));
         auth_reset(s);
@@ -127,7 +138,7 @@ static void auth_checked(void *arg, unsigned failures, int locked)
         return;
     }
     s->auth_job = auth_verify(s->gen->auth, s->srv->pool, s->auth_user, s->auth_pass, auth_done, s);
-    sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
+    sasl_wipe(s->auth_pass, SESSION_AUTH_FIELD);
 }
 
 /* auth_login_ok - a login as the users file allows them (printable ASCII, no blanks):
@@ -148,8 +159,9 @@ static void auth_check(struct session *s, const char *user, const char *password
         session_error(s, "auth", "535 5.7.8 Error: authentication failed");
         return;
     }
-    snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
-    snprintf(s->auth_pass, sizeof(s->auth_pass), "%s", password);
+    auth_fields(s);
+    snprintf(s->auth_user, SESSION_AUTH_FIELD, "%s", user);
+    snprintf(s->auth_pass, SESSION_AUTH_FIELD, "%s", password);
     s->auth_step = AUTH_STEP_CHECKING;
     session_set_state(s, SESS_POLICY);
     /* the store and the cache may answer before their call returns */
@@ -201,6 +213,7 @@ static void auth_login_user(struct session *s, const char *buf, size_t len)
         session_error(s, "auth", "501 5.5.2 Error: malformed user name");
         return;
     }
+    auth_fields(s);
     memcpy(s->auth_user, buf, len + 1);
     s->auth_step = AUTH_STEP_LOGIN_PASS;
     session_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
@@ -301,8 +314,12 @@ void session_auth_free(struct session *s)
     if (s->tarpit)
         event_free(s->tarpit);
     s->tarpit = NULL;
-    sasl_wipe(s->auth_pass, sizeof(s->auth_pass));
+    if (s->auth_pass)
+        sasl_wipe(s->auth_pass, SESSION_AUTH_FIELD);
     auth_reset(s);
+    free(s->auth_user);
+    free(s->auth_pass);
+    s->auth_user = s->auth_pass = NULL;
     free(s->login);
     s->login = NULL;
     s->cl.login = NULL;

@@ -40,6 +40,8 @@ void session_tx_free(struct session *s)
         spool_writer_free(tx->writer);
     free(tx);
     s->tx = NULL;
+    free(s->cl.auth);
+    s->cl.auth = NULL;
     s->cl.sender = NULL;
     s->cl.nrcpt = 0;
 }
@@ -91,12 +93,13 @@ static void session_score_mark(struct session *s, struct session_score *m)
 {
     if (!m->saved) {
         m->score = s->cl.score;
-        m->tests_len = strlen(s->cl.score_tests);
+        m->tests_len = s->cl.score_tests ? strlen(s->cl.score_tests) : 0;
         m->saved = 1;
         return;
     }
     s->cl.score = m->score;
-    s->cl.score_tests[m->tests_len] = '\0';
+    if (s->cl.score_tests)
+        s->cl.score_tests[m->tests_len] = '\0';
 }
 
 /* session_tx_judgement - a transaction starts with what the connection earned:
@@ -104,7 +107,11 @@ static void session_score_mark(struct session *s, struct session_score *m)
 static void session_tx_judgement(struct session *s)
 {
     session_score_mark(s, &s->score_tx);
-    memset(&s->cl.auth, 0, sizeof(s->cl.auth));
+    /* Per transaction, not per session: 4.7 KB that an idle connection need not hold. */
+    if (!s->cl.auth)
+        s->cl.auth = xcalloc(1, sizeof(*s->cl.auth));
+    else
+        memset(s->cl.auth, 0, sizeof(*s->cl.auth));
     s->cl.quarantine[0] = '\0';
     s->cl.discard = 0;
 }
@@ -319,7 +326,7 @@ static void cmd_rcpt_judge(struct session *s, const char *addr)
         session_error(s, "rcpt", "451 4.3.0 Error: out of memory");
         return;
     }
-    s->cl.held = s->has_held ? &s->held : NULL;
+    s->cl.held = s->held;
     s->cl.rcpt = s->pending_rcpt;
     s->cl.nrcpt = (unsigned)s->tx->nrcpt;
     session_run_stage(s, POLICY_RCPT, rcpt_reply);

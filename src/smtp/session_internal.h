@@ -102,7 +102,7 @@ struct session {
     int esmtp;
     char *helo;
     int tls;
-    char tls_desc[128];
+    char *tls_desc; /* after the handshake: protocol and cipher (malloc'd) */
     unsigned nerrors;
     unsigned ncommands;
     unsigned nmessages;
@@ -129,9 +129,8 @@ struct session {
     void (*mx_next)(struct session *s, const char *rcpt);
     char *rdns_name;
     char *ptr_name;
-    struct policy_verdict held; /* a connect/HELO refusal, given at RCPT */
-    int has_held;
-    char *pending_rcpt; /* RCPT being judged */
+    struct policy_verdict *held; /* a connect/HELO refusal, given at RCPT; malloc'd, NULL: none */
+    char *pending_rcpt;          /* RCPT being judged */
     void (*policy_next)(struct session *s, const struct policy_verdict *v);
     /* the score after the connect stage (where a HELO starts) and after HELO
      * (where each transaction starts) */
@@ -141,15 +140,18 @@ struct session {
     char *login; /* the authenticated identity (cl.login), NULL before AUTH */
     enum session_auth_step auth_step;
     const char *auth_mech;     /* "PLAIN" or "LOGIN" */
-    char auth_user[256];       /* the login being checked */
+    char *auth_user;           /* the login being checked: AUTH_FIELD octets, from AUTH on */
     struct auth_job *auth_job; /* the password check under way */
     struct guard_job *guard;   /* the failure counters being read or counted */
     struct event *tarpit;      /* a failure's reply held back */
-    char auth_pass[256];       /* only between the lock-out check and auth_verify */
+    char *auth_pass;           /* only between the lock-out check and auth_verify; ditto */
     int auth_inline;           /* auth_check still on the stack: no session_process */
     /* for the session duration metric (0: never started) */
     struct timespec started;
 };
+
+#define SESSION_TLS_DESC 128   /* octets of tls_desc */
+#define SESSION_AUTH_FIELD 256 /* octets of auth_user and auth_pass each */
 
 #define SESSION_WAIT_DELAY 1u  /* greeting_delay running */
 #define SESSION_WAIT_CHECKS 2u /* FCrDNS and connect checks running */

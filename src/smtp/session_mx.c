@@ -73,7 +73,7 @@ void session_rcpt_mx(struct session *s, const char *rcpt,
     const char *at = strrchr(rcpt, '@');
     const struct routes_entry *rt = routes_find(s->gen->routes, at ? at + 1 : "");
 
-    if (!at || !rt || rt->target.kind != ROUTE_MX || s->has_held || !s->gen->dns) {
+    if (!at || !rt || rt->target.kind != ROUTE_MX || s->held || !s->gen->dns) {
         next(s, rcpt);
         return;
     }

@@ -66,9 +66,9 @@ void session_hold(struct session *s, const char *stage, const struct policy_verd
         session_refuse(s, stage, v);
         return;
     }
-    if (!s->has_held) {
-        s->held = *v;
-        s->has_held = 1;
+    if (!s->held) {
+        s->held = xmalloc(sizeof(*s->held));
+        *s->held = *v;
     }
 }
 

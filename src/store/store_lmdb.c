@@ -6,7 +6,8 @@
  * Counters are 8-octet little-endian int64 payloads.
  *
  * Durability: the environment runs with MDB_NOSYNC and a timer forces the
- * data to disk every few seconds (and at close). State is not mail: after a
+ * data to disk every few seconds, on a thread of its own (store_lmdb_sync.h),
+ * and at close. State is not mail: after a
  * power cut the last seconds of greylist records and counters may be lost,
  * which only means a few senders are greylisted once more. LMDB keeps its
  * atomicity without the fsync only on file systems that preserve write
@@ -19,6 +20,7 @@
  * by dead processes are cleared at open and when the table fills.
  */
 #include "store/store_backend.h"
+#include "store/store_lmdb_sync.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -53,6 +55,7 @@ struct lmdb_store {
     int reading; /* a synchronous scan holds pointers into the map: do not move it */
     int full;    /* the last write found the map full (logged once per episode) */
     struct event *sync_ev;
+    struct lmdb_syncer *syncer;          /* the timer's syncs, off the loop (NULL: on it) */
     unsigned char resume[STORE_KEY_MAX]; /* where the next expiry batch starts */
     size_t resume_len;                   /* 0: at the first key */
 };
@@ -599,13 +602,20 @@ static int lmdb_sync_scan_prefix(void *h, const void *prefix, size_t plen, store
     return rc ? lmdb_fail(l, "scan", rc) : STORE_OK;
 }
 
-/* on_sync - timer: force the writes of the last seconds to disk */
+/* on_sync - timer: force the writes of the last seconds to disk (by the syncer
+ * thread: what is committed from now on is dirty again for the next round) */
 static void on_sync(evutil_socket_t fd, short what, void *arg)
 {
     struct lmdb_store *l = arg;
 
-    if (l->dirty)
+    if (!l->dirty)
+        return;
+    if (!l->syncer) {
         lmdb_flush(l);
+        return;
+    }
+    l->dirty = 0;
+    lmdb_syncer_kick(l->syncer);
 }
 
 /* lmdb_close - flush, then release everything (also after a failed open) */
@@ -617,6 +627,7 @@ static void lmdb_close(void *h)
         return;
     if (l->sync_ev)
         event_free(l->sync_ev);
+    lmdb_syncer_stop(l->syncer);
     if (l->rtxn)
         mdb_txn_abort(l->rtxn);
     if (l->env) {
@@ -697,6 +708,9 @@ static int sync_timer(struct lmdb_store *l, struct event_base *base,
         snprintf(err, errlen, "lmdb: cannot create the sync timer");
         return -1;
     }
+    if (!(l->syncer = lmdb_syncer_start(l->env)))
+        log_warn("event=store_sync_thread error=%s what=\"syncing on the event loop\"",
+                 log_q("pthread_create failed"));
     return 0;
 }
 

@@ -42,9 +42,12 @@ static void split(const uint8_t *data, size_t size, char *buf, const char *f[NFI
 /* fill - the results a session could hold */
 static void fill(struct policy_client *cl, const char *f[NFIELDS], unsigned ndkim)
 {
-    struct policy_auth *a = &cl->auth;
+    static struct policy_auth auth; /* the session allocates it at MAIL */
+    struct policy_auth *a = &auth;
 
     memset(cl, 0, sizeof(*cl));
+    memset(a, 0, sizeof(*a));
+    cl->auth = a;
     snprintf(a->spf_identity, sizeof(a->spf_identity), "%s", f[1]);
     snprintf(a->spf, sizeof(a->spf), "%s", f[2]);
     a->spf_helo = ndkim & 1;
@@ -108,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     split(data, size, buf, f);
     fill(&cl, f, ndkim);
     FUZZ_ASSERT(authres_format(&cl, f[0], out, sizeof(out)) == 0);
-    resinfo = (cl.auth.spf[0] != 0) + ndkim + (cl.auth.dmarc[0] != 0);
+    resinfo = (cl.auth->spf[0] != 0) + ndkim + (cl.auth->dmarc[0] != 0);
     FUZZ_ASSERT(check_lines(out) == (resinfo ? resinfo : 1));
     if (plain_id(f[0]))
         FUZZ_ASSERT(authres_claims(out, strlen(out), f[0]) == 1);

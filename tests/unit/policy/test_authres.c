@@ -55,7 +55,7 @@ static void lines_ok(const char *v, size_t max)
 static void dkim(struct policy_client *cl, const char *res, const char *d, const char *s,
                  const char *b, const char *reason)
 {
-    struct policy_auth_dkim *k = &cl->auth.dkim[cl->auth.ndkim++];
+    struct policy_auth_dkim *k = &cl->auth->dkim[cl->auth->ndkim++];
 
     snprintf(k->result, sizeof(k->result), "%s", res);
     snprintf(k->domain, sizeof(k->domain), "%s", d);
@@ -68,8 +68,10 @@ static void dkim(struct policy_client *cl, const char *res, const char *d, const
 static void test_none(void **state)
 {
     struct policy_client cl;
+    struct policy_auth auth = {0};
 
     memset(&cl, 0, sizeof(cl));
+    cl.auth = &auth;
     assert_int_equal(authres_format(&cl, "mx.example.test", out, sizeof(out)), 0);
     assert_string_equal(out, "mx.example.test; none");
 }
@@ -78,14 +80,16 @@ static void test_none(void **state)
 static void test_all_methods(void **state)
 {
     struct policy_client cl;
+    struct policy_auth auth = {0};
 
     memset(&cl, 0, sizeof(cl));
-    strcpy(cl.auth.spf, "pass");
-    strcpy(cl.auth.spf_domain, "example.test");
-    strcpy(cl.auth.spf_identity, "user@example.test");
+    cl.auth = &auth;
+    strcpy(cl.auth->spf, "pass");
+    strcpy(cl.auth->spf_domain, "example.test");
+    strcpy(cl.auth->spf_identity, "user@example.test");
     dkim(&cl, "pass", "example.test", "sel", "abcdefgh", "");
-    strcpy(cl.auth.dmarc, "pass");
-    strcpy(cl.auth.from_domain, "example.test");
+    strcpy(cl.auth->dmarc, "pass");
+    strcpy(cl.auth->from_domain, "example.test");
     assert_int_equal(authres_format(&cl, "mx.example.test", out, sizeof(out)), 0);
     assert_string_equal(unfolded(out),
                         "mx.example.test; spf=pass smtp.mailfrom=user@example.test; dkim=pass "
@@ -98,16 +102,18 @@ static void test_all_methods(void **state)
 static void test_failures(void **state)
 {
     struct policy_client cl;
+    struct policy_auth auth = {0};
 
     memset(&cl, 0, sizeof(cl));
-    strcpy(cl.auth.spf, "fail");
-    cl.auth.spf_helo = 1;
-    strcpy(cl.auth.spf_identity, "helo.example.test");
+    cl.auth = &auth;
+    strcpy(cl.auth->spf, "fail");
+    cl.auth->spf_helo = 1;
+    strcpy(cl.auth->spf_identity, "helo.example.test");
     dkim(&cl, "fail", "example.test", "sel", "abcdefgh", "body hash mismatch");
     dkim(&cl, "pass", "esp.test", "s1", "AbC+/9==", "");
-    strcpy(cl.auth.dmarc, "fail");
-    strcpy(cl.auth.dmarc_policy, "reject");
-    strcpy(cl.auth.from_domain, "example.test");
+    strcpy(cl.auth->dmarc, "fail");
+    strcpy(cl.auth->dmarc_policy, "reject");
+    strcpy(cl.auth->from_domain, "example.test");
     assert_int_equal(authres_format(&cl, "mx.example.test", out, sizeof(out)), 0);
     assert_string_equal(unfolded(out),
                         "mx.example.test; spf=fail smtp.helo=helo.example.test; dkim=fail "
@@ -122,11 +128,13 @@ static void test_failures(void **state)
 static void test_hostile_values(void **state)
 {
     struct policy_client cl;
+    struct policy_auth auth = {0};
     const char *u;
 
     memset(&cl, 0, sizeof(cl));
-    strcpy(cl.auth.spf, "pass");
-    strcpy(cl.auth.spf_identity, "\"a b\\\"c\"@example.test");
+    cl.auth = &auth;
+    strcpy(cl.auth->spf, "pass");
+    strcpy(cl.auth->spf_identity, "\"a b\\\"c\"@example.test");
     dkim(&cl, "fail", "example.test", "x;dkim=pass", "ab\r\ncd", "evil\r\nX-Spam: no; dkim=pass");
     assert_int_equal(authres_format(&cl, "mx.example.test", out, sizeof(out)), 0);
     u = unfolded(out);
@@ -145,9 +153,11 @@ static void test_hostile_values(void **state)
 static void test_folding(void **state)
 {
     struct policy_client cl;
+    struct policy_auth auth = {0};
     char longaddr[500];
 
     memset(&cl, 0, sizeof(cl));
+    cl.auth = &auth;
     for (int i = 0; i < POLICY_DKIM_MAX; i++)
         dkim(&cl, "pass", "a-rather-long-signing-domain.example.test", "selector2026", "abcdefgh",
              "");
@@ -156,8 +166,8 @@ static void test_folding(void **state)
     assert_non_null(strstr(out, ";\r\n\tdkim=pass"));
     memset(longaddr, 'x', sizeof(longaddr));
     strcpy(longaddr + 300, "@example.test");
-    strcpy(cl.auth.spf, "pass");
-    snprintf(cl.auth.spf_identity, sizeof(cl.auth.spf_identity), "%s", longaddr);
+    strcpy(cl.auth->spf, "pass");
+    snprintf(cl.auth->spf_identity, sizeof(cl.auth->spf_identity), "%s", longaddr);
     assert_int_equal(authres_format(&cl, "mx.example.test", out, sizeof(out)), 0);
     lines_ok(out, 998);
     assert_non_null(strstr(out, "\r\n\tsmtp.mailfrom=xxxx"));
@@ -169,8 +179,10 @@ static void test_folding(void **state)
 static void test_authserv_id_quoted(void **state)
 {
     struct policy_client cl;
+    struct policy_auth auth = {0};
 
     memset(&cl, 0, sizeof(cl));
+    cl.auth = &auth;
     assert_int_equal(authres_format(&cl, "mx example", out, sizeof(out)), 0);
     assert_string_equal(out, "\"mx example\"; none");
 }

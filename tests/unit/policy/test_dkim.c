@@ -1,6 +1,6 @@
 /* test_dkim.c - the dkim check through the real pipeline: messages signed by dkimpy
  * and Mail::DKIM (tests/data/dkim/) streamed through policy_msg_*, their keys served
- * by a fake UDP DNS server, the END verdict and cl->auth.dkim */
+ * by a fake UDP DNS server, the END verdict and cl->auth->dkim */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,7 +168,7 @@ static char *fixture(const char *name, const char *from, const char *to)
 }
 
 /* test_signed_by_others_pass - dkimpy and Mail::DKIM, rsa and ed25519, simple and
- * relaxed, l=, two signatures: each pass, recorded in cl->auth.dkim in header order */
+ * relaxed, l=, two signatures: each pass, recorded in cl->auth->dkim in header order */
 static void test_signed_by_others_pass(void **state)
 {
     static const char *const names[] = {
@@ -183,25 +183,25 @@ static void test_signed_by_others_pass(void **state)
         m = fixture(names[i], NULL, NULL);
         o = end(&cl, m, 4096);
         assert_int_equal(o.v.action, POLICY_DUNNO);
-        assert_int_equal(cl.auth.ndkim, 1);
-        if (strcmp(cl.auth.dkim[0].result, "pass") != 0)
-            fail_msg("%s: %s (%s)", names[i], cl.auth.dkim[0].result, cl.auth.dkim[0].reason);
-        assert_string_equal(cl.auth.dkim[0].domain, "dkim.test");
-        assert_string_equal(cl.auth.dkim[0].reason, "");
+        assert_int_equal(cl.auth->ndkim, 1);
+        if (strcmp(cl.auth->dkim[0].result, "pass") != 0)
+            fail_msg("%s: %s (%s)", names[i], cl.auth->dkim[0].result, cl.auth->dkim[0].reason);
+        assert_string_equal(cl.auth->dkim[0].domain, "dkim.test");
+        assert_string_equal(cl.auth->dkim[0].reason, "");
         snprintf(b, sizeof(b), "%.8s", strstr(m, " b=") + 3);
-        assert_string_equal(cl.auth.dkim[0].b, b);
+        assert_string_equal(cl.auth->dkim[0].b, b);
         free(m);
     }
-    assert_string_equal(cl.auth.dkim[0].selector, "rsa2048");
-    assert_string_equal(cl.auth.dkim[0].algo, "rsa-sha256");
+    assert_string_equal(cl.auth->dkim[0].selector, "rsa2048");
+    assert_string_equal(cl.auth->dkim[0].algo, "rsa-sha256");
     m = fixture("py_two.eml", NULL, NULL);
     o = end(&cl, m, 1000);
-    assert_int_equal(cl.auth.ndkim, 2);
-    assert_string_equal(cl.auth.dkim[0].algo, "ed25519-sha256");
-    assert_string_equal(cl.auth.dkim[0].selector, "ed25519");
-    assert_string_equal(cl.auth.dkim[0].result, "pass");
-    assert_string_equal(cl.auth.dkim[1].algo, "rsa-sha256");
-    assert_string_equal(cl.auth.dkim[1].result, "pass");
+    assert_int_equal(cl.auth->ndkim, 2);
+    assert_string_equal(cl.auth->dkim[0].algo, "ed25519-sha256");
+    assert_string_equal(cl.auth->dkim[0].selector, "ed25519");
+    assert_string_equal(cl.auth->dkim[0].result, "pass");
+    assert_string_equal(cl.auth->dkim[1].algo, "rsa-sha256");
+    assert_string_equal(cl.auth->dkim[1].result, "pass");
     free(m);
 }
 
@@ -214,8 +214,8 @@ static void test_streamed_in_small_pieces(void **state)
     load("");
     for (size_t step = 1; step <= 7; step++) {
         end(&cl, m, step);
-        assert_string_equal(cl.auth.dkim[0].result, "pass");
-        assert_string_equal(cl.auth.dkim[1].result, "pass");
+        assert_string_equal(cl.auth->dkim[0].result, "pass");
+        assert_string_equal(cl.auth->dkim[1].result, "pass");
     }
     free(m);
 }
@@ -231,13 +231,13 @@ static void test_modified_fails_dunno_by_default(void **state)
     load("");
     o = end(&cl, m, 64);
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dkim[0].result, "fail");
-    assert_string_equal(cl.auth.dkim[0].reason, "body hash mismatch");
+    assert_string_equal(cl.auth->dkim[0].result, "fail");
+    assert_string_equal(cl.auth->dkim[0].reason, "body hash mismatch");
     free(m);
     m = fixture("py_ed25519.eml", "To: bob@", "To: eve@");
     end(&cl, m, 64);
-    assert_string_equal(cl.auth.dkim[0].result, "fail");
-    assert_string_equal(cl.auth.dkim[0].reason, "signature did not verify");
+    assert_string_equal(cl.auth->dkim[0].result, "fail");
+    assert_string_equal(cl.auth->dkim[0].reason, "signature did not verify");
     free(m);
     assert_int_equal(ts_stats_sum(&C->fx, "dkim.reject"), 0);
 }
@@ -266,8 +266,8 @@ static void test_fail_actions(void **state)
                    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/simple;");
     o = end(&cl, half, 4096);
     assert_int_equal(o.v.action, POLICY_DUNNO); /* the rsa one passes */
-    assert_string_equal(cl.auth.dkim[0].result, "fail");
-    assert_string_equal(cl.auth.dkim[1].result, "pass");
+    assert_string_equal(cl.auth->dkim[0].result, "fail");
+    assert_string_equal(cl.auth->dkim[1].result, "pass");
     load("fail = \"tempfail\"");
     o = end(&cl, bad, 4096);
     assert_int_equal(o.v.code, 451);
@@ -295,21 +295,21 @@ static void test_refused_without_dns(void **state)
     before = C->fake.queries;
     end(&cl, m, 4096);
     assert_int_equal(C->fake.queries, before);
-    assert_string_equal(cl.auth.dkim[0].result, "policy");
-    assert_string_equal(cl.auth.dkim[0].reason, "rsa-sha1 is not accepted (RFC 8301)");
-    assert_string_equal(cl.auth.dkim[0].algo, "rsa-sha1");
+    assert_string_equal(cl.auth->dkim[0].result, "policy");
+    assert_string_equal(cl.auth->dkim[0].reason, "rsa-sha1 is not accepted (RFC 8301)");
+    assert_string_equal(cl.auth->dkim[0].algo, "rsa-sha1");
     free(m);
     m = fixture("py_rsa_relaxed.eml", "d=dkim.test;", "d=dkim..test;");
     end(&cl, m, 4096);
-    assert_string_equal(cl.auth.dkim[0].result, "permerror");
-    assert_string_equal(cl.auth.dkim[0].reason, "bad d=");
-    assert_string_equal(cl.auth.dkim[0].domain, "");
+    assert_string_equal(cl.auth->dkim[0].result, "permerror");
+    assert_string_equal(cl.auth->dkim[0].reason, "bad d=");
+    assert_string_equal(cl.auth->dkim[0].domain, "");
     free(m);
     m = fixture("py_rsa_relaxed.eml", "s=rsa2048;", "s=nokey;");
     end(&cl, m, 4096);
-    assert_string_equal(cl.auth.dkim[0].result, "permerror");
-    assert_string_equal(cl.auth.dkim[0].reason, "no key for signature");
-    assert_string_equal(cl.auth.dkim[0].selector, "nokey");
+    assert_string_equal(cl.auth->dkim[0].result, "permerror");
+    assert_string_equal(cl.auth->dkim[0].reason, "no key for signature");
+    assert_string_equal(cl.auth->dkim[0].selector, "nokey");
     assert_true(C->fake.queries > before);
     free(m);
 }
@@ -324,8 +324,8 @@ static void test_temperror(void **state)
     load("fail = \"reject\"");
     o = end(&cl, m, 4096);
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dkim[0].result, "temperror");
-    assert_string_equal(cl.auth.dkim[0].reason, "key lookup: servfail");
+    assert_string_equal(cl.auth->dkim[0].result, "temperror");
+    assert_string_equal(cl.auth->dkim[0].reason, "key lookup: servfail");
     load("temperror = \"tempfail\"");
     o = end(&cl, m, 4096);
     assert_int_equal(o.v.code, 451);
@@ -343,7 +343,7 @@ static void test_testing_key_never_acted_on(void **state)
 
     load("fail = \"reject\"");
     o = end(&cl, m, 4096);
-    assert_string_equal(cl.auth.dkim[0].result, "fail");
+    assert_string_equal(cl.auth->dkim[0].result, "fail");
     assert_int_equal(o.v.action, POLICY_DUNNO);
     free(m);
 }
@@ -359,11 +359,11 @@ static void test_unsigned_and_max_signatures(void **state)
     load("");
     o = end(&cl, plain, 4096);
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_int_equal(cl.auth.ndkim, 0);
+    assert_int_equal(cl.auth->ndkim, 0);
     load("max_signatures = 1");
     end(&cl, m, 4096);
-    assert_int_equal(cl.auth.ndkim, 1);
-    assert_string_equal(cl.auth.dkim[0].algo, "ed25519-sha256");
+    assert_int_equal(cl.auth->ndkim, 1);
+    assert_string_equal(cl.auth->dkim[0].algo, "ed25519-sha256");
     free(m);
 }
 
@@ -381,16 +381,16 @@ static void test_nul_and_truncated_header(void **state)
     len = strlen(m);
     strstr(m, "s=rsa2048;")[2] = '\0';
     end_n(&cl, m, len, 4096, 0);
-    assert_string_equal(cl.auth.dkim[0].result, "permerror");
-    assert_string_equal(cl.auth.dkim[0].reason, "bad character in tag s");
+    assert_string_equal(cl.auth->dkim[0].result, "permerror");
+    assert_string_equal(cl.auth->dkim[0].reason, "bad character in tag s");
     free(m);
     m = fixture("py_two.eml", NULL, NULL);
     before = C->fake.queries;
     assert_int_equal(end_n(&cl, m, strlen(m), 4096, 1).v.action, POLICY_DUNNO);
     assert_int_equal(C->fake.queries, before);
-    assert_int_equal(cl.auth.ndkim, 2);
-    assert_string_equal(cl.auth.dkim[1].result, "neutral");
-    assert_string_equal(cl.auth.dkim[1].reason, "header section too long to check");
+    assert_int_equal(cl.auth->ndkim, 2);
+    assert_string_equal(cl.auth->dkim[1].result, "neutral");
+    assert_string_equal(cl.auth->dkim[1].reason, "header section too long to check");
     free(m);
 }
 

@@ -285,14 +285,14 @@ static struct ts_outcome message(struct policy_client *cl, const char *hdr, cons
     ts_client(cl, "192.0.2.20");
     cl->helo = "client.example";
     cl->sender = sender;
-    snprintf(cl->auth.spf, sizeof(cl->auth.spf), "%s", spf);
-    snprintf(cl->auth.spf_domain, sizeof(cl->auth.spf_domain), "%s", spf_domain);
+    snprintf(cl->auth->spf, sizeof(cl->auth->spf), "%s", spf);
+    snprintf(cl->auth->spf_domain, sizeof(cl->auth->spf_domain), "%s", spf_domain);
     if (dkim && dkim[0]) {
         const char *colon = strchr(dkim, ':');
-        snprintf(cl->auth.dkim[0].result, sizeof(cl->auth.dkim[0].result), "%.*s",
+        snprintf(cl->auth->dkim[0].result, sizeof(cl->auth->dkim[0].result), "%.*s",
                  (int)(colon - dkim), dkim);
-        snprintf(cl->auth.dkim[0].domain, sizeof(cl->auth.dkim[0].domain), "%s", colon + 1);
-        cl->auth.ndkim = 1;
+        snprintf(cl->auth->dkim[0].domain, sizeof(cl->auth->dkim[0].domain), "%s", colon + 1);
+        cl->auth->ndkim = 1;
     }
     cl->header = hdr;
     cl->header_len = strlen(hdr);
@@ -321,9 +321,9 @@ static void test_reject_refuses_at_end(void **state)
                                   "not authenticated by aligned SPF or DKIM");
     assert_string_equal(o.v.check, "dmarc");
     assert_non_null(strstr(o.v.reason, "result=fail domain=reject.test policy=reject"));
-    assert_string_equal(cl.auth.dmarc, "fail");
-    assert_string_equal(cl.auth.dmarc_policy, "reject");
-    assert_string_equal(cl.auth.from_domain, "reject.test");
+    assert_string_equal(cl.auth->dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc_policy, "reject");
+    assert_string_equal(cl.auth->from_domain, "reject.test");
     assert_null(cl.add_headers);
     assert_int_equal(ts_stats_sum(&C->fx, "dmarc.reject"), 1);
 }
@@ -337,8 +337,8 @@ static void test_quarantine_is_tagged(void **state)
     load("");
     o = from(&cl, "From: bob@quar.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "fail");
-    assert_string_equal(cl.auth.dmarc_policy, "quarantine");
+    assert_string_equal(cl.auth->dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc_policy, "quarantine");
     assert_non_null(cl.add_headers);
     assert_string_equal(cl.add_headers, "X-Mxgate-DMARC: quarantine\r\n");
     free(cl.add_headers);
@@ -366,11 +366,11 @@ static void test_aligned_pass(void **state)
     o = message(&cl, "From: a@reject.test\r\n", "b@mail.reject.test", "pass", "mail.reject.test",
                 NULL);
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "pass");
-    assert_string_equal(cl.auth.dmarc_policy, "");
+    assert_string_equal(cl.auth->dmarc, "pass");
+    assert_string_equal(cl.auth->dmarc_policy, "");
     o = message(&cl, "From: a@reject.test\r\n", "b@other.test", "pass", "other.test",
                 "pass:news.reject.test");
-    assert_string_equal(cl.auth.dmarc, "pass");
+    assert_string_equal(cl.auth->dmarc, "pass");
     o = message(&cl, "From: a@reject.test\r\n", "b@other.test", "pass", "other.test",
                 "fail:reject.test"); /* a failing signature aligns nothing */
     assert_int_equal(o.v.action, POLICY_REJECT);
@@ -379,9 +379,9 @@ static void test_aligned_pass(void **state)
                 "pass:dk.strict.test");
     assert_int_equal(o.v.action, POLICY_REJECT);
     o = message(&cl, "From: a@strict.test\r\n", "b@strict.test", "pass", "strict.test", NULL);
-    assert_string_equal(cl.auth.dmarc, "pass");
+    assert_string_equal(cl.auth->dmarc, "pass");
     o = message(&cl, "From: a@strict.test\r\n", "b@x.test", "fail", "x.test", "pass:strict.test");
-    assert_string_equal(cl.auth.dmarc, "pass");
+    assert_string_equal(cl.auth->dmarc, "pass");
 }
 
 /* test_org_domain_fallback - a subdomain without a record gets the organisational
@@ -394,18 +394,18 @@ static void test_org_domain_fallback(void **state)
     load("");
     o = from(&cl, "From: a@foo.example.co.uk\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "fail");
-    assert_string_equal(cl.auth.dmarc_policy, "quarantine"); /* sp */
-    assert_string_equal(cl.auth.from_domain, "foo.example.co.uk");
+    assert_string_equal(cl.auth->dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc_policy, "quarantine"); /* sp */
+    assert_string_equal(cl.auth->from_domain, "foo.example.co.uk");
     free(cl.add_headers);
     o = from(&cl, "From: a@example.co.uk\r\n");
     assert_int_equal(o.v.action, POLICY_REJECT); /* p */
     o = message(&cl, "From: a@foo.example.co.uk\r\n", "b@bar.example.co.uk", "pass",
                 "bar.example.co.uk", NULL); /* relaxed: one organisational domain */
-    assert_string_equal(cl.auth.dmarc, "pass");
+    assert_string_equal(cl.auth->dmarc, "pass");
     o = from(&cl, "From: a@nothing.test\r\n"); /* no record anywhere */
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "none");
+    assert_string_equal(cl.auth->dmarc, "none");
     assert_null(cl.add_headers);
 }
 
@@ -422,9 +422,9 @@ static void test_np_for_non_existent_subdomains(void **state)
     assert_non_null(strstr(o.v.text, "DMARC policy of ghost.np.test is reject"));
     o = from(&cl, "From: a@real.np.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc_policy, "none");
+    assert_string_equal(cl.auth->dmarc_policy, "none");
     o = from(&cl, "From: a@np.test\r\n"); /* the domain itself: p */
-    assert_string_equal(cl.auth.dmarc_policy, "none");
+    assert_string_equal(cl.auth->dmarc_policy, "none");
 }
 
 /* test_pct_downgrades - a message pct leaves out gets the next less strict policy */
@@ -441,8 +441,8 @@ static void test_pct_downgrades(void **state)
     fixed_draw = 50;
     o = from(&cl, "From: a@pct.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "fail");
-    assert_string_equal(cl.auth.dmarc_policy, "quarantine");
+    assert_string_equal(cl.auth->dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc_policy, "quarantine");
     assert_string_equal(cl.add_headers, "X-Mxgate-DMARC: quarantine\r\n");
     free(cl.add_headers);
     dmarc_set_random(NULL);
@@ -459,13 +459,13 @@ static void test_unusable_records(void **state)
     load("");
     o = from(&cl, "From: a@two.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "permerror");
+    assert_string_equal(cl.auth->dmarc, "permerror");
     o = from(&cl, "From: a@nop.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "permerror");
+    assert_string_equal(cl.auth->dmarc, "permerror");
     o = from(&cl, "From: a@rua.test\r\n");
-    assert_string_equal(cl.auth.dmarc, "fail");
-    assert_string_equal(cl.auth.dmarc_policy, "none");
+    assert_string_equal(cl.auth->dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc_policy, "none");
     o = from(&cl, "From: a@mixed.test\r\n");
     assert_int_equal(o.v.action, POLICY_REJECT);
 }
@@ -479,7 +479,7 @@ static void test_temperror(void **state)
     load("");
     o = from(&cl, "From: a@broken.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "temperror");
+    assert_string_equal(cl.auth->dmarc, "temperror");
     load("temperror = \"tempfail\"");
     o = from(&cl, "From: a@broken.test\r\n");
     assert_int_equal(o.v.action, POLICY_TEMPFAIL);
@@ -502,12 +502,12 @@ static void test_multiple_from(void **state)
                 NULL);
     assert_int_equal(o.v.action, POLICY_REJECT);
     assert_non_null(strstr(o.v.text, "reject.test"));
-    assert_string_equal(cl.auth.from_domain, ""); /* header.from would name one of them */
+    assert_string_equal(cl.auth->from_domain, ""); /* header.from would name one of them */
     /* two From: fields (forbidden by RFC 5322) cannot hide the second one */
     o = from(&cl, "From: a@nothing.test\r\nSubject: x\r\nFrom: b@quar.test\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "fail");
-    assert_string_equal(cl.auth.dmarc_policy, "quarantine");
+    assert_string_equal(cl.auth->dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc_policy, "quarantine");
     free(cl.add_headers);
     o = from(&cl, "From: a@quar.test\r\nFrom: b@reject.test\r\n");
     assert_int_equal(o.v.action, POLICY_REJECT);
@@ -519,7 +519,7 @@ static void test_multiple_from(void **state)
     assert_string_equal(o.v.text, "Several author domains in From: are not accepted");
     o = from(&cl, "From: a@none.test, b@none.test\r\n"); /* one domain: fine */
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "fail");
+    assert_string_equal(cl.auth->dmarc, "fail");
 }
 
 /* test_no_usable_author - no From:, or one without a domain: no DMARC (none,
@@ -532,10 +532,10 @@ static void test_no_usable_author(void **state)
     load("");
     o = from(&cl, "Subject: no from\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "none");
+    assert_string_equal(cl.auth->dmarc, "none");
     o = from(&cl, "From: undisclosed\r\n");
     assert_int_equal(o.v.action, POLICY_DUNNO);
-    assert_string_equal(cl.auth.dmarc, "permerror");
+    assert_string_equal(cl.auth->dmarc, "permerror");
     load("bad_from = \"reject\"");
     o = from(&cl, "From: user@[192.0.2.1]\r\n");
     assert_int_equal(o.v.action, POLICY_REJECT);

@@ -70,9 +70,9 @@ static void client(struct policy_client *cl, const char *ip, const char *spf)
     ts_client(cl, ip);
     cl->sender = "alice@big.test";
     cl->rcpt = "bob@example.test";
-    snprintf(cl->auth.spf, sizeof(cl->auth.spf), "%s", spf);
+    snprintf(cl->auth->spf, sizeof(cl->auth->spf), "%s", spf);
     if (spf[0])
-        snprintf(cl->auth.spf_domain, sizeof(cl->auth.spf_domain), "big.test");
+        snprintf(cl->auth->spf_domain, sizeof(cl->auth->spf_domain), "big.test");
 }
 
 /* rcpt - the RCPT stage from ip with this SPF result */
@@ -148,13 +148,13 @@ static void test_no_spf_no_pool(void **state)
     greylisted(rcpt("198.51.100.21", "softfail"));
     load("");
     client(&cl, "192.0.2.10", "pass");
-    cl.auth.spf_helo = 1; /* the HELO name's pass says nothing of the sender */
+    cl.auth->spf_helo = 1; /* the HELO name's pass says nothing of the sender */
     greylisted(ts_stage(C, POLICY_RCPT, &cl, 0).v);
     assert_string_equal(record("gl:t:spf:big.test:alice@big.test:bob@example.test"), "");
     assert_string_equal(record("gl:t:192.0.2.10/32:alice@big.test:bob@example.test"),
                         "first 1700000000");
     client(&cl, "192.0.2.10", "pass");
-    snprintf(cl.auth.spf_domain, sizeof(cl.auth.spf_domain), "other.test");
+    snprintf(cl.auth->spf_domain, sizeof(cl.auth->spf_domain), "other.test");
     greylisted(ts_stage(C, POLICY_RCPT, &cl, 0).v);
     assert_string_equal(record("gl:t:spf:big.test:alice@big.test:bob@example.test"), "");
 }
@@ -177,12 +177,12 @@ static void test_modes(void **state)
 static struct policy_verdict end(struct policy_client *cl, const char *result, const char *d,
                                  const char *hdr)
 {
-    memset(cl->auth.dkim, 0, sizeof(cl->auth.dkim));
-    cl->auth.ndkim = 0;
+    memset(cl->auth->dkim, 0, sizeof(cl->auth->dkim));
+    cl->auth->ndkim = 0;
     if (result[0]) {
-        snprintf(cl->auth.dkim[0].result, sizeof(cl->auth.dkim[0].result), "%s", result);
-        snprintf(cl->auth.dkim[0].domain, sizeof(cl->auth.dkim[0].domain), "%s", d);
-        cl->auth.ndkim = 1;
+        snprintf(cl->auth->dkim[0].result, sizeof(cl->auth->dkim[0].result), "%s", result);
+        snprintf(cl->auth->dkim[0].domain, sizeof(cl->auth->dkim[0].domain), "%s", d);
+        cl->auth->ndkim = 1;
     }
     cl->header = hdr;
     cl->header_len = strlen(hdr);

@@ -68,7 +68,7 @@ static struct ts_outcome at(struct policy_client *cl, enum policy_stage st, int 
     cl->sender = "a@b.test";
     cl->rcpt = "bob@example.test";
     cl->score = score;
-    snprintf(cl->score_tests, sizeof(cl->score_tests), "%s", tests);
+    snprintf(cl->score_tests, POLICY_SCORE_TESTS_MAX, "%s", tests);
     return ts_stage(&C->fx, st, cl, 0);
 }
 

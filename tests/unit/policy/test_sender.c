@@ -314,20 +314,20 @@ static void test_own_domain_modes(void **state)
     ts_client(&cl, "192.0.2.20");
     cl.sender = "alice@example.test";
     cl.rcpt = "bob@example.test";
-    snprintf(cl.auth.spf, sizeof(cl.auth.spf), "pass");
-    snprintf(cl.auth.spf_domain, sizeof(cl.auth.spf_domain), "example.test");
+    snprintf(cl.auth->spf, sizeof(cl.auth->spf), "pass");
+    snprintf(cl.auth->spf_domain, sizeof(cl.auth->spf_domain), "example.test");
     o = ts_stage(&C->fx, POLICY_RCPT, &cl, 0);
     assert_refused(&o.v, POLICY_REJECT, 550, "5.7.1",
                    "Sender address rejected: example.test is our own domain; its mail does not "
                    "come from outside");
     load_checks("\"sender\"", "sender { own_domains = \"spf\" }\n");
-    cl.auth.spf_helo = 1;
+    cl.auth->spf_helo = 1;
     o = ts_stage(&C->fx, POLICY_RCPT, &cl, 0);
     assert_int_equal(o.v.action, POLICY_REJECT);
-    cl.auth.spf_helo = 0;
+    cl.auth->spf_helo = 0;
     assert_int_equal(ts_stage(&C->fx, POLICY_RCPT, &cl, 0).v.action, POLICY_DUNNO);
     load_checks("\"sender\"", "sender { own_domains = \"dunno\" }\n");
-    cl.auth.spf[0] = '\0';
+    cl.auth->spf[0] = '\0';
     assert_int_equal(ts_stage(&C->fx, POLICY_RCPT, &cl, 0).v.action, POLICY_DUNNO);
 }
 

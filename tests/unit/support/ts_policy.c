@@ -81,7 +81,18 @@ int ts_policy_checks(struct ts_fixture *fx, const char *checks, const char *sect
 
 void ts_client(struct policy_client *cl, const char *ip)
 {
+    /* The session allocates auth at MAIL; a test's client gets a zeroed one from
+     * this ring (no test holds more clients at once than it has). */
+    static struct policy_auth auths[16];
+    static char tests[16][POLICY_SCORE_TESTS_MAX];
+    static size_t next;
+
     memset(cl, 0, sizeof(*cl));
+    cl->auth = &auths[next % 16];
+    memset(cl->auth, 0, sizeof(*cl->auth));
+    /* given, so that the pipeline does not allocate one no test would free */
+    cl->score_tests = tests[next++ % 16];
+    cl->score_tests[0] = '\0';
     snprintf(cl->ip, sizeof(cl->ip), "%s", ip);
     if (strchr(ip, ':')) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cl->addr;

@@ -21,7 +21,8 @@ struct policy *ts_policy_load(struct ts_fixture *fx, const char *conf, struct po
  * directory; 0, or -1 with the message in fx->err. The configuration must load */
 int ts_policy_checks(struct ts_fixture *fx, const char *checks, const char *sections);
 
-/* ts_client - a client of listener "mx" at ip (IPv4 or IPv6), nothing else set */
+/* ts_client - a client of listener "mx" at ip (IPv4 or IPv6) with a zeroed auth (as
+ * the session gives it at MAIL), nothing else set */
 void ts_client(struct policy_client *cl, const char *ip);
 
 /* ts_client_rdns - ts_client with its rDNS state: name is the confirmed name or the PTR */
