@@ -42,4 +42,7 @@ extern const struct policy_check_ops policy_check_harvest;
 /* quota (per-login message and recipient quotas on submission listeners; quota.h) */
 extern const struct policy_check_ops policy_check_quota;
 
+/* clamd (the message text through clamd's INSTREAM at END; clamd.h) */
+extern const struct policy_check_ops policy_check_clamd;
+
 #endif

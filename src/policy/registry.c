@@ -20,6 +20,7 @@ static const struct policy_check_ops *const policy_checks[] = {
     &policy_check_score,
     &policy_check_dmarc,
     &policy_check_quota,
+    &policy_check_clamd,
     NULL,
 };
 
