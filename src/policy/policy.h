@@ -131,6 +131,13 @@ struct policy_client {
      * discard), logged, never delivered. */
     char quarantine[192];
     int discard;
+    /* per-user lists (userlists.c): at RCPT the recipient being judged always
+     * accepts the sender; at END every recipient does. A check that is
+     * user_allowable (greylist, score) is then not let refuse: the pipeline logs
+     * event=allowed_by_user with what it overrode. user_allowed counts the
+     * transaction's accepted recipients that had it (the session keeps it). */
+    int user_allow;
+    unsigned user_allowed;
 };
 
 /* Daemon-wide services a check may use. */
@@ -191,6 +198,9 @@ struct policy_check_ops {
     /* passes_held - at RCPT, an OK from this check lets the recipient past a
      * held connect/HELO refusal (the access list's rcpt allow) */
     int passes_held;
+    /* user_allowable - a per-user allow (cl->user_allow) overrides this check's
+     * TEMPFAIL and REJECT (greylist, score) */
+    int user_allowable;
     /* section - the check's configuration section (options, defaults, bounds), or NULL;
      * config_load assembles it with the others (policy_section lists them) */
     const struct config_section *section;

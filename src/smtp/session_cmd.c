@@ -107,6 +107,8 @@ static void session_tx_judgement(struct session *s)
     memset(&s->cl.auth, 0, sizeof(s->cl.auth));
     s->cl.quarantine[0] = '\0';
     s->cl.discard = 0;
+    s->cl.user_allow = 0;
+    s->cl.user_allowed = 0;
 }
 
 /* session_helo_judgement - a HELO again (after STARTTLS) is judged again, from
@@ -303,6 +305,8 @@ static void rcpt_reply(struct session *s, const struct policy_verdict *v)
     } else {
         /* a rewrite (e.g. the BATV tag stripped) is what the internal server gets */
         cmd_rcpt_add(s->tx, rewrite ? rewrite : s->pending_rcpt);
+        s->cl.user_allowed += s->cl.user_allow != 0; /* per-user allows, for END */
+        s->cl.nrcpt = (unsigned)s->tx->nrcpt;
         session_reply(s, "250 2.1.5 Ok");
     }
     free(rewrite);
@@ -322,6 +326,7 @@ static void cmd_rcpt_judge(struct session *s, const char *addr)
     s->cl.held = s->has_held ? &s->held : NULL;
     s->cl.rcpt = s->pending_rcpt;
     s->cl.nrcpt = (unsigned)s->tx->nrcpt;
+    s->cl.user_allow = 0;
     session_run_stage(s, POLICY_RCPT, rcpt_reply);
 }
 

@@ -249,7 +249,7 @@ static void session_quarantined(const char *sid, const char *id, const char *why
                                 struct stats *stats)
 {
     log_info("event=quarantined sid=%s id=%s reason=%s", sid, id, log_q(why));
-    stats_count(stats, "quarantined");
+    stats_count(stats, "quarantine.kept");
 }
 
 /* commit_done - on the loop: answer the client (if still there) and schedule delivery */
