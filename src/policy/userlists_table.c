@@ -33,14 +33,14 @@ enum ul_kind ul_kind_parse(const char *s)
     return strcmp(s, "allow") == 0 ? UL_ALLOW : strcmp(s, "deny") == 0 ? UL_DENY : UL_NONE;
 }
 
-/* canon_domain - "@" + the canonical domain; a domain needs a dot-free check only
- * for what cannot be one (empty, '@', '|', spaces) */
+/* canon_domain - "@" + the canonical domain (lower-case A-labels), which must be a
+ * host name: nothing else ('@', '|', spaces) can be one */
 static int canon_domain(const char *d, char *dst, size_t len)
 {
-    if (!*d || strpbrk(d, "@| \t\r\n") || len < 2 || !addr_host_ok(d))
+    if (!*d || strpbrk(d, "@| \t\r\n") || len < 2)
         return -1;
     dst[0] = '@';
-    return addr_canon_domain(d, dst + 1, len - 1) < 0 ? -1 : 0;
+    return addr_canon_domain(d, dst + 1, len - 1) < 0 || !addr_host_ok(dst + 1) ? -1 : 0;
 }
 
 /* canon_addr - a whole address, local part folded */
