@@ -27,6 +27,7 @@
 #include "core/pool.h"
 #include "queue/commitq.h"
 #include "core/privs.h"
+#include "queue/quarantine.h"
 #include "queue/queue.h"
 #include "queue/queueconf.h"
 #include "relay/routes.h"
@@ -366,6 +367,7 @@ static int run(struct config *cfg, const struct options *o)
     struct control *ctl;
     struct admin *admin;
     struct store *st;
+    struct quarantine_expiry *qx;
     SSL_CTX *client_tls;
     char err[512];
     /* As root, only these directories themselves are touched (core/privs.c);
@@ -410,6 +412,7 @@ static int run(struct config *cfg, const struct options *o)
     evsignal_add(sig_int, NULL);
     evsignal_add(sig_hup, NULL);
     queue_start(srv.queue);
+    qx = quarantine_expiry_start(srv.base, srv.pool, srv.spool, cfg);
     server_enable(&srv);
     log_info("event=ready hostname=%s", log_q(cfg->hostname));
     daemon_ready();
@@ -423,6 +426,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.queue = NULL;
     nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
     pool_free(srv.pool);
+    quarantine_expiry_free(qx); /* after the pool: a sweep under way calls back */
     commitq_free(srv.commits);
     server_gen_unref(srv.gen); /* the configuration, routes, TLS, resolver and checks */
     stats_free(srv.stats);

@@ -52,4 +52,16 @@ int quarantine_delete(struct spool *sp, const char *id);
 /* quarantine_expire - delete what was kept before now - max_age; the count or -1 */
 int quarantine_expire(struct spool *sp, time_t max_age, time_t now);
 
+/* Expiry (quarantine_expire.c): the section quarantine { max_age } and an hourly
+ * sweep in the pool, started by the daemon; NULL when max_age is 0. Free it after
+ * the pool (whose pending sweep calls back). */
+struct event_base;
+struct pool;
+struct config;
+struct quarantine_expiry;
+extern const struct config_section quarantine_section;
+struct quarantine_expiry *quarantine_expiry_start(struct event_base *base, struct pool *pool,
+                                                  struct spool *sp, const struct config *cfg);
+void quarantine_expiry_free(struct quarantine_expiry *qx);
+
 #endif

@@ -115,3 +115,20 @@ def test_bad_id_refused(gateway, clamd):
     gw = q_gateway(gateway, clamd)
     r = gw.ctl("quarantine", "release", "../../etc/passwd")
     assert r.returncode == 1 and "not a queue id" in r.stderr
+
+
+def test_expired_after_max_age(gateway, sink, clamd):
+    import os
+    import time
+    gw = checks_gateway(gateway, ["clamd"],
+                        sections=clamd_section(clamd.socket, action="quarantine")
+                        + "quarantine { max_age = 3600 }\n")
+    old, new = keep(gw, "old"), keep(gw, "new")
+    path = gw.dir / "spool" / "quarantine" / old
+    t = time.time() - 7200
+    os.utime(path, (t, t))
+    gw.restart()  # the sweep runs at start, then hourly
+    gw.wait_log(r"event=quarantine action=expire count=1 max_age=3600")
+    assert not path.exists() and not (gw.dir / "spool" / "quarantine" / (old + ".why")).exists()
+    assert (gw.dir / "spool" / "quarantine" / new).is_file()
+    sink.wait_quiet(0, quiet=0.3)
