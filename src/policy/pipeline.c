@@ -277,15 +277,17 @@ static const struct policy_verdict *run_user_allowed(struct policy_run *r, struc
                                                      struct policy_verdict *dunno)
 {
     const struct policy_client *cl = r->cl;
+    char rcpt[LOG_QUOTE_MAX + 8] = "";
 
     if (!cl->user_allow || !job->inst->ops->user_allowable ||
         (v->action != POLICY_TEMPFAIL && v->action != POLICY_REJECT))
         return v;
-    log_info("event=allowed_by_user client=%s stage=%s from=%s rcpt=%s overrode=%s "
-             "decision=\"%d %s\" reason=%s",
-             cl->ip, policy_stage_name(r->stage), log_qaddr(cl->sender ? cl->sender : ""),
-             log_qaddr(cl->rcpt ? cl->rcpt : "*"), job->inst->ops->name, v->code, v->status,
-             log_q(v->reason));
+    if (cl->rcpt) /* at END the allow is every recipient's */
+        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_qaddr(cl->rcpt));
+    log_info("event=allowed_by_user client=%s stage=%s from=%s%s overrode=%s decision=\"%d %s\" "
+             "reason=%s",
+             cl->ip, policy_stage_name(r->stage), log_qaddr(cl->sender ? cl->sender : ""), rcpt,
+             job->inst->ops->name, v->code, v->status, log_q(v->reason));
     stats_count(r->p->env.stats, "userlists.override");
     policy_verdict_dunno(dunno);
     snprintf(dunno->reason, sizeof(dunno->reason), "allowed by user");

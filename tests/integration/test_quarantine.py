@@ -132,3 +132,24 @@ def test_expired_after_max_age(gateway, sink, clamd):
     assert not path.exists() and not (gw.dir / "spool" / "quarantine" / (old + ".why")).exists()
     assert (gw.dir / "spool" / "quarantine" / new).is_file()
     sink.wait_quiet(0, quiet=0.3)
+
+
+def test_admin_api(gateway, sink, clamd, tmp_path):
+    from admin_env import admin_gateway
+    gw = admin_gateway(gateway, tmp_path, checks=["clamd"],
+                       sections=clamd_section(clamd.socket, action="quarantine"))
+    a, b = keep(gw, "first"), keep(gw, "second")
+    listing = gw.admin.json("/api/quarantine")
+    assert sorted(m["id"] for m in listing["messages"]) == sorted([a, b])
+    one = gw.admin.json("/api/quarantine?id=%s" % a)
+    assert one["reason"] == "clamd: virus %s" % SIGNATURE and one["sender"] == "alice@client.test"
+    assert gw.admin.get("/api/quarantine?id=0000000000000000")[0] == 404
+    gw.admin.post("/api/quarantine/release", {"id": a}, token=None, expect=401)
+    assert gw.admin.post("/api/quarantine/release", {"id": a}) == {"ok": True, "count": 1}
+    gw.admin.post("/api/quarantine/release", {"id": a}, expect=404)
+    assert gw.admin.post("/api/quarantine/delete", {"id": b}) == {"ok": True, "count": 1}
+    got = sink.wait_for(1)
+    assert b"Subject: first" in got[0].content
+    sink.wait_quiet(1, quiet=0.5)
+    assert gw.admin.json("/api/quarantine") == {"messages": [], "total": 0}
+    gw.wait_log(r"event=quarantine action=delete id=%s via=http" % b)

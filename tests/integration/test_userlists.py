@@ -131,3 +131,23 @@ def test_bad_list_file_refused_by_config_check(gateway):
     r = subprocess.run([MXGATED, "-n", "-c", str(gw.config)], capture_output=True, text=True)
     assert r.returncode != 0
     assert "example.test:2: recipient of another domain than the file's" in r.stdout + r.stderr
+
+
+def test_admin_api(gateway, sink, tmp_path):
+    from admin_env import admin_gateway
+    gw = admin_gateway(gateway, tmp_path, checks=["userlists", "greylist"], sections=GREYLIST)
+    gw.admin.post("/api/lists/add", {"user": "eve@example.test", "list": "deny",
+                                     "sender": "x@client.test"}, token=None, expect=401)
+    assert gw.admin.post("/api/lists/add", {"user": "eve@example.test", "list": "deny",
+                                            "sender": "X@Client.test"}) == {"ok": True, "count": 1}
+    gw.admin.post("/api/lists/add", {"user": "eve@example.test", "list": "never",
+                                     "sender": "x@client.test"}, expect=400)
+    assert gw.admin.json("/api/lists?user=eve@example.test") == {"entries": [
+        {"recipient": "eve@example.test", "list": "deny", "sender": "x@client.test"}]}
+    c, (eve,) = session(gw, "x@client.test", ["eve@example.test"])
+    eve.check(550, "5.7.1")
+    c.close()
+    assert gw.admin.post("/api/lists/remove", {"user": "eve@example.test",
+                                               "sender": "x@client.test"}) == {"ok": True,
+                                                                               "count": 1}
+    assert gw.admin.json("/api/lists?user=eve@example.test") == {"entries": []}
