@@ -23,6 +23,7 @@ TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 postfix nsd knot bind9-dnsutils systemd
 prometheus chromium python3-websocket
+clamav-daemon clamav-milter
 whois dovecot-core"  # mkpasswd and a private Dovecot for the submission tests
 
 [ $# -gt 0 ] || set -- all

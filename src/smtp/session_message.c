@@ -124,6 +124,8 @@ static int msg_verdict_field(const struct session *s, const char *p, size_t len)
         (msg_named(p, len, "X-Spam-Score") || msg_named(p, len, "X-Spam-Status") ||
          msg_named(p, len, "X-Spam-Flag")))
         return 1;
+    if (policy_has_check(s->chain, "clamd") && msg_named(p, len, "X-Mxgate-Virus-Scan"))
+        return 1;
     return policy_has_check(s->chain, "dmarc") && msg_named(p, len, "X-Mxgate-DMARC");
 }
 

@@ -58,12 +58,16 @@ def test_clean_message_delivered_over_tcp(gateway, sink, clamd):
 
 
 def test_over_max_size_passed_with_header(gateway, sink, clamd):
+    """Marked by us only: a field of that name the sender wrote is removed."""
     gw = clamd_gateway(gateway, clamd.socket, max_size=2048)
-    msg = make_message("big", b"x" * 70 + b"\r\n" + (b"y" * 78 + b"\r\n") * 40 + EICAR + b"\r\n")
+    msg = make_message("big", b"x" * 70 + b"\r\n" + (b"y" * 78 + b"\r\n") * 40 + EICAR + b"\r\n",
+                       extra_headers=b"X-Mxgate-Virus-Scan: clean (forged)\r\n")
     code, text = smtp_send(gw.port, "alice@client.test", ["bob@example.test"], msg)
     assert code == 250, (code, text)
     got = sink.wait_for(1)[0]
     assert b"\r\nX-Mxgate-Virus-Scan: skipped (size)\r\n" in got.content
+    assert b"forged" not in got.content
+    gw.wait_log(r"event=field_removed sid=\S+ client=127\.0\.0\.1 field=X-Mxgate-Virus-Scan")
     gw.wait_log(r"event=clamd result=skipped client=127\.0\.0\.1 why=size")
     wait_stats(gw, verdicts={"clamd.skipped": 1})
 
