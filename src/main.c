@@ -212,7 +212,10 @@ static struct nexthops *setup_nexthops(const struct config *cfg, const struct qu
     return nh;
 }
 
-/* setup_delivery - the thread pool, group commit, queue and next-hop knowledge */
+static struct quarantine_expiry *qexpiry; /* setup_delivery's; run frees it */
+
+/* setup_delivery - the thread pool, group commit, queue, next-hop knowledge, and the
+ * quarantine's expiry */
 static void setup_delivery(struct server *srv, const struct queueconf *qc, struct store *st,
                            SSL_CTX *client_tls)
 {
@@ -226,6 +229,7 @@ static void setup_delivery(struct server *srv, const struct queueconf *qc, struc
     srv->nexthops = setup_nexthops(srv->cfg, qc, srv->routes, srv->base, srv->pool, client_tls);
     queue_set_nexthops(srv->queue, srv->nexthops);
     queue_set_dns(srv->queue, srv->dns);
+    qexpiry = quarantine_expiry_start(srv->base, srv->pool, srv->spool, srv->cfg);
 }
 
 /* setup_tls - server and client contexts */
@@ -367,7 +371,6 @@ static int run(struct config *cfg, const struct options *o)
     struct control *ctl;
     struct admin *admin;
     struct store *st;
-    struct quarantine_expiry *qx;
     SSL_CTX *client_tls;
     char err[512];
     /* As root, only these directories themselves are touched (core/privs.c);
@@ -412,7 +415,6 @@ static int run(struct config *cfg, const struct options *o)
     evsignal_add(sig_int, NULL);
     evsignal_add(sig_hup, NULL);
     queue_start(srv.queue);
-    qx = quarantine_expiry_start(srv.base, srv.pool, srv.spool, cfg);
     server_enable(&srv);
     log_info("event=ready hostname=%s", log_q(cfg->hostname));
     daemon_ready();
@@ -426,7 +428,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.queue = NULL;
     nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
     pool_free(srv.pool);
-    quarantine_expiry_free(qx); /* after the pool: a sweep under way calls back */
+    quarantine_expiry_free(qexpiry); /* after the pool: a sweep under way calls back */
     commitq_free(srv.commits);
     server_gen_unref(srv.gen); /* the configuration, routes, TLS, resolver and checks */
     stats_free(srv.stats);
