@@ -277,6 +277,7 @@ static const struct policy_verdict *run_user_allowed(struct policy_run *r, struc
                                                      struct policy_verdict *dunno)
 {
     const struct policy_client *cl = r->cl;
+    const char *check = job->inst->ops->name; /* ours, from the registry */
     char rcpt[LOG_QUOTE_MAX + 8] = "";
 
     if (!cl->user_allow || !job->inst->ops->user_allowable ||
@@ -287,7 +288,7 @@ static const struct policy_verdict *run_user_allowed(struct policy_run *r, struc
     log_info("event=allowed_by_user client=%s stage=%s from=%s%s overrode=%s decision=\"%d %s\" "
              "reason=%s",
              cl->ip, policy_stage_name(r->stage), log_qaddr(cl->sender ? cl->sender : ""), rcpt,
-             job->inst->ops->name, v->code, v->status, log_q(v->reason));
+             check, v->code, v->status, log_q(v->reason));
     stats_count(r->p->env.stats, "userlists.override");
     policy_verdict_dunno(dunno);
     snprintf(dunno->reason, sizeof(dunno->reason), "allowed by user");
@@ -351,6 +352,8 @@ struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage 
     r->done = done;
     r->arg = arg;
     policy_verdict_dunno(&r->result);
+    if (stage == POLICY_RCPT || stage == POLICY_END)
+        cl->user_allow = 0; /* the userlists check, listed first, says it anew */
     r->held_pass = stage == POLICY_RCPT && cl->held && !run_postmaster(r);
     r->ev = event_new(c->p->env.base, -1, 0, run_kick, r);
     if (!r->ev) {

@@ -326,7 +326,6 @@ static void cmd_rcpt_judge(struct session *s, const char *addr)
     s->cl.held = s->has_held ? &s->held : NULL;
     s->cl.rcpt = s->pending_rcpt;
     s->cl.nrcpt = (unsigned)s->tx->nrcpt;
-    s->cl.user_allow = 0;
     session_run_stage(s, POLICY_RCPT, rcpt_reply);
 }
 

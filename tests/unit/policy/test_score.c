@@ -189,10 +189,23 @@ static void test_quarantine(void **state)
     assert_int_equal(o.v.action, POLICY_TEMPFAIL);
     assert_string_equal(cl.quarantine, ""); /* refused, not kept */
 
+    /* userlists (listed first) finds at END that every recipient allowed the sender */
+    load("\"userlists\", \"score\"",
+         "userlists { store = false }\n"
+         "score { tag = 5  quarantine = 8  tempfail = 10  reject = 15 }\n");
     ts_client(&cl, "192.0.2.30");
     cl.sender = "a@b.test";
     cl.score = 9;
-    cl.user_allow = 1;
+    cl.nrcpt = 2;
+    cl.user_allowed = 1; /* one of two: no */
+    o = ts_stage(&C->fx, POLICY_END, &cl, 0);
+    assert_string_equal(cl.quarantine, "score: score=9 required=8");
+    free(cl.add_headers);
+    ts_client(&cl, "192.0.2.30");
+    cl.sender = "a@b.test";
+    cl.score = 9;
+    cl.nrcpt = 2;
+    cl.user_allowed = 2;
     o = ts_stage(&C->fx, POLICY_END, &cl, 0);
     assert_int_equal(o.v.action, POLICY_DUNNO);
     assert_string_equal(cl.quarantine, "");
