@@ -15,7 +15,7 @@ VERSION    := $(shell sed -n '/^project.mxgate VERSION/s/.*VERSION \([0-9.]*\).*
 FUZZ_TIME       ?= 60
 FUZZ_CHECK_TIME ?= 20
 FUZZERS         ?= fuzz_parse fuzz_address fuzz_dsn fuzz_session fuzz_spool fuzz_spf fuzz_dkim \
-                   fuzz_authres
+                   fuzz_authres fuzz_proxyproto fuzz_policysrv
 
 .PHONY: all deps run check layers sizes unit integration format clean fuzz fuzz-build install deb
 

@@ -17,14 +17,17 @@ set -eu
 BUILD="build-essential cmake pkg-config
 libevent-dev libssl-dev libc-ares-dev liblmdb-dev libhiredis-dev libpcre2-dev
 libcrypt-dev libpsl-dev libconfuse-dev zlib1g-dev libidn2-dev libsystemd-dev"
-RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl"
-PACKAGE="debhelper dpkg-dev"
+# libhiredis0.14 runs the Redis store (store { uri = "redis://..." }), built
+# against libhiredis-dev above; redis-server is the private one of the tests.
+RUN="openssl libpsl5 publicsuffix swaks libnet-ssleay-perl libhiredis0.14"
+PACKAGE="debhelper dpkg-dev libhiredis-dev"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
-postfix nsd knot bind9-dnsutils systemd
+postfix nsd knot bind9-dnsutils systemd haproxy dnsdist
 prometheus chromium python3-websocket
 clamav-daemon clamav-milter
-whois dovecot-core"  # mkpasswd and a private Dovecot for the submission tests
+whois dovecot-core
+redis-server"  # mkpasswd and a private Dovecot for the submission tests; a private Redis
 
 [ $# -gt 0 ] || set -- all
 PKGS=""
@@ -53,11 +56,12 @@ done
 echo "deps: installing:$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-# Postfix is only wanted for its load tools (smtp-source, smtp-sink): no
-# configuration questions, and it must not start a mail server here.
+# Postfix is wanted for its load tools (smtp-source, smtp-sink) and for private
+# instances the tests start (the policy service): no configuration questions,
+# and it must not start a mail server here.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
-# Servers we install for tests (nsd, postfix) must not start as system
+# Servers we install for tests (nsd, postfix, haproxy, dnsdist) must not start as system
 # services: policy-rc.d answering 101 forbids it during the install.
 cleanup=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then

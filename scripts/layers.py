@@ -21,6 +21,7 @@ LAYERS = [
     ["relay", "auth"],                 # SMTP/LMTP client, routes; users, SASL, credentials
     ["queue"],                         # spool, group commit, scheduler, delivery, DSN
     ["policy"],                        # pipeline and one file per check
+    ["policysrv"],                     # Postfix's policy delegation protocol on the checks
     ["smtp", "admin"],                 # the SMTP server; the control socket
     ["top"],                           # src/main.c, src/modules.c, tools/
 ]

@@ -161,13 +161,16 @@ static struct dns *setup_dns(const struct config *cfg, struct event_base *base,
 /* setup_store - the state store (greylist, rate limits, statistics) */
 static struct store *setup_store(const struct config *cfg, struct event_base *base)
 {
-    char uri[4200], err[512];
+    char uri[4200], err[512], safe[4200];
+    struct store_options opt;
     struct store *st;
 
     storeconf_uri(cfg, uri, sizeof(uri));
-    st = store_open(base, uri, err, sizeof(err));
+    storeconf_options(cfg, &opt);
+    st = store_open_opts(base, uri, &opt, err, sizeof(err));
     if (!st)
-        log_fatal("event=fatal what=store uri=%s error=%s", log_q(uri), log_q(err));
+        log_fatal("event=fatal what=store uri=%s error=%s",
+                  log_q(store_uri_safe(uri, safe, sizeof(safe))), log_q(err));
     store_set_expire_interval(st, storeconf_cleanup(cfg));
     return st;
 }
@@ -230,6 +233,15 @@ static void setup_delivery(struct server *srv, const struct queueconf *qc, struc
     queue_set_nexthops(srv->queue, srv->nexthops);
     queue_set_dns(srv->queue, srv->dns);
     qexpiry = quarantine_expiry_start(srv->base, srv->pool, srv->spool, srv->cfg);
+}
+
+/* stop_delivery - setup_delivery's parts, after the queue: each after what calls it back */
+static void stop_delivery(struct server *srv)
+{
+    nexthops_free(srv->nexthops); /* before the pool runs the lookups' callbacks */
+    pool_free(srv->pool);
+    quarantine_expiry_free(qexpiry); /* after the pool: a sweep under way calls back */
+    commitq_free(srv->commits);
 }
 
 /* setup_tls - server and client contexts */
@@ -395,6 +407,7 @@ static int run(struct config *cfg, const struct options *o)
     srv.spool = setup_dirs(cfg, &qc);
     st = setup_store(cfg, srv.base);
     srv.stats = stats_new(st);
+    stats_set_host(srv.stats, cfg->hostname);
     if (!srv.stats || stats_batch(srv.stats, srv.base, 1000) < 0)
         log_fatal("event=fatal what=\"out of memory\"");
     spool_on_corrupt(srv.spool, on_corrupt, &srv);
@@ -426,10 +439,7 @@ static int run(struct config *cfg, const struct options *o)
     admin_close(admin);
     queue_free(srv.queue);
     srv.queue = NULL;
-    nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
-    pool_free(srv.pool);
-    quarantine_expiry_free(qexpiry); /* after the pool: a sweep under way calls back */
-    commitq_free(srv.commits);
+    stop_delivery(&srv);
     server_gen_unref(srv.gen); /* the configuration, routes, TLS, resolver and checks */
     stats_free(srv.stats);
     store_close(st);

@@ -22,6 +22,7 @@
 #include "smtp/server.h"
 #include "smtp/serverconf.h"
 #include "smtp/signconf.h"
+#include "store/store.h"
 #include "store/storeconf.h"
 #include "tls/tlsconf.h"
 
@@ -132,12 +133,16 @@ static void reload_restart_only(struct config *cfg, const struct config *old)
     reload_keep_raw(cfg, old, "pidfile");
     reload_keep_sec(cfg, old, "admin", "address");
     reload_keep_sec(cfg, old, "admin", "token_file");
+    reload_keep_sec(cfg, old, "store", "on_error"); /* the store has them from its opening */
+    reload_keep_sec(cfg, old, "store", "prefix");
+    reload_keep_num(cfg_getint(cfg_getsec(cfg->raw, "store"), "timeout"),
+                    cfg_getint(cfg_getsec(old->raw, "store"), "timeout"), "store.timeout");
     storeconf_uri(cfg, uri_now, sizeof(uri_now));
     storeconf_uri(old, uri_old, sizeof(uri_old));
     if (strcmp(uri_now, uri_old) != 0)
         log_warn("event=reload status=warning setting=store.uri error=\"changing it needs a "
                  "restart: the running value stays\" running=%s",
-                 log_q(uri_old));
+                 log_q(store_uri_safe(uri_old, uri_old, sizeof(uri_old))));
     queueconf_read(cfg, &qn);
     queueconf_read(old, &qo);
     reload_keep_num(qn.queue.fsync_threads, qo.queue.fsync_threads, "queue.fsync_threads");

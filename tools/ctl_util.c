@@ -141,10 +141,13 @@ struct store *ctl_store(const struct config *cfg)
     char uri[4200], err[512];
     struct store *st;
 
+    struct store_options opt;
+
     storeconf_uri(cfg, uri, sizeof(uri));
-    if (!(st = store_open_readonly(uri, err, sizeof(err)))) {
+    storeconf_options(cfg, &opt);
+    if (!(st = store_open_readonly_opts(uri, &opt, err, sizeof(err)))) {
         fprintf(stderr, "mxgatectl: ");
-        ctl_put(stderr, uri);
+        ctl_put(stderr, store_uri_safe(uri, uri, sizeof(uri)));
         fprintf(stderr, ": ");
         ctl_put(stderr, err);
         fprintf(stderr, "\n");

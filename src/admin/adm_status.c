@@ -39,6 +39,7 @@ static void status_store(const struct adm_env *env, struct json *j)
 
     free(val);
     storeconf_uri(adm_cfg(env), uri, sizeof(uri));
+    store_uri_safe(uri, uri, sizeof(uri)); /* a Redis password is not shown */
     json_key(j, "store");
     json_obj_begin(j);
     json_kstr(j, "uri", uri);
@@ -99,6 +100,7 @@ void adm_status_text(const struct adm_env *env, FILE *out)
     if (qi.oldest)
         fprintf(out, ", oldest %lld s", (long long)now - qi.oldest);
     storeconf_uri(adm_cfg(env), uri, sizeof(uri));
+    store_uri_safe(uri, uri, sizeof(uri));
     fprintf(out, "\nstore:     %s %s\n", uri,
             st == STORE_OK || st == STORE_NOTFOUND ? "ok" : store_strerror(st));
 }

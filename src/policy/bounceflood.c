@@ -28,6 +28,8 @@
  *   event=bounce_flood state=stop count=N interval=I duration=SECONDS
  * counted in statistics (bounce_flood.start, bounce_flood.stop) and runs
  *   HOOK start|stop   with MXGATE_EVENT=start|stop and MXGATE_COUNT=N added
+ * (and at start MXGATE_NETWORKS: the busiest client networks of the deciding
+ * window, /24 or /48, busiest first, space-separated, see bfnets.h)
  * to the daemon's environment: spawned (no shell), stdin /dev/null, stdout
  * and stderr the daemon's, no other descriptor, its own process group, as
  * the daemon's user. One hook runs at a time, so they finish in order; an
@@ -40,6 +42,17 @@
  *   bf:n:<window-start>   counter of bounces in the window (kept BF_KEEP_WINDOWS windows)
  * At start-up a recorded flood is resumed, so that its stop hook still runs
  * (the MX it withdrew comes back) even if the daemon restarted meanwhile.
+ *
+ * A fleet (a store shared by several gateways, Redis): every gateway counts
+ * into the same window counters, and takes each window's count from the
+ * store's answer, so the thresholds apply to the fleet's bounces. One gateway,
+ * the holder of the lease
+ *   bf:leader             "<hostname> <pid>" (renewed each window, for 2 windows + 5 s)
+ * declares and ends floods and runs the hooks, once for the fleet; the others
+ * only count. At each window's end the leader reads the window's fleet count,
+ * so bounces that reached only the other gateways start a flood too. When the
+ * leader goes away another takes the lease over and resumes a recorded flood
+ * from bf:state. With a store of one gateway (LMDB) it is always the leader.
  */
 #include "core/clock.h"
 #include "core/fsutil.h"
@@ -64,6 +77,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/spawn.h"
+#include "policy/bfnets.h"
 #include "policy/stats.h"
 #include "store/store.h"
 
@@ -76,10 +90,23 @@
 #define BF_TICK_SLACK_MS 5 /* fire just after the window's end, never just before */
 #define BF_TEST_POLL_MS 10 /* with an injected clock the timer polls it */
 #define BF_STATE_KEY "bf:state"
+#define BF_LEADER_KEY "bf:leader"
+#define BF_LEASE_SLACK 5 /* seconds a lease outlives two windows */
 
 enum bf_event { BF_NONE, BF_START, BF_STOP };
 
 struct bf_load; /* the pending read of bf:state at start-up */
+
+/* What a pending store callback of a shared store holds: the check may be gone by then. */
+struct bf_anchor {
+    struct bounceflood *bf; /* NULL once the check is freed */
+    unsigned refs;          /* callbacks still due */
+};
+
+struct bf_pending {
+    struct bf_anchor *anchor;
+    time_t window; /* the window a count is for */
+};
 
 struct bounceflood {
     struct store *store;
@@ -100,7 +127,12 @@ struct bounceflood {
     enum bf_event waiting;  /* the event for the next hook, BF_NONE: none */
     uint64_t waiting_count; /* its MXGATE_COUNT */
     struct bf_load *load;
+    struct bfnets nets; /* where the current window's bounces come from */
     int retired; /* a reload's instance took over: count, decide nothing (bounceflood_retire) */
+    int shared;  /* the store is a fleet's (store_shared) */
+    int leader;  /* this gateway decides floods and runs the hooks */
+    char owner[300];
+    struct bf_anchor *anchor;
 };
 
 struct bf_load {
@@ -137,13 +169,43 @@ static void bf_store_state(struct bounceflood *bf)
                  log_q(strerror(errno)));
 }
 
-/* bf_store_count - one more bounce in the window's counter */
+static void bf_counted(void *arg, int status, int64_t value);
+
+/* bf_pending_new - a callback's hold on the check (a shared store) */
+static struct bf_pending *bf_pending_new(struct bounceflood *bf)
+{
+    struct bf_pending *p = xcalloc(1, sizeof(*p));
+
+    p->anchor = bf->anchor;
+    p->anchor->refs++;
+    p->window = bf->window;
+    return p;
+}
+
+/* bf_pending_end - the callback ran: the check, or NULL when it is gone */
+static struct bounceflood *bf_pending_end(struct bf_pending *p)
+{
+    struct bf_anchor *a = p->anchor;
+    struct bounceflood *bf = a->bf;
+
+    free(p);
+    if (--a->refs == 0 && !a->bf)
+        free(a);
+    return bf;
+}
+
+/* bf_store_count - one more bounce in the window's counter (a fleet's: its answer counts) */
 static void bf_store_count(struct bounceflood *bf)
 {
     char key[40];
     int n = snprintf(key, sizeof(key), "bf:n:%lld", (long long)bf->window);
     uint64_t ttl = (uint64_t)bf->interval * BF_KEEP_WINDOWS;
+    struct bf_pending *p = bf->shared ? bf_pending_new(bf) : NULL;
 
+    if (p && store_incr(bf->store, key, (size_t)n, 1, (unsigned)ttl, bf_counted, p) == 0)
+        return;
+    if (p)
+        bf_pending_end(p);
     if (bf->store && store_incr(bf->store, key, (size_t)n, 1, (unsigned)ttl, NULL, NULL) < 0)
         log_warn("event=bounce_flood what=store key=%s error=%s", log_q(key),
                  log_q(strerror(errno)));
@@ -152,13 +214,15 @@ static void bf_store_count(struct bounceflood *bf)
 /* bf_spawn - start `hook event` without waiting for it; 0 or an errno value */
 static int bf_spawn(struct bounceflood *bf, enum bf_event ev, uint64_t count)
 {
-    char evar[32], cvar[48], arg[8];
+    char evar[32], cvar[48], arg[8], nvar[16 + BFNETS_TOP * 48];
     char *argv[] = {bf->hook, arg, NULL};
-    char *vars[] = {evar, cvar, NULL};
+    char *vars[] = {evar, cvar, ev == BF_START ? nvar : NULL, NULL};
 
     snprintf(arg, sizeof(arg), "%s", bf_event_name(ev));
     snprintf(evar, sizeof(evar), "MXGATE_EVENT=%s", arg);
     snprintf(cvar, sizeof(cvar), "MXGATE_COUNT=%" PRIu64, count);
+    memcpy(nvar, "MXGATE_NETWORKS=", 16);
+    bfnets_top(&bf->nets, BFNETS_TOP, nvar + 16, sizeof(nvar) - 16);
     return spawn_hook(&bf->pid, bf->hook, argv, vars);
 }
 
@@ -279,7 +343,7 @@ static void bf_flood_stop(struct bounceflood *bf, uint64_t count, time_t now)
 /* bf_window_end - windows of secs seconds ended with count bounces each (hysteresis) */
 static void bf_window_end(struct bounceflood *bf, uint64_t count, uint64_t secs, time_t now)
 {
-    if (!bf->flooding)
+    if (!bf->flooding || !bf->leader)
         return;
     if (count > bf->stop) {
         bf->low = 0;
@@ -301,6 +365,7 @@ static void bf_roll(struct bounceflood *bf, time_t now)
     if (w < bf->window) { /* the clock went back: start afresh from here */
         bf->window = w;
         bf->count = 0;
+        bfnets_clear(&bf->nets);
         return;
     }
     gap = (uint64_t)(w - bf->window) / bf->interval - 1; /* empty windows in between */
@@ -309,6 +374,7 @@ static void bf_roll(struct bounceflood *bf, time_t now)
         bf_window_end(bf, 0, gap > BF_HOLD_MAX ? BF_HOLD_MAX : gap * bf->interval, now);
     bf->window = w;
     bf->count = 0;
+    bfnets_clear(&bf->nets);
 }
 
 /* bf_arm - the timer for the end of the current window */
@@ -330,17 +396,23 @@ static void bf_arm(struct bounceflood *bf)
     event_add(bf->tick, &tv);
 }
 
+static void bf_fleet_tick(struct bounceflood *bf);
+
 /* bf_tick - a window ended: transitions happen even when no mail arrives */
 static void bf_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct bounceflood *bf = arg;
 
+    if (bf->shared) {
+        bf_fleet_tick(bf); /* rolls and re-arms when the fleet's count is in */
+        return;
+    }
     bf_roll(bf, bf_now());
     bf_arm(bf);
 }
 
-/* bf_count - one bounce now */
-static void bf_count(struct bounceflood *bf)
+/* bf_count - one bounce from sa now */
+static void bf_count(struct bounceflood *bf, const struct sockaddr *sa)
 {
     time_t now = bf_now();
 
@@ -351,8 +423,9 @@ static void bf_count(struct bounceflood *bf)
     bf_roll(bf, now);
     if (bf->count < UINT64_MAX)
         bf->count++;
+    bfnets_add(&bf->nets, sa);
     bf_store_count(bf);
-    if (!bf->flooding && bf->count >= bf->start)
+    if (bf->leader && !bf->flooding && bf->count >= bf->start)
         bf_flood_start(bf, now);
 }
 
@@ -363,7 +436,7 @@ static void bounceflood_run(void *state, struct policy_job *job, enum policy_sta
     struct policy_verdict v;
 
     if (stage == POLICY_RCPT && cl->sender && cl->sender[0] == '\0')
-        bf_count(state);
+        bf_count(state, (const struct sockaddr *)&cl->addr);
     policy_verdict_dunno(&v);
     policy_job_done(job, &v);
 }
@@ -404,7 +477,7 @@ static void bf_load_state(struct bounceflood *bf)
 {
     struct bf_load *ld;
 
-    if (!bf->store)
+    if (!bf->store || bf->load)
         return;
     ld = xcalloc(1, sizeof(*ld));
     ld->bf = bf;
@@ -413,6 +486,83 @@ static void bf_load_state(struct bounceflood *bf)
         return;
     }
     bf->load = ld;
+}
+
+/* bf_fleet_count - the fleet's count of the current window is value: a start? */
+static void bf_fleet_count(struct bounceflood *bf, time_t window, int64_t value)
+{
+    if (bf->retired || window != bf->window || value <= 0 || (uint64_t)value <= bf->count)
+        return;
+    bf->count = (uint64_t)value;
+    if (bf->leader && !bf->flooding && bf->count >= bf->start)
+        bf_flood_start(bf, bf_now());
+}
+
+/* bf_counted - the store's answer to a bounce counted in a fleet's window */
+static void bf_counted(void *arg, int status, int64_t value)
+{
+    struct bf_pending *p = arg;
+    time_t window = p->window;
+    struct bounceflood *bf = bf_pending_end(p);
+
+    if (bf && status == STORE_OK)
+        bf_fleet_count(bf, window, value);
+}
+
+/* bf_window_read - the window's fleet count at its end: then close it and go on */
+static void bf_window_read(void *arg, int status, const void *val, size_t vlen)
+{
+    struct bf_pending *p = arg;
+    time_t window = p->window;
+    struct bounceflood *bf = bf_pending_end(p);
+    int64_t v;
+
+    if (!bf || bf->retired)
+        return;
+    if (status == STORE_OK && store_counter_decode(val, vlen, &v) == 0)
+        bf_fleet_count(bf, window, v);
+    bf_roll(bf, bf_now());
+    bf_arm(bf);
+}
+
+/* bf_leased - the answer to taking or renewing the leader's lease */
+static void bf_leased(void *arg, int status)
+{
+    struct bounceflood *bf = bf_pending_end(arg);
+    int was;
+
+    if (!bf || bf->retired || (status != STORE_OK && status != STORE_EBUSY))
+        return; /* the store is down: nobody can take over meanwhile */
+    was = bf->leader;
+    bf->leader = status == STORE_OK;
+    if (was == bf->leader)
+        return;
+    log_info("event=bounce_flood_leader state=%s owner=%s", bf->leader ? "taken" : "lost",
+             log_q(bf->owner));
+    if (bf->leader)
+        bf_load_state(bf); /* resume a flood the previous leader declared */
+    else
+        bf->flooding = 0; /* the other leader decides from now on */
+}
+
+/* bf_fleet_tick - renew the lease, then read the ending window's fleet count */
+static void bf_fleet_tick(struct bounceflood *bf)
+{
+    unsigned ttl_ms = (2 * bf->interval + BF_LEASE_SLACK) * 1000;
+    struct bf_pending *p = bf_pending_new(bf);
+    char key[40];
+    int n;
+
+    if (store_lease(bf->store, BF_LEADER_KEY, strlen(BF_LEADER_KEY), bf->owner, ttl_ms, bf_leased,
+                    p) < 0)
+        bf_pending_end(p);
+    p = bf_pending_new(bf);
+    n = snprintf(key, sizeof(key), "bf:n:%lld", (long long)bf->window);
+    if (store_get(bf->store, key, (size_t)n, bf_window_read, p) < 0) {
+        bf_pending_end(p);
+        bf_roll(bf, bf_now());
+        bf_arm(bf);
+    }
 }
 
 /* bf_check - the hysteresis needs stop below start */
@@ -497,6 +647,8 @@ static void bounceflood_free(void *state)
         return;
     if (bf->load)
         bf->load->bf = NULL;
+    if (bf->anchor && (bf->anchor->bf = NULL, bf->anchor->refs == 0))
+        free(bf->anchor);
     if (bf->pid > 0)
         log_warn("event=hook check=bounce_flood arg=%s pid=%ld status=abandoned",
                  bf_event_name(bf->running), (long)bf->pid);
@@ -531,6 +683,11 @@ static int bounceflood_init(const struct policy_env *env, void **state, char *er
 
     bf->store = env->store;
     bf->stats = env->stats;
+    bf->shared = store_shared(env->store);
+    bf->leader = !bf->shared; /* a fleet's leader is known once the lease is answered */
+    bf->anchor = xcalloc(1, sizeof(*bf->anchor));
+    bf->anchor->bf = bf;
+    snprintf(bf->owner, sizeof(bf->owner), "%.255s %ld", env->cfg->hostname, (long)getpid());
     /* libconfuse gives a section that is absent from the file with its defaults */
     if (!sec) {
         snprintf(err, errlen, "%s:0: bounce_flood: no bounce_flood section", env->cfg->path);
@@ -550,8 +707,12 @@ static int bounceflood_init(const struct policy_env *env, void **state, char *er
         bounceflood_free(bf);
         return -1;
     }
-    bf_arm(bf);
-    bf_load_state(bf);
+    if (bf->shared)
+        bf_fleet_tick(bf); /* the lease at once; the first roll changes nothing */
+    else
+        bf_arm(bf);
+    if (!bf->shared)
+        bf_load_state(bf);
     *state = bf;
     return 0;
 }

@@ -60,6 +60,7 @@
 #include "policy/dmarc.h"
 #include "policy/dmarc_lookup.h"
 #include "policy/greylist_auth.h"
+#include "policy/storefail.h"
 #include "store/store.h"
 
 #define GL_ADDR_MAX 200     /* octets of sender and of recipient kept in a key */
@@ -247,12 +248,20 @@ static void gl_store_failed(struct gl_job *j, const char *op, const char *key, c
     gl_dunno(j, "store-error");
 }
 
+/* gl_store_down - the store is unreachable: store { on_error } decides (logged by the store) */
+static void gl_store_down(struct gl_job *j)
+{
+    struct policy_verdict v;
+
+    gl_finish(j, storefail_verdict(j->g->store, &v));
+}
+
 /* gl_on_write - completion of a refresh nobody waits for: only a failure is news */
 static void gl_on_write(void *arg, int status)
 {
     char q[64];
 
-    if (status != STORE_OK)
+    if (status != STORE_OK && status != STORE_EDOWN) /* an outage is logged once, by the store */
         log_warn("event=greylist_store_error op=set status=%s",
                  log_quote(q, sizeof(q), store_strerror(status)));
 }
@@ -264,6 +273,10 @@ static void gl_on_first_set(void *arg, int status)
 
     if (j->cancelled) {
         free(j);
+        return;
+    }
+    if (status == STORE_EDOWN) {
+        gl_store_down(j);
         return;
     }
     if (status != STORE_OK) {
@@ -352,6 +365,10 @@ static void gl_on_triplet(void *arg, int status, const void *val, size_t vlen)
         free(j);
         return;
     }
+    if (status == STORE_EDOWN) {
+        gl_store_down(j);
+        return;
+    }
     if (status != STORE_OK && status != STORE_NOTFOUND) {
         gl_store_failed(j, "get", j->tkey, store_strerror(status));
         return;
@@ -384,6 +401,8 @@ static void gl_on_awl(void *arg, int status, const void *val, size_t vlen)
         j->awl_n = 0; /* unreadable: as if there were none (the next pass rewrites it) */
     if (status == STORE_OK && j->g->awl_count > 0 && j->awl_n >= (long long)j->g->awl_count) {
         gl_awl_hit(j, gl_now());
+    } else if (status == STORE_EDOWN) {
+        gl_store_down(j);
     } else if (status != STORE_OK && status != STORE_NOTFOUND) {
         gl_store_failed(j, "get", j->ckey, store_strerror(status));
     } else if (store_get(j->g->store, j->tkey, strlen(j->tkey), gl_on_triplet, j) < 0) {

@@ -31,6 +31,7 @@
  * Statistics: harvest.score (tarpitted replies), harvest.tempfail (blocks).
  */
 #include "policy/checks.h"
+#include "policy/storefail.h"
 
 #include <confuse.h>
 #include <errno.h>
@@ -121,6 +122,8 @@ static void hv_on_block_get(void *arg, int status, const void *val, size_t vlen)
     j->store_pending = 0;
     if (status == STORE_OK)
         policy_verdict_set(&j->v, POLICY_TEMPFAIL, 421, "4.7.0", "blocked", HV_TEXT);
+    else if (status == STORE_EDOWN) /* logged once by the store */
+        storefail_verdict(j->h->store, &j->v);
     else if (status != STORE_NOTFOUND)
         hv_store_warn(j, "get", store_strerror(status));
     hv_finish(j);
@@ -159,7 +162,7 @@ static void hv_on_block_set(void *arg, int status)
         return;
     }
     j->store_pending = 0;
-    if (status != STORE_OK)
+    if (status != STORE_OK && status != STORE_EDOWN)
         hv_store_warn(j, "set", store_strerror(status)); /* refuse this session all the same */
     hv_finish(j);
 }
@@ -196,6 +199,11 @@ static void hv_on_count(void *arg, int status, const void *val, size_t vlen)
     j->store_pending = 0;
     if (status == STORE_OK && store_counter_decode(val, vlen, &count) < 0)
         status = STORE_ETYPE;
+    if (status == STORE_EDOWN) { /* logged once by the store */
+        storefail_verdict(j->h->store, &j->v);
+        hv_finish(j);
+        return;
+    }
     if (status != STORE_OK && status != STORE_NOTFOUND)
         hv_store_warn(j, "get", store_strerror(status));
     if (count >= 2 * (int64_t)j->h->threshold)

@@ -47,6 +47,7 @@
 #include "core/xmalloc.h"
 #include "policy/quota.h"
 #include "policy/stats.h"
+#include "policy/storefail.h"
 #include "store/store.h"
 
 #define QW_MAX (2 * QUOTA_WINDOWS_MAX)
@@ -100,9 +101,15 @@ static void qj_finish(struct qjob *j)
     policy_job_done(job, &v);
 }
 
-/* qj_store_error - log, and give no opinion */
+/* qj_store_error - log, and give no opinion (an outage: store { on_error }, logged once
+ * by the store) */
 static void qj_store_error(struct qjob *j, const char *what, int status)
 {
+    if (status == STORE_EDOWN) {
+        storefail_verdict(j->q->store, &j->v);
+        qj_finish(j);
+        return;
+    }
     log_warn("event=quota_store_error login=%s what=%s status=%s", log_q(j->login), what,
              log_q(status ? store_strerror(status) : strerror(errno)));
     policy_verdict_dunno(&j->v);

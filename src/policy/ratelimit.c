@@ -17,6 +17,7 @@
  * refuses mail: the check then has no opinion.
  */
 #include "policy/checks.h"
+#include "policy/storefail.h"
 
 #include <arpa/inet.h>
 #include <confuse.h>
@@ -242,6 +243,11 @@ static void rl_on_incr(void *arg, int status, int64_t value)
 
     if (j->cancelled) {
         rl_job_free(j);
+        return;
+    }
+    if (status == STORE_EDOWN) { /* logged once by the store; on_error decides */
+        storefail_verdict(j->rl->store, &j->verdict);
+        rl_finish(j);
         return;
     }
     if (status != STORE_OK) {

@@ -509,7 +509,7 @@ static void rv_on_counted(void *arg, int status, int64_t value)
         return;
     }
     j->store_pending = 0;
-    if (status != STORE_OK)
+    if (status != STORE_OK && status != STORE_EDOWN) /* an outage: logged once by the store */
         rv_store_warn(j, "incr", store_strerror(status));
     rv_finish(j);
 }
@@ -664,9 +664,9 @@ static void rv_on_cache(void *arg, int status, const void *val, size_t vlen)
     } else if (status == STORE_OK && vlen == 1 && *(const char *)val == '0') {
         rv_refuse_unknown(j, "cache negative");
     } else {
-        if (status != STORE_OK && status != STORE_NOTFOUND)
+        if (status != STORE_OK && status != STORE_NOTFOUND && status != STORE_EDOWN)
             rv_store_warn(j, "get", store_strerror(status));
-        rv_probe(j);
+        rv_probe(j); /* without the cache: ask the internal server */
     }
 }
 

@@ -13,6 +13,10 @@
 #include "store/store.h"
 
 #define STATS_PREFIX "stats:"
+/* A shared store (Redis) also keeps each gateway's own counters, for the fleet's
+ * table: "hstats:<host>:YYYYMMDDHH:counter". */
+#define STATS_HOST_PREFIX "hstats:"
+#define STATS_HOSTS_MAX 32
 #define STATS_KEEP (400 * 86400) /* buckets live a little over a year */
 #define STATS_MAX_COUNTERS 128
 #define STATS_PENDING_MAX 64 /* distinct keys held between flushes */
@@ -25,6 +29,7 @@ struct stats_pending {
 
 struct stats {
     struct store *st;
+    char host[128];         /* "" unless the store is shared */
     struct event *flush_ev; /* batching on (stats_batch): a one-shot timer */
     struct timeval interval;
     size_t npending;
@@ -40,12 +45,32 @@ struct stats *stats_new(struct store *st)
     return s;
 }
 
+void stats_set_host(struct stats *s, const char *host)
+{
+    if (s && store_shared(s->st))
+        snprintf(s->host, sizeof(s->host), "%s", host);
+}
+
+/* stats_write - add delta to the fleet's counter key, and to this gateway's own */
+static void stats_write(struct stats *s, const char *key, size_t keylen, int64_t delta)
+{
+    char hkey[320];
+    int n;
+
+    store_incr(s->st, key, keylen, delta, STATS_KEEP, NULL, NULL);
+    if (!s->host[0])
+        return;
+    n = snprintf(hkey, sizeof(hkey), STATS_HOST_PREFIX "%s:%.*s", s->host,
+                 (int)(keylen - (sizeof(STATS_PREFIX) - 1)), key + sizeof(STATS_PREFIX) - 1);
+    if (n > 0 && (size_t)n < sizeof(hkey))
+        store_incr(s->st, hkey, (size_t)n, delta, STATS_KEEP, NULL, NULL);
+}
+
 /* stats_flush - one store increment per distinct counter held */
 static void stats_flush(struct stats *s)
 {
     for (size_t i = 0; i < s->npending; i++)
-        store_incr(s->st, s->pending[i].key, s->pending[i].keylen, s->pending[i].delta, STATS_KEEP,
-                   NULL, NULL);
+        stats_write(s, s->pending[i].key, s->pending[i].keylen, s->pending[i].delta);
     s->npending = 0;
 }
 
@@ -129,11 +154,18 @@ void stats_count(struct stats *s, const char *counter)
      * write per counter and interval instead of one per event. */
     if (s->flush_ev && stats_hold(s, key, (size_t)n) == 0)
         return;
-    store_incr(s->st, key, (size_t)n, 1, STATS_KEEP, NULL, NULL);
+    stats_write(s, key, (size_t)n, 1);
 }
+
+struct stats_host {
+    char name[128];
+    int64_t conns, accepted, stopped;
+};
 
 struct stats_sum {
     char from[16], to[16]; /* hour bounds as YYYYMMDDHH */
+    size_t nhosts;
+    struct stats_host host[STATS_HOSTS_MAX];
     size_t n;
     char name[STATS_MAX_COUNTERS][80];
     int64_t value[STATS_MAX_COUNTERS];
@@ -254,6 +286,58 @@ static void stats_print(const struct stats_sum *sum, FILE *out)
             fprintf(out, "  %-26s %12lld\n", sum->name[i], (long long)sum->value[i]);
 }
 
+/* stats_host_item - one gateway's bucket entry: its connections, accepted, refused */
+static int stats_host_item(void *arg, const void *key, size_t keylen, const void *val, size_t vlen)
+{
+    struct stats_sum *sum = arg;
+    const char *k = (const char *)key + sizeof(STATS_HOST_PREFIX) - 1, *end = k, *c;
+    size_t rest = keylen - (sizeof(STATS_HOST_PREFIX) - 1), hl, i;
+    int64_t v;
+
+    /* "<host>:YYYYMMDDHH:counter": the host is all before the bucket */
+    if (!(end = memchr(k, ':', rest)) || (hl = (size_t)(end - k)) == 0 || hl >= 128 ||
+        rest < hl + 12 || end[11] != ':' || store_counter_decode(val, vlen, &v) < 0)
+        return 0;
+    if (memcmp(end + 1, sum->from, 10) < 0 || memcmp(end + 1, sum->to, 10) >= 0)
+        return 0;
+    for (i = 0; i < sum->nhosts; i++)
+        if (strlen(sum->host[i].name) == hl && memcmp(sum->host[i].name, k, hl) == 0)
+            break;
+    if (i == sum->nhosts) {
+        if (i == STATS_HOSTS_MAX)
+            return 0;
+        memcpy(sum->host[i].name, k, hl);
+        sum->host[i].name[hl] = '\0';
+        sum->nhosts++;
+    }
+    c = end + 12;
+    rest = keylen - (size_t)(c - (const char *)key);
+    if (rest == 11 && memcmp(c, "connections", 11) == 0)
+        sum->host[i].conns += v;
+    else if (rest == 8 && memcmp(c, "accepted", 8) == 0)
+        sum->host[i].accepted += v;
+    else if (rest == 7 && memcmp(c, "stopped", 7) == 0)
+        sum->host[i].stopped += v;
+    return 0;
+}
+
+/* stats_print_hosts - a shared store: the gateways and each one's share (the table
+ * above is the fleet's: every gateway counts into the same records) */
+static void stats_print_hosts(const struct stats_sum *sum, FILE *out)
+{
+    if (sum->nhosts == 0)
+        return;
+    fprintf(out, "gateways sharing the store: %zu (", sum->nhosts);
+    for (size_t i = 0; i < sum->nhosts; i++)
+        fprintf(out, "%s%s", i ? ", " : "", sum->host[i].name);
+    fprintf(out, ")\n");
+    fprintf(out, "  %-26s %12s %12s %12s\n", "gateway", "connections", "accepted", "refused");
+    for (size_t i = 0; i < sum->nhosts; i++)
+        fprintf(out, "  %-26s %12lld %12lld %12lld\n", sum->host[i].name,
+                (long long)sum->host[i].conns, (long long)sum->host[i].accepted,
+                (long long)sum->host[i].stopped);
+}
+
 /* stats_report - sum [from, to) by hour buckets and print */
 int stats_report(struct store *ro, time_t from, time_t to, FILE *out)
 {
@@ -267,7 +351,12 @@ int stats_report(struct store *ro, time_t from, time_t to, FILE *out)
     strftime(sum->to, sizeof(sum->to), "%Y%m%d%H", &tm);
     rc = store_sync_scan_prefix(ro, STATS_PREFIX, sizeof(STATS_PREFIX) - 1, stats_scan_item, sum);
     if (rc == STORE_OK)
+        rc = store_sync_scan_prefix(ro, STATS_HOST_PREFIX, sizeof(STATS_HOST_PREFIX) - 1,
+                                    stats_host_item, sum);
+    if (rc == STORE_OK) {
         stats_print(sum, out);
+        stats_print_hosts(sum, out);
+    }
     free(sum);
     return rc == STORE_OK ? 0 : -1;
 }

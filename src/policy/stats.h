@@ -36,6 +36,10 @@ void stats_count(struct stats *s, const char *counter);
  */
 int stats_report(struct store *ro, time_t from, time_t to, FILE *out);
 
+/* stats_set_host - a shared store (Redis): also count this gateway's own share under
+ * host, for the fleet's table of stats_report (no effect on a store of its own) */
+void stats_set_host(struct stats *s, const char *host);
+
 /* The store records' key prefix, for a scan of every bucket. */
 #define STATS_KEY_PREFIX "stats:"
 

@@ -63,6 +63,10 @@ static void bl_store_failed(struct bl_req *r, const char *key, const char *why)
 {
     char q[128], k[2 * BL_KEY_MAX];
 
+    if (strcmp(why, store_strerror(STORE_EDOWN)) == 0) { /* an outage: logged once by the store */
+        bl_answer(r, BOUNCELIMIT_ALLOW);
+        return;
+    }
     log_warn("event=bouncelimit_store_error key=%s error=%s", log_quote(k, sizeof(k), key),
              log_quote(q, sizeof(q), why));
     bl_answer(r, BOUNCELIMIT_ALLOW);

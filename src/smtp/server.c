@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "policy/quota.h"
 #include "policy/stats.h"
+#include "policysrv/policysrv.h"
 #include "smtp/serverconf.h"
 #include "smtp/session.h"
 
@@ -156,7 +157,10 @@ void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_
     }
     c->count++;
     srv->nconn++;
-    session_start(srv, l, fd, sa, salen, server_ip_release, srv);
+    if (l->policy)
+        server_policy_start(srv, l, fd, sa, salen, server_ip_release, srv);
+    else
+        session_start(srv, l, fd, sa, salen, server_ip_release, srv);
 }
 
 /* server_accept - a listener accepted fd */
@@ -165,7 +169,10 @@ static void server_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
 {
     struct server_listener *sl = arg;
 
-    server_adopt(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
+    if (sl->conf->proxy)
+        server_proxy_accept(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
+    else
+        server_adopt(sl->srv, sl->conf, fd, sa, (socklen_t)salen);
 }
 
 /* server_resume - try accepting again after a pause */
@@ -383,6 +390,9 @@ void server_close_listeners(struct server *srv)
 void server_close(struct server *srv)
 {
     server_close_listeners(srv);
+    server_proxy_close_all(srv);
+    policysrv_free(srv->policysrv);
+    srv->policysrv = NULL;
     session_free_all(srv);
     quota_created_source(NULL, NULL);
     if (srv->drain_ev)

@@ -28,6 +28,7 @@ struct auth;
 struct stats;
 struct store;
 struct nexthops;
+struct policysrv;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define SERVER_IP_BUCKETS 4096
@@ -70,6 +71,8 @@ int server_gen_load_auth(struct server_gen *g, char *err, size_t errlen);
 /* server_gen_hold - the queue's holds on the generation its attempts use (queue_hold_fn) */
 void server_gen_hold(void *gen, int delta);
 
+struct server_proxy; /* a connection whose PROXY header is being read (server_proxy.c) */
+
 struct server_listener {
     struct server *srv;
     const struct serverconf_listen *conf;
@@ -108,9 +111,12 @@ struct server {
     void (*drain_done)(void *arg);
     void *drain_arg;
     LIST_HEAD(, session) sessions;
-    LIST_HEAD(, session) flushq; /* plaintext sessions with replies to write */
-    struct event *flush_ev;      /* active while flushq is not empty; the server's own */
+    LIST_HEAD(, session) flushq;       /* plaintext sessions with replies to write */
+    LIST_HEAD(, server_proxy) proxies; /* waiting for their PROXY header */
+    unsigned nproxies;
+    struct event *flush_ev; /* active while flushq is not empty; the server's own */
     struct server_ip_count *per_ip[SERVER_IP_BUCKETS];
+    struct policysrv *policysrv; /* connections of role = "policy" listeners (made at the first) */
 };
 
 /* server_listen - bind every listen section (as root, before dropping privileges);
@@ -156,6 +162,28 @@ void server_close(struct server *srv);
  */
 void server_adopt(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
                   const struct sockaddr *sa, socklen_t salen);
+
+/*
+ * server_proxy_accept - a listener with proxy_protocol accepted fd from sa:
+ * refused and closed unless sa is one of proxy_from; else the PROXY header
+ * is read (bounded, within proxy_timeout) and server_adopt takes the
+ * connection as coming from the client it names. A malformed or missing
+ * header closes the connection with a log line (server_proxy.c).
+ */
+void server_proxy_accept(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
+                         const struct sockaddr *sa, socklen_t salen);
+/*
+ * server_policy_start - a connection to a role = "policy" listener that passed the
+ * limits: Postfix's policy delegation protocol (policysrv/) with the listener's
+ * checks; release(release_arg, sa) gives the limits' slot back at the end
+ * (server_policy.c)
+ */
+void server_policy_start(struct server *srv, const struct serverconf_listen *l, evutil_socket_t fd,
+                         const struct sockaddr *sa, socklen_t salen,
+                         void (*release)(void *arg, const struct sockaddr *sa), void *release_arg);
+
+/* server_proxy_close_all - drop every connection still waiting for its header */
+void server_proxy_close_all(struct server *srv);
 
 /*
  * server_client_key - the key max_connections_per_ip counts under: an IPv4

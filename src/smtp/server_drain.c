@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "policysrv/policysrv.h"
 #include "smtp/session_internal.h"
 
 #define DRAIN_TICK_MS 50
@@ -69,7 +70,9 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 /* server_drain - see server.h */
 void server_drain(struct server *srv, unsigned timeout, void (*done)(void *arg), void *arg)
 {
-    server_close_listeners(srv); /* refused at once: the client tries the next MX now */
+    server_close_listeners(srv);     /* refused at once: the client tries the next MX now */
+    server_proxy_close_all(srv);     /* nothing said to these yet: the balancer retries */
+    policysrv_drain(srv->policysrv); /* between requests: Postfix asks again */
     srv->drain_done = done;
     srv->drain_arg = arg;
     srv->drain_end = time(NULL) + (time_t)timeout;

@@ -9,6 +9,7 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/xmalloc.h"
+#include "smtp/proxyproto.h"
 
 /* serverconf_valid_address - a listen address is "ip:port" */
 static int serverconf_valid_address(cfg_t *cfg, cfg_opt_t *opt)
@@ -52,14 +53,72 @@ static cfg_t *serverconf_dup_address(cfg_t *root, unsigned i)
     return NULL;
 }
 
-/* serverconf_valid_role - listen role is mx or submission */
+/* serverconf_valid_role - listen role is mx, submission or policy */
 static int serverconf_valid_role(cfg_t *cfg, cfg_opt_t *opt)
 {
     const char *m = cfg_opt_getnstr(opt, 0);
 
-    if (strcmp(m, "mx") && strcmp(m, "submission"))
-        cfg_error(cfg, "listen %s: role must be \"mx\" or \"submission\"", cfg_title(cfg));
+    if (strcmp(m, "mx") && strcmp(m, "submission") && strcmp(m, "policy"))
+        cfg_error(cfg, "listen %s: role must be \"mx\", \"submission\" or \"policy\"",
+                  cfg_title(cfg));
     return 0;
+}
+
+/* serverconf_proxy_versions - PROXYPROTO_* bits of a proxy_protocol value; -1 if unknown */
+static int serverconf_proxy_versions(const char *m)
+{
+    if (strcmp(m, "none") == 0)
+        return 0;
+    if (strcmp(m, "v1") == 0)
+        return PROXYPROTO_V1;
+    if (strcmp(m, "v2") == 0)
+        return PROXYPROTO_V2;
+    if (strcmp(m, "any") == 0)
+        return PROXYPROTO_V1 | PROXYPROTO_V2;
+    return -1;
+}
+
+/* serverconf_valid_proxy - listen proxy_protocol is none, v1, v2 or any */
+static int serverconf_valid_proxy(cfg_t *cfg, cfg_opt_t *opt)
+{
+    if (serverconf_proxy_versions(cfg_opt_getnstr(opt, 0)) < 0)
+        cfg_error(cfg, "listen %s: proxy_protocol must be \"none\", \"v1\", \"v2\" or \"any\"",
+                  cfg_title(cfg));
+    return 0;
+}
+
+/* serverconf_valid_proxy_from - each entry of listen proxy_from is an address or network */
+static int serverconf_valid_proxy_from(cfg_t *cfg, cfg_opt_t *opt)
+{
+    struct cidr c;
+
+    for (unsigned i = 0; i < opt->nvalues; i++)
+        if (cidr_parse(cfg_opt_getnstr(opt, i), &c) < 0)
+            cfg_error(cfg, "listen %s: proxy_from: bad address or network \"%s\"", cfg_title(cfg),
+                      cfg_opt_getnstr(opt, i));
+    return 0;
+}
+
+/* serverconf_check_proxy - a PROXY listener names its balancers; a policy listener
+ * speaks to Postfix directly and has no TLS */
+static void serverconf_check_proxy(cfg_t *s, struct config_diag *d)
+{
+    int proxy = serverconf_proxy_versions(cfg_getstr(s, "proxy_protocol")) > 0;
+
+    if (proxy && cfg_size(s, "proxy_from") == 0)
+        config_error(d, s->line,
+                     "listen %s: proxy_protocol needs proxy_from (the load balancers' addresses)",
+                     cfg_title(s));
+    if (!proxy && cfg_size(s, "proxy_from") > 0)
+        config_error(d, s->line, "listen %s: proxy_from without proxy_protocol", cfg_title(s));
+    if (strcmp(cfg_getstr(s, "role"), "policy") != 0)
+        return;
+    if (proxy)
+        config_error(d, s->line, "listen %s: role = \"policy\" takes no proxy_protocol",
+                     cfg_title(s));
+    if (strcmp(cfg_getstr(s, "tls"), "implicit") == 0)
+        config_error(d, s->line, "listen %s: role = \"policy\" takes no tls = \"implicit\"",
+                     cfg_title(s));
 }
 
 /* serverconf_check_role - a submission listener needs TLS (AUTH is offered only under
@@ -96,6 +155,7 @@ static void serverconf_check_listen(cfg_t *root, struct config_diag *d)
             config_error(d, s->line, "listen %s: tls = \"implicit\" needs a tls section",
                          cfg_title(s));
         serverconf_check_role(root, s, have_tls, d);
+        serverconf_check_proxy(s, d);
         if (serverconf_dup_address(root, i))
             config_error(d, s->line, "listen %s: address %s is also listen %s's", cfg_title(s),
                          cfg_getstr(s, "address"), cfg_title(serverconf_dup_address(root, i)));
@@ -109,13 +169,23 @@ static cfg_opt_t serverconf_listen_opts[] = {
     CFG_STR("tls", "starttls", CFGF_NONE),
     CFG_STR("role", "mx", CFGF_NONE),        /* "submission": AUTH after TLS, no MAIL before it */
     CFG_STR_LIST("checks", "{}", CFGF_NONE), /* the policy checks, in order (policy/ reads it) */
+    CFG_STR("proxy_protocol", "none", CFGF_NONE), /* "v1", "v2", "any": behind a balancer */
+    CFG_STR_LIST("proxy_from", "{}", CFGF_NONE),  /* the balancers' addresses or networks */
+    CFG_INT("proxy_timeout", 10, CFGF_NONE),      /* seconds the PROXY header may take */
     CFG_END(),
+};
+
+static const struct config_bound serverconf_listen_bounds[] = {
+    {"proxy_timeout", 1, 3600},
+    {NULL, 0, 0},
 };
 
 static const struct config_validator serverconf_listen_validators[] = {
     {"listen|address", serverconf_valid_address},
     {"listen|tls", serverconf_valid_tls_mode},
     {"listen|role", serverconf_valid_role},
+    {"listen|proxy_protocol", serverconf_valid_proxy},
+    {"listen|proxy_from", serverconf_valid_proxy_from},
     {NULL, NULL},
 };
 
@@ -123,6 +193,7 @@ const struct config_section serverconf_listen_section = {
     .name = "listen",
     .opts = serverconf_listen_opts,
     .flags = CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES,
+    .bounds = serverconf_listen_bounds,
     .validators = serverconf_listen_validators,
     .check = serverconf_check_listen,
 };
@@ -190,6 +261,19 @@ static void serverconf_take_numbers(struct serverconf *sc, cfg_t *root)
     sc->timeouts.shutdown = config_uint(t, "shutdown");
 }
 
+/* serverconf_take_proxy - the PROXY protocol settings of listen section s */
+static void serverconf_take_proxy(struct serverconf_listen *l, cfg_t *s)
+{
+    int v = serverconf_proxy_versions(cfg_getstr(s, "proxy_protocol"));
+
+    l->proxy = v > 0 ? (unsigned)v : 0;
+    l->proxy_timeout = config_uint(s, "proxy_timeout");
+    l->nproxy_from = cfg_size(s, "proxy_from");
+    l->proxy_from = xcalloc(l->nproxy_from ? l->nproxy_from : 1, sizeof(*l->proxy_from));
+    for (size_t i = 0; i < l->nproxy_from; i++)
+        cidr_parse(cfg_getnstr(s, "proxy_from", (unsigned)i), &l->proxy_from[i]); /* validated */
+}
+
 struct serverconf *serverconf_load(const struct config *cfg)
 {
     struct serverconf *sc = xcalloc(1, sizeof(*sc));
@@ -205,6 +289,8 @@ struct serverconf *serverconf_load(const struct config *cfg)
         l->implicit_tls = strcmp(mode, "implicit") == 0;
         l->starttls = strcmp(mode, "starttls") == 0;
         l->submission = strcmp(cfg_getstr(s, "role"), "submission") == 0;
+        l->policy = strcmp(cfg_getstr(s, "role"), "policy") == 0;
+        serverconf_take_proxy(l, s);
     }
     serverconf_take_numbers(sc, cfg->raw);
     return sc;
@@ -217,6 +303,7 @@ void serverconf_free(struct serverconf *sc)
     for (size_t i = 0; i < sc->nlisten; i++) {
         free(sc->listen[i].name);
         free(sc->listen[i].address);
+        free(sc->listen[i].proxy_from);
     }
     free(sc->listen);
     free(sc);

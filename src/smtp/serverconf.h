@@ -10,6 +10,7 @@
 
 struct config;
 struct config_section;
+struct cidr;
 
 struct serverconf_listen {
     char *name;
@@ -17,6 +18,13 @@ struct serverconf_listen {
     int implicit_tls; /* tls = "implicit" (port 465 style) */
     int starttls;     /* tls = "starttls" (the default): offered when the tls section is set */
     int submission;   /* role = "submission": AUTH (after TLS) before MAIL; relay for users */
+    int policy;       /* role = "policy": Postfix's policy delegation protocol (policysrv/) */
+    /* proxy_protocol: PROXYPROTO_V1|V2 bits (smtp/proxyproto.h) a connection must start
+     * with, 0 = none; accepted only from the networks of proxy_from, within proxy_timeout */
+    unsigned proxy;
+    struct cidr *proxy_from;
+    size_t nproxy_from;
+    unsigned proxy_timeout;
 };
 
 struct serverconf_limits {

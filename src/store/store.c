@@ -48,6 +48,7 @@ struct store {
     struct store_op *tail;
     struct store_op *spare; /* recycled completions */
     unsigned nspare;
+    enum store_on_error on_error;
     int flushing; /* on_flush is delivering: store_close must not free yet */
     int closing;
 };
@@ -55,10 +56,9 @@ struct store {
 /* Registry: one entry per backend built into this binary. */
 static const struct store_backend *const store_backends[] = {
     &store_backend_lmdb,
+    &store_backend_redis,
+    &store_backend_redis_unix,
 };
-
-/* Schemes the design reserves but this binary does not contain. */
-static const char *const store_unbuilt[] = {"redis"};
 
 #define NITEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -327,12 +327,6 @@ static const struct store_backend *find_backend(const char *scheme, char *err, s
     for (size_t i = 0; i < NITEMS(store_backends); i++)
         if (strcmp(store_backends[i]->scheme, scheme) == 0)
             return store_backends[i];
-    for (size_t i = 0; i < NITEMS(store_unbuilt); i++) {
-        if (strcmp(store_unbuilt[i], scheme) == 0) {
-            snprintf(err, errlen, "%s backend not built", scheme);
-            return NULL;
-        }
-    }
     snprintf(err, errlen, "unknown store backend \"%s\"", scheme);
     return NULL;
 }
@@ -358,14 +352,28 @@ static const struct store_backend *parse_uri(const char *uri, const char **locat
 int store_uri_check(const char *uri, char *err, size_t errlen)
 {
     const char *location;
+    const struct store_backend *be = parse_uri(uri, &location, err, errlen);
 
-    if (!parse_uri(uri, &location, err, errlen))
+    if (!be)
         return -1;
     if (!*location) {
         snprintf(err, errlen, "store uri \"%s\" has no location", uri);
         return -1;
     }
-    return 0;
+    return be->check ? be->check(location, err, errlen) : 0;
+}
+
+/* store_uri_safe - "scheme://:secret@host" as "scheme://:***@host" */
+const char *store_uri_safe(const char *uri, char *dst, size_t len)
+{
+    const char *slashes = strstr(uri, "://"), *at;
+    char tmp[4200];
+
+    snprintf(tmp, sizeof(tmp), "%s", uri);
+    if (slashes && (at = strchr(slashes + 3, '@')) != NULL)
+        snprintf(tmp, sizeof(tmp), "%.*s***%s", (int)(slashes + 4 - uri), uri, at);
+    snprintf(dst, len, "%s", tmp);
+    return dst;
 }
 
 /* store_new - the front end around a backend; NULL with err filled */
@@ -381,6 +389,7 @@ static struct store *store_new(struct event_base *base, const char *uri,
     st = xcalloc(1, sizeof *st);
     st->be = be;
     st->base = base;
+    st->on_error = opt ? opt->on_error : STORE_ON_ERROR_PASS;
     st->h = be->open(st, base, location, opt, base == NULL, err, errlen);
     if (!st->h) {
         free(st);
@@ -433,16 +442,27 @@ struct store *store_open_readonly(const char *uri, char *err, size_t errlen)
     return store_new(NULL, uri, NULL, err, errlen);
 }
 
+/* store_open_readonly_opts - the same with options */
+struct store *store_open_readonly_opts(const char *uri, const struct store_options *opt, char *err,
+                                       size_t errlen)
+{
+    return store_new(NULL, uri, opt, err, errlen);
+}
+
 /* store_destroy - close the backend and free everything (nothing may be queued) */
 static void store_destroy(struct store *st)
 {
     struct store_op *op;
 
+    /* A backend that answers on the loop (Redis) completes what it still had at
+     * close: those callbacks run here, before the events go. */
+    st->be->close(st->h);
+    while (st->head)
+        run_queue(st);
     if (st->flush_ev)
         event_free(st->flush_ev);
     if (st->expire_ev)
         event_free(st->expire_ev);
-    st->be->close(st->h);
     while ((op = st->spare) != NULL) {
         st->spare = op->next;
         free(op);
@@ -599,6 +619,48 @@ int store_sync_scan_prefix(struct store *st, const void *prefix, size_t plen, st
     return st->be->sync_scan_prefix(st->h, prefix, plen, item, arg);
 }
 
+/* lease_here - store_lease for a backend of one process: read, then write (nothing runs
+ * between the two, so it is atomic for this process, the only user of such a store) */
+static int lease_here(struct store *st, const void *key, size_t keylen, const char *owner,
+                      unsigned ttl_ms, store_done_cb cb, void *arg)
+{
+    size_t olen = strlen(owner), vlen = 0;
+    void *val = NULL;
+    int s = st->be->sync_get(st->h, key, keylen, &val, &vlen);
+
+    if (s == STORE_OK && (vlen != olen || memcmp(val, owner, olen) != 0))
+        s = STORE_EBUSY;
+    free(val);
+    if (s != STORE_OK && s != STORE_NOTFOUND)
+        return fail_done(st, cb, arg, s);
+    return st->be->set(st->h, key, keylen, owner, olen, (ttl_ms + 999) / 1000, cb, arg);
+}
+
+/* store_lease - take or renew a lease */
+int store_lease(struct store *st, const void *key, size_t keylen, const char *owner,
+                unsigned ttl_ms, store_done_cb cb, void *arg)
+{
+    if (async_ok(st, cb != NULL && owner != NULL) < 0)
+        return -1;
+    if (!key_ok(key, keylen) || !*owner || strlen(owner) > 255)
+        return fail_done(st, cb, arg, STORE_EINVAL);
+    if (st->be->lease)
+        return st->be->lease(st->h, key, keylen, owner, ttl_ms, cb, arg);
+    return lease_here(st, key, keylen, owner, ttl_ms, cb, arg);
+}
+
+/* store_shared - may other gateways use this store? */
+int store_shared(const struct store *st)
+{
+    return st && st->be->shared;
+}
+
+/* store_on_error - what checks do while the store is down */
+enum store_on_error store_on_error(const struct store *st)
+{
+    return st ? st->on_error : STORE_ON_ERROR_PASS;
+}
+
 /* store_counter_decode - a counter value: 8 octets, little-endian int64 */
 int store_counter_decode(const void *val, size_t vlen, int64_t *out)
 {
@@ -626,6 +688,8 @@ const char *store_strerror(int status)
         [STORE_ELIMIT] = "scan result too large",
         [STORE_ENOMEM] = "out of memory",
         [STORE_EIO] = "store i/o error",
+        [STORE_EDOWN] = "store unreachable",
+        [STORE_EBUSY] = "held by another",
     };
 
     if (status < 0 || (size_t)status >= NITEMS(text) || !text[status])

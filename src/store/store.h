@@ -4,7 +4,8 @@
  * Greylist triplets, rate-limit windows, caches and statistics live here.
  * A store is opened from a URI naming its backend:
  *   "lmdb:/var/lib/mxgate/state"   embedded LMDB environment (a directory)
- *   "redis://host:port"            reserved for a shared Redis; not built yet
+ *   "redis://[:password@]host:port/db"   a Redis server shared by several gateways
+ *   "redis+unix://[:password@]/path/redis.sock?db=N"   the same over a UNIX socket
  * Every check uses only this interface, so it behaves identically on each
  * backend.
  *
@@ -57,8 +58,14 @@ enum store_status {
     STORE_EFULL,    /* the store reached its size limit; nothing was written */
     STORE_ELIMIT,   /* scan stopped after STORE_SCAN_MAX_BYTES: results incomplete */
     STORE_ENOMEM,   /* out of memory */
-    STORE_EIO       /* backend failure (details logged) */
+    STORE_EIO,      /* backend failure (details logged) */
+    STORE_EDOWN,    /* the store cannot be reached now (Redis down, timed out): logged
+                     * once per outage by the backend; the caller follows store_on_error() */
+    STORE_EBUSY     /* store_lease: another owner holds the lease */
 };
+
+/* What a check does while the store is down (store { on_error }). */
+enum store_on_error { STORE_ON_ERROR_PASS, STORE_ON_ERROR_TEMPFAIL };
 
 /* store_get_cb - result of store_get: val/vlen set only when status is STORE_OK */
 typedef void (*store_get_cb)(void *arg, int status, const void *val, size_t vlen);
@@ -75,6 +82,9 @@ struct store_options {
     size_t map_max;           /* LMDB: the map grows up to this; 0 = 16 x map_size */
     unsigned sync_interval;   /* LMDB: seconds between flushes to disk; 0 = 5 */
     unsigned expire_interval; /* seconds between expiry batches; 0 = 60 */
+    const char *prefix;       /* Redis: namespace of every key; NULL = "mxgate:" */
+    unsigned timeout_ms;      /* Redis: connect and command timeout; 0 = 2000 */
+    enum store_on_error on_error;
 };
 
 /*
@@ -145,6 +155,21 @@ int store_flush(struct store *st);
 /* store_counter_decode - a counter's 8-octet value as int64; -1 if vlen is not 8 */
 int store_counter_decode(const void *val, size_t vlen, int64_t *out);
 
+/*
+ * store_lease - take the lease key for owner when it is free, or renew it when
+ * owner holds it, for ttl_ms milliseconds (Redis: one script, atomic for
+ * every gateway sharing the server; LMDB: seconds, one process). cb gets
+ * STORE_OK when owner holds the lease now, STORE_EBUSY when another does.
+ */
+int store_lease(struct store *st, const void *key, size_t keylen, const char *owner,
+                unsigned ttl_ms, store_done_cb cb, void *arg);
+
+/* store_shared - 1 when other gateways may share this store (Redis), else 0 */
+int store_shared(const struct store *st);
+
+/* store_on_error - what checks do with STORE_EDOWN (store { on_error }) */
+enum store_on_error store_on_error(const struct store *st);
+
 /* store_strerror - a short text for a status */
 const char *store_strerror(int status);
 
@@ -158,8 +183,14 @@ const char *store_strerror(int status);
  * 0, or -1 with err (what store_open would refuse before touching anything) */
 int store_uri_check(const char *uri, char *err, size_t errlen);
 
+/* store_uri_safe - uri for a log line or a message: a password shown as "***" (dst may be uri) */
+const char *store_uri_safe(const char *uri, char *dst, size_t len);
+
 /* store_open_readonly - open uri for reading without an event loop; NULL with err set */
 struct store *store_open_readonly(const char *uri, char *err, size_t errlen);
+/* store_open_readonly_opts - the same with options (the Redis key prefix, timeout) */
+struct store *store_open_readonly_opts(const char *uri, const struct store_options *opt, char *err,
+                                       size_t errlen);
 
 /*
  * store_sync_get - look key up now. STORE_OK with *val (malloc'd; the caller

@@ -38,9 +38,17 @@ struct store_backend {
     int (*sync_scan_prefix)(void *h, const void *prefix, size_t plen, store_scan_cb item,
                             void *arg);
     void (*close)(void *h);
+    /* lease - see store_lease; NULL: the front end does it with sync_get and set */
+    int (*lease)(void *h, const void *key, size_t keylen, const char *owner, unsigned ttl_ms,
+                 store_done_cb cb, void *arg);
+    /* check - is location one open would take (mxgated -n)? 0, or -1 with err; may be NULL */
+    int (*check)(const char *location, char *err, size_t errlen);
+    int shared; /* other gateways may use the same store */
 };
 
 extern const struct store_backend store_backend_lmdb;
+extern const struct store_backend store_backend_redis;
+extern const struct store_backend store_backend_redis_unix;
 
 /* store_now - the store's clock */
 time_t store_now(const struct store *st);

@@ -266,8 +266,19 @@ class Stats:
         self.pct: Dict[str, str] = {}
         self.verdicts: Dict[str, int] = {}
         self.auth: Dict[str, Dict[str, int]] = {}
-        in_verdicts = in_auth = False
+        self.gateways: Dict[str, Tuple[int, int, int]] = {}  # a fleet: connections,
+        in_verdicts = in_auth = in_fleet = False                # accepted, refused of each
         for ln in text.splitlines():
+            if ln.startswith("gateways sharing the store: "):
+                in_fleet = True
+                continue
+            if in_fleet:
+                g = re.match(r"^  (\S+) +(\d+) +(\d+) +(\d+)$", ln)
+                assert g or re.match(r"^  gateway +connections +accepted +refused$", ln), \
+                    "bad gateway line %r in:\n%s" % (ln, text)
+                if g:
+                    self.gateways[g.group(1)] = tuple(int(x) for x in g.groups()[1:])
+                continue
             if ln == "verdicts:":
                 in_verdicts, in_auth = True, False
                 continue

@@ -349,7 +349,8 @@ class Gateway:
                  relay_networks: Sequence[str] = (), limits=None, timeouts=None, queue=None,
                  delivery=None, tls: bool = False, listen_tls: Optional[str] = None,
                  extra: str = "", log_level: Optional[str] = None,
-                 checks: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = None):
+                 checks: Optional[Sequence[str]] = None, env: Optional[Dict[str, str]] = None,
+                 hostname: str = HOSTNAME):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -369,7 +370,7 @@ class Gateway:
         if checks is not None:
             listen += " checks = %s" % _strlist(checks)
         text = [
-            'hostname = "%s"' % HOSTNAME,
+            'hostname = "%s"' % hostname,
             'spool_dir = "%s"' % (self.dir / "spool"),
             'state_dir = "%s"' % (self.dir / "state"),
             "domains = %s" % _strlist(domains),
@@ -596,11 +597,18 @@ def gateway(request, tmp_path, sink):
     """Factory: gateway(**config) -> a started Gateway. Keywords: routes, domains,
     relay_networks, limits, timeouts, queue, delivery (dicts), tls (bool),
     listen_tls, extra (raw config text), log_level, checks (the listener's policy
-    checks), env (extra environment of the daemon), start (bool)."""
+    checks), env (extra environment of the daemon), hostname, store (raw store
+    section; by default the test's `store_backend` one, if it uses that fixture),
+    start (bool)."""
     made: List[Gateway] = []
 
     def make(start: bool = True, **kw) -> Gateway:
         tls_files_ = request.getfixturevalue("tls_files") if kw.get("tls") else None
+        store = kw.pop("store", None)  # raw store section; default: the store_backend's
+        if store is None and "store_backend" in request.fixturenames:
+            store = store_section(request.getfixturevalue("store_backend"))
+        if store:
+            kw["extra"] = kw.get("extra", "") + store
         gw = Gateway(tmp_path / ("gw%d" % len(made)), sink.port, tls_files=tls_files_, **kw)
         made.append(gw)
         if start:
@@ -615,3 +623,44 @@ def gateway(request, tmp_path, sink):
         print("---- %s (port %d), log tail ----\n%s" % (gw.logfile, gw.port, gw.log_text()[-5000:]))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+# ---------------------------------------------------------------------------
+# the state store: LMDB (each gateway's own) or one shared Redis
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """One private redis-server for the test module (UNIX socket and a loopback port)."""
+    from redisserver import RedisServer
+    srv = RedisServer(tmp_path_factory.mktemp("redis"), tcp=True).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["lmdb", "redis"])
+def store_backend(request):
+    """Parametrises a test over both backends: the `gateway` factory then gives every
+    gateway `store { uri = ... }` of the shared Redis (emptied for each test), or
+    leaves the default LMDB in its state_dir. .name, .redis (the server or None)."""
+    class Backend:
+        name = request.param
+        redis = None
+
+    b = Backend()
+    if b.name == "redis":
+        b.redis = request.getfixturevalue("redis_server")
+        if b.redis.proc is None:  # a test stopped it and failed before restarting it
+            b.redis.start()
+        b.redis.cmd("FLUSHALL")
+    yield b
+    if b.redis is not None and b.redis.proc is not None:
+        # the redis variant really ran on Redis: its gateways wrote their state there
+        assert b.redis.keys("mxgate:*"), "no gateway of this test wrote to Redis"
+
+
+def store_section(backend, on_error: str = "pass", uri: Optional[str] = None) -> str:
+    """The store section of a gateway for backend ("" for LMDB's default)."""
+    if backend is None or backend.name == "lmdb":
+        return ""
+    return 'store {\n    uri = "%s"\n    on_error = "%s"\n    timeout = 1000\n}\n' % (
+        uri or backend.redis.uri, on_error)

@@ -1,15 +1,22 @@
 """test_checks_greylist.py - greylisting with a 2 s delay, alone and combined with
 S25R (only S25R-flagged clients are greylisted), against real DNS.
 
+Each test runs on both state stores (LMDB, and a shared Redis: conftest.store_backend).
+
 Run:  /usr/bin/python3 -m pytest tests/integration/test_checks_greylist.py
 """
 
 import re
 import time
 
+import pytest
+
 from checks_env import (GOOD, GOOD_NAME, S25R_RULE_CLIENTS, accepted, checks_gateway,
                         received_from, refused, reject_line, to_rcpt, wait_stats, say_quit)
 from checks_env import dns_server  # noqa: F401  (the NSD fixture, by name)
+
+# every test on each state store: the gateway's own LMDB, and a shared Redis
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 DELAY = 2
 GREYLISTED = r"Greylisted, please try again in (\d+) seconds?"

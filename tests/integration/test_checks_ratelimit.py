@@ -6,9 +6,14 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_checks_ratelimit.py
 
 import time
 
+import pytest
+
 from checks_env import GOOD, accepted, checks_gateway, connect, say_quit, wait_stats
 from checks_env import dns_server  # noqa: F401  (the NSD fixture, by name)
 from conftest import RawClient
+
+# every test on each state store: the gateway's own LMDB, and a shared Redis
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 LIMIT = 3
 

@@ -261,10 +261,13 @@ def test_unreadable_access_file(tmp_path):
 
 @pytest.mark.parametrize("uri,text", [
     ("nosuch:/var/x", 'unknown store backend "nosuch"'),
-    ("redis:127.0.0.1:6379", "redis backend not built"),
+    ("redis:127.0.0.1:6379", "redis uri: expected redis://..."),
+    ("redis://:s3cret@127.0.0.1:6379/99", 'redis uri: database "99" is not 0..15'),
+    ("redis+unix://run/redis.sock", "redis+unix uri: the socket must be an absolute path"),
     ("lmdb:", 'store uri "lmdb:" has no location'),
     ("just-a-path", 'store uri "just-a-path" is not scheme:location'),
-], ids=["unknown-scheme", "unbuilt", "no-location", "no-scheme"])
+], ids=["unknown-scheme", "redis-no-slashes", "redis-bad-db", "redis-unix-relative",
+        "no-location", "no-scheme"])
 def test_bad_store_uri(tmp_path, uri, text):
     lines = list(BASE_LINES) + ['store { uri = "%s" }' % uri]                   # 8
     p = write_conf(tmp_path, lines)
@@ -394,7 +397,9 @@ def test_man_page_examples_pass(tmp_path, tls_files):
     """Each worked example of mxgate.conf(5) is a configuration mxgated takes
     (its files made up in a scratch directory, the user line left out)."""
     examples = man_examples()
-    assert [t for t, _ in examples] == ["A university gateway", "An ISP submission service"]
+    assert [t for t, _ in examples] == ["A university gateway", "An ISP submission service",
+                                        "Two gateways sharing Redis",
+                                        "Behind a load balancer, beside Postfix"]
     cert, key = tls_files
     etc = tmp_path / "etc"
     (etc / "dkim").mkdir(parents=True)
@@ -417,3 +422,39 @@ def test_man_page_examples_pass(tmp_path, tls_files):
         p.write_text(text + "\n")
         r = check(p, tmp_path)
         assert r.returncode == 0, (title, r.stdout, r.stderr, text)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('listen lb { address = "127.0.0.1:2526" proxy_protocol = "v3" proxy_from = {"10.0.0.1"} }',
+     'listen lb: proxy_protocol must be "none", "v1", "v2" or "any"'),
+    ('listen lb { address = "127.0.0.1:2526" proxy_protocol = "v2" }',
+     "listen lb: proxy_protocol needs proxy_from (the load balancers' addresses)"),
+    ('listen lb { address = "127.0.0.1:2526" proxy_from = {"10.0.0.1"} }',
+     "listen lb: proxy_from without proxy_protocol"),
+    ('listen lb { address = "127.0.0.1:2526" proxy_protocol = "any" proxy_from = {"10.0.0.300"} }',
+     'listen lb: proxy_from: bad address or network "10.0.0.300"'),
+    ('listen lb { address = "127.0.0.1:2526" proxy_protocol = "v1" proxy_from = {"10.0.0.1"} '
+     'proxy_timeout = 0 }', "listen lb: proxy_timeout must be between 1 and 3600"),
+    ('listen pol { address = "127.0.0.1:2526" role = "policy" proxy_protocol = "v1" '
+     'proxy_from = {"10.0.0.1"} }', 'listen pol: role = "policy" takes no proxy_protocol'),
+    ('listen pol { address = "127.0.0.1:2526" role = "milter" }',
+     'listen pol: role must be "mx", "submission" or "policy"'),
+], ids=["proxy-version", "proxy-no-from", "from-no-proxy", "proxy-from-bad", "proxy-timeout",
+        "policy-proxy", "bad-role"])
+def test_proxy_and_policy_listener_errors(tmp_path, text, message):
+    """The PROXY protocol and policy listener options: each mistake named on its line."""
+    lines = list(BASE_LINES) + [text]
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 1, r
+    assert "%s:%d: %s" % (p, len(lines), message) in r.stderr, r.stderr
+
+
+def test_proxy_and_policy_listeners_pass(tmp_path):
+    lines = list(BASE_LINES) + [
+        'listen lb { address = "127.0.0.1:2526" proxy_protocol = "any" '
+        'proxy_from = {"127.0.0.1", "10.0.0.0/8", "2001:db8::/32"} proxy_timeout = 5 }',
+        'listen pol { address = "127.0.0.1:10023" role = "policy" checks = {"greylist"} }']
+    p = write_conf(tmp_path, lines)
+    r = check(p, tmp_path)
+    assert r.returncode == 0, r

@@ -33,6 +33,7 @@ def users(gw):
     return {u["login"]: u for u in json.loads(r.stdout)["users"]}
 
 
+@pytest.mark.usefixtures("store_backend")  # on LMDB, and on a shared Redis
 def test_suspend_resume_list(gateway, sink, tmp_path, dns_server):  # noqa: F811
     gw = admin_gateway(gateway, tmp_path, ["quota"], QUOTA, dns=dns_server.address)
 
@@ -138,6 +139,7 @@ def send_as(gw, login, sender, rcpts, subject):
         s.sendmail(sender, rcpts, make_message(subject, sender=sender))
 
 
+@pytest.mark.usefixtures("store_backend")  # on LMDB, and on a shared Redis
 def test_authenticated_quota(gateway, sink, tmp_path):
     gw = submission_gateway(gateway, sink, tmp_path)
 

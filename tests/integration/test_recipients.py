@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
+import pytest
+
 from checks_env import checks_gateway
 from conftest import RawClient, Reply, free_port, make_message, queue_id, wait_until
 
@@ -179,6 +181,7 @@ def harvest(gw, results: List[Tuple[Reply, float]], started: threading.Event,
         c.close()
 
 
+@pytest.mark.usefixtures("store_backend")  # on LMDB, and on a shared Redis
 def test_harvester_tarpitted_and_blocked(gateway, sink, tmp_path):
     """threshold 5, tarpit 1 s: 5 unknown recipients are refused at once, the next
     5 after a second each, then 421 4.7.0 and the connection closes. Meanwhile

@@ -266,6 +266,7 @@ def test_submitted_mail_is_batv_signed(submission, sink):
                      head), head
 
 
+@pytest.mark.usefixtures("store_backend")  # on LMDB, and on a shared Redis
 def test_guesser_slowed_then_locked_out(submission, sink):
     gw = submission(routes=routed(sink), auth_extra="max_failures = 3\ntarpit_after = 1\n"
                     "tarpit_delay = 1\nfailure_window = 600\nlockout = 600")
