@@ -25,6 +25,7 @@ TEST="clang clang-format libclang-rt-14-dev libcmocka-dev libyaml-dev
 python3 python3-pytest python3-aiosmtpd python3-dnspython python3-dkim python3-nacl libmail-dkim-perl
 postfix nsd knot bind9-dnsutils systemd haproxy dnsdist
 prometheus chromium python3-websocket
+clamav-daemon clamav-milter
 whois dovecot-core
 redis-server
 rspamd opendkim opendkim-tools clamav-daemon clamav-milter libmilter-dev"  # mkpasswd and a private Dovecot for the submission tests; a private Redis; real milters (test_milter_real.py)

@@ -29,6 +29,7 @@
 #include "core/pool.h"
 #include "queue/commitq.h"
 #include "core/privs.h"
+#include "queue/quarantine.h"
 #include "queue/queue.h"
 #include "queue/queueconf.h"
 #include "relay/routes.h"
@@ -216,7 +217,10 @@ static struct nexthops *setup_nexthops(const struct config *cfg, const struct qu
     return nh;
 }
 
-/* setup_delivery - the thread pool, group commit, queue and next-hop knowledge */
+static struct quarantine_expiry *qexpiry; /* setup_delivery's; run frees it */
+
+/* setup_delivery - the thread pool, group commit, queue, next-hop knowledge, and the
+ * quarantine's expiry */
 static void setup_delivery(struct server *srv, const struct queueconf *qc, struct store *st,
                            SSL_CTX *client_tls)
 {
@@ -230,6 +234,16 @@ static void setup_delivery(struct server *srv, const struct queueconf *qc, struc
     srv->nexthops = setup_nexthops(srv->cfg, qc, srv->routes, srv->base, srv->pool, client_tls);
     queue_set_nexthops(srv->queue, srv->nexthops);
     queue_set_dns(srv->queue, srv->dns);
+    qexpiry = quarantine_expiry_start(srv->base, srv->pool, srv->spool, srv->cfg);
+}
+
+/* stop_delivery - setup_delivery's parts, after the queue: each after what calls it back */
+static void stop_delivery(struct server *srv)
+{
+    nexthops_free(srv->nexthops); /* before the pool runs the lookups' callbacks */
+    pool_free(srv->pool);
+    quarantine_expiry_free(qexpiry); /* after the pool: a sweep under way calls back */
+    commitq_free(srv->commits);
 }
 
 /* setup_tls - server and client contexts */
@@ -447,9 +461,7 @@ static int run(struct config *cfg, const struct options *o)
     admin_close(admin);
     queue_free(srv.queue);
     srv.queue = NULL;
-    nexthops_free(srv.nexthops); /* before the pool runs the lookups' callbacks */
-    pool_free(srv.pool);
-    commitq_free(srv.commits);
+    stop_delivery(&srv);
     server_gen_unref(srv.gen); /* the configuration, routes, TLS, resolver and checks */
     stats_free(srv.stats);
     store_close(st);

@@ -17,6 +17,7 @@
 #include "policy/policy.h"
 #include "policy/registry.h"
 #include "policy/validate.h"
+#include "queue/quarantine.h"
 #include "queue/queueconf.h"
 #include "relay/dest.h"
 #include "relay/routes.h"
@@ -36,6 +37,7 @@ static const struct config_section *const modules_fixed[] = {
     &serverconf_timeouts_section,
     &queueconf_queue_section,
     &queueconf_delivery_section,
+    &quarantine_section,
     &dnsconf_section,
     &storeconf_section,
     &adminconf_section,

@@ -154,6 +154,9 @@ static void reload_restart_only(struct config *cfg, const struct config *old)
                     "queue.bounce_domain_limit");
     reload_keep_num(cfg_getint(ln, "ipv6_prefix"), cfg_getint(lo, "ipv6_prefix"),
                     "limits.ipv6_prefix");
+    reload_keep_num(cfg_getint(cfg_getsec(cfg->raw, "quarantine"), "max_age"),
+                    cfg_getint(cfg_getsec(old->raw, "quarantine"), "max_age"),
+                    "quarantine.max_age"); /* the expiry timer is set up at start */
 }
 
 /* reload_dns - a resolver when checks may need one or servers are named (as at start) */

@@ -54,5 +54,7 @@ int reload_command(struct ctl *c, int argc, char **argv);
 /* dkim_command - "dkim keygen ...": needs no configuration (ctl_dkim.c) */
 int dkim_command(int argc, char **argv);
 int user_command(struct ctl *c, int argc, char **argv);
+int quarantine_command(struct ctl *c, int argc, char **argv);
+int list_command(struct ctl *c, int argc, char **argv);
 
 #endif

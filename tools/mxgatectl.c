@@ -32,6 +32,12 @@ void usage(void)
             "  blocks clear ADDRESS|NETWORK|all\n"
             "  user list [LOGIN]       submission logins: quota usage, suspension\n"
             "  user suspend|resume LOGIN\n"
+            "  quarantine list\n"
+            "  quarantine show ID [--body]\n"
+            "  quarantine release|delete ID\n"
+            "  list show USER          per-user allow and deny lists (USER: user@domain, @domain)\n"
+            "  list add USER allow|deny SENDER   SENDER: an address or @domain\n"
+            "  list remove USER [allow|deny] SENDER\n"
             "  status\n"
             "  reload\n"
             "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits 2048] [--dir DIR]\n");
@@ -74,9 +80,10 @@ static const struct {
     const char *name;
     int (*fn)(struct ctl *c, int argc, char **argv);
 } commands[] = {
-    {"queue", queue_command},        {"stats", stats_command},       {"flood", flood_command},
-    {"bounce-flood", flood_command}, {"greylist", greylist_command}, {"blocks", blocks_command},
-    {"status", status_command},      {"reload", reload_command},     {"user", user_command},
+    {"queue", queue_command},           {"stats", stats_command},       {"flood", flood_command},
+    {"bounce-flood", flood_command},    {"greylist", greylist_command}, {"blocks", blocks_command},
+    {"status", status_command},         {"reload", reload_command},     {"user", user_command},
+    {"quarantine", quarantine_command}, {"list", list_command},
 };
 
 int main(int argc, char **argv)

@@ -127,6 +127,33 @@ enum adm_qaction { ADM_HOLD, ADM_RELEASE, ADM_DELETE };
  * done, or -1 (ENOENT: an id that is not queued) */
 int adm_queue_act(const struct adm_env *env, enum adm_qaction a, const struct adm_select *sel);
 
+/* ---- the quarantine (adm_quarantine.c; queue/quarantine.h) ---- */
+struct quarantine_msg;
+/* adm_quarantine_msg_json - {"id","arrival","kept","reason","size","sender","client_ip",
+ * "client_name","helo","recipients":[...]} */
+void adm_quarantine_msg_json(const struct quarantine_msg *m, struct json *j);
+/* adm_quarantine_json - {"messages":[...],"total"}. 0 or -1 */
+int adm_quarantine_json(struct spool *sp, struct json *j);
+/* adm_quarantine_act - release (into the queue, delivered once) or delete one kept
+ * message, logged with via; 0, or -1 (ENOENT: not in quarantine) */
+int adm_quarantine_act(const struct adm_env *env, int release, const char *id, const char *via);
+
+/* ---- per-user allow and deny lists in the store (adm_userlists.c; policy/userlists.h) ---- */
+/* adm_userlist_add - USER (user@dom or @dom) always accepts (kind "allow") or refuses
+ * ("deny") PATTERN (an address or a domain); 0, or -1 with err */
+int adm_userlist_add(const struct adm_env *env, const char *user, const char *kind,
+                     const char *pattern, char *err, size_t errlen);
+/* adm_userlist_remove - forget USER's entry for PATTERN; 1 removed, 0 none, -1 with err */
+int adm_userlist_remove(const struct adm_env *env, const char *user, const char *pattern, char *err,
+                        size_t errlen);
+/* adm_userlist_each - fn for every store entry of user (NULL: every user); count or -1 */
+int adm_userlist_each(struct store *st, const char *user,
+                      void (*fn)(const char *rcpt, const char *kind, const char *pattern,
+                                 void *arg),
+                      void *arg);
+/* adm_userlist_json - {"entries":[{"recipient","list","sender"}]}. 0 or -1 */
+int adm_userlist_json(struct store *st, const char *user, struct json *j);
+
 /* ---- store state: greylist, blocks, bounce flood (adm_state.c) ---- */
 struct adm_grey {
     int network_only;    /* an auto-whitelist record (gl:c): no sender, recipient, state */

@@ -101,6 +101,36 @@ static void control_user(struct control *c, int argc, char **argv, struct evbuff
         evbuffer_add_printf(out, "ok 1\n");
 }
 
+/* control_quarantine - quarantine release|delete ID */
+static void control_quarantine(struct control *c, int argc, char **argv, struct evbuffer *out)
+{
+    int release = argc == 3 && strcmp(argv[1], "release") == 0;
+
+    if (argc != 3 || (!release && strcmp(argv[1], "delete") != 0))
+        evbuffer_add_printf(out, "error bad request\n");
+    else if (adm_quarantine_act(&c->env, release, argv[2], "control") < 0)
+        evbuffer_add_printf(out, "error %s\n",
+                            errno == ENOENT ? "no such message in quarantine" : strerror(errno));
+    else
+        evbuffer_add_printf(out, "ok 1\n");
+}
+
+/* control_list - list add USER allow|deny PATTERN; list remove USER PATTERN */
+static void control_list(struct control *c, int argc, char **argv, struct evbuffer *out)
+{
+    char err[128] = "bad request";
+    int n = -1;
+
+    if (argc == 5 && strcmp(argv[1], "add") == 0)
+        n = adm_userlist_add(&c->env, argv[2], argv[3], argv[4], err, sizeof(err)) == 0 ? 1 : -1;
+    else if (argc == 4 && strcmp(argv[1], "remove") == 0)
+        n = adm_userlist_remove(&c->env, argv[2], argv[3], err, sizeof(err));
+    if (n < 0)
+        evbuffer_add_printf(out, "error %s\n", err);
+    else
+        evbuffer_add_printf(out, "ok %d\n", n);
+}
+
 /* control_status - "ok" then the text lines, or "ok " and the JSON */
 static void control_status(struct control *c, int json, struct evbuffer *out)
 {
@@ -163,6 +193,10 @@ static void control_execute(struct control *c, char *req, struct evbuffer *out)
         control_store(c, argc, argv, out);
     } else if (strcmp(argv[0], "user") == 0) {
         control_user(c, argc, argv, out);
+    } else if (strcmp(argv[0], "quarantine") == 0) {
+        control_quarantine(c, argc, argv, out);
+    } else if (strcmp(argv[0], "list") == 0) {
+        control_list(c, argc, argv, out);
     } else if (strcmp(argv[0], "reload") == 0 && argc == 1 && c->env.reload) {
         log_info("event=reload via=control");
         c->env.reload(c->env.reload_arg);

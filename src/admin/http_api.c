@@ -8,6 +8,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "queue/quarantine.h"
 #include "queue/queue.h"
 
 /* api_period - from/to parameters (default: today); 0 or -1 */
@@ -120,6 +121,32 @@ static void api_store_listing(struct http_req *r, const char *what)
     json_free(&j);
 }
 
+/* api_quarantine - GET /api/quarantine[?id=] */
+static void api_quarantine(struct http_req *r)
+{
+    const char *id = http_param(r, "id");
+    struct quarantine_msg m;
+    struct json j;
+    int rc = 0;
+
+    json_init(&j);
+    if (id && quarantine_get(r->a->env.spool, id, &m) == 0) {
+        adm_quarantine_msg_json(&m, &j);
+        quarantine_msg_free(&m);
+    } else if (id) {
+        rc = -2;
+    } else {
+        rc = adm_quarantine_json(r->a->env.spool, &j);
+    }
+    if (rc == -2)
+        http_error(r, 404, "no such message in quarantine");
+    else if (rc < 0)
+        http_error(r, 500, "cannot read the quarantine");
+    else
+        http_json(r, 200, &j);
+    json_free(&j);
+}
+
 int http_api_get(struct http_req *r, const char *path)
 {
     struct json j;
@@ -132,6 +159,14 @@ int http_api_get(struct http_req *r, const char *path)
         json_init(&j);
         adm_dests_json(&r->a->env, &j);
         http_json(r, 200, &j);
+    } else if (strcmp(path, "/api/quarantine") == 0) {
+        api_quarantine(r);
+    } else if (strcmp(path, "/api/lists") == 0) {
+        json_init(&j);
+        if (adm_userlist_json(r->a->env.store, http_param(r, "user"), &j) < 0)
+            http_error(r, 400, "cannot read the lists (user is user@domain or @domain)");
+        else
+            http_json(r, 200, &j);
         json_free(&j);
     } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0 ||
                strcmp(path, "/api/flood") == 0) {
@@ -224,6 +259,39 @@ static void api_user_action(struct http_req *r, int suspend)
         api_count(r, 1);
 }
 
+/* api_quarantine_action - POST /api/quarantine/{release,delete} with id= */
+static void api_quarantine_action(struct http_req *r, int release)
+{
+    const char *id = http_param(r, "id");
+
+    if (!id) {
+        http_error(r, 400, "missing id");
+    } else if (adm_quarantine_act(&r->a->env, release, id, "http") < 0) {
+        http_error(r, errno == ENOENT ? 404 : 500,
+                   errno == ENOENT ? "no such message in quarantine" : strerror(errno));
+    } else {
+        api_count(r, 1);
+    }
+}
+
+/* api_list_action - POST /api/lists/add (user=, list=, sender=) and /api/lists/remove */
+static void api_list_action(struct http_req *r, int add)
+{
+    const char *user = http_param(r, "user"), *list = http_param(r, "list"),
+               *sender = http_param(r, "sender");
+    char err[128] = "missing user, list or sender";
+    int n = -1;
+
+    if (user && sender && add && list)
+        n = adm_userlist_add(&r->a->env, user, list, sender, err, sizeof(err)) == 0 ? 1 : -1;
+    else if (user && sender && !add)
+        n = adm_userlist_remove(&r->a->env, user, sender, err, sizeof(err));
+    if (n < 0)
+        http_error(r, 400, err);
+    else
+        api_count(r, n);
+}
+
 int http_api_post(struct http_req *r, const char *path)
 {
     if (strcmp(path, "/api/queue/flush") == 0) {
@@ -236,6 +304,11 @@ int http_api_post(struct http_req *r, const char *path)
         api_queue_action(r, ADM_RELEASE);
     } else if (strcmp(path, "/api/queue/delete") == 0) {
         api_queue_action(r, ADM_DELETE);
+    } else if (strcmp(path, "/api/quarantine/release") == 0 ||
+               strcmp(path, "/api/quarantine/delete") == 0) {
+        api_quarantine_action(r, path[16] == 'r');
+    } else if (strcmp(path, "/api/lists/add") == 0 || strcmp(path, "/api/lists/remove") == 0) {
+        api_list_action(r, path[11] == 'a');
     } else if (strcmp(path, "/api/greylist/allow") == 0 ||
                strcmp(path, "/api/greylist/remove") == 0 ||
                strcmp(path, "/api/blocks/clear") == 0) {

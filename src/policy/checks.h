@@ -45,4 +45,10 @@ extern const struct policy_check_ops policy_check_quota;
 /* milter (the Sendmail milter protocol, several milters in order; milter.c) */
 extern const struct policy_check_ops policy_check_milter;
 
+/* clamd (the message text through clamd's INSTREAM at END; clamd.h) */
+extern const struct policy_check_ops policy_check_clamd;
+
+/* userlists (per-user allow and deny lists at RCPT and END; userlists.h) */
+extern const struct policy_check_ops policy_check_userlists;
+
 #endif

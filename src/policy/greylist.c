@@ -647,4 +647,5 @@ const struct policy_check_ops policy_check_greylist = {
     .free = greylist_free,
     .disconnect = greylist_disconnect,
     .section = &gl_section,
+    .user_allowable = 1, /* a per-user allow (userlists) skips the greylist */
 };

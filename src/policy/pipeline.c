@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "core/xmalloc.h"
 #include "policy/registry.h"
 #include "policy/stats.h"
@@ -272,13 +273,40 @@ static void run_held_verdict(struct policy_run *r, const struct policy_verdict *
         run_step(r);
 }
 
+/* run_user_allowed - a per-user allow overrides the refusal of a user_allowable
+ * check: logged with the decision it overrode, counted, and no opinion instead */
+static const struct policy_verdict *run_user_allowed(struct policy_run *r, struct policy_job *job,
+                                                     const struct policy_verdict *v,
+                                                     struct policy_verdict *dunno)
+{
+    const struct policy_client *cl = r->cl;
+    const char *check = job->inst->ops->name; /* ours, from the registry */
+    char rcpt[LOG_QUOTE_MAX + 8] = "";
+
+    if (!cl->user_allow || !job->inst->ops->user_allowable ||
+        (v->action != POLICY_TEMPFAIL && v->action != POLICY_REJECT))
+        return v;
+    if (cl->rcpt) /* at END the allow is every recipient's */
+        snprintf(rcpt, sizeof(rcpt), " rcpt=%s", log_qaddr(cl->rcpt));
+    log_info("event=allowed_by_user client=%s stage=%s from=%s%s overrode=%s decision=\"%d %s\" "
+             "reason=%s",
+             cl->ip, policy_stage_name(r->stage), log_qaddr(cl->sender ? cl->sender : ""), rcpt,
+             check, v->code, v->status, log_q(v->reason));
+    stats_count(r->p->env.stats, "userlists.override");
+    policy_verdict_dunno(dunno);
+    snprintf(dunno->reason, sizeof(dunno->reason), "allowed by user");
+    return dunno;
+}
+
 /* policy_job_done - record the check's verdict; continue or decide */
 void policy_job_done(struct policy_job *job, const struct policy_verdict *v)
 {
     struct policy_run *r = job->run;
+    struct policy_verdict dunno;
     char counter[96];
 
     job->pending = 0;
+    v = run_user_allowed(r, job, v, &dunno);
     if (r->held_pass) {
         run_held_verdict(r, v);
         return;
@@ -327,6 +355,8 @@ struct policy_run *policy_start(const struct policy_chain *c, enum policy_stage 
     r->done = done;
     r->arg = arg;
     policy_verdict_dunno(&r->result);
+    if (stage == POLICY_RCPT || stage == POLICY_END)
+        cl->user_allow = 0; /* the userlists check, listed first, says it anew */
     r->held_pass = stage == POLICY_RCPT && cl->held && !run_postmaster(r);
     r->ev = event_new(c->p->env.base, -1, 0, run_kick, r);
     if (!r->ev) {

@@ -144,6 +144,13 @@ struct policy_client {
      * (a milter's change or delete header, replaced body), policy_edit_*; the
      * session applies them before the commit and frees them */
     struct policy_edit *edit;
+    /* per-user lists (userlists.c): at RCPT the recipient being judged always
+     * accepts the sender; at END every recipient does. A check that is
+     * user_allowable (greylist, score) is then not let refuse: the pipeline logs
+     * event=allowed_by_user with what it overrode. user_allowed counts the
+     * transaction's accepted recipients that had it (the session keeps it). */
+    int user_allow;
+    unsigned user_allowed;
 };
 
 /*
@@ -226,6 +233,9 @@ struct policy_check_ops {
     /* passes_held - at RCPT, an OK from this check lets the recipient past a
      * held connect/HELO refusal (the access list's rcpt allow) */
     int passes_held;
+    /* user_allowable - a per-user allow (cl->user_allow) overrides this check's
+     * TEMPFAIL and REJECT (greylist, score) */
+    int user_allowable;
     /* section - the check's configuration section (options, defaults, bounds), or NULL;
      * config_load assembles it with the others (policy_section lists them) */
     const struct config_section *section;

@@ -21,6 +21,8 @@ static const struct policy_check_ops *const policy_checks[] = {
     &policy_check_dmarc,
     &policy_check_quota,
     &policy_check_milter,
+    &policy_check_clamd,
+    &policy_check_userlists,
     NULL,
 };
 

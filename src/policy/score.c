@@ -3,7 +3,7 @@
  * summed by the pipeline into cl->score, named in cl->score_tests) against
  * thresholds. List it last: it judges what the checks before it found.
  *
- *   score { tag = 5  tempfail = 10  reject = 15 }
+ *   score { tag = 5  tempfail = 10  reject = 15  quarantine = 0 }
  *
  * At RCPT (connect, HELO and MAIL points) and at the end of DATA (all of
  * them): a total at or above `reject` gets 550 5.7.1, at or above `tempfail`
@@ -14,7 +14,12 @@
  *
  * on top ("Yes" from `tag` on), for the mail servers behind the gateway to
  * sort on. The refusal's reason (the reject log line) names every check's
- * points, as the header does.
+ * points, as the header does. A message at or above `quarantine` (0: never)
+ * but below the refusals is accepted and kept in quarantine.
+ *
+ * A per-user allow (userlists: every recipient accepts the sender) lifts the
+ * refusals (the pipeline, user_allowable), and at END the quarantine and the
+ * tag too: logged as event=allowed_by_user overrode=score.
  */
 #include "policy/checks.h"
 
@@ -29,7 +34,7 @@
 #define SCORE_MAX 100000
 
 struct score_conf {
-    int tag, tempfail, reject; /* tempfail, reject: 0 is never */
+    int tag, tempfail, reject, quarantine; /* tempfail, reject, quarantine: 0 is never */
 };
 
 /* score_tests - the tests list as the header and the reason show it */
@@ -78,7 +83,27 @@ static void score_tag(const struct score_conf *sc, struct policy_client *cl,
              score_tests(cl));
 }
 
-/* score_run - RCPT and END: refuse over a threshold; tag at END */
+/* score_keep - END: over the quarantine threshold; 1 when it decided */
+static int score_keep(const struct score_conf *sc, struct policy_client *cl,
+                      struct policy_verdict *v)
+{
+    char why[96];
+
+    if (!sc->quarantine || cl->score < sc->quarantine)
+        return 0;
+    snprintf(why, sizeof(why), "score=%d required=%d", cl->score, sc->quarantine);
+    if (cl->user_allow) {
+        log_info("event=allowed_by_user client=%s stage=end from=%s overrode=score "
+                 "decision=quarantine reason=%s",
+                 cl->ip, log_qaddr(cl->sender ? cl->sender : ""), log_q(why));
+        return 1;
+    }
+    policy_client_quarantine(cl, "score", why);
+    snprintf(v->reason, sizeof(v->reason), "quarantine %s tests=%s", why, score_tests(cl));
+    return 0;
+}
+
+/* score_run - RCPT and END: refuse over a threshold; quarantine and tag at END */
 static void score_run(void *state, struct policy_job *job, enum policy_stage stage,
                       struct policy_client *cl)
 {
@@ -86,7 +111,8 @@ static void score_run(void *state, struct policy_job *job, enum policy_stage sta
     struct policy_verdict v;
 
     policy_verdict_dunno(&v);
-    if (!score_refusal(sc, cl, &v) && stage == POLICY_END)
+    if (!score_refusal(sc, cl, &v) && stage == POLICY_END && !score_keep(sc, cl, &v) &&
+        !cl->user_allow) /* every recipient allows the sender: no tag either */
         score_tag(sc, cl, &v);
     policy_job_done(job, &v);
 }
@@ -100,6 +126,7 @@ static int score_init(const struct policy_env *env, void **state, char *err, siz
     sc->tag = (int)cfg_getint(sec, "tag");
     sc->tempfail = (int)cfg_getint(sec, "tempfail");
     sc->reject = (int)cfg_getint(sec, "reject");
+    sc->quarantine = (int)cfg_getint(sec, "quarantine");
     *state = sc;
     return 0;
 }
@@ -116,14 +143,19 @@ static void score_check(cfg_t *root, struct config_diag *d)
     cfg_t *sec = cfg_getsec(root, "score");
     long tf = cfg_getint(sec, "tempfail"), rj = cfg_getint(sec, "reject");
 
+    long qt = cfg_getint(sec, "quarantine");
+
     if (tf && rj && tf >= rj)
         config_error(d, sec->line, "score: tempfail (%ld) must be below reject (%ld)", tf, rj);
+    if (qt && ((tf && qt >= tf) || (rj && qt >= rj)))
+        config_error(d, sec->line, "score: quarantine (%ld) must be below tempfail and reject", qt);
 }
 
 static cfg_opt_t score_opts[] = {
     CFG_INT("tag", 5, CFGF_NONE),
     CFG_INT("tempfail", 10, CFGF_NONE),
     CFG_INT("reject", 15, CFGF_NONE),
+    CFG_INT("quarantine", 0, CFGF_NONE),
     CFG_END(),
 };
 
@@ -131,6 +163,7 @@ static const struct config_bound score_bounds[] = {
     {"tag", 1, SCORE_MAX},
     {"tempfail", 0, SCORE_MAX},
     {"reject", 0, SCORE_MAX},
+    {"quarantine", 0, SCORE_MAX},
     {NULL, 0, 0},
 };
 
@@ -148,4 +181,5 @@ const struct policy_check_ops policy_check_score = {
     .run = score_run,
     .free = score_free,
     .section = &score_section,
+    .user_allowable = 1,
 };

@@ -15,7 +15,8 @@
 #include "core/fsutil.h"
 #include "core/xmalloc.h"
 
-const char *const spool_subdirs[SUB_COUNT + 1] = {"tmp", "queue", "log", "corrupt", "free", NULL};
+const char *const spool_subdirs[SUB_COUNT + 1] = {"tmp",  "queue",      "log", "corrupt",
+                                                  "free", "quarantine", NULL};
 
 static uint64_t spool_last_id; /* atomic: the numeric value of the last id handed out */
 

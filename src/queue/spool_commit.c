@@ -59,7 +59,7 @@ size_t spool_commit_batch(struct spool_writer *const *ws, size_t n)
             continue;
         if (rc < 0) {
             /* Not durable: take it back, the client will be told 4xx and retry. */
-            unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
+            unlinkat(spool_writer_dest(w), w->id, 0);
             w->failed = saved;
         } else {
             w->committed = 1;

@@ -10,6 +10,7 @@
  *   spool_corrupt.c  files that fail to load: moved to corrupt/, reported, listed
  *   spool_log.c      the per-recipient delivery log, and dequeueing
  *   spool_list.c     walking the directories, sweeps, listing
+ *   quarantine.c     messages kept in quarantine/ until released or deleted
  */
 #ifndef MX_QUEUE_SPOOL_INTERNAL_H
 #define MX_QUEUE_SPOOL_INTERNAL_H
@@ -40,7 +41,7 @@
 
 #define SPOOL_RECYCLE_SIZE_MAX (256 * 1024) /* larger files are unlinked, not kept */
 
-enum spool_sub { SUB_TMP, SUB_QUEUE, SUB_LOG, SUB_CORRUPT, SUB_FREE, SUB_COUNT };
+enum spool_sub { SUB_TMP, SUB_QUEUE, SUB_LOG, SUB_CORRUPT, SUB_FREE, SUB_QUARANTINE, SUB_COUNT };
 
 /* Files of delivered messages kept in free/ to be written over by new ones. */
 struct spool_free {
@@ -80,6 +81,7 @@ struct spool_writer {
     off_t old_size; /* a recycled file's size before we wrote over it */
     int failed;     /* errno of the first failure, sticky */
     int committed;
+    char *quarantine; /* commit into quarantine/ with this reason (quarantine.h), or NULL */
     uint64_t body_len;
     size_t prepend_len; /* octets after the body that go on top of it (spool_writer_prepend) */
     size_t hdr_len;
@@ -129,6 +131,15 @@ int spool_recycle(struct spool *sp, const char *id);
 /* spool_writer_prepare - everything of a commit but the sync: length,
  * checksum, fsync (per-file mode), rename into queue/, close. 0 or -1 */
 int spool_writer_prepare(struct spool_writer *w);
+
+/* spool_writer_dest - the directory a commit renames into: queue/, or quarantine/ */
+int spool_writer_dest(const struct spool_writer *w);
+/* quarantine_note - before the rename: quarantine/ID.why with w's reason; 0 or -1 */
+int quarantine_note(struct spool_writer *w);
+/* spool_load_fd - check and parse an open queue file (spool_load_open's first half:
+ * no log, nothing moved); on EBADMSG *why names the check that failed */
+int spool_load_fd(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
+                  uint64_t *body_len, int verify, const char **why);
 
 /* spool_corrupt_found - queue/ID failed its checks (why): quarantine it unless
  * keep_corrupt, then tell the owner */

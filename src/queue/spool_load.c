@@ -295,10 +295,10 @@ static int load_prepend(int fd, off_t off, size_t len, struct spool_envelope *en
     return 0;
 }
 
-/* load_queue_file - check queue/ID (length, checksum if verify), then parse its
+/* spool_load_fd - check queue/ID (length, checksum if verify), then parse its
  * envelope; on EBADMSG *why names the check that failed */
-static int load_queue_file(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
-                           uint64_t *body_len, int verify, const char **why)
+int spool_load_fd(int fd, const char *id, struct spool_envelope *env, off_t *body_off,
+                  uint64_t *body_len, int verify, const char **why)
 {
     struct stat st;
     struct spool_first f;
@@ -425,7 +425,7 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
     fd = openat(sp->fds[SUB_QUEUE], id, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    rc = load_queue_file(fd, id, env, body_off, body_len, verify, &why);
+    rc = spool_load_fd(fd, id, env, body_off, body_len, verify, &why);
     if (rc == 0) {
         why = "log";
         rc = load_log(sp, id, env);

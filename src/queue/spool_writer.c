@@ -342,7 +342,7 @@ static int writer_finish_file(struct spool_writer *w)
 /* writer_rename - move the file to queue/ID, never replacing an existing queue/ID */
 static int writer_rename(struct spool_writer *w)
 {
-    int tfd = w->sp->fds[w->tmp_sub], qfd = w->sp->fds[SUB_QUEUE];
+    int tfd = w->sp->fds[w->tmp_sub], qfd = spool_writer_dest(w);
 
     if (renameat2(tfd, w->tmp_name, qfd, w->id, RENAME_NOREPLACE) == 0) {
         w->tmp_exists = 0;
@@ -403,12 +403,14 @@ int spool_writer_prepare(struct spool_writer *w)
             w->failed = EINVAL;
         return errno = EINVAL, -1;
     }
-    if (writer_finish_file(w) < 0 || writer_rename(w) < 0)
+    if (writer_finish_file(w) < 0 || (w->quarantine && quarantine_note(w) < 0) ||
+        writer_rename(w) < 0)
         return writer_abort(w);
-    if (close(w->fd) < 0) {
+    /* quarantine/ is rare and not group-committed: its name is synced here */
+    if (close(w->fd) < 0 || (w->quarantine && fsync(spool_writer_dest(w)) < 0)) {
         w->fd = -1;
         w->failed = errno;
-        unlinkat(w->sp->fds[SUB_QUEUE], w->id, 0);
+        unlinkat(spool_writer_dest(w), w->id, 0);
         return errno = w->failed, -1;
     }
     w->fd = -1;
@@ -426,6 +428,7 @@ void spool_writer_free(struct spool_writer *w)
         close(w->fd);
     w->fd = -1;
     writer_release(w);
+    free(w->quarantine);
     free(w);
     errno = saved;
 }

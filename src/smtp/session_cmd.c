@@ -114,6 +114,8 @@ static void session_tx_judgement(struct session *s)
         memset(s->cl.auth, 0, sizeof(*s->cl.auth));
     s->cl.quarantine[0] = '\0';
     s->cl.discard = 0;
+    s->cl.user_allow = 0;
+    s->cl.user_allowed = 0;
 }
 
 /* session_helo_judgement - a HELO again (after STARTTLS) is judged again, from
@@ -310,6 +312,8 @@ static void rcpt_reply(struct session *s, const struct policy_verdict *v)
     } else {
         /* a rewrite (e.g. the BATV tag stripped) is what the internal server gets */
         cmd_rcpt_add(s->tx, rewrite ? rewrite : s->pending_rcpt);
+        s->cl.user_allowed += s->cl.user_allow != 0; /* per-user allows, for END */
+        s->cl.nrcpt = (unsigned)s->tx->nrcpt;
         session_reply(s, "250 2.1.5 Ok");
     }
     free(rewrite);

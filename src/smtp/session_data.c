@@ -14,6 +14,7 @@
 #include "queue/commitq.h"
 #include "policy/stats.h"
 #include "queue/queue.h"
+#include "queue/quarantine.h"
 #include "mail/address.h"
 #include "auth/auth.h"
 #include "mail/received.h"
@@ -33,7 +34,8 @@ struct session_commit {
     double arrived;      /* the transaction began (delay=) */
     size_t nrcpt;
     uint64_t size;
-    int submitted; /* from an authenticated session: counted as a submission too */
+    int submitted;    /* from an authenticated session: counted as a submission too */
+    char *quarantine; /* kept in quarantine/ for this reason (a check asked), or NULL */
     int rc;
     int err;
 };
@@ -244,6 +246,14 @@ static void data_refuse(struct session *s)
         session_error(s, "data", "451 4.3.0 Error: queue file write error");
 }
 
+/* session_quarantined - the message is durable in quarantine/, not queued */
+static void session_quarantined(const char *sid, const char *id, const char *why,
+                                struct stats *stats)
+{
+    log_info("event=quarantined sid=%s id=%s reason=%s", sid, id, log_q(why));
+    stats_count(stats, "quarantine.kept");
+}
+
 /* commit_done - on the loop: answer the client (if still there) and schedule delivery */
 static void commit_done(void *arg, int rc, int err)
 {
@@ -258,7 +268,9 @@ static void commit_done(void *arg, int rc, int err)
                  c->sid, c->id, c->ip, log_qaddr(c->sender), c->nrcpt, (unsigned long long)c->size,
                  log_q(c->msgid ? c->msgid : ""), log_q(c->rcpts));
         stats_count(c->srv->stats, c->submitted ? "submission.accepted" : "accepted");
-        if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
+        if (c->quarantine)
+            session_quarantined(c->sid, c->id, c->quarantine, c->srv->stats);
+        else if (c->srv->queue) /* NULL during shutdown: the next start picks it up */
             queue_add_arrived(c->srv->queue, c->id, c->arrived);
     } else {
         log_err("event=error sid=%s id=%s what=\"spool commit\" error=%s", c->sid, c->id,
@@ -281,6 +293,7 @@ static void commit_done(void *arg, int rc, int err)
     free(c->sender);
     free(c->msgid);
     free(c->rcpts);
+    free(c->quarantine);
     free(c);
 }
 
@@ -305,6 +318,8 @@ static void data_commit(struct session *s)
     c->msgid = session_log_msgid(s);
     c->rcpts = session_log_rcpts(tx);
     c->arrived = tx->started;
+    if (s->cl.quarantine[0] && spool_writer_quarantine(c->writer, s->cl.quarantine) == 0)
+        c->quarantine = xstrdup(s->cl.quarantine);
     session_tx_free(s);
     s->commit = c;
     session_set_state(s, SESS_COMMIT);

@@ -124,6 +124,8 @@ static int msg_verdict_field(const struct session *s, const char *p, size_t len)
         (msg_named(p, len, "X-Spam-Score") || msg_named(p, len, "X-Spam-Status") ||
          msg_named(p, len, "X-Spam-Flag")))
         return 1;
+    if (policy_has_check(s->chain, "clamd") && msg_named(p, len, "X-Mxgate-Virus-Scan"))
+        return 1;
     return policy_has_check(s->chain, "dmarc") && msg_named(p, len, "X-Mxgate-DMARC");
 }
 
@@ -135,7 +137,7 @@ static void msg_field_start(struct session *s, const char *line, size_t len)
     size_t n = (size_t)(line + len - p);
 
     if (msg_verdict_field(s, p, n)) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof(name), "%.*s", (int)strcspn(p, ":"), p);
         log_info("event=field_removed sid=%s client=%s field=%s why=\"ours to write\"", s->sid,
                  s->ip, log_q(name));

@@ -168,6 +168,54 @@ static void test_checks_feed_it(void **state)
     assert_string_equal(o.v.reason, "score=13 required=13 tests=dnsbl=3,s25r=5,spf=4,sender=1");
 }
 
+/* test_quarantine - between quarantine and the refusals the message is kept (and
+ * tagged); a per-user allow of every recipient lifts refusal, quarantine and tag */
+static void test_quarantine(void **state)
+{
+    struct policy_client cl;
+    struct ts_outcome o;
+
+    load("\"score\"", "score { tag = 5  quarantine = 8  tempfail = 10  reject = 15 }\n");
+    o = at(&cl, POLICY_END, 7, "s25r=7");
+    assert_int_equal(o.v.action, POLICY_DUNNO);
+    assert_string_equal(cl.quarantine, "");
+    free(cl.add_headers);
+    o = at(&cl, POLICY_END, 9, "s25r=5,spf=4");
+    assert_int_equal(o.v.action, POLICY_DUNNO);
+    assert_string_equal(cl.quarantine, "score: score=9 required=8");
+    assert_non_null(strstr(cl.add_headers, "X-Spam-Status: Yes, score=9"));
+    free(cl.add_headers);
+    o = at(&cl, POLICY_END, 10, "s25r=10");
+    assert_int_equal(o.v.action, POLICY_TEMPFAIL);
+    assert_string_equal(cl.quarantine, ""); /* refused, not kept */
+
+    /* userlists (listed first) finds at END that every recipient allowed the sender */
+    load("\"userlists\", \"score\"",
+         "userlists { store = false }\n"
+         "score { tag = 5  quarantine = 8  tempfail = 10  reject = 15 }\n");
+    ts_client(&cl, "192.0.2.30");
+    cl.sender = "a@b.test";
+    cl.score = 9;
+    cl.nrcpt = 2;
+    cl.user_allowed = 1; /* one of two: no */
+    o = ts_stage(&C->fx, POLICY_END, &cl, 0);
+    assert_string_equal(cl.quarantine, "score: score=9 required=8");
+    free(cl.add_headers);
+    ts_client(&cl, "192.0.2.30");
+    cl.sender = "a@b.test";
+    cl.score = 9;
+    cl.nrcpt = 2;
+    cl.user_allowed = 2;
+    o = ts_stage(&C->fx, POLICY_END, &cl, 0);
+    assert_int_equal(o.v.action, POLICY_DUNNO);
+    assert_string_equal(cl.quarantine, "");
+    assert_null(cl.add_headers);
+    cl.score = 20;
+    o = ts_stage(&C->fx, POLICY_END, &cl, 0);
+    assert_int_equal(o.v.action, POLICY_DUNNO);
+    assert_int_equal(ts_stats_sum(&C->fx, "userlists.override"), 1);
+}
+
 /* test_bad_thresholds - tempfail must stay below reject */
 static void test_bad_thresholds(void **state)
 {
@@ -185,10 +233,9 @@ static void test_bad_thresholds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_thresholds),
-        cmocka_unit_test(test_tag_fields),
-        cmocka_unit_test(test_checks_feed_it),
-        cmocka_unit_test(test_bad_thresholds),
+        cmocka_unit_test(test_thresholds),     cmocka_unit_test(test_tag_fields),
+        cmocka_unit_test(test_checks_feed_it), cmocka_unit_test(test_bad_thresholds),
+        cmocka_unit_test(test_quarantine),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
