@@ -159,6 +159,7 @@ int http_api_get(struct http_req *r, const char *path)
         json_init(&j);
         adm_dests_json(&r->a->env, &j);
         http_json(r, 200, &j);
+        json_free(&j);
     } else if (strcmp(path, "/api/quarantine") == 0) {
         api_quarantine(r);
     } else if (strcmp(path, "/api/lists") == 0) {
