@@ -38,6 +38,8 @@ struct qentry {
     double arrived, queued; /* for delay= (queue_add_arrived); 0: unknown */
     struct queue *q;
     struct qdest *qd;         /* its destination, known after its first load; NULL before */
+    struct qdest *counted;    /* while active: the destination whose nactive counts it */
+    int admitted;             /* dispatch started it for counted: the load needs no admit */
     TAILQ_ENTRY(qentry) link; /* ready, parked, active or held list */
 };
 
@@ -74,7 +76,6 @@ struct queue {
     struct qdlist ring; /* destinations with ready mail */
     struct qdlist dests;
     size_t nring;
-    struct qdest *admitting; /* dispatch checked this destination for the entry it starts */
     struct spool_scan *scan; /* the start's listing of the spool, in slices */
     struct event *scan_ev;
     unsigned scanned;
@@ -86,12 +87,13 @@ time_t queue_id_time(const char *id);
 void queue_kick(struct queue *q);
 int queue_heap_push(struct queue *q, struct qentry *e);
 void queue_arm(struct queue *q);
-int queue_start_entry(struct queue *q, struct qentry *e);
+int queue_start_entry(struct queue *q, struct qentry *e, int admitted);
 
 /* queue_dest.c */
 void qd_make_ready(struct queue *q, struct qentry *e);
 void qd_unready(struct queue *q, struct qentry *e);
 void qd_unpark(struct queue *q, struct qentry *e);
+void qd_count(struct qentry *e, struct qdest *qd);
 void qd_dispatch(struct queue *q);
 int qd_admit(void *arg, struct dest *dest);
 int qd_outcome(struct queue *q, struct qentry *e, const struct delivery_outcome *o);

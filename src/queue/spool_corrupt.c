@@ -63,13 +63,23 @@ static int quarantine(struct spool *sp, const char *id, const char *why)
     return moved;
 }
 
+/* spool_corrupt_move - quarantine queue/ID unless keep_corrupt; 1 if it moved */
+int spool_corrupt_move(struct spool *sp, const char *id, const char *why)
+{
+    return !sp->keep_corrupt && quarantine(sp, id, why);
+}
+
+/* spool_corrupt_tell - tell the owner (spool_on_corrupt) */
+void spool_corrupt_tell(struct spool *sp, const char *id, const char *why, int moved)
+{
+    if (sp->corrupt_fn)
+        sp->corrupt_fn(id, why, moved, sp->corrupt_arg);
+}
+
 /* spool_corrupt_found - quarantine queue/ID (unless keep_corrupt) and tell the owner */
 void spool_corrupt_found(struct spool *sp, const char *id, const char *why)
 {
-    int moved = !sp->keep_corrupt && quarantine(sp, id, why);
-
-    if (sp->corrupt_fn)
-        sp->corrupt_fn(id, why, moved, sp->corrupt_arg);
+    spool_corrupt_tell(sp, id, why, spool_corrupt_move(sp, id, why));
 }
 
 /* read_why - corrupt/ID.why into c; what is not "<digits> <[a-z-]+>\n" reads as unknown */
