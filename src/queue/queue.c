@@ -194,7 +194,6 @@ static void queue_not_started(struct queue *q, struct qentry *e, int err)
     }
     e->flush_req = 0; /* due now anyway */
     if (e->delete_req) {
-        e->st = Q_HELD; /* on no list */
         pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
     } else if (e->hold_req) {
         e->st = Q_HELD;
