@@ -28,6 +28,7 @@ Load: smtp-source -s SESSIONS -l 2048 (2 KiB messages), one recipient each.
 
     /usr/bin/python3 bench/queue_growth.py [--sizes 10000,100000,1000000]
         [--batch 5000] [--repeat 3] [--sessions 20] [--idle 10] [--keep] [--postfix]
+        [--drop-caches]
 
 --postfix measures Debian's Postfix the same way (its retries matched:
 queue_run_delay and minimal_backoff_time 5 s, maximal_backoff_time 60 s); "all
@@ -334,6 +335,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3,
                     help="accept rates are the median of this many batches")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="sync and drop the page cache before the drain (root): cold reads")
     ap.add_argument("--postfix", action="store_true", help="measure Postfix instead")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -390,6 +393,10 @@ def main():
             time.sleep(0.2)
         log("restart with %d queued: greeting after %.2f s, all scheduled after %s s"
             % (queued, ready, "%.1f" % sched if sched is not None else "n/a"))
+        if args.drop_caches:
+            subprocess.run(["sync"], check=True)
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
         sink = Sink(hop)
         mx.ctl("queue", "flush")
         if not sink.wait_count(queued, 3600):

@@ -392,37 +392,28 @@ static void dl_expire(struct delivery *d)
     }
 }
 
-/* delivery_start - load the message and start every route */
-struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
-                                delivery_done_fn done, void *arg)
+/* dl_not_started - the attempt ends before it began (err: see delivery_outcome) */
+static void dl_not_started(struct delivery *d, int err)
 {
-    struct delivery *d = xcalloc(1, sizeof(*d));
+    d->out.not_started = err;
+    d->done(d->arg, &d->out);
+    delivery_free(d);
+}
 
-    d->ctx = *ctx;
-    d->done = done;
-    d->arg = arg;
-    d->body_fd = -1;
-    snprintf(d->id, sizeof(d->id), "%s", id);
-    if (spool_load_open(ctx->spool, id, &d->env, &d->body_off, &d->body_len, &d->body_fd, verify) <
-        0) {
-        int e = errno;
-        free(d);
-        errno = e;
-        return NULL;
-    }
-    if (dl_pending(d) < 0 || dl_group(d) < 0) {
-        delivery_free(d);
-        errno = ENOENT;
-        return NULL;
-    }
+/* dl_begin - on the loop, the message loaded: ask the scheduler, start every route */
+static void dl_begin(struct delivery *d)
+{
+    const struct delivery_ctx *ctx = &d->ctx;
+
+    dl_pending(d);
+    dl_group(d);
     d->starting = 1;
     d->t_started = clock_now_precise();
     d->primary = d->out.dest = dl_primary_dest(d);
     if (time(NULL) - d->env.arrival < (time_t)ctx->conf.queue.lifetime && ctx->admit &&
-        !ctx->admit(arg, d->primary)) {
-        delivery_free(d); /* filed by the scheduler: no connection, no log line */
-        errno = EAGAIN;
-        return NULL;
+        !ctx->admit(d->arg, d->primary)) {
+        dl_not_started(d, EAGAIN); /* filed by the scheduler: no connection, no log line */
+        return;
     }
     if (time(NULL) - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
         dl_expire(d);
@@ -432,6 +423,47 @@ struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, 
         dl_start_legs(d);
     }
     d->starting = 0;
+}
+
+/* dl_load_work - in the pool: read and check queue/ID and log/ID (a cold read
+ * blocks this thread only) */
+static void dl_load_work(void *arg)
+{
+    struct delivery *d = arg;
+
+    d->load_rc = spool_load_quiet(d->ctx.spool, d->id, &d->env, &d->body_off, &d->body_len,
+                                  &d->body_fd, d->verify, &d->load_why, &d->load_moved);
+    d->load_err = errno;
+}
+
+/* dl_load_done - on the loop: the operator hears of a corrupt file even at shutdown */
+static void dl_load_done(void *arg)
+{
+    struct delivery *d = arg;
+
+    if (d->load_rc < 0 && d->load_err == EBADMSG)
+        spool_corrupt_tell(d->ctx.spool, d->id, d->load_why, d->load_moved);
+    if (dl_job_release(d))
+        return;
+    if (d->load_rc < 0)
+        dl_not_started(d, d->load_err ? d->load_err : ENOENT);
+    else
+        dl_begin(d);
+}
+
+/* delivery_start - see delivery.h: the load goes to the pool, dl_begin follows */
+struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
+                                delivery_done_fn done, void *arg)
+{
+    struct delivery *d = xcalloc(1, sizeof(*d));
+
+    d->ctx = *ctx;
+    d->done = done;
+    d->arg = arg;
+    d->body_fd = -1;
+    d->verify = verify;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    dl_submit(d, dl_load_work, dl_load_done, d);
     return d;
 }
 

@@ -57,6 +57,10 @@ struct delivery_outcome {
     struct dest *dest;
     int unreachable;
     int reached;
+    /* the attempt never began (no log line, no connection): EAGAIN when admit said
+     * not now (the scheduler files the message), EBADMSG when the queue file was
+     * corrupt (moved to corrupt/), else an errno of a message that is gone */
+    int not_started;
 };
 
 typedef void (*delivery_done_fn)(void *arg, const struct delivery_outcome *o);
@@ -64,11 +68,12 @@ typedef void (*delivery_done_fn)(void *arg, const struct delivery_outcome *o);
 struct delivery;
 
 /*
- * delivery_start - begin an attempt. done runs once, on the loop, later.
+ * delivery_start - begin an attempt: the message is loaded in the pool (so
+ * that the loop never waits on a cold disk and several loads overlap), then
+ * ctx->admit is asked and the routes start. done runs once, on the loop,
+ * later; o->not_started says when the attempt ended before it began.
  * verify: check the queue file's checksum (a file found in the spool at
- * start, which a crash may have torn). NULL (errno ENOENT or EBADMSG) when
- * the message cannot be loaded: it is gone or was moved to corrupt/, and no
- * callback follows; NULL with errno EAGAIN when ctx->admit said not now.
+ * start, which a crash may have torn).
  */
 struct delivery *delivery_start(const struct delivery_ctx *ctx, const char *id, int verify,
                                 delivery_done_fn done, void *arg);

@@ -65,7 +65,10 @@ struct delivery {
     unsigned pending;   /* legs not finished */
     unsigned pool_jobs; /* jobs in the pool that point at us */
     int cancelled;
-    int starting; /* inside delivery_start: finishing must not be synchronous */
+    int starting;                      /* inside dl_begin: finishing must not be synchronous */
+    int verify;                        /* the load checks the checksum */
+    int load_rc, load_err, load_moved; /* the pool's load: spool_load_quiet */
+    const char *load_why;
     delivery_done_fn done;
     void *arg;
     /* decided in delivery_finish, carried out in the pool */

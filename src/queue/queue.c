@@ -177,6 +177,32 @@ static void queue_remove_done(void *arg)
     free(e);
 }
 
+/* queue_not_started - an attempt ended before it began: e is filed under its
+ * destination (admit said not now), or gone (the load failed) */
+static void queue_not_started(struct queue *q, struct qentry *e, int err)
+{
+    if (e->probe && e->qd)
+        e->qd->probing = 0; /* the next probe is due at once */
+    e->probe = 0;
+    if (err != EAGAIN) {
+        if (e->hold_req)
+            hold_clear(q->ctx.spool, e->id);
+        log_warn("event=dropped id=%s reason=%s", e->id,
+                 err == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
+        free(e);
+        return;
+    }
+    e->flush_req = 0; /* due now anyway */
+    if (e->delete_req) {
+        pool_submit(q->ctx.pool, queue_remove_work, queue_remove_done, e);
+    } else if (e->hold_req) {
+        e->st = Q_HELD;
+        TAILQ_INSERT_TAIL(&q->held, e, link);
+    } else {
+        qd_make_ready(q, e); /* parked when its destination is unreachable */
+    }
+}
+
 /* queue_attempt_done - an attempt ended: forget, delete, or wait for the next one */
 static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
 {
@@ -185,10 +211,15 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
 
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
-    if (e->qd)
-        e->qd->nactive--;
+    qd_count(e, NULL);
+    e->admitted = 0;
     e->d = NULL;
     queue_unhold(q, e);
+    if (o->not_started) {
+        queue_not_started(q, e, o->not_started);
+        queue_kick(q);
+        return;
+    }
     if (o->dsn_id[0])
         queue_add(q, o->dsn_id);
     if (qd_outcome(q, e, o)) {
@@ -214,30 +245,24 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     queue_kick(q);
 }
 
-/* queue_start_entry - see queue_internal.h: e's attempt; 1 when it runs, 0 when the
- * scheduler filed it (qd_admit) or it is gone (e freed) */
-int queue_start_entry(struct queue *q, struct qentry *e)
+/* queue_start_entry - see queue_internal.h: e's attempt begins with its load in the
+ * pool; it holds a delivery slot (and its destination's, when known) meanwhile, so
+ * that at most max_deliveries loads are in flight and an entry is loaded once at a
+ * time (an active entry is on no ready list). admitted: dispatch checked e->qd. 1 */
+int queue_start_entry(struct queue *q, struct qentry *e, int admitted)
 {
-    e->d = delivery_start(&q->ctx, e->id, e->unchecked, queue_attempt_done, e);
-    if (!e->d && errno == EAGAIN) {
-        e->unchecked = 0; /* loaded, so checked */
-        return 0;
-    }
-    e->unchecked = 0;
-    if (!e->d) {
-        log_warn("event=dropped id=%s reason=%s", e->id,
-                 errno == EBADMSG ? "corrupt-moved-to-corrupt" : "missing");
-        free(e);
-        return 0;
-    }
-    delivery_set_times(e->d, e->arrived, e->queued);
-    if (q->hold && q->token)
-        q->hold(e->token = q->token, +1);
+    int verify = e->unchecked;
+
+    e->unchecked = 0; /* checked by this load, or gone */
     e->st = Q_ACTIVE;
     TAILQ_INSERT_TAIL(&q->active, e, link);
     q->nactive++;
-    if (e->qd)
-        e->qd->nactive++;
+    qd_count(e, e->qd);
+    e->admitted = admitted && e->qd;
+    if (q->hold && q->token)
+        q->hold(e->token = q->token, +1);
+    e->d = delivery_start(&q->ctx, e->id, verify, queue_attempt_done, e);
+    delivery_set_times(e->d, e->arrived, e->queued);
     return 1;
 }
 

@@ -170,15 +170,14 @@ static void qd_arm_gate(struct queue *q, double secs)
     evtimer_add(q->gate, &tv);
 }
 
-/* qd_start - start e for qd (admitted without asking again); 1 when it runs */
-static int qd_start(struct queue *q, struct qdest *qd, struct qentry *e)
+/* qd_count - see queue_internal.h: e, active, counts in qd's deliveries (NULL: none) */
+void qd_count(struct qentry *e, struct qdest *qd)
 {
-    int rc;
-
-    q->admitting = qd;
-    rc = queue_start_entry(q, e);
-    q->admitting = NULL;
-    return rc;
+    if (e->counted)
+        e->counted->nactive--;
+    e->counted = qd;
+    if (qd)
+        qd->nactive++;
 }
 
 /* qd_expire_parked - parked mail past its lifetime goes to be bounced (its attempt
@@ -218,7 +217,7 @@ static void qd_probes(struct queue *q, double now, double *soonest)
             continue;
         qd_unpark(q, e);
         e->probe = 1;
-        qd->probing = qd_start(q, qd, e);
+        qd->probing = queue_start_entry(q, e, 1);
         /* no attempt (the message is gone): the next probe is due at once */
     }
 }
@@ -245,7 +244,7 @@ static int qd_round(struct queue *q, double now, double *soonest)
         }
         e = TAILQ_FIRST(&qd->ready);
         qd_unready(q, e);
-        started |= qd_start(q, qd, e);
+        started |= queue_start_entry(q, e, 1);
     }
     return started;
 }
@@ -264,7 +263,7 @@ void qd_dispatch(struct queue *q)
         progress = qd_round(q, now, &soonest);
         if (q->nactive < max && loaded < QUEUE_LOAD_MAX && (e = TAILQ_FIRST(&q->ready))) {
             qd_unready(q, e);
-            queue_start_entry(q, e);
+            queue_start_entry(q, e, 0);
             loaded++;
             progress = 1;
         }
@@ -282,19 +281,23 @@ int qd_admit(void *arg, struct dest *dest)
     struct qdest *qd = qd_of(q, dest);
     double wait;
 
-    if (qd && qd == q->admitting)
+    if (qd && qd == e->counted && e->admitted)
         return 1;
+    qd_count(e, NULL);                      /* counted again only where it goes on */
+    if (e->probe && e->qd && e->qd != qd) { /* a reload moved it: no probe of e->qd */
+        e->qd->probing = 0;
+        e->probe = 0;
+    }
     e->qd = qd;
     if (!qd)
         return 1;
-    if (qd_dead(qd)) {
-        qd_park(e);
-        return 0;
-    }
-    if (qd_may_start(qd, clock_now_precise(), &wait))
+    if (qd_dead(qd))
+        return 0; /* parked when its attempt ends (queue_attempt_done) */
+    if (qd_may_start(qd, clock_now_precise(), &wait)) {
+        qd_count(e, qd);
         return 1;
-    qd_make_ready(q, e); /* its turn comes in its destination's */
-    qd_arm_gate(q, wait);
+    }
+    qd_arm_gate(q, wait); /* its turn comes in its destination's */
     return 0;
 }
 

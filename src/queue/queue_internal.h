@@ -27,17 +27,19 @@ struct qentry {
     enum qstate st;
     time_t due;
     size_t heap_idx;
-    int delete_req; /* mxgatectl asked while an attempt ran */
-    int flush_req;  /* flushed while an attempt ran: go again at once */
-    int hold_req;   /* held while an attempt ran: hold after it */
-    int unchecked;  /* found in the spool at start: checksum not checked yet */
-    int global;     /* on the queue's own ready list (destination unknown or bypassed) */
-    int probe;      /* the one attempt that probes its unreachable destination */
+    unsigned delete_req : 1; /* mxgatectl asked while an attempt ran */
+    unsigned flush_req : 1;  /* flushed while an attempt ran: go again at once */
+    unsigned hold_req : 1;   /* held while an attempt ran: hold after it */
+    unsigned unchecked : 1;  /* found in the spool at start: checksum not checked yet */
+    unsigned global : 1;     /* on the queue's own ready list (destination unknown or bypassed) */
+    unsigned probe : 1;      /* the one attempt that probes its unreachable destination */
+    unsigned admitted : 1;   /* dispatch started it for counted: its load needs no admit */
     struct delivery *d;
     void *token;            /* the configuration the running attempt holds (queue_reconfigure) */
     double arrived, queued; /* for delay= (queue_add_arrived); 0: unknown */
     struct queue *q;
     struct qdest *qd;         /* its destination, known after its first load; NULL before */
+    struct qdest *counted;    /* while active: the destination whose nactive counts it */
     TAILQ_ENTRY(qentry) link; /* ready, parked, active or held list */
 };
 
@@ -74,7 +76,6 @@ struct queue {
     struct qdlist ring; /* destinations with ready mail */
     struct qdlist dests;
     size_t nring;
-    struct qdest *admitting; /* dispatch checked this destination for the entry it starts */
     struct spool_scan *scan; /* the start's listing of the spool, in slices */
     struct event *scan_ev;
     unsigned scanned;
@@ -86,12 +87,13 @@ time_t queue_id_time(const char *id);
 void queue_kick(struct queue *q);
 int queue_heap_push(struct queue *q, struct qentry *e);
 void queue_arm(struct queue *q);
-int queue_start_entry(struct queue *q, struct qentry *e);
+int queue_start_entry(struct queue *q, struct qentry *e, int admitted);
 
 /* queue_dest.c */
 void qd_make_ready(struct queue *q, struct qentry *e);
 void qd_unready(struct queue *q, struct qentry *e);
 void qd_unpark(struct queue *q, struct qentry *e);
+void qd_count(struct qentry *e, struct qdest *qd);
 void qd_dispatch(struct queue *q);
 int qd_admit(void *arg, struct dest *dest);
 int qd_outcome(struct queue *q, struct qentry *e, const struct delivery_outcome *o);

@@ -168,6 +168,15 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
 void spool_envelope_free(struct spool_envelope *env);
 
 /*
+ * spool_load_quiet - spool_load_open for a worker thread: a corrupt file is
+ * quarantined as always, but the spool_on_corrupt callback is left to the
+ * caller (spool_corrupt_tell, on the loop); on EBADMSG *why names the check
+ * that failed (a static string) and *moved says whether queue/ID went to corrupt/.
+ */
+int spool_load_quiet(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+                     uint64_t *body_len, int *fd_out, int verify, const char **why, int *moved);
+
+/*
  * Files that fail to load. spool_load moves them to corrupt/ (the one place
  * that decides what is corrupt) and tells the owner through a callback, so
  * that the daemon logs and counts them without the queue knowing of its
@@ -178,6 +187,8 @@ void spool_envelope_free(struct spool_envelope *env);
  */
 typedef void (*spool_corrupt_fn)(const char *id, const char *reason, int moved, void *arg);
 void spool_on_corrupt(struct spool *sp, spool_corrupt_fn fn, void *arg);
+/* spool_corrupt_tell - call the spool_on_corrupt callback (after spool_load_quiet) */
+void spool_corrupt_tell(struct spool *sp, const char *id, const char *why, int moved);
 /* spool_keep_corrupt - a viewer (mxgatectl) leaves files that fail to load in
  * queue/: moving, logging and counting them is the daemon's job */
 void spool_keep_corrupt(struct spool *sp);

@@ -47,29 +47,42 @@ static void write_why(struct spool *sp, const char *id, const char *why)
 static int quarantine(struct spool *sp, const char *id, const char *why)
 {
     char logname[SPOOL_ID_LEN + 5];
-    int moved;
+    int moved, logmoved;
 
     snprintf(logname, sizeof logname, "%s.log", id);
-    /* Best effort: the caller reports EBADMSG whether or not the move works,
+    /* log/ID first: loads run in the pool while the start's sweep (on the
+     * loop) unlinks a log/ID whose queue/ID is gone as an orphan. Best
+     * effort: the caller reports EBADMSG whether or not the move works,
      * and a file left in place is simply found corrupt again next time. */
+    logmoved = renameat(sp->fds[SUB_LOG], id, sp->fds[SUB_CORRUPT], logname) == 0;
     moved = renameat(sp->fds[SUB_QUEUE], id, sp->fds[SUB_CORRUPT], id) == 0;
     if (moved) {
         write_why(sp, id, why);
         (void)fsync(sp->fds[SUB_QUEUE]);
     }
-    if (renameat(sp->fds[SUB_LOG], id, sp->fds[SUB_CORRUPT], logname) == 0)
+    if (logmoved)
         (void)fsync(sp->fds[SUB_LOG]);
     (void)fsync(sp->fds[SUB_CORRUPT]);
     return moved;
 }
 
+/* spool_corrupt_move - quarantine queue/ID unless keep_corrupt; 1 if it moved */
+int spool_corrupt_move(struct spool *sp, const char *id, const char *why)
+{
+    return !sp->keep_corrupt && quarantine(sp, id, why);
+}
+
+/* spool_corrupt_tell - tell the owner (spool_on_corrupt) */
+void spool_corrupt_tell(struct spool *sp, const char *id, const char *why, int moved)
+{
+    if (sp->corrupt_fn)
+        sp->corrupt_fn(id, why, moved, sp->corrupt_arg);
+}
+
 /* spool_corrupt_found - quarantine queue/ID (unless keep_corrupt) and tell the owner */
 void spool_corrupt_found(struct spool *sp, const char *id, const char *why)
 {
-    int moved = !sp->keep_corrupt && quarantine(sp, id, why);
-
-    if (sp->corrupt_fn)
-        sp->corrupt_fn(id, why, moved, sp->corrupt_arg);
+    spool_corrupt_tell(sp, id, why, spool_corrupt_move(sp, id, why));
 }
 
 /* read_why - corrupt/ID.why into c; what is not "<digits> <[a-z-]+>\n" reads as unknown */

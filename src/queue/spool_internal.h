@@ -144,6 +144,8 @@ int spool_load_fd(int fd, const char *id, struct spool_envelope *env, off_t *bod
 /* spool_corrupt_found - queue/ID failed its checks (why): quarantine it unless
  * keep_corrupt, then tell the owner */
 void spool_corrupt_found(struct spool *sp, const char *id, const char *why);
+/* spool_corrupt_move - only the quarantine of spool_corrupt_found; 1 if queue/ID moved */
+int spool_corrupt_move(struct spool *sp, const char *id, const char *why);
 
 /* spool_dir_walk - call cb for every queue-id-shaped name in subdirectory sub */
 int spool_dir_walk(struct spool *sp, enum spool_sub sub, spool_entry_fn cb, void *ctx);

@@ -412,22 +412,23 @@ static int load_log(struct spool *sp, const char *id, struct spool_envelope *env
     return rc;
 }
 
-/* spool_load_open - spool_load that also hands over queue/ID's descriptor (for the body) */
-int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
-                    uint64_t *body_len, int *fd_out, int verify)
+/* spool_load_quiet - see spool.h: spool_load_open without the corrupt callback */
+int spool_load_quiet(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+                     uint64_t *body_len, int *fd_out, int verify, const char **why, int *moved)
 {
-    const char *why = "";
     int fd, rc, saved;
 
+    *why = "";
+    *moved = 0;
     memset(env, 0, sizeof *env);
     if (!spool_valid_id(id))
         return errno = EINVAL, -1;
     fd = openat(sp->fds[SUB_QUEUE], id, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    rc = spool_load_fd(fd, id, env, body_off, body_len, verify, &why);
+    rc = spool_load_fd(fd, id, env, body_off, body_len, verify, why);
     if (rc == 0) {
-        why = "log";
+        *why = "log";
         rc = load_log(sp, id, env);
     }
     saved = errno;
@@ -439,8 +440,22 @@ int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env
         /* Only inconsistency quarantines: EIO may pass. */
         spool_envelope_free(env);
         if (saved == EBADMSG)
-            spool_corrupt_found(sp, id, why);
+            *moved = spool_corrupt_move(sp, id, *why);
     }
+    errno = saved;
+    return rc;
+}
+
+/* spool_load_open - spool_load that also hands over queue/ID's descriptor (for the body) */
+int spool_load_open(struct spool *sp, const char *id, struct spool_envelope *env, off_t *body_off,
+                    uint64_t *body_len, int *fd_out, int verify)
+{
+    const char *why;
+    int moved, rc = spool_load_quiet(sp, id, env, body_off, body_len, fd_out, verify, &why, &moved);
+    int saved = errno;
+
+    if (rc < 0 && saved == EBADMSG)
+        spool_corrupt_tell(sp, id, why, moved);
     errno = saved;
     return rc;
 }

@@ -96,6 +96,13 @@ static int adopt_free(struct spool *sp, const char *name, void *arg)
     return unlinkat(sp->fds[SUB_FREE], name, 0) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* any_free - stop the walk at free/'s first file */
+static int any_free(struct spool *sp, const char *name, void *arg)
+{
+    *(int *)arg = 1;
+    return -1;
+}
+
 /* spool_set_recycle - keep up to max delivered files for reuse (0: off); adopts free/. 0 or -1 */
 int spool_set_recycle(struct spool *sp, size_t max)
 {
@@ -103,7 +110,7 @@ int spool_set_recycle(struct spool *sp, size_t max)
     char(*name)[SPOOL_ID_LEN + 1] = NULL;
     struct adopt_ctx a = {0};
     off_t *size = NULL;
-    int rc;
+    int rc, found = 0;
 
     if (max) {
         name = xcalloc(max, sizeof *name);
@@ -117,6 +124,12 @@ int spool_set_recycle(struct spool *sp, size_t max)
     fr->n = 0;
     fr->max = max;
     pthread_mutex_unlock(&fr->mu);
+    /* An empty free/ (a queue that grew while its next hop was down took its
+     * files) needs no look at the queue's files: a stat each, a million of them. */
+    if (spool_dir_walk(sp, SUB_FREE, any_free, &found) < 0 && !found)
+        return -1;
+    if (!found)
+        return 0;
     /* With max 0 this empties free/ (recycling was turned off). */
     if (spool_dir_walk(sp, SUB_QUEUE, note_queued, &a) < 0) {
         free(a.ino);
