@@ -18,6 +18,7 @@
 #include "queue/bouncelimit.h"
 #include "queue/delivery.h"
 #include "queue/hold.h"
+#include "queue/idset.h"
 #include "queue/queueconf.h"
 #include "queue/spool.h"
 #include "relay/dest.h"
@@ -356,7 +357,11 @@ static struct qentry *queue_enqueue(struct queue *q, const char *id)
 static void queue_start_one(const char *id, void *arg)
 {
     struct queue *q = arg;
-    struct qentry *e = queue_enqueue(q, id);
+    struct qentry *e;
+
+    if (idset_has(q->scan_added, id))
+        return; /* accepted while the listing ran: scheduled already */
+    e = queue_enqueue(q, id);
 
     if (e)
         e->unchecked = 1;
@@ -384,6 +389,8 @@ static void queue_scan_cb(evutil_socket_t fd, short what, void *arg)
         log_err("event=error what=\"listing the queue\" error=%s", log_q(strerror(errno)));
     spool_scan_close(q->scan, n == 0);
     q->scan = NULL;
+    idset_free(q->scan_added);
+    q->scan_added = NULL;
     log_info("event=queue_loaded messages=%u seconds=%.2f", q->scanned,
              clock_now_precise() - q->scan_started);
 }
@@ -407,16 +414,28 @@ int queue_start(struct queue *q)
     return 0;
 }
 
+/* queue_add_new - a message that did not come from the start's listing: while
+ * that runs, it must not schedule the message a second time */
+static struct qentry *queue_add_new(struct queue *q, const char *id)
+{
+    if (q->scan) {
+        if (!q->scan_added)
+            q->scan_added = idset_new();
+        idset_add(q->scan_added, id);
+    }
+    return queue_enqueue(q, id);
+}
+
 /* queue_add - deliver id as soon as there is room */
 void queue_add(struct queue *q, const char *id)
 {
-    queue_enqueue(q, id);
+    queue_add_new(q, id);
 }
 
 /* queue_add_arrived - see queue.h */
 void queue_add_arrived(struct queue *q, const char *id, double arrived)
 {
-    struct qentry *e = queue_enqueue(q, id);
+    struct qentry *e = queue_add_new(q, id);
 
     if (e) {
         e->arrived = arrived;
@@ -609,6 +628,7 @@ void queue_free(struct queue *q)
     if (q->scan_ev)
         event_free(q->scan_ev);
     spool_scan_close(q->scan, 0);
+    idset_free(q->scan_added);
     bouncelimit_free(q->ctx.bounces);
     conncache_free(q->ctx.conn_cache); /* after the attempts that used it */
     qd_free_all(q);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "queue/delivery.h"
+#include "queue/idset.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 
@@ -76,7 +77,8 @@ struct queue {
     struct qdlist ring; /* destinations with ready mail */
     struct qdlist dests;
     size_t nring;
-    struct spool_scan *scan; /* the start's listing of the spool, in slices */
+    struct spool_scan *scan;  /* the start's listing of the spool, in slices */
+    struct idset *scan_added; /* while it runs: ids scheduled otherwise (accepted mail) */
     struct event *scan_ev;
     unsigned scanned;
     double scan_started;
