@@ -289,7 +289,7 @@ static void env_macros(struct milter_sess *ss, unsigned item, struct milter_pkt 
 
     port_of(cl, port, sizeof(port));
     snprintf(underscore, sizeof(underscore), "%s [%s]", name, cl->ip);
-    if (item == TODO_CONNECT) {
+    if (item == MILTER_STEP_CONNECT) {
         const char *kv[] = {"j",
                             ss->st->cfg->hostname,
                             "{daemon_name}",
@@ -305,10 +305,10 @@ static void env_macros(struct milter_sess *ss, unsigned item, struct milter_pkt 
                             "{client_name}",
                             name};
         milter_proto_macros(k, SMFIC_CONNECT, kv, 7);
-    } else if (item == TODO_HELO) {
+    } else if (item == MILTER_STEP_HELO) {
         const char *kv[] = {"{client_ptr}", cl->ptr_name};
         milter_proto_macros(k, SMFIC_HELO, kv, 1);
-    } else if (item == TODO_MAIL) {
+    } else if (item == MILTER_STEP_MAIL) {
         const char *kv[] = {"{auth_authen}", cl->login,
                             "{auth_type}",   cl->login ? "PLAIN" : NULL,
                             "{mail_mailer}", "smtp",
@@ -328,7 +328,7 @@ static void env_command(struct milter_sess *ss, struct milter_link *l, unsigned 
 {
     const struct policy_client *cl = ss->cl;
 
-    if (item == TODO_CONNECT) {
+    if (item == MILTER_STEP_CONNECT) {
         char fam = cl->addr.ss_family == AF_INET6 ? '6' : '4';
         char port[8];
         port_of(cl, port, sizeof(port));
@@ -336,10 +336,10 @@ static void env_command(struct milter_sess *ss, struct milter_link *l, unsigned 
         milter_proto_connect(k, cl->rdns_name ? cl->rdns_name : "unknown", fam,
                              (uint16_t)atoi(port), cl->ip);
         *want = !(l->proto & SMFIP_NR_CONN);
-    } else if (item == TODO_HELO) {
+    } else if (item == MILTER_STEP_HELO) {
         milter_proto_simple(k, SMFIC_HELO, cl->helo ? cl->helo : "");
         *want = !(l->proto & SMFIP_NR_HELO);
-    } else if (item == TODO_MAIL) {
+    } else if (item == MILTER_STEP_MAIL) {
         milter_proto_simple(k, SMFIC_MAIL, cl->sender ? cl->sender : "");
         l->in_tx = 1;
         *want = !(l->proto & SMFIP_NR_MAIL);
@@ -352,10 +352,10 @@ static void env_command(struct milter_sess *ss, struct milter_link *l, unsigned 
 /* env_skipped - the milter asked not to see item */
 static int env_skipped(const struct milter_link *l, unsigned item)
 {
-    unsigned flag = item == TODO_CONNECT ? SMFIP_NOCONNECT
-                    : item == TODO_HELO  ? SMFIP_NOHELO
-                    : item == TODO_MAIL  ? SMFIP_NOMAIL
-                                         : SMFIP_NORCPT;
+    unsigned flag = item == MILTER_STEP_CONNECT ? SMFIP_NOCONNECT
+                    : item == MILTER_STEP_HELO  ? SMFIP_NOHELO
+                    : item == MILTER_STEP_MAIL  ? SMFIP_NOMAIL
+                                                : SMFIP_NORCPT;
 
     return (l->proto & flag) != 0;
 }
@@ -416,14 +416,14 @@ static unsigned link_todo(const struct milter_sess *ss, struct milter_link *l)
     unsigned todo = 0;
 
     if (!l->sent_conn)
-        todo |= TODO_CONNECT;
+        todo |= MILTER_STEP_CONNECT;
     l->sent_conn = 1;
     if (ss->stage == POLICY_HELO && ss->cl->helo)
-        todo |= TODO_HELO;
+        todo |= MILTER_STEP_HELO;
     if (ss->stage == POLICY_MAIL)
-        todo |= TODO_MAIL;
+        todo |= MILTER_STEP_MAIL;
     if (ss->stage == POLICY_RCPT)
-        todo |= TODO_RCPT;
+        todo |= MILTER_STEP_RCPT;
     return todo;
 }
 

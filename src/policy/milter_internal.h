@@ -32,10 +32,10 @@ enum milter_link_state {
 };
 
 /* what a link still has to send in this stage, in order */
-#define TODO_CONNECT 1u
-#define TODO_HELO 2u
-#define TODO_MAIL 4u
-#define TODO_RCPT 8u
+#define MILTER_STEP_CONNECT 1u
+#define MILTER_STEP_HELO 2u
+#define MILTER_STEP_MAIL 4u
+#define MILTER_STEP_RCPT 8u
 
 struct milter_sess;
 
