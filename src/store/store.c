@@ -44,6 +44,7 @@ struct store {
     struct event *flush_ev;  /* made active when the first completion is queued */
     struct event *expire_ev;
     unsigned expire_interval;
+    unsigned expire_usec;  /* one batch's time; 0 = STORE_EXPIRE_USEC */
     struct store_op *head; /* completions waiting for delivery, in order */
     struct store_op *tail;
     struct store_op *spare; /* recycled completions */
@@ -305,12 +306,18 @@ static void expire_schedule(struct store *st, long sec, long usec)
         log_warn("event=store_expire_timer error=event_add");
 }
 
+/* expire_batch - one expiry batch of the configured time */
+static long expire_batch(struct store *st, time_t now, int *more)
+{
+    return st->be->expire(st->h, now, st->expire_usec ? st->expire_usec : STORE_EXPIRE_USEC, more);
+}
+
 /* on_expire - one expiry batch; come back soon when the batch was cut short */
 static void on_expire(evutil_socket_t fd, short what, void *arg)
 {
     struct store *st = arg;
     int more = 0;
-    long n = st->be->expire(st->h, store_now(st), &more);
+    long n = expire_batch(st, store_now(st), &more);
 
     if (n > 0)
         log_debug("event=store_expire deleted=%ld more=%d", n, more);
@@ -407,6 +414,7 @@ static int store_setup_events(struct store *st, const struct store_options *opt)
         return -1;
     st->expire_interval =
         opt && opt->expire_interval ? opt->expire_interval : STORE_DEFAULT_EXPIRE_INTERVAL;
+    st->expire_usec = opt ? opt->expire_usec : 0;
     return event_add(st->expire_ev, &(struct timeval){(long)st->expire_interval, 0});
 }
 
@@ -593,7 +601,7 @@ long store_expire(struct store *st, time_t now)
         errno = EROFS;
         return -1;
     }
-    return st->be->expire(st->h, now, &more);
+    return expire_batch(st, now, &more);
 }
 
 /* store_flush - make completed writes durable */

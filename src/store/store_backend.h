@@ -31,8 +31,9 @@ struct store_backend {
     int (*del)(void *h, const void *key, size_t keylen, store_done_cb cb, void *arg);
     int (*scan_prefix)(void *h, const void *prefix, size_t plen, store_scan_cb item,
                        store_done_cb done, void *arg);
-    /* expire - one bounded batch; *more set when records remain to be looked at */
-    long (*expire)(void *h, time_t now, int *more);
+    /* expire - one batch bounded by counts and by usec of time; *more set when records
+     * remain to be looked at */
+    long (*expire)(void *h, time_t now, unsigned usec, int *more);
     int (*flush)(void *h);
     int (*sync_get)(void *h, const void *key, size_t keylen, void **val, size_t *vlen);
     int (*sync_scan_prefix)(void *h, const void *prefix, size_t plen, store_scan_cb item,

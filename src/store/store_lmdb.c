@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <lmdb.h>
@@ -449,6 +450,8 @@ static int lmdb_scan_prefix(void *h, const void *prefix, size_t plen, store_scan
 
 struct expire_ctx {
     time_t now;
+    unsigned usec;        /* the batch's time */
+    uint64_t deadline;    /* monotonic microseconds: the batch stops here */
     const MDB_val *start; /* NULL: the first key */
     long deleted;
     int more;
@@ -462,6 +465,24 @@ static int expired(const MDB_val *v, time_t now)
     MDB_val pay;
 
     return !rec_live(v, now, &pay, NULL);
+}
+
+/* mono_usec - the monotonic clock in microseconds (a CPU budget, not the store's time) */
+static uint64_t mono_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* expire_full - the batch has done its share: a count reached or its time spent
+ * (the clock is read every 64 records: a read costs about as much as a record) */
+static int expire_full(const struct expire_ctx *c, long visited)
+{
+    if (visited == STORE_EXPIRE_VISIT || c->deleted == STORE_EXPIRE_BATCH)
+        return 1;
+    return visited % 64 == 63 && mono_usec() >= c->deadline;
 }
 
 /* expire_stop - remember where the next batch starts */
@@ -484,7 +505,7 @@ static int expire_cursor(struct expire_ctx *c, MDB_cursor *cur)
         k = *c->start;
     rc = mdb_cursor_get(cur, &k, &v, c->start ? MDB_SET_RANGE : MDB_FIRST);
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (visited == STORE_EXPIRE_VISIT || c->deleted == STORE_EXPIRE_BATCH) {
+        if (expire_full(c, visited)) {
             expire_stop(c, &k);
             return 0;
         }
@@ -508,6 +529,7 @@ static int expire_txn(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status
     int rc = mdb_cursor_open(txn, l->dbi, &cur);
 
     /* A retried transaction starts over: forget the previous attempt. */
+    c->deadline = mono_usec() + c->usec;
     c->deleted = 0;
     c->more = 0;
     c->next_len = 0;
@@ -521,11 +543,11 @@ static int expire_txn(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status
 }
 
 /* lmdb_expire - delete one bounded batch of expired records */
-static long lmdb_expire(void *h, time_t now, int *more)
+static long lmdb_expire(void *h, time_t now, unsigned usec, int *more)
 {
     struct lmdb_store *l = h;
     MDB_val start = {l->resume_len, l->resume};
-    struct expire_ctx c = {.now = now, .start = l->resume_len ? &start : NULL};
+    struct expire_ctx c = {.now = now, .usec = usec, .start = l->resume_len ? &start : NULL};
     int status = lmdb_write(l, "expire", expire_txn, &c);
 
     *more = 0;

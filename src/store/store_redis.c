@@ -493,7 +493,7 @@ static int rds_lease(void *h, const void *key, size_t keylen, const char *owner,
 }
 
 /* rds_expire - Redis expires records itself */
-static long rds_expire(void *h, time_t now, int *more)
+static long rds_expire(void *h, time_t now, unsigned usec, int *more)
 {
     *more = 0;
     return 0;
