@@ -255,10 +255,10 @@ static void report(struct bench *b, const char *what, double secs)
     qsort(b->lat, b->nlat, sizeof(double), cmp_d);
     if (b->nlat)
         printf("%-26s %9lu ops in %6.1f s (%7.0f/s); latency p50 %6.1f us  p99 %7.1f us  "
-               "max %8.1f us; longest loop turn %.1f ms\n",
+               "max %8.1f us; longest loop turn %.1f ms (the most CPU in a turn %.1f ms)\n",
                what, b->ops, secs, b->ops / secs, b->lat[b->nlat / 2] * 1e6,
                b->lat[b->nlat * 99 / 100] * 1e6, b->lat[b->nlat - 1] * 1e6,
-               looptime_max_usec() / 1000.0);
+               looptime_max_usec() / 1000.0, looptime_max_cpu_usec() / 1000.0);
     fflush(stdout);
     b->nlat = 0;
     b->ops = 0;
@@ -271,6 +271,8 @@ struct phase {
     unsigned long deleted; /* so far */
     unsigned batches;
     double batch_max, cpu_max; /* the longest store_expire call: wall and CPU seconds */
+    double *cpu;               /* every batch's CPU seconds (for the percentiles) */
+    size_t ncpu, cpucap;
     double done_at;
     struct event *tick;
 };
@@ -300,6 +302,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         p->batches++;
         p->batch_max = mono() - w0 > p->batch_max ? mono() - w0 : p->batch_max;
         p->cpu_max = cpu_now() - c0 > p->cpu_max ? cpu_now() - c0 : p->cpu_max;
+        if (p->ncpu == p->cpucap) {
+            p->cpucap = p->cpucap ? 2 * p->cpucap : 4096;
+            if (!(p->cpu = realloc(p->cpu, p->cpucap * sizeof(double))))
+                abort();
+        }
+        p->cpu[p->ncpu++] = cpu_now() - c0;
         if (p->deleted < p->want) {
             evtimer_add(p->tick, &tv);
             return;
@@ -361,10 +369,13 @@ static void sweep(struct bench *b, const char *what)
     snprintf(label, sizeof(label), "%s: load meanwhile", what);
     report(b, label, secs);
     after = count(b->dir, &size);
+    qsort(p.cpu, p.ncpu, sizeof(double), cmp_d);
     printf("%-26s %9lu removed in %6.1f s (%7.0f/s) in %u batches, the longest %.1f ms "
-           "(%.1f ms CPU); %9lu records, data.mdb %7.1f MiB\n",
+           "(%.1f ms CPU; CPU p50 %.2f ms, p99 %.2f ms); %9lu records, data.mdb %7.1f MiB\n",
            what, before - after, secs, (before - after) / secs, p.batches, p.batch_max * 1e3,
-           p.cpu_max * 1e3, after, size / 1048576.0);
+           p.cpu_max * 1e3, p.ncpu ? p.cpu[p.ncpu / 2] * 1e3 : 0,
+           p.ncpu ? p.cpu[p.ncpu * 99 / 100] * 1e3 : 0, after, size / 1048576.0);
+    free(p.cpu);
     fflush(stdout);
 }
 
