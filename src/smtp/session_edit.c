@@ -137,10 +137,41 @@ static int edit_body(struct session *s, uint64_t size)
     if (!bol)
         eb_add(&b, "\r\n", 2);
     rc = spool_writer_splice(tx->writer, off, size - off, b.p ? b.p : "", b.len);
+    if (rc == 0) {
+        size_t sep = tx->body_off ? 0 : 2; /* the empty line added before a new body */
+        session_sign_rebody(s, b.p ? b.p + sep : "", b.len - sep);
+    }
     if (rc == 0 && !tx->body_off)
         tx->body_off = off + 2;
     free(b.p);
     return rc;
+}
+
+/* edit_keep_header - the checks' copy of the header becomes the stored one (what the
+ * signatures and the log's message-id see): h is as the queue file keeps it, and a
+ * line's leading "." that stuffing added goes. It is no longer than the copy the edits
+ * came from plus their fields, so it is kept whole unless over POLICY_HEADER_MAX. */
+static void edit_keep_header(struct session *s, const char *h, size_t n)
+{
+    struct smtp_tx *tx = s->tx;
+    size_t len = 0;
+
+    tx->hdr = xrealloc(tx->hdr, n + 1);
+    tx->hdr_cap = n + 1;
+    for (size_t i = 0; i < n;) {
+        const char *lf = memchr(h + i, '\n', n - i);
+        size_t end = lf ? (size_t)(lf - h) + 1 : n, skip = h[i] == '.';
+
+        memcpy(tx->hdr + len, h + i + skip, end - i - skip);
+        len += end - i - skip;
+        i = end;
+    }
+    tx->hdr[len] = '\0';
+    tx->hdr_len = len;
+    tx->hdr_truncated = len > POLICY_HEADER_MAX;
+    s->cl.header = tx->hdr;
+    s->cl.header_len = len;
+    s->cl.header_truncated = tx->hdr_truncated;
 }
 
 int session_edit_apply(struct session *s)
@@ -164,6 +195,8 @@ int session_edit_apply(struct session *s)
         edit_header(s, &b);
         rc = spool_writer_splice(tx->writer, tx->hdr_off, hdr_end - tx->hdr_off, b.p ? b.p : "",
                                  b.len);
+        if (rc == 0)
+            edit_keep_header(s, b.p ? b.p : "", b.len);
     }
     if (rc < 0)
         log_err("event=error sid=%s what=\"spool edit\" error=%s", s->sid, log_q(strerror(errno)));

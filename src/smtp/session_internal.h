@@ -163,6 +163,9 @@ void session_sign_begin(struct session *s);
 void session_sign_body(struct session *s, const char *line, size_t len);
 char *session_sign_fields(struct session *s);
 void session_sign_free(struct session *s);
+/* session_sign_rebody - a check replaced the body (session_edit.c): the signatures
+ * cover the new one, given as the queue file keeps it (CRLF lines, dot-stuffed) */
+void session_sign_rebody(struct session *s, const char *body, size_t len);
 
 /* session_connect_checks - FCrDNS, then the connect stage; greet when done (session_policy.c) */
 void session_connect_checks(struct session *s);

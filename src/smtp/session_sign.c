@@ -49,9 +49,41 @@ void session_sign_body(struct session *s, const char *line, size_t len)
         dkim_body_update(s->tx->sign_body, line, len);
 }
 
-/* sign_one - one key's DKIM-Signature field onto out; 0, or -1 (logged) */
+/* unstuffed - text as the queue file keeps it (CRLF lines, dot-stuffed) to fn as the
+ * message's own octets: a line's leading "." that stuffing added goes */
+static void unstuffed(const char *p, size_t n, void (*fn)(void *arg, const char *p, size_t n),
+                      void *arg)
+{
+    for (size_t i = 0; i < n;) {
+        const char *lf = memchr(p + i, '\n', n - i);
+        size_t end = lf ? (size_t)(lf - p) + 1 : n, skip = p[i] == '.';
+
+        fn(arg, p + i + skip, end - i - skip);
+        i = end;
+    }
+}
+
+static void body_add(void *arg, const char *p, size_t n)
+{
+    dkim_body_update(arg, p, n);
+}
+
+void session_sign_rebody(struct session *s, const char *body, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+
+    if (!tx->sign_body)
+        return;
+    dkim_body_free(tx->sign_body);
+    tx->sign_body = dkim_body_new(DKIM_CANON_RELAXED, -1);
+    unstuffed(body, len, body_add, tx->sign_body);
+}
+
+/* sign_one - one key's DKIM-Signature field over the header section h onto out; 0, or
+ * -1 (logged) */
 static int sign_one(struct session *s, const struct signconf_domain *d,
-                    const struct signconf_key *k, const unsigned char *bh, char **out, size_t *len)
+                    const struct signconf_key *k, const char *h, size_t hlen,
+                    const unsigned char *bh, char **out, size_t *len)
 {
     struct smtp_tx *tx = s->tx;
     struct dkim_sign_req rq = {.domain = d->domain,
@@ -64,7 +96,7 @@ static int sign_one(struct session *s, const struct signconf_domain *d,
                                .t = (long long)clock_now(),
                                .x = -1};
     char err[256];
-    char *f = dkim_sign(&rq, tx->hdr ? tx->hdr : "", tx->hdr_len, bh, err, sizeof(err));
+    char *f = dkim_sign(&rq, h, hlen, bh, err, sizeof(err));
     size_t n;
 
     if (!f) {
@@ -82,14 +114,48 @@ static int sign_one(struct session *s, const struct signconf_domain *d,
     return 0;
 }
 
+/* signed_header - what the signatures cover: the fields the checks add (a milter's
+ * among them; they go on top of the stored header), then the header as stored */
+static char *signed_header(struct session *s, size_t *len)
+{
+    const char *add = s->cl.add_headers ? s->cl.add_headers : "";
+    size_t alen = strlen(add), hlen = s->tx->hdr_len;
+    char *h = xmalloc(alen + hlen + 1);
+
+    memcpy(h, add, alen);
+    if (hlen)
+        memcpy(h + alen, s->tx->hdr, hlen);
+    h[alen + hlen] = '\0';
+    *len = alen + hlen;
+    return h;
+}
+
+/* sign_domain - the dkim_sign section for the header's From: domain, or NULL (logged) */
+static const struct signconf_domain *sign_domain(struct session *s, const char *h, size_t hlen)
+{
+    const struct signconf_domain *d;
+    char dom[FROM_DOMAIN_SIZE];
+    enum from_status st = from_author_domain(h, hlen, dom);
+
+    if (st != FROM_ONE) {
+        log_info("event=dkim_sign status=skipped sid=%s id=%s reason=\"From: %s\"", s->sid,
+                 s->tx->id, from_status_name(st));
+        return NULL;
+    }
+    if (!(d = signconf_find(s->gen->sign, dom)))
+        log_debug("event=dkim_sign status=skipped sid=%s id=%s from_domain=%s reason=\"no "
+                  "dkim_sign section\"",
+                  s->sid, s->tx->id, log_q(dom));
+    return d;
+}
+
 char *session_sign_fields(struct session *s)
 {
     struct smtp_tx *tx = s->tx;
     const struct signconf_domain *d;
     unsigned char bh[DKIM_HASH_LEN];
-    char dom[FROM_DOMAIN_SIZE], *out = NULL;
-    enum from_status st;
-    size_t len = 0;
+    char *out = NULL, *h;
+    size_t len = 0, hlen;
 
     if (!tx->sign_body)
         return NULL;
@@ -99,22 +165,12 @@ char *session_sign_fields(struct session *s)
                  s->sid, tx->id, POLICY_HEADER_MAX);
         return NULL;
     }
-    st = from_author_domain(tx->hdr ? tx->hdr : "", tx->hdr_len, dom);
-    if (st != FROM_ONE) {
-        log_info("event=dkim_sign status=skipped sid=%s id=%s reason=\"From: %s\"", s->sid, tx->id,
-                 from_status_name(st));
-        return NULL;
-    }
-    if (!(d = signconf_find(s->gen->sign, dom))) {
-        log_debug("event=dkim_sign status=skipped sid=%s id=%s from_domain=%s reason=\"no "
-                  "dkim_sign section\"",
-                  s->sid, tx->id, log_q(dom));
-        return NULL;
-    }
-    if (dkim_body_final(tx->sign_body, bh) < 0)
-        return NULL; /* only with l=, which we never set */
-    for (size_t i = 0; i < d->nkeys; i++)
-        sign_one(s, d, &d->key[i], bh, &out, &len);
+    h = signed_header(s, &hlen);
+    /* dkim_body_final fails only with l=, which we never set */
+    if ((d = sign_domain(s, h, hlen)) && dkim_body_final(tx->sign_body, bh) == 0)
+        for (size_t i = 0; i < d->nkeys; i++)
+            sign_one(s, d, &d->key[i], h, hlen, bh, &out, &len);
+    free(h);
     return out;
 }
 

@@ -12,6 +12,7 @@ import base64
 import os
 import re
 import stat
+import struct
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 
 from conftest import MXGATECTL, MXGATED, make_message, smtp_send
 from dnsserver import DNSServer
+from pymilter import PyMilter, header
 
 RELAY = "127.0.0.22"     # in relay_networks: our own client
 OUTSIDE = "127.0.0.23"   # not: inbound mail
@@ -311,3 +313,34 @@ def test_unsignable_messages_pass_unsigned(gateway, sink, keys):
                 r'65536 octets"')
     for m in sink.wait_for(2):
         assert b"DKIM-Signature" not in m.content.split(b"\r\n\r\n", 1)[0]
+
+
+def test_milter_edits_are_signed(gateway, sink, keys, tmp_path):
+    """A milter's changes (a header field changed, one added, the body replaced) come
+    before the signature: the signatures cover the message as delivered."""
+    m = PyMilter()
+    try:
+        def eom(cmd, payload, idx):
+            return [(b"h", header("Cc", "dave@example.test")),  # signed and oversigned
+                    (b"m", struct.pack(">I", 1) + header("Subject", "[tagged] signed")),
+                    (b"b", b"new body\n.starts with dot\n"),
+                    (b"a", b"")]
+        m.on("E", eom)
+        gw = gateway(relay_networks=[RELAY + "/32"], checks=["milter"],
+                     extra=conf(keys) + 'milter "py" { socket = "%s" }\n' % m.socket_spec)
+        send(gw, message())
+        got = sink.wait_for(1)[0].content
+    finally:
+        m.stop()
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert body == b"new body\r\n.starts with dot\r\n"
+    assert b"\r\nSubject: [tagged] signed\r\n" in head + b"\r\n"
+    assert b"Cc: dave@example.test\r\n" in head
+    gw.wait_log(r'event=edit sid=\S+ id=\S+ by="milter py" fields=1 body=replaced')
+    assert dkimpy_results(got, keys["dns"]) == [True, True]
+    res, overall = perl_results(got, keys["dns"], tmp_path)
+    assert res[("s2026", "rsa-sha256")] == "pass", res
+    assert overall == "pass", res
+    # still a signature over these very octets: the body as it arrived fails
+    bad = got.replace(b"new body", b"Hello.")
+    assert dkimpy_results(bad, keys["dns"]) == [False, False]
