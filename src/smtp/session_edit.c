@@ -147,30 +147,40 @@ static int edit_body(struct session *s, uint64_t size)
     return rc;
 }
 
-/* edit_keep_header - the checks' copy of the header becomes the stored one (what the
- * signatures and the log's message-id see): h is as the queue file keeps it, and a
- * line's leading "." that stuffing added goes. It is no longer than the copy the edits
- * came from plus their fields, so it is kept whole unless over POLICY_HEADER_MAX. */
+void session_unstuffed(const char *p, size_t n, void (*fn)(void *arg, const char *p, size_t n),
+                       void *arg)
+{
+    for (size_t i = 0; i < n;) {
+        const char *lf = memchr(p + i, '\n', n - i);
+        size_t end = lf ? (size_t)(lf - p) + 1 : n, skip = p[i] == '.';
+
+        fn(arg, p + i + skip, end - i - skip);
+        i = end;
+    }
+}
+
+static void hdr_add(void *arg, const char *p, size_t n)
+{
+    struct smtp_tx *tx = arg;
+
+    memcpy(tx->hdr + tx->hdr_len, p, n);
+    tx->hdr_len += n;
+}
+
+/* edit_keep_header - the checks' copy of the header becomes the stored one h (what the
+ * signatures and the log's message-id see) */
 static void edit_keep_header(struct session *s, const char *h, size_t n)
 {
     struct smtp_tx *tx = s->tx;
-    size_t len = 0;
 
     tx->hdr = xrealloc(tx->hdr, n + 1);
     tx->hdr_cap = n + 1;
-    for (size_t i = 0; i < n;) {
-        const char *lf = memchr(h + i, '\n', n - i);
-        size_t end = lf ? (size_t)(lf - h) + 1 : n, skip = h[i] == '.';
-
-        memcpy(tx->hdr + len, h + i + skip, end - i - skip);
-        len += end - i - skip;
-        i = end;
-    }
-    tx->hdr[len] = '\0';
-    tx->hdr_len = len;
-    tx->hdr_truncated = len > POLICY_HEADER_MAX;
+    tx->hdr_len = 0;
+    session_unstuffed(h, n, hdr_add, tx);
+    tx->hdr[tx->hdr_len] = '\0';
+    tx->hdr_truncated = tx->hdr_len > POLICY_HEADER_MAX;
     s->cl.header = tx->hdr;
-    s->cl.header_len = len;
+    s->cl.header_len = tx->hdr_len;
     s->cl.header_truncated = tx->hdr_truncated;
 }
 

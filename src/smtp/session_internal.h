@@ -163,6 +163,11 @@ void session_sign_begin(struct session *s);
 void session_sign_body(struct session *s, const char *line, size_t len);
 char *session_sign_fields(struct session *s);
 void session_sign_free(struct session *s);
+/* session_unstuffed - text as the queue file keeps it (CRLF lines, dot-stuffed) to fn,
+ * line by line, as the message's own octets: a leading "." that stuffing added goes
+ * (session_edit.c) */
+void session_unstuffed(const char *p, size_t n, void (*fn)(void *arg, const char *p, size_t n),
+                       void *arg);
 /* session_sign_rebody - a check replaced the body (session_edit.c): the signatures
  * cover the new one, given as the queue file keeps it (CRLF lines, dot-stuffed) */
 void session_sign_rebody(struct session *s, const char *body, size_t len);

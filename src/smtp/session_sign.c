@@ -49,20 +49,6 @@ void session_sign_body(struct session *s, const char *line, size_t len)
         dkim_body_update(s->tx->sign_body, line, len);
 }
 
-/* unstuffed - text as the queue file keeps it (CRLF lines, dot-stuffed) to fn as the
- * message's own octets: a line's leading "." that stuffing added goes */
-static void unstuffed(const char *p, size_t n, void (*fn)(void *arg, const char *p, size_t n),
-                      void *arg)
-{
-    for (size_t i = 0; i < n;) {
-        const char *lf = memchr(p + i, '\n', n - i);
-        size_t end = lf ? (size_t)(lf - p) + 1 : n, skip = p[i] == '.';
-
-        fn(arg, p + i + skip, end - i - skip);
-        i = end;
-    }
-}
-
 static void body_add(void *arg, const char *p, size_t n)
 {
     dkim_body_update(arg, p, n);
@@ -76,7 +62,7 @@ void session_sign_rebody(struct session *s, const char *body, size_t len)
         return;
     dkim_body_free(tx->sign_body);
     tx->sign_body = dkim_body_new(DKIM_CANON_RELAXED, -1);
-    unstuffed(body, len, body_add, tx->sign_body);
+    session_unstuffed(body, len, body_add, tx->sign_body);
 }
 
 /* sign_one - one key's DKIM-Signature field over the header section h onto out; 0, or
