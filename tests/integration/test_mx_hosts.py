@@ -3,7 +3,7 @@ records name one server share that server's limits.
 
 NSD serves mxh.test: a.mxh.test, b.mxh.test and c.mxh.test all have the MX
 shared.mxh.test (an aiosmtpd sink on 127.0.0.81 that counts its sessions); other
-domains have their own servers on 127.0.0.82-87. Every sink listens on one port,
+domains have their own servers on 127.0.0.82-88. Every sink listens on one port,
 given to the route as "mx:PORT".
 """
 
@@ -46,6 +46,9 @@ ZONES = {
         "prim MX 20 backup.mxh.test.",
         "main A 127.0.0.86",
         "backup A 127.0.0.87",
+        # a server that answers 421
+        "t MX 10 throttle.mxh.test.",
+        "throttle A 127.0.0.88",
     ],
 }
 
@@ -122,10 +125,10 @@ class CountingSink(Sink):
 
 @pytest.fixture
 def mxnet():
-    """Counting sinks on 127.0.0.81-87, all on one port."""
+    """Counting sinks on 127.0.0.81-88, all on one port."""
     port = free_port()
     sinks = {ip: CountingSink(port, host="127.0.0.%d" % ip, delay=0.05).start()
-             for ip in range(81, 88)}
+             for ip in range(81, 89)}
     yield port, sinks
     for s in sinks.values():
         s.stop()
@@ -272,6 +275,24 @@ def test_listing_and_reload(gateway, sink, dns, mxnet, tmp_path):
     host = [x for x in j if x["kind"] == "mx_host"][0]
     assert (host["destination"], host["concurrency"], host["window"]) == (
         "shared.mxh.test", 3, 2), host  # the window grows back by feedback, not by reload
+
+
+def test_host_throttle_feedback(gateway, sink, dns, mxnet):
+    """A 421 "too many connections" from the host halves its window and backs it off
+    (the same feedback as a destination's): the listing shows it."""
+    port, sinks = mxnet
+    sinks[88].set_rule("u@t.mxh.test", "421 4.7.0 Too many connections, try later")
+    gw = host_gateway(gateway, dns, port, sink.port,
+                      extra='mx_host "throttle.mxh.test" { concurrency = 4 }\n')
+    qid = smtp_queue(gw.port, "alice@example.test", ["u@t.mxh.test"], make_message("t"))
+    gw.wait_log(r"event=deferred id=%s .*Too many connections" % qid, timeout=10)
+    r = gw.ctl("queue", "destinations")
+    assert re.search(r"^mx_host throttle\.mxh\.test  backoff  active=0/2 \(limit 4\)  "
+                     r"backoff_until=\d{4}-\S+Z$", r.stdout, re.M), r.stdout
+    j = json.loads(gw.ctl("--json", "queue", "destinations").stdout)["destinations"]
+    host = [x for x in j if x["kind"] == "mx_host"][0]
+    assert (host["state"], host["window"], host["concurrency"]) == ("backoff", 2, 4), host
+    assert host["backoff_until"]
 
 
 def test_config_check(gateway, sink, tmp_path):
