@@ -45,6 +45,7 @@ struct dl_leg {
     size_t mx_at;
     struct dest *dest; /* its flow control (relay/dest.h); counted while dest_on */
     int dest_on;
+    int dest_charged;    /* its start counted in the destination's rate */
     struct event *gate;  /* waiting for the destination (or an MX host) to take one more */
     struct mxhost *host; /* the MX host tried (relay/mxhost.h); counted while host_on */
     int host_on;

@@ -140,9 +140,10 @@ static int dl_dest_wait(struct dl_leg *leg)
         return 0;
     if (!leg->dest)
         leg->dest = dests_get(d->ctx.dests, leg->domain);
-    if (dest_may_start(leg->dest, now, &wait)) {
-        dest_started(leg->dest, now);
-        leg->dest_on = 1;
+    /* back after a wait for an MX host: the domain's rate counted this delivery already */
+    if (flow_may_start(&leg->dest->flow, now, !leg->dest_charged, &wait)) {
+        flow_started(&leg->dest->flow, now, !leg->dest_charged);
+        leg->dest_on = leg->dest_charged = 1;
         return 0;
     }
     return dl_gate(leg, wait) == 0; /* no timer: no waiting rather than no delivery */
