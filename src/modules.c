@@ -20,6 +20,7 @@
 #include "queue/quarantine.h"
 #include "queue/queueconf.h"
 #include "relay/dest.h"
+#include "relay/mxhost.h"
 #include "relay/routes.h"
 #include "smtp/serverconf.h"
 #include "smtp/signconf.h"
@@ -32,6 +33,7 @@ static const struct config_section *const modules_fixed[] = {
     &serverconf_listen_section,
     &routes_section,
     &dests_section,
+    &mxhosts_section,
     &tlsconf_section,
     &serverconf_limits_section,
     &serverconf_timeouts_section,

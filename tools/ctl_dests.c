@@ -54,6 +54,8 @@ static void ctl_dest_print(const struct queue_dest_info *in, time_t now)
 {
     char when[32];
 
+    if (in->mxhost)
+        printf("mx_host ");
     ctl_put(stdout, in->name);
     printf("  %s  active=%u", adm_dest_state(in, now), in->active);
     if (in->concurrency)
@@ -62,8 +64,9 @@ static void ctl_dest_print(const struct queue_dest_info *in, time_t now)
         printf("  rate=%u/%us", in->rate_n, in->rate_secs);
     if (in->per_connection)
         printf("  per_connection=%u", in->per_connection);
-    printf("  waiting=%u (ready %u, deferred %u, parked %u, delivering %u)", in->messages,
-           in->ready, in->deferred, in->parked, in->delivering);
+    if (!in->mxhost) /* a host has no mail of its own: its domains have */
+        printf("  waiting=%u (ready %u, deferred %u, parked %u, delivering %u)", in->messages,
+               in->ready, in->deferred, in->parked, in->delivering);
     if (in->backoff_until > (double)now)
         printf("  backoff_until=%s", ctl_time((time_t)in->backoff_until, when, sizeof(when)));
     if (in->unreachable_since > 0) {
@@ -82,7 +85,7 @@ void ctl_dests_print(const struct ctl_dests *cd)
         printf("destinations: mxgated is not running (no delivery state)\n");
         return;
     }
-    printf("-- %zu destination(s) known to mxgated:\n", cd->n);
+    printf("-- %zu destination(s) and MX host(s) known to mxgated:\n", cd->n);
     for (size_t i = 0; i < cd->n; i++)
         ctl_dest_print(&cd->d[i], now);
 }
@@ -133,7 +136,7 @@ static void ctl_dest_header(const struct ctl_dests *cd, const char *key, time_t 
 {
     printf("destination ");
     for (size_t i = 0; i < cd->n; i++)
-        if (strcmp(cd->d[i].name, key) == 0) {
+        if (!cd->d[i].mxhost && strcmp(cd->d[i].name, key) == 0) {
             ctl_dest_print(&cd->d[i], now);
             return;
         }

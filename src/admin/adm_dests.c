@@ -45,7 +45,7 @@ void adm_dest_json(const struct queue_dest_info *in, struct json *j)
 
     json_obj_begin(j);
     json_kstr(j, "destination", in->name);
-    json_kstr(j, "kind", in->nexthop ? "nexthop" : "domain");
+    json_kstr(j, "kind", in->mxhost ? "mx_host" : in->nexthop ? "nexthop" : "domain");
     json_kstr(j, "state", adm_dest_state(in, time(NULL)));
     json_kint(j, "active", in->active);
     json_key(j, "window");
@@ -79,8 +79,9 @@ void adm_dests_json(const struct adm_env *env, struct json *j)
     json_arr_end(j);
 }
 
-/* dest_line_cb - "dest NAME KIND active window concurrency rate_n rate_secs per_connection
- * backoff_until unreachable_since probe_due messages ready deferred parked delivering" */
+/* dest_line_cb - "dest NAME KIND(0 domain, 1 next hop, 2 MX host) active window concurrency rate_n
+ * rate_secs per_connection backoff_until unreachable_since probe_due messages ready deferred parked
+ * delivering" */
 static void dest_line_cb(const struct queue_dest_info *in, void *arg)
 {
     FILE *f = arg;
@@ -92,11 +93,11 @@ static void dest_line_cb(const struct queue_dest_info *in, void *arg)
             fputc(*p, f);
         else
             fprintf(f, "%%%02X", *p);
-    fprintf(f, " %d %u %u %u %u %u %u %lld %lld %lld %u %u %u %u %u\n", in->nexthop, in->active,
-            in->window, in->concurrency, in->rate_n, in->rate_secs, in->per_connection,
-            (long long)in->backoff_until, (long long)in->unreachable_since,
-            (long long)in->probe_due, in->messages, in->ready, in->deferred, in->parked,
-            in->delivering);
+    fprintf(f, " %d %u %u %u %u %u %u %lld %lld %lld %u %u %u %u %u\n",
+            in->mxhost ? 2 : in->nexthop, in->active, in->window, in->concurrency, in->rate_n,
+            in->rate_secs, in->per_connection, (long long)in->backoff_until,
+            (long long)in->unreachable_since, (long long)in->probe_due, in->messages, in->ready,
+            in->deferred, in->parked, in->delivering);
 }
 
 void adm_dests_lines(const struct adm_env *env, FILE *f)
@@ -117,6 +118,8 @@ int adm_dest_parse(const char *line, struct queue_dest_info *in, char *name, siz
                &in->deferred, &in->parked, &in->delivering) != 16 ||
         adm_login_decode(enc, name, namelen) < 0)
         return -1;
+    in->mxhost = in->nexthop == 2;
+    in->nexthop = in->nexthop == 1;
     in->backoff_until = (double)b;
     in->unreachable_since = (double)u;
     in->probe_due = (double)p;

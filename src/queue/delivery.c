@@ -44,6 +44,7 @@ static void delivery_free(struct delivery *d)
         relay_resolve_cancel(d->legs[i].resolving);
         mx_cancel(d->legs[i].mxq);
         dl_dest_end(&d->legs[i], DEST_OTHER);
+        dl_host_release(&d->legs[i]);
         if (d->legs[i].gate)
             event_free(d->legs[i].gate);
         free(d->legs[i].mx);
@@ -118,6 +119,7 @@ void dl_leg_fail(struct dl_leg *leg, int code, const char *text)
     char relay[320];
 
     dl_dest_end(leg, dest_classify(code, text));
+    dl_host_end(leg, dest_classify(code, text));
     dl_relay(leg, relay, sizeof(relay));
     for (size_t i = 0; i < leg->n; i++)
         dl_set(leg->rcpt[i], code, text, relay);
@@ -144,6 +146,7 @@ static void dl_client_done(void *arg, const struct smtp_client_result *res)
     char relay[320], text[512];
 
     leg->client = NULL;
+    dl_host_end(leg, res->nrcpt ? dest_classify(res->rcpt[0].code, res->rcpt[0].text) : DEST_OTHER);
     if (dl_mx_next(leg, res))
         return;
     dl_reachability(leg, res);
@@ -490,6 +493,7 @@ void delivery_cancel(struct delivery *d)
         if (d->legs[i].gate)
             evtimer_del(d->legs[i].gate);
         dl_dest_end(&d->legs[i], DEST_OTHER);
+        dl_host_release(&d->legs[i]);
     }
     if (d->pool_jobs == 0)
         delivery_free(d);

@@ -17,6 +17,7 @@ struct conncache;
 struct nexthops;
 struct dns;
 struct dests;
+struct mxhosts;
 struct routes;
 struct dest;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -44,6 +45,7 @@ struct delivery_ctx {
     struct nexthops *nexthops;    /* learns each next hop's EHLO, or NULL */
     struct dns *dns;              /* route "mx": MX, A and AAAA lookups; NULL: none */
     struct dests *dests;          /* flow control and reachability per destination, or NULL */
+    struct mxhosts *mxhosts;      /* flow control per MX host, or NULL */
     delivery_admit_fn admit;      /* NULL: every attempt goes on */
 };
 

@@ -45,9 +45,13 @@ struct dl_leg {
     size_t mx_at;
     struct dest *dest; /* its flow control (relay/dest.h); counted while dest_on */
     int dest_on;
-    struct event *gate; /* waiting for the destination to take one more */
-    int reached;        /* a server of the leg answered (a greeting) */
-    int unreachable;    /* none did: every connection failed before a greeting */
+    int dest_charged;    /* its start counted in the destination's rate */
+    struct event *gate;  /* waiting for the destination (or an MX host) to take one more */
+    struct mxhost *host; /* the MX host tried (relay/mxhost.h); counted while host_on */
+    int host_on;
+    int host_wait;   /* waiting for an MX host: counted in dest->host_waiting */
+    int reached;     /* a server of the leg answered (a greeting) */
+    int unreachable; /* none did: every connection failed before a greeting */
 };
 
 struct delivery {
@@ -92,5 +96,15 @@ int dl_mx_next(struct dl_leg *leg, const struct smtp_client_result *res);
 void dl_start_mx(struct dl_leg *leg);
 struct smtp_client_req;
 void dl_tls_policy(const struct dl_leg *leg, struct smtp_client_req *req);
+int dl_gate(struct dl_leg *leg, double wait);
+
+/* delivery_mxhost.c */
+enum dl_host_pick { DL_HOST_GO, DL_HOST_WAIT, DL_HOST_NONE };
+/* dl_host_pick - the address at mx_at (reordered within its preference) whose host takes
+ * one more connection: DL_HOST_GO (counted on leg->host); DL_HOST_WAIT: the leg waits on
+ * its gate (or has failed); DL_HOST_NONE: no address but ourselves is left */
+enum dl_host_pick dl_host_pick(struct dl_leg *leg);
+void dl_host_end(struct dl_leg *leg, enum dest_outcome o);
+void dl_host_release(struct dl_leg *leg);
 
 #endif

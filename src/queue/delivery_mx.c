@@ -40,20 +40,27 @@ void dl_tls_policy(const struct dl_leg *leg, struct smtp_client_req *req)
     }
 }
 
-/* dl_mx_try - the leg's next MX address that is not ourselves; 0 when none is left */
+/* dl_mx_try - the leg's next MX address that is not ourselves and whose host takes one
+ * more connection (delivery_mxhost.c); 1 when started or waiting for a host, 0 when
+ * none is left */
 static int dl_mx_try(struct dl_leg *leg)
 {
-    for (; leg->mx_at < leg->mx->naddr; leg->mx_at++) {
-        const struct mx_addr *m = &leg->mx->addr[leg->mx_at];
-        if (mx_is_self(leg->d->ctx.cfg, &m->addr))
-            continue;
-        memset(&leg->ra, 0, sizeof(leg->ra));
-        memcpy(&leg->ra.addr, &m->addr, sizeof(m->addr));
-        leg->ra.addrlen = m->addrlen;
-        dl_client_start(leg);
+    const struct mx_addr *m;
+
+    switch (dl_host_pick(leg)) {
+    case DL_HOST_NONE:
+        return 0;
+    case DL_HOST_WAIT:
         return 1;
+    case DL_HOST_GO:
+        break;
     }
-    return 0;
+    m = &leg->mx->addr[leg->mx_at];
+    memset(&leg->ra, 0, sizeof(leg->ra));
+    memcpy(&leg->ra.addr, &m->addr, sizeof(m->addr));
+    leg->ra.addrlen = m->addrlen;
+    dl_client_start(leg);
+    return 1;
 }
 
 /* dl_mx_next - no host took responsibility (no connection, a 4xx greeting, 421):
@@ -107,37 +114,52 @@ static void dl_gate_cb(evutil_socket_t fd, short what, void *arg)
     dl_start_mx(arg);
 }
 
+/* dl_gate - see delivery_internal.h: dl_start_mx again in wait seconds (0: soon, when
+ * a running delivery may have ended); -1 without a timer */
+int dl_gate(struct dl_leg *leg, double wait)
+{
+    struct timeval tv;
+
+    if (!leg->gate && !(leg->gate = evtimer_new(leg->d->ctx.base, dl_gate_cb, leg)))
+        return -1;
+    wait = wait > 0 ? wait + 0.01 : 0.05; /* a slot frees when a delivery ends */
+    tv.tv_sec = (time_t)wait;
+    tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
+    evtimer_add(leg->gate, &tv);
+    return 0;
+}
+
 /* dl_dest_wait - 1 while the leg's destination takes no more (concurrency, rate,
  * back-off): the leg waits on a timer; the queue's other destinations go on */
 static int dl_dest_wait(struct dl_leg *leg)
 {
     struct delivery *d = leg->d;
     double wait, now = clock_now_precise();
-    struct timeval tv;
 
     if (!d->ctx.dests)
         return 0;
     if (!leg->dest)
         leg->dest = dests_get(d->ctx.dests, leg->domain);
-    if (dest_may_start(leg->dest, now, &wait)) {
-        dest_started(leg->dest, now);
-        leg->dest_on = 1;
+    /* back after a wait for an MX host: the domain's rate counted this delivery already */
+    if (flow_may_start(&leg->dest->flow, now, !leg->dest_charged, &wait)) {
+        flow_started(&leg->dest->flow, now, !leg->dest_charged);
+        leg->dest_on = leg->dest_charged = 1;
         return 0;
     }
-    if (!leg->gate && !(leg->gate = evtimer_new(d->ctx.base, dl_gate_cb, leg)))
-        return 0;                         /* no timer: no waiting rather than no delivery */
-    wait = wait > 0 ? wait + 0.01 : 0.05; /* a slot frees when a delivery ends */
-    tv.tv_sec = (time_t)wait;
-    tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
-    evtimer_add(leg->gate, &tv);
-    return 1;
+    return dl_gate(leg, wait) == 0; /* no timer: no waiting rather than no delivery */
 }
 
-/* dl_start_mx - route "mx": when the destination takes it, its MX records on c-ares */
+/* dl_start_mx - route "mx": when the destination takes it, its MX records on c-ares
+ * (or, after a wait for an MX host, the servers already known) */
 void dl_start_mx(struct dl_leg *leg)
 {
     if (dl_dest_wait(leg))
         return;
+    if (leg->mx) {
+        if (!dl_mx_try(leg))
+            dl_leg_fail(leg, 0, "4.4.0 no MX host left to try");
+        return;
+    }
     leg->mxq = mx_lookup(leg->d->ctx.dns, leg->domain, leg->route->target.port, dl_mx_done, leg);
     if (!leg->mxq)
         dl_leg_fail(leg, 0, "4.4.3 no DNS resolver for MX lookups");

@@ -22,6 +22,7 @@
 #include "queue/queueconf.h"
 #include "queue/spool.h"
 #include "relay/dest.h"
+#include "relay/mxhost.h"
 #include "relay/client.h"
 #include "relay/conncache.h"
 
@@ -286,8 +287,9 @@ void queue_reconfigure(struct queue *q, const struct config *cfg, const struct r
     q->ctx.routes = routes;
     q->hold = hold;
     q->token = token;
-    dests_reconfigure(q->ctx.dests, cfg); /* new limits; each destination's state stays */
-    queue_kick(q);                        /* max_deliveries may have grown */
+    dests_reconfigure(q->ctx.dests, cfg);     /* new limits; each destination's state stays */
+    mxhosts_reconfigure(q->ctx.mxhosts, cfg); /* the same per MX host */
+    queue_kick(q);                            /* max_deliveries may have grown */
 }
 
 /* queue_set_nexthops - see queue.h */
@@ -324,6 +326,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
      * connect, greeting, EHLO and QUIT each: keep them (Postfix's reuse) */
     q->ctx.conn_cache = conncache_new(base, QUEUE_CONN_IDLE_MAX, QUEUE_CONN_IDLE_SECS);
     q->ctx.dests = dests_load(cfg); /* a reload reads them again (queue_reconfigure) */
+    q->ctx.mxhosts = mxhosts_load(cfg);
     TAILQ_INIT(&q->ready);
     TAILQ_INIT(&q->ring);
     TAILQ_INIT(&q->dests);
@@ -633,5 +636,6 @@ void queue_free(struct queue *q)
     conncache_free(q->ctx.conn_cache); /* after the attempts that used it */
     qd_free_all(q);
     dests_free(q->ctx.dests);
+    mxhosts_free(q->ctx.mxhosts);
     free(q);
 }

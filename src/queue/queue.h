@@ -74,8 +74,10 @@ void queue_info(const struct queue *q, struct queue_info *in);
 /* What the scheduler knows of one destination: a recipient domain of route "mx"
  * (relay/dest.h: its limits and feedback) or a relay route's next hop. */
 struct queue_dest_info {
-    const char *name; /* the domain, or the next hop's target ("smtp:[192.0.2.1]:25") */
+    const char *name; /* the domain, the next hop's target ("smtp:[192.0.2.1]:25"), or
+                       * the MX host's name */
     int nexthop;
+    int mxhost;           /* an MX host with limits (mx_host): no mail of its own, only its state */
     unsigned active;      /* deliveries running to it now */
     unsigned window;      /* concurrency allowed now by the feedback (0: no limit) */
     unsigned concurrency; /* its limit (0: no limit but max_deliveries) */
@@ -87,7 +89,8 @@ struct queue_dest_info {
     unsigned ready, deferred, parked, delivering;
 };
 typedef void (*queue_dest_fn)(const struct queue_dest_info *in, void *arg);
-/* queue_dests - fn for every destination the scheduler has met since the start */
+/* queue_dests - fn for every destination the scheduler has met since the start, then
+ * for every MX host with limits that a delivery has met */
 void queue_dests(const struct queue *q, queue_dest_fn fn, void *arg);
 
 /* queue_free - cancel running deliveries (messages stay in the spool) and free */

@@ -20,8 +20,10 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "relay/dest.h"
+#include "relay/mxhost.h"
 
-#define QUEUE_LOAD_MAX 64 /* messages loaded per loop turn to learn their destination */
+#define QUEUE_LOAD_MAX 64    /* messages loaded per loop turn to learn their destination */
+#define QUEUE_HOST_POLL 0.05 /* seconds: a look again at a domain waiting for an MX host */
 
 /* qd_of - the scheduler's side of dest (made on first use); NULL for none */
 static struct qdest *qd_of(struct queue *q, struct dest *dest)
@@ -133,12 +135,18 @@ static void qd_park_ready(struct queue *q, struct qdest *qd)
 }
 
 /* qd_may_start - 1 when qd takes one more delivery now; else *wait (seconds, 0: when
- * one of its deliveries ends). Until a server of it answered once, one at a time. */
+ * one of its deliveries ends). Until a server of it answered once, one at a time. While
+ * one of its deliveries waits for an MX host (delivery_mxhost.c), no other starts: it
+ * would only wait too, holding a delivery slot that other destinations could use. */
 static int qd_may_start(const struct qdest *qd, double now, double *wait)
 {
     *wait = 0;
     if (!qd->dest->reached && qd->nactive > 0)
         return 0;
+    if (qd->dest->host_waiting) {
+        *wait = QUEUE_HOST_POLL;
+        return 0;
+    }
     if (qd->dest->nexthop)
         return 1;
     return dest_may_start(qd->dest, now, wait);
@@ -402,6 +410,28 @@ void qd_info(const struct queue *q, struct queue_info *in,
     }
 }
 
+/* qd_mxhosts - the MX hosts with limits, after the destinations (queue_dests) */
+static void qd_mxhosts(const struct queue *q, queue_dest_fn fn, void *arg)
+{
+    double now = clock_now_precise();
+
+    for (size_t i = 0; i < mxhosts_count(q->ctx.mxhosts); i++) {
+        const struct mxhost *h = mxhosts_at(q->ctx.mxhosts, i);
+        struct queue_dest_info in = {
+            .name = h->name,
+            .mxhost = 1,
+            .active = h->flow.active,
+            .window = h->flow.window,
+            .concurrency = h->flow.concurrency,
+            .rate_n = h->flow.rate_n,
+            .rate_secs = h->flow.rate_secs,
+            .backoff_until = h->flow.backoff_until > now ? h->flow.backoff_until : 0,
+        };
+        if (h->section[0]) /* a host no section names any more has no limits to show */
+            fn(&in, arg);
+    }
+}
+
 /* queue_dests - see queue.h */
 void queue_dests(const struct queue *q, queue_dest_fn fn, void *arg)
 {
@@ -413,13 +443,14 @@ void queue_dests(const struct queue *q, queue_dest_fn fn, void *arg)
         struct queue_dest_info in = {
             .name = d->name,
             .nexthop = d->nexthop,
-            .active = d->nexthop ? qd->nactive : d->active,
-            .window = d->nexthop ? 0 : d->window,
+            .active = d->nexthop ? qd->nactive : d->flow.active,
+            .window = d->nexthop ? 0 : d->flow.window,
             .concurrency = d->nexthop ? 0 : d->conf.concurrency,
             .rate_n = d->conf.rate_n,
             .rate_secs = d->conf.rate_secs,
             .per_connection = d->conf.per_connection,
-            .backoff_until = d->backoff_until > clock_now_precise() ? d->backoff_until : 0,
+            .backoff_until =
+                d->flow.backoff_until > clock_now_precise() ? d->flow.backoff_until : 0,
             .unreachable_since = d->unreachable_since,
             .probe_due = d->unreachable_since ? d->probe_due : 0,
             .messages = qd->nready + qd->nparked + qd->nwait + qd->nactive,
@@ -430,6 +461,7 @@ void queue_dests(const struct queue *q, queue_dest_fn fn, void *arg)
         };
         fn(&in, arg);
     }
+    qd_mxhosts(q, fn, arg);
 }
 
 /* qd_free_all - see queue_internal.h: every destination's lists (the messages stay in

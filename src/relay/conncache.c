@@ -191,6 +191,20 @@ struct bufferevent *conncache_take(struct conncache *cache, const struct conncac
     return NULL;
 }
 
+/* conncache_has - see conncache.h */
+int conncache_has(const struct conncache *cache, const struct conncache_want *w)
+{
+    struct ckey key;
+    const struct cconn *cc;
+
+    if (cache == NULL || key_make(&key, w) != 0)
+        return 0;
+    TAILQ_FOREACH(cc, &cache->buckets[key_bucket(&key)], bucket_link)
+    if (key_eq(&cc->key, &key))
+        return 1;
+    return 0;
+}
+
 /* conncache_enabled - see conncache.h */
 int conncache_enabled(const struct conncache *cache)
 {

@@ -67,6 +67,9 @@ int conncache_park(struct conncache *cache, const struct conncache_want *w, stru
 struct bufferevent *conncache_take(struct conncache *cache, const struct conncache_want *w,
                                    struct conncache_session *sess);
 
+/* conncache_has - a connection for w is parked (conncache_take would return one) */
+int conncache_has(const struct conncache *cache, const struct conncache_want *w);
+
 /* conncache_quit_now - QUIT without waiting for the 221 (as Postfix by
  * default): written only if the socket takes it at once */
 void conncache_quit_now(struct bufferevent *bev);

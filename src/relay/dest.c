@@ -15,9 +15,6 @@
 #include "tls/tls.h"
 
 #define DEST_DEFAULT_CONCURRENCY 20
-#define DEST_BACKOFF_FIRST 10.0 /* seconds after the first throttle; doubles */
-#define DEST_BACKOFF_MAX 600.0
-#define DEST_RATE_MAX 100000
 #define DEST_NEXTHOP_CONCURRENCY 100000 /* a relay next hop: the queue's max_deliveries limits */
 
 /* A preset: the limits the named destinations get unless a section says otherwise. */
@@ -71,34 +68,6 @@ static const struct dest_preset *dest_preset_of(const char *domain)
     return NULL;
 }
 
-/* dest_parse_rate - "N/SECONDS" */
-static int dest_parse_rate(const char *s, unsigned *n, unsigned *secs)
-{
-    char *end;
-    unsigned long a = strtoul(s, &end, 10), b;
-
-    if (end == s || *end != '/' || a < 1 || a > DEST_RATE_MAX)
-        return -1;
-    s = end + 1;
-    b = strtoul(s, &end, 10);
-    if (end == s || *end != '\0' || b < 1 || b > 86400)
-        return -1;
-    *n = (unsigned)a;
-    *secs = (unsigned)b;
-    return 0;
-}
-
-/* dest_valid_rate - validator of "rate" */
-static int dest_valid_rate(cfg_t *cfg, cfg_opt_t *opt)
-{
-    unsigned n, s;
-
-    if (dest_parse_rate(cfg_opt_getnstr(opt, 0), &n, &s) < 0)
-        cfg_error(cfg, "rate: want \"MESSAGES/SECONDS\" (e.g. \"30/60\"), not \"%s\"",
-                  cfg_opt_getnstr(opt, 0));
-    return 0;
-}
-
 /* dest_valid_preset - validator of "preset" */
 static int dest_valid_preset(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -135,7 +104,7 @@ static const struct config_bound dest_bounds[] = {
 };
 
 static const struct config_validator dest_validators[] = {
-    {"destination|rate", dest_valid_rate},
+    {"destination|rate", flow_valid_rate},
     {"destination|preset", dest_valid_preset},
     {"destination|tls", dest_valid_tls},
     {NULL, NULL},
@@ -160,7 +129,7 @@ static void dest_section_conf(cfg_t *s, struct dest_conf *c)
     if (cfg_size(s, "concurrency"))
         c->concurrency = (unsigned)cfg_getint(s, "concurrency");
     if (cfg_getstr(s, "rate") &&
-        dest_parse_rate(cfg_getstr(s, "rate"), &c->rate_n, &c->rate_secs) < 0)
+        flow_parse_rate(cfg_getstr(s, "rate"), &c->rate_n, &c->rate_secs) < 0)
         c->rate_n = c->rate_secs = 0;
     if (cfg_size(s, "per_connection"))
         c->per_connection = (unsigned)cfg_getint(s, "per_connection");
@@ -216,7 +185,7 @@ void dests_free(struct dests *t)
         SSL_CTX_free(t->retired[i]);
     free(t->retired);
     for (size_t i = 0; i < t->nst; i++) {
-        free(t->st[i]->starts);
+        flow_free(&t->st[i]->flow);
         free(t->st[i]);
     }
     free(t->name);
@@ -250,24 +219,16 @@ void dest_conf_for(const struct dests *t, const char *domain, struct dest_conf *
 /* dest_limits - d's limits and TLS context from t's sections (its state stays) */
 static void dest_limits(const struct dests *t, struct dest *d)
 {
-    unsigned rate_n = d->conf.rate_n, rate_secs = d->conf.rate_secs;
-
     if (d->nexthop)
         d->conf = (struct dest_conf){DEST_NEXTHOP_CONCURRENCY, 0, 0, 0, DEST_TLS_MAY};
     else
         dest_conf_for(t, d->name, &d->conf);
-    if (d->window == 0 || d->window > d->conf.concurrency)
-        d->window = d->conf.concurrency;
+    flow_set_limits(&d->flow, d->conf.concurrency, d->conf.rate_n, d->conf.rate_secs);
     d->verify = NULL;
     for (size_t i = 0; !d->nexthop && i < t->n; i++)
         if (t->verify[i] &&
             (strcasecmp(t->name[i], d->name) == 0 || (strcmp(t->name[i], "*") == 0 && !d->verify)))
             d->verify = t->verify[i];
-    if (d->starts && rate_n == d->conf.rate_n && rate_secs == d->conf.rate_secs)
-        return;
-    free(d->starts); /* a new rate starts with an empty window */
-    d->starts = d->conf.rate_secs ? xcalloc(d->conf.rate_n, sizeof(*d->starts)) : NULL;
-    d->nstarts = d->head = 0;
 }
 
 /* dests_make - the state named name (made on first use) */
@@ -361,58 +322,19 @@ const struct dest *dests_at(const struct dests *t, size_t i)
 /* dest_may_start - see dest.h */
 int dest_may_start(const struct dest *d, double now, double *wait)
 {
-    *wait = 0;
-    if (now < d->backoff_until) {
-        *wait = d->backoff_until - now;
-        return 0;
-    }
-    if (d->active >= d->window)
-        return 0;
-    if (d->conf.rate_secs && d->nstarts == d->conf.rate_n) {
-        double oldest = d->starts[d->head]; /* the ring is full: head is the oldest */
-        if (now - oldest < d->conf.rate_secs) {
-            *wait = d->conf.rate_secs - (now - oldest);
-            return 0;
-        }
-    }
-    return 1;
+    return flow_may_start(&d->flow, now, 1, wait);
 }
 
 /* dest_started - see dest.h */
 void dest_started(struct dest *d, double now)
 {
-    d->active++;
-    if (!d->conf.rate_secs)
-        return;
-    d->starts[d->head] = now;
-    d->head = (d->head + 1) % d->conf.rate_n;
-    if (d->nstarts < d->conf.rate_n)
-        d->nstarts++;
+    flow_started(&d->flow, now, 1);
 }
 
-/* dest_finished - see dest.h: halve on a throttle and back off (doubling), grow by
- * one after a window's worth of successes */
+/* dest_finished - see dest.h */
 void dest_finished(struct dest *d, double now, enum dest_outcome o)
 {
-    double b;
-
-    if (d->active)
-        d->active--;
-    if (o == DEST_THROTTLED) {
-        d->window = d->window > 1 ? d->window / 2 : 1;
-        d->successes = 0;
-        b = DEST_BACKOFF_FIRST;
-        for (unsigned i = 0; i < d->throttles && b < DEST_BACKOFF_MAX; i++)
-            b *= 2;
-        d->throttles++;
-        d->backoff_until = now + (b < DEST_BACKOFF_MAX ? b : DEST_BACKOFF_MAX);
-    } else if (o == DEST_OK) {
-        d->throttles = 0;
-        if (++d->successes >= d->window && d->window < d->conf.concurrency) {
-            d->window++;
-            d->successes = 0;
-        }
-    }
+    flow_finished(&d->flow, now, (enum flow_outcome)o);
 }
 
 /* dest_classify - see dest.h */

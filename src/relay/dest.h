@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#include "relay/flow.h"
+
 struct config;
 struct config_section;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -37,26 +39,21 @@ struct dest_conf {
 struct dest {
     char name[256]; /* the domain (lower case) */
     struct dest_conf conf;
-    unsigned active;      /* deliveries running */
-    unsigned window;      /* the concurrency feedback allows now, 1..conf.concurrency */
-    unsigned successes;   /* since the window last grew */
-    unsigned throttles;   /* in a row: the back-off doubles */
-    double backoff_until; /* no new delivery before (clock_now_precise) */
-    double *starts;       /* ring of the last rate_n start times */
-    SSL_CTX *verify;      /* tls "verify": the context with its CAs (owned by the table) */
-    size_t nstarts, head;
+    struct flow flow; /* deliveries running, window, rate, back-off (relay/flow.h) */
+    SSL_CTX *verify;  /* tls "verify": the context with its CAs (owned by the table) */
     /* reachability (Postfix's dead destination): since when no server of it answered a
      * connection (0: it answers, or nothing is known yet); a dead destination gets one
      * probe at a time, at probe_due, and no other delivery */
     double unreachable_since;
     double probe_due;
-    unsigned probe_wait; /* seconds between probes: doubles up to the queue's retry_max */
-    int reached;         /* a server answered once since the start (slow start until then) */
-    int nexthop;         /* a relay route's next hop, not a domain: no limits of its own */
-    void *sched;         /* the scheduler's waiting mail for it (queue/), NULL: none yet */
+    unsigned probe_wait;   /* seconds between probes: doubles up to the queue's retry_max */
+    int reached;           /* a server answered once since the start (slow start until then) */
+    int nexthop;           /* a relay route's next hop, not a domain: no limits of its own */
+    unsigned host_waiting; /* its deliveries waiting for an MX host (mxhost.h) to take one */
+    void *sched;           /* the scheduler's waiting mail for it (queue/), NULL: none yet */
 };
 
-enum dest_outcome { DEST_OK, DEST_THROTTLED, DEST_OTHER };
+enum dest_outcome { DEST_OK = FLOW_OK, DEST_THROTTLED = FLOW_THROTTLED, DEST_OTHER = FLOW_OTHER };
 
 /* The destination sections. */
 extern const struct config_section dests_section;

@@ -114,6 +114,7 @@ static void mx_add(struct mx_result *res, const struct mx_lookup *q, size_t host
         m->addrlen = sizeof(*s4);
     }
     snprintf(m->host, sizeof(m->host), "%s", q->host[host].name);
+    m->pref = q->host[host].pref;
     res->naddr++;
 }
 

@@ -28,7 +28,8 @@ enum mx_status {
 struct mx_addr {
     struct sockaddr_storage addr; /* port set */
     socklen_t addrlen;
-    char host[256]; /* the MX host name (lower case), for TLS names and logs */
+    char host[256];      /* the MX host name (lower case), for TLS names and logs */
+    unsigned short pref; /* its MX preference (0 for an implicit MX) */
 };
 
 struct mx_result {

@@ -34,7 +34,7 @@ static void test_presets_and_defaults(void **state)
 /* test_concurrency - no more than the limit at once; one ending frees a slot */
 static void test_concurrency(void **state)
 {
-    struct dest d = {.conf = {2, 0, 0, 0, DEST_TLS_MAY}, .window = 2};
+    struct dest d = {.conf = {2, 0, 0, 0, DEST_TLS_MAY}, .flow = {.concurrency = 2, .window = 2}};
     double wait;
     (void)state;
 
@@ -51,7 +51,10 @@ static void test_concurrency(void **state)
 static void test_rate(void **state)
 {
     double starts[3];
-    struct dest d = {.conf = {100, 3, 10, 0, DEST_TLS_MAY}, .window = 100, .starts = starts};
+    struct dest d = {
+        .conf = {100, 3, 10, 0, DEST_TLS_MAY},
+        .flow = {
+            .concurrency = 100, .rate_n = 3, .rate_secs = 10, .window = 100, .starts = starts}};
     double wait;
     (void)state;
 
@@ -72,32 +75,32 @@ static void test_rate(void **state)
  * worth of successes grows it by one, up to the limit */
 static void test_feedback(void **state)
 {
-    struct dest d = {.conf = {8, 0, 0, 0, DEST_TLS_MAY}, .window = 8};
+    struct dest d = {.conf = {8, 0, 0, 0, DEST_TLS_MAY}, .flow = {.concurrency = 8, .window = 8}};
     double wait;
     (void)state;
 
     dest_started(&d, 0);
     dest_finished(&d, 0, DEST_THROTTLED);
-    assert_int_equal(d.window, 4);
+    assert_int_equal(d.flow.window, 4);
     assert_false(dest_may_start(&d, 5, &wait));
     assert_true(wait > 4.99 && wait < 5.01);
     assert_true(dest_may_start(&d, 10, &wait));
     dest_started(&d, 10);
     dest_finished(&d, 10, DEST_THROTTLED);
-    assert_int_equal(d.window, 2);
+    assert_int_equal(d.flow.window, 2);
     assert_false(dest_may_start(&d, 29, &wait)); /* 20 s this time */
     assert_true(dest_may_start(&d, 30, &wait));
     dest_started(&d, 30);
     dest_finished(&d, 30, DEST_THROTTLED);
     dest_started(&d, 70);
     dest_finished(&d, 70, DEST_THROTTLED);
-    assert_int_equal(d.window, 1); /* never below one */
+    assert_int_equal(d.flow.window, 1); /* never below one */
     for (int i = 0; i < 100; i++) {
         dest_started(&d, 1000 + i);
         dest_finished(&d, 1000 + i, DEST_OK);
     }
-    assert_int_equal(d.window, 8); /* grown back, and no further */
-    assert_int_equal(d.throttles, 0);
+    assert_int_equal(d.flow.window, 8); /* grown back, and no further */
+    assert_int_equal(d.flow.throttles, 0);
 }
 
 /* test_classify - what counts as "slow down" */
@@ -118,7 +121,7 @@ static void test_classify(void **state)
  * and double the probe interval up to the cap; an answer is news once */
 static void test_reachability(void **state)
 {
-    struct dest d = {.conf = {2, 0, 0, 0, DEST_TLS_MAY}, .window = 2};
+    struct dest d = {.conf = {2, 0, 0, 0, DEST_TLS_MAY}, .flow = {.concurrency = 2, .window = 2}};
     (void)state;
 
     assert_true(dest_unreachable(&d, 100, 5, 30));
@@ -155,7 +158,7 @@ static void test_nexthop(void **state)
     assert_true(dest_may_start(hop, 1, &wait));
     dest_finished(dom, 10, DEST_THROTTLED);
     dests_reconfigure(t, NULL);
-    assert_true(dom->backoff_until > 10 && dom->conf.concurrency == 20);
+    assert_true(dom->flow.backoff_until > 10 && dom->conf.concurrency == 20);
     assert_int_equal(dests_count(t), 2);
     dests_free(t);
 }

@@ -1,0 +1,141 @@
+/*
+ * delivery_mxhost.c - flow control per MX host (relay/mxhost.h) on route "mx":
+ * which of the domain's servers a leg connects to. Among the hosts of the
+ * leg's current MX preference, the first (in the random order RFC 5321 gives
+ * equal preferences) whose host takes one more connection gets it: a host at
+ * its concurrency or in its rate window yields to an equal-preference peer,
+ * never to a lower preference (a backup MX is for when the preferred ones
+ * fail, not for our own pacing; Postfix too tries in order). A preference
+ * whose hosts all back off (they said 421 lately) is passed over, as their 421
+ * greeting would make us do. When no host takes the leg, it waits on a timer:
+ * its domain's slot is free meanwhile, and nothing is counted as an attempt
+ * or logged (the message's retry schedule does not move).
+ */
+#include "queue/delivery_internal.h"
+
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "relay/conncache.h"
+#include "relay/mx.h"
+#include "relay/mxhost.h"
+
+#define DL_HOST_POLL 0.02 /* seconds: a look again when the host's slot frees at an end */
+
+/* dl_host_cached - a connection to address i is parked for this leg's request (the
+ * key dl_client_start's request will have): a reuse is no new connection */
+static int dl_host_cached(const struct dl_leg *leg, size_t i)
+{
+    const struct delivery *d = leg->d;
+    struct conncache_want w = {
+        .addr = &leg->mx->addr[i].addr,
+        .addrlen = leg->mx->addr[i].addrlen,
+        .lmtp = 0,
+        .tls = d->ctx.client_tls != NULL,
+        .helo = d->ctx.cfg->hostname,
+    };
+
+    if (leg->dest && leg->dest->conf.tls != DEST_TLS_MAY)
+        return 0; /* a required TLS session never comes from the cache (dl_tls_policy) */
+    return conncache_has(d->ctx.conn_cache, &w);
+}
+
+/* dl_host_take - address i goes first at mx_at (equal preferences are in random
+ * order anyway; the others stay for a retry), its host counts the connection */
+static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h, int charge)
+{
+    struct mx_addr a = leg->mx->addr[i];
+
+    memmove(&leg->mx->addr[leg->mx_at + 1], &leg->mx->addr[leg->mx_at],
+            (i - leg->mx_at) * sizeof(a));
+    leg->mx->addr[leg->mx_at] = a;
+    leg->host = h;
+    leg->host_on = h != NULL;
+    if (h)
+        flow_started(&h->flow, clock_now_precise(), charge);
+    if (leg->host_wait && leg->dest)
+        leg->dest->host_waiting--;
+    leg->host_wait = 0;
+}
+
+/* dl_host_group - look at the preference starting at mx_at: 1 when an address was
+ * taken; else *end is past it, *busy says a host of it is at a limit (not only
+ * backing off), *cand counts its addresses that are not ourselves, *soonest is the
+ * earliest time one may take it */
+static int dl_host_group(struct dl_leg *leg, double now, size_t *end, int *busy, size_t *cand,
+                         double *soonest)
+{
+    const struct mx_result *mx = leg->mx;
+    double w;
+
+    for (*end = leg->mx_at; *end < mx->naddr && mx->addr[*end].pref == mx->addr[leg->mx_at].pref;)
+        (*end)++;
+    for (size_t i = leg->mx_at; i < *end; i++) {
+        struct mxhost *h;
+        int charge;
+        if (mx_is_self(leg->d->ctx.cfg, &mx->addr[i].addr))
+            continue;
+        (*cand)++;
+        h = mxhosts_get(leg->d->ctx.mxhosts, mx->addr[i].host);
+        charge = h && !dl_host_cached(leg, i);
+        if (!h || flow_may_start(&h->flow, now, charge, &w)) {
+            dl_host_take(leg, i, h, charge);
+            return 1;
+        }
+        if (now >= h->flow.backoff_until)
+            *busy = 1;
+        w = w > 0 ? w : DL_HOST_POLL;
+        if (*soonest == 0 || w < *soonest)
+            *soonest = w;
+    }
+    return 0;
+}
+
+/* dl_host_pick - see delivery_internal.h: DL_HOST_GO with mx_at the address to
+ * connect to; DL_HOST_WAIT when the leg waits (gate armed, domain slot released);
+ * DL_HOST_NONE when no address but ourselves is left */
+enum dl_host_pick dl_host_pick(struct dl_leg *leg)
+{
+    size_t start = leg->mx_at, end, cand = 0;
+    double now = clock_now_precise(), soonest = 0;
+    int busy = 0;
+
+    while (leg->mx_at < leg->mx->naddr) {
+        if (dl_host_group(leg, now, &end, &busy, &cand, &soonest))
+            return DL_HOST_GO;
+        if (busy || end == leg->mx->naddr)
+            break;
+        leg->mx_at = end; /* every host of it backs off: the next preference */
+    }
+    leg->mx_at = start; /* after the wait, from the preferred ones again */
+    if (cand == 0)
+        return DL_HOST_NONE;
+    if (!leg->host_wait && leg->dest)
+        leg->dest->host_waiting++;
+    leg->host_wait = 1;
+    dl_dest_end(leg, DEST_OTHER); /* the domain's slot is for others meanwhile */
+    if (dl_gate(leg, soonest) < 0) {
+        dl_host_release(leg);
+        dl_leg_fail(leg, 0, "4.3.0 no timer to wait for the MX host");
+    }
+    return DL_HOST_WAIT;
+}
+
+/* dl_host_end - see delivery_internal.h: the connection no longer counts; o is the
+ * host's feedback */
+void dl_host_end(struct dl_leg *leg, enum dest_outcome o)
+{
+    if (leg->host_on)
+        flow_finished(&leg->host->flow, clock_now_precise(), (enum flow_outcome)o);
+    leg->host_on = 0;
+}
+
+/* dl_host_release - see delivery_internal.h: the attempt ends (cancelled, freed) */
+void dl_host_release(struct dl_leg *leg)
+{
+    dl_host_end(leg, DEST_OTHER);
+    if (leg->host_wait && leg->dest)
+        leg->dest->host_waiting--;
+    leg->host_wait = 0;
+}
