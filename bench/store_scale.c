@@ -22,6 +22,13 @@
  * Each cycle after that preloads as many new expiring records and sweeps
  * again: LMDB reuses freed pages, so the file should not grow.
  * The directory (default: a new one under /tmp) is removed at the end.
+ *
+ * With -r SOCKET the same runs against a Redis server (store_scale_redis.c):
+ *   redis-server --port 0 --unixsocket /tmp/ss.sock --save '' --appendonly no
+ *   build/store_scale -r /tmp/ss.sock -n 10000000
+ * Its database is emptied first. Redis keeps its own clock and expires keys
+ * itself, so a sweep gives the expiring half an expiry 10 s ahead (EXPIREAT)
+ * and measures the load while Redis removes them; sizes are its used_memory.
  */
 #include <event2/event.h>
 #include <lmdb.h>
@@ -37,11 +44,10 @@
 #include "core/clock.h"
 #include "core/looptime.h"
 #include "store/store.h"
+#include "store_scale.h"
 
-#define WINDOW 64             /* operations in flight */
-#define LAT_MAX (1u << 24)    /* latencies kept per phase */
-#define TTL_SHORT 3600        /* the expiring half */
-#define TTL_LONG (30 * 86400) /* the half that stays */
+#define WINDOW 64          /* operations in flight */
+#define LAT_MAX (1u << 24) /* latencies kept per phase */
 
 static time_t now_offset;
 static time_t bench_clock(void)
@@ -61,8 +67,9 @@ struct bench {
     struct event_base *base;
     struct store *st;
     const char *dir;
-    unsigned long n; /* records of the first fill */
-    int running;     /* the load issues new operations */
+    const char *redis; /* the Redis server's UNIX socket (-r), or NULL: LMDB in dir */
+    unsigned long n;   /* records of the first fill */
+    int running;       /* the load issues new operations */
     unsigned inflight;
     struct event *refill; /* issues the next operations on the following loop turn */
     double *lat;
@@ -70,8 +77,7 @@ struct bench {
     unsigned long ops;
 };
 
-/* key_of - the i-th key of generation gen: triplets for i % 4 < 2, counters otherwise */
-static size_t key_of(unsigned long i, unsigned long gen, char *buf, size_t len)
+size_t key_of(unsigned long i, unsigned long gen, char *buf, size_t len)
 {
     if (i % 4 < 2)
         return (size_t)snprintf(buf, len,
@@ -273,6 +279,8 @@ struct phase {
     double batch_max, cpu_max; /* the longest store_expire call: wall and CPU seconds */
     double *cpu;               /* every batch's CPU seconds (for the percentiles) */
     size_t ncpu, cpucap;
+    unsigned long redis_stop; /* Redis: done when the keys are down to this ... */
+    double redis_deadline;    /* ... or at this time (mono) */
     double done_at;
     struct event *tick;
 };
@@ -297,6 +305,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (p->until) {
         if (mono() < p->until)
             return;
+    } else if (p->redis_stop) { /* Redis expires by itself: look how far it got */
+        struct timeval look = {0, 250000};
+
+        if (rs_count(NULL) > p->redis_stop && mono() < p->redis_deadline) {
+            evtimer_add(p->tick, &look);
+            return;
+        }
     } else if ((n = store_expire(p->b->st, clock_now())) >= 0) {
         p->deleted += (unsigned long)n;
         p->batches++;
@@ -343,7 +358,10 @@ static int store_up(struct bench *b)
     struct store_options o = {.map_size = (size_t)1 << 30, .map_max = (size_t)64 << 30};
     char uri[4200], err[512];
 
-    snprintf(uri, sizeof(uri), "lmdb:%s", b->dir);
+    if (b->redis)
+        snprintf(uri, sizeof(uri), "redis+unix://%s", b->redis);
+    else
+        snprintf(uri, sizeof(uri), "lmdb:%s", b->dir);
     if (!(b->st = store_open_opts(b->base, uri, &o, err, sizeof(err)))) {
         fprintf(stderr, "store_scale: %s\n", err);
         exit(1);
@@ -379,6 +397,52 @@ static void sweep(struct bench *b, const char *what)
     fflush(stdout);
 }
 
+/* sweep_redis - the expiring half of generation gen expires in 10 s (the time to set
+ * it); the load runs until Redis has removed them (down to 5 % of the live keys left
+ * over: its active expiry stops looking once under 10 % of what it samples has
+ * expired) or for at most 3 minutes */
+static void sweep_redis(struct bench *b, const char *what, unsigned long gen)
+{
+    size_t mem0, mem1;
+    unsigned long live = b->n / 2, before = rs_count(&mem0), after;
+    long long t = (long long)time(NULL) + 10;
+    double t_mono = mono() + 10, secs;
+    char label[64];
+    struct phase p = {.redis_stop = live + live / 20};
+
+    rs_expire_at(b->n, gen, t);
+    p.redis_deadline = t_mono + 180;
+    store_up(b);
+    secs = run_load(b, 0, &p);
+    store_close(b->st);
+    snprintf(label, sizeof(label), "%s: load meanwhile", what);
+    report(b, label, secs);
+    after = rs_count(&mem1);
+    secs = p.done_at - t_mono; /* from the expiry time on */
+    printf("%-26s %9lu removed by Redis in %6.1f s after their expiry time (%7.0f/s), %lu "
+           "expired keys left; used_memory %7.1f -> %7.1f MiB\n",
+           what, before - after, secs, (before - after) / (secs > 0 ? secs : 1),
+           after > live ? after - live : 0, mem0 / 1048576.0, mem1 / 1048576.0);
+    fflush(stdout);
+}
+
+/* fill, sweep_any - the backend's own way */
+static void fill(struct bench *b, unsigned long gen, int only_expiring, const char *what)
+{
+    if (b->redis)
+        rs_preload(b->n, gen, only_expiring, what);
+    else
+        preload(b, gen, only_expiring, what);
+}
+
+static void sweep_any(struct bench *b, const char *what, unsigned long gen)
+{
+    if (b->redis)
+        sweep_redis(b, what, gen);
+    else
+        sweep(b, what);
+}
+
 int main(int argc, char **argv)
 {
     struct bench b = {.n = 10000000};
@@ -386,7 +450,7 @@ int main(int argc, char **argv)
     int cycles = 2, opt;
     char tmpl[] = "/tmp/store_scale.XXXXXX", path[4200];
 
-    while ((opt = getopt(argc, argv, "n:s:c:d:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:s:c:d:r:")) != -1) {
         if (opt == 'n')
             b.n = strtoul(optarg, NULL, 10);
         else if (opt == 's')
@@ -395,12 +459,15 @@ int main(int argc, char **argv)
             cycles = atoi(optarg);
         else if (opt == 'd')
             b.dir = optarg;
+        else if (opt == 'r')
+            b.redis = optarg;
         else {
-            fprintf(stderr, "usage: store_scale [-n RECORDS] [-s SECONDS] [-c CYCLES] [-d DIR]\n");
+            fprintf(stderr, "usage: store_scale [-n RECORDS] [-s SECONDS] [-c CYCLES] "
+                            "[-d DIR | -r REDIS_SOCKET]\n");
             return 2;
         }
     }
-    if (b.n < 8 || (!b.dir && !(b.dir = mkdtemp(tmpl)))) {
+    if (b.n < 8 || (!b.redis && !b.dir && !(b.dir = mkdtemp(tmpl)))) {
         fprintf(stderr, "store_scale: need -n 8 or more and a directory\n");
         return 1;
     }
@@ -409,22 +476,24 @@ int main(int argc, char **argv)
     b.lat = malloc(LAT_MAX * sizeof(double));
     b.refill = event_new(b.base, -1, 0, on_refill, &b);
     looptime_watch();
+    if (b.redis)
+        rs_open(b.redis);
     printf("store_scale: %lu records (half triplets, half counters; half expiring) in %s\n", b.n,
-           b.dir);
-    preload(&b, 0, 0, "preload");
+           b.redis ? b.redis : b.dir);
+    fill(&b, 0, 0, "preload");
     store_up(&b);
     struct phase load = {0};
 
     report(&b, "load: 90% get, 10% incr", run_load(&b, secs, &load));
     store_close(b.st);
-    sweep(&b, "sweep 1");
+    sweep_any(&b, "sweep 1", 0);
     for (int c = 1; c <= cycles; c++) {
         char what[64];
 
         snprintf(what, sizeof(what), "refill %d (new keys)", c);
-        preload(&b, (unsigned long)c, 1, what);
+        fill(&b, (unsigned long)c, 1, what);
         snprintf(what, sizeof(what), "sweep %d", c + 1);
-        sweep(&b, what);
+        sweep_any(&b, what, (unsigned long)c);
     }
     event_free(b.refill);
     event_base_free(b.base);
