@@ -197,8 +197,9 @@ def test_shared_host_rate(gateway, sink, dns, mxnet):
     starts = sorted(rated.starts)
     assert len(starts) == 9, starts
     for i in range(len(starts) - 3):
-        # 4 starts within one window would break the rate (0.1 s for the clocks)
-        assert starts[i + 3] - starts[i] >= 1.9, starts
+        # 4 starts within one window would break the rate (0.5 s for the sink's own
+        # delays on a loaded machine; without the limit they start as they are queued)
+        assert starts[i + 3] - starts[i] >= 1.5, starts
     no_waiting_traces(gw, sink)
 
 
