@@ -41,6 +41,19 @@ static int dl_host_cached(const struct dl_leg *leg, size_t i)
     return conncache_has(d->ctx.conn_cache, &w);
 }
 
+/* dl_host_reuse - an address of the same host as address i (up to end) with a
+ * connection kept for reuse, or i: a server counts the idle connections it holds
+ * too, so a host with several addresses gets no second one while one waits */
+static size_t dl_host_reuse(const struct dl_leg *leg, size_t i, size_t end)
+{
+    const struct mx_result *mx = leg->mx;
+
+    for (size_t j = i + 1; j < end; j++)
+        if (strcmp(mx->addr[j].host, mx->addr[i].host) == 0 && dl_host_cached(leg, j))
+            return j;
+    return i;
+}
+
 /* dl_host_take - address i goes first at mx_at (equal preferences are in random
  * order anyway; the others stay for a retry), its host counts the connection */
 static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h, int charge)
@@ -73,14 +86,16 @@ static int dl_host_group(struct dl_leg *leg, double now, size_t *end, int *busy,
         (*end)++;
     for (size_t i = leg->mx_at; i < *end; i++) {
         struct mxhost *h;
+        size_t at;
         int charge;
         if (mx_is_self(leg->d->ctx.cfg, &mx->addr[i].addr))
             continue;
         (*cand)++;
         h = mxhosts_get(leg->d->ctx.mxhosts, mx->addr[i].host);
-        charge = h && !dl_host_cached(leg, i);
+        at = h && !dl_host_cached(leg, i) ? dl_host_reuse(leg, i, *end) : i;
+        charge = h && !dl_host_cached(leg, at);
         if (!h || flow_may_start(&h->flow, now, charge, &w)) {
-            dl_host_take(leg, i, h, charge);
+            dl_host_take(leg, at, h, charge);
             return 1;
         }
         if (now >= h->flow.backoff_until)

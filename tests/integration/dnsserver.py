@@ -250,7 +250,9 @@ class DNSServer:
     """NSD serving `zones` on 127.0.0.1, plus a blackhole and an optional filter."""
 
     def __init__(self, zones: Dict[str, Union[str, List[str]]],
-                 silent_zones: Iterable[str] = (), port: Optional[int] = None):
+                 silent_zones: Iterable[str] = (), port: Optional[int] = None,
+                 round_robin: bool = False):
+        self.round_robin = round_robin  # NSD turns each RRset's order at every answer
         self.zones = {z.rstrip(".").lower(): recs for z, recs in zones.items()}
         if not self.zones or "" in self.zones:
             raise ValueError("DNSServer needs one or more named zones")
@@ -383,6 +385,7 @@ class DNSServer:
             # default in Debian's NSD, 200 qps) would drop answers under load.
             "    rrl-ratelimit: 0",
             "    rrl-whitelist-ratelimit: 0",
+            "    round-robin: %s" % ("yes" if self.round_robin else "no"),
             "remote-control:",
             "    control-enable: no",
         ]

@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 
+import dns.resolver as dns_resolver
 import pytest
 
 from admin_env import admin_gateway
@@ -49,13 +50,18 @@ ZONES = {
         # a server that answers 421
         "t MX 10 throttle.mxh.test.",
         "throttle A 127.0.0.88",
+        # one server with two addresses
+        "twin MX 10 twin.mxh.test.",
+        "twin A 127.0.0.89",
+        "twin A 127.0.0.90",
     ],
 }
 
 
 @pytest.fixture(scope="module")
 def dns():
-    srv = DNSServer(ZONES).start()
+    # round-robin: twin.mxh.test's two addresses come in turn, as a server's often do
+    srv = DNSServer(ZONES, round_robin=True).start()
     yield srv
     srv.stop()
 
@@ -125,10 +131,10 @@ class CountingSink(Sink):
 
 @pytest.fixture
 def mxnet():
-    """Counting sinks on 127.0.0.81-88, all on one port."""
+    """Counting sinks on 127.0.0.81-90, all on one port."""
     port = free_port()
     sinks = {ip: CountingSink(port, host="127.0.0.%d" % ip, delay=0.05).start()
-             for ip in range(81, 89)}
+             for ip in range(81, 91)}
     yield port, sinks
     for s in sinks.values():
         s.stop()
@@ -172,6 +178,31 @@ def test_shared_host_concurrency(gateway, sink, dns, mxnet):
     assert shared.max_open == 1, shared.max_open
     assert len(shared.starts) >= 12  # per_connection = 3: sessions one after another
     gw.wait_log(r"event=delivered .*rcpt=<u11@c\.mxh\.test>", timeout=5)
+    no_waiting_traces(gw, sink)
+
+
+def test_host_with_two_addresses_keeps_one_connection(gateway, sink, dns, mxnet):
+    """twin.mxh.test has two addresses and concurrency = 1: one message after another,
+    each goes over the connection kept open after the first, whichever address the
+    next delivery would have tried first; the server never sees a second session."""
+    port, sinks = mxnet
+    a, b = sinks[89], sinks[90]
+    gw = host_gateway(gateway, dns, port, sink.port,
+                      extra='mx_host "twin.mxh.test" { concurrency = 1 }\n')
+    res = dns_resolver.Resolver(configure=False)
+    res.nameservers, res.port = ["127.0.0.1"], dns.resolver_port
+    firsts = set()
+    for i in range(8):
+        smtp_queue(gw.port, "alice@example.test", ["t%d@twin.mxh.test" % i],
+                   make_message("t%d" % i))
+        wait_until(lambda: len(a.messages) + len(b.messages) == i + 1, timeout=10)
+        gw.wait_log(r"event=delivered .*rcpt=<t%d@twin\.mxh\.test>" % i, timeout=5)
+        # NSD turns the order at every answer, and a delivery asks it a fixed number of
+        # times: one more question makes the next delivery get the other order
+        firsts.add(res.resolve("twin.mxh.test", "A")[0].address)
+    assert firsts == {"127.0.0.89", "127.0.0.90"}  # both orders were served
+    assert len(a.starts) + len(b.starts) == 1, (a.starts, b.starts)
+    assert a.max_open + b.max_open == 1
     no_waiting_traces(gw, sink)
 
 
