@@ -4,9 +4,12 @@
  * hashed line by line as it is stored (never read again), and at the final dot
  * the header section as stored (what the servers behind us will pass on) is
  * signed with each key of the dkim_sign section of the From: domain. Inbound
- * mail is never signed. Our own Received, Received-SPF and
- * Authentication-Results fields go above the signature, unsigned: later hops
- * may remove them.
+ * mail is never signed. The signatures go on top of the message; our own
+ * Received, Received-SPF and Authentication-Results fields are not among the
+ * fields they cover: later hops may remove them. A check's edits (a milter's
+ * changed fields, a replaced body, the fields it adds) come first, so the
+ * signatures cover the message as it leaves (session_sign_rebody, and the
+ * header copy session_edit.c keeps).
  */
 #include "smtp/session_internal.h"
 
