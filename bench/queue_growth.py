@@ -48,6 +48,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "integration"))
+from postfix_master import master_cf  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MXGATED = os.environ.get("MXGATED", os.path.join(ROOT, "build", "mxgated"))
@@ -233,25 +237,7 @@ append_dot_mydomain = no
 """ % {"etc": self.etc, "queue": self.queue, "data": data, "tag": self.tag, "hop": hop,
                 "dir": d})
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write("""127.0.0.1:%d inet n - n - - smtpd
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-""" % port)
+            f.write(master_cf(port))
 
     def start(self):
         t0 = time.monotonic()

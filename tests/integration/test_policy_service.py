@@ -32,6 +32,7 @@ from checks_env import (BL_TXT, accepted, checks_gateway, refused, reject_line, 
 from checks_env import dns_server  # noqa: F401  (the NSD fixture, by name)
 from conftest import RawClient, free_port, make_message, wait_until
 from dnsserver import DNSServer
+from postfix_master import master_cf
 from sink import Sink
 
 DELAY = 2
@@ -83,25 +84,7 @@ maillog_file = {workdir}/maillog
 biff = no
 append_dot_mydomain = no
 """
-        master = f"""127.0.0.1:{self.port} inet n - n - - smtpd
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
+        master = master_cf(self.port)
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(main)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
