@@ -1,10 +1,21 @@
-/* store.c - the store front end: backend registry, argument checks, deferred completions */
+/*
+ * store.c - the store front end: backend registry, argument checks, deferred completions.
+ *
+ * The completion queue takes completions from the loop (Redis, argument errors)
+ * and from a backend's worker thread (LMDB): a mutex guards the list and the
+ * recycled completions, and a completion queued off the loop thread wakes the
+ * loop through an eventfd (libevent's own cross-thread notification needs
+ * evthread_use_pthreads() before the base exists, which callers need not do).
+ */
 #include "store/store_backend.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -19,7 +30,7 @@
 #define STORE_OP_INLINE 48
 #define STORE_SCHEME_MAX 16
 
-enum store_op_kind { STORE_OP_GET, STORE_OP_DONE, STORE_OP_INCR, STORE_OP_SCAN };
+enum store_op_kind { STORE_OP_GET, STORE_OP_DONE, STORE_OP_INCR, STORE_OP_SCAN, STORE_OP_EXPIRE };
 
 struct store_op {
     struct store_op *next;
@@ -30,6 +41,7 @@ struct store_op {
     store_done_cb done_cb;
     store_incr_cb incr_cb;
     store_scan_cb item_cb;
+    store_expire_cb expire_cb;
     int64_t value;
     unsigned char *data; /* get: the value; scan: packed records (see scan_add) */
     size_t len;
@@ -45,13 +57,18 @@ struct store {
     struct event *expire_ev;
     unsigned expire_interval;
     unsigned expire_usec;  /* one batch's time; 0 = STORE_EXPIRE_USEC */
+    pthread_mutex_t lock;  /* head, tail, spare, nspare, wake_pending */
     struct store_op *head; /* completions waiting for delivery, in order */
     struct store_op *tail;
     struct store_op *spare; /* recycled completions */
     unsigned nspare;
+    int wake_pending;      /* the loop was told about the queued completions */
+    int wake_fd;           /* eventfd written by a worker's completion; -1: none */
+    pthread_t loop_thread; /* the thread that opened the store: its event loop's */
     enum store_on_error on_error;
     int flushing; /* on_flush is delivering: store_close must not free yet */
     int closing;
+    int expiring; /* the timer's expiry batch is under way on the backend's worker */
 };
 
 /* Registry: one entry per backend built into this binary. */
@@ -72,14 +89,16 @@ time_t store_now(const struct store *st)
 /* op_alloc - a cleared completion, recycled when possible */
 static struct store_op *op_alloc(struct store *st, enum store_op_kind kind, void *arg)
 {
-    struct store_op *op = st->spare;
+    struct store_op *op;
 
-    if (op) {
+    pthread_mutex_lock(&st->lock);
+    if ((op = st->spare) != NULL) {
         st->spare = op->next;
         st->nspare--;
-    } else {
-        op = xmalloc(sizeof *op);
     }
+    pthread_mutex_unlock(&st->lock);
+    if (!op)
+        op = xmalloc(sizeof *op);
     memset(op, 0, offsetof(struct store_op, small));
     op->kind = kind;
     op->arg = arg;
@@ -93,13 +112,15 @@ static void op_free(struct store *st, struct store_op *op)
 {
     if (op->data != op->small)
         free(op->data);
-    if (st->nspare >= STORE_SPARE_MAX) {
-        free(op);
-        return;
+    pthread_mutex_lock(&st->lock);
+    if (st->nspare < STORE_SPARE_MAX) {
+        op->next = st->spare;
+        st->spare = op;
+        st->nspare++;
+        op = NULL;
     }
-    op->next = st->spare;
-    st->spare = op;
-    st->nspare++;
+    pthread_mutex_unlock(&st->lock);
+    free(op);
 }
 
 /* store_op_get - a completion for store_get with room for a vlen-octet value */
@@ -153,6 +174,15 @@ struct store_op *store_op_scan(struct store *st, store_scan_cb item, store_done_
 
     op->item_cb = item;
     op->done_cb = done;
+    return op;
+}
+
+/* store_op_expire - a completion for an expiry batch (store_op_queue_expired) */
+struct store_op *store_op_expire(struct store *st, store_expire_cb cb, void *arg)
+{
+    struct store_op *op = op_alloc(st, STORE_OP_EXPIRE, arg);
+
+    op->expire_cb = cb;
     return op;
 }
 
@@ -239,25 +269,53 @@ static void op_deliver(struct store_op *op)
     case STORE_OP_SCAN:
         scan_deliver(op);
         break;
+    case STORE_OP_EXPIRE:
+        op->expire_cb(op->arg, (long)op->value, op->status);
+        break;
     }
 }
 
-/* store_op_queue - deliver op with status (and value, for incr) from the loop */
+/* store_wake - have the loop run on_flush: directly on the loop's thread, else by the eventfd */
+static void store_wake(struct store *st)
+{
+    uint64_t one = 1;
+
+    if (st->wake_fd < 0 || pthread_equal(pthread_self(), st->loop_thread)) {
+        event_active(st->flush_ev, EV_READ, 1);
+        return;
+    }
+    while (write(st->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+/* store_op_queue - deliver op with status (and value, for incr) from the loop (any thread) */
 void store_op_queue(struct store *st, struct store_op *op, int status, int64_t value)
 {
+    int wake;
+
     if (!op)
         return;
     op->status = status;
     op->value = value;
     op->next = NULL;
-    if (st->tail) {
+    pthread_mutex_lock(&st->lock);
+    if (st->tail)
         st->tail->next = op;
-    } else {
+    else
         st->head = op;
-        /* One activation covers every completion queued before the flush runs. */
-        event_active(st->flush_ev, EV_TIMEOUT, 1);
-    }
     st->tail = op;
+    /* One wake-up covers every completion queued before the flush takes them. */
+    wake = !st->wake_pending;
+    st->wake_pending = 1;
+    pthread_mutex_unlock(&st->lock);
+    if (wake)
+        store_wake(st);
+}
+
+/* store_op_queue_expired - deliver an expiry batch's result from the loop (any thread) */
+void store_op_queue_expired(struct store *st, struct store_op *op, long deleted, int more)
+{
+    store_op_queue(st, op, more, deleted);
 }
 
 /* store_op_discard - give back a completion that will not be queued */
@@ -267,17 +325,25 @@ void store_op_discard(struct store *st, struct store_op *op)
         op_free(st, op);
 }
 
-/* run_queue - deliver the completions queued so far (not those their callbacks queue) */
-static void run_queue(struct store *st)
+/* run_queue - deliver the completions queued so far (not those their callbacks queue);
+ * 0 when there were none */
+static int run_queue(struct store *st)
 {
-    struct store_op *op = st->head, *next;
+    struct store_op *op, *next;
 
+    pthread_mutex_lock(&st->lock);
+    op = st->head;
     st->head = st->tail = NULL;
+    st->wake_pending = 0;
+    pthread_mutex_unlock(&st->lock);
+    if (!op)
+        return 0;
     for (; op; op = next) {
         next = op->next;
         op_deliver(op);
         op_free(st, op);
     }
+    return 1;
 }
 
 static void store_destroy(struct store *st);
@@ -286,12 +352,16 @@ static void store_destroy(struct store *st);
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct store *st = arg;
+    uint64_t n;
 
+    if (st->wake_fd >= 0 && (what & EV_READ))
+        while (read(st->wake_fd, &n, sizeof n) < 0 && errno == EINTR)
+            ;
     st->flushing = 1;
     run_queue(st);
     /* store_close was called from a callback: deliver the rest, then free. */
-    while (st->closing && st->head)
-        run_queue(st);
+    while (st->closing && run_queue(st))
+        ;
     st->flushing = 0;
     if (st->closing)
         store_destroy(st);
@@ -312,19 +382,34 @@ static long expire_batch(struct store *st, time_t now, int *more)
     return st->be->expire(st->h, now, st->expire_usec ? st->expire_usec : STORE_EXPIRE_USEC, more);
 }
 
-/* on_expire - one expiry batch; come back soon when the batch was cut short */
-static void on_expire(evutil_socket_t fd, short what, void *arg)
+/* on_expired - a batch of the timer's is done: come back soon when it was cut short */
+static void on_expired(void *arg, long n, int more)
 {
     struct store *st = arg;
-    int more = 0;
-    long n = expire_batch(st, store_now(st), &more);
 
+    st->expiring = 0;
+    if (st->closing)
+        return;
     if (n > 0)
         log_debug("event=store_expire deleted=%ld more=%d", n, more);
     /* A short pause between batches lets connections run between them. */
     if (more && n >= 0)
         expire_schedule(st, 0, 10000);
     else if (st->expire_interval)
+        expire_schedule(st, (long)st->expire_interval, 0);
+}
+
+/* on_expire - the timer: one expiry batch, on the backend's worker when it has one
+ * (never two under way: the batch's completion schedules the next) */
+static void on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *st = arg;
+
+    if (st->expiring)
+        return;
+    if (store_expire_start(st, store_now(st), on_expired, st) == 0)
+        st->expiring = 1;
+    else if (st->expire_interval) /* the worker's queue is full: try again later */
         expire_schedule(st, (long)st->expire_interval, 0);
 }
 
@@ -370,19 +455,6 @@ int store_uri_check(const char *uri, char *err, size_t errlen)
     return be->check ? be->check(location, err, errlen) : 0;
 }
 
-/* store_uri_safe - "scheme://:secret@host" as "scheme://:***@host" */
-const char *store_uri_safe(const char *uri, char *dst, size_t len)
-{
-    const char *slashes = strstr(uri, "://"), *at;
-    char tmp[4200];
-
-    snprintf(tmp, sizeof(tmp), "%s", uri);
-    if (slashes && (at = strchr(slashes + 3, '@')) != NULL)
-        snprintf(tmp, sizeof(tmp), "%.*s***%s", (int)(slashes + 4 - uri), uri, at);
-    snprintf(dst, len, "%s", tmp);
-    return dst;
-}
-
 /* store_new - the front end around a backend; NULL with err filled */
 static struct store *store_new(struct event_base *base, const char *uri,
                                const struct store_options *opt, char *err, size_t errlen)
@@ -396,9 +468,13 @@ static struct store *store_new(struct event_base *base, const char *uri,
     st = xcalloc(1, sizeof *st);
     st->be = be;
     st->base = base;
+    st->wake_fd = -1;
+    st->loop_thread = pthread_self();
+    pthread_mutex_init(&st->lock, NULL);
     st->on_error = opt ? opt->on_error : STORE_ON_ERROR_PASS;
     st->h = be->open(st, base, location, opt, base == NULL, err, errlen);
     if (!st->h) {
+        pthread_mutex_destroy(&st->lock);
         free(st);
         return NULL;
     }
@@ -408,9 +484,12 @@ static struct store *store_new(struct event_base *base, const char *uri,
 /* store_setup_events - the completion event and the expiry timer; -1 on failure */
 static int store_setup_events(struct store *st, const struct store_options *opt)
 {
-    st->flush_ev = event_new(st->base, -1, 0, on_flush, st);
+    if (st->be->threaded && (st->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        return -1;
+    st->flush_ev =
+        event_new(st->base, st->wake_fd, st->wake_fd >= 0 ? EV_READ | EV_PERSIST : 0, on_flush, st);
     st->expire_ev = event_new(st->base, -1, 0, on_expire, st);
-    if (!st->flush_ev || !st->expire_ev)
+    if (!st->flush_ev || !st->expire_ev || (st->wake_fd >= 0 && event_add(st->flush_ev, NULL) < 0))
         return -1;
     st->expire_interval =
         opt && opt->expire_interval ? opt->expire_interval : STORE_DEFAULT_EXPIRE_INTERVAL;
@@ -465,16 +544,19 @@ static void store_destroy(struct store *st)
     /* A backend that answers on the loop (Redis) completes what it still had at
      * close: those callbacks run here, before the events go. */
     st->be->close(st->h);
-    while (st->head)
-        run_queue(st);
+    while (run_queue(st))
+        ;
     if (st->flush_ev)
         event_free(st->flush_ev);
     if (st->expire_ev)
         event_free(st->expire_ev);
+    if (st->wake_fd >= 0)
+        close(st->wake_fd);
     while ((op = st->spare) != NULL) {
         st->spare = op->next;
         free(op);
     }
+    pthread_mutex_destroy(&st->lock);
     free(st);
 }
 
@@ -488,8 +570,8 @@ void store_close(struct store *st)
         event_del(st->expire_ev);
     if (st->flushing)
         return; /* on_flush delivers the rest and frees st when it unwinds */
-    while (st->head)
-        run_queue(st);
+    while (run_queue(st))
+        ;
     store_destroy(st);
 }
 
@@ -604,6 +686,31 @@ long store_expire(struct store *st, time_t now)
     return expire_batch(st, now, &more);
 }
 
+/* store_expire_start - one bounded expiry batch, its result later from the loop */
+int store_expire_start(struct store *st, time_t now, store_expire_cb cb, void *arg)
+{
+    struct store_op *op;
+    int more = 0;
+    long n;
+
+    if (async_ok(st, cb != NULL) < 0) {
+        if (st && !st->base)
+            errno = EROFS;
+        return -1;
+    }
+    op = store_op_expire(st, cb, arg);
+    if (st->be->expire_start) {
+        if (st->be->expire_start(st->h, now, st->expire_usec ? st->expire_usec : STORE_EXPIRE_USEC,
+                                 op) == 0)
+            return 0;
+        store_op_discard(st, op);
+        return -1;
+    }
+    n = expire_batch(st, now, &more);
+    store_op_queue_expired(st, op, n, more);
+    return 0;
+}
+
 /* store_flush - make completed writes durable */
 int store_flush(struct store *st)
 {
@@ -667,40 +774,4 @@ int store_shared(const struct store *st)
 enum store_on_error store_on_error(const struct store *st)
 {
     return st ? st->on_error : STORE_ON_ERROR_PASS;
-}
-
-/* store_counter_decode - a counter value: 8 octets, little-endian int64 */
-int store_counter_decode(const void *val, size_t vlen, int64_t *out)
-{
-    const unsigned char *p = val;
-    uint64_t u = 0;
-
-    if (!val || vlen != 8)
-        return -1;
-    for (int i = 7; i >= 0; i--)
-        u = u << 8 | p[i];
-    *out = (int64_t)u;
-    return 0;
-}
-
-/* store_strerror - a short text for a status */
-const char *store_strerror(int status)
-{
-    static const char *const text[] = {
-        [STORE_OK] = "ok",
-        [STORE_NOTFOUND] = "not found",
-        [STORE_EINVAL] = "invalid key or value",
-        [STORE_ETYPE] = "not a counter",
-        [STORE_ERANGE] = "counter overflow",
-        [STORE_EFULL] = "store full",
-        [STORE_ELIMIT] = "scan result too large",
-        [STORE_ENOMEM] = "out of memory",
-        [STORE_EIO] = "store i/o error",
-        [STORE_EDOWN] = "store unreachable",
-        [STORE_EBUSY] = "held by another",
-    };
-
-    if (status < 0 || (size_t)status >= NITEMS(text) || !text[status])
-        return "unknown store status";
-    return text[status];
 }

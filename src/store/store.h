@@ -17,6 +17,25 @@
  * -1 return: they complete with status STORE_EINVAL through the callback.
  * Pointers passed to a callback (values, keys) are valid only during it.
  *
+ * Order: the operations one event loop issues on a store take effect in the
+ * order of the calls (a get issued after a set of the same key sees the set,
+ * also while both are still pending), and their callbacks run in that order;
+ * an operation refused at once (a bad key: STORE_EINVAL; a full queue:
+ * STORE_EDOWN) may complete before operations issued earlier.
+ *
+ * LMDB does the work on a thread of the store's own (one per writable store,
+ * not per operation: the operations and the expiry batches in FIFO order), so
+ * that a commit waiting for the disk or a cold page of the map never holds up
+ * the event loop; the results come back to the loop through the completion
+ * queue. That thread's queue is bounded (STORE_QUEUE_MAX operations,
+ * STORE_QUEUE_BYTES octets of keys and values): an operation issued while it
+ * is full completes with STORE_EDOWN, which the checks treat as an outage
+ * (store_on_error), logged once per episode (event=store_queue_full, then
+ * event=store_queue_ok). The synchronous calls (store_sync_get,
+ * store_sync_scan_prefix, store_expire, store_flush) on such a store first
+ * wait until the operations issued before them are done, then run on the
+ * calling thread: they see every write issued before them.
+ *
  * Records: a key is 1..STORE_KEY_MAX octets, a value 0..STORE_VAL_MAX octets,
  * both arbitrary binary. A record may carry an expiry (ttl_seconds > 0): from
  * then on it reads as missing everywhere (get, incr, del, scan), and a
@@ -52,6 +71,10 @@ struct store;
  * turn. The counts alone cost 5 ms at 400,000 records but 30-43 ms at ten
  * million, where the B-tree's pages are colder (bench/store_scale.c). */
 #define STORE_EXPIRE_USEC 4000
+/* Operations queued for an LMDB store's thread at most (store_options.queue_max) ... */
+#define STORE_QUEUE_MAX 65536
+/* ... and octets of keys and values they copy (a full queue: STORE_EDOWN) */
+#define STORE_QUEUE_BYTES (64u * 1024 * 1024)
 
 enum store_status {
     STORE_OK = 0,
@@ -80,6 +103,9 @@ typedef void (*store_incr_cb)(void *arg, int status, int64_t value);
 /* store_scan_cb - one live record of a scan; return 0 to go on, non-zero to stop */
 typedef int (*store_scan_cb)(void *arg, const void *key, size_t keylen, const void *val,
                              size_t vlen);
+/* store_expire_cb - result of store_expire_start: records deleted (-1: failed), and
+ * whether more remain to be looked at */
+typedef void (*store_expire_cb)(void *arg, long deleted, int more);
 
 struct store_options {
     size_t map_size;          /* LMDB: initial map size in octets; 0 = 256 MiB */
@@ -87,6 +113,7 @@ struct store_options {
     unsigned sync_interval;   /* LMDB: seconds between flushes to disk; 0 = 5 */
     unsigned expire_interval; /* seconds between expiry batches; 0 = 60 */
     unsigned expire_usec;     /* the most time one expiry batch takes; 0 = STORE_EXPIRE_USEC */
+    unsigned queue_max;       /* LMDB: operations queued for its thread; 0 = STORE_QUEUE_MAX */
     const char *prefix;       /* Redis: namespace of every key; NULL = "mxgate:" */
     unsigned timeout_ms;      /* Redis: connect and command timeout; 0 = 2000 */
     enum store_on_error on_error;
@@ -150,10 +177,19 @@ int store_scan_prefix(struct store *st, const void *prefix, size_t plen, store_s
  * batch (at most STORE_EXPIRE_BATCH deleted, STORE_EXPIRE_VISIT looked at,
  * the options' expire_usec spent),
  * continuing where the previous batch stopped. Returns how many records it
- * deleted, or -1 (errno EROFS on a read-only handle, EIO). The store's own
- * timer calls this; call it directly for tests and tools.
+ * deleted, or -1 (errno EROFS on a read-only handle, EIO). For tests and
+ * tools: on LMDB it waits for the store's thread and runs on the caller's.
  */
 long store_expire(struct store *st, time_t now);
+
+/*
+ * store_expire_start - the same batch without waiting for it: on LMDB, on the
+ * store's thread; cb gets the result later, from the loop (as every store
+ * callback). The store's own timer uses this, one batch at a time. 0, or -1
+ * (errno EROFS read-only, ESHUTDOWN closing, EINVAL no cb, EAGAIN the
+ * thread's queue is full).
+ */
+int store_expire_start(struct store *st, time_t now, store_expire_cb cb, void *arg);
 
 /* store_flush - make every completed write durable now. STORE_OK or STORE_EIO */
 int store_flush(struct store *st);

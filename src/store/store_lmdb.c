@@ -18,8 +18,11 @@
  * map is grown by doubling up to a limit and the transaction repeated; a map
  * grown by another process (MDB_MAP_RESIZED) is adopted; reader slots left
  * by dead processes are cleared at open and when the table fills.
+ *
+ * The asynchronous operations run on a worker thread of the store's
+ * (store_lmdb_ops.c; which thread holds which transaction: store_lmdb.h).
  */
-#include "store/store_backend.h"
+#include "store/store_lmdb.h"
 #include "store/store_lmdb_sync.h"
 
 #include <errno.h>
@@ -41,33 +44,11 @@
 #define LMDB_DEFAULT_MAP ((size_t)256 * 1024 * 1024)
 #define LMDB_DEFAULT_GROWTH 16 /* default map_max is this many times map_size */
 #define LMDB_DEFAULT_SYNC 5    /* seconds between forced syncs */
-#define LMDB_HDR 8             /* the expiry in front of every payload */
 #define LMDB_TRIES 40          /* attempts per transaction: map doublings and recoveries */
 #define LMDB_FILE_MODE 0600
 
-struct lmdb_store {
-    struct store *st; /* the front end: clock and completion queue */
-    MDB_env *env;
-    MDB_dbi dbi;
-    MDB_txn *rtxn; /* read transaction kept reset between uses (cheap renew) */
-    size_t map_max;
-    int readonly;
-    int dirty;   /* committed writes not yet forced to disk */
-    int reading; /* a synchronous scan holds pointers into the map: do not move it */
-    int full;    /* the last write found the map full (logged once per episode) */
-    struct event *sync_ev;
-    struct lmdb_syncer *syncer;          /* the timer's syncs, off the loop (NULL: on it) */
-    unsigned char resume[STORE_KEY_MAX]; /* where the next expiry batch starts */
-    size_t resume_len;                   /* 0: at the first key */
-};
-
-/* a write transaction body: returns an LMDB code; on 0 *status decides commit (STORE_OK) */
-typedef int (*lmdb_txn_fn)(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status);
-/* a visitor of live records: non-zero stops the walk */
-typedef int (*lmdb_visit_fn)(void *ctx, const MDB_val *key, const MDB_val *payload);
-
-/* put_i64 - encode v little-endian into 8 octets */
-static void put_i64(unsigned char *p, int64_t v)
+/* lmdb_put_i64 - encode v little-endian into 8 octets */
+void lmdb_put_i64(unsigned char *p, int64_t v)
 {
     uint64_t u = (uint64_t)v;
 
@@ -75,8 +56,8 @@ static void put_i64(unsigned char *p, int64_t v)
         p[i] = (unsigned char)(u & 0xff);
 }
 
-/* get_i64 - decode 8 little-endian octets */
-static int64_t get_i64(const void *p)
+/* lmdb_get_i64 - decode 8 little-endian octets */
+int64_t lmdb_get_i64(const void *p)
 {
     int64_t v = 0;
 
@@ -84,26 +65,26 @@ static int64_t get_i64(const void *p)
     return v;
 }
 
-/* expiry_for - the stored expiry of a record written now with ttl (0 = none) */
-static int64_t expiry_for(const struct lmdb_store *l, unsigned ttl)
+/* lmdb_expiry_for - the stored expiry of a record written now with ttl (0 = none) */
+int64_t lmdb_expiry_for(const struct lmdb_store *l, unsigned ttl)
 {
     int64_t exp;
 
     if (!ttl)
         return 0;
-    exp = (int64_t)store_now(l->st) + ttl;
+    exp = (int64_t)l->now + ttl;
     return exp > 0 ? exp : 1; /* 0 means "never"; a clock before 1970 must not say that */
 }
 
-/* rec_live - split a stored value into payload if it is alive at now; 0 when not */
-static int rec_live(const MDB_val *v, time_t now, MDB_val *payload, int64_t *exp)
+/* lmdb_rec_live - split a stored value into payload if it is alive at now; 0 when not */
+int lmdb_rec_live(const MDB_val *v, time_t now, MDB_val *payload, int64_t *exp)
 {
     int64_t e;
 
     /* A value shorter than the header is not ours: treat it as missing. */
     if (v->mv_size < LMDB_HDR)
         return 0;
-    e = get_i64(v->mv_data);
+    e = lmdb_get_i64(v->mv_data);
     if (e != 0 && e <= (int64_t)now)
         return 0;
     payload->mv_data = (unsigned char *)v->mv_data + LMDB_HDR;
@@ -113,15 +94,15 @@ static int rec_live(const MDB_val *v, time_t now, MDB_val *payload, int64_t *exp
     return 1;
 }
 
-/* rec_find - the live payload of key: 0, MDB_NOTFOUND (missing or expired), or an error */
-static int rec_find(struct lmdb_store *l, MDB_txn *txn, MDB_val *k, MDB_val *payload, int64_t *exp)
+/* lmdb_rec_find - the live payload of key: 0, MDB_NOTFOUND (missing or expired), or an error */
+int lmdb_rec_find(struct lmdb_store *l, MDB_txn *txn, MDB_val *k, MDB_val *payload, int64_t *exp)
 {
     MDB_val v;
     int rc = mdb_get(txn, l->dbi, k, &v);
 
     if (rc)
         return rc;
-    return rec_live(&v, store_now(l->st), payload, exp) ? 0 : MDB_NOTFOUND;
+    return lmdb_rec_live(&v, l->now, payload, exp) ? 0 : MDB_NOTFOUND;
 }
 
 /* lmdb_recover - clear a recoverable condition; 1 when the caller should retry */
@@ -157,7 +138,7 @@ static int lmdb_grow(struct lmdb_store *l)
 }
 
 /* lmdb_fail - map an unrecoverable LMDB code to a status, logging it */
-static int lmdb_fail(struct lmdb_store *l, const char *what, int rc)
+int lmdb_fail(struct lmdb_store *l, const char *what, int rc)
 {
     MDB_envinfo info;
 
@@ -189,7 +170,7 @@ static int lmdb_write_once(struct lmdb_store *l, lmdb_txn_fn fn, void *ctx, int 
 }
 
 /* lmdb_write - run fn in a write transaction, growing the map and retrying as needed */
-static int lmdb_write(struct lmdb_store *l, const char *what, lmdb_txn_fn fn, void *ctx)
+int lmdb_write(struct lmdb_store *l, const char *what, lmdb_txn_fn fn, void *ctx)
 {
     int status = STORE_OK, rc = 0;
 
@@ -197,7 +178,7 @@ static int lmdb_write(struct lmdb_store *l, const char *what, lmdb_txn_fn fn, vo
         rc = lmdb_write_once(l, fn, ctx, &status);
         if (rc == 0) {
             if (status == STORE_OK) {
-                l->dirty = 1;
+                __atomic_store_n(&l->dirty, 1, __ATOMIC_RELAXED);
                 l->full = 0;
             }
             return status;
@@ -227,8 +208,8 @@ static int read_try(struct lmdb_store *l)
     return rc;
 }
 
-/* read_begin - a read snapshot in l->rtxn: 0 or an LMDB code for lmdb_fail */
-static int read_begin(struct lmdb_store *l)
+/* lmdb_read_begin - a read snapshot in l->rtxn: 0 or an LMDB code for lmdb_fail */
+int lmdb_read_begin(struct lmdb_store *l)
 {
     int rc = 0;
 
@@ -239,156 +220,20 @@ static int read_begin(struct lmdb_store *l)
     return rc;
 }
 
-/* read_end - release the snapshot, keeping the transaction for the next read */
-static void read_end(struct lmdb_store *l)
+/* lmdb_read_end - release the snapshot, keeping the transaction for the next read */
+void lmdb_read_end(struct lmdb_store *l)
 {
     mdb_txn_reset(l->rtxn);
 }
 
-/* read_status - a store status for an LMDB lookup code */
-static int read_status(struct lmdb_store *l, int rc)
+/* lmdb_read_status - a store status for an LMDB lookup code */
+int lmdb_read_status(struct lmdb_store *l, int rc)
 {
     if (rc == 0)
         return STORE_OK;
     if (rc == MDB_NOTFOUND)
         return STORE_NOTFOUND;
     return lmdb_fail(l, "get", rc);
-}
-
-/* lmdb_get - look key up now; deliver a copy of the value later */
-static int lmdb_get(void *h, const void *key, size_t keylen, store_get_cb cb, void *arg)
-{
-    struct lmdb_store *l = h;
-    MDB_val k = {keylen, (void *)key}, pay = {0, NULL};
-    struct store_op *op;
-    int rc = read_begin(l), status;
-
-    if (rc) {
-        status = lmdb_fail(l, "get", rc);
-    } else {
-        status = read_status(l, rec_find(l, l->rtxn, &k, &pay, NULL));
-        if (status != STORE_OK)
-            pay.mv_size = 0;
-    }
-    op = store_op_get(l->st, cb, arg, pay.mv_size);
-    if (pay.mv_size)
-        memcpy(store_op_get_value(op), pay.mv_data, pay.mv_size);
-    if (!rc)
-        read_end(l);
-    store_op_queue(l->st, op, status, 0);
-    return 0;
-}
-
-struct set_ctx {
-    MDB_val key;
-    const void *val;
-    size_t vlen;
-    unsigned ttl;
-};
-
-/* set_txn - write [expiry][value] under key */
-static int set_txn(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status)
-{
-    struct set_ctx *c = ctx;
-    MDB_val v = {LMDB_HDR + c->vlen, NULL};
-    int rc = mdb_put(txn, l->dbi, &c->key, &v, MDB_RESERVE);
-
-    if (rc)
-        return rc;
-    put_i64(v.mv_data, expiry_for(l, c->ttl));
-    if (c->vlen)
-        memcpy((unsigned char *)v.mv_data + LMDB_HDR, c->val, c->vlen);
-    return 0;
-}
-
-/* lmdb_set - replace key's record now; report later */
-static int lmdb_set(void *h, const void *key, size_t keylen, const void *val, size_t vlen,
-                    unsigned ttl, store_done_cb cb, void *arg)
-{
-    struct lmdb_store *l = h;
-    struct set_ctx c = {{keylen, (void *)key}, val, vlen, ttl};
-    struct store_op *op = store_op_done(l->st, cb, arg);
-
-    store_op_queue(l->st, op, lmdb_write(l, "set", set_txn, &c), 0);
-    return 0;
-}
-
-struct incr_ctx {
-    MDB_val key;
-    int64_t delta;
-    unsigned ttl;
-    int64_t value; /* out */
-};
-
-/* incr_next - the counter after the increment; a status other than STORE_OK on refusal */
-static int incr_next(struct lmdb_store *l, struct incr_ctx *c, const MDB_val *pay, int64_t *exp)
-{
-    if (pay->mv_size != 8)
-        return STORE_ETYPE;
-    if (__builtin_add_overflow(get_i64(pay->mv_data), c->delta, &c->value))
-        return STORE_ERANGE;
-    if (*exp == 0) /* EXPIRE NX: only a counter without expiry gets one */
-        *exp = expiry_for(l, c->ttl);
-    return STORE_OK;
-}
-
-/* incr_txn - read, add and write the counter in one transaction */
-static int incr_txn(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status)
-{
-    struct incr_ctx *c = ctx;
-    unsigned char buf[LMDB_HDR + 8];
-    MDB_val pay = {0, NULL}, v = {sizeof buf, buf};
-    int64_t exp = 0;
-    int rc = rec_find(l, txn, &c->key, &pay, &exp);
-
-    if (rc == MDB_NOTFOUND) {
-        c->value = c->delta;
-        exp = expiry_for(l, c->ttl);
-    } else if (rc) {
-        return rc;
-    } else if ((*status = incr_next(l, c, &pay, &exp)) != STORE_OK) {
-        return 0;
-    }
-    put_i64(buf, exp);
-    put_i64(buf + LMDB_HDR, c->value);
-    return mdb_put(txn, l->dbi, &c->key, &v, 0);
-}
-
-/* lmdb_incr - add to a counter now; report the new value later */
-static int lmdb_incr(void *h, const void *key, size_t keylen, int64_t delta, unsigned ttl,
-                     store_incr_cb cb, void *arg)
-{
-    struct lmdb_store *l = h;
-    struct incr_ctx c = {{keylen, (void *)key}, delta, ttl, 0};
-    struct store_op *op = store_op_incr(l->st, cb, arg);
-    int status = lmdb_write(l, "incr", incr_txn, &c);
-
-    store_op_queue(l->st, op, status, c.value);
-    return 0;
-}
-
-/* del_txn - delete a live record; STORE_NOTFOUND (nothing to commit) when there is none */
-static int del_txn(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status)
-{
-    MDB_val *k = ctx, pay = {0, NULL};
-    int rc = rec_find(l, txn, k, &pay, NULL);
-
-    if (rc == MDB_NOTFOUND) {
-        *status = STORE_NOTFOUND; /* an expired record is left to the expiry timer */
-        return 0;
-    }
-    return rc ? rc : mdb_del(txn, l->dbi, k, NULL);
-}
-
-/* lmdb_del - delete now; report later */
-static int lmdb_del(void *h, const void *key, size_t keylen, store_done_cb cb, void *arg)
-{
-    struct lmdb_store *l = h;
-    MDB_val k = {keylen, (void *)key};
-    struct store_op *op = store_op_done(l->st, cb, arg);
-
-    store_op_queue(l->st, op, lmdb_write(l, "del", del_txn, &k), 0);
-    return 0;
 }
 
 /* has_prefix - does key start with prefix? */
@@ -398,19 +243,19 @@ static int has_prefix(const MDB_val *key, const void *prefix, size_t plen)
 }
 
 /* lmdb_walk - visit every live record under prefix in txn; 0 or an LMDB code */
-static int lmdb_walk(struct lmdb_store *l, MDB_txn *txn, const void *prefix, size_t plen,
-                     lmdb_visit_fn visit, void *ctx)
+int lmdb_walk(struct lmdb_store *l, MDB_txn *txn, const void *prefix, size_t plen,
+              lmdb_visit_fn visit, void *ctx)
 {
     MDB_cursor *cur;
     MDB_val k = {plen, (void *)prefix}, v = {0, NULL}, pay = {0, NULL};
-    time_t now = store_now(l->st);
+    time_t now = l->now;
     int rc = mdb_cursor_open(txn, l->dbi, &cur);
 
     if (rc)
         return rc;
     rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0 && has_prefix(&k, prefix, plen)) {
-        if (rec_live(&v, now, &pay, NULL) && visit(ctx, &k, &pay) != 0)
+        if (lmdb_rec_live(&v, now, &pay, NULL) && visit(ctx, &k, &pay) != 0)
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
@@ -418,147 +263,13 @@ static int lmdb_walk(struct lmdb_store *l, MDB_txn *txn, const void *prefix, siz
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-struct scan_ctx {
-    struct store_op *op;
-    int status;
-};
-
-/* scan_copy - visitor for the asynchronous scan: copy the record for later delivery */
-static int scan_copy(void *ctx, const MDB_val *key, const MDB_val *pay)
-{
-    struct scan_ctx *c = ctx;
-
-    c->status = store_op_scan_add(c->op, key->mv_data, key->mv_size, pay->mv_data, pay->mv_size);
-    return c->status != STORE_OK;
-}
-
-/* lmdb_scan_prefix - collect the records now; deliver them later */
-static int lmdb_scan_prefix(void *h, const void *prefix, size_t plen, store_scan_cb item,
-                            store_done_cb done, void *arg)
-{
-    struct lmdb_store *l = h;
-    struct scan_ctx c = {store_op_scan(l->st, item, done, arg), STORE_OK};
-    int rc;
-
-    if ((rc = read_begin(l)) == 0) {
-        rc = lmdb_walk(l, l->rtxn, prefix, plen, scan_copy, &c);
-        read_end(l);
-    }
-    store_op_queue(l->st, c.op, rc ? lmdb_fail(l, "scan", rc) : c.status, 0);
-    return 0;
-}
-
-struct expire_ctx {
-    time_t now;
-    unsigned usec;        /* the batch's time */
-    uint64_t deadline;    /* monotonic microseconds: the batch stops here */
-    const MDB_val *start; /* NULL: the first key */
-    long deleted;
-    int more;
-    unsigned char next[STORE_KEY_MAX];
-    size_t next_len;
-};
-
-/* expired - is the stored value v dead at now (or not a record of ours)? */
-static int expired(const MDB_val *v, time_t now)
-{
-    MDB_val pay;
-
-    return !rec_live(v, now, &pay, NULL);
-}
-
-/* mono_usec - the monotonic clock in microseconds (a CPU budget, not the store's time) */
-static uint64_t mono_usec(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* expire_full - the batch has done its share: a count reached or its time spent
- * (the clock is read every 64 records: a read costs about as much as a record) */
-static int expire_full(const struct expire_ctx *c, long visited)
-{
-    if (visited == STORE_EXPIRE_VISIT || c->deleted == STORE_EXPIRE_BATCH)
-        return 1;
-    return visited % 64 == 63 && mono_usec() >= c->deadline;
-}
-
-/* expire_stop - remember where the next batch starts */
-static void expire_stop(struct expire_ctx *c, const MDB_val *k)
-{
-    c->more = k->mv_size <= sizeof c->next;
-    c->next_len = c->more ? k->mv_size : 0;
-    if (c->more)
-        memcpy(c->next, k->mv_data, k->mv_size);
-}
-
-/* expire_cursor - walk from start deleting dead records, within the batch bounds */
-static int expire_cursor(struct expire_ctx *c, MDB_cursor *cur)
-{
-    MDB_val k = {0, NULL}, v;
-    long visited = 0;
-    int rc;
-
-    if (c->start)
-        k = *c->start;
-    rc = mdb_cursor_get(cur, &k, &v, c->start ? MDB_SET_RANGE : MDB_FIRST);
-    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (expire_full(c, visited)) {
-            expire_stop(c, &k);
-            return 0;
-        }
-        visited++;
-        /* After a delete the cursor stands on the following record, and
-         * MDB_NEXT then returns that record rather than skipping it. */
-        if (expired(&v, c->now)) {
-            if ((rc = mdb_cursor_del(cur, 0)) != 0)
-                return rc;
-            c->deleted++;
-        }
-    }
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/* expire_txn - one batch; nothing deleted means nothing to commit */
-static int expire_txn(struct lmdb_store *l, MDB_txn *txn, void *ctx, int *status)
-{
-    struct expire_ctx *c = ctx;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, l->dbi, &cur);
-
-    /* A retried transaction starts over: forget the previous attempt. */
-    c->deadline = mono_usec() + c->usec;
-    c->deleted = 0;
-    c->more = 0;
-    c->next_len = 0;
-    if (rc)
-        return rc;
-    rc = expire_cursor(c, cur);
-    mdb_cursor_close(cur);
-    if (rc == 0 && c->deleted == 0)
-        *status = STORE_NOTFOUND;
-    return rc;
-}
-
-/* lmdb_expire - delete one bounded batch of expired records */
+/* lmdb_expire - store_expire: one batch on the calling thread, after the queued operations */
 static long lmdb_expire(void *h, time_t now, unsigned usec, int *more)
 {
     struct lmdb_store *l = h;
-    MDB_val start = {l->resume_len, l->resume};
-    struct expire_ctx c = {.now = now, .usec = usec, .start = l->resume_len ? &start : NULL};
-    int status = lmdb_write(l, "expire", expire_txn, &c);
 
-    *more = 0;
-    if (status != STORE_OK && status != STORE_NOTFOUND) {
-        errno = EIO;
-        return -1;
-    }
-    memcpy(l->resume, c.next, c.next_len);
-    l->resume_len = c.next_len;
-    *more = c.more;
-    return c.deleted;
+    lmdb_ops_quiesce(l);
+    return lmdb_expire_batch(l, now, usec, more);
 }
 
 /* lmdb_flush - force committed writes to disk */
@@ -569,9 +280,10 @@ static int lmdb_flush(void *h)
 
     if (l->readonly)
         return STORE_OK;
+    lmdb_ops_quiesce(l); /* what was issued before is written, then synced */
     if ((rc = mdb_env_sync(l->env, 1)) != 0)
         return lmdb_fail(l, "sync", rc);
-    l->dirty = 0;
+    __atomic_store_n(&l->dirty, 0, __ATOMIC_RELAXED);
     return STORE_OK;
 }
 
@@ -580,17 +292,18 @@ static int lmdb_sync_get(void *h, const void *key, size_t keylen, void **val, si
 {
     struct lmdb_store *l = h;
     MDB_val k = {keylen, (void *)key}, pay = {0, NULL};
-    int rc = read_begin(l), status;
+    int rc, status;
 
-    if (rc)
+    lmdb_ops_quiesce(l);
+    if ((rc = lmdb_read_begin(l)) != 0)
         return lmdb_fail(l, "get", rc);
-    status = read_status(l, rec_find(l, l->rtxn, &k, &pay, NULL));
+    status = lmdb_read_status(l, lmdb_rec_find(l, l->rtxn, &k, &pay, NULL));
     if (status == STORE_OK) {
         *val = xmalloc(pay.mv_size);
         memcpy(*val, pay.mv_data, pay.mv_size);
         *vlen = pay.mv_size;
     }
-    read_end(l);
+    lmdb_read_end(l);
     return status;
 }
 
@@ -613,14 +326,15 @@ static int lmdb_sync_scan_prefix(void *h, const void *prefix, size_t plen, store
 {
     struct lmdb_store *l = h;
     struct sync_scan_ctx c = {item, arg};
-    int rc = read_begin(l);
+    int rc;
 
-    if (rc)
+    lmdb_ops_quiesce(l);
+    if ((rc = lmdb_read_begin(l)) != 0)
         return lmdb_fail(l, "scan", rc);
     l->reading = 1;
     rc = lmdb_walk(l, l->rtxn, prefix, plen, sync_visit, &c);
     l->reading = 0;
-    read_end(l);
+    lmdb_read_end(l);
     return rc ? lmdb_fail(l, "scan", rc) : STORE_OK;
 }
 
@@ -630,14 +344,18 @@ static void on_sync(evutil_socket_t fd, short what, void *arg)
 {
     struct lmdb_store *l = arg;
 
-    if (!l->dirty)
+    int rc;
+
+    /* The worker sets dirty with each commit; what it commits after this is
+     * dirty again for the next round. */
+    if (!__atomic_exchange_n(&l->dirty, 0, __ATOMIC_RELAXED))
         return;
-    if (!l->syncer) {
-        lmdb_flush(l);
-        return;
+    if (l->syncer) {
+        lmdb_syncer_kick(l->syncer);
+    } else if ((rc = mdb_env_sync(l->env, 1)) != 0) { /* beside the worker's transactions */
+        metrics_inc(METRICS_STORE_ERRORS);
+        log_warn("event=store_error op=sync error=%s", log_q(mdb_strerror(rc)));
     }
-    l->dirty = 0;
-    lmdb_syncer_kick(l->syncer);
 }
 
 /* lmdb_close - flush, then release everything (also after a failed open) */
@@ -647,6 +365,7 @@ static void lmdb_close(void *h)
 
     if (!l)
         return;
+    lmdb_ops_stop(l); /* the operations still queued run first */
     if (l->sync_ev)
         event_free(l->sync_ev);
     lmdb_syncer_stop(l->syncer);
@@ -758,6 +477,8 @@ static void *lmdb_open(struct store *st, struct event_base *base, const char *pa
         lmdb_close(l);
         return NULL;
     }
+    if (!readonly)
+        lmdb_ops_start(l, opt);
     return l;
 }
 
@@ -770,8 +491,11 @@ const struct store_backend store_backend_lmdb = {
     .del = lmdb_del,
     .scan_prefix = lmdb_scan_prefix,
     .expire = lmdb_expire,
+    .expire_start = lmdb_expire_start,
     .flush = lmdb_flush,
     .sync_get = lmdb_sync_get,
     .sync_scan_prefix = lmdb_sync_scan_prefix,
     .close = lmdb_close,
+    .lease = lmdb_lease,
+    .threaded = 1,
 };

@@ -1,0 +1,44 @@
+/*
+ * store_worker.h - one thread that runs a store's jobs in the order they were
+ * posted, so that the event loop never waits for the engine (LMDB's commits
+ * write copied pages and touch cold pages of the map: milliseconds, and
+ * hundreds of them when the disk is busy).
+ *
+ * FIFO: a job posted after another runs after it has finished, so a read
+ * posted after a write by the same thread sees the write. The queue is
+ * bounded in jobs and in octets: a post beyond either bound is refused (the
+ * caller completes the operation itself), so a store that cannot keep up does
+ * not grow memory without bound.
+ */
+#ifndef MX_STORE_WORKER_H
+#define MX_STORE_WORKER_H
+
+#include <stddef.h>
+
+/* struct store_job - the head of a backend's job; bytes counts toward the bound */
+struct store_job {
+    struct store_job *next;
+    size_t bytes;
+};
+
+/* store_job_fn - run job on the worker thread; it owns and frees the job */
+typedef void (*store_job_fn)(void *ud, struct store_job *job);
+
+struct store_worker;
+
+/* store_worker_start - a thread running run(ud, job) for each job; NULL if none can start */
+struct store_worker *store_worker_start(store_job_fn run, void *ud, unsigned max_jobs,
+                                        size_t max_bytes);
+
+/* store_worker_post - queue job (from any thread); 0, or -1 when the queue is full
+ * (the job is not taken; one job alone is always taken, whatever its size) */
+int store_worker_post(struct store_worker *w, struct store_job *job);
+
+/* store_worker_quiesce - wait until every job posted so far has run (the worker is then
+ * idle until the next post: the caller may use the engine itself meanwhile) */
+void store_worker_quiesce(struct store_worker *w);
+
+/* store_worker_stop - run the jobs still queued, end the thread, free; NULL is a no-op */
+void store_worker_stop(struct store_worker *w);
+
+#endif
