@@ -96,17 +96,26 @@ struct store *ts_store_open(struct ts_fixture *fx, const char *name,
     return st;
 }
 
-void ts_settle(struct event_base *base, const int *flag)
-{
-    for (int i = 0; i < 1000 && !*flag; i++)
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    assert_true(*flag);
-}
-
 /* on_deadline - ts_run_until's safety net went off */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     *(int *)arg = 1;
+}
+
+/* ts_settle - the loop until *flag is set, for at most 10 s: an LMDB store's results
+ * come from its thread, woken by an eventfd, so a turn may find none yet */
+void ts_settle(struct event_base *base, const int *flag)
+{
+    struct timeval tv = {10, 0};
+    int expired = 0;
+    struct event *t = evtimer_new(base, on_deadline, &expired);
+
+    assert_non_null(t);
+    evtimer_add(t, &tv);
+    while (!*flag && !expired)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    assert_true(*flag);
 }
 
 void ts_run_until(struct event_base *base, const int *count, int want, int ms)

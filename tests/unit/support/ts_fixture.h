@@ -47,8 +47,8 @@ int ts_fixture_free(struct ts_fixture *fx);
 struct store *ts_store_open(struct ts_fixture *fx, const char *name,
                             const struct store_options *opt, clock_fn clock);
 
-/* ts_settle - run the loop until *flag is set, without blocking: the store
- * answers on the next turn, so 1000 turns is plenty and a lost answer fails */
+/* ts_settle - run the loop until *flag is set, at most 10 s: an LMDB store
+ * answers from its own thread, so a lost answer fails after the 10 s */
 void ts_settle(struct event_base *base, const int *flag);
 /* ts_run_until - run the loop until *count reaches want or ms passed (a
  * deadline, so that a broken check fails instead of hanging); asserts nothing
