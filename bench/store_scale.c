@@ -17,8 +17,11 @@
  * (core/looptime.h): a load of 64 operations in flight (90% store_get, 10%
  * store_incr), then the clock (core/clock.h) is moved two hours on and the
  * expired half is removed while the load runs, as the store's own timer does
- * it: store_expire (one bounded batch), again 10 ms later while records
- * remain; each batch is timed (wall and CPU).
+ * it: store_expire_start (one bounded batch, on the store's thread), again
+ * 10 ms after its result while records remain; each batch is timed from its
+ * start to its result (wall: it waits behind the load's operations on the
+ * store's thread). The loop's turns (wall and CPU) are what the sweep must
+ * not stretch.
  * Each cycle after that preloads as many new expiring records and sweeps
  * again: LMDB reuses freed pages, so the file should not grow.
  * The directory (default: a new one under /tmp) is removed at the end.
@@ -276,31 +279,55 @@ struct phase {
     unsigned long want;    /* sweep: records to remove */
     unsigned long deleted; /* so far */
     unsigned batches;
-    double batch_max, cpu_max; /* the longest store_expire call: wall and CPU seconds */
-    double *cpu;               /* every batch's CPU seconds (for the percentiles) */
-    size_t ncpu, cpucap;
+    double batch_max; /* the longest batch, from its start to its result (seconds) */
+    double posted;    /* when the batch under way started (mono) */
+    double *wall;     /* every batch's seconds (for the percentiles) */
+    size_t nwall, wallcap;
     unsigned long redis_stop; /* Redis: done when the keys are down to this ... */
     double redis_deadline;    /* ... or at this time (mono) */
     double done_at;
     struct event *tick;
 };
 
-static double cpu_now(void)
+static void phase_done(struct phase *p)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    p->done_at = mono();
+    p->b->running = 0;
+    event_del(p->tick);
 }
 
-/* on_tick - a timed phase: is it over? A sweep: one expiry batch, as the store's
- * own timer does it (store_expire, then again 10 ms later while there is more) */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* on_batch - an expiry batch's result, from the loop: time it; the next in 10 ms */
+static void on_batch(void *arg, long n, int more)
 {
     struct phase *p = arg;
     struct timeval tv = {0, 10000};
-    double w0 = mono(), c0 = cpu_now();
-    long n;
+    double w = mono() - p->posted;
+
+    if (n < 0) {
+        fprintf(stderr, "store_scale: expiry batch failed\n");
+        exit(1);
+    }
+    p->deleted += (unsigned long)n;
+    p->batches++;
+    p->batch_max = w > p->batch_max ? w : p->batch_max;
+    if (p->nwall == p->wallcap) {
+        p->wallcap = p->wallcap ? 2 * p->wallcap : 4096;
+        if (!(p->wall = realloc(p->wall, p->wallcap * sizeof(double))))
+            abort();
+    }
+    p->wall[p->nwall++] = w;
+    if (p->deleted < p->want)
+        evtimer_add(p->tick, &tv);
+    else
+        phase_done(p);
+}
+
+/* on_tick - a timed phase: is it over? A sweep: one expiry batch, as the store's
+ * own timer does it (store_expire_start, then again 10 ms after its result) */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct phase *p = arg;
+    struct timeval retry = {0, 10000};
 
     if (p->until) {
         if (mono() < p->until)
@@ -312,25 +339,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             evtimer_add(p->tick, &look);
             return;
         }
-    } else if ((n = store_expire(p->b->st, clock_now())) >= 0) {
-        p->deleted += (unsigned long)n;
-        p->batches++;
-        p->batch_max = mono() - w0 > p->batch_max ? mono() - w0 : p->batch_max;
-        p->cpu_max = cpu_now() - c0 > p->cpu_max ? cpu_now() - c0 : p->cpu_max;
-        if (p->ncpu == p->cpucap) {
-            p->cpucap = p->cpucap ? 2 * p->cpucap : 4096;
-            if (!(p->cpu = realloc(p->cpu, p->cpucap * sizeof(double))))
-                abort();
-        }
-        p->cpu[p->ncpu++] = cpu_now() - c0;
-        if (p->deleted < p->want) {
-            evtimer_add(p->tick, &tv);
-            return;
-        }
+    } else {
+        p->posted = mono();
+        if (store_expire_start(p->b->st, clock_now(), on_batch, p) < 0)
+            evtimer_add(p->tick, &retry); /* the store's queue is full */
+        return;
     }
-    p->done_at = mono();
-    p->b->running = 0;
-    event_del(p->tick);
+    phase_done(p);
 }
 
 /* run_load - the load for secs, or (secs 0) until a sweep removed want records */
@@ -387,13 +402,14 @@ static void sweep(struct bench *b, const char *what)
     snprintf(label, sizeof(label), "%s: load meanwhile", what);
     report(b, label, secs);
     after = count(b->dir, &size);
-    qsort(p.cpu, p.ncpu, sizeof(double), cmp_d);
-    printf("%-26s %9lu removed in %6.1f s (%7.0f/s) in %u batches, the longest %.1f ms "
-           "(%.1f ms CPU; CPU p50 %.2f ms, p99 %.2f ms); %9lu records, data.mdb %7.1f MiB\n",
-           what, before - after, secs, (before - after) / secs, p.batches, p.batch_max * 1e3,
-           p.cpu_max * 1e3, p.ncpu ? p.cpu[p.ncpu / 2] * 1e3 : 0,
-           p.ncpu ? p.cpu[p.ncpu * 99 / 100] * 1e3 : 0, after, size / 1048576.0);
-    free(p.cpu);
+    qsort(p.wall, p.nwall, sizeof(double), cmp_d);
+    printf("%-26s %9lu removed in %6.1f s (%7.0f/s) in %u batches on the store's thread, "
+           "start to result p50 %.2f ms, p99 %.2f ms, the longest %.1f ms; %9lu records, "
+           "data.mdb %7.1f MiB\n",
+           what, before - after, secs, (before - after) / secs, p.batches,
+           p.nwall ? p.wall[p.nwall / 2] * 1e3 : 0, p.nwall ? p.wall[p.nwall * 99 / 100] * 1e3 : 0,
+           p.batch_max * 1e3, after, size / 1048576.0);
+    free(p.wall);
     fflush(stdout);
 }
 
