@@ -275,23 +275,11 @@ static void op_deliver(struct store_op *op)
     }
 }
 
-/* store_wake - have the loop run on_flush: directly on the loop's thread, else by the eventfd */
-static void store_wake(struct store *st)
-{
-    uint64_t one = 1;
-
-    if (st->wake_fd < 0 || pthread_equal(pthread_self(), st->loop_thread)) {
-        event_active(st->flush_ev, EV_READ, 1);
-        return;
-    }
-    while (write(st->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
-
-/* store_op_queue - deliver op with status (and value, for incr) from the loop (any thread) */
+/* store_op_queue - deliver op with status (and value, for incr) from the loop; off the
+ * loop's thread the loop is woken by store_op_wake */
 void store_op_queue(struct store *st, struct store_op *op, int status, int64_t value)
 {
-    int wake;
+    int on_loop = st->wake_fd < 0 || pthread_equal(pthread_self(), st->loop_thread), wake;
 
     if (!op)
         return;
@@ -305,11 +293,29 @@ void store_op_queue(struct store *st, struct store_op *op, int status, int64_t v
         st->head = op;
     st->tail = op;
     /* One wake-up covers every completion queued before the flush takes them. */
-    wake = !st->wake_pending;
-    st->wake_pending = 1;
+    wake = on_loop && !st->wake_pending;
+    if (wake)
+        st->wake_pending = 1;
     pthread_mutex_unlock(&st->lock);
     if (wake)
-        store_wake(st);
+        event_active(st->flush_ev, EV_READ, 1);
+}
+
+/* store_op_wake - wake the loop for the completions a worker queued (one write covers
+ * all of them: the loop takes them in one turn rather than one turn each) */
+void store_op_wake(struct store *st)
+{
+    uint64_t one = 1;
+    int wake;
+
+    pthread_mutex_lock(&st->lock);
+    wake = st->head && !st->wake_pending;
+    if (wake)
+        st->wake_pending = 1;
+    pthread_mutex_unlock(&st->lock);
+    if (wake)
+        while (write(st->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
 }
 
 /* store_op_queue_expired - deliver an expiry batch's result from the loop (any thread) */

@@ -81,8 +81,11 @@ int store_op_scan_add(struct store_op *op, const void *key, size_t keylen, const
 /* store_op_expire - a completion for an expiry batch */
 struct store_op *store_op_expire(struct store *st, store_expire_cb cb, void *arg);
 /* store_op_queue - deliver op with status (and value, for incr) from the loop; may be
- * called from any thread (the loop is woken) */
+ * called from any thread: off the loop's, store_op_wake must follow */
 void store_op_queue(struct store *st, struct store_op *op, int status, int64_t value);
+/* store_op_wake - from a backend's thread: wake the loop for what it queued (batch the
+ * completions of several jobs behind one call: each wake-up costs the loop a turn) */
+void store_op_wake(struct store *st);
 /* store_op_queue_expired - deliver an expiry batch's result (deleted, -1 on failure) */
 void store_op_queue_expired(struct store *st, struct store_op *op, long deleted, int more);
 /* store_op_discard - give back a completion that will not be queued (any thread) */

@@ -401,10 +401,18 @@ int lmdb_expire_start(void *h, time_t now, unsigned usec, struct store_op *op)
     return job_submit(l, j, now);
 }
 
+/* job_batch - on the worker: the results of the jobs just run go to the loop */
+static void job_batch(void *ud)
+{
+    struct lmdb_store *l = ud;
+
+    store_op_wake(l->st);
+}
+
 void lmdb_ops_start(struct lmdb_store *l, const struct store_options *opt)
 {
     l->queue_max = opt && opt->queue_max ? opt->queue_max : STORE_QUEUE_MAX;
-    l->worker = store_worker_start(job_run, l, l->queue_max, STORE_QUEUE_BYTES);
+    l->worker = store_worker_start(job_run, job_batch, l, l->queue_max, STORE_QUEUE_BYTES);
     if (!l->worker)
         log_warn("event=store_worker_thread error=%s what=%s", log_q("pthread_create failed"),
                  log_q("operations on the event loop"));

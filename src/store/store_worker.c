@@ -8,6 +8,7 @@
 
 struct store_worker {
     store_job_fn run;
+    store_batch_fn batch;
     void *ud;
     unsigned max_jobs;
     size_t max_bytes;
@@ -27,6 +28,7 @@ static void *worker_main(void *arg)
 {
     struct store_worker *w = arg;
     struct store_job *job;
+    unsigned ran = 0;
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
@@ -42,6 +44,12 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         w->run(w->ud, job);
         pthread_mutex_lock(&w->lock);
+        if (!w->head || ++ran == STORE_WORKER_BATCH) {
+            pthread_mutex_unlock(&w->lock);
+            w->batch(w->ud);
+            ran = 0;
+            pthread_mutex_lock(&w->lock);
+        }
         w->busy = 0;
         if (!w->head)
             pthread_cond_broadcast(&w->idle);
@@ -50,12 +58,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-struct store_worker *store_worker_start(store_job_fn run, void *ud, unsigned max_jobs,
-                                        size_t max_bytes)
+struct store_worker *store_worker_start(store_job_fn run, store_batch_fn batch, void *ud,
+                                        unsigned max_jobs, size_t max_bytes)
 {
     struct store_worker *w = xcalloc(1, sizeof(*w));
 
     w->run = run;
+    w->batch = batch;
     w->ud = ud;
     w->max_jobs = max_jobs ? max_jobs : 1;
     w->max_bytes = max_bytes;

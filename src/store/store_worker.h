@@ -23,12 +23,19 @@ struct store_job {
 
 /* store_job_fn - run job on the worker thread; it owns and frees the job */
 typedef void (*store_job_fn)(void *ud, struct store_job *job);
+/* store_batch_fn - on the worker thread: the queue is empty, or STORE_WORKER_BATCH jobs
+ * ran since the last call (hand their results over now) */
+typedef void (*store_batch_fn)(void *ud);
+
+/* The most jobs run before their results are handed over (a long queue still streams). */
+#define STORE_WORKER_BATCH 32
 
 struct store_worker;
 
-/* store_worker_start - a thread running run(ud, job) for each job; NULL if none can start */
-struct store_worker *store_worker_start(store_job_fn run, void *ud, unsigned max_jobs,
-                                        size_t max_bytes);
+/* store_worker_start - a thread running run(ud, job) for each job, then batch(ud);
+ * NULL if none can start */
+struct store_worker *store_worker_start(store_job_fn run, store_batch_fn batch, void *ud,
+                                        unsigned max_jobs, size_t max_bytes);
 
 /* store_worker_post - queue job (from any thread); 0, or -1 when the queue is full
  * (the job is not taken; one job alone is always taken, whatever its size) */
