@@ -478,7 +478,7 @@ static void *lmdb_open(struct store *st, struct event_base *base, const char *pa
         return NULL;
     }
     if (!readonly)
-        lmdb_ops_start(l, opt);
+        lmdb_ops_start(l, base, opt);
     return l;
 }
 

@@ -26,6 +26,7 @@
 #define LMDB_HDR 8 /* the expiry in front of every payload */
 
 struct event;
+struct event_base;
 struct lmdb_syncer;
 struct store_worker;
 
@@ -41,8 +42,10 @@ struct lmdb_store {
     int full;    /* the last write found the map full (logged once per episode) */
     time_t now;  /* the store's clock for the operation that runs (taken when it was issued) */
     struct event *sync_ev;
-    struct lmdb_syncer *syncer;          /* the timer's syncs, off the loop (NULL: on it) */
-    struct store_worker *worker;         /* runs the asynchronous operations (NULL: the loop) */
+    struct lmdb_syncer *syncer;  /* the timer's syncs, off the loop (NULL: on it) */
+    struct store_worker *worker; /* runs the asynchronous operations (NULL: the loop) */
+    struct event *kick_ev;       /* once a loop turn: the worker runs what was posted */
+    int kick_pending;
     unsigned queue_max;                  /* the worker's bound in operations */
     int refusing;                        /* the worker's queue is full (logged once) */
     unsigned char resume[STORE_KEY_MAX]; /* where the next expiry batch starts */
@@ -82,7 +85,7 @@ int lmdb_walk(struct lmdb_store *l, MDB_txn *txn, const void *prefix, size_t ple
 long lmdb_expire_batch(struct lmdb_store *l, time_t now, unsigned usec, int *more);
 
 /* lmdb_ops_start - the worker of a writable store (a warning and the loop without one) */
-void lmdb_ops_start(struct lmdb_store *l, const struct store_options *opt);
+void lmdb_ops_start(struct lmdb_store *l, struct event_base *base, const struct store_options *opt);
 /* lmdb_ops_quiesce - wait for the operations issued so far; the clock for a synchronous call */
 void lmdb_ops_quiesce(struct lmdb_store *l);
 /* lmdb_ops_stop - run the queued operations, end the worker */

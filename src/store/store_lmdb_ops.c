@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xmalloc.h"
@@ -321,6 +323,10 @@ static int job_submit(struct lmdb_store *l, struct lmdb_job *j, time_t now)
     }
     if (store_worker_post(l->worker, &j->base) < 0)
         return job_refuse(l, j);
+    if (!l->kick_pending) { /* after this turn's callbacks: one wake-up for all they posted */
+        l->kick_pending = 1;
+        event_active(l->kick_ev, EV_TIMEOUT, 1);
+    }
     if (l->refusing) {
         l->refusing = 0;
         log_info("event=store_queue_ok");
@@ -409,9 +415,20 @@ static void job_batch(void *ud)
     store_op_wake(l->st);
 }
 
-void lmdb_ops_start(struct lmdb_store *l, const struct store_options *opt)
+/* on_kick - the loop's turn ends: the worker runs what the turn posted */
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct lmdb_store *l = arg;
+
+    l->kick_pending = 0;
+    store_worker_kick(l->worker);
+}
+
+void lmdb_ops_start(struct lmdb_store *l, struct event_base *base, const struct store_options *opt)
 {
     l->queue_max = opt && opt->queue_max ? opt->queue_max : STORE_QUEUE_MAX;
+    if (!(l->kick_ev = event_new(base, -1, 0, on_kick, l)))
+        return; /* no worker: the operations run on the loop */
     l->worker = store_worker_start(job_run, job_batch, l, l->queue_max, STORE_QUEUE_BYTES);
     if (!l->worker)
         log_warn("event=store_worker_thread error=%s what=%s", log_q("pthread_create failed"),
@@ -429,4 +446,7 @@ void lmdb_ops_stop(struct lmdb_store *l)
 {
     store_worker_stop(l->worker);
     l->worker = NULL;
+    if (l->kick_ev)
+        event_free(l->kick_ev);
+    l->kick_ev = NULL;
 }

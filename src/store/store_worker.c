@@ -97,14 +97,23 @@ int store_worker_post(struct store_worker *w, struct store_job *job)
     w->tail = job;
     w->njobs++;
     w->bytes += job->bytes;
-    pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
     return 0;
+}
+
+void store_worker_kick(struct store_worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->head)
+        pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
 }
 
 void store_worker_quiesce(struct store_worker *w)
 {
     pthread_mutex_lock(&w->lock);
+    if (w->head)
+        pthread_cond_signal(&w->wake);
     while (w->head || w->busy)
         pthread_cond_wait(&w->idle, &w->lock);
     pthread_mutex_unlock(&w->lock);

@@ -38,8 +38,13 @@ struct store_worker *store_worker_start(store_job_fn run, store_batch_fn batch, 
                                         unsigned max_jobs, size_t max_bytes);
 
 /* store_worker_post - queue job (from any thread); 0, or -1 when the queue is full
- * (the job is not taken; one job alone is always taken, whatever its size) */
+ * (the job is not taken; one job alone is always taken, whatever its size). The
+ * thread starts on it at the next store_worker_kick (or quiesce, stop): the loop
+ * kicks once a turn, not once a job, each wake-up being a system call */
 int store_worker_post(struct store_worker *w, struct store_job *job);
+
+/* store_worker_kick - have the thread run what was posted */
+void store_worker_kick(struct store_worker *w);
 
 /* store_worker_quiesce - wait until every job posted so far has run (the worker is then
  * idle until the next post: the caller may use the engine itself meanwhile) */
