@@ -29,6 +29,7 @@
 #include "relay/client.h"
 #include "relay/dest.h"
 #include "relay/mx.h"
+#include "relay/mxhost.h"
 #include "relay/nexthop.h"
 #include "relay/resolve.h"
 #include "mail/eightbit.h"
@@ -185,6 +186,16 @@ static int dl_needs_utf8(const struct dl_leg *leg)
     return eightbit_header_fd(d->body_fd, d->body_off, d->body_len) != 0;
 }
 
+/* dl_max_uses - messages over one connection: the stricter of the domain's and the
+ * MX host's per_connection; 0 when neither limits it */
+static unsigned dl_max_uses(const struct dl_leg *leg)
+{
+    unsigned a = leg->dest ? leg->dest->conf.per_connection : 0;
+    unsigned b = leg->host_on ? leg->host->per_connection : 0;
+
+    return a && b ? (a < b ? a : b) : a ? a : b;
+}
+
 /* dl_client_start - hand the leg's recipients to a new client connection */
 void dl_client_start(struct dl_leg *leg)
 {
@@ -209,7 +220,7 @@ void dl_client_start(struct dl_leg *leg)
         .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
         .data_timeout = (int)d->ctx.conf.delivery.data_timeout,
         .cache = d->ctx.conn_cache,
-        .max_uses = leg->dest ? leg->dest->conf.per_connection : 0,
+        .max_uses = dl_max_uses(leg),
         .done = dl_client_done,
         .arg = leg,
     };

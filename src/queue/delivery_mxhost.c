@@ -55,8 +55,9 @@ static size_t dl_host_reuse(const struct dl_leg *leg, size_t i, size_t end)
 }
 
 /* dl_host_take - address i goes first at mx_at (equal preferences are in random
- * order anyway; the others stay for a retry), its host counts the connection */
-static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h, int charge)
+ * order anyway; the others stay for a retry), its host counts the connection and,
+ * for its rate, the message */
+static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h)
 {
     struct mx_addr a = leg->mx->addr[i];
 
@@ -66,7 +67,7 @@ static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h, int cha
     leg->host = h;
     leg->host_on = h != NULL;
     if (h)
-        flow_started(&h->flow, clock_now_precise(), charge);
+        flow_started(&h->flow, clock_now_precise(), 1);
     if (leg->host_wait && leg->dest)
         leg->dest->host_waiting--;
     leg->host_wait = 0;
@@ -87,15 +88,13 @@ static int dl_host_group(struct dl_leg *leg, double now, size_t *end, int *busy,
     for (size_t i = leg->mx_at; i < *end; i++) {
         struct mxhost *h;
         size_t at;
-        int charge;
         if (mx_is_self(leg->d->ctx.cfg, &mx->addr[i].addr))
             continue;
         (*cand)++;
         h = mxhosts_get(leg->d->ctx.mxhosts, mx->addr[i].host);
         at = h && !dl_host_cached(leg, i) ? dl_host_reuse(leg, i, *end) : i;
-        charge = h && !dl_host_cached(leg, at);
-        if (!h || flow_may_start(&h->flow, now, charge, &w)) {
-            dl_host_take(leg, at, h, charge);
+        if (!h || flow_may_start(&h->flow, now, 1, &w)) {
+            dl_host_take(leg, at, h);
             return 1;
         }
         if (now >= h->flow.backoff_until)

@@ -425,6 +425,7 @@ static void qd_mxhosts(const struct queue *q, queue_dest_fn fn, void *arg)
             .concurrency = h->flow.concurrency,
             .rate_n = h->flow.rate_n,
             .rate_secs = h->flow.rate_secs,
+            .per_connection = h->per_connection,
             .backoff_until = h->flow.backoff_until > now ? h->flow.backoff_until : 0,
         };
         if (h->section[0]) /* a host no section names any more has no limits to show */
