@@ -226,6 +226,7 @@ void dl_client_start(struct dl_leg *leg)
     };
 
     memcpy(&req.addr, &leg->ra.addr, sizeof(req.addr));
+    leg->attempted = 1;
     if (leg->mx && leg->dest)
         dl_tls_policy(leg, &req);
     leg->client = smtp_client_start(d->ctx.base, &req);
@@ -406,8 +407,8 @@ static void dl_expire(struct delivery *d)
     }
 }
 
-/* dl_not_started - the attempt ends before it began (err: see delivery_outcome) */
-static void dl_not_started(struct delivery *d, int err)
+/* dl_not_started - see delivery_internal.h */
+void dl_not_started(struct delivery *d, int err)
 {
     d->out.not_started = err;
     d->done(d->arg, &d->out);

@@ -214,6 +214,7 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
     qd_count(e, NULL);
+    qd_unreserve(e);
     e->admitted = 0;
     e->d = NULL;
     queue_unhold(q, e);
@@ -317,7 +318,8 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                                    .spool = sp,
                                    .pool = pool,
                                    .client_tls = client_tls,
-                                   .admit = qd_admit};
+                                   .admit = qd_admit,
+                                   .host_taken = qd_host_taken};
     queueconf_read(cfg, &q->ctx.conf);
     q->ctx.bounces =
         bouncelimit_new(st, q->ctx.conf.queue.bounce_limit, q->ctx.conf.queue.bounce_domain_limit,

@@ -36,6 +36,7 @@ struct mxhost {
     char section[256];       /* the title of the section that gives its limits, "" if none now */
     struct flow flow;        /* connections delivering now, window, rate, back-off */
     unsigned per_connection; /* messages over one connection; 0: no limit */
+    unsigned reserved;       /* deliveries the scheduler started for it, not connected yet */
 };
 
 /* The mx_host sections. */

@@ -30,6 +30,8 @@ ZONES = {
         "b MX 10 shared.mxh.test.",
         "c MX 10 shared.mxh.test.",
         "shared A 127.0.0.81",
+        # eight more domains on it
+        *["d%d MX 10 shared.mxh.test." % i for i in range(1, 9)],
         # a domain with its own server (no limit)
         "fastd MX 10 fast.mxh.test.",
         "fast A 127.0.0.82",
@@ -144,9 +146,9 @@ def mxnet():
         s.stop()
 
 
-def host_gateway(gateway, dns, port, sink_port, extra=""):
+def host_gateway(gateway, dns, port, sink_port, extra="", queue=None):
     return gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink_port,
-                           "*": "mx:%d" % port},
+                           "*": "mx:%d" % port}, queue=queue or {},
                    relay_networks=["127.0.0.0/8"], extra=dns_section(dns.address) + extra)
 
 
@@ -182,6 +184,32 @@ def test_shared_host_concurrency(gateway, sink, dns, mxnet):
     assert shared.max_open == 1, shared.max_open
     assert len(shared.starts) >= 12  # per_connection = 3: sessions one after another
     gw.wait_log(r"event=delivered .*rcpt=<u11@c\.mxh\.test>", timeout=5)
+    no_waiting_traces(gw, sink)
+
+
+def test_busy_host_holds_no_delivery_slots(gateway, sink, dns, mxnet):
+    """max_deliveries = 3, and eight domains whose one MX host takes one message at a
+    time, 2 s each: their mail waits in the queue without holding its delivery slots,
+    so a message to another server arrives while the host is still on its first one;
+    then all eight arrive, one session at a time, with no deferral and no bounce."""
+    port, sinks = mxnet
+    shared, fast = sinks[81], sinks[82]
+    shared.delay = 2.0
+    gw = host_gateway(gateway, dns, port, sink.port, queue={"max_deliveries": 3},
+                      extra='mx_host "shared.mxh.test" { concurrency = 1 }\n')
+    for i in range(1, 9):
+        smtp_queue(gw.port, "alice@example.test", ["u@d%d.mxh.test" % i],
+                   make_message("d%d" % i))
+    wait_until(lambda: shared.datas, timeout=10, what="the host's first message")
+    smtp_queue(gw.port, "alice@example.test", ["x@fastd.mxh.test"], make_message("fast"))
+    fast.wait_for(1, timeout=10)
+    # before the fix, two legs waiting for the host held two of the three slots, and
+    # the third was the host's own delivery: the message to fastd waited for it
+    assert shared.messages == [], "fastd waited for the busy host's delivery"
+    got = shared.wait_for(8, timeout=60)
+    assert sorted(r for m in got for r in m.rcpt_tos) == sorted(
+        "u@d%d.mxh.test" % i for i in range(1, 9))
+    assert shared.max_open == 1, shared.max_open
     no_waiting_traces(gw, sink)
 
 
