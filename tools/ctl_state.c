@@ -147,7 +147,7 @@ int greylist_command(struct ctl *c, int argc, char **argv)
     if (!(st = ctl_store(c->cfg)))
         return 1;
     json_init(&j);
-    rc = c->json ? adm_greylist_json(st, &j) : adm_greylist_each(st, grey_print, &n);
+    rc = c->json ? adm_greylist_json(st, 0, &j) : adm_greylist_each(st, grey_print, &n);
     if (rc < 0)
         fprintf(stderr, "mxgatectl: cannot read the store\n");
     else if (c->json)
@@ -200,7 +200,8 @@ int blocks_command(struct ctl *c, int argc, char **argv)
     if (!(st = ctl_store(c->cfg)))
         return 1;
     json_init(&j);
-    rc = c->json ? adm_blocks_json(c->cfg, st, &j) : adm_blocks_each(c->cfg, st, block_print, &n);
+    rc =
+        c->json ? adm_blocks_json(c->cfg, st, 0, &j) : adm_blocks_each(c->cfg, st, block_print, &n);
     if (rc < 0)
         fprintf(stderr, "mxgatectl: cannot read the store\n");
     else if (c->json)

@@ -168,8 +168,9 @@ int adm_greylist_each(struct store *st, void (*fn)(const struct adm_grey *g, voi
 /* adm_grey_json - {"network","sender","recipient","state","since"} or {"network","passes","since"}
  */
 void adm_grey_json(const struct adm_grey *g, struct json *j);
-/* adm_greylist_json - {"triplets":[...],"networks":[...]}. 0 or -1 */
-int adm_greylist_json(struct store *st, struct json *j);
+/* adm_greylist_json - {"triplets":[...],"networks":[...],"truncated":bool}, at most
+ * max of each (0: all; the daemon bounds it: a scan runs on its loop). 0 or -1 */
+int adm_greylist_json(struct store *st, unsigned max, struct json *j);
 
 struct adm_block {
     const char *kind;       /* "harvest", or the rate-limit kind ("connections", ...) */
@@ -181,9 +182,9 @@ struct adm_block {
  * current window; cfg gives the limits. 0 or -1 */
 int adm_blocks_each(const struct config *cfg, struct store *st,
                     void (*fn)(const struct adm_block *b, void *arg), void *arg);
-/* adm_blocks_json -
- * {"harvest":[{"client"}],"ratelimit":[{"kind","network","count","limit","over"}]} */
-int adm_blocks_json(const struct config *cfg, struct store *st, struct json *j);
+/* adm_blocks_json - {"harvest":[{"client"}],"ratelimit":[{"kind","network","count",
+ * "limit","over"}],"truncated":bool}, at most max of each (0: all) */
+int adm_blocks_json(const struct config *cfg, struct store *st, unsigned max, struct json *j);
 
 struct adm_flood {
     char state[8]; /* "normal", "flood" or "unknown" (a bad record) */

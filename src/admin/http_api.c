@@ -11,6 +11,10 @@
 #include "queue/quarantine.h"
 #include "queue/queue.h"
 
+#define API_LIST_DEFAULT 1000 /* store records of each kind a listing returns ... */
+#define API_LIST_MAX 100000   /* ... and at most, with ?limit= */
+#define API_LIST_MAX_S "100000"
+
 /* api_period - from/to parameters (default: today); 0 or -1 */
 static int api_period(struct http_req *r, time_t *from, time_t *to)
 {
@@ -100,18 +104,39 @@ static void api_queue(struct http_req *r)
     adm_queue_free(&q);
 }
 
+/* api_limit - ?limit=N (1..API_LIST_MAX; API_LIST_DEFAULT without it): the records
+ * of each kind a store listing returns. A listing scans the store on the daemon's
+ * loop, and a greylist grown for months holds millions: unbounded, one request
+ * would stall every session and build a response of gigabytes. 0 when bad. */
+static unsigned api_limit(struct http_req *r)
+{
+    const char *v = http_param(r, "limit");
+    char *end;
+    unsigned long n;
+
+    if (!v)
+        return API_LIST_DEFAULT;
+    n = strtoul(v, &end, 10);
+    return v[0] >= '0' && v[0] <= '9' && !*end && n >= 1 && n <= API_LIST_MAX ? (unsigned)n : 0;
+}
+
 /* api_store_listing - greylist, blocks, flood */
 static void api_store_listing(struct http_req *r, const char *what)
 {
     const struct adm_env *env = &r->a->env;
+    unsigned max = api_limit(r);
     struct json j;
     int rc;
 
+    if (!max) {
+        http_error(r, 400, "limit is a number from 1 to " API_LIST_MAX_S);
+        return;
+    }
     json_init(&j);
     if (strcmp(what, "greylist") == 0)
-        rc = adm_greylist_json(env->store, &j);
+        rc = adm_greylist_json(env->store, max, &j);
     else if (strcmp(what, "blocks") == 0)
-        rc = adm_blocks_json(adm_cfg(env), env->store, &j);
+        rc = adm_blocks_json(adm_cfg(env), env->store, max, &j);
     else
         rc = adm_flood_json(adm_cfg(env), env->store, &j);
     if (rc < 0)
