@@ -425,12 +425,12 @@ static void dl_begin(struct delivery *d)
     d->starting = 1;
     d->t_started = clock_now_precise();
     d->primary = d->out.dest = dl_primary_dest(d);
-    if (time(NULL) - d->env.arrival < (time_t)ctx->conf.queue.lifetime && ctx->admit &&
+    if (clock_now() - d->env.arrival < (time_t)ctx->conf.queue.lifetime && ctx->admit &&
         !ctx->admit(d->arg, d->primary)) {
         dl_not_started(d, EAGAIN); /* filed by the scheduler: no connection, no log line */
         return;
     }
-    if (time(NULL) - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
+    if (clock_now() - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
         dl_expire(d);
         d->pending = 1;
         dl_leg_done(d);
@@ -518,7 +518,7 @@ static int dl_write_dsn(struct delivery *d)
     struct dsn_failure *f = xcalloc(d->nr, sizeof(*f));
     struct spool_rcpt to = {.addr = d->env.sender};
     struct spool_envelope env = {
-        .arrival = time(NULL),
+        .arrival = clock_now(),
         .client_ip = "",
         .client_name = "",
         .helo = cfg->hostname,
@@ -620,7 +620,7 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
                 : r->res == DL_DEFER ? METRICS_DEFERRED
                                      : METRICS_BOUNCED);
     if (r->res == DL_OK)
-        metrics_observe(METRICS_DELIVERY_SECONDS, difftime(time(NULL), d->env.arrival));
+        metrics_observe(METRICS_DELIVERY_SECONDS, difftime(clock_now(), d->env.arrival));
 
     dl_delays(d, r, delays, sizeof(delays));
     if (r->maybe)
@@ -744,7 +744,7 @@ static void delivery_finish(struct delivery *d)
 {
     int rc;
 
-    if (!dl_decide(d, time(NULL))) {
+    if (!dl_decide(d, clock_now())) {
         dl_finish_decided(d);
         return;
     }
