@@ -178,13 +178,20 @@ struct adm_block {
     long long count, limit; /* rate limits: this window's count and the limit (0: none) */
     int over;               /* blocked: a harvest block, or a rate-limit count over its limit */
 };
+/* The ratelimit section's window and limits, copied (a listing may outlive a reload). */
+struct adm_limits {
+    long interval; /* seconds of a window; 0: no ratelimit section */
+    long limit[3]; /* connections, messages, recipients */
+};
+/* adm_limits_read - cfg's ratelimit window and limits */
+void adm_limits_read(const struct config *cfg, struct adm_limits *l);
 /* adm_blocks_each - fn for every harvest block, then every rate-limit counter of the
  * current window; cfg gives the limits. 0 or -1 */
 int adm_blocks_each(const struct config *cfg, struct store *st,
                     void (*fn)(const struct adm_block *b, void *arg), void *arg);
 /* adm_blocks_json - {"harvest":[{"client"}],"ratelimit":[{"kind","network","count",
  * "limit","over"}],"truncated":bool}, at most max of each (0: all) */
-int adm_blocks_json(const struct config *cfg, struct store *st, unsigned max, struct json *j);
+int adm_blocks_json(const struct adm_limits *l, struct store *st, unsigned max, struct json *j);
 
 struct adm_flood {
     char state[8]; /* "normal", "flood" or "unknown" (a bad record) */

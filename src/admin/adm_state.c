@@ -50,8 +50,7 @@ struct each_ctx {
     void (*grey)(const struct adm_grey *g, void *arg);
     void (*block)(const struct adm_block *b, void *arg);
     void *arg;
-    long interval; /* ratelimit interval */
-    long limit[3]; /* connections, messages, recipients */
+    struct adm_limits lim;
     unsigned max;  /* records given to fn per kind at most (0: all) ... */
     unsigned n;    /* ... so far, of the kind scanned now */
     int truncated; /* a kind had more */
@@ -182,7 +181,7 @@ static long rl_limit(const struct each_ctx *c, const char *kind)
 
     for (int i = 0; i < 3; i++)
         if (strcmp(kind, kinds[i]) == 0)
-            return c->limit[i];
+            return c->lim.limit[i];
     return 0;
 }
 
@@ -204,7 +203,7 @@ static int rl_item(void *arg, const void *key, size_t keylen, const void *val, s
         return 0;
     *e = '\0';
     window = strtoll(e + 1, NULL, 10);
-    if (c->interval > 0 && window != (long long)(clock_now() / c->interval))
+    if (c->lim.interval > 0 && window != (long long)(clock_now() / c->lim.interval))
         return 0;
     if (each_full(c))
         return 1;
@@ -231,17 +230,22 @@ static int hv_item(void *arg, const void *key, size_t keylen, const void *val, s
     return 0;
 }
 
-/* blocks_scan - harvest blocks, then rate-limit windows, at most c->max of each */
-static int blocks_scan(const struct config *cfg, struct store *st, struct each_ctx *c)
+void adm_limits_read(const struct config *cfg, struct adm_limits *l)
 {
     cfg_t *rl = cfg_getsec(cfg->raw, "ratelimit");
 
+    memset(l, 0, sizeof(*l));
     if (rl) {
-        c->interval = cfg_getint(rl, "interval");
-        c->limit[0] = cfg_getint(rl, "connections");
-        c->limit[1] = cfg_getint(rl, "messages");
-        c->limit[2] = cfg_getint(rl, "recipients");
+        l->interval = cfg_getint(rl, "interval");
+        l->limit[0] = cfg_getint(rl, "connections");
+        l->limit[1] = cfg_getint(rl, "messages");
+        l->limit[2] = cfg_getint(rl, "recipients");
     }
+}
+
+/* blocks_scan - harvest blocks, then rate-limit windows, at most c->max of each */
+static int blocks_scan(struct store *st, struct each_ctx *c)
+{
     return each_scan(st, "hv:b:", hv_item, c) == 0 && each_scan(st, "rl:", rl_item, c) == 0 ? 0
                                                                                             : -1;
 }
@@ -251,7 +255,8 @@ int adm_blocks_each(const struct config *cfg, struct store *st,
 {
     struct each_ctx c = {.block = fn, .arg = arg};
 
-    return blocks_scan(cfg, st, &c);
+    adm_limits_read(cfg, &c.lim);
+    return blocks_scan(st, &c);
 }
 
 /* block_json_one - into "harvest" until the first rate limit, then into "ratelimit" */
@@ -280,16 +285,16 @@ static void block_json_one(const struct adm_block *b, void *arg)
     json_obj_end(p->j);
 }
 
-int adm_blocks_json(const struct config *cfg, struct store *st, unsigned max, struct json *j)
+int adm_blocks_json(const struct adm_limits *l, struct store *st, unsigned max, struct json *j)
 {
     struct json_pass p = {j, 0};
-    struct each_ctx c = {.block = block_json_one, .arg = &p, .max = max};
+    struct each_ctx c = {.block = block_json_one, .arg = &p, .lim = *l, .max = max};
     int rc;
 
     json_obj_begin(j);
     json_key(j, "harvest");
     json_arr_begin(j);
-    rc = blocks_scan(cfg, st, &c);
+    rc = blocks_scan(st, &c);
     if (!p.second) {
         json_arr_end(j);
         json_key(j, "ratelimit");

@@ -11,10 +11,6 @@
 #include "queue/quarantine.h"
 #include "queue/queue.h"
 
-#define API_LIST_DEFAULT 1000 /* store records of each kind a listing returns ... */
-#define API_LIST_MAX 100000   /* ... and at most, with ?limit= */
-#define API_LIST_MAX_S "100000"
-
 /* api_period - from/to parameters (default: today); 0 or -1 */
 static int api_period(struct http_req *r, time_t *from, time_t *to)
 {
@@ -104,48 +100,6 @@ static void api_queue(struct http_req *r)
     adm_queue_free(&q);
 }
 
-/* api_limit - ?limit=N (1..API_LIST_MAX; API_LIST_DEFAULT without it): the records
- * of each kind a store listing returns. A listing scans the store on the daemon's
- * loop, and a greylist grown for months holds millions: unbounded, one request
- * would stall every session and build a response of gigabytes. 0 when bad. */
-static unsigned api_limit(struct http_req *r)
-{
-    const char *v = http_param(r, "limit");
-    char *end;
-    unsigned long n;
-
-    if (!v)
-        return API_LIST_DEFAULT;
-    n = strtoul(v, &end, 10);
-    return v[0] >= '0' && v[0] <= '9' && !*end && n >= 1 && n <= API_LIST_MAX ? (unsigned)n : 0;
-}
-
-/* api_store_listing - greylist, blocks, flood */
-static void api_store_listing(struct http_req *r, const char *what)
-{
-    const struct adm_env *env = &r->a->env;
-    unsigned max = api_limit(r);
-    struct json j;
-    int rc;
-
-    if (!max) {
-        http_error(r, 400, "limit is a number from 1 to " API_LIST_MAX_S);
-        return;
-    }
-    json_init(&j);
-    if (strcmp(what, "greylist") == 0)
-        rc = adm_greylist_json(env->store, max, &j);
-    else if (strcmp(what, "blocks") == 0)
-        rc = adm_blocks_json(adm_cfg(env), env->store, max, &j);
-    else
-        rc = adm_flood_json(adm_cfg(env), env->store, &j);
-    if (rc < 0)
-        http_error(r, 500, "cannot read the store");
-    else
-        http_json(r, 200, &j);
-    json_free(&j);
-}
-
 /* api_quarantine - GET /api/quarantine[?id=] */
 static void api_quarantine(struct http_req *r)
 {
@@ -196,7 +150,7 @@ int http_api_get(struct http_req *r, const char *path)
         json_free(&j);
     } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0 ||
                strcmp(path, "/api/flood") == 0) {
-        api_store_listing(r, path + 5);
+        http_store_listing(r, path + 5);
     } else if (strcmp(path, "/api/users") == 0) {
         json_init(&j);
         if (adm_users_json(&r->a->env, &j) < 0)
