@@ -41,9 +41,10 @@ void http_error(struct http_req *r, int code, const char *text);
 int http_api_get(struct http_req *r, const char *path);
 /* http_api_post - POST /api/... (authorized already): 0, or -1 when path is no route */
 int http_api_post(struct http_req *r, const char *path);
-/* http_store_listing - GET /api/greylist, /api/blocks, /api/flood (what: the word
- * after /api/) */
+/* http_store_listing - GET /api/greylist or /api/blocks (what: the word after /api/) */
 void http_store_listing(struct http_req *r, const char *what);
+/* http_stats - GET /api/stats (series 0) or /api/stats/series */
+void http_stats(struct http_req *r, int series);
 /* http_metrics - GET /metrics */
 void http_metrics(struct http_req *r);
 /* http_dashboard - GET of a dashboard file: 0, or -1 when path is none of them */

@@ -1,12 +1,13 @@
 /*
- * http_listing.c - the API's store listings (/api/greylist, /api/blocks).
+ * http_listing.c - the API's reads of the store that list a prefix: greylist,
+ * blocks (/api/greylist, /api/blocks), the statistics (/api/stats, its series).
  *
- * A listing returns at most ?limit= records of each kind (API_LIST_DEFAULT
- * without it), and says when there were more: a greylist grown for months
- * holds millions. An LMDB store is read on the loop: its B-tree hands the
- * first records of a prefix at once. A shared store (Redis) has no order: a
- * listing is a SCAN of the whole keyspace, round trip after round trip, which
- * at ten million keys takes seconds. That one runs on the listener's own
+ * A greylist or blocks listing returns at most ?limit= records of each kind
+ * (API_LIST_DEFAULT without it), and says when there were more: a greylist
+ * grown for months holds millions. An LMDB store is read on the loop: its
+ * B-tree hands the records of a prefix at once. A shared store (Redis) has no
+ * order: any listing, the statistics' too, is a SCAN of the whole keyspace,
+ * round trip after round trip, which at ten million keys takes seconds. That one runs on the listener's own
  * thread over a private read-only connection, as mxgatectl reads it, and the
  * reply follows when it is done: the loop serves sessions meanwhile. (A client
  * that leaves before the reply costs nothing: libevent keeps the request and
@@ -27,12 +28,15 @@
 #define API_LIST_MAX 100000   /* ... and at most, with ?limit= */
 #define API_LIST_MAX_S "100000"
 
+enum listing_kind { LIST_GREYLIST, LIST_BLOCKS, LIST_STATS, LIST_SERIES };
+
 /* A listing on the listener's thread. */
 struct listing {
     struct admin *a;
     struct evhttp_request *req;
-    int greylist; /* else blocks */
-    unsigned max;
+    enum listing_kind kind;
+    unsigned max;    /* greylist, blocks */
+    time_t from, to; /* the statistics' period */
     struct adm_limits lim;
     char uri[4200];
     char prefix[STORECONF_PREFIX_MAX + 1];
@@ -54,11 +58,35 @@ static unsigned listing_limit(struct http_req *r)
     return v[0] >= '0' && v[0] <= '9' && !*end && n >= 1 && n <= API_LIST_MAX ? (unsigned)n : 0;
 }
 
+/* listing_stats - the statistics table of the period into j; 0 or -1 */
+static int listing_stats(struct store *st, time_t from, time_t to, struct json *j)
+{
+    struct adm_table *t = xmalloc(sizeof(*t));
+    int rc = adm_table_read(st, from, to, t);
+
+    if (rc == 0)
+        adm_table_json(t, j);
+    free(t);
+    return rc;
+}
+
 /* listing_read - the listing of st into l->j */
 static void listing_read(struct listing *l, struct store *st)
 {
-    l->rc = l->greylist ? adm_greylist_json(st, l->max, &l->j)
-                        : adm_blocks_json(&l->lim, st, l->max, &l->j);
+    switch (l->kind) {
+    case LIST_GREYLIST:
+        l->rc = adm_greylist_json(st, l->max, &l->j);
+        break;
+    case LIST_BLOCKS:
+        l->rc = adm_blocks_json(&l->lim, st, l->max, &l->j);
+        break;
+    case LIST_STATS:
+        l->rc = listing_stats(st, l->from, l->to, &l->j);
+        break;
+    case LIST_SERIES:
+        l->rc = adm_series_json(st, l->from, l->to, &l->j);
+        break;
+    }
 }
 
 /* listing_work - on the listener's thread: a connection of its own, the listing */
@@ -81,7 +109,8 @@ static void listing_reply(struct listing *l)
     struct http_req r = {.a = l->a, .req = l->req};
 
     if (l->rc < 0)
-        http_error(&r, 500, "cannot read the store");
+        http_error(&r, 500,
+                   l->kind >= LIST_STATS ? "cannot read the statistics" : "cannot read the store");
     else
         http_json(&r, 200, &l->j);
     json_free(&l->j);
@@ -95,15 +124,14 @@ static void listing_done(void *arg)
 
 /* listing_new - what the listing needs, copied: a reload may free the configuration
  * before a listing on the thread ends */
-static struct listing *listing_new(struct http_req *r, int greylist, unsigned max)
+static struct listing *listing_new(struct http_req *r, enum listing_kind kind)
 {
     const struct config *cfg = adm_cfg(&r->a->env);
     struct listing *l = xcalloc(1, sizeof(*l));
 
     l->a = r->a;
     l->req = r->req;
-    l->greylist = greylist;
-    l->max = max;
+    l->kind = kind;
     adm_limits_read(cfg, &l->lim);
     storeconf_uri(cfg, l->uri, sizeof(l->uri));
     storeconf_options(cfg, &l->opt);
@@ -115,32 +143,57 @@ static struct listing *listing_new(struct http_req *r, int greylist, unsigned ma
     return l;
 }
 
-/* http_store_listing - see http_internal.h */
-void http_store_listing(struct http_req *r, const char *what)
+/* listing_run - on the thread for a shared store, else at once */
+static void listing_run(struct listing *l)
 {
-    struct store *st = r->a->env.store;
-    unsigned max = listing_limit(r);
-    struct listing *l;
+    struct store *st = l->a->env.store;
 
-    if (strcmp(what, "flood") == 0) { /* one record */
-        struct json j;
-        json_init(&j);
-        if (adm_flood_json(adm_cfg(&r->a->env), st, &j) < 0)
-            http_error(r, 500, "cannot read the store");
-        else
-            http_json(r, 200, &j);
-        json_free(&j);
-        return;
-    }
-    if (!max) {
-        http_error(r, 400, "limit is a number from 1 to " API_LIST_MAX_S);
-        return;
-    }
-    l = listing_new(r, strcmp(what, "greylist") == 0, max);
-    if (store_shared(st) && r->a->lister) {
-        pool_submit(r->a->lister, listing_work, listing_done, l);
+    if (store_shared(st) && l->a->lister) {
+        pool_submit(l->a->lister, listing_work, listing_done, l);
         return;
     }
     listing_read(l, st);
     listing_reply(l);
+}
+
+/* listing_period - from/to parameters (default: today); 0 or -1 */
+static int listing_period(struct http_req *r, time_t *from, time_t *to)
+{
+    const char *f = http_param(r, "from"), *t = http_param(r, "to");
+
+    return adm_parse_time(f ? f : "today", 0, from) == 0 &&
+                   adm_parse_time(t ? t : (f ? f : "today"), 1, to) == 0 && *from < *to
+               ? 0
+               : -1;
+}
+
+/* http_store_listing - see http_internal.h */
+void http_store_listing(struct http_req *r, const char *what)
+{
+    unsigned max = listing_limit(r);
+    struct listing *l;
+
+    if (!max) {
+        http_error(r, 400, "limit is a number from 1 to " API_LIST_MAX_S);
+        return;
+    }
+    l = listing_new(r, strcmp(what, "greylist") == 0 ? LIST_GREYLIST : LIST_BLOCKS);
+    l->max = max;
+    listing_run(l);
+}
+
+/* http_stats - see http_internal.h */
+void http_stats(struct http_req *r, int series)
+{
+    time_t from, to;
+    struct listing *l;
+
+    if (listing_period(r, &from, &to) < 0) {
+        http_error(r, 400, "bad period: from and to are YYYY-MM-DD, YYYY-MM-DDTHH, today, all");
+        return;
+    }
+    l = listing_new(r, series ? LIST_SERIES : LIST_STATS);
+    l->from = from;
+    l->to = to;
+    listing_run(l);
 }

@@ -13,6 +13,7 @@ test_bounce_flood.py, test_quota.py).
 Run:  /usr/bin/python3 -m pytest tests/integration/test_store_redis.py
 """
 
+import json
 import re
 import signal
 import subprocess
@@ -347,3 +348,8 @@ def test_listing_does_not_hold_the_loop(gateway, sink, dns_server, redis, tmp_pa
     assert [t["recipient"] for t in full["triplets"]] == [
         "bob@example.test", "carol@example.test"], full
     assert full["truncated"] is False and full["triplets"][0] == grey["triplets"][0], full
+    # the statistics come the same way (a SCAN of their prefix on the thread)
+    stats = gw.admin.json("/api/stats?from=today&to=today")
+    assert stats == json.loads(gw.ctl("--json", "stats", "today", "today").stdout)
+    assert [m["stopped"] for m in stats["mechanisms"] if m["name"] == "greylist"] == [1], stats
+    assert gw.admin.json("/api/stats/series?from=today&to=today")["hours"], "no hour"
