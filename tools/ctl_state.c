@@ -147,7 +147,7 @@ int greylist_command(struct ctl *c, int argc, char **argv)
     if (!(st = ctl_store(c->cfg)))
         return 1;
     json_init(&j);
-    rc = c->json ? adm_greylist_json(st, &j) : adm_greylist_each(st, grey_print, &n);
+    rc = c->json ? adm_greylist_json(st, 0, &j) : adm_greylist_each(st, grey_print, &n);
     if (rc < 0)
         fprintf(stderr, "mxgatectl: cannot read the store\n");
     else if (c->json)
@@ -182,6 +182,7 @@ int blocks_command(struct ctl *c, int argc, char **argv)
     struct json j;
     char req[400];
     long done;
+    struct adm_limits lim;
     int rc;
 
     if (argc == 2 && strcmp(argv[0], "clear") == 0) {
@@ -200,7 +201,8 @@ int blocks_command(struct ctl *c, int argc, char **argv)
     if (!(st = ctl_store(c->cfg)))
         return 1;
     json_init(&j);
-    rc = c->json ? adm_blocks_json(c->cfg, st, &j) : adm_blocks_each(c->cfg, st, block_print, &n);
+    adm_limits_read(c->cfg, &lim);
+    rc = c->json ? adm_blocks_json(&lim, st, 0, &j) : adm_blocks_each(c->cfg, st, block_print, &n);
     if (rc < 0)
         fprintf(stderr, "mxgatectl: cannot read the store\n");
     else if (c->json)

@@ -168,8 +168,9 @@ int adm_greylist_each(struct store *st, void (*fn)(const struct adm_grey *g, voi
 /* adm_grey_json - {"network","sender","recipient","state","since"} or {"network","passes","since"}
  */
 void adm_grey_json(const struct adm_grey *g, struct json *j);
-/* adm_greylist_json - {"triplets":[...],"networks":[...]}. 0 or -1 */
-int adm_greylist_json(struct store *st, struct json *j);
+/* adm_greylist_json - {"triplets":[...],"networks":[...],"truncated":bool}, at most
+ * max of each (0: all; the daemon bounds it: a scan runs on its loop). 0 or -1 */
+int adm_greylist_json(struct store *st, unsigned max, struct json *j);
 
 struct adm_block {
     const char *kind;       /* "harvest", or the rate-limit kind ("connections", ...) */
@@ -177,13 +178,20 @@ struct adm_block {
     long long count, limit; /* rate limits: this window's count and the limit (0: none) */
     int over;               /* blocked: a harvest block, or a rate-limit count over its limit */
 };
+/* The ratelimit section's window and limits, copied (a listing may outlive a reload). */
+struct adm_limits {
+    long interval; /* seconds of a window; 0: no ratelimit section */
+    long limit[3]; /* connections, messages, recipients */
+};
+/* adm_limits_read - cfg's ratelimit window and limits */
+void adm_limits_read(const struct config *cfg, struct adm_limits *l);
 /* adm_blocks_each - fn for every harvest block, then every rate-limit counter of the
  * current window; cfg gives the limits. 0 or -1 */
 int adm_blocks_each(const struct config *cfg, struct store *st,
                     void (*fn)(const struct adm_block *b, void *arg), void *arg);
-/* adm_blocks_json -
- * {"harvest":[{"client"}],"ratelimit":[{"kind","network","count","limit","over"}]} */
-int adm_blocks_json(const struct config *cfg, struct store *st, struct json *j);
+/* adm_blocks_json - {"harvest":[{"client"}],"ratelimit":[{"kind","network","count",
+ * "limit","over"}],"truncated":bool}, at most max of each (0: all) */
+int adm_blocks_json(const struct adm_limits *l, struct store *st, unsigned max, struct json *j);
 
 struct adm_flood {
     char state[8]; /* "normal", "flood" or "unknown" (a bad record) */

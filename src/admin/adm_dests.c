@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/json.h"
 #include "queue/queue.h"
 
@@ -46,7 +47,7 @@ void adm_dest_json(const struct queue_dest_info *in, struct json *j)
     json_obj_begin(j);
     json_kstr(j, "destination", in->name);
     json_kstr(j, "kind", in->mxhost ? "mx_host" : in->nexthop ? "nexthop" : "domain");
-    json_kstr(j, "state", adm_dest_state(in, time(NULL)));
+    json_kstr(j, "state", adm_dest_state(in, clock_now()));
     json_kint(j, "active", in->active);
     json_key(j, "window");
     in->concurrency ? json_int(j, in->window) : json_null(j);

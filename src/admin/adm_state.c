@@ -50,9 +50,29 @@ struct each_ctx {
     void (*grey)(const struct adm_grey *g, void *arg);
     void (*block)(const struct adm_block *b, void *arg);
     void *arg;
-    long interval; /* ratelimit interval */
-    long limit[3]; /* connections, messages, recipients */
+    struct adm_limits lim;
+    unsigned max;  /* records given to fn per kind at most (0: all) ... */
+    unsigned n;    /* ... so far, of the kind scanned now */
+    int truncated; /* a kind had more */
 };
+
+/* each_full - 1 (the scan stops) when fn had max records of this kind already */
+static int each_full(struct each_ctx *c)
+{
+    if (c->max && c->n >= c->max) {
+        c->truncated = 1;
+        return 1;
+    }
+    c->n++;
+    return 0;
+}
+
+/* each_scan - the records under prefix, counted afresh against max */
+static int each_scan(struct store *st, const char *prefix, store_scan_cb item, struct each_ctx *c)
+{
+    c->n = 0;
+    return store_sync_scan_prefix(st, prefix, strlen(prefix), item, c) == STORE_OK ? 0 : -1;
+}
 
 /* grey_item - gl:t:<network>/<prefix>:<sender>:<rcpt> "first|pass <time>", or
  * gl:c:<network>/<prefix> "<passes> <time>" */
@@ -62,6 +82,8 @@ static int grey_item(void *arg, const void *key, size_t keylen, const void *val,
     char k[ADM_KEY_MAX], v[64], state[8] = "", *e, *last;
     struct adm_grey g = {0};
 
+    if (each_full(c))
+        return 1;
     kcopy(k, sizeof(k), key, keylen);
     kcopy(v, sizeof(v), val, vlen);
     g.network = k + 5;
@@ -81,14 +103,19 @@ static int grey_item(void *arg, const void *key, size_t keylen, const void *val,
     return 0;
 }
 
+/* greylist_scan - triplets, then trusted networks, at most c->max of each */
+static int greylist_scan(struct store *st, struct each_ctx *c)
+{
+    return each_scan(st, "gl:t:", grey_item, c) == 0 && each_scan(st, "gl:c:", grey_item, c) == 0
+               ? 0
+               : -1;
+}
+
 int adm_greylist_each(struct store *st, void (*fn)(const struct adm_grey *g, void *arg), void *arg)
 {
     struct each_ctx c = {.grey = fn, .arg = arg};
 
-    return store_sync_scan_prefix(st, "gl:t:", 5, grey_item, &c) == STORE_OK &&
-                   store_sync_scan_prefix(st, "gl:c:", 5, grey_item, &c) == STORE_OK
-               ? 0
-               : -1;
+    return greylist_scan(st, &c);
 }
 
 void adm_grey_json(const struct adm_grey *g, struct json *j)
@@ -125,21 +152,24 @@ static void grey_json_one(const struct adm_grey *g, void *arg)
     adm_grey_json(g, p->j);
 }
 
-int adm_greylist_json(struct store *st, struct json *j)
+int adm_greylist_json(struct store *st, unsigned max, struct json *j)
 {
     struct json_pass p = {j, 0};
+    struct each_ctx c = {.grey = grey_json_one, .arg = &p, .max = max};
     int rc;
 
     json_obj_begin(j);
     json_key(j, "triplets");
     json_arr_begin(j);
-    rc = adm_greylist_each(st, grey_json_one, &p);
+    rc = greylist_scan(st, &c);
     if (!p.second) {
         json_arr_end(j);
         json_key(j, "networks");
         json_arr_begin(j);
     }
     json_arr_end(j);
+    json_key(j, "truncated");
+    json_bool(j, c.truncated);
     json_obj_end(j);
     return rc;
 }
@@ -151,7 +181,7 @@ static long rl_limit(const struct each_ctx *c, const char *kind)
 
     for (int i = 0; i < 3; i++)
         if (strcmp(kind, kinds[i]) == 0)
-            return c->limit[i];
+            return c->lim.limit[i];
     return 0;
 }
 
@@ -173,8 +203,10 @@ static int rl_item(void *arg, const void *key, size_t keylen, const void *val, s
         return 0;
     *e = '\0';
     window = strtoll(e + 1, NULL, 10);
-    if (c->interval > 0 && window != (long long)(clock_now() / c->interval))
+    if (c->lim.interval > 0 && window != (long long)(clock_now() / c->lim.interval))
         return 0;
+    if (each_full(c))
+        return 1;
     b.client = net;
     b.count = count;
     b.limit = rl_limit(c, b.kind);
@@ -190,28 +222,41 @@ static int hv_item(void *arg, const void *key, size_t keylen, const void *val, s
     char k[ADM_KEY_MAX];
     struct adm_block b = {.kind = "harvest", .over = 1};
 
+    if (each_full(c))
+        return 1;
     kcopy(k, sizeof(k), key, keylen);
     b.client = k + 5;
     c->block(&b, c->arg);
     return 0;
 }
 
+void adm_limits_read(const struct config *cfg, struct adm_limits *l)
+{
+    cfg_t *rl = cfg_getsec(cfg->raw, "ratelimit");
+
+    memset(l, 0, sizeof(*l));
+    if (rl) {
+        l->interval = cfg_getint(rl, "interval");
+        l->limit[0] = cfg_getint(rl, "connections");
+        l->limit[1] = cfg_getint(rl, "messages");
+        l->limit[2] = cfg_getint(rl, "recipients");
+    }
+}
+
+/* blocks_scan - harvest blocks, then rate-limit windows, at most c->max of each */
+static int blocks_scan(struct store *st, struct each_ctx *c)
+{
+    return each_scan(st, "hv:b:", hv_item, c) == 0 && each_scan(st, "rl:", rl_item, c) == 0 ? 0
+                                                                                            : -1;
+}
+
 int adm_blocks_each(const struct config *cfg, struct store *st,
                     void (*fn)(const struct adm_block *b, void *arg), void *arg)
 {
-    cfg_t *rl = cfg_getsec(cfg->raw, "ratelimit");
     struct each_ctx c = {.block = fn, .arg = arg};
 
-    if (rl) {
-        c.interval = cfg_getint(rl, "interval");
-        c.limit[0] = cfg_getint(rl, "connections");
-        c.limit[1] = cfg_getint(rl, "messages");
-        c.limit[2] = cfg_getint(rl, "recipients");
-    }
-    return store_sync_scan_prefix(st, "hv:b:", 5, hv_item, &c) == STORE_OK &&
-                   store_sync_scan_prefix(st, "rl:", 3, rl_item, &c) == STORE_OK
-               ? 0
-               : -1;
+    adm_limits_read(cfg, &c.lim);
+    return blocks_scan(st, &c);
 }
 
 /* block_json_one - into "harvest" until the first rate limit, then into "ratelimit" */
@@ -240,21 +285,24 @@ static void block_json_one(const struct adm_block *b, void *arg)
     json_obj_end(p->j);
 }
 
-int adm_blocks_json(const struct config *cfg, struct store *st, struct json *j)
+int adm_blocks_json(const struct adm_limits *l, struct store *st, unsigned max, struct json *j)
 {
     struct json_pass p = {j, 0};
+    struct each_ctx c = {.block = block_json_one, .arg = &p, .lim = *l, .max = max};
     int rc;
 
     json_obj_begin(j);
     json_key(j, "harvest");
     json_arr_begin(j);
-    rc = adm_blocks_each(cfg, st, block_json_one, &p);
+    rc = blocks_scan(st, &c);
     if (!p.second) {
         json_arr_end(j);
         json_key(j, "ratelimit");
         json_arr_begin(j);
     }
     json_arr_end(j);
+    json_key(j, "truncated");
+    json_bool(j, c.truncated);
     json_obj_end(j);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include "core/cidr.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/xmalloc.h"
 
 #define ADMIN_DEFAULT_PORT 8025
@@ -205,6 +206,7 @@ void admin_start(struct admin *a, const struct adm_env *env)
     if (!a)
         return;
     a->env = *env;
+    a->lister = pool_new(env->base, 1); /* here: after the privileges are dropped */
     a->started = 1;
 }
 
@@ -212,6 +214,8 @@ void admin_close(struct admin *a)
 {
     if (!a)
         return;
+    if (a->lister) /* its listings answer requests that evhttp_free frees */
+        pool_free(a->lister);
     if (a->http)
         evhttp_free(a->http);
     OPENSSL_cleanse(a->token_sha, sizeof(a->token_sha));

@@ -11,45 +11,6 @@
 #include "queue/quarantine.h"
 #include "queue/queue.h"
 
-/* api_period - from/to parameters (default: today); 0 or -1 */
-static int api_period(struct http_req *r, time_t *from, time_t *to)
-{
-    const char *f = http_param(r, "from"), *t = http_param(r, "to");
-
-    return adm_parse_time(f ? f : "today", 0, from) == 0 &&
-                   adm_parse_time(t ? t : (f ? f : "today"), 1, to) == 0 && *from < *to
-               ? 0
-               : -1;
-}
-
-/* api_stats - GET /api/stats and /api/stats/series */
-static void api_stats(struct http_req *r, int series)
-{
-    struct adm_table *t;
-    time_t from, to;
-    struct json j;
-    int rc;
-
-    if (api_period(r, &from, &to) < 0) {
-        http_error(r, 400, "bad period: from and to are YYYY-MM-DD, YYYY-MM-DDTHH, today, all");
-        return;
-    }
-    json_init(&j);
-    if (series) {
-        rc = adm_series_json(r->a->env.store, from, to, &j);
-    } else {
-        t = xmalloc(sizeof(*t));
-        if ((rc = adm_table_read(r->a->env.store, from, to, t)) == 0)
-            adm_table_json(t, &j);
-        free(t);
-    }
-    if (rc < 0)
-        http_error(r, 500, "cannot read the statistics");
-    else
-        http_json(r, 200, &j);
-    json_free(&j);
-}
-
 /* api_selector - id=, sender=, domain= or all=1 from the parameters; 0 or -1 */
 static int api_selector(struct http_req *r, struct adm_select *sel)
 {
@@ -100,27 +61,6 @@ static void api_queue(struct http_req *r)
     adm_queue_free(&q);
 }
 
-/* api_store_listing - greylist, blocks, flood */
-static void api_store_listing(struct http_req *r, const char *what)
-{
-    const struct adm_env *env = &r->a->env;
-    struct json j;
-    int rc;
-
-    json_init(&j);
-    if (strcmp(what, "greylist") == 0)
-        rc = adm_greylist_json(env->store, &j);
-    else if (strcmp(what, "blocks") == 0)
-        rc = adm_blocks_json(adm_cfg(env), env->store, &j);
-    else
-        rc = adm_flood_json(adm_cfg(env), env->store, &j);
-    if (rc < 0)
-        http_error(r, 500, "cannot read the store");
-    else
-        http_json(r, 200, &j);
-    json_free(&j);
-}
-
 /* api_quarantine - GET /api/quarantine[?id=] */
 static void api_quarantine(struct http_req *r)
 {
@@ -152,7 +92,7 @@ int http_api_get(struct http_req *r, const char *path)
     struct json j;
 
     if (strcmp(path, "/api/stats") == 0 || strcmp(path, "/api/stats/series") == 0) {
-        api_stats(r, path[10] == '/');
+        http_stats(r, path[10] == '/');
     } else if (strcmp(path, "/api/queue") == 0) {
         api_queue(r);
     } else if (strcmp(path, "/api/destinations") == 0) {
@@ -169,9 +109,15 @@ int http_api_get(struct http_req *r, const char *path)
         else
             http_json(r, 200, &j);
         json_free(&j);
-    } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0 ||
-               strcmp(path, "/api/flood") == 0) {
-        api_store_listing(r, path + 5);
+    } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0) {
+        http_store_listing(r, path + 5);
+    } else if (strcmp(path, "/api/flood") == 0) {
+        json_init(&j);
+        if (adm_flood_json(adm_cfg(&r->a->env), r->a->env.store, &j) < 0)
+            http_error(r, 500, "cannot read the store");
+        else
+            http_json(r, 200, &j);
+        json_free(&j);
     } else if (strcmp(path, "/api/users") == 0) {
         json_init(&j);
         if (adm_users_json(&r->a->env, &j) < 0)

@@ -10,6 +10,7 @@
 #include "admin/adm.h"
 
 struct json;
+struct pool;
 
 struct admin {
     struct evhttp *http;
@@ -17,6 +18,7 @@ struct admin {
     unsigned char token_sha[32]; /* SHA-256 of the token: compared in constant time */
     int started;
     struct adm_env env;
+    struct pool *lister; /* a thread for the listings of a shared store (http_listing.c) */
 };
 
 /* A request being answered: its parameters (query string, or a form body for POST). */
@@ -39,6 +41,10 @@ void http_error(struct http_req *r, int code, const char *text);
 int http_api_get(struct http_req *r, const char *path);
 /* http_api_post - POST /api/... (authorized already): 0, or -1 when path is no route */
 int http_api_post(struct http_req *r, const char *path);
+/* http_store_listing - GET /api/greylist or /api/blocks (what: the word after /api/) */
+void http_store_listing(struct http_req *r, const char *what);
+/* http_stats - GET /api/stats (series 0) or /api/stats/series */
+void http_stats(struct http_req *r, int series);
 /* http_metrics - GET /metrics */
 void http_metrics(struct http_req *r);
 /* http_dashboard - GET of a dashboard file: 0, or -1 when path is none of them */

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "policy/spf_internal.h"
+#include "core/clock.h"
 #include "core/xmalloc.h"
 
 #define BUILTIN_EXP "%{i} is not allowed to send mail for %{o}"
@@ -408,7 +409,7 @@ struct spf_check *spf_new(const struct spf_resolver *res, const struct spf_reque
     snprintf(c->receiver, sizeof c->receiver, "%s", req->receiver ? req->receiver : "");
     snprintf(c->default_exp, sizeof c->default_exp, "%s",
              req->default_exp ? req->default_exp : BUILTIN_EXP);
-    c->now = (long long)time(NULL);
+    c->now = (long long)clock_now();
     c->out.identity = req->identity;
     c->out.sender = c->sender;
     c->out.domain = c->odomain;

@@ -29,6 +29,7 @@
 #include "relay/client.h"
 #include "relay/dest.h"
 #include "relay/mx.h"
+#include "relay/mxhost.h"
 #include "relay/nexthop.h"
 #include "relay/resolve.h"
 #include "mail/eightbit.h"
@@ -185,6 +186,16 @@ static int dl_needs_utf8(const struct dl_leg *leg)
     return eightbit_header_fd(d->body_fd, d->body_off, d->body_len) != 0;
 }
 
+/* dl_max_uses - messages over one connection: the stricter of the domain's and the
+ * MX host's per_connection; 0 when neither limits it */
+static unsigned dl_max_uses(const struct dl_leg *leg)
+{
+    unsigned a = leg->dest ? leg->dest->conf.per_connection : 0;
+    unsigned b = leg->host_on ? leg->host->per_connection : 0;
+
+    return a && b ? (a < b ? a : b) : a ? a : b;
+}
+
 /* dl_client_start - hand the leg's recipients to a new client connection */
 void dl_client_start(struct dl_leg *leg)
 {
@@ -209,12 +220,13 @@ void dl_client_start(struct dl_leg *leg)
         .command_timeout = (int)d->ctx.conf.delivery.command_timeout,
         .data_timeout = (int)d->ctx.conf.delivery.data_timeout,
         .cache = d->ctx.conn_cache,
-        .max_uses = leg->dest ? leg->dest->conf.per_connection : 0,
+        .max_uses = dl_max_uses(leg),
         .done = dl_client_done,
         .arg = leg,
     };
 
     memcpy(&req.addr, &leg->ra.addr, sizeof(req.addr));
+    leg->attempted = 1;
     if (leg->mx && leg->dest)
         dl_tls_policy(leg, &req);
     leg->client = smtp_client_start(d->ctx.base, &req);
@@ -395,8 +407,8 @@ static void dl_expire(struct delivery *d)
     }
 }
 
-/* dl_not_started - the attempt ends before it began (err: see delivery_outcome) */
-static void dl_not_started(struct delivery *d, int err)
+/* dl_not_started - see delivery_internal.h */
+void dl_not_started(struct delivery *d, int err)
 {
     d->out.not_started = err;
     d->done(d->arg, &d->out);
@@ -413,12 +425,12 @@ static void dl_begin(struct delivery *d)
     d->starting = 1;
     d->t_started = clock_now_precise();
     d->primary = d->out.dest = dl_primary_dest(d);
-    if (time(NULL) - d->env.arrival < (time_t)ctx->conf.queue.lifetime && ctx->admit &&
+    if (clock_now() - d->env.arrival < (time_t)ctx->conf.queue.lifetime && ctx->admit &&
         !ctx->admit(d->arg, d->primary)) {
         dl_not_started(d, EAGAIN); /* filed by the scheduler: no connection, no log line */
         return;
     }
-    if (time(NULL) - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
+    if (clock_now() - d->env.arrival >= (time_t)ctx->conf.queue.lifetime) {
         dl_expire(d);
         d->pending = 1;
         dl_leg_done(d);
@@ -506,7 +518,7 @@ static int dl_write_dsn(struct delivery *d)
     struct dsn_failure *f = xcalloc(d->nr, sizeof(*f));
     struct spool_rcpt to = {.addr = d->env.sender};
     struct spool_envelope env = {
-        .arrival = time(NULL),
+        .arrival = clock_now(),
         .client_ip = "",
         .client_name = "",
         .helo = cfg->hostname,
@@ -608,7 +620,7 @@ static void dl_log_rcpt(const struct delivery *d, const struct dl_rcpt *r)
                 : r->res == DL_DEFER ? METRICS_DEFERRED
                                      : METRICS_BOUNCED);
     if (r->res == DL_OK)
-        metrics_observe(METRICS_DELIVERY_SECONDS, difftime(time(NULL), d->env.arrival));
+        metrics_observe(METRICS_DELIVERY_SECONDS, difftime(clock_now(), d->env.arrival));
 
     dl_delays(d, r, delays, sizeof(delays));
     if (r->maybe)
@@ -732,7 +744,7 @@ static void delivery_finish(struct delivery *d)
 {
     int rc;
 
-    if (!dl_decide(d, time(NULL))) {
+    if (!dl_decide(d, clock_now())) {
         dl_finish_decided(d);
         return;
     }

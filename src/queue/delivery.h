@@ -31,6 +31,10 @@ typedef struct ssl_ctx_st SSL_CTX;
  */
 typedef int (*delivery_admit_fn)(void *arg, struct dest *dest);
 
+/* delivery_host_fn - a leg of the attempt took an MX host (route "mx"): the place the
+ * scheduler kept for it there (dest->host_block) is no longer needed */
+typedef void (*delivery_host_fn)(void *arg);
+
 /* What every attempt needs; owned by the queue. */
 struct delivery_ctx {
     struct event_base *base;
@@ -47,6 +51,7 @@ struct delivery_ctx {
     struct dests *dests;          /* flow control and reachability per destination, or NULL */
     struct mxhosts *mxhosts;      /* flow control per MX host, or NULL */
     delivery_admit_fn admit;      /* NULL: every attempt goes on */
+    delivery_host_fn host_taken;  /* NULL: not told */
 };
 
 struct delivery_outcome {

@@ -50,6 +50,8 @@ struct dl_leg {
     struct mxhost *host; /* the MX host tried (relay/mxhost.h); counted while host_on */
     int host_on;
     int host_wait;   /* waiting for an MX host: counted in dest->host_waiting */
+    int attempted;   /* a connection was started (or taken from the cache) */
+    int give_back;   /* its gate ends the attempt unstarted (delivery_mxhost.c) */
     int reached;     /* a server of the leg answered (a greeting) */
     int unreachable; /* none did: every connection failed before a greeting */
 };
@@ -88,6 +90,9 @@ struct delivery {
 void dl_leg_fail(struct dl_leg *leg, int code, const char *text);
 void dl_client_start(struct dl_leg *leg);
 void dl_relay(const struct dl_leg *leg, char *dst, size_t dstlen);
+/* dl_not_started - the attempt ends before it began (err: see delivery_outcome); d is
+ * freed */
+void dl_not_started(struct delivery *d, int err);
 
 /* delivery_mx.c */
 struct dest *dl_primary_dest(struct delivery *d);

@@ -2,6 +2,7 @@
  * (relay/dest.h), look its MX up (relay/mx.h), try its servers in order */
 #include "queue/delivery_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,20 +109,31 @@ static void dl_mx_done(void *arg, const struct mx_result *res)
     dl_leg_fail(leg, 554, text);
 }
 
-/* dl_gate_cb - ask the destination again */
+/* dl_gate_cb - ask the destination again, or hand the message back (give_back) */
 static void dl_gate_cb(evutil_socket_t fd, short what, void *arg)
 {
-    dl_start_mx(arg);
+    struct dl_leg *leg = arg;
+
+    (void)fd;
+    (void)what;
+    if (leg->give_back)
+        dl_not_started(leg->d, EAGAIN); /* filed again by the scheduler, no log line */
+    else
+        dl_start_mx(leg);
 }
 
 /* dl_gate - see delivery_internal.h: dl_start_mx again in wait seconds (0: soon, when
- * a running delivery may have ended); -1 without a timer */
+ * a running delivery may have ended; < 0: on the next loop turn); -1 without a timer */
 int dl_gate(struct dl_leg *leg, double wait)
 {
     struct timeval tv;
 
     if (!leg->gate && !(leg->gate = evtimer_new(leg->d->ctx.base, dl_gate_cb, leg)))
         return -1;
+    if (wait < 0) {
+        event_active(leg->gate, EV_TIMEOUT, 1);
+        return 0;
+    }
     wait = wait > 0 ? wait + 0.01 : 0.05; /* a slot frees when a delivery ends */
     tv.tv_sec = (time_t)wait;
     tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);

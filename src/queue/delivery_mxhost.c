@@ -10,6 +10,13 @@
  * greeting would make us do. When no host takes the leg, it waits on a timer:
  * its domain's slot is free meanwhile, and nothing is counted as an attempt
  * or logged (the message's retry schedule does not move).
+ *
+ * A message whose only leg has not connected yet does not wait here: it goes
+ * back to the scheduler (not started, no log line), and its domain remembers
+ * the busy hosts (dest->host_block), so that the scheduler starts none of its
+ * mail until one of them takes one more. A leg that waits holds one of the
+ * queue's delivery slots meanwhile, and a busy host shared by many domains
+ * would otherwise take them all from the mail of other destinations.
  */
 #include "queue/delivery_internal.h"
 
@@ -55,8 +62,9 @@ static size_t dl_host_reuse(const struct dl_leg *leg, size_t i, size_t end)
 }
 
 /* dl_host_take - address i goes first at mx_at (equal preferences are in random
- * order anyway; the others stay for a retry), its host counts the connection */
-static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h, int charge)
+ * order anyway; the others stay for a retry), its host counts the connection and,
+ * for its rate, the message */
+static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h)
 {
     struct mx_addr a = leg->mx->addr[i];
 
@@ -66,10 +74,28 @@ static void dl_host_take(struct dl_leg *leg, size_t i, struct mxhost *h, int cha
     leg->host = h;
     leg->host_on = h != NULL;
     if (h)
-        flow_started(&h->flow, clock_now_precise(), charge);
+        flow_started(&h->flow, clock_now_precise(), 1);
+    if (leg->dest)
+        leg->dest->nhost_block = 0; /* its mail may start again */
+    if (leg->d->ctx.host_taken)
+        leg->d->ctx.host_taken(leg->d->arg);
     if (leg->host_wait && leg->dest)
         leg->dest->host_waiting--;
     leg->host_wait = 0;
+}
+
+/* dl_host_blocked - h cannot take the leg now: its domain remembers it (once) */
+static void dl_host_blocked(struct dl_leg *leg, struct mxhost *h)
+{
+    struct dest *dest = leg->dest;
+
+    if (!dest)
+        return;
+    for (unsigned i = 0; i < dest->nhost_block; i++)
+        if (dest->host_block[i] == h)
+            return;
+    if (dest->nhost_block < DEST_HOST_BLOCK)
+        dest->host_block[dest->nhost_block++] = h;
 }
 
 /* dl_host_group - look at the preference starting at mx_at: 1 when an address was
@@ -87,23 +113,37 @@ static int dl_host_group(struct dl_leg *leg, double now, size_t *end, int *busy,
     for (size_t i = leg->mx_at; i < *end; i++) {
         struct mxhost *h;
         size_t at;
-        int charge;
         if (mx_is_self(leg->d->ctx.cfg, &mx->addr[i].addr))
             continue;
         (*cand)++;
         h = mxhosts_get(leg->d->ctx.mxhosts, mx->addr[i].host);
         at = h && !dl_host_cached(leg, i) ? dl_host_reuse(leg, i, *end) : i;
-        charge = h && !dl_host_cached(leg, at);
-        if (!h || flow_may_start(&h->flow, now, charge, &w)) {
-            dl_host_take(leg, at, h, charge);
+        if (!h || flow_may_start(&h->flow, now, 1, &w)) {
+            dl_host_take(leg, at, h);
             return 1;
         }
         if (now >= h->flow.backoff_until)
             *busy = 1;
+        dl_host_blocked(leg, h);
         w = w > 0 ? w : DL_HOST_POLL;
         if (*soonest == 0 || w < *soonest)
             *soonest = w;
     }
+    return 0;
+}
+
+/* dl_host_give_back - the leg's message goes back to the scheduler (see the top):
+ * from the loop, on the leg's gate; 1 when it will */
+static int dl_host_give_back(struct dl_leg *leg)
+{
+    struct delivery *d = leg->d;
+
+    if (d->nlegs != 1 || leg->attempted || d->pool_jobs || !leg->dest || !leg->dest->nhost_block)
+        return 0;
+    leg->give_back = 1;
+    if (dl_gate(leg, -1) == 0)
+        return 1;
+    leg->give_back = 0;
     return 0;
 }
 
@@ -116,6 +156,8 @@ enum dl_host_pick dl_host_pick(struct dl_leg *leg)
     double now = clock_now_precise(), soonest = 0;
     int busy = 0;
 
+    if (leg->dest)
+        leg->dest->nhost_block = 0; /* what this look finds busy */
     while (leg->mx_at < leg->mx->naddr) {
         if (dl_host_group(leg, now, &end, &busy, &cand, &soonest))
             return DL_HOST_GO;
@@ -126,10 +168,12 @@ enum dl_host_pick dl_host_pick(struct dl_leg *leg)
     leg->mx_at = start; /* after the wait, from the preferred ones again */
     if (cand == 0)
         return DL_HOST_NONE;
+    dl_dest_end(leg, DEST_OTHER); /* the domain's slot is for others meanwhile */
+    if (dl_host_give_back(leg))
+        return DL_HOST_WAIT;
     if (!leg->host_wait && leg->dest)
         leg->dest->host_waiting++;
     leg->host_wait = 1;
-    dl_dest_end(leg, DEST_OTHER); /* the domain's slot is for others meanwhile */
     if (dl_gate(leg, soonest) < 0) {
         dl_host_release(leg);
         dl_leg_fail(leg, 0, "4.3.0 no timer to wait for the MX host");

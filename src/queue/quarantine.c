@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/xmalloc.h"
 #include "queue/spool_internal.h"
 
@@ -36,8 +37,8 @@ int quarantine_note(struct spool_writer *w)
     int fd, len, rc;
 
     why_name(w->id, name, sizeof(name));
-    len = snprintf(line, sizeof(line), "%lld %.*s\n", (long long)time(NULL), QUARANTINE_WHY_MAX - 1,
-                   w->quarantine);
+    len = snprintf(line, sizeof(line), "%lld %.*s\n", (long long)clock_now(),
+                   QUARANTINE_WHY_MAX - 1, w->quarantine);
     for (int i = 0; i < len - 1; i++) /* one line, whatever the check wrote */
         if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
             line[i] = ' ';

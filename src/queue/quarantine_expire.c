@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -31,7 +32,7 @@ static void qx_work(void *arg)
 {
     struct quarantine_expiry *qx = arg;
 
-    qx->n = quarantine_expire(qx->sp, qx->max_age, time(NULL));
+    qx->n = quarantine_expire(qx->sp, qx->max_age, clock_now());
 }
 
 static void qx_done(void *arg)

@@ -111,7 +111,7 @@ static void heap_remove(struct queue *q, struct qentry *e)
 void queue_arm(struct queue *q)
 {
     struct timeval tv = {0, 0};
-    time_t now = time(NULL);
+    time_t now = clock_now();
 
     if (q->nheap == 0) {
         evtimer_del(q->timer);
@@ -126,7 +126,7 @@ void queue_arm(struct queue *q)
 static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct queue *q = arg;
-    time_t now = time(NULL);
+    time_t now = clock_now();
 
     while (q->nheap > 0 && q->heap[0]->due <= now) {
         struct qentry *e = q->heap[0];
@@ -214,6 +214,7 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
     TAILQ_REMOVE(&q->active, e, link);
     q->nactive--;
     qd_count(e, NULL);
+    qd_unreserve(e);
     e->admitted = 0;
     e->d = NULL;
     queue_unhold(q, e);
@@ -239,7 +240,7 @@ static void queue_attempt_done(void *arg, const struct delivery_outcome *o)
         e->flush_req = 0;
         qd_make_ready(q, e);
     } else {
-        e->due = time(NULL) + o->next_retry;
+        e->due = clock_now() + o->next_retry;
         if (queue_heap_push(q, e) < 0)
             qd_make_ready(q, e); /* no memory for the heap: retry rather than forget */
         queue_arm(q);
@@ -317,7 +318,8 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
                                    .spool = sp,
                                    .pool = pool,
                                    .client_tls = client_tls,
-                                   .admit = qd_admit};
+                                   .admit = qd_admit,
+                                   .host_taken = qd_host_taken};
     queueconf_read(cfg, &q->ctx.conf);
     q->ctx.bounces =
         bouncelimit_new(st, q->ctx.conf.queue.bounce_limit, q->ctx.conf.queue.bounce_domain_limit,

@@ -134,13 +134,35 @@ static void qd_park_ready(struct queue *q, struct qdest *qd)
     ring_del(q, qd);
 }
 
-/* qd_may_start - 1 when qd takes one more delivery now; else *wait (seconds, 0: when
- * one of its deliveries ends). Until a server of it answered once, one at a time. While
- * one of its deliveries waits for an MX host (delivery_mxhost.c), no other starts: it
- * would only wait too, holding a delivery slot that other destinations could use. */
-static int qd_may_start(const struct qdest *qd, double now, double *wait)
+/* qd_host_free - one of the busy MX hosts qd's last delivery found (dest->host_block)
+ * that takes one more now, counting the deliveries started for it that have not
+ * connected yet (so that a host's free place starts one domain's mail, not every
+ * waiting domain's); NULL and *wait when none does */
+static struct mxhost *qd_host_free(const struct qdest *qd, double now, double *wait)
+{
+    double w, soonest = 0;
+
+    for (unsigned i = 0; i < qd->dest->nhost_block; i++) {
+        struct mxhost *h = qd->dest->host_block[i];
+        if (flow_may_start(&h->flow, now, 1, &w) && h->flow.active + h->reserved < h->flow.window)
+            return h;
+        w = w > 0 ? w : QUEUE_HOST_POLL;
+        if (soonest == 0 || w < soonest)
+            soonest = w;
+    }
+    *wait = soonest;
+    return NULL;
+}
+
+/* qd_may_start - 1 when qd takes one more delivery now (*resv: the busy MX host it
+ * takes it for, or NULL); else *wait (seconds, 0: when one of its deliveries ends).
+ * Until a server of it answered once, one at a time. While one of its deliveries
+ * waits for an MX host (delivery_mxhost.c), or its last one found its hosts busy, no
+ * other starts: it would only wait too, or go back. */
+static int qd_may_start(const struct qdest *qd, double now, double *wait, struct mxhost **resv)
 {
     *wait = 0;
+    *resv = NULL;
     if (!qd->dest->reached && qd->nactive > 0)
         return 0;
     if (qd->dest->host_waiting) {
@@ -149,7 +171,32 @@ static int qd_may_start(const struct qdest *qd, double now, double *wait)
     }
     if (qd->dest->nexthop)
         return 1;
+    if (qd->dest->nhost_block && !(*resv = qd_host_free(qd, now, wait)))
+        return 0;
     return dest_may_start(qd->dest, now, wait);
+}
+
+/* qd_reserve - e starts for the busy host h (qd_may_start): h counts it until its
+ * delivery takes a host or ends */
+static void qd_reserve(struct qentry *e, struct mxhost *h)
+{
+    qd_unreserve(e);
+    if ((e->resv = h))
+        h->reserved++;
+}
+
+/* qd_unreserve - see queue_internal.h */
+void qd_unreserve(struct qentry *e)
+{
+    if (e->resv)
+        e->resv->reserved--;
+    e->resv = NULL;
+}
+
+/* qd_host_taken - see queue_internal.h (delivery_host_fn) */
+void qd_host_taken(void *arg)
+{
+    qd_unreserve(arg);
 }
 
 /* qd_gate_cb - a back-off, rate window or probe time ended */
@@ -235,6 +282,7 @@ static int qd_round(struct queue *q, double now, double *soonest)
 {
     int started = 0;
     double wait;
+    struct mxhost *resv;
 
     for (size_t n = q->nring; n > 0 && q->nactive < q->ctx.conf.queue.max_deliveries; n--) {
         struct qdest *qd = TAILQ_FIRST(&q->ring);
@@ -245,13 +293,14 @@ static int qd_round(struct queue *q, double now, double *soonest)
             qd_park_ready(q, qd);
             continue;
         }
-        if (!qd_may_start(qd, now, &wait)) {
+        if (!qd_may_start(qd, now, &wait, &resv)) {
             if (wait > 0 && (*soonest == 0 || wait < *soonest))
                 *soonest = wait;
             continue;
         }
         e = TAILQ_FIRST(&qd->ready);
         qd_unready(q, e);
+        qd_reserve(e, resv);
         started |= queue_start_entry(q, e, 1);
     }
     return started;
@@ -287,6 +336,7 @@ int qd_admit(void *arg, struct dest *dest)
     struct qentry *e = arg;
     struct queue *q = e->q;
     struct qdest *qd = qd_of(q, dest);
+    struct mxhost *resv;
     double wait;
 
     if (qd && qd == e->counted && e->admitted)
@@ -301,8 +351,9 @@ int qd_admit(void *arg, struct dest *dest)
         return 1;
     if (qd_dead(qd))
         return 0; /* parked when its attempt ends (queue_attempt_done) */
-    if (qd_may_start(qd, clock_now_precise(), &wait)) {
+    if (qd_may_start(qd, clock_now_precise(), &wait, &resv)) {
         qd_count(e, qd);
+        qd_reserve(e, resv);
         return 1;
     }
     qd_arm_gate(q, wait); /* its turn comes in its destination's */
@@ -425,6 +476,7 @@ static void qd_mxhosts(const struct queue *q, queue_dest_fn fn, void *arg)
             .concurrency = h->flow.concurrency,
             .rate_n = h->flow.rate_n,
             .rate_secs = h->flow.rate_secs,
+            .per_connection = h->per_connection,
             .backoff_until = h->flow.backoff_until > now ? h->flow.backoff_until : 0,
         };
         if (h->section[0]) /* a host no section names any more has no limits to show */

@@ -41,6 +41,8 @@ struct qentry {
     struct queue *q;
     struct qdest *qd;         /* its destination, known after its first load; NULL before */
     struct qdest *counted;    /* while active: the destination whose nactive counts it */
+    struct mxhost *resv;      /* while active: the busy MX host it was started for, until
+                               * its delivery takes a host (qd_host_taken) */
     TAILQ_ENTRY(qentry) link; /* ready, parked, active or held list */
 };
 
@@ -98,6 +100,8 @@ void qd_unpark(struct queue *q, struct qentry *e);
 void qd_count(struct qentry *e, struct qdest *qd);
 void qd_dispatch(struct queue *q);
 int qd_admit(void *arg, struct dest *dest);
+void qd_host_taken(void *arg);
+void qd_unreserve(struct qentry *e);
 int qd_outcome(struct queue *q, struct qentry *e, const struct delivery_outcome *o);
 unsigned qd_flush(struct queue *q);
 void qd_free_all(struct queue *q);

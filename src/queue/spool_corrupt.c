@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+
 #define SPOOL_WHY_MAX 64 /* "<unix-time> <reason>\n" */
 
 /* spool_on_corrupt - fn is told of every file that fails to load */
@@ -31,7 +33,7 @@ static void write_why(struct spool *sp, const char *id, const char *why)
     int fd, len;
 
     snprintf(name, sizeof name, "%s.why", id);
-    len = snprintf(line, sizeof line, "%lld %s\n", (long long)time(NULL), why);
+    len = snprintf(line, sizeof line, "%lld %s\n", (long long)clock_now(), why);
     if (len <= 0 || (size_t)len >= sizeof line)
         return;
     fd = openat(sp->fds[SUB_CORRUPT], name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+
 /* format_record - "<time> <idx> <status> <text>\n" with text cleaned and capped */
 static size_t format_record(char *rec, size_t reclen, unsigned idx, const char *status,
                             const char *text)
@@ -23,7 +25,7 @@ static size_t format_record(char *rec, size_t reclen, unsigned idx, const char *
         clean[n] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
     }
     clean[n] = '\0';
-    len = snprintf(rec, reclen, "%lld %u %s %s\n", (long long)time(NULL), idx, status, clean);
+    len = snprintf(rec, reclen, "%lld %u %s %s\n", (long long)clock_now(), idx, status, clean);
     return len > 0 && (size_t)len < reclen ? (size_t)len : 0;
 }
 

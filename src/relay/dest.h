@@ -35,6 +35,10 @@ struct dest_conf {
     enum dest_tls tls;       /* "may" (default), "encrypt", "verify" */
 };
 
+#define DEST_HOST_BLOCK 4 /* the busy MX hosts a destination remembers */
+
+struct mxhost;
+
 /* A destination's state. */
 struct dest {
     char name[256]; /* the domain (lower case) */
@@ -50,7 +54,12 @@ struct dest {
     int reached;           /* a server answered once since the start (slow start until then) */
     int nexthop;           /* a relay route's next hop, not a domain: no limits of its own */
     unsigned host_waiting; /* its deliveries waiting for an MX host (mxhost.h) to take one */
-    void *sched;           /* the scheduler's waiting mail for it (queue/), NULL: none yet */
+    /* the MX hosts its last delivery found at their limits (it went back to the queue
+     * rather than wait holding a delivery slot): the scheduler starts none of its mail
+     * until one of them takes one more; cleared when a delivery takes a host */
+    struct mxhost *host_block[DEST_HOST_BLOCK];
+    unsigned nhost_block;
+    void *sched; /* the scheduler's waiting mail for it (queue/), NULL: none yet */
 };
 
 enum dest_outcome { DEST_OK = FLOW_OK, DEST_THROTTLED = FLOW_THROTTLED, DEST_OTHER = FLOW_OTHER };

@@ -14,7 +14,7 @@
 
 struct mxhost_section {
     char pattern[256]; /* canonical: "*", "*.suffix" or a host name */
-    unsigned concurrency, rate_n, rate_secs;
+    unsigned concurrency, rate_n, rate_secs, per_connection;
 };
 
 struct mxhosts {
@@ -28,11 +28,13 @@ struct mxhosts {
 static cfg_opt_t mxhost_opts[] = {
     CFG_INT("concurrency", MXHOST_DEFAULT_CONCURRENCY, CFGF_NONE),
     CFG_STR("rate", NULL, CFGF_NODEFAULT),
+    CFG_INT("per_connection", 0, CFGF_NONE),
     CFG_END(),
 };
 
 static const struct config_bound mxhost_bounds[] = {
     {"concurrency", 1, 1000},
+    {"per_connection", 0, 100000},
     {NULL, 0, 0},
 };
 
@@ -153,6 +155,7 @@ static void mxhosts_sections(struct mxhosts *t, const struct config *cfg)
         if (mxhost_pattern(cfg_title(s), m->pattern, sizeof(m->pattern)) < 0)
             continue;
         m->concurrency = config_uint(s, "concurrency");
+        m->per_connection = config_uint(s, "per_connection");
         if (!cfg_getstr(s, "rate") ||
             flow_parse_rate(cfg_getstr(s, "rate"), &m->rate_n, &m->rate_secs) < 0)
             m->rate_n = m->rate_secs = 0;
@@ -182,6 +185,7 @@ static void mxhost_limits(const struct mxhosts *t, struct mxhost *h)
     const struct mxhost_section *s = mxhosts_section_for(t, h->name);
 
     snprintf(h->section, sizeof(h->section), "%s", s ? s->pattern : "");
+    h->per_connection = s ? s->per_connection : 0;
     if (s)
         flow_set_limits(&h->flow, s->concurrency, s->rate_n, s->rate_secs);
     else /* no limit now: its running connections still end on it */

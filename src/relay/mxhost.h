@@ -5,7 +5,7 @@
  * x domains connections to it. An mx_host section limits the connections to
  * one host, whatever domain they carry mail for:
  *
- * mx_host "mx1.provider.test" { concurrency = 4  rate = "60/60" }
+ * mx_host "mx1.provider.test" { concurrency = 4  rate = "60/60"  per_connection = 20 }
  * mx_host "*.provider.test"   { concurrency = 8 }
  *
  * The title is the MX host NAME (as the MX record gives it; lower case, no
@@ -14,10 +14,11 @@
  * host gets its own state (a wildcard gives each host its limits, not one
  * pool). concurrency counts the connections delivering to the host at once
  * (a reused connection counts while it carries a message; an idle cached one
- * does not); rate counts new connections opened per window (a reused one does
- * not). A 421 or "too many connections" from the host halves the concurrency
- * allowed now and backs off (relay/flow.h), as for a domain. There are no
- * presets: the carriers' MX host names are theirs to change.
+ * does not); rate counts the messages (deliveries) started per window, over new
+ * or reused connections alike; per_connection closes a connection to the host
+ * after that many messages (the stricter of it and the domain's applies). A 421 or "too many
+ * connections" from the host halves the concurrency allowed now and backs off (relay/flow.h), as
+ * for a domain. There are no presets: the carriers' MX host names are theirs to change.
  */
 #ifndef MX_RELAY_MXHOST_H
 #define MX_RELAY_MXHOST_H
@@ -31,9 +32,11 @@ struct config_section;
 
 /* One MX host's state. */
 struct mxhost {
-    char name[256];    /* the host name, canonical (lower case, no trailing dot) */
-    char section[256]; /* the title of the section that gives its limits, "" if none now */
-    struct flow flow;  /* connections delivering now, window, rate, back-off */
+    char name[256];          /* the host name, canonical (lower case, no trailing dot) */
+    char section[256];       /* the title of the section that gives its limits, "" if none now */
+    struct flow flow;        /* connections delivering now, window, rate, back-off */
+    unsigned per_connection; /* messages over one connection; 0: no limit */
+    unsigned reserved;       /* deliveries the scheduler started for it, not connected yet */
 };
 
 /* The mx_host sections. */

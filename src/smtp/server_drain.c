@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "policysrv/policysrv.h"
@@ -59,7 +60,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     struct timeval tv = {.tv_sec = 0, .tv_usec = DRAIN_TICK_MS * 1000};
 
-    if (!drain_sweep(srv) && time(NULL) < srv->drain_end) {
+    if (!drain_sweep(srv) && clock_now() < srv->drain_end) {
         evtimer_add(srv->drain_ev, &tv);
         return;
     }
@@ -75,7 +76,7 @@ void server_drain(struct server *srv, unsigned timeout, void (*done)(void *arg),
     policysrv_drain(srv->policysrv); /* between requests: Postfix asks again */
     srv->drain_done = done;
     srv->drain_arg = arg;
-    srv->drain_end = time(NULL) + (time_t)timeout;
+    srv->drain_end = clock_now() + (time_t)timeout;
     log_info("event=draining sessions=%u timeout=%u", drain_count(srv), timeout);
     if (!srv->drain_ev)
         srv->drain_ev = evtimer_new(srv->base, drain_tick, srv);

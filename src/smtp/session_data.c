@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -47,7 +48,7 @@ static void data_envelope(struct session *s, struct spool_envelope *env, struct 
 
     memset(env, 0, sizeof(*env));
     memcpy(env->id, tx->id, sizeof(env->id));
-    env->arrival = time(NULL);
+    env->arrival = clock_now();
     env->client_ip = s->ip;
     env->client_name = s->rdns_name ? s->rdns_name : "unknown";
     env->helo = s->helo;
@@ -78,7 +79,7 @@ static int data_received(struct session *s)
         .login = s->login && auth_conf(s->gen->auth)->show_login ? s->login : NULL,
         .id = s->tx->id,
         .rcpt = s->tx->nrcpt == 1 ? s->tx->rcpt[0] : NULL,
-        .when = time(NULL),
+        .when = clock_now(),
     };
     int n = received_format(&ri, hdr, sizeof(hdr));
 

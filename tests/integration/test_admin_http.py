@@ -219,8 +219,29 @@ def test_blocks_and_greylist_actions(gateway, sink, dns_server, tmp_path):
                what="allowed network listed")
     accepted(gw, "127.0.0.24")  # same /24, never seen: not greylisted
     sink.wait_for(1)
-    assert gw.admin.post("/api/greylist/remove", {"network": ip})["count"] >= 1
-    wait_until(lambda: gw.admin.json("/api/greylist") == {"triplets": [], "networks": []},
+    # a listing returns at most ?limit= records of each kind (default 1000) and says
+    # when there were more: the scan runs on the daemon's loop
+    for net in ("192.0.2.1", "198.51.100.1"):
+        assert gw.admin.post("/api/greylist/allow", {"network": net})["ok"]
+    wait_until(lambda: len(gw.admin.json("/api/greylist")["networks"]) == 3,
+               what="three networks listed")
+    assert gw.admin.json("/api/greylist")["truncated"] is False
+    one = gw.admin.json("/api/greylist?limit=1")
+    assert (len(one["networks"]), one["truncated"]) == (1, True), one
+    assert one["networks"][0] == gw.admin.json("/api/greylist")["networks"][0]
+    assert len(gw.admin.json("/api/greylist?limit=3")["networks"]) == 3
+    assert gw.admin.json("/api/greylist?limit=3")["truncated"] is False
+    full, few = gw.admin.json("/api/blocks"), gw.admin.json("/api/blocks?limit=1")
+    assert full["truncated"] is False and full["ratelimit"], full
+    assert few["ratelimit"] == full["ratelimit"][:1], (few, full)
+    assert few["truncated"] is (len(full["ratelimit"]) > 1 or len(full["harvest"]) > 1), few
+    for bad in ("0", "x", "100001", "-1", ""):
+        code, _, body = gw.admin.get("/api/greylist?limit=" + bad)
+        assert code == 400 and b"limit is a number from 1 to 100000" in body, (bad, code, body)
+    for net in (ip, "192.0.2.1", "198.51.100.1"):
+        assert gw.admin.post("/api/greylist/remove", {"network": net})["count"] >= 1
+    wait_until(lambda: gw.admin.json("/api/greylist") ==
+               {"triplets": [], "networks": [], "truncated": False},
                what="greylist records removed")
     gw.admin.post("/api/greylist/allow", {"network": "not-an-address"}, expect=400)
 

@@ -30,6 +30,8 @@ ZONES = {
         "b MX 10 shared.mxh.test.",
         "c MX 10 shared.mxh.test.",
         "shared A 127.0.0.81",
+        # eight more domains on it
+        *["d%d MX 10 shared.mxh.test." % i for i in range(1, 9)],
         # a domain with its own server (no limit)
         "fastd MX 10 fast.mxh.test.",
         "fast A 127.0.0.82",
@@ -68,7 +70,8 @@ def dns():
 
 class CountingSink(Sink):
     """A sink that counts its SMTP sessions: open now, the most at once, when each
-    began; each DATA takes `delay` seconds (without blocking the sink's other sessions)."""
+    began; and when each DATA began, which takes `delay` seconds (without blocking the
+    sink's other sessions)."""
 
     def __init__(self, *a, delay=0.0, **kw):
         super().__init__(*a, **kw)
@@ -81,6 +84,7 @@ class CountingSink(Sink):
             self.open = 0
             self.max_open = 0
             self.starts = []
+            self.datas = []
 
     def _opened(self):
         with self.lock:
@@ -98,6 +102,8 @@ class CountingSink(Sink):
         data = handler.handle_DATA
 
         async def slow_data(server, session, envelope):
+            with sink.lock:
+                sink.datas.append(time.monotonic())
             if sink.delay:
                 await asyncio.sleep(sink.delay)
             return await data(server, session, envelope)
@@ -140,9 +146,9 @@ def mxnet():
         s.stop()
 
 
-def host_gateway(gateway, dns, port, sink_port, extra=""):
+def host_gateway(gateway, dns, port, sink_port, extra="", queue=None):
     return gateway(routes={"example.test": "smtp:[127.0.0.1]:%d" % sink_port,
-                           "*": "mx:%d" % port},
+                           "*": "mx:%d" % port}, queue=queue or {},
                    relay_networks=["127.0.0.0/8"], extra=dns_section(dns.address) + extra)
 
 
@@ -160,6 +166,9 @@ def test_shared_host_concurrency(gateway, sink, dns, mxnet):
     mail to another server is not held up."""
     port, sinks = mxnet
     shared = sinks[81]
+    # slower than the test queues (up to 0.15 s a message under ASan on a loaded
+    # machine): the shared host still has mail when fastd's message comes
+    shared.delay = 0.3
     gw = host_gateway(gateway, dns, port, sink.port, extra=(
         'mx_host "Shared.MXH.test." { concurrency = 1 }\n'
         'destination "*" { per_connection = 3 }\n'))
@@ -178,6 +187,32 @@ def test_shared_host_concurrency(gateway, sink, dns, mxnet):
     assert shared.max_open == 1, shared.max_open
     assert len(shared.starts) >= 12  # per_connection = 3: sessions one after another
     gw.wait_log(r"event=delivered .*rcpt=<u11@c\.mxh\.test>", timeout=5)
+    no_waiting_traces(gw, sink)
+
+
+def test_busy_host_holds_no_delivery_slots(gateway, sink, dns, mxnet):
+    """max_deliveries = 3, and eight domains whose one MX host takes one message at a
+    time, 2 s each: their mail waits in the queue without holding its delivery slots,
+    so a message to another server arrives while the host is still on its first one;
+    then all eight arrive, one session at a time, with no deferral and no bounce."""
+    port, sinks = mxnet
+    shared, fast = sinks[81], sinks[82]
+    shared.delay = 2.0
+    gw = host_gateway(gateway, dns, port, sink.port, queue={"max_deliveries": 3},
+                      extra='mx_host "shared.mxh.test" { concurrency = 1 }\n')
+    for i in range(1, 9):
+        smtp_queue(gw.port, "alice@example.test", ["u@d%d.mxh.test" % i],
+                   make_message("d%d" % i))
+    wait_until(lambda: shared.datas, timeout=10, what="the host's first message")
+    smtp_queue(gw.port, "alice@example.test", ["x@fastd.mxh.test"], make_message("fast"))
+    fast.wait_for(1, timeout=10)
+    # before the fix, two legs waiting for the host held two of the three slots, and
+    # the third was the host's own delivery: the message to fastd waited for it
+    assert shared.messages == [], "fastd waited for the busy host's delivery"
+    got = shared.wait_for(8, timeout=60)
+    assert sorted(r for m in got for r in m.rcpt_tos) == sorted(
+        "u@d%d.mxh.test" % i for i in range(1, 9))
+    assert shared.max_open == 1, shared.max_open
     no_waiting_traces(gw, sink)
 
 
@@ -207,15 +242,13 @@ def test_host_with_two_addresses_keeps_one_connection(gateway, sink, dns, mxnet)
 
 
 def test_shared_host_rate(gateway, sink, dns, mxnet):
-    """rate = "3/2" on rated.mxh.test (each message a new session: per_connection = 1):
-    no 2-second window sees more than 3 session starts at the server, and all 9
-    messages to its two domains arrive; fast.mxh.test meanwhile takes its 9 at full
-    speed."""
+    """rate = "3/2" on rated.mxh.test counts messages, over new and reused connections
+    alike: no 2-second window sees more than 3 messages arrive at the server, and all 9
+    to its two domains arrive; fast.mxh.test meanwhile takes its 9 at full speed."""
     port, sinks = mxnet
     rated, fast = sinks[83], sinks[82]
-    gw = host_gateway(gateway, dns, port, sink.port, extra=(
-        'mx_host "rated.mxh.test" { concurrency = 5  rate = "3/2" }\n'
-        'destination "*" { per_connection = 1 }\n'))
+    gw = host_gateway(gateway, dns, port, sink.port,
+                      extra='mx_host "rated.mxh.test" { concurrency = 5  rate = "3/2" }\n')
     for i in range(9):
         d = "ra" if i % 2 else "rb"
         smtp_queue(gw.port, "alice@example.test", ["r%d@%s.mxh.test" % (i, d)],
@@ -223,14 +256,34 @@ def test_shared_host_rate(gateway, sink, dns, mxnet):
         smtp_queue(gw.port, "alice@example.test", ["f%d@fastd.mxh.test" % i],
                    make_message("f%d" % i))
     fast.wait_for(9, timeout=15)
-    assert len(rated.messages) < 9  # 9 sessions at 3 per 2 s take at least 4 s
+    assert len(rated.messages) < 9  # 9 messages at 3 per 2 s take at least 4 s
     rated.wait_for(9, timeout=30)
-    starts = sorted(rated.starts)
-    assert len(starts) == 9, starts
-    for i in range(len(starts) - 3):
-        # 4 starts within one window would break the rate (0.5 s for the sink's own
-        # delays on a loaded machine; without the limit they start as they are queued)
-        assert starts[i + 3] - starts[i] >= 1.5, starts
+    datas = sorted(rated.datas)
+    assert len(datas) == 9, datas
+    for i in range(len(datas) - 3):
+        # 4 messages within one window would break the rate (0.5 s for the sink's own
+        # delays on a loaded machine; without the limit they come as they are queued)
+        assert datas[i + 3] - datas[i] >= 1.5, datas
+    assert len(rated.starts) < 9  # connections were reused, and still counted
+    no_waiting_traces(gw, sink)
+
+
+def test_host_per_connection(gateway, sink, dns, mxnet):
+    """per_connection = 2 on shared.mxh.test, stricter than the domains' 5: six
+    messages to its three domains go over three sessions of two messages each."""
+    port, sinks = mxnet
+    shared = sinks[81]
+    gw = host_gateway(gateway, dns, port, sink.port, extra=(
+        'mx_host "shared.mxh.test" { concurrency = 1  per_connection = 2 }\n'
+        'destination "*" { per_connection = 5 }\n'))
+    for i in range(6):
+        rcpt = "p%d@%s.mxh.test" % (i, "abc"[i % 3])
+        smtp_queue(gw.port, "alice@example.test", [rcpt], make_message(rcpt))
+    got = shared.wait_for(6, timeout=20)
+    peers = [m.peer for m in got]
+    assert len(set(peers)) == 3, peers
+    assert all(peers.count(p) == 2 for p in set(peers)), peers
+    assert len(shared.starts) == 3 and shared.max_open == 1, shared.starts
     no_waiting_traces(gw, sink)
 
 
@@ -284,20 +337,20 @@ def test_listing_and_reload(gateway, sink, dns, mxnet, tmp_path):
         "example.test": "smtp:[127.0.0.1]:%d" % sink.port, "*": "mx:%d" % port},
         relay_networks=["127.0.0.0/8"],
         extra=dns_section(dns.address)
-        + 'mx_host "*.mxh.test" { concurrency = 2  rate = "50/60" }\n')
+        + 'mx_host "*.mxh.test" { concurrency = 2  rate = "50/60"  per_connection = 7 }\n')
     for d in ("a", "b"):
         smtp_queue(gw.port, "alice@example.test", ["u@%s.mxh.test" % d], make_message(d))
     sinks[81].wait_for(2, timeout=10)
     r = gw.ctl("queue", "destinations")
     assert r.returncode == 0, r
-    assert re.search(r"^mx_host shared\.mxh\.test  ready  active=0/2 \(limit 2\)  rate=50/60s$",
-                     r.stdout, re.M), r.stdout
+    assert re.search(r"^mx_host shared\.mxh\.test  ready  active=0/2 \(limit 2\)  rate=50/60s  "
+                     r"per_connection=7$", r.stdout, re.M), r.stdout
     assert re.search(r"^a\.mxh\.test  ready  active=0/\d+ ", r.stdout, re.M), r.stdout
     j = json.loads(gw.ctl("--json", "queue", "destinations").stdout)["destinations"]
     host = [x for x in j if x["kind"] == "mx_host"]
     assert [(x["destination"], x["state"], x["active"], x["window"], x["concurrency"],
-             x["rate"], x["backoff_until"]) for x in host] == [
-        ("shared.mxh.test", "ready", 0, 2, 2, "50/60", None)], j
+             x["rate"], x["per_connection"], x["backoff_until"]) for x in host] == [
+        ("shared.mxh.test", "ready", 0, 2, 2, "50/60", 7, None)], j
     assert {x["destination"] for x in j if x["kind"] == "domain"} == {"a.mxh.test", "b.mxh.test"}
     assert gw.admin.json("/api/destinations") == j
     gw.config.write_text(gw.config.read_text().replace("concurrency = 2", "concurrency = 3"))

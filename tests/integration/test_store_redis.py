@@ -13,9 +13,11 @@ test_bounce_flood.py, test_quota.py).
 Run:  /usr/bin/python3 -m pytest tests/integration/test_store_redis.py
 """
 
+import json
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -309,3 +311,45 @@ def test_redis_that_hangs_times_out(gateway, sink, dns_server, redis):
     gw.wait_log(r"event=store_up backend=redis", timeout=8)
     refused(gw, "127.0.0.75", 451, "4.7.1", "Greylisted")
     assert len(sink.wait_for(3)) == 3
+
+
+def test_listing_does_not_hold_the_loop(gateway, sink, dns_server, redis, tmp_path):
+    """/api/greylist on a Redis of a million other keys: its SCANs (about 1.5 s under
+    ASan) run on the admin listener's own thread, so a client is greeted while they
+    run; then the listing has the gateway's triplets, at most ?limit= of them, and
+    says it was cut."""
+    store = store_section(Shared(redis), on_error="pass")
+    gw = admin_gateway(gateway, tmp_path, ["greylist"], GREYLIST, dns=dns_server.address,
+                       store=store, hostname="gw1.mx.example.test")
+    refused(gw, "127.0.0.51", 451, "4.7.1", "Greylisted")  # two triplets
+    for k in range(2):  # in parts: each within the helper's socket timeout
+        redis.cmd("EVAL", "for i = ARGV[1], ARGV[1] + 499999 do "
+                  "redis.call('SET', 'other:' .. i, 'x') end", "0", str(k * 500000))
+    done = {}
+
+    def listing():
+        done["reply"] = gw.admin.json("/api/greylist?limit=1")
+        done["at"] = time.monotonic()
+
+    t = threading.Thread(target=listing)
+    t.start()
+    time.sleep(0.05)  # the request is in
+    c = RawClient(gw.port, source="127.0.0.52")
+    c.greeting.check(220)
+    greeted = time.monotonic()
+    c.close()
+    t.join(30)
+    assert "at" in done, "no listing"
+    assert greeted < done["at"], "the greeting waited for the listing"
+    grey = done["reply"]
+    assert len(grey["triplets"]) == 1 and grey["truncated"] is True, grey
+    assert grey["triplets"][0]["network"] == "127.0.0.51/32", grey
+    full = gw.admin.json("/api/greylist")
+    assert [t["recipient"] for t in full["triplets"]] == [
+        "bob@example.test", "carol@example.test"], full
+    assert full["truncated"] is False and full["triplets"][0] == grey["triplets"][0], full
+    # the statistics come the same way (a SCAN of their prefix on the thread)
+    stats = gw.admin.json("/api/stats?from=today&to=today")
+    assert stats == json.loads(gw.ctl("--json", "stats", "today", "today").stdout)
+    assert [m["stopped"] for m in stats["mechanisms"] if m["name"] == "greylist"] == [1], stats
+    assert gw.admin.json("/api/stats/series?from=today&to=today")["hours"], "no hour"

@@ -70,7 +70,8 @@ static void test_table(void **state)
 
     assert_int_equal(ts_tmpdir_make(dir, sizeof(dir), "test_mxhost"), 0);
     cfg = load(dir, "mx_host \"MX1.Provider.Test.\" { concurrency = 1 }\n"
-                    "mx_host \"*.provider.test\" { concurrency = 4  rate = \"60/60\" }\n"
+                    "mx_host \"*.provider.test\" { concurrency = 4  rate = \"60/60\"  "
+                    "per_connection = 20 }\n"
                     "mx_host \"*.mx.provider.test\" { concurrency = 2 }\n");
     assert_non_null(cfg);
     t = mxhosts_load(cfg);
@@ -80,9 +81,11 @@ static void test_table(void **state)
     assert_string_equal(h->section, "mx1.provider.test");
     assert_int_equal(h->flow.concurrency, 1);
     assert_int_equal(h->flow.rate_secs, 0);
+    assert_int_equal(h->per_connection, 0);
     assert_ptr_equal(mxhosts_get(t, "mx1.provider.test"), h);
     h = mxhosts_get(t, "mx2.provider.test");
     assert_true(h->flow.concurrency == 4 && h->flow.rate_n == 60 && h->flow.rate_secs == 60);
+    assert_int_equal(h->per_connection, 20);
     assert_int_equal(mxhosts_get(t, "a.mx.provider.test")->flow.concurrency, 2);
     assert_null(mxhosts_get(t, "provider.test"));
     assert_null(mxhosts_get(t, "mx.other.test"));
@@ -110,10 +113,11 @@ static void test_reload(void **state)
     flow_started(&h->flow, 100, 1);
     flow_finished(&h->flow, 100, FLOW_THROTTLED);
     flow_started(&h->flow, 100, 1);
-    b = load(dir, "mx_host \"mx1.provider.test\" { concurrency = 6 }\n");
+    b = load(dir, "mx_host \"mx1.provider.test\" { concurrency = 6  per_connection = 3 }\n");
     mxhosts_reconfigure(t, b);
     assert_ptr_equal(mxhosts_get(t, "mx1.provider.test"), h);
     assert_int_equal(h->flow.concurrency, 6);
+    assert_int_equal(h->per_connection, 3);
     assert_int_equal(h->flow.window, 2); /* the feedback's window stays */
     assert_int_equal(h->flow.active, 1);
     assert_true(h->flow.backoff_until == 110);
@@ -122,6 +126,7 @@ static void test_reload(void **state)
     mxhosts_reconfigure(t, a);
     assert_null(mxhosts_get(t, "mx1.provider.test"));
     assert_string_equal(h->section, "");
+    assert_int_equal(h->per_connection, 0);
     flow_finished(&h->flow, 120, FLOW_OK); /* the running connection still ends on it */
     assert_int_equal(h->flow.active, 0);
     mxhosts_free(t);
@@ -142,6 +147,8 @@ static void test_check(void **state)
                           "mx_host \"MX1.provider.test.\" { concurrency = 2 }\n"));
     assert_null(load(dir, "mx_host \"mx1.provider.test\" { concurrency = 0 }\n"));
     assert_null(load(dir, "mx_host \"mx1.provider.test\" { rate = \"fast\" }\n"));
+    assert_null(load(dir, "mx_host \"mx1.provider.test\" { per_connection = -1 }\n"));
+    assert_null(load(dir, "mx_host \"mx1.provider.test\" { per_connection = 100001 }\n"));
     assert_int_equal(ts_tmpdir_remove(dir), 0);
 }
 
