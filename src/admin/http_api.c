@@ -103,12 +103,7 @@ int http_api_get(struct http_req *r, const char *path)
     } else if (strcmp(path, "/api/quarantine") == 0) {
         api_quarantine(r);
     } else if (strcmp(path, "/api/lists") == 0) {
-        json_init(&j);
-        if (adm_userlist_json(r->a->env.store, http_param(r, "user"), &j) < 0)
-            http_error(r, 400, "cannot read the lists (user is user@domain or @domain)");
-        else
-            http_json(r, 200, &j);
-        json_free(&j);
+        http_userlists(r);
     } else if (strcmp(path, "/api/greylist") == 0 || strcmp(path, "/api/blocks") == 0) {
         http_store_listing(r, path + 5);
     } else if (strcmp(path, "/api/flood") == 0) {

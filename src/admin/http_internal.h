@@ -45,6 +45,8 @@ int http_api_post(struct http_req *r, const char *path);
 void http_store_listing(struct http_req *r, const char *what);
 /* http_stats - GET /api/stats (series 0) or /api/stats/series */
 void http_stats(struct http_req *r, int series);
+/* http_userlists - GET /api/lists[?user=] */
+void http_userlists(struct http_req *r);
 /* http_metrics - GET /metrics */
 void http_metrics(struct http_req *r);
 /* http_dashboard - GET of a dashboard file: 0, or -1 when path is none of them */

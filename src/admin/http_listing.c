@@ -1,17 +1,18 @@
 /*
  * http_listing.c - the API's reads of the store that list a prefix: greylist,
- * blocks (/api/greylist, /api/blocks), the statistics (/api/stats, its series).
+ * blocks (/api/greylist, /api/blocks), the statistics (/api/stats, its series)
+ * and the per-user lists (/api/lists).
  *
  * A greylist or blocks listing returns at most ?limit= records of each kind
  * (API_LIST_DEFAULT without it), and says when there were more: a greylist
  * grown for months holds millions. An LMDB store is read on the loop: its
  * B-tree hands the records of a prefix at once. A shared store (Redis) has no
- * order: any listing, the statistics' too, is a SCAN of the whole keyspace,
- * round trip after round trip, which at ten million keys takes seconds. That one runs on the listener's own
- * thread over a private read-only connection, as mxgatectl reads it, and the
- * reply follows when it is done: the loop serves sessions meanwhile. (A client
- * that leaves before the reply costs nothing: libevent keeps the request and
- * frees it at the reply.)
+ * order: any listing is a SCAN of the whole keyspace, round trip after round
+ * trip, which at ten million keys takes seconds. Those run on the listener's
+ * own thread over a private read-only connection, as mxgatectl reads the
+ * store, and the reply follows when it is done: the loop serves sessions
+ * meanwhile. (A client that leaves before the reply costs nothing: libevent
+ * keeps the request and frees it at the reply.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "core/json.h"
 #include "core/pool.h"
 #include "core/xmalloc.h"
+#include "policy/userlists.h"
 #include "store/store.h"
 #include "store/storeconf.h"
 
@@ -28,15 +30,16 @@
 #define API_LIST_MAX 100000   /* ... and at most, with ?limit= */
 #define API_LIST_MAX_S "100000"
 
-enum listing_kind { LIST_GREYLIST, LIST_BLOCKS, LIST_STATS, LIST_SERIES };
+enum listing_kind { LIST_GREYLIST, LIST_BLOCKS, LIST_STATS, LIST_SERIES, LIST_USERLIST };
 
 /* A listing on the listener's thread. */
 struct listing {
     struct admin *a;
     struct evhttp_request *req;
     enum listing_kind kind;
-    unsigned max;    /* greylist, blocks */
-    time_t from, to; /* the statistics' period */
+    unsigned max;            /* greylist, blocks */
+    time_t from, to;         /* the statistics' period */
+    char user[UL_ENTRY_MAX]; /* the lists of this recipient ("": every one) */
     struct adm_limits lim;
     char uri[4200];
     char prefix[STORECONF_PREFIX_MAX + 1];
@@ -86,6 +89,9 @@ static void listing_read(struct listing *l, struct store *st)
     case LIST_SERIES:
         l->rc = adm_series_json(st, l->from, l->to, &l->j);
         break;
+    case LIST_USERLIST:
+        l->rc = adm_userlist_json(st, l->user[0] ? l->user : NULL, &l->j);
+        break;
     }
 }
 
@@ -108,9 +114,12 @@ static void listing_reply(struct listing *l)
 {
     struct http_req r = {.a = l->a, .req = l->req};
 
-    if (l->rc < 0)
+    if (l->rc < 0 && l->kind == LIST_USERLIST)
+        http_error(&r, 400, "cannot read the lists (user is user@domain or @domain)");
+    else if (l->rc < 0)
         http_error(&r, 500,
-                   l->kind >= LIST_STATS ? "cannot read the statistics" : "cannot read the store");
+                   l->kind == LIST_STATS || l->kind == LIST_SERIES ? "cannot read the statistics"
+                                                                   : "cannot read the store");
     else
         http_json(&r, 200, &l->j);
     json_free(&l->j);
@@ -195,5 +204,20 @@ void http_stats(struct http_req *r, int series)
     l = listing_new(r, series ? LIST_SERIES : LIST_STATS);
     l->from = from;
     l->to = to;
+    listing_run(l);
+}
+
+/* http_userlists - see http_internal.h */
+void http_userlists(struct http_req *r)
+{
+    const char *user = http_param(r, "user");
+    struct listing *l;
+
+    if (user && (!user[0] || strlen(user) >= UL_ENTRY_MAX)) {
+        http_error(r, 400, "cannot read the lists (user is user@domain or @domain)");
+        return;
+    }
+    l = listing_new(r, LIST_USERLIST);
+    snprintf(l->user, sizeof(l->user), "%s", user ? user : "");
     listing_run(l);
 }

@@ -11,6 +11,8 @@ mxgatectl list, files per recipient domain under userlists { dir }.
 import json
 import subprocess
 
+import pytest
+
 from checks_env import checks_gateway, reject_line, wait_stats
 from conftest import MXGATED, RawClient
 
@@ -133,6 +135,7 @@ def test_bad_list_file_refused_by_config_check(gateway):
     assert "example.test:2: recipient of another domain than the file's" in r.stdout + r.stderr
 
 
+@pytest.mark.usefixtures("store_backend")  # on Redis the listing runs on the admin's thread
 def test_admin_api(gateway, sink, tmp_path):
     from admin_env import admin_gateway
     gw = admin_gateway(gateway, tmp_path, checks=["userlists", "greylist"], sections=GREYLIST)
@@ -144,6 +147,11 @@ def test_admin_api(gateway, sink, tmp_path):
                                      "sender": "x@client.test"}, expect=400)
     assert gw.admin.json("/api/lists?user=eve@example.test") == {"entries": [
         {"recipient": "eve@example.test", "list": "deny", "sender": "x@client.test"}]}
+    assert gw.admin.json("/api/lists") == gw.admin.json("/api/lists?user=eve@example.test")
+    assert gw.admin.json("/api/lists?user=bob@example.test") == {"entries": []}
+    for bad in ("", "x" * 400, "not%20an%20address"):
+        code, _, body = gw.admin.get("/api/lists?user=" + bad)
+        assert code == 400 and b"user is user@domain or @domain" in body, (bad, code, body)
     c, (eve,) = session(gw, "x@client.test", ["eve@example.test"])
     eve.check(550, "5.7.1")
     c.close()
