@@ -141,12 +141,15 @@ static struct listing *listing_new(struct http_req *r, enum listing_kind kind)
     l->a = r->a;
     l->req = r->req;
     l->kind = kind;
-    adm_limits_read(cfg, &l->lim);
-    storeconf_uri(cfg, l->uri, sizeof(l->uri));
-    storeconf_options(cfg, &l->opt);
-    if (l->opt.prefix) {
-        snprintf(l->prefix, sizeof(l->prefix), "%s", l->opt.prefix);
-        l->opt.prefix = l->prefix;
+    if (kind == LIST_BLOCKS)
+        adm_limits_read(cfg, &l->lim);
+    if (store_shared(r->a->env.store)) { /* read on the thread, over a connection of its own */
+        storeconf_uri(cfg, l->uri, sizeof(l->uri));
+        storeconf_options(cfg, &l->opt);
+        if (l->opt.prefix) {
+            snprintf(l->prefix, sizeof(l->prefix), "%s", l->opt.prefix);
+            l->opt.prefix = l->prefix;
+        }
     }
     json_init(&l->j);
     return l;
