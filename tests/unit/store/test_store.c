@@ -111,31 +111,10 @@ static void on_scan_done(void *arg, int status)
     note_call(&s->done, status);
 }
 
-/* on_deadline - run_until's safety net went off */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    *(int *)arg = 1;
-}
-
-/* run_until - run the loop until *count reaches want or 10 s pass: the results come
- * from the store's thread, woken by its eventfd (a loop turn may find none yet) */
-static void run_until(struct event_base *base, const int *count, int want)
-{
-    struct timeval tv = {10, 0};
-    int expired = 0;
-    struct event *t = evtimer_new(base, on_deadline, &expired);
-
-    assert_non_null(t);
-    evtimer_add(t, &tv);
-    while (*count < want && !expired)
-        assert_int_equal(event_base_loop(base, EVLOOP_ONCE), 0);
-    event_free(t);
-}
-
 /* settle - run the loop until *calls becomes non-zero (bounded) */
 static void settle(struct fx *f, const int *calls)
 {
-    run_until(f->base, calls, 1);
+    ts_run_until(f->base, calls, 1, 10000);
     assert_int_equal(*calls, 1);
 }
 
@@ -835,9 +814,9 @@ static void test_incr_performance(void **state)
         snprintf(key, sizeof key, "perf:%d", i % 1000);
         assert_int_equal(store_incr(f->st, key, strlen(key), 1, 3600, on_count, &done), 0);
         if (i % 10000 == 9999) /* 10,000 in flight: under the store's queue bound */
-            run_until(f->base, &done, i - 4999);
+            ts_run_until(f->base, &done, i - 4999, 10000);
     }
-    run_until(f->base, &done, n);
+    ts_run_until(f->base, &done, n, 10000);
     clock_gettime(CLOCK_MONOTONIC, &b);
     assert_int_equal(done, n);
     assert_int_equal(store_sync_scan_prefix(f->st, "perf:", 5, sum_item, &sum), STORE_OK);
@@ -892,7 +871,7 @@ static void test_close_delivers_pending(void **state)
     memset(&r2, 0, sizeof r2);
     assert_int_equal(store_set(f->st, "a", 1, "v", 1, 0, on_close_in_cb, f), 0);
     assert_int_equal(store_get(f->st, "a", 1, on_get, &r2), 0);
-    run_until(f->base, &r2.calls, 1);
+    ts_run_until(f->base, &r2.calls, 1, 10000);
     assert_int_equal(r2.calls, 1);
     f->st = NULL; /* freed by the flush that delivered the callbacks */
 }

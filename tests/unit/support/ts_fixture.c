@@ -102,22 +102,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     *(int *)arg = 1;
 }
 
-/* ts_settle - the loop until *flag is set, for at most 10 s: an LMDB store's results
- * come from its thread, woken by an eventfd, so a turn may find none yet */
-void ts_settle(struct event_base *base, const int *flag)
-{
-    struct timeval tv = {10, 0};
-    int expired = 0;
-    struct event *t = evtimer_new(base, on_deadline, &expired);
-
-    assert_non_null(t);
-    evtimer_add(t, &tv);
-    while (!*flag && !expired)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(t);
-    assert_true(*flag);
-}
-
 void ts_run_until(struct event_base *base, const int *count, int want, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -129,6 +113,12 @@ void ts_run_until(struct event_base *base, const int *count, int want, int ms)
     while (*count < want && !expired)
         assert_int_equal(event_base_loop(base, EVLOOP_ONCE), 0); /* the timer keeps it busy */
     event_free(t);
+}
+
+void ts_settle(struct event_base *base, const int *flag)
+{
+    ts_run_until(base, flag, 1, 10000);
+    assert_true(*flag);
 }
 
 /* on_get - keep a copy: the value is valid only during the callback */
